@@ -24,6 +24,15 @@ const pkg = (name: string) => project(name, `packages/${name}`)
 export const projects: TestProjectInlineConfiguration[] = [
   project('tools', 'tools'),
   pkg('test-utils'),
+  pkg('bpf-loader-napi'),
+  pkg('maglev'),
+  pkg('policy'),
+  pkg('identity'),
+  pkg('bandwidth'),
+  pkg('datapath'),
+  pkg('flows'),
+  pkg('l7proxy'),
+  pkg('agent'),
 ]
 
 export default projects

@@ -1,0 +1,2 @@
+// @membrane/agent: The Membrane reference agent and the membrane CLI.
+export {}
