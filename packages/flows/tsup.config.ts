@@ -1,3 +1,4 @@
 import { membranePackage } from '../../tools/tsup.shared'
 
-export default membranePackage()
+// shims: import.meta.url in the CJS build (used to find the shipped proto/ directory).
+export default membranePackage({ index: 'src/index.ts' }, { shims: true })

@@ -1,2 +1,64 @@
-// @membrane/flows: Hubble-compatible flows from datapath events: Observer gRPC API, observe CLI, Prometheus metrics.
-export {}
+// @membrane/flows: Hubble-compatible flows from datapath events: Observer gRPC API, observe CLI,
+// Prometheus metrics, service map.
+export type { ConvertOptions, MonotonicClock } from './convert'
+export { eventToFlow, monotonicClock, traceObservationPoint } from './convert'
+export {
+  dropReasonDescription,
+  dropReasonFromName,
+  dropReasonName,
+  knownDropReasons,
+} from './drop-reasons'
+export type { EndpointInfo, Enricher } from './enrich'
+export { RESERVED_IDENTITY_LABELS, StaticEnricher } from './enrich'
+export type { MbEvent } from './event'
+export {
+  decodeEvent,
+  EventDecodeError,
+  EventFlag,
+  EventType,
+  encodeEvent,
+  formatIpv6,
+  MB_EVENT_OFFSETS,
+  MB_EVENT_SIZE,
+  PolicyAction,
+  parseIpBytes,
+  TracePoint,
+} from './event'
+export {
+  decodeFlow,
+  decodeFlowsResponse,
+  decodeMessage,
+  encodeFlow,
+  encodeFlowsResponse,
+  encodeMessage,
+  PROTO_DIR,
+  PROTO_FILES,
+  protoRoot,
+} from './proto'
+export type { RingEntry } from './ring'
+export { DEFAULT_RING_CAPACITY, FlowRing } from './ring'
+export type {
+  DNS,
+  Endpoint,
+  Flow,
+  FlowsResponse,
+  HTTP,
+  Kafka,
+  Layer4,
+  Layer7,
+  LostEvent,
+  Ports,
+  Service,
+  TCPFlags,
+  Timestamp,
+} from './types'
+export {
+  FlowType,
+  IPVersion,
+  L7FlowType,
+  LostEventSource,
+  SocketTranslationPoint,
+  TraceObservationPoint,
+  TrafficDirection,
+  Verdict,
+} from './types'

@@ -1,0 +1,78 @@
+import type { Service } from './types'
+
+/** What the agent knows about the owner of an IP address. */
+export interface EndpointInfo {
+  /** Membrane endpoint id (for local endpoints). */
+  endpointId?: number
+  identity?: number
+  namespace?: string
+  podName?: string
+  /** `source:key=value` labels. */
+  labels?: string[]
+  workloads?: { name: string; kind: string }[]
+}
+
+/**
+ * Metadata lookups the agent supplies to turn numbers into names. Every method is optional and
+ * must be cheap (called per flow): back it with maps, not with I/O.
+ */
+export interface Enricher {
+  /** Labels of a security identity (`source:key=value`), e.g. ['k8s:app=web']. */
+  identityLabels?(identity: number): readonly string[] | undefined
+  /** The endpoint or workload that owns an IP address. */
+  endpointByIp?(ip: string): EndpointInfo | undefined
+  /** The service whose frontend (VIP) is ip:port/protocol (protocol: IP protocol number). */
+  serviceByFrontend?(ip: string, port: number, protocol: number): Service | undefined
+  /** DNS names an IP address is known by (from the DNS proxy). */
+  namesOf?(ip: string): readonly string[] | undefined
+  /** Interface name of an ifindex. */
+  interfaceName?(ifindex: number): string | undefined
+}
+
+/** Labels of Cilium's reserved identities, used when the enricher knows nothing better. */
+export const RESERVED_IDENTITY_LABELS: Readonly<Record<number, readonly string[]>> = {
+  1: ['reserved:host'],
+  2: ['reserved:world'],
+  3: ['reserved:unmanaged'],
+  4: ['reserved:health'],
+  5: ['reserved:init'],
+  6: ['reserved:remote-node'],
+  7: ['reserved:kube-apiserver'],
+  8: ['reserved:ingress'],
+  9: ['reserved:world-ipv4'],
+  10: ['reserved:world-ipv6'],
+}
+
+/**
+ * A simple in-memory {@link Enricher} backed by maps (handy for tests, embedding and the agent's
+ * first version). Mutate the maps to update it.
+ */
+export class StaticEnricher implements Enricher {
+  readonly identities = new Map<number, readonly string[]>()
+  readonly endpoints = new Map<string, EndpointInfo>()
+  /** Keyed by `ip:port/protocol` (protocol as a number), see {@link StaticEnricher.serviceKey}. */
+  readonly services = new Map<string, Service>()
+  readonly names = new Map<string, readonly string[]>()
+  readonly interfaces = new Map<number, string>()
+
+  /** The key of {@link StaticEnricher.services} for a frontend. */
+  static serviceKey(ip: string, port: number, protocol: number): string {
+    return `${ip}:${port}/${protocol}`
+  }
+
+  identityLabels(identity: number): readonly string[] | undefined {
+    return this.identities.get(identity)
+  }
+  endpointByIp(ip: string): EndpointInfo | undefined {
+    return this.endpoints.get(ip)
+  }
+  serviceByFrontend(ip: string, port: number, protocol: number): Service | undefined {
+    return this.services.get(StaticEnricher.serviceKey(ip, port, protocol))
+  }
+  namesOf(ip: string): readonly string[] | undefined {
+    return this.names.get(ip)
+  }
+  interfaceName(ifindex: number): string | undefined {
+    return this.interfaces.get(ifindex)
+  }
+}

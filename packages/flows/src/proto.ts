@@ -1,0 +1,144 @@
+/**
+ * Protobuf codecs (protobufjs) for our flow.proto / observer.proto, whose field numbers follow
+ * Hubble's. The .proto files ship in the package under `proto/` ({@link PROTO_DIR}).
+ */
+import { isAbsolute, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import protobuf from 'protobufjs'
+import type { Flow, FlowsResponse, LostEvent, Timestamp } from './types'
+
+/** Directory holding `flow/flow.proto` and `observer/observer.proto` (include path for protoc). */
+export const PROTO_DIR: string = fileURLToPath(new URL('../proto/', import.meta.url))
+/** Absolute paths of the two .proto files. */
+export const PROTO_FILES = {
+  flow: join(PROTO_DIR, 'flow', 'flow.proto'),
+  observer: join(PROTO_DIR, 'observer', 'observer.proto'),
+} as const
+
+let cachedRoot: protobuf.Root | undefined
+
+/** The protobufjs Root with flow.* and observer.* (loaded once, camelCase field names). */
+export function protoRoot(): protobuf.Root {
+  if (cachedRoot) return cachedRoot
+  const root = new protobuf.Root()
+  root.resolvePath = (_origin, target) => {
+    if (target.startsWith('google/protobuf/')) return target
+    return isAbsolute(target) ? target : join(PROTO_DIR, target)
+  }
+  root.loadSync([PROTO_FILES.flow, PROTO_FILES.observer], { keepCase: false })
+  root.resolveAll()
+  cachedRoot = root
+  return root
+}
+
+function type(name: string): protobuf.Type {
+  return protoRoot().lookupType(name)
+}
+
+let FlowT: protobuf.Type | undefined
+function flowType(): protobuf.Type {
+  FlowT ??= type('flow.Flow')
+  return FlowT
+}
+
+/** Serialize a Flow to protobuf bytes (flow.Flow). */
+export function encodeFlow(flow: Flow): Uint8Array {
+  return flowType()
+    .encode(flow as unknown as Record<string, unknown>)
+    .finish()
+}
+
+const TO_OBJECT: protobuf.IConversionOptions = { longs: String, enums: Number, defaults: false }
+
+function fixLongs(flow: Record<string, unknown>): void {
+  const time = flow.time as { seconds?: string | number } | undefined
+  if (time) time.seconds = Number(time.seconds ?? 0)
+  const l7 = flow.l7 as { latencyNs?: string | number } | undefined
+  if (l7?.latencyNs !== undefined) l7.latencyNs = Number(l7.latencyNs)
+}
+
+function normalizeFlow(obj: Record<string, unknown>): Flow {
+  fixLongs(obj)
+  if (obj.verdict === undefined) obj.verdict = 0
+  if (obj.Type === undefined) obj.Type = 0
+  const time = obj.time as Timestamp | undefined
+  if (time && time.nanos === undefined) time.nanos = 0
+  return obj as unknown as Flow
+}
+
+/** Parse protobuf bytes (flow.Flow) into a Flow. */
+export function decodeFlow(bytes: Uint8Array): Flow {
+  const t = flowType()
+  return normalizeFlow(t.toObject(t.decode(bytes), TO_OBJECT))
+}
+
+/**
+ * Serialize a GetFlowsResponse around already-encoded flow bytes (so a flow is encoded once,
+ * whatever the number of readers).
+ */
+export function encodeFlowsResponse(
+  body: { flowBytes: Uint8Array } | { lost: LostEvent },
+  nodeName: string,
+  time: Timestamp | undefined,
+): Buffer {
+  const w = protobuf.Writer.create()
+  if ('flowBytes' in body) {
+    w.uint32((1 << 3) | 2).bytes(body.flowBytes)
+  } else {
+    w.uint32((3 << 3) | 2).fork()
+    if (body.lost.source) w.uint32(1 << 3).int32(body.lost.source)
+    if (body.lost.numEventsLost) w.uint32(2 << 3).uint64(body.lost.numEventsLost)
+    if (body.lost.cpu)
+      w.uint32((3 << 3) | 2)
+        .fork()
+        .uint32(1 << 3)
+        .int32(body.lost.cpu.value)
+        .ldelim()
+    w.ldelim()
+  }
+  if (nodeName) w.uint32((1000 << 3) | 2).string(nodeName)
+  if (time) {
+    w.uint32((1001 << 3) | 2).fork()
+    if (time.seconds) w.uint32(1 << 3).int64(time.seconds)
+    if (time.nanos) w.uint32(2 << 3).int32(time.nanos)
+    w.ldelim()
+  }
+  return Buffer.from(w.finish())
+}
+
+/** Parse a GetFlowsResponse. */
+export function decodeFlowsResponse(bytes: Uint8Array): FlowsResponse {
+  const t = type('observer.GetFlowsResponse')
+  const obj = t.toObject(t.decode(bytes), TO_OBJECT) as Record<string, unknown>
+  const out: FlowsResponse = { nodeName: (obj.nodeName as string | undefined) ?? '' }
+  if (obj.flow) out.flow = normalizeFlow(obj.flow as Record<string, unknown>)
+  if (obj.lostEvents) {
+    const l = obj.lostEvents as {
+      source?: number
+      numEventsLost?: string
+      cpu?: { value?: number }
+    }
+    out.lostEvents = {
+      source: (l.source ?? 0) as LostEvent['source'],
+      numEventsLost: Number(l.numEventsLost ?? 0),
+      ...(l.cpu ? { cpu: { value: l.cpu.value ?? 0 } } : {}),
+    }
+  }
+  if (obj.time) {
+    const t2 = obj.time as { seconds?: string; nanos?: number }
+    out.time = { seconds: Number(t2.seconds ?? 0), nanos: t2.nanos ?? 0 }
+  }
+  return out
+}
+
+/** Encode any message of our schema by full name (e.g. 'observer.GetFlowsRequest'). */
+export function encodeMessage(name: string, value: Record<string, unknown>): Buffer {
+  const t = type(name)
+  return Buffer.from(t.encode(t.fromObject(value)).finish())
+}
+
+/** Decode any message of our schema by full name into a plain object (longs as strings). */
+export function decodeMessage(name: string, bytes: Uint8Array): Record<string, unknown> {
+  const t = type(name)
+  return t.toObject(t.decode(bytes), TO_OBJECT)
+}
