@@ -41,6 +41,15 @@ export {
   prefixBytes,
   prefixContains,
 } from './ip'
+export type {
+  IPCacheEntry,
+  IPCacheEntryInput,
+  IPCacheEvent,
+  IPCacheListener,
+  IPCacheMatch,
+  IPCacheSource,
+} from './ipcache'
+export { IPCACHE_SOURCES, IPCache } from './ipcache'
 export type { Label, LabelsInput } from './labels'
 export {
   cidrFromLabelKey,
