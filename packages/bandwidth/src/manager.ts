@@ -1,0 +1,238 @@
+import { applyEgressQdisc, checkIfname, checkNetnsName, type FqSupport, probeSchFq } from './fq'
+import { type BandwidthAnnotations, type BandwidthLimit, parseBandwidthAnnotations } from './rate'
+import {
+  decodeThrottleValue,
+  encodeThrottleKey,
+  encodeThrottleValue,
+  type ThrottleDirection,
+  type ThrottleMode,
+  type ThrottleValue,
+  throttleEntry,
+} from './throttle'
+
+/**
+ * The part of a BPF map the manager uses: `BpfMap` of @membrane/bpf-loader-napi fits, and so
+ * does an in-memory fake in tests.
+ */
+export interface ThrottleMapLike {
+  lookup(key: Buffer): Buffer | undefined
+  update(key: Buffer, value: Buffer, flags?: 'any' | 'noexist' | 'exist'): void
+  delete(key: Buffer): boolean
+}
+
+/** The status `mode` strings. Exactly one is reported; it says what is enforced, no more. */
+export const BANDWIDTH_MODE = {
+  edt: 'edt+fq',
+  tokenBucket: 'token-bucket (kernel lacks sch_fq)',
+} as const
+
+/** One of {@link BANDWIDTH_MODE}'s values. */
+export type BandwidthMode = (typeof BANDWIDTH_MODE)[keyof typeof BANDWIDTH_MODE]
+
+/** What is enforced right now, and how. */
+export interface BandwidthStatus {
+  /** `'edt+fq'` when the kernel has sch_fq, else `'token-bucket (kernel lacks sch_fq)'`. */
+  mode: BandwidthMode
+  /** How egress limits are enforced. */
+  egress: 'edt-shaping' | 'token-bucket-policing'
+  /** Ingress limits are always policed by a token bucket (burst of one second). */
+  ingress: 'token-bucket-policing'
+  /**
+   * True only when egress packets are really paced: sch_fq exists AND fq was installed on at
+   * least one device by {@link BandwidthManager.prepareEgressDevice}. In token-bucket mode it is
+   * false: limits are enforced by dropping, not by shaping.
+   */
+  shaping: boolean
+  /** Devices on which this manager installed fq. */
+  fqDevices: string[]
+  /** The fq probe's findings. */
+  fq: FqSupport
+  /** Endpoints with at least one limit. */
+  endpoints: number
+  /** One honest sentence for humans (CLI, logs). */
+  summary: string
+}
+
+/** Options of {@link BandwidthManager.create}. */
+export interface BandwidthManagerOptions {
+  /** The throttle map (`<pinRoot>/mb_throttle`, opened with the loader's openPinnedMap). */
+  map: ThrottleMapLike
+  /** Known fq support; default: {@link probeSchFq} in a throwaway namespace. */
+  fq?: FqSupport
+  /** EDT drop horizon in ns for new entries; default 2 s. */
+  horizonNs?: bigint | number
+  /** Token-bucket depth in ns of traffic for new entries; default 1 s. */
+  burstNs?: bigint | number
+}
+
+/** Limits for one endpoint: a limit, a bytes/s number, or absent (= no limit, entry removed). */
+export interface EndpointLimits {
+  egress?: BandwidthLimit | number
+  ingress?: BandwidthLimit | number
+}
+
+const DIRECTIONS: readonly ThrottleDirection[] = ['egress', 'ingress']
+
+/**
+ * Owns the throttle map's entries and says honestly how limits are enforced.
+ *
+ * With sch_fq, egress entries are written in EDT mode (packets get departure times; fq on the
+ * egress device paces them). Without it (this project's CI kernel), egress entries are written
+ * in police mode: the BPF token bucket drops beyond the limit, and the status says
+ * `token-bucket (kernel lacks sch_fq)`. Ingress is always a token bucket.
+ *
+ * @example
+ * const map = openPinnedMap('/sys/fs/bpf/membrane/mb_throttle')
+ * const bw = await BandwidthManager.create({ map })
+ * bw.applyAnnotations(42, pod.metadata.annotations)
+ * console.log(bw.status().mode) // 'token-bucket (kernel lacks sch_fq)' on a kernel without fq
+ */
+export class BandwidthManager {
+  readonly #map: ThrottleMapLike
+  readonly #fq: FqSupport
+  readonly #horizonNs: bigint | number | undefined
+  readonly #burstNs: bigint | number | undefined
+  readonly #endpoints = new Map<number, Set<ThrottleDirection>>()
+  readonly #fqDevices = new Set<string>()
+
+  private constructor(options: BandwidthManagerOptions & { fq: FqSupport }) {
+    this.#map = options.map
+    this.#fq = options.fq
+    this.#horizonNs = options.horizonNs
+    this.#burstNs = options.burstNs
+  }
+
+  /** Create a manager; probes sch_fq (in a throwaway namespace) unless `fq` is given. */
+  static async create(options: BandwidthManagerOptions): Promise<BandwidthManager> {
+    const fq = options.fq ?? (await probeSchFq())
+    return new BandwidthManager({ ...options, fq })
+  }
+
+  /** How egress entries are written: `'edt'` with sch_fq, `'police'` without. */
+  get egressMode(): ThrottleMode {
+    return this.#fq.fq ? 'edt' : 'police'
+  }
+
+  /** What is enforced, and how. Never claims shaping that is not happening. */
+  status(): BandwidthStatus {
+    const edt = this.#fq.fq
+    const fqDevices = [...this.#fqDevices]
+    const shaping = edt && fqDevices.length > 0
+    const mode = edt ? BANDWIDTH_MODE.edt : BANDWIDTH_MODE.tokenBucket
+    let summary: string
+    if (!edt) {
+      summary =
+        'egress limits are POLICED by a BPF token bucket (drops beyond the rate, burst 1 s); ' +
+        `EDT shaping is NOT active because the kernel lacks sch_fq (${this.#fq.detail})`
+    } else if (!shaping) {
+      summary =
+        'egress packets get EDT departure times, but fq is installed on no device yet: ' +
+        'nothing is paced until prepareEgressDevice() runs'
+    } else {
+      summary = `egress limits are shaped by EDT and paced by fq on ${fqDevices.join(', ')}`
+    }
+    return {
+      mode,
+      egress: edt ? 'edt-shaping' : 'token-bucket-policing',
+      ingress: 'token-bucket-policing',
+      shaping,
+      fqDevices,
+      fq: { ...this.#fq },
+      endpoints: this.#endpoints.size,
+      summary: `${summary}; ingress limits are policed by a token bucket`,
+    }
+  }
+
+  /**
+   * Put fq on an egress device (mq + fq leaves on multiqueue devices), only where sch_fq exists.
+   * Without sch_fq it changes nothing and returns `false`, so callers cannot mistake it for
+   * shaping. Pass `netns` to act inside a named namespace.
+   */
+  async prepareEgressDevice(
+    ifname: string,
+    options: { netns?: string; txQueues?: number } = {},
+  ): Promise<boolean> {
+    checkIfname(ifname)
+    if (options.netns !== undefined) checkNetnsName(options.netns)
+    if (!this.#fq.fq) return false
+    await applyEgressQdisc(ifname, {
+      support: this.#fq,
+      ...(this.#horizonNs === undefined ? {} : { horizonNs: this.#horizonNs }),
+      ...options,
+    })
+    this.#fqDevices.add(options.netns ? `${options.netns}/${ifname}` : ifname)
+    return true
+  }
+
+  /**
+   * Set an endpoint's limits. A direction left out is unlimited (its entry is deleted).
+   * Changing a limit keeps the entry's counters and state. Validates everything first, so a bad
+   * argument changes nothing.
+   */
+  setEndpoint(endpointId: number, limits: EndpointLimits): void {
+    const entries = DIRECTIONS.map((direction) => {
+      const limit = limits[direction]
+      if (limit === undefined) return { direction, entry: undefined }
+      const bytesPerSecond = typeof limit === 'number' ? limit : limit.bytesPerSecond
+      const entry = throttleEntry({
+        endpointId,
+        direction,
+        bytesPerSecond,
+        mode: this.egressMode,
+        ...(this.#horizonNs === undefined ? {} : { horizonNs: this.#horizonNs }),
+        ...(this.#burstNs === undefined ? {} : { burstNs: this.#burstNs }),
+      })
+      return { direction, entry }
+    })
+    const active = new Set<ThrottleDirection>()
+    for (const { direction, entry } of entries) {
+      const key = encodeThrottleKey({ endpointId, direction })
+      if (!entry) {
+        this.#map.delete(key)
+        continue
+      }
+      const old = this.#map.lookup(key)
+      const value: ThrottleValue = old
+        ? { ...decodeThrottleValue(old), ...config(entry.value) }
+        : entry.value
+      this.#map.update(key, encodeThrottleValue(value))
+      active.add(direction)
+    }
+    if (active.size > 0) this.#endpoints.set(endpointId, active)
+    else this.#endpoints.delete(endpointId)
+  }
+
+  /**
+   * Set an endpoint's limits from pod annotations (`kubernetes.io/egress-bandwidth`,
+   * `kubernetes.io/ingress-bandwidth`). An invalid annotation throws a BandwidthError that names
+   * it and its value, and nothing is written.
+   */
+  applyAnnotations(
+    endpointId: number,
+    annotations: Readonly<Record<string, string | undefined>> | undefined,
+  ): BandwidthAnnotations {
+    const parsed = parseBandwidthAnnotations(annotations)
+    this.setEndpoint(endpointId, parsed)
+    return parsed
+  }
+
+  /** Remove both of an endpoint's entries. */
+  removeEndpoint(endpointId: number): void {
+    this.setEndpoint(endpointId, {})
+  }
+
+  /** The entry of one endpoint and direction (config, state and counters), if any. */
+  entry(endpointId: number, direction: ThrottleDirection): ThrottleValue | undefined {
+    const v = this.#map.lookup(encodeThrottleKey({ endpointId, direction }))
+    return v ? decodeThrottleValue(v) : undefined
+  }
+}
+
+function config(v: ThrottleValue): Partial<ThrottleValue> {
+  return {
+    bytesPerSecond: v.bytesPerSecond,
+    horizonNs: v.horizonNs,
+    burstNs: v.burstNs,
+    mode: v.mode,
+  }
+}
