@@ -1,0 +1,689 @@
+import { mkdirSync, rmSync } from 'node:fs'
+import { type AgentConfig, resolveConfig } from './config'
+import { AgentError, invalid } from './errors'
+import { ensureBpffsFor, ensureCgroup2At } from './internal/mounts'
+import {
+  ensureEndpointNetwork,
+  ensureHostDevice,
+  ensureInterfaceRoute,
+  firstIpv4,
+  ifindexOf,
+  linkExists,
+  netnsExists,
+  removeEndpointNetwork,
+  removeHostDevice,
+  removeInterfaceRoute,
+} from './internal/net'
+import { Ipam, parseIpv4 } from './ipam'
+import { createLogger, type Logger } from './log'
+import {
+  endpointNames,
+  hostDeviceName,
+  validateIfname,
+  validateLabels,
+  validateName,
+} from './names'
+import {
+  type AgentState,
+  type EndpointRecord,
+  emptyState,
+  type ServiceBackend,
+  type ServiceRecord,
+  StateStore,
+} from './state'
+
+/** What `endpoint create` takes. */
+export interface EndpointSpec {
+  /** Endpoint name: `[a-z0-9-]`, at most 40 characters. */
+  name: string
+  /** Namespace (scopes policies and names). Default `default`. */
+  namespace?: string
+  /** Workload labels, e.g. `{ org: 'empire', class: 'deathstar' }`. */
+  labels?: Record<string, string>
+  /** Attach to this existing host interface instead of creating a namespace and veth. */
+  interface?: string
+  /** The endpoint's address (interface mode: default the interface's first IPv4; netns mode: from the pool). */
+  ip?: string
+  /** Egress rate limit, a Kubernetes bandwidth quantity like `10M`. */
+  egressBandwidth?: string
+  /** Ingress rate limit, like `egressBandwidth`. */
+  ingressBandwidth?: string
+}
+
+/** An endpoint as the API shows it: its record plus live health. */
+export interface EndpointView extends EndpointRecord {
+  /** `ready` when every kernel object is in place; otherwise what is missing. */
+  health: string
+  /** Whether the datapath enforces policy on this endpoint right now. */
+  enforcing: boolean
+}
+
+/** What `service create` takes. */
+export interface ServiceSpec {
+  name: string
+  namespace?: string
+  /** The virtual IP (ClusterIP). */
+  vip: string
+  port: number
+  protocol?: 'TCP' | 'UDP'
+  /** Backend port (default: `port`). */
+  targetPort?: number
+  /** `random` (default) or `maglev`. */
+  algorithm?: 'random' | 'maglev'
+  /** Endpoints whose labels contain all of these (in the service's namespace) are backends. */
+  selector?: Record<string, string>
+  /** Explicit backends, `address:port` or endpoint names. */
+  backends?: string[]
+}
+
+/** The answer of `status`. */
+export interface AgentStatus {
+  version: string
+  nodeName: string
+  uptimeSeconds: number
+  config: AgentConfig
+  router: string
+  components: Record<string, { state: 'ok' | 'degraded' | 'unavailable'; detail: string }>
+  kernel: Record<string, string | boolean>
+  bandwidthMode: string
+  counts: { endpoints: number; policies: number; services: number; identities: number }
+}
+
+/** Options of {@link Agent}. */
+export interface AgentOptions {
+  /** Configuration; unset fields take their defaults. */
+  config?: Partial<AgentConfig>
+  /** Logger; default a pino logger at `config.logLevel` on stderr. */
+  logger?: Logger
+}
+
+const VERSION = '0.1.0'
+
+/**
+ * The reference agent: keeps the desired state (endpoints, policies, services) and makes the
+ * kernel match it by calling the Membrane packages. It owns no algorithm.
+ *
+ * @example
+ * const agent = new Agent({ config: { stateDir: '/tmp/mb', ipamPool: '10.201.0.0/24' } })
+ * await agent.start()
+ * const ep = await agent.createEndpoint({ name: 'web', labels: { app: 'web' } })
+ * await agent.stop()
+ */
+export class Agent {
+  readonly config: AgentConfig
+  readonly log: Logger
+  readonly #store: StateStore
+  #state: AgentState = emptyState()
+  #ipam: Ipam
+  #queue: Promise<unknown> = Promise.resolve()
+  #started = 0
+  #running = false
+
+  constructor(options: AgentOptions = {}) {
+    this.config = resolveConfig(options.config as Record<string, unknown> | undefined)
+    this.log = options.logger ?? createLogger(this.config.logLevel)
+    this.#store = new StateStore(this.config.stateDir)
+    this.#ipam = new Ipam(this.config.ipamPool)
+  }
+
+  /** The router address: the endpoints' gateway and the L7 proxy's address. */
+  get router(): string {
+    return this.#ipam.router
+  }
+
+  /** True between {@link start} and {@link stop}. */
+  get running(): boolean {
+    return this.#running
+  }
+
+  /**
+   * Start: mount bpffs/cgroup2 when missing, make the host device, load the state directory and
+   * reconcile the kernel with it by diff (nothing is flushed).
+   */
+  async start(): Promise<void> {
+    if (this.#running) return
+    this.#started = Date.now()
+    mkdirSync(this.config.stateDir, { recursive: true, mode: 0o700 })
+    await ensureBpffsFor(this.config.bpffsRoot)
+    mkdirSync(this.config.bpffsRoot, { recursive: true })
+    await ensureCgroup2At(this.config.cgroupRoot).catch((error) => {
+      this.log.warn({ err: error }, 'cgroup v2 unavailable; socket load balancing disabled')
+    })
+    this.#state = this.#store.load()
+    const ipam = new Ipam(this.config.ipamPool)
+    for (const ep of this.#state.endpoints) {
+      if (ipam.contains(ep.ipv4)) ipam.claim(ep.ipv4)
+    }
+    this.#ipam = ipam
+    await ensureHostDevice(hostDeviceName(this.config.prefix), this.#ipam.router)
+    this.#running = true
+    await this.#serial(() => this.#reconcile())
+    this.log.info(
+      {
+        endpoints: this.#state.endpoints.length,
+        policies: this.#state.policies.length,
+        services: this.#state.services.length,
+      },
+      'agent started',
+    )
+  }
+
+  /**
+   * Stop. By default the datapath keeps running (pins, programs, namespaces stay) so workloads
+   * keep their connectivity and policy; with `purge` every endpoint, service, pin and the host
+   * device are removed (the demo and tests use this).
+   */
+  async stop(options: { purge?: boolean } = {}): Promise<void> {
+    if (!this.#running) return
+    await this.#serial(async () => {
+      if (options.purge) {
+        for (const ep of [...this.#state.endpoints]) await this.#deleteEndpoint(ep)
+        this.#state = emptyState()
+        this.#save()
+        await removeHostDevice(hostDeviceName(this.config.prefix))
+        rmSync(this.config.bpffsRoot, { recursive: true, force: true })
+      }
+    })
+    this.#running = false
+    this.log.info({ purge: options.purge === true }, 'agent stopped')
+  }
+
+  // ---------------------------------------------------------------- endpoints
+
+  /**
+   * Create an endpoint (idempotent: the same spec again returns the existing endpoint and
+   * repairs missing kernel objects; a different spec under the same name is a CONFLICT).
+   */
+  createEndpoint(input: EndpointSpec): Promise<{ endpoint: EndpointView; created: boolean }> {
+    const spec = normalizeEndpointSpec(input)
+    return this.#serial(async () => {
+      const existing = this.#findEndpoint(spec.namespace, spec.name)
+      if (existing) {
+        const same =
+          sameLabels(existing.labels, spec.labels) &&
+          (spec.interface === undefined || existing.hostIfname === spec.interface) &&
+          (spec.interface !== undefined) === (existing.mode === 'interface') &&
+          (spec.ip === undefined || spec.ip === existing.ipv4) &&
+          existing.egressBandwidth === spec.egressBandwidth &&
+          existing.ingressBandwidth === spec.ingressBandwidth
+        if (!same) {
+          throw new AgentError(
+            'CONFLICT',
+            `endpoint ${spec.namespace}/${spec.name} already exists with a different spec; delete it first`,
+            { field: 'name' },
+          )
+        }
+        await this.#realizeEndpoint(existing)
+        return { endpoint: this.#view(existing), created: false }
+      }
+      const record = await this.#newEndpointRecord(spec)
+      try {
+        await this.#realizeEndpoint(record)
+      } catch (error) {
+        await this.#unrealizeEndpoint(record).catch(() => {})
+        this.#ipam.release(record.ipv4)
+        throw error instanceof AgentError
+          ? error
+          : new AgentError(
+              'INTERNAL',
+              `creating endpoint ${spec.namespace}/${spec.name} failed: ${(error as Error).message}`,
+              { cause: error },
+            )
+      }
+      this.#state.endpoints.push(record)
+      this.#save()
+      this.log.info(
+        { endpoint: `${record.namespace}/${record.name}`, id: record.id, ip: record.ipv4 },
+        'endpoint created',
+      )
+      return { endpoint: this.#view(record), created: true }
+    })
+  }
+
+  /** Every endpoint, with health. */
+  listEndpoints(): EndpointView[] {
+    return this.#state.endpoints.map((e) => this.#view(e))
+  }
+
+  /** One endpoint by `namespace/name` (or `name` in `default`); NOT_FOUND otherwise. */
+  getEndpoint(ref: string): EndpointView {
+    return this.#view(this.#mustFindEndpoint(ref))
+  }
+
+  /** Delete an endpoint and everything made for it. */
+  deleteEndpoint(ref: string): Promise<EndpointRecord> {
+    return this.#serial(async () => {
+      const ep = this.#mustFindEndpoint(ref)
+      await this.#deleteEndpoint(ep)
+      this.#save()
+      this.log.info({ endpoint: `${ep.namespace}/${ep.name}` }, 'endpoint deleted')
+      return ep
+    })
+  }
+
+  // ---------------------------------------------------------------- services
+
+  /** Create or replace a service. */
+  createService(input: ServiceSpec): Promise<ServiceRecord> {
+    return this.#serial(async () => {
+      const spec = normalizeServiceSpec(input)
+      const key = `${spec.namespace}/${spec.name}`
+      const clash = this.#state.services.find(
+        (s) =>
+          s.key !== key &&
+          s.vip === spec.vip &&
+          s.port === spec.port &&
+          s.protocol === spec.protocol,
+      )
+      if (clash) {
+        throw new AgentError(
+          'CONFLICT',
+          `${spec.vip}:${spec.port}/${spec.protocol} is already service ${clash.key}`,
+          { field: 'vip' },
+        )
+      }
+      const existing = this.#state.services.find((s) => s.key === key)
+      const record: ServiceRecord = {
+        key,
+        name: spec.name,
+        namespace: spec.namespace,
+        id: existing?.id ?? this.#freeServiceId(),
+        vip: spec.vip,
+        port: spec.port,
+        protocol: spec.protocol,
+        algorithm: spec.algorithm,
+        ...(spec.selector ? { selector: spec.selector } : {}),
+        targetPort: spec.targetPort,
+        backends: [],
+        createdAt: existing?.createdAt ?? new Date().toISOString(),
+      }
+      record.backends = this.#resolveBackends(record, spec.backends)
+      this.#state.services = [...this.#state.services.filter((s) => s.key !== key), record]
+      this.#save()
+      this.log.info({ service: key, backends: record.backends.length }, 'service saved')
+      return record
+    })
+  }
+
+  /** Every service. */
+  listServices(): ServiceRecord[] {
+    return [...this.#state.services]
+  }
+
+  /** Delete a service by `namespace/name` (or `name` in `default`). */
+  deleteService(ref: string): Promise<ServiceRecord> {
+    return this.#serial(async () => {
+      const key = ref.includes('/') ? ref : `default/${ref}`
+      const svc = this.#state.services.find((s) => s.key === key)
+      if (!svc) throw new AgentError('NOT_FOUND', `service ${key} not found`, { field: 'name' })
+      this.#state.services = this.#state.services.filter((s) => s.key !== key)
+      this.#save()
+      return svc
+    })
+  }
+
+  // ---------------------------------------------------------------- status
+
+  /** Components, kernel features, counts. */
+  status(): AgentStatus {
+    return {
+      version: VERSION,
+      nodeName: this.config.nodeName,
+      uptimeSeconds: Math.round((Date.now() - this.#started) / 1000),
+      config: this.config,
+      router: this.#ipam.router,
+      components: {
+        agent: { state: 'ok', detail: `state in ${this.config.stateDir}` },
+        identity: { state: 'unavailable', detail: 'identity allocator not wired yet' },
+        policy: { state: 'unavailable', detail: 'policy compiler not wired yet' },
+        datapath: {
+          state: 'unavailable',
+          detail: 'datapath not loaded: policy and services are NOT enforced',
+        },
+      },
+      kernel: {},
+      bandwidthMode: 'not enforced (bandwidth component not loaded)',
+      counts: {
+        endpoints: this.#state.endpoints.length,
+        policies: this.#state.policies.length,
+        services: this.#state.services.length,
+        identities: 0,
+      },
+    }
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(() => {
+      if (!this.#running) {
+        throw new AgentError('UNAVAILABLE', 'the agent is not running')
+      }
+      return fn()
+    })
+    this.#queue = next.catch(() => {})
+    return next
+  }
+
+  #save(): void {
+    this.#store.save(this.#state)
+  }
+
+  #findEndpoint(namespace: string, name: string): EndpointRecord | undefined {
+    return this.#state.endpoints.find((e) => e.namespace === namespace && e.name === name)
+  }
+
+  #mustFindEndpoint(ref: string): EndpointRecord {
+    const { namespace, name } = parseRef('endpoint', ref)
+    const ep = this.#findEndpoint(namespace, name)
+    if (!ep)
+      throw new AgentError('NOT_FOUND', `endpoint ${namespace}/${name} not found`, {
+        field: 'endpoint',
+      })
+    return ep
+  }
+
+  async #newEndpointRecord(
+    spec: Required<Pick<EndpointSpec, 'name' | 'namespace' | 'labels'>> & EndpointSpec,
+  ): Promise<EndpointRecord> {
+    const id = this.#freeEndpointId()
+    let ip: string
+    let hostIfname: string
+    let netns: string | undefined
+    if (spec.interface !== undefined) {
+      if (!linkExists(spec.interface)) {
+        throw new AgentError(
+          'NOT_FOUND',
+          `interface ${spec.interface} does not exist on this host`,
+          {
+            field: 'interface',
+          },
+        )
+      }
+      const owner = this.#state.endpoints.find((e) => e.hostIfname === spec.interface)
+      if (owner) {
+        throw new AgentError(
+          'CONFLICT',
+          `interface ${spec.interface} already belongs to endpoint ${owner.namespace}/${owner.name}`,
+          { field: 'interface' },
+        )
+      }
+      const found = spec.ip ?? (await firstIpv4(spec.interface))
+      if (!found) {
+        throw invalid('ip', `interface ${spec.interface} has no IPv4 address; give one with --ip`)
+      }
+      ip = found
+      if (this.#state.endpoints.some((e) => e.ipv4 === ip)) {
+        throw new AgentError('CONFLICT', `address ${ip} is already used by another endpoint`, {
+          field: 'ip',
+        })
+      }
+      if (this.#ipam.contains(ip)) this.#ipam.claim(ip)
+      hostIfname = spec.interface
+    } else {
+      const names = endpointNames(this.config.prefix, spec.namespace, spec.name)
+      if (spec.ip !== undefined) {
+        this.#ipam.claim(spec.ip)
+        ip = spec.ip
+      } else {
+        ip = this.#ipam.allocate()
+      }
+      hostIfname = names.hostIfname
+      netns = names.netns
+    }
+    return {
+      id,
+      name: spec.name,
+      namespace: spec.namespace,
+      labels: spec.labels,
+      mode: spec.interface !== undefined ? 'interface' : 'netns',
+      ipv4: ip,
+      hostIfname,
+      ...(netns ? { netns } : {}),
+      ...(spec.egressBandwidth ? { egressBandwidth: spec.egressBandwidth } : {}),
+      ...(spec.ingressBandwidth ? { ingressBandwidth: spec.ingressBandwidth } : {}),
+      createdAt: new Date().toISOString(),
+    }
+  }
+
+  /** Make the kernel objects of an endpoint match its record (idempotent). */
+  async #realizeEndpoint(ep: EndpointRecord): Promise<void> {
+    if (ep.mode === 'netns') {
+      const names = endpointNames(this.config.prefix, ep.namespace, ep.name)
+      await ensureEndpointNetwork({
+        netns: names.netns,
+        hostIfname: names.hostIfname,
+        tmpIfname: names.tmpIfname,
+        podIfname: names.podIfname,
+        ip: ep.ipv4,
+        router: this.#ipam.router,
+      })
+    } else {
+      await ensureInterfaceRoute(ep.hostIfname, ep.ipv4)
+    }
+  }
+
+  async #unrealizeEndpoint(ep: EndpointRecord): Promise<void> {
+    if (ep.mode === 'netns') {
+      const names = endpointNames(this.config.prefix, ep.namespace, ep.name)
+      await removeEndpointNetwork(names)
+    } else {
+      await removeInterfaceRoute(ep.hostIfname, ep.ipv4)
+    }
+  }
+
+  async #deleteEndpoint(ep: EndpointRecord): Promise<void> {
+    await this.#unrealizeEndpoint(ep)
+    this.#ipam.release(ep.ipv4)
+    this.#state.endpoints = this.#state.endpoints.filter((e) => e !== ep)
+    for (const svc of this.#state.services) {
+      svc.backends = this.#resolveBackends(svc, svc.backends.map(backendRef))
+    }
+  }
+
+  async #reconcile(): Promise<void> {
+    for (const ep of this.#state.endpoints) {
+      try {
+        await this.#realizeEndpoint(ep)
+      } catch (error) {
+        this.log.error({ err: error, endpoint: `${ep.namespace}/${ep.name}` }, 'reconcile failed')
+      }
+    }
+  }
+
+  #view(ep: EndpointRecord): EndpointView {
+    const missing: string[] = []
+    if (ep.mode === 'netns' && ep.netns && !netnsExists(ep.netns)) missing.push('namespace')
+    if (ifindexOf(ep.hostIfname) === undefined) missing.push(`interface ${ep.hostIfname}`)
+    return {
+      ...ep,
+      health: missing.length === 0 ? 'ready' : `missing ${missing.join(', ')}`,
+      enforcing: false,
+    }
+  }
+
+  #freeEndpointId(): number {
+    const used = new Set(this.#state.endpoints.map((e) => e.id))
+    for (let id = 1; id <= 65535; id++) if (!used.has(id)) return id
+    throw new AgentError('EXHAUSTED', 'no free endpoint id')
+  }
+
+  #freeServiceId(): number {
+    const used = new Set(this.#state.services.map((s) => s.id))
+    for (let id = 1; id <= 65535; id++) if (!used.has(id)) return id
+    throw new AgentError('EXHAUSTED', 'no free service id')
+  }
+
+  #resolveBackends(svc: ServiceRecord, explicit: string[] | undefined): ServiceBackend[] {
+    const out: ServiceBackend[] = []
+    if (svc.selector) {
+      const sel = svc.selector
+      for (const ep of this.#state.endpoints) {
+        if (ep.namespace !== svc.namespace) continue
+        if (Object.entries(sel).every(([k, v]) => ep.labels[k] === v)) {
+          out.push({
+            address: ep.ipv4,
+            port: svc.targetPort,
+            endpoint: `${ep.namespace}/${ep.name}`,
+          })
+        }
+      }
+    }
+    for (const [i, ref] of (explicit ?? []).entries()) {
+      const field = `backends[${i}]`
+      const m = /^(\d+\.\d+\.\d+\.\d+)(?::(\d+))?$/.exec(ref)
+      if (m) {
+        const port = m[2] === undefined ? svc.targetPort : validatePort(field, Number(m[2]))
+        if (parseIpv4(m[1]!) === undefined)
+          throw invalid(field, `bad address ${JSON.stringify(ref)}`)
+        out.push({ address: m[1]!, port })
+        continue
+      }
+      const ep = this.#state.endpoints.find(
+        (e) => `${e.namespace}/${e.name}` === (ref.includes('/') ? ref : `${svc.namespace}/${ref}`),
+      )
+      if (!ep) {
+        // An endpoint backend that is gone (deleted) drops out of the list.
+        if (svc.backends.some((b) => b.endpoint === ref)) continue
+        throw new AgentError('NOT_FOUND', `${field}: endpoint ${ref} not found`, { field })
+      }
+      if (!out.some((b) => b.address === ep.ipv4)) {
+        out.push({ address: ep.ipv4, port: svc.targetPort, endpoint: `${ep.namespace}/${ep.name}` })
+      }
+    }
+    return out
+  }
+}
+
+function backendRef(b: ServiceBackend): string {
+  return b.endpoint ?? `${b.address}:${b.port}`
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a).sort()
+  const kb = Object.keys(b).sort()
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k])
+}
+
+/** Split `namespace/name` (or `name`, meaning `default/name`) and validate both parts. */
+export function parseRef(field: string, ref: unknown): { namespace: string; name: string } {
+  if (typeof ref !== 'string')
+    throw invalid(field, `expected namespace/name, got ${JSON.stringify(ref)}`)
+  const parts = ref.split('/')
+  if (parts.length > 2) throw invalid(field, `expected namespace/name, got ${JSON.stringify(ref)}`)
+  const namespace = parts.length === 2 ? parts[0] : 'default'
+  const name = parts.length === 2 ? parts[1] : parts[0]
+  return {
+    namespace: validateName(`${field} namespace`, namespace),
+    name: validateName(field, name),
+  }
+}
+
+function validatePort(field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
+    throw invalid(field, `expected a port 1..65535, got ${JSON.stringify(value)}`)
+  }
+  return value
+}
+
+const QUANTITY = /^[0-9]+(\.[0-9]+)?([eE][0-9]+|[kMGTPE]i?|m)?$/
+
+function normalizeEndpointSpec(
+  input: unknown,
+): Required<Pick<EndpointSpec, 'name' | 'namespace' | 'labels'>> & EndpointSpec {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw invalid('endpoint', 'expected an object { name, namespace?, labels?, ... }')
+  }
+  const s = input as Record<string, unknown>
+  const known = [
+    'name',
+    'namespace',
+    'labels',
+    'interface',
+    'ip',
+    'egressBandwidth',
+    'ingressBandwidth',
+  ]
+  for (const k of Object.keys(s)) {
+    if (!known.includes(k)) throw invalid(k, `unknown field; known fields are ${known.join(', ')}`)
+  }
+  const out: Required<Pick<EndpointSpec, 'name' | 'namespace' | 'labels'>> & EndpointSpec = {
+    name: validateName('name', s.name),
+    namespace: validateName('namespace', s.namespace ?? 'default'),
+    labels: validateLabels('labels', s.labels),
+  }
+  if (s.interface !== undefined) out.interface = validateIfname('interface', s.interface)
+  if (s.ip !== undefined) {
+    if (typeof s.ip !== 'string' || parseIpv4(s.ip) === undefined) {
+      throw invalid('ip', `expected an IPv4 address, got ${JSON.stringify(s.ip)}`)
+    }
+    out.ip = s.ip
+  }
+  for (const k of ['egressBandwidth', 'ingressBandwidth'] as const) {
+    const v = s[k]
+    if (v === undefined) continue
+    if (typeof v !== 'string' || !QUANTITY.test(v)) {
+      throw invalid(k, `expected a bandwidth quantity like 10M or 1Gi, got ${JSON.stringify(v)}`)
+    }
+    out[k] = v
+  }
+  return out
+}
+
+function normalizeServiceSpec(
+  input: unknown,
+): Required<Omit<ServiceSpec, 'selector' | 'backends'>> &
+  Pick<ServiceSpec, 'selector' | 'backends'> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw invalid('service', 'expected an object { name, vip, port, ... }')
+  }
+  const s = input as Record<string, unknown>
+  const known = [
+    'name',
+    'namespace',
+    'vip',
+    'port',
+    'protocol',
+    'targetPort',
+    'algorithm',
+    'selector',
+    'backends',
+  ]
+  for (const k of Object.keys(s)) {
+    if (!known.includes(k)) throw invalid(k, `unknown field; known fields are ${known.join(', ')}`)
+  }
+  if (typeof s.vip !== 'string' || parseIpv4(s.vip) === undefined) {
+    throw invalid('vip', `expected an IPv4 address, got ${JSON.stringify(s.vip)}`)
+  }
+  const protocol = s.protocol ?? 'TCP'
+  if (protocol !== 'TCP' && protocol !== 'UDP') {
+    throw invalid('protocol', `expected TCP or UDP, got ${JSON.stringify(protocol)}`)
+  }
+  const algorithm = s.algorithm ?? 'random'
+  if (algorithm !== 'random' && algorithm !== 'maglev') {
+    throw invalid('algorithm', `expected random or maglev, got ${JSON.stringify(algorithm)}`)
+  }
+  const port = validatePort('port', s.port)
+  const selector = s.selector === undefined ? undefined : validateLabels('selector', s.selector)
+  let backends: string[] | undefined
+  if (s.backends !== undefined) {
+    if (!Array.isArray(s.backends) || !s.backends.every((b) => typeof b === 'string')) {
+      throw invalid('backends', 'expected a list of address:port or endpoint names')
+    }
+    backends = s.backends as string[]
+  }
+  if (!selector && !backends?.length) {
+    throw invalid('backends', 'a service needs a selector or at least one backend')
+  }
+  return {
+    name: validateName('name', s.name),
+    namespace: validateName('namespace', s.namespace ?? 'default'),
+    vip: s.vip,
+    port,
+    protocol,
+    targetPort: s.targetPort === undefined ? port : validatePort('targetPort', s.targetPort),
+    algorithm,
+    ...(selector ? { selector } : {}),
+    ...(backends ? { backends } : {}),
+  }
+}

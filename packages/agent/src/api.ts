@@ -1,0 +1,183 @@
+import { chmodSync, existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { connect } from 'node:net'
+import { dirname } from 'node:path'
+import type { Agent } from './agent'
+import { AgentError } from './errors'
+
+/** A route handler: gets the path parameters, the query and the parsed JSON body. */
+type Handler = (ctx: {
+  params: string[]
+  query: URLSearchParams
+  body: unknown
+  req: IncomingMessage
+  res: ServerResponse
+}) => Promise<unknown> | unknown
+
+interface Route {
+  method: string
+  pattern: RegExp
+  handler: Handler
+}
+
+const SEG = '([a-z0-9][a-z0-9-]*)'
+const MAX_BODY = 4 * 1024 * 1024
+
+/** Marker a handler returns when it wrote the response itself (streams). */
+export const STREAMED = Symbol('streamed')
+
+/**
+ * The API's routes. Every body is JSON; errors are `{ error: { code, message, field? } }` with
+ * the HTTP status of the code (400 invalid input, 404 not found, 409 conflict, 503 unavailable).
+ */
+export function apiRoutes(agent: Agent): Route[] {
+  const r = (method: string, path: string, handler: Handler): Route => ({
+    method,
+    pattern: new RegExp(`^${path}$`),
+    handler,
+  })
+  return [
+    r('GET', '/v1/status', () => agent.status()),
+    r('GET', '/v1/endpoints', () => agent.listEndpoints()),
+    r('POST', '/v1/endpoints', async ({ body, res }) => {
+      const out = await agent.createEndpoint(body as never)
+      res.statusCode = out.created ? 201 : 200
+      return out
+    }),
+    r('GET', `/v1/endpoints/${SEG}/${SEG}`, ({ params }) =>
+      agent.getEndpoint(`${params[0]}/${params[1]}`),
+    ),
+    r('DELETE', `/v1/endpoints/${SEG}/${SEG}`, ({ params }) =>
+      agent.deleteEndpoint(`${params[0]}/${params[1]}`),
+    ),
+    r('GET', '/v1/services', () => agent.listServices()),
+    r('POST', '/v1/services', async ({ body, res }) => {
+      res.statusCode = 201
+      return agent.createService(body as never)
+    }),
+    r('DELETE', `/v1/services/${SEG}/${SEG}`, ({ params }) =>
+      agent.deleteService(`${params[0]}/${params[1]}`),
+    ),
+  ]
+}
+
+/** Answer one request from the route table. */
+export async function handle(
+  routes: Route[],
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  try {
+    const url = new URL(req.url ?? '/', 'http://membrane')
+    const matching = routes.filter((r) => r.pattern.test(url.pathname))
+    if (matching.length === 0) {
+      throw new AgentError('NOT_FOUND', `no such API path: ${url.pathname}`, { field: 'path' })
+    }
+    const route = matching.find((r) => r.method === req.method)
+    if (!route) {
+      res.setHeader('allow', matching.map((r) => r.method).join(', '))
+      throw new AgentError('INVALID_INPUT', `${req.method} is not allowed on ${url.pathname}`, {
+        field: 'method',
+      })
+    }
+    const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map(decodeURIComponent)
+    const body = req.method === 'POST' || req.method === 'PUT' ? await readJson(req) : undefined
+    const out = await route.handler({ params, query: url.searchParams, body, req, res })
+    if (out === STREAMED) return
+    res.setHeader('content-type', 'application/json')
+    res.end(`${JSON.stringify(out ?? null)}\n`)
+  } catch (error) {
+    const e =
+      error instanceof AgentError
+        ? error
+        : new AgentError('INTERNAL', (error as Error).message ?? String(error), { cause: error })
+    if (!res.headersSent) {
+      res.statusCode = e.status
+      res.setHeader('content-type', 'application/json')
+    }
+    res.end(`${JSON.stringify(e.toJSON())}\n`)
+  }
+}
+
+function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > MAX_BODY) {
+        reject(
+          new AgentError('INVALID_INPUT', `request body larger than ${MAX_BODY} bytes`, {
+            field: 'body',
+          }),
+        )
+        req.destroy()
+        return
+      }
+      chunks.push(c)
+    })
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8')
+      if (text.trim() === '') return resolve(undefined)
+      try {
+        resolve(JSON.parse(text))
+      } catch (error) {
+        reject(
+          new AgentError('INVALID_INPUT', `request body is not JSON: ${(error as Error).message}`, {
+            field: 'body',
+          }),
+        )
+      }
+    })
+    req.on('error', reject)
+  })
+}
+
+/**
+ * Serve the API on a unix socket only root can use: the socket's directory is made 0700 and the
+ * socket 0600, owned by the agent's user (root), so the kernel refuses connect() from anyone
+ * else. A stale socket from a dead agent is replaced; a live one is an error.
+ */
+export async function listenUnix(routes: Route[], socketPath: string): Promise<Server> {
+  const dir = dirname(socketPath)
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  if (existsSync(socketPath)) {
+    if (await isLive(socketPath)) {
+      throw new AgentError('CONFLICT', `another agent is listening on ${socketPath}`, {
+        field: 'socketPath',
+      })
+    }
+    if (!statSync(socketPath).isSocket()) {
+      throw new AgentError('CONFLICT', `${socketPath} exists and is not a socket`, {
+        field: 'socketPath',
+      })
+    }
+    unlinkSync(socketPath)
+  }
+  const server = createServer((req, res) => void handle(routes, req, res))
+  const oldMask = process.umask(0o177)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(socketPath, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+  } finally {
+    process.umask(oldMask)
+  }
+  chmodSync(socketPath, 0o600)
+  return server
+}
+
+function isLive(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(socketPath)
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+}

@@ -1,0 +1,193 @@
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { isAbsolute } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import { AgentError, invalid } from './errors'
+import { parseIpv4Prefix } from './ipam'
+import { validatePrefix } from './names'
+
+/** Where identities (and the ipcache) are kept. */
+export type KvstoreConfig = { type: 'memory' } | { type: 'etcd'; endpoints: string[] }
+
+/** The agent's configuration. Every field has a default; see {@link defaultConfig}. */
+export interface AgentConfig {
+  /** bpffs directory the datapath pins maps and programs under. Default `/sys/fs/bpf/membrane`. */
+  bpffsRoot: string
+  /** Directory of the agent's desired state (written atomically). Default `/var/lib/membrane`. */
+  stateDir: string
+  /** The API's unix socket (mode 0600, root only). Default `/var/run/membrane/membrane.sock`. */
+  socketPath: string
+  /** Host-scope IPv4 pool for endpoints; its first address is the router. Default `10.200.0.0/16`. */
+  ipamPool: string
+  /** TCP port of the metrics and web UI listener; 0 picks a free port. Default 9962. */
+  metricsPort: number
+  /** Address the metrics/UI listener binds. Default `127.0.0.1`. */
+  metricsAddress: string
+  /** Identity store. Default `{ type: 'memory' }`. */
+  kvstore: KvstoreConfig
+  /** pino log level. Default `info`. */
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  /**
+   * Starts every interface and namespace name this agent makes (1..6 characters), so two agents
+   * (a test and the demo) never touch each other's objects. Default `mb`.
+   */
+  prefix: string
+  /** cgroup v2 mount for socket-level load balancing. Default `/sys/fs/cgroup`. */
+  cgroupRoot: string
+  /** This node's name in flows. Default: the host name. */
+  nodeName: string
+  /** Port of the L7 proxy on the router address. Default 15001. */
+  proxyPort: number
+}
+
+/** The defaults of every configuration field. */
+export function defaultConfig(): AgentConfig {
+  return {
+    bpffsRoot: '/sys/fs/bpf/membrane',
+    stateDir: '/var/lib/membrane',
+    socketPath: '/var/run/membrane/membrane.sock',
+    ipamPool: '10.200.0.0/16',
+    metricsPort: 9962,
+    metricsAddress: '127.0.0.1',
+    kvstore: { type: 'memory' },
+    logLevel: 'info',
+    prefix: 'mb',
+    cgroupRoot: '/sys/fs/cgroup',
+    nodeName: hostname(),
+    proxyPort: 15001,
+  }
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+const KEYS = Object.keys(defaultConfig()) as (keyof AgentConfig)[]
+
+/**
+ * Validate a partial configuration (from a file, flags or code) and merge it over the defaults.
+ * Unknown keys and bad values are errors naming the field.
+ */
+export function resolveConfig(
+  partial: Record<string, unknown> = {},
+  source = 'config',
+): AgentConfig {
+  const out = defaultConfig()
+  for (const [key, value] of Object.entries(partial)) {
+    if (value === undefined) continue
+    const field = `${source}.${key}`
+    if (!KEYS.includes(key as keyof AgentConfig)) {
+      throw invalid(field, `unknown setting; known settings are ${KEYS.join(', ')}`)
+    }
+    switch (key as keyof AgentConfig) {
+      case 'bpffsRoot':
+      case 'stateDir':
+      case 'socketPath':
+      case 'cgroupRoot':
+        if (typeof value !== 'string' || !isAbsolute(value) || value.includes('\0')) {
+          throw invalid(field, `expected an absolute path, got ${JSON.stringify(value)}`)
+        }
+        out[key as 'stateDir'] = value
+        break
+      case 'ipamPool':
+        parseIpv4Prefix(field, value)
+        out.ipamPool = value as string
+        break
+      case 'metricsPort':
+      case 'proxyPort': {
+        const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : value
+        if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
+          throw invalid(field, `expected a port number 0..65535, got ${JSON.stringify(value)}`)
+        }
+        out[key as 'metricsPort'] = n
+        break
+      }
+      case 'metricsAddress':
+      case 'nodeName':
+        if (typeof value !== 'string' || value === '') {
+          throw invalid(field, `expected a non-empty string, got ${JSON.stringify(value)}`)
+        }
+        out[key as 'nodeName'] = value
+        break
+      case 'logLevel':
+        if (!LEVELS.includes(value as (typeof LEVELS)[number])) {
+          throw invalid(field, `expected one of ${LEVELS.join(', ')}, got ${JSON.stringify(value)}`)
+        }
+        out.logLevel = value as AgentConfig['logLevel']
+        break
+      case 'prefix':
+        out.prefix = validatePrefix(field, value)
+        break
+      case 'kvstore':
+        out.kvstore = parseKvstore(field, value)
+        break
+    }
+  }
+  return out
+}
+
+function parseKvstore(field: string, value: unknown): KvstoreConfig {
+  if (value === 'memory') return { type: 'memory' }
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const v = value as { type?: unknown; endpoints?: unknown }
+    if (v.type === 'memory') return { type: 'memory' }
+    if (v.type === 'etcd') {
+      const endpoints = v.endpoints
+      if (
+        !Array.isArray(endpoints) ||
+        endpoints.length === 0 ||
+        !endpoints.every((e) => typeof e === 'string' && /^https?:\/\/[^\s]+$/.test(e))
+      ) {
+        throw invalid(
+          `${field}.endpoints`,
+          `expected a list of http(s)://host:port URLs, got ${JSON.stringify(endpoints)}`,
+        )
+      }
+      return { type: 'etcd', endpoints: endpoints as string[] }
+    }
+  }
+  throw invalid(
+    field,
+    `expected "memory" or { type: etcd, endpoints: [...] }, got ${JSON.stringify(value)}`,
+  )
+}
+
+/** Read a YAML or JSON configuration file (keys as in {@link AgentConfig}). */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new AgentError(
+      'INVALID_INPUT',
+      `cannot read config file ${path}: ${(error as Error).message}`,
+      {
+        field: '--config',
+        cause: error,
+      },
+    )
+  }
+  let doc: unknown
+  try {
+    doc = parseYaml(text)
+  } catch (error) {
+    throw invalid(path, `not valid YAML/JSON: ${(error as Error).message}`)
+  }
+  if (doc === null || doc === undefined) return {}
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw invalid(path, 'expected a mapping of settings at the top level')
+  }
+  return doc as Record<string, unknown>
+}
+
+/**
+ * The configuration of `membrane agent`: defaults, then the file (if any), then flags.
+ * @example loadConfig({ file: '/etc/membrane.yaml', flags: { metricsPort: 0 } })
+ */
+export function loadConfig(
+  options: { file?: string; flags?: Record<string, unknown> } = {},
+): AgentConfig {
+  const fromFile = options.file ? readConfigFile(options.file) : {}
+  const merged = resolveConfig(fromFile, options.file ?? 'config')
+  const flags = Object.fromEntries(
+    Object.entries(options.flags ?? {}).filter(([, v]) => v !== undefined),
+  )
+  return { ...merged, ...resolveConfig({ ...merged, ...flags }, 'flags') }
+}

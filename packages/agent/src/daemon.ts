@@ -1,0 +1,64 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Agent, type AgentOptions } from './agent'
+import { apiRoutes, handle, listenUnix } from './api'
+import { webRoutes } from './web'
+
+/** A running agent with its API socket and its metrics/UI listener. */
+export interface AgentDaemon {
+  agent: Agent
+  /** The API's unix socket path. */
+  socketPath: string
+  /** `http://address:port` of the metrics and web UI listener. */
+  httpUrl: string
+  /** Stop serving; the datapath keeps running unless `purge`. */
+  stop(options?: { purge?: boolean }): Promise<void>
+}
+
+/**
+ * Start an agent and serve its API on the unix socket and its metrics + web UI (`/metrics`,
+ * `/ui`) on `metricsAddress:metricsPort`.
+ *
+ * @example
+ * const d = await startDaemon({ config: { stateDir: '/tmp/mb' } })
+ * process.on('SIGTERM', () => d.stop())
+ */
+export async function startDaemon(options: AgentOptions = {}): Promise<AgentDaemon> {
+  const agent = new Agent(options)
+  await agent.start()
+  let api: Server | undefined
+  let web: Server | undefined
+  try {
+    api = await listenUnix(apiRoutes(agent), agent.config.socketPath)
+    const routes = webRoutes(agent)
+    web = createServer((req, res) => void handle(routes, req, res))
+    await new Promise<void>((resolve, reject) => {
+      web!.once('error', reject)
+      web!.listen(agent.config.metricsPort, agent.config.metricsAddress, () => resolve())
+    })
+  } catch (error) {
+    api?.close()
+    await agent.stop()
+    throw error
+  }
+  const addr = web.address() as AddressInfo
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+  agent.log.info({ socket: agent.config.socketPath, http: `${host}:${addr.port}` }, 'serving')
+  let stopped = false
+  return {
+    agent,
+    socketPath: agent.config.socketPath,
+    httpUrl: `http://${host}:${addr.port}`,
+    async stop(opts = {}) {
+      if (stopped) return
+      stopped = true
+      const close = (s: Server) =>
+        new Promise<void>((resolve) => {
+          s.close(() => resolve())
+          s.closeAllConnections()
+        })
+      await Promise.all([close(api!), close(web!)])
+      await agent.stop(opts)
+    },
+  }
+}

@@ -1,0 +1,135 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { run } from './exec'
+
+// Every name reaching this module was validated by names.ts; commands are argument arrays.
+
+/** True when `/run/netns/<name>` exists. */
+export function netnsExists(name: string): boolean {
+  return existsSync(`/run/netns/${name}`)
+}
+
+/** True when a host interface of that name exists. */
+export function linkExists(ifname: string): boolean {
+  return existsSync(`/sys/class/net/${ifname}`)
+}
+
+/** The ifindex of a host interface, or undefined when absent. */
+export function ifindexOf(ifname: string): number | undefined {
+  try {
+    return Number(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8').trim())
+  } catch {
+    return undefined
+  }
+}
+
+/** The MAC address of a host interface. */
+export function macOf(ifname: string): string | undefined {
+  try {
+    return readFileSync(`/sys/class/net/${ifname}/address`, 'utf8').trim()
+  } catch {
+    return undefined
+  }
+}
+
+function sysctl(path: string, value: string): void {
+  try {
+    writeFileSync(path, value)
+  } catch {
+    // A missing knob (no such interface yet, read-only /proc) is reported by the next ip call.
+  }
+}
+
+/**
+ * Make the agent's host device holding the router address: a veth pair `<prefix>_host` /
+ * `<prefix>_net` like Cilium's cilium_host/cilium_net (a veth rather than a dummy device because
+ * not every kernel has the dummy module), and turn on forwarding. Idempotent.
+ */
+export async function ensureHostDevice(ifname: string, routerIp: string): Promise<void> {
+  const peer = ifname.replace(/_host$/, '_net')
+  if (!linkExists(ifname)) {
+    if (linkExists(peer)) await run('ip', ['link', 'del', peer]).catch(() => {})
+    await run('ip', ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', peer]).catch(
+      (error) => {
+        if (!linkExists(ifname)) throw error
+      },
+    )
+  }
+  await run('ip', ['link', 'set', peer, 'up'])
+  await run('ip', ['addr', 'replace', `${routerIp}/32`, 'dev', ifname])
+  await run('ip', ['link', 'set', ifname, 'up'])
+  sysctl('/proc/sys/net/ipv4/ip_forward', '1')
+}
+
+/** Remove the host device (purge only). */
+export async function removeHostDevice(ifname: string): Promise<void> {
+  if (linkExists(ifname)) await run('ip', ['link', 'del', ifname]).catch(() => {})
+}
+
+/** What {@link ensureEndpointNetwork} needs. */
+export interface EndpointNetwork {
+  netns: string
+  hostIfname: string
+  tmpIfname: string
+  podIfname: string
+  ip: string
+  router: string
+}
+
+/**
+ * Create (or complete) an endpoint's namespace, veth pair, address and routes:
+ * in the namespace `ip/32` on eth0, a link route to the router and a default route via it; on
+ * the host a /32 route to the endpoint through the veth, sourced from the router address.
+ * Every step checks or replaces, so running it twice changes nothing and leaks nothing.
+ */
+export async function ensureEndpointNetwork(n: EndpointNetwork): Promise<void> {
+  if (!netnsExists(n.netns)) await run('ip', ['netns', 'add', n.netns])
+  const ns = ['-n', n.netns]
+  const inNs = await run('ip', [...ns, '-o', 'link', 'show', 'dev', n.podIfname]).then(
+    () => true,
+    () => false,
+  )
+  if (!inNs || !linkExists(n.hostIfname)) {
+    // A half-made pair (crash between steps) is removed and made again.
+    if (linkExists(n.hostIfname)) await run('ip', ['link', 'del', n.hostIfname])
+    if (linkExists(n.tmpIfname)) await run('ip', ['link', 'del', n.tmpIfname])
+    if (inNs) await run('ip', [...ns, 'link', 'del', n.podIfname])
+    await run('ip', ['link', 'add', n.hostIfname, 'type', 'veth', 'peer', 'name', n.tmpIfname])
+    await run('ip', ['link', 'set', n.tmpIfname, 'netns', n.netns])
+    await run('ip', [...ns, 'link', 'set', n.tmpIfname, 'name', n.podIfname])
+  }
+  sysctl(`/proc/sys/net/ipv6/conf/${n.hostIfname}/disable_ipv6`, '1')
+  sysctl(`/proc/sys/net/ipv4/conf/${n.hostIfname}/rp_filter`, '0')
+  await run('ip', ['link', 'set', n.hostIfname, 'up'])
+  await run('ip', [...ns, 'link', 'set', 'lo', 'up'])
+  await run('ip', [...ns, 'addr', 'replace', `${n.ip}/32`, 'dev', n.podIfname])
+  await run('ip', [...ns, 'link', 'set', n.podIfname, 'up'])
+  await run('ip', [...ns, 'route', 'replace', n.router, 'dev', n.podIfname, 'scope', 'link'])
+  await run('ip', [...ns, 'route', 'replace', 'default', 'via', n.router, 'dev', n.podIfname])
+  await run('ip', ['route', 'replace', `${n.ip}/32`, 'dev', n.hostIfname, 'src', n.router])
+}
+
+/** Delete an endpoint's namespace and veth (the host route goes with the device). Idempotent. */
+export async function removeEndpointNetwork(
+  n: Pick<EndpointNetwork, 'netns' | 'hostIfname' | 'tmpIfname'>,
+): Promise<void> {
+  if (linkExists(n.hostIfname)) await run('ip', ['link', 'del', n.hostIfname]).catch(() => {})
+  if (linkExists(n.tmpIfname)) await run('ip', ['link', 'del', n.tmpIfname]).catch(() => {})
+  if (netnsExists(n.netns)) await run('ip', ['netns', 'del', n.netns])
+}
+
+/** Route an existing interface's endpoint address on the host (interface mode). */
+export async function ensureInterfaceRoute(ifname: string, ip: string): Promise<void> {
+  await run('ip', ['route', 'replace', `${ip}/32`, 'dev', ifname])
+}
+
+/** Remove the host route of an interface-mode endpoint. */
+export async function removeInterfaceRoute(ifname: string, ip: string): Promise<void> {
+  await run('ip', ['route', 'del', `${ip}/32`, 'dev', ifname]).catch(() => {})
+}
+
+/** The first IPv4 address on a host interface, if any. */
+export async function firstIpv4(ifname: string): Promise<string | undefined> {
+  const out = await run('ip', ['-j', '-4', 'addr', 'show', 'dev', ifname])
+  const doc = JSON.parse(out) as { addr_info?: { local?: string }[] }[]
+  return doc[0]?.addr_info?.[0]?.local
+}

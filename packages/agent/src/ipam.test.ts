@@ -1,0 +1,69 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { formatIpv4, Ipam, parseIpv4, parseIpv4Prefix } from './ipam'
+
+describe('ipv4 parsing', () => {
+  it('round-trips every address', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffffffff }), (n) => {
+        expect(parseIpv4(formatIpv4(n))).toBe(n)
+      }),
+    )
+  })
+  it('refuses malformed addresses', () => {
+    for (const bad of ['1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', 'a.b.c.d', '']) {
+      expect(parseIpv4(bad)).toBeUndefined()
+    }
+  })
+  it('refuses prefixes with host bits, and names the network address', () => {
+    expect(() => parseIpv4Prefix('ipamPool', '10.200.0.1/16')).toThrow(/10\.200\.0\.0\/16/)
+    expect(() => parseIpv4Prefix('ipamPool', '10.200.0.0/33')).toThrow(/ipamPool/)
+    expect(parseIpv4Prefix('p', '10.200.0.0/16')).toEqual({ network: 0x0ac80000, length: 16 })
+  })
+})
+
+describe('Ipam', () => {
+  it('keeps the first address for the router and allocates the lowest free one', () => {
+    const ipam = new Ipam('10.200.0.0/28')
+    expect(ipam.router).toBe('10.200.0.1')
+    expect(ipam.allocate()).toBe('10.200.0.2')
+    expect(ipam.allocate()).toBe('10.200.0.3')
+    ipam.release('10.200.0.2')
+    expect(ipam.allocate()).toBe('10.200.0.2')
+  })
+  it('runs out with a clear error and never hands out network, router or broadcast', () => {
+    const ipam = new Ipam('10.200.0.0/28')
+    const got = new Set<string>()
+    for (let i = 0; i < 13; i++) got.add(ipam.allocate())
+    expect(got.size).toBe(13)
+    expect(got.has('10.200.0.0') || got.has('10.200.0.1') || got.has('10.200.0.15')).toBe(false)
+    expect(() => ipam.allocate()).toThrow(/no free address left in 10.200.0.0\/28/)
+  })
+  it('restores used addresses and refuses to claim one twice', () => {
+    const ipam = new Ipam('10.200.0.0/24', ['10.200.0.2', '10.200.0.4'])
+    expect(ipam.allocate()).toBe('10.200.0.3')
+    expect(() => ipam.claim('10.200.0.4')).toThrow(/already in use/)
+    expect(() => ipam.claim('10.201.0.4')).toThrow(/not an address in the pool/)
+    expect(() => ipam.claim('10.200.0.1')).toThrow(/router/)
+  })
+  it('never allocates the same address twice (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.boolean(), { maxLength: 200 }), (ops) => {
+        const ipam = new Ipam('10.9.0.0/24')
+        const live = new Set<string>()
+        for (const alloc of ops) {
+          if (alloc || live.size === 0) {
+            if (live.size >= 253) continue
+            const ip = ipam.allocate()
+            expect(live.has(ip)).toBe(false)
+            live.add(ip)
+          } else {
+            const ip = [...live][0]!
+            live.delete(ip)
+            ipam.release(ip)
+          }
+        }
+      }),
+    )
+  })
+})

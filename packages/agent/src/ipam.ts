@@ -1,0 +1,119 @@
+import { AgentError, invalid } from './errors'
+
+/** An IPv4 prefix: network address (as a number) and length. */
+export interface Ipv4Prefix {
+  network: number
+  length: number
+}
+
+/** Parse a dotted IPv4 address into an unsigned 32-bit number; undefined when malformed. */
+export function parseIpv4(text: string): number | undefined {
+  const parts = text.split('.')
+  if (parts.length !== 4) return undefined
+  let n = 0
+  for (const p of parts) {
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return undefined
+    const v = Number(p)
+    if (v > 255) return undefined
+    n = n * 256 + v
+  }
+  return n
+}
+
+/** Format an unsigned 32-bit number as a dotted IPv4 address. */
+export function formatIpv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')
+}
+
+/** Parse `a.b.c.d/len`; the address must be the network address (no host bits). */
+export function parseIpv4Prefix(field: string, text: unknown): Ipv4Prefix {
+  if (typeof text !== 'string') throw invalid(field, `expected a CIDR like 10.200.0.0/16`)
+  const [addr, len, extra] = text.split('/')
+  const network = addr === undefined ? undefined : parseIpv4(addr)
+  const length = len !== undefined && /^[0-9]{1,2}$/.test(len) ? Number(len) : Number.NaN
+  if (network === undefined || extra !== undefined || !(length >= 0 && length <= 32)) {
+    throw invalid(field, `expected a CIDR like 10.200.0.0/16, got ${JSON.stringify(text)}`)
+  }
+  const mask = length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0
+  if ((network & ~mask) >>> 0 !== 0) {
+    throw invalid(
+      field,
+      `${text} has host bits set; the network address is ${formatIpv4((network & mask) >>> 0)}/${length}`,
+    )
+  }
+  return { network, length }
+}
+
+/**
+ * Host-scope IPv4 address management for one node: the first address of the pool is the router
+ * address (the endpoints' gateway, on the agent's host device); endpoints get the lowest free
+ * address after it. The allocation set is owned by the caller's state so it survives restarts.
+ */
+export class Ipam {
+  readonly pool: Ipv4Prefix
+  readonly #used = new Set<number>()
+
+  /** @param pool a CIDR of length 8..28, e.g. `10.200.0.0/16` */
+  constructor(pool: string, used: Iterable<string> = []) {
+    this.pool = parseIpv4Prefix('ipamPool', pool)
+    if (this.pool.length < 8 || this.pool.length > 28) {
+      throw invalid('ipamPool', `pool length must be between /8 and /28, got /${this.pool.length}`)
+    }
+    for (const ip of used) this.claim(ip)
+  }
+
+  /** The pool as text. */
+  get cidr(): string {
+    return `${formatIpv4(this.pool.network)}/${this.pool.length}`
+  }
+
+  /** The router address: the endpoints' default gateway, held by the agent's host device. */
+  get router(): string {
+    return formatIpv4(this.pool.network + 1)
+  }
+
+  /** Addresses in use (router excluded). */
+  get used(): string[] {
+    return [...this.#used].sort((a, b) => a - b).map(formatIpv4)
+  }
+
+  /** True when `ip` lies inside the pool. */
+  contains(ip: string): boolean {
+    const n = parseIpv4(ip)
+    if (n === undefined) return false
+    const size = 2 ** (32 - this.pool.length)
+    return n >= this.pool.network && n < this.pool.network + size
+  }
+
+  /** Mark a specific address as used (restart, or a user-chosen address). */
+  claim(ip: string): void {
+    const n = parseIpv4(ip)
+    if (n === undefined || !this.contains(ip)) {
+      throw invalid('ip', `${ip} is not an address in the pool ${this.cidr}`)
+    }
+    const size = 2 ** (32 - this.pool.length)
+    if (n <= this.pool.network + 1 || n === this.pool.network + size - 1) {
+      throw invalid('ip', `${ip} is the network, router or broadcast address of ${this.cidr}`)
+    }
+    if (this.#used.has(n)) throw new AgentError('CONFLICT', `address ${ip} is already in use`)
+    this.#used.add(n)
+  }
+
+  /** Allocate the lowest free address. */
+  allocate(): string {
+    const size = 2 ** (32 - this.pool.length)
+    for (let n = this.pool.network + 2; n < this.pool.network + size - 1; n++) {
+      if (!this.#used.has(n)) {
+        this.#used.add(n)
+        return formatIpv4(n)
+      }
+    }
+    throw new AgentError('EXHAUSTED', `no free address left in ${this.cidr}`)
+  }
+
+  /** Return an address to the pool (no-op when it was not in use). */
+  release(ip: string): void {
+    const n = parseIpv4(ip)
+    if (n !== undefined) this.#used.delete(n)
+  }
+}

@@ -1,0 +1,33 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { AgentConfig } from '../src/config'
+
+let counter = 0
+
+/**
+ * A configuration private to this test process: its own instance prefix (so interface and
+ * namespace names never collide with another agent), state dir, socket, bpffs root and pool.
+ */
+export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
+  counter += 1
+  const tag = `${(process.pid % 36 ** 3).toString(36)}${counter.toString(36)}`
+  const prefix = `t${tag}`.slice(0, 6)
+  const dir = mkdtempSync(join(tmpdir(), `mbagent-${prefix}-`))
+  const third = (process.pid * 7 + counter * 13) % 250
+  const config: AgentConfig = {
+    bpffsRoot: `/sys/fs/bpf/mbagent-${prefix}`,
+    stateDir: join(dir, 'state'),
+    socketPath: join(dir, 'run', 'api.sock'),
+    ipamPool: `10.${233 + (counter % 6)}.${third}.0/24`,
+    metricsPort: 0,
+    metricsAddress: '127.0.0.1',
+    kvstore: { type: 'memory' },
+    logLevel: 'silent',
+    prefix,
+    cgroupRoot: '/sys/fs/cgroup',
+    nodeName: 'test-node',
+    proxyPort: 15001,
+  }
+  return { config, cleanupDirs: () => rmSync(dir, { recursive: true, force: true }) }
+}
