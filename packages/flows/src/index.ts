@@ -24,6 +24,32 @@ export {
   parseIpBytes,
   TracePoint,
 } from './event'
+export type { FlowFilter } from './filter'
+export {
+  compileFilter,
+  compileFilters,
+  FilterError,
+  labelsMatch,
+  parseLabel,
+  parseLabelSelector,
+} from './filter'
+export type { ObserverNode, ObserverServer, ObserverServerOptions } from './grpc'
+export {
+  ObserverClient,
+  observerServiceDefinition,
+  observerServiceImpl,
+  startObserverServer,
+} from './grpc'
+export type { L7Peer, L7Record } from './l7'
+export { L7RecordError, l7RecordToFlow } from './l7'
+export type {
+  FlowSink,
+  GetFlowsRequest,
+  ObserverOptions,
+  ObserverStatus,
+  StreamItem,
+} from './observer'
+export { FlowObserver } from './observer'
 export {
   decodeFlow,
   decodeFlowsResponse,

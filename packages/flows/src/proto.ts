@@ -137,8 +137,15 @@ export function encodeMessage(name: string, value: Record<string, unknown>): Buf
   return Buffer.from(t.encode(t.fromObject(value)).finish())
 }
 
-/** Decode any message of our schema by full name into a plain object (longs as strings). */
-export function decodeMessage(name: string, bytes: Uint8Array): Record<string, unknown> {
+/**
+ * Decode any message of our schema by full name into a plain object (enums as numbers; 64-bit
+ * integers as strings unless `longsAsNumbers`).
+ */
+export function decodeMessage(
+  name: string,
+  bytes: Uint8Array,
+  longsAsNumbers = false,
+): Record<string, unknown> {
   const t = type(name)
-  return t.toObject(t.decode(bytes), TO_OBJECT)
+  return t.toObject(t.decode(bytes), longsAsNumbers ? { ...TO_OBJECT, longs: Number } : TO_OBJECT)
 }

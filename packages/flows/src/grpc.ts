@@ -1,0 +1,264 @@
+/** The Observer gRPC service (@grpc/grpc-js): server and client, wire-compatible with Hubble's. */
+import * as grpc from '@grpc/grpc-js'
+import { FilterError } from './filter'
+import type { FlowObserver, GetFlowsRequest, ObserverStatus } from './observer'
+import { decodeFlowsResponse, decodeMessage, encodeMessage } from './proto'
+import type { FlowsResponse } from './types'
+
+/** A node as reported by GetNodes. */
+export interface ObserverNode {
+  name: string
+  version: string
+  address: string
+  /** 1 = connected. */
+  state: number
+  uptimeNs: number
+  numFlows: number
+  maxFlows: number
+  seenFlows: number
+}
+
+const pass = (b: Buffer) => b
+
+/** The grpc-js service definition of observer.Observer (GetFlows, GetNodes, ServerStatus). */
+export const observerServiceDefinition = {
+  GetFlows: {
+    path: '/observer.Observer/GetFlows',
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: (r: GetFlowsRequest) =>
+      encodeMessage('observer.GetFlowsRequest', r as Record<string, unknown>),
+    requestDeserialize: (b: Buffer) =>
+      decodeMessage('observer.GetFlowsRequest', b, true) as GetFlowsRequest,
+    // The server writes ready-encoded GetFlowsResponse bytes (a flow is encoded once per flow).
+    responseSerialize: pass,
+    responseDeserialize: (b: Buffer) => decodeFlowsResponse(b),
+  },
+  GetNodes: {
+    path: '/observer.Observer/GetNodes',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: () => Buffer.alloc(0),
+    requestDeserialize: () => ({}),
+    responseSerialize: (r: { nodes: ObserverNode[] }) =>
+      encodeMessage('observer.GetNodesResponse', r as unknown as Record<string, unknown>),
+    responseDeserialize: (b: Buffer) =>
+      decodeMessage('observer.GetNodesResponse', b, true) as unknown as { nodes?: ObserverNode[] },
+  },
+  ServerStatus: {
+    path: '/observer.Observer/ServerStatus',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: () => Buffer.alloc(0),
+    requestDeserialize: () => ({}),
+    responseSerialize: (r: Record<string, unknown>) =>
+      encodeMessage('observer.ServerStatusResponse', r),
+    responseDeserialize: (b: Buffer) => decodeMessage('observer.ServerStatusResponse', b, true),
+  },
+} as const
+
+/** Options of {@link startObserverServer}. */
+export interface ObserverServerOptions {
+  /** `host:port` (port 0 = any free port) or `unix:///path/to.sock`. Default '127.0.0.1:4245'. */
+  address?: string
+  /** Default: insecure (local use). */
+  credentials?: grpc.ServerCredentials
+}
+
+/** A running Observer server. */
+export interface ObserverServer {
+  /** The bound port (0 for unix sockets). */
+  port: number
+  /** A target string clients can dial. */
+  target: string
+  server: grpc.Server
+  /** Stop: ends open streams and releases the address. */
+  close(): Promise<void>
+}
+
+function statusResponse(s: ObserverStatus) {
+  return {
+    numFlows: s.numFlows,
+    maxFlows: s.maxFlows,
+    seenFlows: s.seenFlows,
+    uptimeNs: s.uptimeNs,
+    numConnectedNodes: { value: 1 },
+    numUnavailableNodes: { value: 0 },
+    version: s.version,
+  }
+}
+
+/** Implementation of the Observer service over a {@link FlowObserver}. */
+export function observerServiceImpl(
+  observer: FlowObserver,
+  address = '',
+): grpc.UntypedServiceImplementation {
+  return {
+    GetFlows: (call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>) => {
+      void serveGetFlows(observer, call)
+    },
+    ServerStatus: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
+      cb(null, statusResponse(observer.status()))
+    },
+    GetNodes: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
+      const s = observer.status()
+      const node: ObserverNode = {
+        name: observer.nodeName,
+        version: s.version,
+        address,
+        state: 1,
+        uptimeNs: s.uptimeNs,
+        numFlows: s.numFlows,
+        maxFlows: s.maxFlows,
+        seenFlows: s.seenFlows,
+      }
+      cb(null, { nodes: [node] })
+    },
+  }
+}
+
+async function serveGetFlows(
+  observer: FlowObserver,
+  call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>,
+): Promise<void> {
+  const ac = new AbortController()
+  call.on('cancelled', () => ac.abort())
+  call.on('close', () => ac.abort())
+  let items: ReturnType<FlowObserver['getFlows']>
+  try {
+    items = observer.getFlows(call.request, ac.signal)
+  } catch (e) {
+    const code = e instanceof FilterError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL
+    call.emit('error', { code, details: (e as Error).message })
+    return
+  }
+  try {
+    for await (const item of items) {
+      const buf =
+        'entry' in item ? observer.responseBytes(item.entry) : observer.lostResponseBytes(item.lost)
+      if (!call.write(buf)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            call.off('drain', done)
+            ac.signal.removeEventListener('abort', done)
+            resolve()
+          }
+          call.on('drain', done)
+          ac.signal.addEventListener('abort', done, { once: true })
+        })
+      }
+      if (ac.signal.aborted) break
+    }
+    if (!ac.signal.aborted) call.end()
+  } catch (e) {
+    if (!ac.signal.aborted) call.emit('error', { code: grpc.status.INTERNAL, details: String(e) })
+  }
+}
+
+/**
+ * Serve the Observer API for `observer` (GetFlows, GetNodes, ServerStatus).
+ * @example
+ * const srv = await startObserverServer(observer, { address: 'unix:///run/membrane/observer.sock' })
+ */
+export async function startObserverServer(
+  observer: FlowObserver,
+  opts: ObserverServerOptions = {},
+): Promise<ObserverServer> {
+  const address = opts.address ?? '127.0.0.1:4245'
+  const server = new grpc.Server()
+  server.addService(
+    observerServiceDefinition as unknown as grpc.ServiceDefinition,
+    observerServiceImpl(observer, address),
+  )
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(
+      address,
+      opts.credentials ?? grpc.ServerCredentials.createInsecure(),
+      (err, p) => (err ? reject(err) : resolve(p)),
+    )
+  })
+  const target = address.startsWith('unix:') ? address : address.replace(/:(\d+)$/, `:${port}`)
+  return {
+    port,
+    target,
+    server,
+    close: async () => {
+      // Open follow streams never finish on their own: cancel them.
+      server.forceShutdown()
+    },
+  }
+}
+
+const ClientCtor = grpc.makeGenericClientConstructor(
+  observerServiceDefinition as unknown as grpc.ServiceDefinition,
+  'Observer',
+)
+
+/** A client of the Observer API. */
+export class ObserverClient {
+  private readonly client: grpc.Client
+
+  /** @param target `host:port` or `unix:///path`. */
+  constructor(target: string, credentials = grpc.credentials.createInsecure()) {
+    this.client = new ClientCtor(target, credentials)
+  }
+
+  /**
+   * Stream GetFlows responses. Break out of the loop (or abort `signal`) to cancel.
+   * @throws the gRPC error (code + details) when the server rejects the request.
+   */
+  async *getFlows(req: GetFlowsRequest = {}, signal?: AbortSignal): AsyncGenerator<FlowsResponse> {
+    const call = (
+      this.client as unknown as Record<
+        string,
+        (r: unknown) => grpc.ClientReadableStream<FlowsResponse>
+      >
+    ).GetFlows?.call(this.client, req) as grpc.ClientReadableStream<FlowsResponse>
+    const onAbort = () => call.cancel()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      for await (const r of call) yield r as FlowsResponse
+    } catch (e) {
+      if ((e as { code?: number }).code === grpc.status.CANCELLED && (signal?.aborted ?? true))
+        return
+      throw e
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+      call.cancel()
+    }
+  }
+
+  private unary<T>(method: string): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const fn = (
+        this.client as unknown as Record<
+          string,
+          (r: unknown, cb: (e: Error | null, v: T) => void) => void
+        >
+      )[method]
+      fn?.call(this.client, {}, (e, v) => (e ? reject(e) : resolve(v)))
+    })
+  }
+
+  /** ServerStatus: numFlows, maxFlows, seenFlows, uptimeNs, version. */
+  serverStatus(): Promise<Record<string, unknown>> {
+    return this.unary('ServerStatus')
+  }
+
+  /** GetNodes. */
+  async getNodes(): Promise<ObserverNode[]> {
+    const r = await this.unary<{ nodes?: ObserverNode[] }>('GetNodes')
+    return r.nodes ?? []
+  }
+
+  /** Wait until connected (rejects after `timeoutMs`). */
+  waitForReady(timeoutMs = 5000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.client.waitForReady(Date.now() + timeoutMs, (e) => (e ? reject(e) : resolve()))
+    })
+  }
+
+  close(): void {
+    this.client.close()
+  }
+}
