@@ -1,6 +1,7 @@
 import { mkdirSync, rmSync } from 'node:fs'
 import { type AgentConfig, resolveConfig } from './config'
 import { AgentError, invalid } from './errors'
+import { IdentityService } from './internal/identity'
 import { ensureBpffsFor, ensureCgroup2At } from './internal/mounts'
 import {
   ensureEndpointNetwork,
@@ -115,6 +116,7 @@ export class Agent {
   readonly #store: StateStore
   #state: AgentState = emptyState()
   #ipam: Ipam
+  #identity = new IdentityService()
   #queue: Promise<unknown> = Promise.resolve()
   #started = 0
   #running = false
@@ -155,6 +157,27 @@ export class Agent {
       if (ipam.contains(ep.ipv4)) ipam.claim(ep.ipv4)
     }
     this.#ipam = ipam
+    if (this.config.kvstore.type !== 'memory') {
+      throw new AgentError(
+        'UNAVAILABLE',
+        'kvstore etcd: the etcd identity backend is not wired into this agent yet; use kvstore memory',
+        { field: 'kvstore' },
+      )
+    }
+    this.#identity = new IdentityService()
+    const changed = await this.#identity.restore(this.#state.endpoints)
+    for (const ep of changed) {
+      this.log.warn(
+        { endpoint: `${ep.namespace}/${ep.name}`, identity: ep.identity },
+        'identity changed on restore',
+      )
+    }
+    this.#identity.ipcache.upsert(`${this.#ipam.router}/32`, { identity: 1 })
+    for (const ep of this.#state.endpoints) {
+      if (ep.identity !== undefined)
+        this.#identity.ipcache.upsert(`${ep.ipv4}/32`, { identity: ep.identity })
+    }
+    if (changed.length > 0) this.#save()
     await ensureHostDevice(hostDeviceName(this.config.prefix), this.#ipam.router)
     this.#running = true
     await this.#serial(() => this.#reconcile())
@@ -185,6 +208,7 @@ export class Agent {
       }
     })
     this.#running = false
+    await this.#identity.close().catch(() => {})
     this.log.info({ purge: options.purge === true }, 'agent stopped')
   }
 
@@ -218,9 +242,11 @@ export class Agent {
       }
       const record = await this.#newEndpointRecord(spec)
       try {
+        record.identity = await this.#identity.allocate(record)
         await this.#realizeEndpoint(record)
       } catch (error) {
         await this.#unrealizeEndpoint(record).catch(() => {})
+        if (record.identity !== undefined) await this.#identity.release(record)
         this.#ipam.release(record.ipv4)
         throw error instanceof AgentError
           ? error
@@ -231,6 +257,8 @@ export class Agent {
             )
       }
       this.#state.endpoints.push(record)
+      this.#identity.ipcache.upsert(`${record.ipv4}/32`, { identity: record.identity! })
+      this.#refreshServices()
       this.#save()
       this.log.info(
         { endpoint: `${record.namespace}/${record.name}`, id: record.id, ip: record.ipv4 },
@@ -322,6 +350,26 @@ export class Agent {
     })
   }
 
+  // ---------------------------------------------------------------- identities
+
+  /** Every identity known to the allocator (reserved ones included), with the endpoints using it. */
+  listIdentities(): { id: number; labels: string[]; endpoints: string[] }[] {
+    return this.#identity.list().map((i) => ({
+      id: i.id,
+      labels: i.labels,
+      endpoints: this.#state.endpoints
+        .filter((e) => e.identity === i.id)
+        .map((e) => `${e.namespace}/${e.name}`),
+    }))
+  }
+
+  /** The node's ipcache (prefix -> identity), as the datapath's LPM map should hold it. */
+  ipcacheEntries(): { cidr: string; identity: number; source: string }[] {
+    return this.#identity.ipcache
+      .dump()
+      .map((e) => ({ cidr: e.cidr, identity: e.identity, source: e.source }))
+  }
+
   // ---------------------------------------------------------------- status
 
   /** Components, kernel features, counts. */
@@ -334,7 +382,10 @@ export class Agent {
       router: this.#ipam.router,
       components: {
         agent: { state: 'ok', detail: `state in ${this.config.stateDir}` },
-        identity: { state: 'unavailable', detail: 'identity allocator not wired yet' },
+        identity: {
+          state: 'ok',
+          detail: `${this.#identity.allocator.backend} allocator, ${this.#identity.list().length} identities`,
+        },
         policy: { state: 'unavailable', detail: 'policy compiler not wired yet' },
         datapath: {
           state: 'unavailable',
@@ -347,7 +398,7 @@ export class Agent {
         endpoints: this.#state.endpoints.length,
         policies: this.#state.policies.length,
         services: this.#state.services.length,
-        identities: 0,
+        identities: this.#identity.list().filter((i) => i.id >= 256).length,
       },
     }
   }
@@ -475,9 +526,19 @@ export class Agent {
   async #deleteEndpoint(ep: EndpointRecord): Promise<void> {
     await this.#unrealizeEndpoint(ep)
     this.#ipam.release(ep.ipv4)
+    this.#identity.ipcache.delete(`${ep.ipv4}/32`)
+    if (ep.identity !== undefined) await this.#identity.release(ep)
     this.#state.endpoints = this.#state.endpoints.filter((e) => e !== ep)
+    this.#refreshServices()
+  }
+
+  /** Recompute service backends (selectors pick up new endpoints; deleted ones drop out). */
+  #refreshServices(): void {
     for (const svc of this.#state.services) {
-      svc.backends = this.#resolveBackends(svc, svc.backends.map(backendRef))
+      svc.backends = this.#resolveBackends(
+        svc,
+        svc.backends.filter((b) => !b.endpoint || !svc.selector).map(backendRef),
+      )
     }
   }
 

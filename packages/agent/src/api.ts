@@ -50,6 +50,8 @@ export function apiRoutes(agent: Agent): Route[] {
     r('DELETE', `/v1/endpoints/${SEG}/${SEG}`, ({ params }) =>
       agent.deleteEndpoint(`${params[0]}/${params[1]}`),
     ),
+    r('GET', '/v1/identities', () => agent.listIdentities()),
+    r('GET', '/v1/ipcache', () => agent.ipcacheEntries()),
     r('GET', '/v1/services', () => agent.listServices()),
     r('POST', '/v1/services', async ({ body, res }) => {
       res.statusCode = 201

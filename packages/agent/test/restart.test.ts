@@ -1,0 +1,47 @@
+import { existsSync } from 'node:fs'
+import { describeKernel } from '@membrane/test-utils'
+import { afterAll, expect, it } from 'vitest'
+import type { EndpointView } from '../src/agent'
+import { AgentClient } from '../src/client'
+import { type AgentDaemon, startDaemon } from '../src/daemon'
+import { testConfig } from './helpers'
+
+describeKernel('agent restart (graceful)', ['root', 'netns'], () => {
+  const { config, cleanupDirs } = testConfig()
+  let daemon: AgentDaemon | undefined
+  afterAll(async () => {
+    await daemon?.stop({ purge: true })
+    cleanupDirs()
+  })
+
+  it('keeps namespaces across a stop and gets the same identities and addresses back', async () => {
+    daemon = await startDaemon({ config })
+    let client = new AgentClient(config.socketPath)
+    const mk = (name: string, labels: Record<string, string>) =>
+      client.post<{ endpoint: EndpointView }>('/v1/endpoints', { name, labels })
+    await mk('a', { app: 'one' })
+    await mk('b', { app: 'two' })
+    await mk('c', { app: 'three' })
+    await mk('d', { app: 'one' })
+    await client.delete('/v1/endpoints/default/b') // leaves a gap in the identity numbers
+    const before = await client.get<EndpointView[]>('/v1/endpoints')
+    expect(before.find((e) => e.name === 'a')?.identity).toBe(
+      before.find((e) => e.name === 'd')?.identity,
+    )
+    await daemon.stop()
+    daemon = undefined
+    for (const ep of before) expect(existsSync(`/run/netns/${ep.netns}`)).toBe(true)
+
+    daemon = await startDaemon({ config })
+    client = new AgentClient(config.socketPath)
+    const after = await client.get<EndpointView[]>('/v1/endpoints')
+    expect(after.map((e) => [e.name, e.ipv4, e.identity, e.health])).toEqual(
+      before.map((e) => [e.name, e.ipv4, e.identity, 'ready']),
+    )
+    const ids = await client.get<{ id: number; endpoints: string[] }[]>('/v1/identities')
+    expect(ids.find((i) => i.id === before[0]?.identity)?.endpoints).toEqual([
+      'default/a',
+      'default/d',
+    ])
+  })
+})
