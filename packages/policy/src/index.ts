@@ -1,2 +1,99 @@
-// @membrane/policy: Compile CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and Kubernetes NetworkPolicy into per-endpoint policy map state, and explain verdicts.
-export {}
+// @membrane/policy: compile CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and Kubernetes
+// NetworkPolicy into per-endpoint policy map state, and explain verdicts.
+export { type Cidr, cidrContains, cidrOverlaps, parseCidr, parseIp } from './cidr'
+export type { ComputeOptions, DirectionEvaluation, EndpointInfo, RuleMatch } from './compile'
+export { isValidDnsPattern, matchDnsPattern, matchFqdn, normalizeDnsName } from './dns'
+export { PolicyError, PolicyErrorCode, type PolicyErrorDetails, PolicyParseError } from './errors'
+export {
+  type IdentityData,
+  type NamedPort,
+  ReservedIdentity,
+  type ReservedName,
+  ResolvedIdentity,
+  type ServiceInfo,
+} from './identity'
+export {
+  type DnsQuery,
+  dnsRuleMatches,
+  type HttpRequest,
+  httpRuleMatches,
+  KAFKA_ROLE_KEYS,
+  type KafkaRequest,
+  kafkaApiKey,
+  kafkaRuleMatches,
+  type L7Request,
+  l7Match,
+} from './l7'
+export {
+  formatLabel,
+  type Label,
+  LabelSet,
+  NAMESPACE_LABEL,
+  NAMESPACE_LABELS_PREFIX,
+  parseLabel,
+  type Requirement,
+  SERVICE_ACCOUNT_LABEL,
+  Selector,
+} from './labels'
+export {
+  applyMapStateDiff,
+  diffMapState,
+  keyPrefixLength,
+  lookupMapState,
+  MapState,
+  type MapStateDiff,
+  type MapStateEntry,
+  type MapStateKey,
+  type MapStateQuery,
+  type MapStateValue,
+  mapStateKeyString,
+  mapStateVerdict,
+  sameDatapathValue,
+} from './mapstate'
+export {
+  AUTH_TYPES,
+  type Direction,
+  type DnsRule,
+  ENTITIES,
+  type Entity,
+  type HeaderMatch,
+  type HttpRule,
+  type KafkaRule,
+  type L4Rule,
+  type L7Parser,
+  type L7Rules,
+  type Peer,
+  type PeerRule,
+  type PolicyDocument,
+  type PolicyKind,
+  type PolicyRule,
+  type PortSpec,
+  peerKey,
+} from './model'
+export { parsePolicyDocuments, parsePolicyObjects, validatePolicyDocuments } from './parse'
+export {
+  ICMPV4_TYPES,
+  ICMPV6_TYPES,
+  type PortPrefix,
+  Protocol,
+  portRangeToPrefixes,
+  prefixContains,
+  prefixCovers,
+  protocolName,
+  protocolNumber,
+} from './ports'
+export { compileRe2, type Re2Pattern, Re2SyntaxError } from './re2'
+export {
+  type DirectionTrace,
+  type L7Policy,
+  type L7Trace,
+  type PolicyRef,
+  PolicyRepository,
+  type RepositoryOptions,
+  type TraceEndpoint,
+  type TraceInput,
+  type TraceResult,
+  TrackedEndpointPolicy,
+  traceEndpointLabels,
+} from './repository'
+export { type SelectionChange, SelectorCache } from './selector-cache'

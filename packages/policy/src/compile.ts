@@ -1,0 +1,541 @@
+/**
+ * Per-endpoint evaluation: which rules select an endpoint, which rules match a flow (trace), and
+ * the endpoint's map state (computed in full, then kept up to date per identity).
+ */
+import { PolicyError } from './errors'
+import type { NamedPort, ResolvedIdentity } from './identity'
+import { peerSelects } from './identity'
+import type { LabelSet } from './labels'
+import {
+  MapState,
+  type MapStateDiff,
+  type MapStateEntry,
+  type MapStateValue,
+  mapStateKeyString,
+  sameDatapathValue,
+} from './mapstate'
+import {
+  type Direction,
+  type L4Rule,
+  type L7Parser,
+  type Peer,
+  type PeerRule,
+  type PolicyRule,
+  type PortSpec,
+  peerKey,
+} from './model'
+import { portRangeToPrefixes, protocolNumber, protocolNumbers } from './ports'
+import type { SelectorCache } from './selector-cache'
+
+/** The endpoint a map state is computed for. */
+export interface EndpointInfo {
+  /** The endpoint's identity labels (`k8s:app=web`, `k8s:io.kubernetes.pod.namespace=default`). */
+  labels: readonly string[]
+  /** Container port names -> port (resolves ingress named ports). */
+  namedPorts?: Readonly<Record<string, NamedPort>>
+}
+
+/** Options of map-state computation. */
+export interface ComputeOptions {
+  /**
+   * Proxy port for entries that carry L7 rules. Default: none (proxyPort 0, l7Parser still set).
+   */
+  proxyPortFor?: (parser: L7Parser, direction: Direction) => number | undefined
+  /**
+   * Named ports of the whole cluster, for egress rules with named ports whose destination
+   * identity does not carry its own `namedPorts` (Cilium resolves these cluster-wide).
+   */
+  namedPorts?: Readonly<Record<string, NamedPort | readonly NamedPort[]>>
+  /** Cilium's policy enforcement mode: default (deny once selected), always, never. */
+  enforcement?: 'default' | 'always' | 'never'
+}
+
+/** Does a rule's subject select this endpoint? nodeSelector rules select only the host. */
+export function ruleSelects(rule: PolicyRule, labels: LabelSet): boolean {
+  const isHost = labels.bySourceKey.has('reserved:host')
+  if (rule.subject.kind === 'nodes' ? !isHost : isHost) return false
+  return rule.subject.selector.matches(labels)
+}
+
+// ---------------------------------------------------------------- port matching
+
+function namedPortProto(np: NamedPort): number {
+  return protocolNumber(np.protocol ?? 'TCP') ?? 6
+}
+
+/** Resolve a port spec to concrete (protocol, port-range) pieces. */
+export function resolvePortSpec(
+  spec: PortSpec,
+  named: Readonly<Record<string, NamedPort | readonly NamedPort[]>> | undefined,
+): Array<{ proto: number; from: number; to: number }> {
+  if (spec.protocol === 'ICMP' || spec.protocol === 'ICMPv6') {
+    return [{ proto: spec.protocol === 'ICMP' ? 1 : 58, from: spec.port, to: spec.port }]
+  }
+  const allowed = protocolNumbers(spec.protocol)
+  if (spec.name !== undefined) {
+    const np = named?.[spec.name]
+    if (!np) return []
+    const list: readonly NamedPort[] = Array.isArray(np) ? np : [np as NamedPort]
+    return list
+      .filter((p) => allowed.includes(namedPortProto(p)))
+      .map((p) => ({ proto: namedPortProto(p), from: p.port, to: p.port }))
+  }
+  if (spec.port === 0) return allowed.map((proto) => ({ proto, from: 0, to: 65535 }))
+  return allowed.map((proto) => ({ proto, from: spec.port, to: spec.endPort ?? spec.port }))
+}
+
+/** Does an L4 rule list (undefined = all) admit (proto, port)? Returns the matching L4 rule. */
+function l4Admits(
+  l4: L4Rule[] | undefined,
+  proto: number,
+  port: number,
+  named: Readonly<Record<string, NamedPort>> | undefined,
+): { ok: boolean; rule?: L4Rule } {
+  if (!l4) return { ok: true }
+  for (const r of l4) {
+    for (const spec of r.ports) {
+      for (const piece of resolvePortSpec(spec, named)) {
+        if (piece.proto === proto && port >= piece.from && port <= piece.to)
+          return { ok: true, rule: r }
+      }
+    }
+  }
+  return { ok: false }
+}
+
+// ---------------------------------------------------------------- flow evaluation (trace)
+
+/** One rule that matched a flow. */
+export interface RuleMatch {
+  /** PeerRule id: `Kind/ns/name:specs[0].ingress[1]`. */
+  id: string
+  /** Policy ref `Kind/ns/name`. */
+  policy: string
+  path: string
+  deny: boolean
+  /** The peer of the rule that selected the other side. */
+  peer: string
+  /** The toPorts entry that matched, if the rule has ports. */
+  ports?: string
+  /** L7 rules attached to the matching toPorts entry. */
+  l7?: L4Rule['l7']
+}
+
+/** Everything known about one direction of a flow at one endpoint. */
+export interface DirectionEvaluation {
+  selectedBy: PolicyRule[]
+  defaultDeny: boolean
+  allows: RuleMatch[]
+  denies: RuleMatch[]
+}
+
+function describePeer(p: Peer): string {
+  switch (p.kind) {
+    case 'wildcard':
+      return 'any peer'
+    case 'endpoints':
+      return `endpoints ${p.selector.key}`
+    case 'entity':
+      return `entity ${p.entity}`
+    case 'cidr':
+      return `cidr ${p.cidr.text}${p.except.length ? ` except ${p.except.map((c) => c.text).join(', ')}` : ''}`
+    case 'fqdn':
+      return p.matchName !== undefined ? `fqdn ${p.matchName}` : `fqdn pattern ${p.matchPattern}`
+    case 'service':
+      return `service ${p.namespace}/${p.name ?? `{${p.selector?.key}}`}`
+  }
+}
+
+/**
+ * Evaluate the rules selecting `subject` in `direction` against a peer identity and (proto,
+ * port). `destNamedPorts` are the destination's named ports (the subject's on ingress, the
+ * peer's on egress).
+ */
+export function evaluateDirection(
+  rules: readonly PolicyRule[],
+  subject: LabelSet,
+  direction: Direction,
+  peer: ResolvedIdentity,
+  proto: number,
+  port: number,
+  destNamedPorts: Readonly<Record<string, NamedPort>> | undefined,
+  cache: SelectorCache,
+  enforcement: ComputeOptions['enforcement'] = 'default',
+): DirectionEvaluation {
+  const selectedBy = enforcement === 'never' ? [] : rules.filter((r) => ruleSelects(r, subject))
+  const defaultDeny = enforcement === 'always' || selectedBy.some((r) => r.defaultDeny[direction])
+  const allows: RuleMatch[] = []
+  const denies: RuleMatch[] = []
+  for (const r of selectedBy) {
+    for (const pr of direction === 'ingress' ? r.ingress : r.egress) {
+      const matchedPeer = pr.peers.find((p) => peerSelects(p, peer, cache.context))
+      if (!matchedPeer) continue
+      const adm = l4Admits(pr.l4, proto, port, destNamedPorts)
+      if (!adm.ok) continue
+      const m: RuleMatch = {
+        id: pr.id,
+        policy: r.ref,
+        path: pr.path,
+        deny: pr.deny,
+        peer: describePeer(matchedPeer),
+      }
+      if (adm.rule) {
+        m.ports = adm.rule.path
+        if (adm.rule.l7) m.l7 = adm.rule.l7
+      }
+      ;(pr.deny ? denies : allows).push(m)
+    }
+  }
+  return { selectedBy, defaultDeny, allows, denies }
+}
+
+// ---------------------------------------------------------------- map state
+
+const P24 = 0x1000000
+const P16 = 0x10000
+
+/** Encode an L4 key (protocol, prefix length, masked port) into one number. */
+function l4code(proto: number, plen: number, port: number): number {
+  return proto * P24 + plen * P16 + port
+}
+function l4proto(code: number): number {
+  return Math.floor(code / P24)
+}
+function l4plen(code: number): number {
+  return Math.floor(code / P16) % 256
+}
+function l4port(code: number): number {
+  return code % P16
+}
+
+/** Codes of every L4 key that covers `code`, itself included, broadest first. */
+function ancestors(code: number): number[] {
+  const proto = l4proto(code)
+  if (proto === 0) return [0]
+  const plen = l4plen(code)
+  const port = l4port(code)
+  const out = [0]
+  for (let p = 0; p <= plen; p++) {
+    const shift = 16 - p
+    const masked = p === 0 ? 0 : ((port >>> shift) << shift) & 0xffff
+    out.push(l4code(proto, p, masked))
+  }
+  return out
+}
+
+interface Agg {
+  denyFrom: Set<string>
+  allowFrom: Set<string>
+  /** parser -> rule ids */
+  parsers: Map<L7Parser, Set<string>>
+  auth: number
+}
+
+type AggMap = Map<number, Agg>
+
+function aggFor(m: AggMap, code: number): Agg {
+  let a = m.get(code)
+  if (!a) {
+    a = { denyFrom: new Set(), allowFrom: new Set(), parsers: new Map(), auth: 0 }
+    m.set(code, a)
+  }
+  return a
+}
+
+interface L4Piece {
+  code: number
+  parser?: L7Parser
+}
+
+interface Template {
+  rule: PeerRule
+  /** Peer keys in the selector cache; null = wildcard (identity 0). */
+  peers: Array<string | null>
+  /** Fixed L4 pieces. */
+  pieces: L4Piece[]
+  /** Egress named ports, resolved per destination identity. */
+  named: Array<{ spec: PortSpec; parser?: L7Parser }>
+}
+
+function piecesOf(
+  spec: PortSpec,
+  named: Readonly<Record<string, NamedPort | readonly NamedPort[]>> | undefined,
+  parser: L7Parser | undefined,
+): L4Piece[] {
+  const out: L4Piece[] = []
+  for (const piece of resolvePortSpec(spec, named)) {
+    for (const pp of portRangeToPrefixes(piece.from, piece.to)) {
+      // L7 redirects only make sense on TCP, except DNS (UDP and TCP).
+      const p =
+        parser && (piece.proto === 6 || (parser === 'dns' && piece.proto === 17))
+          ? parser
+          : undefined
+      out.push(
+        p
+          ? { code: l4code(piece.proto, pp.prefixLen, pp.port), parser: p }
+          : { code: l4code(piece.proto, pp.prefixLen, pp.port) },
+      )
+    }
+  }
+  return out
+}
+
+function sortedIds(s: Set<string>): string[] {
+  return [...s].sort()
+}
+
+/**
+ * The policy of one endpoint: its selected rules, its map state, and the state needed to update
+ * the map state per identity when selections change.
+ */
+export class EndpointPolicy {
+  mapState = new MapState()
+  private templates: Record<Direction, Template[]> = { ingress: [], egress: [] }
+  private wild: Record<Direction, AggMap> = { ingress: new Map(), egress: new Map() }
+  /** identity -> map-state key strings of that identity */
+  private keysById = new Map<number, Set<string>>()
+  selectedRefs = new Set<string>()
+  private pending = new Set<number>()
+  private unsubscribe: (() => void) | undefined
+  revision = -1
+
+  constructor(
+    readonly endpoint: EndpointInfo & { labelSet: LabelSet },
+    private readonly cache: SelectorCache,
+    readonly options: ComputeOptions = {},
+  ) {}
+
+  /** Track selector cache changes so that {@link update} can recompute only touched identities. */
+  track(): this {
+    this.unsubscribe ??= this.cache.onChange((c) => {
+      for (const id of c.identities) this.pending.add(id)
+    })
+    return this
+  }
+
+  /** Stop tracking selector cache changes. */
+  dispose(): void {
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose()
+  }
+
+  /** Recompute everything from `rules`; returns the diff against the previous map state. */
+  compute(rules: readonly PolicyRule[], revision: number): MapStateDiff {
+    const prev = this.mapState
+    const enforcement = this.options.enforcement ?? 'default'
+    const selected =
+      enforcement === 'never' ? [] : rules.filter((r) => ruleSelects(r, this.endpoint.labelSet))
+    this.selectedRefs = new Set(selected.map((r) => r.ref))
+    const next = new MapState()
+    this.keysById = new Map()
+    this.pending.clear()
+    for (const dir of ['ingress', 'egress'] as const) {
+      const templates: Template[] = []
+      const wild: AggMap = new Map()
+      const dd = enforcement === 'always' || selected.some((r) => r.defaultDeny[dir])
+      next.defaultDeny[dir] = dd
+      if (!dd) aggFor(wild, 0).allowFrom.add('<no default deny>')
+      for (const r of selected) {
+        for (const pr of dir === 'ingress' ? r.ingress : r.egress) {
+          const t: Template = { rule: pr, peers: [], pieces: [], named: [] }
+          // The repository keeps every rule's peers registered in the cache while the rule exists.
+          for (const p of pr.peers) t.peers.push(p.kind === 'wildcard' ? null : peerKey(p))
+          if (!pr.l4) t.pieces.push({ code: 0 })
+          else {
+            for (const l of pr.l4) {
+              for (const spec of l.ports) {
+                if (spec.name !== undefined && dir === 'egress')
+                  t.named.push(l.l7 ? { spec, parser: l.l7.parser } : { spec })
+                else t.pieces.push(...piecesOf(spec, this.endpoint.namedPorts, l.l7?.parser))
+              }
+            }
+          }
+          templates.push(t)
+        }
+      }
+      this.templates[dir] = templates
+      // Wildcard contributions.
+      for (const t of templates) {
+        if (!t.peers.includes(null)) continue
+        this.contribute(wild, t, undefined)
+      }
+      this.wild[dir] = wild
+      for (const code of wild.keys()) {
+        const key = {
+          identity: 0,
+          direction: dir,
+          protocol: l4proto(code),
+          port: l4port(code),
+          portPrefixLen: l4plen(code),
+        }
+        next.set(key, this.fold(dir, undefined, code))
+      }
+    }
+    // Identity-specific entries.
+    const ids = new Set<number>()
+    for (const dir of ['ingress', 'egress'] as const) {
+      for (const t of this.templates[dir])
+        for (const k of t.peers)
+          if (k !== null) for (const id of this.cache.selected(k)) ids.add(id)
+    }
+    for (const id of ids) this.writeIdentity(next, id)
+    this.mapState = next
+    this.revision = revision
+    return diffStates(prev, next)
+  }
+
+  /** Recompute the entries of identities whose selections changed since the last call. */
+  update(): MapStateDiff {
+    const diff: MapStateDiff = { upserts: [], deletes: [] }
+    if (this.pending.size === 0) return diff
+    const ids = [...this.pending]
+    this.pending.clear()
+    for (const id of ids) {
+      const old = new Map<string, MapStateEntry>()
+      for (const k of this.keysById.get(id) ?? []) {
+        const e = this.mapState.entries.get(k)
+        if (e) old.set(k, e)
+        this.mapState.entries.delete(k)
+      }
+      this.keysById.delete(id)
+      this.writeIdentity(this.mapState, id)
+      for (const k of this.keysById.get(id) ?? []) {
+        const e = this.mapState.entries.get(k) as MapStateEntry
+        const o = old.get(k)
+        if (!o || !sameDatapathValue(o.value, e.value)) diff.upserts.push(e)
+        old.delete(k)
+      }
+      for (const o of old.values()) diff.deletes.push(o.key)
+    }
+    return diff
+  }
+
+  private contribute(target: AggMap, t: Template, ident: ResolvedIdentity | undefined): void {
+    const pr = t.rule
+    const add = (piece: L4Piece) => {
+      const a = aggFor(target, piece.code)
+      if (pr.deny) a.denyFrom.add(pr.id)
+      else {
+        a.allowFrom.add(pr.id)
+        if (pr.authType > a.auth) a.auth = pr.authType
+        if (piece.parser) {
+          let s = a.parsers.get(piece.parser)
+          if (!s) {
+            s = new Set()
+            a.parsers.set(piece.parser, s)
+          }
+          s.add(pr.id)
+        }
+      }
+    }
+    for (const piece of t.pieces) add(piece)
+    if (t.named.length) {
+      const named = ident?.namedPorts ?? this.options.namedPorts
+      for (const n of t.named) for (const piece of piecesOf(n.spec, named, n.parser)) add(piece)
+    }
+  }
+
+  private writeIdentity(target: MapState, id: number): void {
+    const ident = this.cache.identity(id)
+    if (!ident) return
+    const keys = new Set<string>()
+    for (const dir of ['ingress', 'egress'] as const) {
+      const mine: AggMap = new Map()
+      for (const t of this.templates[dir]) {
+        if (!t.peers.some((k) => k !== null && this.cache.selected(k).has(id))) continue
+        this.contribute(mine, t, ident)
+      }
+      if (mine.size === 0) continue
+      const emit = (code: number, v: MapStateValue) => {
+        const key = {
+          identity: id,
+          direction: dir,
+          protocol: l4proto(code),
+          port: l4port(code),
+          portPrefixLen: l4plen(code),
+        }
+        target.set(key, v)
+        keys.add(mapStateKeyString(key))
+      }
+      for (const code of mine.keys()) emit(code, this.fold(dir, mine, code))
+      // Closure: a more specific wildcard key would win the lookup for this identity; add the
+      // intersection where the identity's own rules change the outcome (e.g. an L3 deny).
+      for (const wcode of this.wild[dir].keys()) {
+        if (mine.has(wcode)) continue
+        const anc = ancestors(wcode)
+        if (!anc.some((a) => a !== wcode && mine.has(a))) continue
+        const v = this.fold(dir, mine, wcode)
+        const w = this.fold(dir, undefined, wcode)
+        if (!sameDatapathValue(v, w)) emit(wcode, v)
+      }
+    }
+    if (keys.size) this.keysById.set(id, keys)
+  }
+
+  private fold(dir: Direction, mine: AggMap | undefined, code: number): MapStateValue {
+    const wild = this.wild[dir]
+    const aggs: Agg[] = []
+    for (const a of ancestors(code)) {
+      const w = wild.get(a)
+      if (w) aggs.push(w)
+      const m = mine?.get(a)
+      if (m) aggs.push(m)
+    }
+    const denyFrom = new Set<string>()
+    for (const a of aggs) for (const d of a.denyFrom) denyFrom.add(d)
+    if (denyFrom.size)
+      return { deny: true, proxyPort: 0, authType: 0, derivedFrom: sortedIds(denyFrom) }
+    const allowFrom = new Set<string>()
+    const parsers = new Map<L7Parser, Set<string>>()
+    let auth = 0
+    for (const a of aggs) {
+      for (const d of a.allowFrom) allowFrom.add(d)
+      for (const [p, s] of a.parsers) {
+        let t = parsers.get(p)
+        if (!t) {
+          t = new Set()
+          parsers.set(p, t)
+        }
+        for (const x of s) t.add(x)
+      }
+      if (a.auth > auth) auth = a.auth
+    }
+    if (parsers.size > 1) {
+      const desc = [...parsers].map(([p, s]) => `${p} (${[...s].join(', ')})`).join(' and ')
+      throw new PolicyError(
+        'L7_PARSER_CONFLICT',
+        `conflicting L7 parsers on ${dir} port ${l4port(code)}/${l4proto(code)}: ${desc}`,
+        {
+          expected: 'one L7 parser per port of an endpoint',
+        },
+      )
+    }
+    const v: MapStateValue = {
+      deny: false,
+      proxyPort: 0,
+      authType: auth,
+      derivedFrom: sortedIds(allowFrom),
+    }
+    const parser = parsers.keys().next().value
+    if (parser) {
+      v.l7Parser = parser
+      v.proxyPort = this.options.proxyPortFor?.(parser, dir) ?? 0
+    }
+    return v
+  }
+}
+
+function diffStates(prev: MapState, next: MapState): MapStateDiff {
+  const upserts: MapStateEntry[] = []
+  const deletes = []
+  for (const [k, e] of next.entries) {
+    const p = prev.entries.get(k)
+    if (!p || !sameDatapathValue(p.value, e.value)) upserts.push(e)
+  }
+  for (const [k, e] of prev.entries) if (!next.entries.has(k)) deletes.push(e.key)
+  return { upserts, deletes }
+}

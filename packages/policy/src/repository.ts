@@ -1,0 +1,655 @@
+/**
+ * PolicyRepository: holds rules, resolves selectors, computes map state, traces flows.
+ */
+import { hostCidr } from './cidr'
+import {
+  type ComputeOptions,
+  type DirectionEvaluation,
+  type EndpointInfo,
+  EndpointPolicy,
+  evaluateDirection,
+  type RuleMatch,
+  ruleSelects,
+} from './compile'
+import { PolicyError } from './errors'
+import {
+  type IdentityData,
+  type NamedPort,
+  type ReservedName,
+  ResolvedIdentity,
+  type ServiceInfo,
+} from './identity'
+import { type DnsQuery, type HttpRequest, type KafkaRequest, type L7Request, l7Match } from './l7'
+import { LabelSet, NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, SERVICE_ACCOUNT_LABEL } from './labels'
+import type { MapState, MapStateDiff } from './mapstate'
+import type { Direction, L7Parser, L7Rules, PolicyDocument, PolicyRule } from './model'
+import { peerKey } from './model'
+import { parsePolicyDocuments } from './parse'
+import { protocolNumber } from './ports'
+import { type SelectionChange, SelectorCache } from './selector-cache'
+
+/** One side of a traced flow. */
+export interface TraceEndpoint {
+  /** Pod namespace. With no namespace, no labels and no reserved identity: outside the cluster. */
+  namespace?: string
+  /** Pod labels (without source; they become `k8s:key=value`). */
+  labels?: Readonly<Record<string, string>>
+  /** Labels of the pod's namespace; `kubernetes.io/metadata.name` is added when missing. */
+  namespaceLabels?: Readonly<Record<string, string>>
+  serviceAccount?: string
+  ips?: readonly string[]
+  /** Container port names of this endpoint (used when it is the destination). */
+  namedPorts?: Readonly<Record<string, NamedPort>>
+  /** A reserved identity instead of a pod: host, remote-node, kube-apiserver, health, ... */
+  reserved?: ReservedName
+  /** Exact identity labels (overrides namespace/labels/reserved). */
+  identityLabels?: readonly string[]
+}
+
+/** trace() input. */
+export interface TraceInput {
+  source: TraceEndpoint
+  destination: TraceEndpoint
+  /** Destination port (ICMP: the ICMP type). */
+  port: number
+  /** TCP (default), UDP, SCTP, ICMP, ICMPv6 or a protocol number. */
+  protocol?: string | number
+  http?: HttpRequest
+  kafka?: KafkaRequest
+  dns?: DnsQuery
+}
+
+/** L7 part of a direction's verdict. */
+export interface L7Trace {
+  parser: L7Parser
+  /** Some allowing rule had no L7 rules on this port: every request is allowed. */
+  wildcard: boolean
+  /** allowed/denied when a request was given, otherwise not-evaluated. */
+  verdict: 'allowed' | 'denied' | 'not-evaluated'
+  /** Rule id and index of the L7 rule that allowed the request. */
+  matched?: { id: string; index: number }
+  /** The L7 rules in force, per allowing rule. */
+  rules: Array<{ id: string; rules: L7Rules }>
+}
+
+/** The verdict of one direction (the source's egress or the destination's ingress). */
+export interface DirectionTrace {
+  verdict: 'allowed' | 'denied'
+  reason:
+    | 'not-enforced-outside-cluster'
+    | 'no-default-deny'
+    | 'allowed-by-rule'
+    | 'denied-by-deny-rule'
+    | 'default-deny'
+    | 'denied-at-l7'
+  /** Policies (refs) whose rules select the endpoint. */
+  selectedBy: string[]
+  defaultDeny: boolean
+  allowedBy: RuleMatch[]
+  deniedBy: RuleMatch[]
+  l7?: L7Trace
+  /** Human-readable explanation. */
+  explanation: string
+}
+
+/** trace() output. */
+export interface TraceResult {
+  verdict: 'allowed' | 'denied'
+  egress: DirectionTrace
+  ingress: DirectionTrace
+  /** Identity labels used for each side. */
+  sourceLabels: string[]
+  destinationLabels: string[]
+}
+
+/** Identity labels of a trace endpoint, Cilium-style. */
+export function traceEndpointLabels(e: TraceEndpoint): string[] {
+  if (e.identityLabels) return [...e.identityLabels]
+  const labels = Object.entries(e.labels ?? {}).map(([k, v]) => `k8s:${k}=${v}`)
+  if (e.reserved) {
+    const out = [`reserved:${e.reserved}`, ...labels]
+    if (e.reserved === 'world' || e.reserved === 'world-ipv4' || e.reserved === 'world-ipv6')
+      out.push(...cidrLabels(e.ips))
+    return out
+  }
+  if (e.namespace === undefined && labels.length === 0) {
+    return ['reserved:world', ...cidrLabels(e.ips)]
+  }
+  const ns = e.namespace ?? 'default'
+  labels.push(`k8s:${NAMESPACE_LABEL}=${ns}`)
+  const nsLabels: Record<string, string> = {
+    'kubernetes.io/metadata.name': ns,
+    ...(e.namespaceLabels ?? {}),
+  }
+  for (const [k, v] of Object.entries(nsLabels))
+    labels.push(`k8s:${NAMESPACE_LABELS_PREFIX}${k}=${v}`)
+  if (e.serviceAccount) labels.push(`k8s:${SERVICE_ACCOUNT_LABEL}=${e.serviceAccount}`)
+  return labels
+}
+
+function cidrLabels(ips: readonly string[] | undefined): string[] {
+  const ip = ips?.[0]
+  if (ip === undefined) return []
+  const c = hostCidr(ip)
+  return c ? [`cidr:${c.text}`] : []
+}
+
+function isClusterEndpoint(labels: LabelSet): boolean {
+  return labels.bySourceKey.has(`k8s:${NAMESPACE_LABEL}`) || labels.bySourceKey.has('reserved:host')
+}
+
+/** Options of {@link PolicyRepository}. */
+export interface RepositoryOptions {
+  /** Default options for map-state computation. */
+  compute?: ComputeOptions
+  /** Share a selector cache (e.g. across repositories); default: a new one. */
+  selectorCache?: SelectorCache
+}
+
+/** Identifies a policy to delete: its ref string, a document, or kind/namespace/name. */
+export type PolicyRef = string | PolicyDocument | { kind: string; namespace?: string; name: string }
+
+/** An L7 lookup for the proxy. */
+export interface L7Policy {
+  parser: L7Parser
+  /** Some allowing rule has no L7 rules for this peer and port: allow every request. */
+  wildcard: boolean
+  rules: Array<{ id: string; rules: L7Rules }>
+}
+
+/**
+ * Holds policy documents and compiles them. Every mutation bumps `revision`.
+ *
+ * @example
+ * const repo = new PolicyRepository()
+ * repo.upsert(parsePolicyDocuments(yaml))
+ * repo.trace({ source: {...}, destination: {...}, port: 80, protocol: 'TCP' }).verdict
+ */
+export class PolicyRepository {
+  readonly selectorCache: SelectorCache
+  private readonly docs = new Map<string, PolicyDocument>()
+  private ruleList: PolicyRule[] = []
+  private readonly changeLog: Array<{ revision: number; refs: Set<string> }> = []
+  private _revision = 0
+  readonly options: RepositoryOptions
+
+  constructor(options: RepositoryOptions = {}) {
+    this.options = options
+    this.selectorCache = options.selectorCache ?? new SelectorCache()
+  }
+
+  /** Current revision (0 when empty; +1 per upsert/delete). */
+  get revision(): number {
+    return this._revision
+  }
+
+  /** Every rule, in insertion order. */
+  get rules(): readonly PolicyRule[] {
+    return this.ruleList
+  }
+
+  /** Every policy document. */
+  get policies(): PolicyDocument[] {
+    return [...this.docs.values()]
+  }
+
+  /**
+   * Add or replace policies (by kind/namespace/name). Accepts parsed documents or the text to
+   * parse. All or nothing: a bad document rejects the batch. Returns the new revision.
+   */
+  upsert(input: PolicyDocument | readonly PolicyDocument[] | string): number {
+    const docs =
+      typeof input === 'string'
+        ? parsePolicyDocuments(input)
+        : Array.isArray(input)
+          ? input
+          : [input as PolicyDocument]
+    const seen = new Set<string>()
+    for (const d of docs) {
+      if (seen.has(d.ref))
+        throw new PolicyError('DUPLICATE_POLICY', `${d.ref} appears twice in one upsert`, {
+          documentIndex: d.index,
+          document: d.ref,
+        })
+      seen.add(d.ref)
+    }
+    for (const d of docs) {
+      const old = this.docs.get(d.ref)
+      if (old) this.release(old)
+      for (const r of d.rules)
+        for (const pr of [...r.ingress, ...r.egress])
+          for (const p of pr.peers) this.selectorCache.register(p)
+      this.docs.set(d.ref, d)
+    }
+    return this.commit(seen)
+  }
+
+  /** Remove policies; unknown refs are ignored. Returns the new revision. */
+  delete(refs: PolicyRef | readonly PolicyRef[]): number {
+    const list = Array.isArray(refs) ? refs : [refs]
+    const changed = new Set<string>()
+    for (const r of list as PolicyRef[]) {
+      const ref =
+        typeof r === 'string'
+          ? r
+          : 'ref' in r
+            ? r.ref
+            : r.namespace !== undefined && r.kind !== 'CiliumClusterwideNetworkPolicy'
+              ? `${r.kind}/${r.namespace}/${r.name}`
+              : `${r.kind}/${r.name}`
+      const d = this.docs.get(ref)
+      if (!d) continue
+      this.release(d)
+      this.docs.delete(ref)
+      changed.add(ref)
+    }
+    return this.commit(changed)
+  }
+
+  private release(d: PolicyDocument): void {
+    for (const r of d.rules)
+      for (const pr of [...r.ingress, ...r.egress])
+        for (const p of pr.peers) this.selectorCache.unregister(peerKey(p))
+  }
+
+  private commit(refs: Set<string>): number {
+    this._revision++
+    this.ruleList = [...this.docs.values()].flatMap((d) => d.rules)
+    this.changeLog.push({ revision: this._revision, refs })
+    if (this.changeLog.length > 1000) this.changeLog.splice(0, this.changeLog.length - 1000)
+    return this._revision
+  }
+
+  /** Policy refs changed after `revision` (undefined when the log no longer reaches back). */
+  changedSince(revision: number): Set<string> | undefined {
+    const first = this.changeLog[0]
+    if (first && first.revision > revision + 1) return undefined
+    const out = new Set<string>()
+    for (const c of this.changeLog) if (c.revision > revision) for (const r of c.refs) out.add(r)
+    return out
+  }
+
+  /** Rules whose subject selects an endpoint with these labels. */
+  rulesSelecting(labels: readonly string[]): PolicyRule[] {
+    const set = new LabelSet(labels)
+    return this.ruleList.filter((r) => ruleSelects(r, set))
+  }
+
+  /** Feed identity additions/removals into the selector cache. */
+  updateIdentities(
+    added: Iterable<IdentityData>,
+    removed: Iterable<number | IdentityData> = [],
+  ): SelectionChange {
+    return this.selectorCache.updateIdentities(added, removed)
+  }
+
+  /**
+   * Compute the map state of one endpoint. When `identities` is given it becomes the selector
+   * cache's identity set (applied as a diff); otherwise the cache's current identities are used.
+   */
+  computeMapState(
+    endpoint: EndpointInfo,
+    identities?: Iterable<IdentityData>,
+    options?: ComputeOptions,
+  ): MapState {
+    if (identities) this.selectorCache.setIdentities(identities)
+    const ep = new EndpointPolicy(
+      { ...endpoint, labelSet: new LabelSet(endpoint.labels) },
+      this.selectorCache,
+      { ...this.options.compute, ...options },
+    )
+    ep.compute(this.ruleList, this._revision)
+    return ep.mapState
+  }
+
+  /**
+   * A tracked endpoint policy: compute once, then call `refresh()` after rule or identity changes
+   * to get only the map-state diff (rule changes recompute this endpoint only if a changed
+   * policy selects it; identity changes recompute only the touched identities).
+   */
+  endpointPolicy(endpoint: EndpointInfo, options?: ComputeOptions): TrackedEndpointPolicy {
+    return new TrackedEndpointPolicy(this, endpoint, { ...this.options.compute, ...options })
+  }
+
+  /** Internal: the rules, for tracked endpoints. */
+  /** @internal */ get _rules(): readonly PolicyRule[] {
+    return this.ruleList
+  }
+
+  /**
+   * The L7 rules the proxy must apply for traffic of `peerIdentity` on (protocol, port) at this
+   * endpoint in `direction`; undefined when no L7 rule applies (no redirect).
+   */
+  l7Rules(
+    endpoint: EndpointInfo,
+    query: {
+      direction: Direction
+      peerIdentity: number | IdentityData
+      port: number
+      protocol?: string | number
+      peerNamedPorts?: Readonly<Record<string, NamedPort>>
+    },
+  ): L7Policy | undefined {
+    const peer =
+      typeof query.peerIdentity === 'number'
+        ? this.selectorCache.identity(query.peerIdentity)
+        : new ResolvedIdentity(query.peerIdentity)
+    if (!peer) return undefined
+    const proto = protocolNumber(query.protocol ?? 'TCP')
+    if (proto === undefined)
+      throw new PolicyError('INVALID_INPUT', 'unknown protocol', {
+        expected: 'TCP, UDP, SCTP, ICMP, ICMPv6 or a number',
+        got: query.protocol,
+      })
+    const subject = new LabelSet(endpoint.labels)
+    const dest =
+      query.direction === 'ingress'
+        ? endpoint.namedPorts
+        : (query.peerNamedPorts ?? peer.namedPorts)
+    const ev = evaluateDirection(
+      this.ruleList,
+      subject,
+      query.direction,
+      peer,
+      proto,
+      query.port,
+      dest,
+      this.selectorCache,
+      this.options.compute?.enforcement,
+    )
+    if (ev.denies.length) return undefined
+    return l7Of(ev)
+  }
+
+  /** Every toFQDNs selector in force, for the DNS proxy (names to watch). */
+  fqdnSelectors(): Array<{ matchName?: string; matchPattern?: string; rules: string[] }> {
+    const out = new Map<string, { matchName?: string; matchPattern?: string; rules: string[] }>()
+    for (const r of this.ruleList) {
+      for (const pr of r.egress) {
+        for (const p of pr.peers) {
+          if (p.kind !== 'fqdn') continue
+          const k = peerKey(p)
+          let e = out.get(k)
+          if (!e) {
+            e =
+              p.matchName !== undefined
+                ? { matchName: p.matchName, rules: [] }
+                : { matchPattern: p.matchPattern as string, rules: [] }
+            out.set(k, e)
+          }
+          e.rules.push(pr.id)
+        }
+      }
+    }
+    return [...out.values()]
+  }
+
+  /**
+   * The DNS proxy learned that `name` resolves to `ips`: FQDN selectors matching `name` now
+   * select the CIDR identities of those IPs (`cidr:<ip>/32`; make sure the identity package
+   * allocated them and fed them to {@link updateIdentities}).
+   */
+  learnFqdn(name: string, ips: readonly string[]): SelectionChange {
+    return this.selectorCache.learnFqdn(name, ips)
+  }
+
+  /** Add or replace a Kubernetes service (toServices). */
+  updateService(svc: ServiceInfo): SelectionChange {
+    return this.selectorCache.updateService(svc)
+  }
+
+  /**
+   * Trace a flow: the source's egress and the destination's ingress must both allow it (and
+   * their L7 rules, when a request is given).
+   */
+  trace(input: TraceInput): TraceResult {
+    const proto = protocolNumber(input.protocol ?? 'TCP')
+    if (proto === undefined)
+      throw new PolicyError('INVALID_INPUT', 'unknown protocol', {
+        path: 'protocol',
+        expected: 'TCP, UDP, SCTP, ICMP, ICMPv6 or a number',
+        got: input.protocol,
+      })
+    if (!Number.isInteger(input.port) || input.port < 0 || input.port > 65535)
+      throw new PolicyError('INVALID_INPUT', 'invalid port', {
+        path: 'port',
+        expected: 'an integer 0..65535',
+        got: input.port,
+      })
+    const srcLabels = traceEndpointLabels(input.source)
+    const dstLabels = traceEndpointLabels(input.destination)
+    const src = new ResolvedIdentity({
+      id: -1,
+      labels: srcLabels,
+      ips: input.source.ips ?? [],
+      namedPorts: input.source.namedPorts ?? {},
+    })
+    const dst = new ResolvedIdentity({
+      id: -2,
+      labels: dstLabels,
+      ips: input.destination.ips ?? [],
+      namedPorts: input.destination.namedPorts ?? {},
+    })
+    let req: L7Request | undefined
+    if (input.http) req = { parser: 'http', http: input.http }
+    else if (input.kafka) req = { parser: 'kafka', kafka: input.kafka }
+    else if (input.dns) req = { parser: 'dns', dns: input.dns }
+    const egress = this.traceDirection(
+      'egress',
+      src,
+      dst,
+      proto,
+      input.port,
+      input.destination.namedPorts,
+      req,
+    )
+    const ingress = this.traceDirection(
+      'ingress',
+      dst,
+      src,
+      proto,
+      input.port,
+      input.destination.namedPorts,
+      req,
+    )
+    return {
+      verdict: egress.verdict === 'allowed' && ingress.verdict === 'allowed' ? 'allowed' : 'denied',
+      egress,
+      ingress,
+      sourceLabels: srcLabels,
+      destinationLabels: dstLabels,
+    }
+  }
+
+  private traceDirection(
+    direction: Direction,
+    subject: ResolvedIdentity,
+    peer: ResolvedIdentity,
+    proto: number,
+    port: number,
+    destNamedPorts: Readonly<Record<string, NamedPort>> | undefined,
+    req: L7Request | undefined,
+  ): DirectionTrace {
+    const who = direction === 'egress' ? 'source' : 'destination'
+    if (!isClusterEndpoint(subject.labels)) {
+      return {
+        verdict: 'allowed',
+        reason: 'not-enforced-outside-cluster',
+        selectedBy: [],
+        defaultDeny: false,
+        allowedBy: [],
+        deniedBy: [],
+        explanation: `the ${who} is not a cluster endpoint; no ${direction} policy applies`,
+      }
+    }
+    const ev = evaluateDirection(
+      this.ruleList,
+      subject.labels,
+      direction,
+      peer,
+      proto,
+      port,
+      destNamedPorts,
+      this.selectorCache,
+      this.options.compute?.enforcement,
+    )
+    const base = {
+      selectedBy: [...new Set(ev.selectedBy.map((r) => r.ref))],
+      defaultDeny: ev.defaultDeny,
+      allowedBy: ev.allows,
+      deniedBy: ev.denies,
+    }
+    if (ev.denies.length) {
+      return {
+        ...base,
+        verdict: 'denied',
+        reason: 'denied-by-deny-rule',
+        explanation: `${direction} of the ${who} denied by ${ev.denies.map((d) => d.id).join(', ')}`,
+      }
+    }
+    if (ev.allows.length === 0) {
+      if (ev.defaultDeny) {
+        return {
+          ...base,
+          verdict: 'denied',
+          reason: 'default-deny',
+          explanation: `${direction} of the ${who} is in default deny (selected by ${base.selectedBy.join(', ')}) and no rule allows this flow`,
+        }
+      }
+      return {
+        ...base,
+        verdict: 'allowed',
+        reason: 'no-default-deny',
+        explanation: `no policy puts the ${who} in ${direction} default deny`,
+      }
+    }
+    const l7 = l7Of(ev)
+    if (!l7) {
+      return {
+        ...base,
+        verdict: 'allowed',
+        reason: 'allowed-by-rule',
+        explanation: `${direction} of the ${who} allowed by ${ev.allows.map((a) => a.id).join(', ')}`,
+      }
+    }
+    const trace: L7Trace = {
+      parser: l7.parser,
+      wildcard: l7.wildcard,
+      verdict: 'not-evaluated',
+      rules: l7.rules,
+    }
+    if (l7.wildcard) trace.verdict = 'allowed'
+    else if (req) {
+      if (req.parser !== l7.parser) trace.verdict = 'denied'
+      else {
+        trace.verdict = 'denied'
+        for (const r of l7.rules) {
+          const i = l7Match(r.rules, req)
+          if (i >= 0) {
+            trace.verdict = 'allowed'
+            trace.matched = { id: r.id, index: i }
+            break
+          }
+        }
+      }
+    }
+    if (trace.verdict === 'denied') {
+      return {
+        ...base,
+        l7: trace,
+        verdict: 'denied',
+        reason: 'denied-at-l7',
+        explanation: `${direction} of the ${who}: allowed at L4 by ${ev.allows.map((a) => a.id).join(', ')}, but the ${l7.parser} request matches no L7 rule`,
+      }
+    }
+    return {
+      ...base,
+      l7: trace,
+      verdict: 'allowed',
+      reason: 'allowed-by-rule',
+      explanation: `${direction} of the ${who} allowed by ${ev.allows.map((a) => a.id).join(', ')} (${l7.parser} proxy${trace.verdict === 'allowed' ? (trace.matched ? `, request matches ${trace.matched.id} ${l7.parser}[${trace.matched.index}]` : ', every request allowed') : ', request not evaluated'})`,
+    }
+  }
+}
+
+function l7Of(ev: DirectionEvaluation): L7Policy | undefined {
+  const withL7 = ev.allows.filter((a) => a.l7)
+  if (withL7.length === 0) return undefined
+  const parser = (withL7[0] as RuleMatch & { l7: L7Rules }).l7.parser
+  for (const a of withL7) {
+    if (a.l7 && a.l7.parser !== parser)
+      throw new PolicyError(
+        'L7_PARSER_CONFLICT',
+        `conflicting L7 parsers ${parser} and ${a.l7.parser} (${withL7.map((x) => x.id).join(', ')})`,
+        { expected: 'one L7 parser per port of an endpoint' },
+      )
+  }
+  return {
+    parser,
+    wildcard: ev.allows.some((a) => !a.l7),
+    rules: withL7.map((a) => ({ id: a.id, rules: a.l7 as L7Rules })),
+  }
+}
+
+/**
+ * An endpoint whose map state is kept current: `refresh()` returns the diff since the last
+ * call, recomputing only what the changes touch.
+ */
+export class TrackedEndpointPolicy {
+  private readonly policy: EndpointPolicy
+
+  constructor(
+    private readonly repo: PolicyRepository,
+    readonly endpoint: EndpointInfo,
+    options: ComputeOptions,
+  ) {
+    this.policy = new EndpointPolicy(
+      { ...endpoint, labelSet: new LabelSet(endpoint.labels) },
+      repo.selectorCache,
+      options,
+    ).track()
+    this.policy.compute(repo._rules, repo.revision)
+  }
+
+  /** The current map state (do not mutate). */
+  get mapState(): MapState {
+    return this.policy.mapState
+  }
+
+  /** Refs of the policies selecting this endpoint. */
+  get selectedBy(): ReadonlySet<string> {
+    return this.policy.selectedRefs
+  }
+
+  /** Bring the map state up to date; returns what changed (apply it to the BPF map). */
+  refresh(): MapStateDiff {
+    if (this.policy.revision !== this.repo.revision) {
+      const changed = this.repo.changedSince(this.policy.revision)
+      let affected = changed === undefined
+      if (changed && !affected) {
+        for (const ref of changed) {
+          if (this.policy.selectedRefs.has(ref)) {
+            affected = true
+            break
+          }
+        }
+        if (!affected) {
+          const labels = this.policy.endpoint.labelSet
+          affected = this.repo.rules.some((r) => changed.has(r.ref) && ruleSelects(r, labels))
+        }
+      }
+      if (affected) return this.policy.compute(this.repo._rules, this.repo.revision)
+      this.policy.revision = this.repo.revision
+    }
+    return this.policy.update()
+  }
+
+  /** Stop listening to the selector cache. */
+  dispose(): void {
+    this.policy.dispose()
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose()
+  }
+}
