@@ -1,7 +1,10 @@
+import { EventEmitter } from 'node:events'
 import { mkdirSync, rmSync } from 'node:fs'
+import type { FlowObserver } from '@membrane/flows'
 import { type AgentConfig, resolveConfig } from './config'
 import { AgentError, invalid } from './errors'
-import { IdentityService } from './internal/identity'
+import { createObserver, flowToJson } from './internal/flows'
+import { IdentityService, NAMESPACE_LABEL } from './internal/identity'
 import { ensureBpffsFor, ensureCgroup2At } from './internal/mounts'
 import {
   ensureEndpointNetwork,
@@ -117,6 +120,10 @@ export class Agent {
   #state: AgentState = emptyState()
   #ipam: Ipam
   #identity = new IdentityService()
+  /** Flows from the datapath and the L7 proxy (a bounded ring; Hubble's Observer semantics). */
+  readonly observer: FlowObserver
+  /** `monitor` events: `{ kind: 'agent' | 'flow' | 'lost', ... }` as they happen. */
+  readonly monitor = new EventEmitter()
   #queue: Promise<unknown> = Promise.resolve()
   #started = 0
   #running = false
@@ -126,6 +133,41 @@ export class Agent {
     this.log = options.logger ?? createLogger(this.config.logLevel)
     this.#store = new StateStore(this.config.stateDir)
     this.#ipam = new Ipam(this.config.ipamPool)
+    this.monitor.setMaxListeners(100)
+    this.observer = createObserver(this.config.nodeName, {
+      identityLabels: (id) => this.#identity.labelsOf(id),
+      endpointByIp: (ip) => {
+        const ep = this.#state.endpoints.find((e) => e.ipv4 === ip)
+        if (!ep) return undefined
+        return {
+          endpointId: ep.id,
+          ...(ep.identity !== undefined ? { identity: ep.identity } : {}),
+          namespace: ep.namespace,
+          podName: ep.name,
+          labels: [
+            ...Object.entries(ep.labels).map(([k, v]) => `k8s:${k}=${v}`),
+            `k8s:${NAMESPACE_LABEL}=${ep.namespace}`,
+          ],
+        }
+      },
+      serviceByFrontend: (ip, port, proto) => {
+        const p = proto === 6 ? 'TCP' : proto === 17 ? 'UDP' : ''
+        const svc = this.#state.services.find(
+          (s) => s.vip === ip && s.port === port && s.protocol === p,
+        )
+        return svc ? { name: svc.name, namespace: svc.namespace } : undefined
+      },
+    })
+    this.observer.addSink({
+      observeFlow: (flow) => this.monitor.emit('event', { kind: 'flow', flow: flowToJson(flow) }),
+      observeLost: (source, count) => this.monitor.emit('event', { kind: 'lost', source, count }),
+    })
+  }
+
+  /** Log an agent action and tell `monitor` followers. */
+  #notify(msg: string, fields: Record<string, unknown>): void {
+    this.log.info(fields, msg)
+    this.monitor.emit('event', { kind: 'agent', time: new Date().toISOString(), msg, ...fields })
   }
 
   /** The router address: the endpoints' gateway and the L7 proxy's address. */
@@ -260,10 +302,12 @@ export class Agent {
       this.#identity.ipcache.upsert(`${record.ipv4}/32`, { identity: record.identity! })
       this.#refreshServices()
       this.#save()
-      this.log.info(
-        { endpoint: `${record.namespace}/${record.name}`, id: record.id, ip: record.ipv4 },
-        'endpoint created',
-      )
+      this.#notify('endpoint created', {
+        endpoint: `${record.namespace}/${record.name}`,
+        id: record.id,
+        ip: record.ipv4,
+        identity: record.identity,
+      })
       return { endpoint: this.#view(record), created: true }
     })
   }
@@ -284,7 +328,7 @@ export class Agent {
       const ep = this.#mustFindEndpoint(ref)
       await this.#deleteEndpoint(ep)
       this.#save()
-      this.log.info({ endpoint: `${ep.namespace}/${ep.name}` }, 'endpoint deleted')
+      this.#notify('endpoint deleted', { endpoint: `${ep.namespace}/${ep.name}` })
       return ep
     })
   }
@@ -328,7 +372,7 @@ export class Agent {
       record.backends = this.#resolveBackends(record, spec.backends)
       this.#state.services = [...this.#state.services.filter((s) => s.key !== key), record]
       this.#save()
-      this.log.info({ service: key, backends: record.backends.length }, 'service saved')
+      this.#notify('service saved', { service: key, backends: record.backends.length })
       return record
     })
   }

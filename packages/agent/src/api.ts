@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect } from 'node:net'
 import { dirname } from 'node:path'
 import type { Agent } from './agent'
-import { AgentError } from './errors'
+import { AgentError, invalid } from './errors'
+import { filterFromQuery, flowToJson } from './internal/flows'
 
 /** A route handler: gets the path parameters, the query and the parsed JSON body. */
 type Handler = (ctx: {
@@ -52,6 +53,40 @@ export function apiRoutes(agent: Agent): Route[] {
     ),
     r('GET', '/v1/identities', () => agent.listIdentities()),
     r('GET', '/v1/ipcache', () => agent.ipcacheEntries()),
+    r('GET', '/v1/flows', async ({ query, req, res }) => {
+      const filter = filterFromQuery(query)
+      const lastText = query.get('last') ?? '20'
+      if (!/^[0-9]{1,7}$/.test(lastText))
+        throw invalid('last', `expected a count, got ${JSON.stringify(lastText)}`)
+      const follow = query.get('follow') === '1'
+      const abort = new AbortController()
+      res.on('close', () => abort.abort())
+      res.setHeader('content-type', 'application/x-ndjson')
+      res.flushHeaders()
+      const stream = agent.observer.getFlows(
+        { number: Number(lastText), follow, whitelist: filter ? [filter] : [] },
+        abort.signal,
+      )
+      for await (const item of stream) {
+        if ('entry' in item && item.entry.flow)
+          res.write(`${JSON.stringify(flowToJson(item.entry.flow))}\n`)
+        else if ('lost' in item) res.write(`${JSON.stringify({ lost: item.lost })}\n`)
+      }
+      res.end()
+      return STREAMED
+    }),
+    r('GET', '/v1/monitor', ({ req, res }) => {
+      res.setHeader('content-type', 'application/x-ndjson')
+      res.flushHeaders()
+      const onEvent = (e: unknown) => res.write(`${JSON.stringify(e)}\n`)
+      agent.monitor.on('event', onEvent)
+      return new Promise((resolve) => {
+        req.on('close', () => {
+          agent.monitor.off('event', onEvent)
+          resolve(STREAMED)
+        })
+      })
+    }),
     r('GET', '/v1/services', () => agent.listServices()),
     r('POST', '/v1/services', async ({ body, res }) => {
       res.statusCode = 201

@@ -1,0 +1,152 @@
+import { chmodSync, statSync } from 'node:fs'
+import { request } from 'node:http'
+import { dirname } from 'node:path'
+import { describeKernel, run } from '@membrane/test-utils'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { runCli } from '../src/cli'
+import { AgentClient } from '../src/client'
+import { type AgentDaemon, startDaemon } from '../src/daemon'
+import { testConfig } from './helpers'
+
+function raw(socketPath: string, method: string, path: string, body?: string) {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request({ socketPath, method, path }, (res) => {
+      let text = ''
+      res.on('data', (c) => {
+        text += c
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+function cli(socket: string, args: string[]) {
+  let out = ''
+  let err = ''
+  return runCli([...args, '--socket', socket], {
+    out: (t) => {
+      out += t
+    },
+    err: (t) => {
+      err += t
+    },
+  }).then((code) => ({ code, out, err }))
+}
+
+describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
+  const { config, cleanupDirs } = testConfig()
+  let daemon: AgentDaemon
+  beforeAll(async () => {
+    daemon = await startDaemon({ config })
+  })
+  afterAll(async () => {
+    await daemon?.stop({ purge: true })
+    cleanupDirs()
+  })
+
+  it('is a 0600 socket in a 0700 directory', () => {
+    expect(statSync(config.socketPath).mode & 0o777).toBe(0o600)
+    expect(statSync(dirname(config.socketPath)).mode & 0o777).toBe(0o700)
+  })
+
+  it('refuses a non-root user, even when the directory is opened up', async () => {
+    const probe = [
+      'const s = require("node:net").connect(process.argv[1]);',
+      's.on("connect", () => { console.log("CONNECTED"); process.exit(0) });',
+      's.on("error", (e) => { console.log(e.code); process.exit(0) });',
+    ].join('')
+    const asNobody = (path: string) =>
+      run('setpriv', [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        process.execPath,
+        '-e',
+        probe,
+        path,
+      ])
+    expect((await asNobody(config.socketPath)).stdout.trim()).toBe('EACCES')
+    const dirs = [dirname(config.socketPath), dirname(dirname(config.socketPath))]
+    const modes = dirs.map((d) => statSync(d).mode & 0o777)
+    try {
+      for (const d of dirs) chmodSync(d, 0o755)
+      expect((await asNobody(config.socketPath)).stdout.trim()).toBe('EACCES')
+    } finally {
+      dirs.forEach((d, i) => chmodSync(d, modes[i]!))
+    }
+    // Root gets through.
+    expect((await raw(config.socketPath, 'GET', '/v1/status')).status).toBe(200)
+  })
+
+  it('answers bad requests with a coded JSON error', async () => {
+    const notFound = await raw(config.socketPath, 'GET', '/v1/nope')
+    expect(notFound.status).toBe(404)
+    expect(JSON.parse(notFound.body).error.code).toBe('NOT_FOUND')
+    const badMethod = await raw(config.socketPath, 'PUT', '/v1/endpoints')
+    expect(badMethod.status).toBe(400)
+    const badJson = await raw(config.socketPath, 'POST', '/v1/endpoints', '{"name": ')
+    expect(badJson.status).toBe(400)
+    expect(JSON.parse(badJson.body).error.message).toMatch(/not JSON/)
+    const badField = await raw(config.socketPath, 'POST', '/v1/endpoints', '{"name":"a","nme":1}')
+    expect(JSON.parse(badField.body).error).toMatchObject({ code: 'INVALID_INPUT', field: 'nme' })
+  })
+
+  it('streams flows with filters', async () => {
+    const client = new AgentClient(config.socketPath)
+    const mk = (port: number, verdict: 1 | 2) =>
+      daemon.agent.observer.addFlow({
+        verdict,
+        Type: 1,
+        IP: { source: '10.0.0.1', destination: '10.0.0.2', ipVersion: 1 },
+        l4: { TCP: { sourcePort: 40000, destinationPort: port, flags: { SYN: true } } },
+      })
+    mk(80, 1)
+    mk(81, 2)
+    mk(80, 2)
+    const got: { verdict: string; l4: { TCP: { destinationPort: number } } }[] = []
+    await client.stream('/v1/flows?verdict=dropped&port=80', (f) => got.push(f as never)).done
+    expect(got).toHaveLength(1)
+    expect(got[0]?.verdict).toBe('DROPPED')
+    expect(got[0]?.l4.TCP.destinationPort).toBe(80)
+    const r = await cli(config.socketPath, ['observe', '--verdict', 'nonsense'])
+    expect(r.code).toBe(2)
+    expect(r.err).toMatch(/verdict: expected one of/)
+  })
+
+  it('CLI: tables by default, JSON with -o json, clear errors', async () => {
+    const created = await cli(config.socketPath, [
+      'endpoint',
+      'create',
+      '--name',
+      'cli-one',
+      '--labels',
+      'app=cli,tier=x',
+    ])
+    expect(created.code).toBe(0)
+    expect(created.out).toMatch(/^ID\s+ENDPOINT\s+IPV4/)
+    expect(created.out).toContain('default/cli-one')
+    const listed = await cli(config.socketPath, ['endpoint', 'list', '-o', 'json'])
+    const eps = JSON.parse(listed.out) as { name: string; identity: number }[]
+    expect(eps.map((e) => e.name)).toContain('cli-one')
+    const ids = await cli(config.socketPath, ['identity', 'list', '-o', 'json'])
+    const mine = eps.find((e) => e.name === 'cli-one')!.identity
+    expect(JSON.parse(ids.out).find((i: { id: number }) => i.id === mine).labels).toContain(
+      'k8s:app=cli',
+    )
+    const bad = await cli(config.socketPath, ['endpoint', 'create', '--name', 'Bad!'])
+    expect(bad.code).toBe(2)
+    expect(bad.err).toMatch(/name: "Bad!"/)
+    const missing = await cli(config.socketPath, ['endpoint', 'get', 'default/ghost'])
+    expect(missing.code).toBe(1)
+    expect(missing.err).toMatch(/endpoint default\/ghost not found/)
+    const unknownFlag = await cli(config.socketPath, ['endpoint', 'list', '--bogus'])
+    expect(unknownFlag.code).toBe(2)
+    const noAgent = await cli('/nonexistent/sock', ['status'])
+    expect(noAgent.code).toBe(1)
+    expect(noAgent.err).toMatch(/no agent is listening/)
+    const deleted = await cli(config.socketPath, ['endpoint', 'delete', 'cli-one'])
+    expect(deleted.out).toMatch(/deleted endpoint default\/cli-one/)
+  })
+})
