@@ -1,5 +1,5 @@
 import { describe, MaglevError, MaglevErrorCode } from './errors'
-import { formatIp, parseIp } from './internal/ip'
+import { canonicalIp } from './internal/ip'
 
 /** L4 protocols as Cilium spells them in a backend's hash string. */
 export const PROTOCOLS = ['TCP', 'UDP', 'SCTP', 'ANY', 'NONE'] as const
@@ -66,8 +66,8 @@ export function normalizeBackend(backend: Backend, path = 'backend'): Normalized
         path: `${path}.id`,
       },
     )
-  const ip = parseIp(address)
-  if (!ip)
+  const canonical = canonicalIp(address)
+  if (canonical === undefined)
     throw new MaglevError(
       MaglevErrorCode.INVALID_BACKEND,
       `expected an IPv4 or IPv6 address (no zone, no brackets, no leading zeros), got ${describe(address)}`,
@@ -108,9 +108,9 @@ export function normalizeBackend(backend: Backend, path = 'backend'): Normalized
       `expected an integer 0..4294967295, got ${describe(clusterId)}`,
       { path: `${path}.clusterId` },
     )
-  let addr = formatIp(ip)
+  let addr = canonical
   if (clusterId !== 0) addr += `@${clusterId}`
-  const host = ip.family === 6 ? `[${addr}]` : addr
+  const host = addr.includes(':') ? `[${addr}]` : addr
   const hashString = `[${host}:${port}/${proto}${scope === 'internal' ? '/i' : ''},State:active]`
   return { id, weight, hashString }
 }

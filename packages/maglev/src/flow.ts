@@ -11,33 +11,33 @@ function rol32(x: number, r: number): number {
   return ((x << r) | (x >>> (32 - r))) >>> 0
 }
 
-let ja = 0
-let jb = 0
-let jc = 0
+// The three lanes live in a Uint32Array: a module-level `let` holding a uint32 above 2^31
+// would be boxed (one allocation per write).
+const J = new Uint32Array(3)
 
 function jhashFinal(): void {
-  jc = ((jc ^ jb) - rol32(jb, 14)) >>> 0
-  ja = ((ja ^ jc) - rol32(jc, 11)) >>> 0
-  jb = ((jb ^ ja) - rol32(ja, 25)) >>> 0
-  jc = ((jc ^ jb) - rol32(jb, 16)) >>> 0
-  ja = ((ja ^ jc) - rol32(jc, 4)) >>> 0
-  jb = ((jb ^ ja) - rol32(ja, 14)) >>> 0
-  jc = ((jc ^ jb) - rol32(jb, 24)) >>> 0
+  J[2] = ((J[2]! ^ J[1]!) - rol32(J[1]!, 14)) >>> 0
+  J[0] = ((J[0]! ^ J[2]!) - rol32(J[2]!, 11)) >>> 0
+  J[1] = ((J[1]! ^ J[0]!) - rol32(J[0]!, 25)) >>> 0
+  J[2] = ((J[2]! ^ J[1]!) - rol32(J[1]!, 16)) >>> 0
+  J[0] = ((J[0]! ^ J[2]!) - rol32(J[2]!, 4)) >>> 0
+  J[1] = ((J[1]! ^ J[0]!) - rol32(J[0]!, 14)) >>> 0
+  J[2] = ((J[2]! ^ J[1]!) - rol32(J[1]!, 24)) >>> 0
 }
 
 function jhashMix(): void {
-  ja = (((ja - jc) >>> 0) ^ rol32(jc, 4)) >>> 0
-  jc = (jc + jb) >>> 0
-  jb = (((jb - ja) >>> 0) ^ rol32(ja, 6)) >>> 0
-  ja = (ja + jc) >>> 0
-  jc = (((jc - jb) >>> 0) ^ rol32(jb, 8)) >>> 0
-  jb = (jb + ja) >>> 0
-  ja = (((ja - jc) >>> 0) ^ rol32(jc, 16)) >>> 0
-  jc = (jc + jb) >>> 0
-  jb = (((jb - ja) >>> 0) ^ rol32(ja, 19)) >>> 0
-  ja = (ja + jc) >>> 0
-  jc = (((jc - jb) >>> 0) ^ rol32(jb, 4)) >>> 0
-  jb = (jb + ja) >>> 0
+  J[0] = (((J[0]! - J[2]!) >>> 0) ^ rol32(J[2]!, 4)) >>> 0
+  J[2] = (J[2]! + J[1]!) >>> 0
+  J[1] = (((J[1]! - J[0]!) >>> 0) ^ rol32(J[0]!, 6)) >>> 0
+  J[0] = (J[0]! + J[2]!) >>> 0
+  J[2] = (((J[2]! - J[1]!) >>> 0) ^ rol32(J[1]!, 8)) >>> 0
+  J[1] = (J[1]! + J[0]!) >>> 0
+  J[0] = (((J[0]! - J[2]!) >>> 0) ^ rol32(J[2]!, 16)) >>> 0
+  J[2] = (J[2]! + J[1]!) >>> 0
+  J[1] = (((J[1]! - J[0]!) >>> 0) ^ rol32(J[0]!, 19)) >>> 0
+  J[0] = (J[0]! + J[2]!) >>> 0
+  J[2] = (((J[2]! - J[1]!) >>> 0) ^ rol32(J[1]!, 4)) >>> 0
+  J[1] = (J[1]! + J[0]!) >>> 0
 }
 
 /**
@@ -47,11 +47,11 @@ function jhashMix(): void {
  */
 export function jhash3Words(a: number, b: number, c: number, initval: number): number {
   const iv = (initval + JHASH_INITVAL + (3 << 2)) >>> 0
-  ja = (a + iv) >>> 0
-  jb = (b + iv) >>> 0
-  jc = (c + iv) >>> 0
+  J[0] = (a + iv) >>> 0
+  J[1] = (b + iv) >>> 0
+  J[2] = (c + iv) >>> 0
   jhashFinal()
-  return jc
+  return J[2]!
 }
 
 /** IP protocol numbers for the names {@link flowHash} accepts. */
@@ -73,6 +73,11 @@ export interface Flow {
 export interface FlowHashOptions {
   /** The cluster-wide Maglev seed (bytes 4..7 seed IPv4, bytes 8..11 seed IPv6). Default 'JLfvgnHc2kaSUFaI'. */
   seed?: string
+  /**
+   * A raw uint32 jhash seed (the `initval` the datapath was configured with), used instead of
+   * the one derived from `seed` for both address families.
+   */
+  initval?: number
 }
 
 function bswap16(x: number): number {
@@ -140,20 +145,38 @@ function checkFlow(flow: Flow): { bytes: Uint8Array; family: 4 | 6; proto: numbe
  */
 export function flowHash(flow: Flow, options: FlowHashOptions = {}): number {
   const { bytes, family, proto } = checkFlow(flow)
-  const seed = decodeSeed(options.seed ?? DEFAULT_SEED)
+  let seed4: number
+  let seed6: number
+  if (options.initval !== undefined) {
+    const iv = options.initval
+    if (typeof iv !== 'number' || !Number.isInteger(iv) || iv < 0 || iv > 0xffffffff)
+      throw new MaglevError(
+        MaglevErrorCode.INVALID_FLOW,
+        `expected an integer 0..4294967295, got ${describe(iv)}`,
+        {
+          path: 'options.initval',
+        },
+      )
+    seed4 = iv
+    seed6 = iv
+  } else {
+    const seed = decodeSeed(options.seed ?? DEFAULT_SEED)
+    seed4 = seed.jhash0
+    seed6 = seed.jhash1
+  }
   const ports = ((bswap16(flow.dport) << 16) | bswap16(flow.sport)) >>> 0
-  if (family === 4) return jhash3Words(le32(bytes, 0), ports, proto, seed.jhash0)
-  ja = le32(bytes, 0)
-  jb = le32(bytes, 4)
-  jc = le32(bytes, 8)
+  if (family === 4) return jhash3Words(le32(bytes, 0), ports, proto, seed4)
+  J[0] = le32(bytes, 0)
+  J[1] = le32(bytes, 4)
+  J[2] = le32(bytes, 8)
   jhashMix()
-  ja = (ja + le32(bytes, 12)) >>> 0
-  jb = (jb + ports) >>> 0
-  jc = (jc + proto) >>> 0
+  J[0] = (J[0]! + le32(bytes, 12)) >>> 0
+  J[1] = (J[1]! + ports) >>> 0
+  J[2] = (J[2]! + proto) >>> 0
   jhashMix()
-  ja = (ja + seed.jhash1) >>> 0
+  J[0] = (J[0]! + seed6) >>> 0
   jhashFinal()
-  return jc
+  return J[2]!
 }
 
 /**

@@ -12,8 +12,8 @@ const hashOut = new Uint32Array(4)
 const scratch = new Uint8Array(256)
 const encoder = new TextEncoder()
 
-/** The UTF-8 bytes of `key` and their count; ASCII keys (all hash strings) reuse a buffer. */
-function encodeKey(key: string): [Uint8Array, number] {
+/** Hash `key` (UTF-8; ASCII keys, i.e. all hash strings, go through a reused buffer). */
+function hashKey(key: string, murmurSeed: number): void {
   if (key.length <= scratch.length) {
     let i = 0
     for (; i < key.length; i++) {
@@ -21,16 +21,18 @@ function encodeKey(key: string): [Uint8Array, number] {
       if (c > 0x7f) break
       scratch[i] = c
     }
-    if (i === key.length) return [scratch, i]
+    if (i === key.length) {
+      murmur3Into(scratch, i, murmurSeed, hashOut)
+      return
+    }
   }
   const bytes = encoder.encode(key)
-  return [bytes, bytes.length]
+  murmur3Into(bytes, bytes.length, murmurSeed, hashOut)
 }
 
 /** Cilium's per-backend permutation parameters for table size m: [offset, skip]. */
 export function offsetAndSkip(key: string, m: number, murmurSeed: number): [number, number] {
-  const [bytes, length] = encodeKey(key)
-  murmur3Into(bytes, length, murmurSeed, hashOut)
+  hashKey(key, murmurSeed)
   return [mod64(hashOut[0]!, hashOut[1]!, m), mod64(hashOut[2]!, hashOut[3]!, m - 1) + 1]
 }
 
@@ -48,17 +50,19 @@ export function computeTable(
   m: number,
   murmurSeed: number,
 ): Uint32Array {
-  const sorted = [...entries].sort((a, b) => compareKeys(a.key, b.key))
-  const l = sorted.length
+  const l = entries.length
+  const order = new Array<number>(l)
+  for (let i = 0; i < l; i++) order[i] = i
+  order.sort((a, b) => compareKeys(entries[a]!.key, entries[b]!.key))
   const offsets = new Uint32Array(l)
   const skips = new Uint32Array(l)
   const weights = new Uint32Array(l)
   const ids = new Uint32Array(l)
   for (let i = 0; i < l; i++) {
-    const e = sorted[i]!
-    const [offset, skip] = offsetAndSkip(e.key, m, murmurSeed)
-    offsets[i] = offset
-    skips[i] = skip
+    const e = entries[order[i]!]!
+    hashKey(e.key, murmurSeed)
+    offsets[i] = mod64(hashOut[0]!, hashOut[1]!, m)
+    skips[i] = mod64(hashOut[2]!, hashOut[3]!, m - 1) + 1
     weights[i] = e.weight
     ids[i] = e.id
   }

@@ -23,6 +23,27 @@ function parseV4Into(text: string, out: Uint8Array, at: number): boolean {
   return true
 }
 
+/** Dotted quad without allocating: digits only, no leading zeros, each part ≤ 255. */
+function parseV4Fast(text: string, out: Uint8Array): boolean {
+  let part = 0
+  let value = 0
+  let digits = 0
+  for (let i = 0; i <= text.length; i++) {
+    const c = i === text.length ? 0x2e : text.charCodeAt(i)
+    if (c === 0x2e) {
+      if (digits === 0 || part > 3) return false
+      out[part++] = value
+      value = 0
+      digits = 0
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && value === 0) return false // leading zero
+      value = value * 10 + (c - 0x30)
+      if (++digits > 3 || value > 255) return false
+    } else return false
+  }
+  return part === 4
+}
+
 function parseGroups(text: string, out: number[]): boolean {
   if (text === '') return true
   for (const g of text.split(':')) {
@@ -37,7 +58,7 @@ export function parseIp(text: string): IpAddress | undefined {
   if (typeof text !== 'string' || text.length === 0 || text.length > 45) return undefined
   if (!text.includes(':')) {
     const bytes = new Uint8Array(4)
-    return parseV4Into(text, bytes, 0) ? { family: 4, bytes } : undefined
+    return parseV4Fast(text, bytes) ? { family: 4, bytes } : undefined
   }
   const bytes = new Uint8Array(16)
   let body = text
@@ -118,4 +139,17 @@ export function formatIp(addr: IpAddress): string {
     .map(hex)
     .join(':')
   return `${left}::${right}`
+}
+
+const v4Scratch = new Uint8Array(4)
+
+/**
+ * The canonical (Go netip) spelling of an address, or undefined when it is not one. A valid
+ * IPv4 dotted quad is already canonical, so that common case allocates nothing.
+ */
+export function canonicalIp(text: string): string | undefined {
+  if (typeof text !== 'string') return undefined
+  if (!text.includes(':')) return parseV4Fast(text, v4Scratch) ? text : undefined
+  const ip = parseIp(text)
+  return ip ? formatIp(ip) : undefined
 }
