@@ -377,11 +377,17 @@ export class EndpointPolicy {
     }
     // Identity-specific entries.
     const ids = new Set<number>()
+    let namedWild = false
     for (const dir of ['ingress', 'egress'] as const) {
-      for (const t of this.templates[dir])
+      for (const t of this.templates[dir]) {
         for (const k of t.peers)
           if (k !== null) for (const id of this.cache.selected(k)) ids.add(id)
+        if (t.named.length && t.peers.includes(null)) namedWild = true
+      }
     }
+    // Egress named ports towards any peer resolve per destination identity.
+    if (namedWild)
+      for (const ident of this.cache.identities()) if (ident.namedPorts) ids.add(ident.id)
     for (const id of ids) this.writeIdentity(next, id)
     this.mapState = next
     this.revision = revision
@@ -414,7 +420,12 @@ export class EndpointPolicy {
     return diff
   }
 
-  private contribute(target: AggMap, t: Template, ident: ResolvedIdentity | undefined): void {
+  private contribute(
+    target: AggMap,
+    t: Template,
+    ident: ResolvedIdentity | undefined,
+    namedOnly = false,
+  ): void {
     const pr = t.rule
     const add = (piece: L4Piece) => {
       const a = aggFor(target, piece.code)
@@ -432,7 +443,7 @@ export class EndpointPolicy {
         }
       }
     }
-    for (const piece of t.pieces) add(piece)
+    if (!namedOnly) for (const piece of t.pieces) add(piece)
     if (t.named.length) {
       const named = ident?.namedPorts ?? this.options.namedPorts
       for (const n of t.named) for (const piece of piecesOf(n.spec, named, n.parser)) add(piece)
@@ -446,8 +457,10 @@ export class EndpointPolicy {
     for (const dir of ['ingress', 'egress'] as const) {
       const mine: AggMap = new Map()
       for (const t of this.templates[dir]) {
-        if (!t.peers.some((k) => k !== null && this.cache.selected(k).has(id))) continue
-        this.contribute(mine, t, ident)
+        if (t.peers.some((k) => k !== null && this.cache.selected(k).has(id)))
+          this.contribute(mine, t, ident)
+        else if (t.named.length && ident.namedPorts && t.peers.includes(null))
+          this.contribute(mine, t, ident, true)
       }
       if (mine.size === 0) continue
       const emit = (code: number, v: MapStateValue) => {

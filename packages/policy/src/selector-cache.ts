@@ -16,7 +16,7 @@ import { type Peer, peerKey } from './model'
 
 /** Which identities entered or left which selections. */
 export interface SelectionChange {
-  /** Identity ids whose membership in at least one selection changed. */
+  /** Identity ids added, removed or re-labelled, or whose membership in a selection changed. */
   identities: ReadonlySet<number>
   /** Selector key -> ids added / removed. */
   selectors: ReadonlyMap<string, { added: number[]; removed: number[] }>
@@ -171,8 +171,13 @@ export class SelectorCache {
         if (s.ids.delete(id)) note(key, id, false)
       }
     }
-    for (const r of removed) drop(typeof r === 'number' ? r : r.id)
+    for (const r of removed) {
+      const id = typeof r === 'number' ? r : r.id
+      if (this.identitiesById.has(id)) touched.add(id)
+      drop(id)
+    }
     for (const data of added) {
+      touched.add(data.id)
       const prev = this.identitiesById.get(data.id)
       const ident = new ResolvedIdentity(data)
       if (prev) {

@@ -1,0 +1,545 @@
+/**
+ * fast-check properties: port-range prefixes, map-state lookup ≡ trace on random policies and
+ * identities, deny always wins, monotonicity of allows and denies, diffs and incremental updates.
+ */
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import {
+  applyMapStateDiff,
+  diffMapState,
+  type IdentityData,
+  lookupMapState,
+  type MapState,
+  mapStateKeyString,
+  PolicyRepository,
+  portRangeToPrefixes,
+  prefixCovers,
+  protocolNumber,
+  sameDatapathValue,
+} from '../src/index'
+
+describe('portRangeToPrefixes', () => {
+  it('covers exactly the range, with disjoint aligned prefixes', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 65535 }),
+        fc.integer({ min: 0, max: 65535 }),
+        (a, b) => {
+          const [from, to] = a <= b ? [a, b] : [b, a]
+          const prefixes = portRangeToPrefixes(from, to)
+          let covered = 0
+          for (const p of prefixes) {
+            const size = 2 ** (16 - p.prefixLen)
+            expect(p.port % size).toBe(0) // aligned
+            expect(p.port).toBeGreaterThanOrEqual(from)
+            expect(p.port + size - 1).toBeLessThanOrEqual(to)
+            covered += size
+          }
+          expect(covered).toBe(to - from + 1) // no gap, no overlap (sizes add up inside the range)
+          // spot checks at the edges
+          for (const port of [from, to, Math.max(0, from - 1), Math.min(65535, to + 1)]) {
+            const inside = port >= from && port <= to
+            expect(prefixes.some((p) => prefixCovers(p, port))).toBe(inside)
+          }
+        },
+      ),
+      { numRuns: 500 },
+    )
+  })
+
+  it('uses at most 2*16 prefixes', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 65535 }),
+        fc.integer({ min: 0, max: 65535 }),
+        (a, b) => {
+          expect(portRangeToPrefixes(Math.min(a, b), Math.max(a, b)).length).toBeLessThanOrEqual(32)
+        },
+      ),
+    )
+  })
+})
+
+// ---------------------------------------------------------------- random policies
+
+const NS = ['n1', 'n2'] as const
+const APPS = ['a', 'b', 'c'] as const
+const TIERS = ['x', 'y'] as const
+
+interface Pod {
+  id: number
+  ns: string
+  app: string
+  tier?: string
+  ip: string
+}
+
+const podArb = fc.record({
+  ns: fc.constantFrom(...NS),
+  app: fc.constantFrom(...APPS),
+  tier: fc.option(fc.constantFrom(...TIERS), { nil: undefined }),
+})
+
+function podLabels(p: Pod): string[] {
+  const l = [
+    `k8s:app=${p.app}`,
+    `k8s:io.kubernetes.pod.namespace=${p.ns}`,
+    `k8s:io.cilium.k8s.namespace.labels.team=${p.ns === 'n1' ? 'red' : 'blue'}`,
+  ]
+  if (p.tier) l.push(`k8s:tier=${p.tier}`)
+  return l
+}
+
+const CIDR_IDS: IdentityData[] = [
+  { id: 16777217, labels: ['cidr:10.0.0.0/8', 'reserved:world'] },
+  { id: 16777218, labels: ['cidr:10.1.0.0/16', 'reserved:world'] },
+  { id: 16777219, labels: ['cidr:10.1.2.3/32', 'reserved:world'] },
+  { id: 16777220, labels: ['cidr:192.168.1.0/24', 'reserved:world'] },
+]
+const RESERVED: IdentityData[] = [
+  { id: 1, labels: ['reserved:host'] },
+  { id: 2, labels: ['reserved:world'] },
+  { id: 4, labels: ['reserved:health'] },
+  { id: 6, labels: ['reserved:remote-node'] },
+]
+
+const selectorArb = fc.oneof(
+  fc.record({ matchLabels: fc.record({ app: fc.constantFrom(...APPS) }, { requiredKeys: [] }) }),
+  fc.record({
+    matchLabels: fc.record(
+      { app: fc.constantFrom(...APPS), tier: fc.constantFrom(...TIERS) },
+      { requiredKeys: [] },
+    ),
+  }),
+  fc.record({
+    matchExpressions: fc.array(
+      fc.oneof(
+        fc.record({
+          key: fc.constantFrom('app', 'tier', 'k8s:app'),
+          operator: fc.constantFrom('In', 'NotIn'),
+          values: fc.subarray([...APPS, ...TIERS], { minLength: 1 }),
+        }),
+        fc.record({
+          key: fc.constantFrom('app', 'tier'),
+          operator: fc.constantFrom('Exists', 'DoesNotExist'),
+        }),
+      ),
+      { minLength: 1, maxLength: 2 },
+    ),
+  }),
+  fc.record({
+    matchLabels: fc.record(
+      { 'io.kubernetes.pod.namespace': fc.constantFrom(...NS), app: fc.constantFrom(...APPS) },
+      { requiredKeys: ['io.kubernetes.pod.namespace'] },
+    ),
+  }),
+  fc.record({ matchLabels: fc.constant({ 'io.cilium.k8s.namespace.labels.team': 'blue' }) }),
+)
+
+const portArb = fc.oneof(
+  fc.record({
+    port: fc.constantFrom('0', '80', '81', '443', '8080'),
+    protocol: fc.constantFrom('TCP', 'UDP', 'ANY'),
+  }),
+  fc
+    .record({
+      range: fc.constantFrom(['80', 81], ['8000', 8191], ['8000', 9000], ['80', 9000]),
+      protocol: fc.constantFrom('TCP', 'UDP'),
+    })
+    .map(({ range, protocol }) => ({ port: range[0], endPort: range[1], protocol })),
+)
+
+const l3Arb = (dir: 'from' | 'to', deny: boolean) =>
+  fc.oneof(
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        [`${dir}Endpoints`]: fc.array(selectorArb, { minLength: 1, maxLength: 2 }),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        [`${dir}CIDR`]: fc.subarray(['10.0.0.0/8', '10.1.0.0/16', '192.168.0.0/16', '0.0.0.0/0'], {
+          minLength: 1,
+        }),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        [`${dir}CIDRSet`]: fc.constantFrom(
+          [{ cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] }],
+          [{ cidr: '10.0.0.0/8', except: ['10.1.2.3/32'] }],
+        ),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        [`${dir}Entities`]: fc.subarray(
+          ['world', 'cluster', 'host', 'all', 'remote-node', 'health'],
+          { minLength: 1 },
+        ),
+      }),
+    },
+    { weight: deny ? 0 : 1, arbitrary: fc.constant({}) },
+  )
+
+const peerRuleArb = (dir: 'from' | 'to', deny: boolean) =>
+  fc
+    .tuple(
+      l3Arb(dir, deny),
+      fc.oneof(
+        { weight: 2, arbitrary: fc.constant(undefined) },
+        {
+          weight: 3,
+          arbitrary: fc.record({
+            toPorts: fc.array(
+              fc.record({ ports: fc.array(portArb, { minLength: 1, maxLength: 3 }) }),
+              { minLength: 1, maxLength: 2 },
+            ),
+          }),
+        },
+        {
+          weight: deny ? 0 : 1,
+          arbitrary: fc.constant({
+            toPorts: [
+              {
+                ports: [{ port: '80', protocol: 'TCP' }],
+                rules: { http: [{ method: 'GET', path: '/public/.*' }] },
+              },
+            ],
+          }),
+        },
+        {
+          weight: 1,
+          arbitrary: fc.constant({ icmps: [{ fields: [{ type: 8, family: 'IPv4' }] }] }),
+        },
+      ),
+    )
+    .map(([l3, l4]) => ({ ...l3, ...(l4 ?? {}) }))
+    .filter((r) => Object.keys(r).length > 0)
+
+const ruleSpecArb = fc.record(
+  {
+    endpointSelector: fc.oneof(fc.constant({}), selectorArb),
+    ingress: fc.array(peerRuleArb('from', false), { maxLength: 2 }),
+    ingressDeny: fc.array(peerRuleArb('from', true), { maxLength: 1 }),
+    egress: fc.array(peerRuleArb('to', false), { maxLength: 2 }),
+    egressDeny: fc.array(peerRuleArb('to', true), { maxLength: 1 }),
+  },
+  { requiredKeys: ['endpointSelector'] },
+)
+
+const docArb = fc.record({
+  kind: fc.constantFrom('CiliumNetworkPolicy', 'CiliumClusterwideNetworkPolicy'),
+  ns: fc.constantFrom(...NS),
+  spec: ruleSpecArb,
+})
+
+type Doc = { kind: string; ns: string; spec: unknown }
+
+function toYaml(docs: Doc[], prefix = 'p'): string {
+  return docs
+    .map((d, i) =>
+      JSON.stringify({
+        apiVersion: 'cilium.io/v2',
+        kind: d.kind,
+        metadata:
+          d.kind === 'CiliumNetworkPolicy'
+            ? { name: `${prefix}${i}`, namespace: d.ns }
+            : { name: `${prefix}${i}` },
+        spec: d.spec,
+      }),
+    )
+    .join('\n---\n')
+}
+
+const PROBES = [
+  { protocol: 'TCP', port: 80 },
+  { protocol: 'TCP', port: 81 },
+  { protocol: 'UDP', port: 80 },
+  { protocol: 'TCP', port: 8191 },
+  { protocol: 'UDP', port: 443 },
+  { protocol: 'ICMP', port: 8 },
+] as const
+
+function buildPods(raw: Array<{ ns: string; app: string; tier?: string | undefined }>): Pod[] {
+  return raw.map((r, i) => ({
+    id: 1000 + i,
+    ns: r.ns,
+    app: r.app,
+    ...(r.tier ? { tier: r.tier } : {}),
+    ip: `172.16.0.${i + 1}`,
+  }))
+}
+
+function identitiesOf(pods: Pod[]): IdentityData[] {
+  return [
+    ...RESERVED,
+    ...CIDR_IDS,
+    ...pods.map((p) => ({ id: p.id, labels: podLabels(p), ips: [p.ip] })),
+  ]
+}
+
+/** Verdicts of every (subject pod, peer identity, direction, probe) via trace. */
+function traceVerdicts(
+  repo: PolicyRepository,
+  pods: Pod[],
+  ids: IdentityData[],
+): Map<string, boolean> {
+  const out = new Map<string, boolean>()
+  for (const p of pods) {
+    const me = { identityLabels: podLabels(p), ips: [p.ip] }
+    for (const peer of ids) {
+      const other = { identityLabels: [...peer.labels], ips: [...(peer.ips ?? [])] }
+      for (const probe of PROBES) {
+        const eg = repo.trace({
+          source: me,
+          destination: other,
+          port: probe.port,
+          protocol: probe.protocol,
+        }).egress
+        const ing = repo.trace({
+          source: other,
+          destination: me,
+          port: probe.port,
+          protocol: probe.protocol,
+        }).ingress
+        out.set(
+          `${p.id}/egress/${peer.id}/${probe.protocol}/${probe.port}`,
+          eg.verdict === 'allowed' || eg.reason === 'denied-at-l7',
+        )
+        out.set(
+          `${p.id}/ingress/${peer.id}/${probe.protocol}/${probe.port}`,
+          ing.verdict === 'allowed' || ing.reason === 'denied-at-l7',
+        )
+      }
+    }
+  }
+  return out
+}
+
+function mapVerdicts(
+  repo: PolicyRepository,
+  pods: Pod[],
+  ids: IdentityData[],
+): Map<string, boolean> {
+  const out = new Map<string, boolean>()
+  for (const p of pods) {
+    const ms = repo.computeMapState({ labels: podLabels(p) })
+    for (const peer of ids) {
+      for (const probe of PROBES) {
+        for (const direction of ['egress', 'ingress'] as const) {
+          const e = lookupMapState(ms, {
+            identity: peer.id,
+            direction,
+            protocol: protocolNumber(probe.protocol) as number,
+            port: probe.port,
+          })
+          out.set(
+            `${p.id}/${direction}/${peer.id}/${probe.protocol}/${probe.port}`,
+            !!e && !e.value.deny,
+          )
+        }
+      }
+    }
+  }
+  return out
+}
+
+const scenarioArb = fc.record({
+  pods: fc.array(podArb, { minLength: 1, maxLength: 4 }),
+  docs: fc.array(docArb, { minLength: 1, maxLength: 4 }),
+})
+
+describe('map state ≡ trace (random policies and identities)', () => {
+  it('the datapath lookup of the compiled map state gives trace()’s verdict for every flow', () => {
+    fc.assert(
+      fc.property(scenarioArb, ({ pods: raw, docs }) => {
+        const pods = buildPods(raw)
+        const ids = identitiesOf(pods)
+        const repo = new PolicyRepository()
+        repo.upsert(toYaml(docs))
+        repo.selectorCache.setIdentities(ids)
+        const t = traceVerdicts(repo, pods, ids)
+        const m = mapVerdicts(repo, pods, ids)
+        const wrong = [...t]
+          .filter(([k, v]) => m.get(k) !== v)
+          .map(([k, v]) => `${k}: trace ${v} map ${m.get(k)}`)
+        expect(wrong).toEqual([])
+      }),
+      { numRuns: 150 },
+    )
+  })
+
+  it('deny always wins: a flow matched by any deny rule is dropped by the map state', () => {
+    fc.assert(
+      fc.property(scenarioArb, ({ pods: raw, docs }) => {
+        const pods = buildPods(raw)
+        const ids = identitiesOf(pods)
+        const repo = new PolicyRepository()
+        repo.upsert(toYaml(docs))
+        repo.selectorCache.setIdentities(ids)
+        for (const p of pods) {
+          const ms = repo.computeMapState({ labels: podLabels(p) })
+          for (const peer of ids) {
+            for (const probe of PROBES) {
+              const tr = repo.trace({
+                source: { identityLabels: [...peer.labels], ips: [...(peer.ips ?? [])] },
+                destination: { identityLabels: podLabels(p), ips: [p.ip] },
+                port: probe.port,
+                protocol: probe.protocol,
+              })
+              if (tr.ingress.deniedBy.length === 0) continue
+              const e = lookupMapState(ms, {
+                identity: peer.id,
+                direction: 'ingress',
+                protocol: protocolNumber(probe.protocol) as number,
+                port: probe.port,
+              })
+              expect(e === undefined || e.value.deny).toBe(true)
+            }
+          }
+        }
+      }),
+      { numRuns: 80 },
+    )
+  })
+})
+
+describe('monotonicity', () => {
+  it('adding an allow rule (without default deny) never removes a permitted flow', () => {
+    fc.assert(
+      fc.property(scenarioArb, ruleSpecArb, ({ pods: raw, docs }, extra) => {
+        const pods = buildPods(raw)
+        const ids = identitiesOf(pods)
+        const repo = new PolicyRepository()
+        repo.upsert(toYaml(docs))
+        repo.selectorCache.setIdentities(ids)
+        const before = mapVerdicts(repo, pods, ids)
+        const allowOnly = {
+          endpointSelector: extra.endpointSelector,
+          ingress: extra.ingress,
+          egress: extra.egress,
+          enableDefaultDeny: { ingress: false, egress: false },
+        }
+        repo.upsert(
+          toYaml([{ kind: 'CiliumClusterwideNetworkPolicy', ns: 'n1', spec: allowOnly }], 'extra'),
+        )
+        const after = mapVerdicts(repo, pods, ids)
+        for (const [k, v] of before) if (v) expect(after.get(k), k).toBe(true)
+      }),
+      { numRuns: 80 },
+    )
+  })
+
+  it('adding a deny rule never adds a permitted flow', () => {
+    fc.assert(
+      fc.property(scenarioArb, ruleSpecArb, ({ pods: raw, docs }, extra) => {
+        const pods = buildPods(raw)
+        const ids = identitiesOf(pods)
+        const repo = new PolicyRepository()
+        repo.upsert(toYaml(docs))
+        repo.selectorCache.setIdentities(ids)
+        const before = mapVerdicts(repo, pods, ids)
+        const denyOnly = {
+          endpointSelector: extra.endpointSelector,
+          ingressDeny: extra.ingressDeny ?? [],
+          egressDeny: extra.egressDeny ?? [],
+        }
+        repo.upsert(
+          toYaml([{ kind: 'CiliumClusterwideNetworkPolicy', ns: 'n1', spec: denyOnly }], 'extra'),
+        )
+        const after = mapVerdicts(repo, pods, ids)
+        for (const [k, v] of after) if (v) expect(before.get(k), k).toBe(true)
+      }),
+      { numRuns: 80 },
+    )
+  })
+})
+
+function sameState(a: MapState, b: MapState): string[] {
+  const out: string[] = []
+  for (const [k, e] of a.entries) {
+    const o = b.entries.get(k)
+    if (!o || !sameDatapathValue(o.value, e.value))
+      out.push(`${k}: ${JSON.stringify(e.value)} vs ${JSON.stringify(o?.value)}`)
+  }
+  for (const k of b.entries.keys()) if (!a.entries.has(k)) out.push(`${k}: missing`)
+  return out
+}
+
+describe('diffs and incremental updates', () => {
+  it('diffMapState(prev, next) applied to prev gives next', () => {
+    fc.assert(
+      fc.property(
+        scenarioArb,
+        fc.array(docArb, { minLength: 1, maxLength: 3 }),
+        ({ pods: raw, docs }, docs2) => {
+          const pods = buildPods(raw)
+          const ids = identitiesOf(pods)
+          const repo = new PolicyRepository()
+          repo.upsert(toYaml(docs))
+          repo.selectorCache.setIdentities(ids)
+          const ep = { labels: podLabels(pods[0] as Pod) }
+          const prev = repo.computeMapState(ep)
+          repo.delete(repo.policies)
+          repo.upsert(toYaml(docs2))
+          const next = repo.computeMapState(ep)
+          const diff = diffMapState(prev, next)
+          const applied = applyMapStateDiff(prev.clone(), diff)
+          expect(sameState(applied, next)).toEqual([])
+          // deletes are only keys that are gone; upserts only keys that are new or changed
+          for (const k of diff.deletes) expect(next.get(k)).toBeUndefined()
+          for (const e of diff.upserts)
+            expect(next.entries.has(mapStateKeyString(e.key))).toBe(true)
+        },
+      ),
+      { numRuns: 100 },
+    )
+  })
+
+  it('a tracked endpoint updated incrementally equals a full recompute', () => {
+    fc.assert(
+      fc.property(
+        scenarioArb,
+        fc.array(podArb, { maxLength: 3 }),
+        fc.array(docArb, { maxLength: 2 }),
+        fc.integer({ min: 0, max: 3 }),
+        ({ pods: raw, docs }, newPods, moreDocs, removeCount) => {
+          const pods = buildPods(raw)
+          const ids = identitiesOf(pods)
+          const repo = new PolicyRepository()
+          repo.upsert(toYaml(docs))
+          repo.selectorCache.setIdentities(ids)
+          const ep = { labels: podLabels(pods[0] as Pod) }
+          const tracked = repo.endpointPolicy(ep)
+          const shadow = tracked.mapState.clone()
+          // identities come and go
+          const extra = buildPods(newPods).map((p, i) => ({
+            id: 5000 + i,
+            labels: podLabels(p),
+            ips: [`172.17.0.${i + 1}`],
+          }))
+          repo.updateIdentities(
+            extra,
+            ids
+              .slice(-removeCount || ids.length)
+              .slice(0, removeCount)
+              .map((d) => d.id),
+          )
+          applyMapStateDiff(shadow, tracked.refresh())
+          expect(sameState(shadow, repo.computeMapState(ep))).toEqual([])
+          // rules come
+          if (moreDocs.length) repo.upsert(toYaml(moreDocs, 'more'))
+          applyMapStateDiff(shadow, tracked.refresh())
+          expect(sameState(shadow, repo.computeMapState(ep))).toEqual([])
+          tracked.dispose()
+        },
+      ),
+      { numRuns: 100 },
+    )
+  })
+})
