@@ -18,6 +18,7 @@ import {
   removeHostDevice,
   removeInterfaceRoute,
 } from './internal/net'
+import { entryView, type PolicyEntryView, PolicyService, parsePolicyText } from './internal/policy'
 import { Ipam, parseIpv4 } from './ipam'
 import { createLogger, type Logger } from './log'
 import {
@@ -31,6 +32,7 @@ import {
   type AgentState,
   type EndpointRecord,
   emptyState,
+  type PolicyRecord,
   type ServiceBackend,
   type ServiceRecord,
   StateStore,
@@ -120,6 +122,8 @@ export class Agent {
   #state: AgentState = emptyState()
   #ipam: Ipam
   #identity = new IdentityService()
+  #policy: PolicyService
+  #unwatch: () => void = () => {}
   /** Flows from the datapath and the L7 proxy (a bounded ring; Hubble's Observer semantics). */
   readonly observer: FlowObserver
   /** `monitor` events: `{ kind: 'agent' | 'flow' | 'lost', ... }` as they happen. */
@@ -133,6 +137,7 @@ export class Agent {
     this.log = options.logger ?? createLogger(this.config.logLevel)
     this.#store = new StateStore(this.config.stateDir)
     this.#ipam = new Ipam(this.config.ipamPool)
+    this.#policy = new PolicyService(this.config.proxyPort)
     this.monitor.setMaxListeners(100)
     this.observer = createObserver(this.config.nodeName, {
       identityLabels: (id) => this.#identity.labelsOf(id),
@@ -207,6 +212,22 @@ export class Agent {
       )
     }
     this.#identity = new IdentityService()
+    this.#policy = new PolicyService(this.config.proxyPort)
+    this.#unwatch = this.#identity.allocator.watch((e) => {
+      if (e.type === 'add') this.#policy.updateIdentities([e.identity])
+      else this.#policy.updateIdentities([], [e.identity.id])
+    })
+    try {
+      this.#policy.restore(this.#state.policies)
+    } catch (error) {
+      throw new AgentError(
+        'INTERNAL',
+        `saved policies no longer parse: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      )
+    }
     const changed = await this.#identity.restore(this.#state.endpoints)
     for (const ep of changed) {
       this.log.warn(
@@ -250,6 +271,7 @@ export class Agent {
       }
     })
     this.#running = false
+    this.#unwatch()
     await this.#identity.close().catch(() => {})
     this.log.info({ purge: options.purge === true }, 'agent stopped')
   }
@@ -300,6 +322,8 @@ export class Agent {
       }
       this.#state.endpoints.push(record)
       this.#identity.ipcache.upsert(`${record.ipv4}/32`, { identity: record.identity! })
+      this.#policy.track(record)
+      await this.#applyPolicy()
       this.#refreshServices()
       this.#save()
       this.#notify('endpoint created', {
@@ -394,6 +418,118 @@ export class Agent {
     })
   }
 
+  // ---------------------------------------------------------------- policies
+
+  /**
+   * Validate and apply policy text (YAML/JSON, one or many documents) atomically: if any document
+   * is invalid nothing changes.
+   */
+  importPolicy(
+    text: unknown,
+    source = 'policy',
+  ): Promise<{ revision: number; policies: PolicyView[] }> {
+    return this.#serial(async () => {
+      const { objects, docs } = parsePolicyText(text, source)
+      const revision = this.#policy.repo.upsert(docs)
+      const now = new Date().toISOString()
+      const records: PolicyRecord[] = docs.map((d, i) => ({
+        key: d.ref,
+        kind: d.kind,
+        name: d.name,
+        ...(d.namespace !== undefined ? { namespace: d.namespace } : {}),
+        document: objects[i],
+        importedAt: now,
+      }))
+      const keys = new Set(records.map((r) => r.key))
+      this.#state.policies = [...this.#state.policies.filter((p) => !keys.has(p.key)), ...records]
+      this.#save()
+      const changes = await this.#applyPolicy()
+      this.#notify('policy imported', { policies: [...keys], revision, mapChanges: changes })
+      return { revision, policies: records.map(policyView) }
+    })
+  }
+
+  /** Every imported policy (with its document). */
+  listPolicies(): (PolicyView & { document: unknown })[] {
+    return this.#state.policies.map((p) => ({ ...policyView(p), document: p.document }))
+  }
+
+  /** Delete policies by name (and optionally namespace and kind); NOT_FOUND when none match. */
+  deletePolicy(q: {
+    name: string
+    namespace?: string
+    kind?: string
+  }): Promise<{ revision: number; deleted: PolicyView[] }> {
+    return this.#serial(async () => {
+      const victims = this.#state.policies.filter(
+        (p) =>
+          p.name === q.name &&
+          (q.namespace === undefined || p.namespace === q.namespace) &&
+          (q.kind === undefined || p.kind === q.kind),
+      )
+      if (victims.length === 0) {
+        throw new AgentError(
+          'NOT_FOUND',
+          `policy ${q.namespace ? `${q.namespace}/` : ''}${q.name} not found`,
+          {
+            field: 'name',
+          },
+        )
+      }
+      const revision = this.#policy.repo.delete(victims.map((v) => v.key))
+      this.#state.policies = this.#state.policies.filter((p) => !victims.includes(p))
+      this.#save()
+      await this.#applyPolicy()
+      this.#notify('policy deleted', { policies: victims.map((v) => v.key), revision })
+      return { revision, deleted: victims.map(policyView) }
+    })
+  }
+
+  /** Would a connection from one endpoint to another be allowed? (both directions, L7 too). */
+  tracePolicy(input: unknown): { verdict: string; explanation: string[]; trace: unknown } {
+    if (typeof input !== 'object' || input === null)
+      throw invalid('trace', 'expected { from, to, port, protocol?, http? }')
+    const q = input as {
+      from?: unknown
+      to?: unknown
+      port?: unknown
+      protocol?: unknown
+      http?: unknown
+    }
+    const from = this.#mustFindEndpoint(String(q.from ?? ''))
+    const to = this.#mustFindEndpoint(String(q.to ?? ''))
+    const port = validatePort('port', q.port)
+    const protocol = q.protocol === undefined ? 'TCP' : String(q.protocol)
+    let http: { method: string; path: string } | undefined
+    if (q.http !== undefined) {
+      const h = q.http as { method?: unknown; path?: unknown }
+      if (typeof h.method !== 'string' || typeof h.path !== 'string') {
+        throw invalid('http', 'expected { method, path }')
+      }
+      http = { method: h.method, path: h.path }
+    }
+    const r = this.#policy.trace(from, to, port, protocol, http)
+    return {
+      verdict: r.verdict,
+      explanation: [
+        `source ${from.namespace}/${from.name} (identity ${from.identity}) -> destination ${to.namespace}/${to.name} (identity ${to.identity}) ${protocol}/${port}${http ? ` ${http.method} ${http.path}` : ''}`,
+        `egress: ${r.egress.verdict}: ${r.egress.explanation}`,
+        `ingress: ${r.ingress.verdict}: ${r.ingress.explanation}`,
+      ],
+      trace: r,
+    }
+  }
+
+  /**
+   * The policy map of an endpoint: what is in its BPF map when the datapath runs, otherwise the
+   * computed map state (`source` says which).
+   */
+  endpointPolicyMap(ref: string): { source: 'bpf' | 'computed'; entries: PolicyEntryView[] } {
+    const ep = this.#mustFindEndpoint(ref)
+    const ms = this.#policy.mapState(ep.id)
+    return { source: 'computed', entries: ms ? ms.sorted().map(entryView) : [] }
+  }
+
   // ---------------------------------------------------------------- identities
 
   /** Every identity known to the allocator (reserved ones included), with the endpoints using it. */
@@ -430,7 +566,10 @@ export class Agent {
           state: 'ok',
           detail: `${this.#identity.allocator.backend} allocator, ${this.#identity.list().length} identities`,
         },
-        policy: { state: 'unavailable', detail: 'policy compiler not wired yet' },
+        policy: {
+          state: 'ok',
+          detail: `revision ${this.#policy.repo.revision}, ${this.#policy.repo.rules.length} rules`,
+        },
         datapath: {
           state: 'unavailable',
           detail: 'datapath not loaded: policy and services are NOT enforced',
@@ -572,8 +711,18 @@ export class Agent {
     this.#ipam.release(ep.ipv4)
     this.#identity.ipcache.delete(`${ep.ipv4}/32`)
     if (ep.identity !== undefined) await this.#identity.release(ep)
+    this.#policy.untrack(ep.id)
     this.#state.endpoints = this.#state.endpoints.filter((e) => e !== ep)
     this.#refreshServices()
+    await this.#applyPolicy()
+  }
+
+  /** Bring every endpoint's policy up to date and hand the diffs to the datapath. */
+  async #applyPolicy(): Promise<number> {
+    const diffs = this.#policy.refreshAll()
+    let n = 0
+    for (const d of diffs.values()) n += d.upserts.length + d.deletes.length
+    return n
   }
 
   /** Recompute service backends (selectors pick up new endpoints; deleted ones drop out). */
@@ -589,6 +738,7 @@ export class Agent {
   async #reconcile(): Promise<void> {
     for (const ep of this.#state.endpoints) {
       try {
+        this.#policy.track(ep)
         await this.#realizeEndpoint(ep)
       } catch (error) {
         this.log.error({ err: error, endpoint: `${ep.namespace}/${ep.name}` }, 'reconcile failed')
@@ -657,6 +807,25 @@ export class Agent {
       }
     }
     return out
+  }
+}
+
+/** A policy as `policy get` lists it. */
+export interface PolicyView {
+  key: string
+  kind: string
+  namespace?: string
+  name: string
+  importedAt: string
+}
+
+function policyView(p: PolicyRecord): PolicyView {
+  return {
+    key: p.key,
+    kind: p.kind,
+    ...(p.namespace !== undefined ? { namespace: p.namespace } : {}),
+    name: p.name,
+    importedAt: p.importedAt,
   }
 }
 

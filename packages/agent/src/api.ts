@@ -51,6 +51,26 @@ export function apiRoutes(agent: Agent): Route[] {
     r('DELETE', `/v1/endpoints/${SEG}/${SEG}`, ({ params }) =>
       agent.deleteEndpoint(`${params[0]}/${params[1]}`),
     ),
+    r('GET', '/v1/policies', () => agent.listPolicies()),
+    r('POST', '/v1/policies', ({ body }) => {
+      const b = (body ?? {}) as { text?: unknown; source?: unknown }
+      return agent.importPolicy(b.text, typeof b.source === 'string' ? b.source : 'policy')
+    }),
+    r('DELETE', '/v1/policies', ({ query }) => {
+      const name = query.get('name')
+      if (!name) throw invalid('name', 'give the policy name as ?name=')
+      const namespace = query.get('namespace') ?? undefined
+      const kind = query.get('kind') ?? undefined
+      return agent.deletePolicy({
+        name,
+        ...(namespace ? { namespace } : {}),
+        ...(kind ? { kind } : {}),
+      })
+    }),
+    r('POST', '/v1/policy/trace', ({ body }) => agent.tracePolicy(body)),
+    r('GET', `/v1/bpf/policy/${SEG}/${SEG}`, ({ params }) =>
+      agent.endpointPolicyMap(`${params[0]}/${params[1]}`),
+    ),
     r('GET', '/v1/identities', () => agent.listIdentities()),
     r('GET', '/v1/ipcache', () => agent.ipcacheEntries()),
     r('GET', '/v1/flows', async ({ query, req, res }) => {

@@ -195,18 +195,24 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
         if (verb !== 'get') throw new UsageError('bpf policy has one command: get NS/NAME')
         const { flags, positionals } = parse(more, {}, 1)
         const path = refPath(positionals[0], 'endpoint')
-        const entries = await client(flags).get<Record<string, unknown>[]>(`/v1/bpf/policy/${path}`)
-        if (wantJson(flags)) return json(entries)
+        const map = await client(flags).get<{ source: string; entries: Record<string, unknown>[] }>(
+          `/v1/bpf/policy/${path}`,
+        )
+        if (wantJson(flags)) return json(map)
+        if (map.source !== 'bpf') {
+          io.out('# computed map state (the datapath is not loaded: nothing is in a BPF map)\n')
+        }
         io.out(
           renderTable(
-            ['DIRECTION', 'IDENTITY', 'PROTO', 'PORT', 'DECISION', 'PROXY PORT'],
-            entries.map((e) => [
+            ['DIRECTION', 'IDENTITY', 'PROTO', 'PORT', 'DECISION', 'PROXY PORT', 'DERIVED FROM'],
+            map.entries.map((e) => [
               e.direction as string,
               e.identity as number,
               e.protocol as string,
               e.port as string,
               e.decision as string,
               e.proxyPort as number,
+              ((e.derivedFrom as string[] | undefined) ?? []).join(' '),
             ]),
           ),
         )

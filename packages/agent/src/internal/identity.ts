@@ -11,11 +11,19 @@ import type { EndpointRecord } from '../state'
 /** The Kubernetes namespace label Cilium adds to every pod's identity. */
 export const NAMESPACE_LABEL = 'io.kubernetes.pod.namespace'
 
-/** The source-prefixed identity labels of an endpoint (`k8s:org=empire`, namespace label). */
+/** Prefix of the namespace's own labels in a pod identity (Cilium's convention). */
+export const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.'
+
+/**
+ * The source-prefixed identity labels of an endpoint, as Cilium builds them for a pod:
+ * `k8s:org=empire`, the namespace label, and the namespace's `kubernetes.io/metadata.name` label
+ * (what a NetworkPolicy namespaceSelector matches).
+ */
 export function endpointIdentityLabels(ep: Pick<EndpointRecord, 'labels' | 'namespace'>): string[] {
   return [
     ...Object.entries(ep.labels).map(([k, v]) => `k8s:${k}=${v}`),
     `k8s:${NAMESPACE_LABEL}=${ep.namespace}`,
+    `k8s:${NAMESPACE_LABELS_PREFIX}kubernetes.io/metadata.name=${ep.namespace}`,
   ]
 }
 

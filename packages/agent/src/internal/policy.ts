@@ -1,0 +1,174 @@
+import {
+  type MapState,
+  type MapStateDiff,
+  type MapStateEntry,
+  type PolicyDocument,
+  PolicyError,
+  PolicyRepository,
+  parsePolicyObjects,
+  type TraceResult,
+  type TrackedEndpointPolicy,
+} from '@membrane/policy'
+import { parseAllDocuments } from 'yaml'
+import { AgentError, invalid } from '../errors'
+import type { EndpointRecord, PolicyRecord } from '../state'
+import { endpointIdentityLabels } from './identity'
+
+/** Parse policy text (YAML or JSON, one or many documents) into plain objects and documents. */
+export function parsePolicyText(
+  text: unknown,
+  source = 'policy',
+): { objects: unknown[]; docs: PolicyDocument[] } {
+  if (typeof text !== 'string' || text.trim() === '') {
+    throw invalid('text', `expected the policy document text of ${source}`)
+  }
+  const objects: unknown[] = []
+  for (const d of parseAllDocuments(text)) {
+    if (d.errors.length > 0) {
+      throw invalid(source, `not valid YAML: ${d.errors[0]?.message ?? 'parse error'}`)
+    }
+    const v = d.toJS()
+    if (v === null || v === undefined) continue
+    if (Array.isArray(v)) objects.push(...v)
+    else if (typeof v === 'object' && (v as { kind?: unknown }).kind === 'List') {
+      objects.push(...((v as { items?: unknown[] }).items ?? []))
+    } else objects.push(v)
+  }
+  if (objects.length === 0) throw invalid(source, 'no policy document found')
+  try {
+    return { objects, docs: parsePolicyObjects(objects) }
+  } catch (error) {
+    if (error instanceof PolicyError) {
+      throw new AgentError('INVALID_INPUT', `${source}: ${error.message}`, {
+        field: error.path ?? source,
+        cause: error,
+      })
+    }
+    throw error
+  }
+}
+
+/** A row of `membrane bpf policy get`. */
+export interface PolicyEntryView {
+  direction: string
+  identity: number
+  protocol: string
+  port: string
+  decision: 'allow' | 'deny'
+  proxyPort: number
+  l7Parser?: string
+  derivedFrom: string[]
+}
+
+const PROTO: Record<number, string> = {
+  0: 'ANY',
+  1: 'ICMP',
+  6: 'TCP',
+  17: 'UDP',
+  58: 'ICMPv6',
+  132: 'SCTP',
+}
+
+/** One map-state entry as a table row. */
+export function entryView(e: MapStateEntry): PolicyEntryView {
+  const k = e.key
+  let port = 'ANY'
+  if (k.portPrefixLen === 16) port = String(k.port)
+  else if (k.portPrefixLen > 0) port = `${k.port}-${k.port + 2 ** (16 - k.portPrefixLen) - 1}`
+  return {
+    direction: k.direction,
+    identity: k.identity,
+    protocol: PROTO[k.protocol] ?? String(k.protocol),
+    port,
+    decision: e.value.deny ? 'deny' : 'allow',
+    proxyPort: e.value.proxyPort,
+    ...(e.value.l7Parser ? { l7Parser: e.value.l7Parser } : {}),
+    derivedFrom: e.value.derivedFrom,
+  }
+}
+
+/**
+ * The agent's use of @membrane/policy: one repository, a tracked map state per endpoint whose
+ * diffs the datapath applies, identities fed from the allocator's watch.
+ */
+export class PolicyService {
+  readonly repo: PolicyRepository
+  readonly #tracked = new Map<number, TrackedEndpointPolicy>()
+
+  constructor(proxyPort: number) {
+    this.repo = new PolicyRepository({ compute: { proxyPortFor: () => proxyPort } })
+  }
+
+  /** Identities appeared or went (from the allocator watch). */
+  updateIdentities(
+    added: { id: number; labels: readonly string[] }[],
+    removed: number[] = [],
+  ): void {
+    this.repo.updateIdentities(added, removed)
+  }
+
+  /** Start tracking an endpoint; returns its full map state as the first diff. */
+  track(ep: EndpointRecord): MapStateDiff {
+    this.untrack(ep.id)
+    const t = this.repo.endpointPolicy({ labels: endpointIdentityLabels(ep) })
+    this.#tracked.set(ep.id, t)
+    return { upserts: [...t.mapState], deletes: [] }
+  }
+
+  untrack(endpointId: number): void {
+    this.#tracked.get(endpointId)?.dispose()
+    this.#tracked.delete(endpointId)
+  }
+
+  /** Bring every endpoint's map state up to date; returns the non-empty diffs by endpoint id. */
+  refreshAll(): Map<number, MapStateDiff> {
+    const out = new Map<number, MapStateDiff>()
+    for (const [id, t] of this.#tracked) {
+      const d = t.refresh()
+      if (d.upserts.length || d.deletes.length) out.set(id, d)
+    }
+    return out
+  }
+
+  mapState(endpointId: number): MapState | undefined {
+    return this.#tracked.get(endpointId)?.mapState
+  }
+
+  /** True when some policy selects the endpoint (so it is in default deny for a direction). */
+  selectedBy(endpointId: number): string[] {
+    return [...(this.#tracked.get(endpointId)?.selectedBy ?? [])]
+  }
+
+  /** Restore documents saved in the state directory. */
+  restore(records: PolicyRecord[]): void {
+    if (records.length === 0) return
+    this.repo.upsert(parsePolicyObjects(records.map((r) => r.document)))
+  }
+
+  /** Trace a connection between two endpoints (both directions, L7 when a request is given). */
+  trace(
+    from: EndpointRecord,
+    to: EndpointRecord,
+    port: number,
+    protocol: string,
+    http?: { method: string; path: string },
+  ): TraceResult {
+    try {
+      return this.repo.trace({
+        source: { identityLabels: endpointIdentityLabels(from), ips: [from.ipv4] },
+        destination: { identityLabels: endpointIdentityLabels(to), ips: [to.ipv4] },
+        port,
+        protocol,
+        ...(http ? { http: { method: http.method, path: http.path, headers: {} } } : {}),
+      })
+    } catch (error) {
+      if (error instanceof PolicyError) {
+        throw new AgentError('INVALID_INPUT', error.message, {
+          field: error.path ?? 'trace',
+          cause: error,
+        })
+      }
+      throw error
+    }
+  }
+}
