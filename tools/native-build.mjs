@@ -15,6 +15,22 @@ import { fileURLToPath } from 'node:url'
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const force = process.argv.includes('--force')
 
+// Several processes (engineers, test runs) may build at once; node-gyp rebuild wipes build/
+// first, so concurrent runs clobber each other. Serialize them under flock(1).
+if (!process.env.MEMBRANE_NATIVE_LOCKED && existsSync('/usr/bin/flock')) {
+  const r = spawnSync(
+    '/usr/bin/flock',
+    [
+      '/tmp/membrane-native.lock',
+      process.execPath,
+      fileURLToPath(import.meta.url),
+      ...process.argv.slice(2),
+    ],
+    { stdio: 'inherit', env: { ...process.env, MEMBRANE_NATIVE_LOCKED: '1' } },
+  )
+  process.exit(r.status ?? 1)
+}
+
 function files(dir) {
   if (!existsSync(dir)) return []
   const out = []
@@ -57,8 +73,11 @@ for (const name of readdirSync(join(root, 'packages')).sort()) {
     process.stderr.write('native-build: node-gyp is not installed; run npm ci first\n')
     process.exit(1)
   }
-  process.stdout.write(`native-build: building ${name} (node-gyp rebuild)\n`)
-  const args = ['rebuild', '--jobs=max']
+  // configure + build (not rebuild) keeps the previous .node in place until make replaces it,
+  // so tests running meanwhile still find an addon; --force starts from a clean tree.
+  const verb = force || !existsSync(join(pkgDir, 'build', 'Makefile')) ? 'rebuild' : 'build'
+  process.stdout.write(`native-build: building ${name} (node-gyp ${verb})\n`)
+  const args = verb === 'rebuild' ? ['rebuild', '--jobs=max'] : ['configure', 'build', '--jobs=max']
   // No internet for header downloads: use the headers installed next to this node when npm
   // has not already said where they are (npm sets npm_config_nodedir from .npmrc).
   const localHeaders = resolve(dirname(process.execPath), '..')
@@ -68,10 +87,18 @@ for (const name of readdirSync(join(root, 'packages')).sort()) {
   ) {
     args.push(`--nodedir=${localHeaders}`)
   }
-  const r = spawnSync(nodeGyp, args, {
+  let r = spawnSync(nodeGyp, args, {
     cwd: pkgDir,
     stdio: ['ignore', 'inherit', 'inherit'],
   })
+  if (r.status !== 0 && verb === 'build') {
+    // node-gyp's incremental path sometimes trips over its own build/node_gyp_bins: start clean.
+    process.stdout.write(`native-build: retrying ${name} with node-gyp rebuild\n`)
+    r = spawnSync(nodeGyp, ['rebuild', ...args.slice(2)], {
+      cwd: pkgDir,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    })
+  }
   if (r.status !== 0) {
     process.stderr.write(`native-build: ${name} failed to build (see the compiler output above)\n`)
     failed = true

@@ -1,3 +1,4 @@
 import { membranePackage } from '../../tools/tsup.shared'
 
-export default membranePackage()
+// shims: the CJS build needs import.meta.url to find build/Release/*.node next to dist/.
+export default membranePackage({ index: 'src/index.ts' }, { shims: true })

@@ -1,2 +1,68 @@
-// @membrane/bpf-loader-napi: Native eBPF loader for Node.js: an N-API addon over the system libbpf with a typed API.
-export {}
+// @membrane/bpf-loader-napi: a native eBPF loader for Node.js (N-API addon over libbpf).
+export type { AddonAttempt } from './_addon'
+export { addonCandidates, loadAddon } from './_addon'
+export type { Codec, LpmKey, StructFields } from './codecs'
+export {
+  array,
+  be16,
+  be32,
+  bytes,
+  i32,
+  i64,
+  ipv4,
+  ipv6,
+  lpmKey,
+  struct,
+  u8,
+  u16,
+  u32,
+  u64,
+} from './codecs'
+export type { MapType, ProgramType, UpdateFlag } from './constants'
+export {
+  BPF_F_LOCK,
+  MAP_FLAGS,
+  MAP_TYPES,
+  mapTypeName,
+  PERCPU_MAP_TYPES,
+  PROG_TYPES,
+  programTypeName,
+  UPDATE_FLAGS,
+} from './constants'
+export type { BpfErrorCodeName, BpfErrorOptions } from './errors'
+export { BpfError, BpfErrorCode, errnoName, NotSupportedError, VerifierError } from './errors'
+export type { CreateMapOptions, MapInfo, PackedEntries } from './map'
+export { BpfMap, createMap, openPinnedMap, possibleCpus, TypedMap } from './map'
+export type { LoadOptions, MapSpec, OpenOptions, ProgramSpec } from './object'
+export { BpfObject } from './object'
+export type { KernelProbe } from './probes'
+export {
+  HELPERS,
+  probeCgroupLink,
+  probeHelper,
+  probeKernel,
+  probeMapType,
+  probeProgramType,
+  probeTcx,
+} from './probes'
+export type {
+  CgroupAttachOptions,
+  CgroupAttachType,
+  TcAttachOptions,
+  TestRunOptions,
+  TestRunResult,
+  XdpAttachOptions,
+} from './program'
+export {
+  BpfLink,
+  BpfProgram,
+  CGROUP_ATTACH_TYPES,
+  openPinnedLink,
+  openPinnedProgram,
+  TcAttachment,
+  XdpAttachment,
+} from './program'
+export type { RingBufferOptions } from './ringbuf'
+export { RingBuffer } from './ringbuf'
+export type { SocketLike } from './sockets'
+export { getSocketCookie, getSocketMark, setIpTransparent, setSocketMark } from './sockets'

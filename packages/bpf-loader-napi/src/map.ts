@@ -1,0 +1,571 @@
+import { unlinkSync } from 'node:fs'
+import { loadAddon, type NativeAddon } from './_addon'
+import { checkPinPath } from './_paths'
+import type { Codec } from './codecs'
+import {
+  MAP_TYPES,
+  type MapType,
+  mapTypeName,
+  PERCPU_MAP_TYPES,
+  UPDATE_FLAGS,
+  type UpdateFlag,
+} from './constants'
+import { BpfError, BpfErrorCode, closed, invalid, native, nativeAsync } from './errors'
+
+/** What the kernel says about a map. */
+export interface MapInfo {
+  name: string
+  type: MapType
+  keySize: number
+  valueSize: number
+  maxEntries: number
+  flags: number
+  /** Kernel map id (stable across processes while the map lives). */
+  id: number
+}
+
+/** Packed result of a batch lookup: `count` keys and values laid end to end. */
+export interface PackedEntries {
+  count: number
+  keys: Buffer
+  values: Buffer
+  /** Bytes per value in `values` (valueSize, or the per-CPU stride times the CPU count). */
+  valueStride: number
+}
+
+/** @internal how a BpfMap was obtained (who owns the fd). */
+export interface MapOrigin {
+  fd: number
+  /** True when this BpfMap closes the fd; false when a BpfObject owns it. */
+  owned: boolean
+  name?: string
+  pinPath?: string
+}
+
+const MAP_CTOR = Symbol('BpfMap.ctor')
+let ncpus: number | undefined
+
+/** The number of possible CPUs (the per-CPU value count). */
+export function possibleCpus(): number {
+  ncpus ??= native(() => loadAddon().numPossibleCpus())
+  return ncpus
+}
+
+/**
+ * A BPF map, by file descriptor. Keys and values are Buffers of exactly `keySize` /
+ * `valueSize` bytes; {@link BpfMap.typed} puts codecs on top.
+ *
+ * Maps of a {@link BpfObject} are owned by it (closing the object closes them); maps from
+ * {@link createMap} and {@link openPinnedMap} own their descriptor.
+ */
+export class BpfMap {
+  readonly #addon: NativeAddon
+  #fd: number
+  readonly #owned: boolean
+  readonly #info: MapInfo
+  #pinPath: string | undefined
+  #closed = false
+
+  /** @internal use createMap, openPinnedMap or BpfObject.map */
+  constructor(token: symbol, origin: MapOrigin) {
+    if (token !== MAP_CTOR)
+      throw new TypeError('BpfMap is created by createMap, openPinnedMap or BpfObject.map')
+    this.#addon = loadAddon()
+    this.#fd = origin.fd
+    this.#owned = origin.owned
+    this.#pinPath = origin.pinPath
+    const raw = native(() => this.#addon.mapInfo(origin.fd))
+    this.#info = Object.freeze({
+      name: origin.name ?? raw.name,
+      type: mapTypeName(raw.type),
+      keySize: raw.keySize,
+      valueSize: raw.valueSize,
+      maxEntries: raw.maxEntries,
+      flags: raw.flags,
+      id: raw.id,
+    })
+  }
+
+  /** @internal */
+  static fromFd(origin: MapOrigin): BpfMap {
+    return new BpfMap(MAP_CTOR, origin)
+  }
+
+  /** Name, type, sizes, flags and kernel id. */
+  get info(): MapInfo {
+    return this.#info
+  }
+
+  /** The map's name (as in the object, or as the kernel keeps it: 15 characters). */
+  get name(): string {
+    return this.#info.name
+  }
+
+  /** The file descriptor (valid until close). */
+  get fd(): number {
+    this.#check()
+    return this.#fd
+  }
+
+  /** Where the map is pinned, if this handle pinned it or it was opened from a pin. */
+  get pinPath(): string | undefined {
+    return this.#pinPath
+  }
+
+  /** True after {@link BpfMap.close} (or the owning object's close). */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Bytes per value slot as the kernel returns it: valueSize, or 8-aligned × CPUs for per-CPU maps. */
+  get valueStride(): number {
+    if (PERCPU_MAP_TYPES.has(this.#info.type)) return align8(this.#info.valueSize) * possibleCpus()
+    return this.#info.valueSize
+  }
+
+  #check(): void {
+    if (this.#closed) throw closed(`map '${this.#info.name}'`)
+  }
+
+  #key(key: Buffer, what = 'key'): Buffer {
+    if (!Buffer.isBuffer(key) || key.length !== this.#info.keySize) {
+      throw invalid(`map '${this.#info.name}' ${what}`, `a ${this.#info.keySize}-byte Buffer`, key)
+    }
+    return key
+  }
+
+  #value(value: Buffer, size = this.#info.valueSize): Buffer {
+    if (!Buffer.isBuffer(value) || value.length !== size) {
+      throw invalid(`map '${this.#info.name}' value`, `a ${size}-byte Buffer`, value)
+    }
+    return value
+  }
+
+  /**
+   * The value stored under `key`, or undefined. For per-CPU maps this is every CPU's slot laid
+   * end to end (see {@link BpfMap.lookupPerCpu}).
+   */
+  lookup(key: Buffer): Buffer | undefined {
+    this.#check()
+    this.#key(key)
+    const out = Buffer.allocUnsafe(this.valueStride)
+    const found = native(() => this.#addon.mapLookup(this.#fd, key, out))
+    return found ? out : undefined
+  }
+
+  /** Like lookup, into a caller-provided buffer (no allocation); returns whether it was found. */
+  lookupInto(key: Buffer, out: Buffer): boolean {
+    this.#check()
+    this.#key(key)
+    this.#value(out, this.valueStride)
+    return native(() => this.#addon.mapLookup(this.#fd, key, out))
+  }
+
+  /** Per-CPU maps: the value of every possible CPU, one Buffer each. */
+  lookupPerCpu(key: Buffer): Buffer[] | undefined {
+    this.#check()
+    if (!PERCPU_MAP_TYPES.has(this.#info.type)) {
+      throw invalid(`map '${this.#info.name}' lookupPerCpu`, 'a per-CPU map', this.#info.type)
+    }
+    const raw = this.lookup(key)
+    return raw === undefined ? undefined : splitPerCpu(raw, this.#info.valueSize)
+  }
+
+  /** Per-CPU maps: write one value per possible CPU (`values.length` must equal the CPU count). */
+  updatePerCpu(key: Buffer, values: Buffer[], flags: UpdateFlag = 'any'): void {
+    this.#check()
+    const n = possibleCpus()
+    if (!Array.isArray(values) || values.length !== n) {
+      throw invalid(`map '${this.#info.name}' per-CPU values`, `an array of ${n} Buffers`, values)
+    }
+    const stride = align8(this.#info.valueSize)
+    const raw = Buffer.alloc(stride * n)
+    values.forEach((v, i) => {
+      this.#value(v)
+      v.copy(raw, i * stride)
+    })
+    this.#key(key)
+    native(() => this.#addon.mapUpdate(this.#fd, key, raw, flagOf(flags)))
+  }
+
+  /**
+   * Create or replace (`any`, the default), create only (`noexist`: EEXIST when present) or
+   * replace only (`exist`: ENOENT when absent).
+   */
+  update(key: Buffer, value: Buffer, flags: UpdateFlag = 'any'): void {
+    this.#check()
+    this.#key(key)
+    this.#value(value, this.valueStride)
+    native(
+      () => this.#addon.mapUpdate(this.#fd, key, value, flagOf(flags)),
+      `map '${this.#info.name}' update`,
+    )
+  }
+
+  /** Removes `key`; false when it was not there. */
+  delete(key: Buffer): boolean {
+    this.#check()
+    this.#key(key)
+    return native(() => this.#addon.mapDelete(this.#fd, key), `map '${this.#info.name}' delete`)
+  }
+
+  /** Every key, by BPF_MAP_GET_NEXT_KEY (a snapshot taken while iterating). */
+  keys(): Buffer[] {
+    this.#check()
+    const out: Buffer[] = []
+    let prev: Buffer | null = null
+    for (;;) {
+      const next = Buffer.allocUnsafe(this.#info.keySize)
+      const fd = this.#fd
+      const p: Buffer | null = prev
+      if (!native(() => this.#addon.mapNextKey(fd, p, next))) break
+      out.push(next)
+      prev = next
+      if (out.length > this.#info.maxEntries * 2 + 16) break // arrays never end early otherwise
+    }
+    return out
+  }
+
+  /** Every [key, value] pair (keys() then lookup(); entries deleted meanwhile are skipped). */
+  entries(): Array<[Buffer, Buffer]> {
+    const out: Array<[Buffer, Buffer]> = []
+    for (const k of this.keys()) {
+      const v = this.lookup(k)
+      if (v !== undefined) out.push([k, v])
+    }
+    return out
+  }
+
+  /**
+   * Reads the whole map with BPF_MAP_LOOKUP_BATCH (hash, array, LRU, per-CPU maps) in a worker
+   * thread. `andDelete` empties the map as it reads (not for arrays).
+   */
+  async batchLookupPacked(options: { andDelete?: boolean } = {}): Promise<PackedEntries> {
+    this.#check()
+    const stride = this.valueStride
+    const r = await nativeAsync(
+      () =>
+        this.#addon.mapLookupBatch(
+          this.#fd,
+          this.#info.keySize,
+          stride,
+          this.#info.maxEntries,
+          options.andDelete === true,
+        ),
+      `map '${this.#info.name}' batch lookup`,
+    )
+    return { ...r, valueStride: stride }
+  }
+
+  /** Batch lookup returning [key, value] pairs (views into two packed Buffers). */
+  async batchLookup(options: { andDelete?: boolean } = {}): Promise<Array<[Buffer, Buffer]>> {
+    const p = await this.batchLookupPacked(options)
+    const ks = this.#info.keySize
+    const out: Array<[Buffer, Buffer]> = new Array(p.count)
+    for (let i = 0; i < p.count; i++) {
+      out[i] = [
+        p.keys.subarray(i * ks, (i + 1) * ks),
+        p.values.subarray(i * p.valueStride, (i + 1) * p.valueStride),
+      ]
+    }
+    return out
+  }
+
+  /**
+   * Writes many entries with BPF_MAP_UPDATE_BATCH in a worker thread. Takes [key, value] pairs or
+   * packed `{ keys, values }` Buffers. Returns the number written.
+   */
+  async batchUpdate(
+    entries: ReadonlyArray<readonly [Buffer, Buffer]> | { keys: Buffer; values: Buffer },
+    flags: UpdateFlag = 'any',
+  ): Promise<number> {
+    this.#check()
+    const ks = this.#info.keySize
+    const vs = this.valueStride
+    let keys: Buffer
+    let values: Buffer
+    let count: number
+    if (Array.isArray(entries)) {
+      const list = entries as ReadonlyArray<readonly [Buffer, Buffer]>
+      count = list.length
+      keys = Buffer.allocUnsafe(count * ks)
+      values = Buffer.allocUnsafe(count * vs)
+      for (let i = 0; i < count; i++) {
+        const [k, v] = list[i]!
+        this.#key(k, `key [${i}]`)
+        this.#value(v, vs)
+        k.copy(keys, i * ks)
+        v.copy(values, i * vs)
+      }
+    } else {
+      const packed = entries as { keys: Buffer; values: Buffer }
+      keys = packed.keys
+      values = packed.values
+      if (!Buffer.isBuffer(keys) || keys.length % ks !== 0)
+        throw invalid(`map '${this.#info.name}' packed keys`, `a multiple of ${ks} bytes`, keys)
+      count = keys.length / ks
+      if (!Buffer.isBuffer(values) || values.length !== count * vs)
+        throw invalid(`map '${this.#info.name}' packed values`, `${count * vs} bytes`, values)
+    }
+    if (count === 0) return 0
+    return nativeAsync(
+      () => this.#addon.mapUpdateBatch(this.#fd, keys, values, count, flagOf(flags)),
+      `map '${this.#info.name}' batch update`,
+    )
+  }
+
+  /** Deletes many keys with BPF_MAP_DELETE_BATCH. Takes Buffers or one packed Buffer. */
+  async batchDelete(keys: readonly Buffer[] | Buffer): Promise<number> {
+    this.#check()
+    const ks = this.#info.keySize
+    let packed: Buffer
+    if (Buffer.isBuffer(keys)) {
+      if (keys.length % ks !== 0)
+        throw invalid(`map '${this.#info.name}' packed keys`, `a multiple of ${ks} bytes`, keys)
+      packed = keys
+    } else {
+      keys.forEach((k, i) => {
+        this.#key(k, `key [${i}]`)
+      })
+      packed = Buffer.concat(keys as Buffer[])
+    }
+    const count = packed.length / ks
+    if (count === 0) return 0
+    return nativeAsync(
+      () => this.#addon.mapDeleteBatch(this.#fd, packed, count),
+      `map '${this.#info.name}' batch delete`,
+    )
+  }
+
+  /** Map-in-map (array_of_maps, hash_of_maps): store `inner` under `key`. */
+  setInner(key: Buffer, inner: BpfMap): void {
+    this.#check()
+    if (this.#info.type !== 'array_of_maps' && this.#info.type !== 'hash_of_maps') {
+      throw invalid(
+        `map '${this.#info.name}' setInner`,
+        'an array_of_maps or hash_of_maps',
+        this.#info.type,
+      )
+    }
+    this.#key(key)
+    const value = Buffer.alloc(4)
+    value.writeUInt32LE(inner.fd)
+    native(
+      () => this.#addon.mapUpdate(this.#fd, key, value, 0),
+      `map '${this.#info.name}' setInner`,
+    )
+  }
+
+  /** Map-in-map: the kernel id of the inner map stored under `key`. */
+  innerId(key: Buffer): number | undefined {
+    const v = this.lookup(key)
+    return v === undefined ? undefined : v.readUInt32LE(0)
+  }
+
+  /** Pins the map at `path` on bpffs. */
+  pin(path: string): void {
+    this.#check()
+    checkPinPath(path)
+    native(() => this.#addon.objPin(this.#fd, path))
+    this.#pinPath = path
+  }
+
+  /** Removes the pin this map was pinned at (or opened from). The map lives while fds remain. */
+  unpin(): void {
+    if (!this.#pinPath)
+      throw new BpfError(`map '${this.#info.name}' is not pinned`, { code: BpfErrorCode.BAD_STATE })
+    try {
+      unlinkSync(this.#pinPath)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    }
+    this.#pinPath = undefined
+  }
+
+  /** Makes the map read-only for user space (BPF_MAP_FREEZE); programs may still write. */
+  freeze(): void {
+    this.#check()
+    native(() => this.#addon.mapFreeze(this.#fd))
+  }
+
+  /** A typed view: keys and values go through the codecs. */
+  typed<K, V>(keyCodec: Codec<K>, valueCodec: Codec<V>): TypedMap<K, V> {
+    if (keyCodec.size !== this.#info.keySize)
+      throw invalid(
+        `map '${this.#info.name}' key codec`,
+        `size ${this.#info.keySize}`,
+        keyCodec.size,
+      )
+    if (valueCodec.size !== this.#info.valueSize)
+      throw invalid(
+        `map '${this.#info.name}' value codec`,
+        `size ${this.#info.valueSize}`,
+        valueCodec.size,
+      )
+    return new TypedMap(this, keyCodec, valueCodec)
+  }
+
+  /** Releases the descriptor (a no-op for the fd of an object's map: the object owns it). */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    if (this.#owned) this.#addon.close(this.#fd)
+    this.#fd = -1
+  }
+
+  /** @internal called by the owning BpfObject's close */
+  markClosed(): void {
+    this.#closed = true
+    this.#fd = -1
+  }
+
+  [Symbol.dispose](): void {
+    this.close()
+  }
+}
+
+/** A map viewed through codecs: the same operations on decoded keys and values. */
+export class TypedMap<K, V> {
+  constructor(
+    /** The underlying Buffer map. */
+    readonly map: BpfMap,
+    readonly keyCodec: Codec<K>,
+    readonly valueCodec: Codec<V>,
+  ) {}
+
+  lookup(key: K): V | undefined {
+    const v = this.map.lookup(this.keyCodec.encode(key))
+    return v === undefined ? undefined : this.valueCodec.decode(v)
+  }
+
+  /** Per-CPU maps: every CPU's decoded value. */
+  lookupPerCpu(key: K): V[] | undefined {
+    return this.map.lookupPerCpu(this.keyCodec.encode(key))?.map((b) => this.valueCodec.decode(b))
+  }
+
+  update(key: K, value: V, flags: UpdateFlag = 'any'): void {
+    this.map.update(this.keyCodec.encode(key), this.valueCodec.encode(value), flags)
+  }
+
+  delete(key: K): boolean {
+    return this.map.delete(this.keyCodec.encode(key))
+  }
+
+  keys(): K[] {
+    return this.map.keys().map((k) => this.keyCodec.decode(k))
+  }
+
+  entries(): Array<[K, V]> {
+    return this.map.entries().map(([k, v]) => [this.keyCodec.decode(k), this.valueCodec.decode(v)])
+  }
+
+  async batchLookup(options: { andDelete?: boolean } = {}): Promise<Array<[K, V]>> {
+    const list = await this.map.batchLookup(options)
+    return list.map(([k, v]) => [this.keyCodec.decode(k), this.valueCodec.decode(v)])
+  }
+
+  async batchUpdate(
+    entries: ReadonlyArray<readonly [K, V]>,
+    flags: UpdateFlag = 'any',
+  ): Promise<number> {
+    return this.map.batchUpdate(
+      entries.map(([k, v]) => [this.keyCodec.encode(k), this.valueCodec.encode(v)] as const),
+      flags,
+    )
+  }
+
+  async batchDelete(keys: readonly K[]): Promise<number> {
+    return this.map.batchDelete(keys.map((k) => this.keyCodec.encode(k)))
+  }
+
+  close(): void {
+    this.map.close()
+  }
+
+  [Symbol.dispose](): void {
+    this.map.close()
+  }
+}
+
+/** Options of {@link createMap}. */
+export interface CreateMapOptions {
+  type: MapType
+  keySize: number
+  valueSize: number
+  maxEntries: number
+  /** Up to 15 characters [A-Za-z0-9_.]. */
+  name?: string
+  /** BPF_F_* flags (see MAP_FLAGS); lpm_trie needs NO_PREALLOC, which is added for you. */
+  flags?: number
+  /** For array_of_maps/hash_of_maps: a map with the inner maps' shape. */
+  innerMap?: BpfMap
+}
+
+/**
+ * Creates a map without an object (BPF_MAP_CREATE).
+ *
+ * @example
+ * using m = createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 1024, name: 'demo' })
+ */
+export function createMap(options: CreateMapOptions): BpfMap {
+  const type = MAP_TYPES[options.type]
+  if (type === undefined)
+    throw invalid('createMap type', `one of ${Object.keys(MAP_TYPES).join(', ')}`, options.type)
+  for (const f of ['keySize', 'valueSize', 'maxEntries'] as const) {
+    const v = options[f]
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff)
+      throw invalid(`createMap ${f}`, 'a non-negative integer', v)
+  }
+  if (options.name !== undefined && !/^[A-Za-z0-9_.]{1,15}$/.test(options.name))
+    throw invalid('createMap name', 'up to 15 characters of [A-Za-z0-9_.]', options.name)
+  let flags = options.flags ?? 0
+  if (options.type === 'lpm_trie') flags |= 1 // BPF_F_NO_PREALLOC is mandatory
+  const addon = loadAddon()
+  if ((options.type === 'array_of_maps' || options.type === 'hash_of_maps') && !options.innerMap)
+    throw invalid('createMap innerMap', `a template map for ${options.type}`)
+  const fd = native(
+    () =>
+      addon.mapCreate(
+        type,
+        options.name,
+        options.keySize,
+        options.valueSize,
+        options.maxEntries,
+        flags,
+        options.innerMap?.fd,
+      ),
+    `createMap ${options.name ?? options.type}`,
+  )
+  return BpfMap.fromFd({ fd, owned: true, name: options.name })
+}
+
+/** Opens a map pinned on bpffs. */
+export function openPinnedMap(path: string): BpfMap {
+  checkPinPath(path)
+  const addon = loadAddon()
+  const fd = native(() => addon.objGet(path), `openPinnedMap ${path}`)
+  try {
+    return BpfMap.fromFd({ fd, owned: true, pinPath: path })
+  } catch (error) {
+    addon.close(fd)
+    throw error
+  }
+}
+
+function flagOf(flags: UpdateFlag): number {
+  const f = UPDATE_FLAGS[flags]
+  if (f === undefined) throw invalid('update flags', "'any', 'noexist' or 'exist'", flags)
+  return f
+}
+
+function align8(n: number): number {
+  return (n + 7) & ~7
+}
+
+function splitPerCpu(raw: Buffer, valueSize: number): Buffer[] {
+  const stride = align8(valueSize)
+  const out: Buffer[] = []
+  for (let off = 0; off + stride <= raw.length; off += stride)
+    out.push(raw.subarray(off, off + valueSize))
+  return out
+}

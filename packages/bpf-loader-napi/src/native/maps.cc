@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: Apache-2.0
+// Map operations on file descriptors: element ops, batches, create, pin, freeze, info.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "common.h"
+
+namespace membrane {
+
+static int Fd(const Napi::CallbackInfo& info, size_t i = 0) { return ArgInt(info, i, "fd"); }
+
+static Napi::Value JS_MapLookup(const Napi::CallbackInfo& info) {
+  auto key = ArgBuffer(info, 1, "key");
+  auto value = ArgBuffer(info, 2, "value");
+  uint64_t flags = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : 0;
+  int ret = flags ? bpf_map_lookup_elem_flags(Fd(info), key.Data(), value.Data(), flags)
+                  : bpf_map_lookup_elem(Fd(info), key.Data(), value.Data());
+  if (ret == 0) return Napi::Boolean::New(info.Env(), true);
+  if (-ret == ENOENT) return Napi::Boolean::New(info.Env(), false);
+  ThrowErrno(info.Env(), "bpf_map_lookup_elem", -ret);
+}
+
+static Napi::Value JS_MapLookupAndDelete(const Napi::CallbackInfo& info) {
+  auto key = info[1].IsNull() ? Napi::Buffer<uint8_t>() : ArgBuffer(info, 1, "key");
+  auto value = ArgBuffer(info, 2, "value");
+  int ret = bpf_map_lookup_and_delete_elem(Fd(info), info[1].IsNull() ? nullptr : key.Data(), value.Data());
+  if (ret == 0) return Napi::Boolean::New(info.Env(), true);
+  if (-ret == ENOENT) return Napi::Boolean::New(info.Env(), false);
+  ThrowErrno(info.Env(), "bpf_map_lookup_and_delete_elem", -ret);
+}
+
+static Napi::Value JS_MapUpdate(const Napi::CallbackInfo& info) {
+  auto key = info[1].IsNull() ? Napi::Buffer<uint8_t>() : ArgBuffer(info, 1, "key");
+  auto value = ArgBuffer(info, 2, "value");
+  uint64_t flags = ArgU32(info, 3, "flags");
+  int ret = bpf_map_update_elem(Fd(info), info[1].IsNull() ? nullptr : key.Data(), value.Data(), flags);
+  if (ret) ThrowErrno(info.Env(), "bpf_map_update_elem", -ret);
+  return info.Env().Undefined();
+}
+
+static Napi::Value JS_MapDelete(const Napi::CallbackInfo& info) {
+  auto key = ArgBuffer(info, 1, "key");
+  int ret = bpf_map_delete_elem(Fd(info), key.Data());
+  if (ret == 0) return Napi::Boolean::New(info.Env(), true);
+  if (-ret == ENOENT) return Napi::Boolean::New(info.Env(), false);
+  ThrowErrno(info.Env(), "bpf_map_delete_elem", -ret);
+}
+
+static Napi::Value JS_MapNextKey(const Napi::CallbackInfo& info) {
+  auto next = ArgBuffer(info, 2, "nextKey");
+  const void* key = nullptr;
+  if (!info[1].IsNull() && !info[1].IsUndefined()) key = ArgBuffer(info, 1, "key").Data();
+  int ret = bpf_map_get_next_key(Fd(info), key, next.Data());
+  if (ret == 0) return Napi::Boolean::New(info.Env(), true);
+  if (-ret == ENOENT) return Napi::Boolean::New(info.Env(), false);
+  ThrowErrno(info.Env(), "bpf_map_get_next_key", -ret);
+}
+
+static Napi::Value JS_MapInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bpf_map_info mi;
+  memset(&mi, 0, sizeof mi);
+  uint32_t len = sizeof mi;
+  int ret = bpf_obj_get_info_by_fd(Fd(info), &mi, &len);
+  if (ret) ThrowErrno(env, "bpf_obj_get_info_by_fd", -ret);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("type", (double)mi.type);
+  o.Set("id", (double)mi.id);
+  o.Set("keySize", (double)mi.key_size);
+  o.Set("valueSize", (double)mi.value_size);
+  o.Set("maxEntries", (double)mi.max_entries);
+  o.Set("flags", (double)mi.map_flags);
+  o.Set("name", mi.name);
+  o.Set("btfId", (double)mi.btf_id);
+  return o;
+}
+
+static Napi::Value JS_MapCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t type = ArgU32(info, 0, "type");
+  std::string name = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  uint32_t ks = ArgU32(info, 2, "keySize");
+  uint32_t vs = ArgU32(info, 3, "valueSize");
+  uint32_t max = ArgU32(info, 4, "maxEntries");
+  LIBBPF_OPTS(bpf_map_create_opts, opts);
+  opts.map_flags = ArgU32(info, 5, "flags");
+  if (info.Length() > 6 && info[6].IsNumber()) opts.inner_map_fd = info[6].As<Napi::Number>().Uint32Value();
+  LogCapture cap;
+  int fd = bpf_map_create((enum bpf_map_type)type, name.empty() ? nullptr : name.c_str(), ks, vs, max, &opts);
+  if (fd < 0) ThrowErrno(env, "bpf_map_create", -fd, name.empty() ? "" : "map " + name);
+  return Napi::Number::New(env, fd);
+}
+
+static Napi::Value JS_ObjGet(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 0, "path");
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) ThrowErrno(info.Env(), "bpf_obj_get", -fd, path);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+static Napi::Value JS_ObjPin(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 1, "path");
+  int ret = bpf_obj_pin(Fd(info), path.c_str());
+  if (ret) ThrowErrno(info.Env(), "bpf_obj_pin", -ret, path);
+  return info.Env().Undefined();
+}
+
+static Napi::Value JS_MapFreeze(const Napi::CallbackInfo& info) {
+  int ret = bpf_map_freeze(Fd(info));
+  if (ret) ThrowErrno(info.Env(), "bpf_map_freeze", -ret);
+  return info.Env().Undefined();
+}
+
+static Napi::Value JS_NumPossibleCpus(const Napi::CallbackInfo& info) {
+  int n = libbpf_num_possible_cpus();
+  if (n < 0) ThrowErrno(info.Env(), "libbpf_num_possible_cpus", -n);
+  return Napi::Number::New(info.Env(), n);
+}
+
+// mapLookupBatch(fd, keySize, valueStride, capacity, deleteToo) -> Promise<{count, keys, values}>
+static Napi::Value JS_MapLookupBatch(const Napi::CallbackInfo& info) {
+  int fd = Fd(info);
+  uint32_t ks = ArgU32(info, 1, "keySize");
+  uint32_t vs = ArgU32(info, 2, "valueStride");
+  uint32_t cap = ArgU32(info, 3, "capacity");
+  bool del = info.Length() > 4 && info[4].ToBoolean().Value();
+  struct Result {
+    std::vector<uint8_t> keys, values;
+    uint32_t count = 0;
+  };
+  auto r = std::make_shared<Result>();
+  return PromiseWorker::Run(
+      info.Env(),
+      [=](CallError& e) {
+        r->keys.resize((size_t)cap * ks);
+        r->values.resize((size_t)cap * vs);
+        std::vector<uint8_t> in(std::max<uint32_t>(ks, 8)), out(std::max<uint32_t>(ks, 8));
+        bool first = true;
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        while (r->count < cap) {
+          uint32_t n = cap - r->count;
+          int ret = del ? bpf_map_lookup_and_delete_batch(fd, first ? nullptr : in.data(), out.data(),
+                                                          r->keys.data() + (size_t)r->count * ks,
+                                                          r->values.data() + (size_t)r->count * vs, &n, &opts)
+                        : bpf_map_lookup_batch(fd, first ? nullptr : in.data(), out.data(),
+                                               r->keys.data() + (size_t)r->count * ks,
+                                               r->values.data() + (size_t)r->count * vs, &n, &opts);
+          r->count += n;
+          if (ret == -ENOENT) break;
+          if (ret) {
+            e.err = -ret;
+            e.call = del ? "bpf_map_lookup_and_delete_batch" : "bpf_map_lookup_batch";
+            return;
+          }
+          in.swap(out);
+          first = false;
+        }
+      },
+      [r, ks, vs](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("count", (double)r->count);
+        o.Set("keys", Napi::Buffer<uint8_t>::Copy(env, r->keys.data(), (size_t)r->count * ks));
+        o.Set("values", Napi::Buffer<uint8_t>::Copy(env, r->values.data(), (size_t)r->count * vs));
+        return o;
+      });
+}
+
+// mapUpdateBatch(fd, keys, values, count, elemFlags) -> Promise<count>
+static Napi::Value JS_MapUpdateBatch(const Napi::CallbackInfo& info) {
+  int fd = Fd(info);
+  auto kb = ArgBuffer(info, 1, "keys");
+  auto vb = ArgBuffer(info, 2, "values");
+  uint32_t count = ArgU32(info, 3, "count");
+  uint64_t flags = ArgU32(info, 4, "flags");
+  auto keys = std::make_shared<std::vector<uint8_t>>(kb.Data(), kb.Data() + kb.Length());
+  auto values = std::make_shared<std::vector<uint8_t>>(vb.Data(), vb.Data() + vb.Length());
+  auto done = std::make_shared<uint32_t>(0);
+  return PromiseWorker::Run(
+      info.Env(),
+      [=](CallError& e) {
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        opts.elem_flags = flags;
+        uint32_t n = count;
+        int ret = bpf_map_update_batch(fd, keys->data(), values->data(), &n, &opts);
+        *done = n;
+        if (ret) {
+          e.err = -ret;
+          e.call = "bpf_map_update_batch";
+          e.detail = std::to_string(n) + " of " + std::to_string(count) + " entries written";
+        }
+      },
+      [done](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *done); });
+}
+
+// mapDeleteBatch(fd, keys, count) -> Promise<count>
+static Napi::Value JS_MapDeleteBatch(const Napi::CallbackInfo& info) {
+  int fd = Fd(info);
+  auto kb = ArgBuffer(info, 1, "keys");
+  uint32_t count = ArgU32(info, 2, "count");
+  auto keys = std::make_shared<std::vector<uint8_t>>(kb.Data(), kb.Data() + kb.Length());
+  auto done = std::make_shared<uint32_t>(0);
+  return PromiseWorker::Run(
+      info.Env(),
+      [=](CallError& e) {
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        uint32_t n = count;
+        int ret = bpf_map_delete_batch(fd, keys->data(), &n, &opts);
+        *done = n;
+        if (ret) {
+          e.err = -ret;
+          e.call = "bpf_map_delete_batch";
+          e.detail = std::to_string(n) + " of " + std::to_string(count) + " entries deleted";
+        }
+      },
+      [done](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *done); });
+}
+
+void InitMaps(Napi::Env env, Napi::Object exports) {
+  exports.Set("mapLookup", Napi::Function::New(env, JS_MapLookup, "mapLookup"));
+  exports.Set("mapLookupAndDelete", Napi::Function::New(env, JS_MapLookupAndDelete, "mapLookupAndDelete"));
+  exports.Set("mapUpdate", Napi::Function::New(env, JS_MapUpdate, "mapUpdate"));
+  exports.Set("mapDelete", Napi::Function::New(env, JS_MapDelete, "mapDelete"));
+  exports.Set("mapNextKey", Napi::Function::New(env, JS_MapNextKey, "mapNextKey"));
+  exports.Set("mapInfo", Napi::Function::New(env, JS_MapInfo, "mapInfo"));
+  exports.Set("mapCreate", Napi::Function::New(env, JS_MapCreate, "mapCreate"));
+  exports.Set("objGet", Napi::Function::New(env, JS_ObjGet, "objGet"));
+  exports.Set("objPin", Napi::Function::New(env, JS_ObjPin, "objPin"));
+  exports.Set("mapFreeze", Napi::Function::New(env, JS_MapFreeze, "mapFreeze"));
+  exports.Set("numPossibleCpus", Napi::Function::New(env, JS_NumPossibleCpus, "numPossibleCpus"));
+  exports.Set("mapLookupBatch", Napi::Function::New(env, JS_MapLookupBatch, "mapLookupBatch"));
+  exports.Set("mapUpdateBatch", Napi::Function::New(env, JS_MapUpdateBatch, "mapUpdateBatch"));
+  exports.Set("mapDeleteBatch", Napi::Function::New(env, JS_MapDeleteBatch, "mapDeleteBatch"));
+}
+
+}  // namespace membrane

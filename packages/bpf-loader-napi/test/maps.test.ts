@@ -1,0 +1,295 @@
+import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  type BpfError,
+  BpfObject,
+  createMap,
+  ipv4,
+  lpmKey,
+  openPinnedMap,
+  possibleCpus,
+  struct,
+  u32,
+  u64,
+} from '../src/index'
+import { ipv4UdpPacket, testObject, u32le, u64le } from './_helpers'
+
+describeKernel('BpfMap', ['root', 'bpf', 'bpffs'], () => {
+  const pins = tempBpffsDir()
+  afterAll(() => pins.remove())
+
+  describe('hash map from createMap', () => {
+    it('round-trips lookup/update/delete with flags, keys and entries', () => {
+      using m = createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 64, name: 'rt' })
+      expect(m.info).toMatchObject({
+        name: 'rt',
+        type: 'hash',
+        keySize: 4,
+        valueSize: 8,
+        maxEntries: 64,
+      })
+      expect(m.info.id).toBeGreaterThan(0)
+      expect(m.lookup(u32le(1))).toBeUndefined()
+      m.update(u32le(1), u64le(10))
+      m.update(u32le(2), u64le(20), 'noexist')
+      expect(() => m.update(u32le(2), u64le(21), 'noexist')).toThrow(
+        expect.objectContaining({ code: 'EEXIST', call: 'bpf_map_update_elem' }),
+      )
+      expect(() => m.update(u32le(3), u64le(30), 'exist')).toThrow(
+        expect.objectContaining({ code: 'ENOENT' }),
+      )
+      m.update(u32le(2), u64le(22), 'exist')
+      expect(m.lookup(u32le(2))?.readBigUInt64LE()).toBe(22n)
+      expect(
+        m
+          .keys()
+          .map((k) => k.readUInt32LE())
+          .sort(),
+      ).toEqual([1, 2])
+      expect(
+        m
+          .entries()
+          .map(([k, v]) => [k.readUInt32LE(), v.readBigUInt64LE()])
+          .sort(),
+      ).toEqual([
+        [1, 10n],
+        [2, 22n],
+      ])
+      expect(m.delete(u32le(1))).toBe(true)
+      expect(m.delete(u32le(1))).toBe(false)
+      expect(m.keys()).toHaveLength(1)
+    })
+
+    it('names the map, the field and the expected size on a wrong key or value', () => {
+      using m = createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 4, name: 'sizes' })
+      expect(() => m.lookup(Buffer.alloc(8))).toThrow(
+        "map 'sizes' key: expected a 4-byte Buffer, got a 8-byte Buffer",
+      )
+      expect(() => m.update(u32le(1), Buffer.alloc(4))).toThrow(
+        "map 'sizes' value: expected a 8-byte Buffer, got a 4-byte Buffer",
+      )
+      expect(() => m.update('x' as unknown as Buffer, u64le(1))).toThrow(
+        /key: expected a 4-byte Buffer, got "x"/,
+      )
+      expect(() => m.update(u32le(1), u64le(1), 'sometimes' as 'any')).toThrow(
+        /'any', 'noexist' or 'exist'/,
+      )
+    })
+
+    it('reports E2BIG with a hint when the map is full', () => {
+      using m = createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 2 })
+      m.update(u32le(1), u64le(1))
+      m.update(u32le(2), u64le(2))
+      const err = (() => {
+        try {
+          m.update(u32le(3), u64le(3))
+        } catch (e) {
+          return e as BpfError
+        }
+      })()
+      expect(err?.code).toBe('E2BIG')
+      expect(err?.errno).toBe(7)
+      expect(err?.hint).toMatch(/max_entries/)
+    })
+
+    it('fails clearly after close', () => {
+      const m = createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1, name: 'gone' })
+      m.close()
+      expect(() => m.lookup(u32le(0))).toThrow(
+        expect.objectContaining({ code: 'CLOSED', message: "map 'gone' is closed" }),
+      )
+      expect(() => m.fd).toThrow(/closed/)
+      m.close()
+    })
+
+    it('validates createMap options', () => {
+      expect(() =>
+        createMap({ type: 'hashy' as 'hash', keySize: 4, valueSize: 4, maxEntries: 1 }),
+      ).toThrow(/createMap type: expected one of/)
+      expect(() => createMap({ type: 'hash', keySize: -1, valueSize: 4, maxEntries: 1 })).toThrow(
+        /keySize/,
+      )
+      expect(() =>
+        createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1, name: 'bad name!' }),
+      ).toThrow(/name/)
+      expect(() => createMap({ type: 'hash', keySize: 0, valueSize: 4, maxEntries: 1 })).toThrow(
+        expect.objectContaining({ code: 'EINVAL', call: 'bpf_map_create' }),
+      )
+    })
+  })
+
+  it('batch update, lookup and delete of many entries', async () => {
+    using m = createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 5000, name: 'batch' })
+    const keys = Buffer.alloc(4 * 3000)
+    const values = Buffer.alloc(8 * 3000)
+    for (let i = 0; i < 3000; i++) {
+      keys.writeUInt32LE(i, i * 4)
+      values.writeBigUInt64LE(BigInt(i) * 3n, i * 8)
+    }
+    expect(await m.batchUpdate({ keys, values })).toBe(3000)
+    const all = await m.batchLookup()
+    expect(all).toHaveLength(3000)
+    for (const [k, v] of all) expect(v.readBigUInt64LE()).toBe(BigInt(k.readUInt32LE()) * 3n)
+    expect(await m.batchDelete(keys.subarray(0, 4 * 1000))).toBe(1000)
+    expect((await m.batchLookupPacked()).count).toBe(2000)
+    expect(await m.batchUpdate([[u32le(99999), u64le(1)]])).toBe(1)
+    const drained = await m.batchLookup({ andDelete: true })
+    expect(drained).toHaveLength(2001)
+    expect(m.keys()).toHaveLength(0)
+  })
+
+  it('per-CPU values: one slot per possible CPU', () => {
+    const n = possibleCpus()
+    expect(n).toBeGreaterThan(0)
+    using m = createMap({
+      type: 'percpu_hash',
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 8,
+      name: 'pcpu',
+    })
+    const values = Array.from({ length: n }, (_, i) => u32le(100 + i))
+    m.updatePerCpu(u32le(7), values)
+    const got = m.lookupPerCpu(u32le(7))
+    expect(got?.map((b) => b.readUInt32LE())).toEqual(values.map((b) => b.readUInt32LE()))
+    expect(m.lookup(u32le(7))?.length).toBe(8 * n) // raw: 8-byte aligned slots
+    expect(() => m.updatePerCpu(u32le(1), [u32le(1)].slice(0, n - 1 || 0))).toThrow(
+      /array of \d+ Buffers/,
+    )
+    using plain = createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1 })
+    expect(() => plain.lookupPerCpu(u32le(0))).toThrow(/a per-CPU map/)
+  })
+
+  it('typed maps with struct codecs', () => {
+    using m = createMap({ type: 'hash', keySize: 8, valueSize: 16, maxEntries: 8, name: 'typed' })
+    const key = struct([
+      ['ip', ipv4],
+      ['port', u32],
+    ] as const)
+    const val = struct([
+      ['packets', u64],
+      ['bytes', u64],
+    ] as const)
+    const t = m.typed(key, val)
+    t.update({ ip: '10.1.2.3', port: 80 }, { packets: 5n, bytes: 1500n })
+    expect(t.lookup({ ip: '10.1.2.3', port: 80 })).toEqual({ packets: 5n, bytes: 1500n })
+    expect(t.keys()).toEqual([{ ip: '10.1.2.3', port: 80 }])
+    expect(() => m.typed(u32, val)).toThrow(/key codec: expected size 8/)
+  })
+
+  it('pins, opens the pin, unpins; ENOENT on a missing pin says why', () => {
+    const path = `${pins.path}/m1`
+    using m = createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 2, name: 'pinme' })
+    m.update(u32le(1), u32le(77))
+    m.pin(path)
+    {
+      using again = openPinnedMap(path)
+      expect(again.lookup(u32le(1))?.readUInt32LE()).toBe(77)
+      expect(again.info.name).toBe('pinme')
+    }
+    m.unpin()
+    expect(() => openPinnedMap(path)).toThrow(
+      expect.objectContaining({ code: 'ENOENT', call: 'bpf_obj_get' }),
+    )
+    expect(() => openPinnedMap('/tmp/nowhere/x')).toThrow(/bpffs is not mounted at \/tmp\/nowhere/)
+    expect(() => openPinnedMap('relative/x')).toThrow(/absolute path/)
+    expect(() => m.pin('/sys/fs/bpf/../x')).toThrow(/\.\./)
+  })
+
+  it('freeze makes a map read-only for user space', () => {
+    using m = createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1, name: 'frozen' })
+    m.update(u32le(0), u32le(1))
+    m.freeze()
+    expect(() => m.update(u32le(0), u32le(2))).toThrow(expect.objectContaining({ code: 'EPERM' }))
+    expect(m.lookup(u32le(0))?.readUInt32LE()).toBe(1)
+  })
+
+  describe('maps of a loaded object', () => {
+    let obj: BpfObject
+    beforeAll(async () => {
+      obj = BpfObject.open(testObject('loader_maps'))
+      obj.setGlobal('cfg_magic', 5)
+      await obj.load()
+    })
+    afterAll(() => obj.close())
+
+    it('per-CPU array counted by a program', async () => {
+      await obj
+        .program('exercise')
+        .testRun({ data: ipv4UdpPacket('1.1.1.1', '2.2.2.2'), repeat: 5 })
+      const slots = obj.map('percpu_counts').lookupPerCpu(u32le(0))!
+      expect(slots).toHaveLength(possibleCpus())
+      expect(slots.reduce((s, b) => s + b.readBigUInt64LE(), 0n)).toBe(5n)
+    })
+
+    it('LPM trie: longest prefix wins, typed with lpmKey(ipv4)', async () => {
+      const trie = obj.map('lpm_v4').typed(lpmKey(ipv4), u32)
+      trie.update({ prefixLen: 8, addr: '10.0.0.0' }, 8)
+      trie.update({ prefixLen: 24, addr: '10.1.2.0' }, 24)
+      trie.update({ prefixLen: 32, addr: '10.1.2.3' }, 32)
+      const matched = async (src: string) => {
+        await obj.program('exercise').testRun({ data: ipv4UdpPacket(src, '2.2.2.2') })
+        return obj.map('hash_map').lookup(u32le(2))!.readBigUInt64LE()
+      }
+      expect(await matched('10.1.2.3')).toBe(32n)
+      expect(await matched('10.1.2.4')).toBe(24n)
+      expect(await matched('10.9.9.9')).toBe(8n)
+      expect(await matched('11.0.0.1')).toBe(0xffffffffn)
+      expect(trie.lookup({ prefixLen: 32, addr: '10.1.2.200' })).toBe(24)
+      expect(trie.delete({ prefixLen: 24, addr: '10.1.2.0' })).toBe(true)
+      expect(await matched('10.1.2.4')).toBe(8n)
+      expect(() => trie.update({ prefixLen: 33, addr: '10.0.0.0' }, 1)).toThrow(/prefixLen/)
+    })
+
+    it('map-in-map: setInner swaps the inner map a program reads', async () => {
+      const outer = obj.map('outer')
+      expect(outer.info.type).toBe('array_of_maps')
+      obj.map('inner_a').update(u32le(0), u32le(111))
+      const read = async () => {
+        await obj.program('exercise').testRun({ data: ipv4UdpPacket('1.1.1.1', '2.2.2.2') })
+        return obj.map('hash_map').lookup(u32le(3))!.readBigUInt64LE()
+      }
+      expect(await read()).toBe(111n)
+      using inner = createMap({
+        type: 'array',
+        keySize: 4,
+        valueSize: 4,
+        maxEntries: 1,
+        name: 'inner_b',
+      })
+      inner.update(u32le(0), u32le(222))
+      outer.setInner(u32le(0), inner)
+      expect(outer.innerId(u32le(0))).toBe(inner.info.id)
+      expect(await read()).toBe(222n)
+      using wrongShape = createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1 })
+      expect(() => outer.setInner(u32le(1), wrongShape)).toThrow(
+        expect.objectContaining({ code: 'EINVAL' }),
+      )
+      expect(() => obj.map('hash_map').setInner(u32le(0), inner)).toThrow(
+        /array_of_maps or hash_of_maps/,
+      )
+    })
+
+    it('hash_of_maps created without an object', () => {
+      using tmpl = createMap({
+        type: 'hash',
+        keySize: 4,
+        valueSize: 4,
+        maxEntries: 4,
+        name: 'tmpl',
+      })
+      using hom = createMap({
+        type: 'hash_of_maps',
+        keySize: 4,
+        valueSize: 4,
+        maxEntries: 4,
+        name: 'hom',
+        innerMap: tmpl,
+      })
+      using a = createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 4, name: 'a' })
+      hom.setInner(u32le(9), a)
+      expect(hom.innerId(u32le(9))).toBe(a.info.id)
+      expect(hom.delete(u32le(9))).toBe(true)
+    })
+  })
+})
