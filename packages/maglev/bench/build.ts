@@ -122,3 +122,37 @@ for (const m of SIZES) {
     })
   }
 }
+
+// Weighted backends (weights 1..100, so Cilium's weight scheme is active): the turn-skipping
+// loop adds work per slot; ours only, at N = 1000, plus the matrix build at the smallest M.
+for (const m of SIZES) {
+  const n = 1000
+  const backends = backendsOf(n).map((b, i) => ({ ...b, weight: 1 + (i % 100) }))
+  const ours = () => buildLookupTable(backends, { tableSize: m })
+  ours()
+  const samples = time(ours, 15)
+  reportFigure({
+    name: 'maglev_build_time_weighted',
+    value: Number(median(samples).toFixed(3)),
+    unit: 'ms',
+    impl: 'o(n+m)',
+    tableSize: m,
+    backends: n,
+    p95: Number(percentile(samples, 95).toFixed(3)),
+    samples: samples.length,
+  })
+  if (m === 16381) {
+    const entries = backends.map((b) => ({ key: backendHashString(b), id: b.id, weight: b.weight }))
+    const matrixSamples = time(() => matrixTable(entries, m, murmur), 10)
+    reportFigure({
+      name: 'maglev_build_time_weighted',
+      value: Number(median(matrixSamples).toFixed(3)),
+      unit: 'ms',
+      impl: 'matrix',
+      tableSize: m,
+      backends: n,
+      p95: Number(percentile(matrixSamples, 95).toFixed(3)),
+      samples: matrixSamples.length,
+    })
+  }
+}
