@@ -1,2 +1,101 @@
-// @membrane/datapath: The Membrane eBPF datapath: map layouts mirroring bpf-src, loading and attaching the programs.
-export {}
+// @membrane/datapath: the Membrane eBPF datapath — map layouts mirroring bpf-src, loading and
+// attaching the programs.
+export type { Codec, FieldKind, FieldSpec, StructCodec, StructValue } from './codec'
+export { cNameOf, field, ipv4Codec, snakeCase, struct, u32Codec } from './codec'
+export {
+  BackendFlag,
+  ConfigFlag,
+  CtFlag,
+  CtTupleFlag,
+  EndpointFlag,
+  IpProto,
+  LbAlgorithm,
+  MARK_MAGIC_PROXY,
+  PolicyDirection,
+  PolicyEntryFlag,
+  proxySocketMark,
+  ReservedIdentity,
+  ServiceFlag,
+  TrafficDirection,
+} from './constants'
+export type {
+  AttachEndpointOptions,
+  DatapathOptions,
+  EventOptions,
+  EventSubscription,
+} from './datapath'
+export { Datapath } from './datapath'
+export type { DropReasonName } from './drop-reasons'
+export { DropReason, dropReasonName } from './drop-reasons'
+export { DatapathError, DatapathErrorCode } from './errors'
+export { flowHash4 } from './hash'
+export type { MapInfoLike, MapLike } from './internal/loader'
+export {
+  authKeyCodec,
+  authValueCodec,
+  configCodec,
+  ctEntryCodec,
+  ctTuple4Codec,
+  endpointCodec,
+  ipcacheKeyCodec,
+  ipcacheValueCodec,
+  lb4BackendCodec,
+  lb4KeyCodec,
+  lb4ServiceCodec,
+  lbSlotKeyCodec,
+  MAGLEV_TABLE_SIZE,
+  maglevCodec,
+  metricsKeyCodec,
+  metricsValueCodec,
+  policyEntryCodec,
+  policyKeyCodec,
+  proxy4KeyCodec,
+  proxy4ValueCodec,
+  STRUCT_CODECS,
+  sockRevnat4KeyCodec,
+  sockRevnat4ValueCodec,
+} from './layouts'
+export type { CtEntry, CtGcResult } from './maps/ct'
+export { CtMap, monotonicNowNs } from './maps/ct'
+export type { EndpointRecord } from './maps/endpoints'
+export { EndpointMap } from './maps/endpoints'
+export type { IpcacheEventInput, IpcacheMapEntry, PrefixInput } from './maps/ipcache'
+export { IPCACHE_STATIC_PREFIX, IpcacheMap } from './maps/ipcache'
+export type { Counter } from './maps/metrics'
+export { MetricsMap } from './maps/metrics'
+export type {
+  PolicyDiffInput,
+  PolicyKeyInput,
+  PolicyMapEntry,
+  PolicyProtocol,
+  PolicyValueInput,
+} from './maps/policy'
+export {
+  normalizePolicyKey,
+  POLICY_FULL_PREFIX,
+  POLICY_STATIC_PREFIX,
+  PolicyMap,
+} from './maps/policy'
+export type { ProxyOrigin } from './maps/proxy'
+export { ProxyMap } from './maps/proxy'
+export type {
+  BackendInput,
+  BackendState,
+  ServiceInput,
+  ServiceMapSet,
+  ServiceProtocol,
+  ServiceState,
+} from './maps/services'
+export { ServiceMaps } from './maps/services'
+export type { PacketSpec, ParsedPacket } from './packet'
+export { buildPacket, inetChecksum, parsePacket, skbContext, TcpFlags } from './packet'
+export type { MapSpec } from './pins'
+export {
+  bpffsMounts,
+  checkPinnedMaps,
+  DEFAULT_PIN_ROOT,
+  MAP_SPECS,
+  specMismatches,
+  validatePinName,
+  validatePinRoot,
+} from './pins'

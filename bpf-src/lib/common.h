@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Node configuration, endpoint records, identities and skb marks shared by every datapath
+ * object. Every map here is pinned by name (LIBBPF_PIN_BY_NAME) so that endpoint.o and sock.o,
+ * loaded with the same pin root, share one copy, and the maps outlive the agent. */
+#pragma once
+
+#include "mb_helpers.h"
+
+/* Every datapath object emits events: the ring buffer is defined by lib/events.h. */
+#ifndef MB_EVENTS_DEFINE_MAPS
+#define MB_EVENTS_DEFINE_MAPS
+#endif
+
+/* Reserved identities (Cilium's numbering). */
+#define MB_ID_UNKNOWN		0
+#define MB_ID_HOST		1
+#define MB_ID_WORLD		2
+#define MB_ID_UNMANAGED		3
+#define MB_ID_HEALTH		4
+#define MB_ID_INIT		5
+#define MB_ID_REMOTE_NODE	6
+
+/* skb->mark magic (Cilium's layout: magic in bits 8..11, identity in the upper 16 bits).
+ * MB_MARK_MAGIC_PROXY marks the L7 proxy's upstream connections (SO_MARK = 0x0A00 | id << 16):
+ * the destination's ingress path takes the source identity from it and never redirects it
+ * back to the proxy. */
+#define MB_MARK_MAGIC_MASK	0x0F00
+#define MB_MARK_MAGIC_PROXY	0x0A00
+#define MB_MARK_IDENTITY(m)	((m) >> 16)
+
+/* mb_config.flags */
+#define MB_CFG_TRACE_NEW	(1 << 0)	/* trace event for the first packet of a connection */
+#define MB_CFG_TRACE_ALL	(1 << 1)	/* trace event for every forwarded packet */
+#define MB_CFG_VERDICTS		(1 << 2)	/* policy verdict events for new connections */
+#define MB_CFG_SOCK_LB_EVENTS	(1 << 3)	/* MB_EVENT_SOCK_LB for socket translations */
+
+/* One global configuration record (array of 1), written by @membrane/datapath. */
+struct mb_config {
+	__u32 flags;		/* MB_CFG_* */
+	__be32 router_ip4;	/* L7 proxy address (the node's router/host address) */
+	__u32 hash_seed;	/* seed of the Maglev flow hash */
+	__u32 pad;
+	__u8  router_ip6[16];
+};
+
+/* mb_endpoint.flags */
+#define MB_EP_F_ENFORCE_INGRESS	(1 << 0)
+#define MB_EP_F_ENFORCE_EGRESS	(1 << 1)
+
+/* One endpoint (workload). Keyed by the ifindex of its host-side veth in mb_endpoints and by
+ * its IPv4 address in mb_lxc4 (local delivery: the destination's ingress policy). */
+struct mb_endpoint {
+	__u32 endpoint_id;	/* 1..65535 */
+	__u32 identity;		/* security identity of the workload */
+	__u32 ifindex;		/* host-side veth */
+	__be32 ip4;
+	__u8  ip6[16];
+	__u8  mac[6];		/* container side */
+	__u8  node_mac[6];	/* host side */
+	__u32 flags;		/* MB_EP_F_* */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mb_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);	/* ifindex of the host-side veth */
+	__type(value, struct mb_endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __be32);	/* endpoint IPv4 address */
+	__type(value, struct mb_endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lxc4 SEC(".maps");
+
+static __always_inline struct mb_config *mb_get_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&mb_config, &zero);
+}

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Service load balancing (IPv4): services keyed by VIP:port/proto, backends by id, backend
+ * slots 1..count per service for random selection, and one Maglev lookup table per service
+ * (a hash map of fixed-size arrays; @membrane/maglev builds the table, @membrane/datapath
+ * writes it). A draining backend is left out of slots and table but stays in mb_lb4_backends,
+ * so connections that already chose it (conntrack service entries) keep it. */
+#pragma once
+
+#include "lib/common.h"
+
+#ifndef MB_MAGLEV_TABLE_SIZE
+#define MB_MAGLEV_TABLE_SIZE	1021	/* a prime; Cilium's allowed sizes start at 251 */
+#endif
+
+#define MB_LB_ALG_RANDOM	1
+#define MB_LB_ALG_MAGLEV	2
+
+/* mb_lb4_service.flags */
+#define MB_SVC_F_SOCK_LB_SKIP	(1 << 0)	/* no socket-level translation for this service */
+
+/* mb_lb4_backend.flags */
+#define MB_BACKEND_F_DRAINING	(1 << 0)
+
+struct mb_lb4_key {
+	__be32 address;
+	__be16 dport;
+	__u8   proto;
+	__u8   scope;		/* reserved, 0 */
+};
+
+struct mb_lb4_service {
+	__u32 count;		/* active backends (slots 1..count) */
+	__u16 rev_nat_index;	/* service id, 1..65535 */
+	__u8  algorithm;	/* MB_LB_ALG_* */
+	__u8  flags;		/* MB_SVC_F_* */
+};
+
+struct mb_lb4_backend {
+	__be32 address;
+	__be16 port;
+	__u8   proto;
+	__u8   flags;		/* MB_BACKEND_F_* */
+};
+
+struct mb_lb_slot_key {
+	__u16 rev_nat_index;
+	__u16 slot;		/* 1..count */
+};
+
+struct mb_lb_maglev {
+	__u32 backend_ids[MB_MAGLEV_TABLE_SIZE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mb_lb4_key);
+	__type(value, struct mb_lb4_service);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lb4_services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);	/* backend id */
+	__type(value, struct mb_lb4_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lb4_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct mb_lb_slot_key);
+	__type(value, __u32);	/* backend id */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lb_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);	/* rev_nat_index */
+	__type(value, struct mb_lb_maglev);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lb_maglev SEC(".maps");
+
+static __always_inline struct mb_lb4_service *mb_lb4_lookup(__be32 addr, __be16 port, __u8 proto)
+{
+	struct mb_lb4_key key = { .address = addr, .dport = port, .proto = proto };
+
+	return bpf_map_lookup_elem(&mb_lb4_services, &key);
+}
+
+/* Maglev's flow hash (Cilium's hash_from_tuple_v4): jhash of source address, both ports and
+ * the protocol; the destination is the service itself. The TS twin is flowHash4(). */
+static __always_inline __u32 mb_lb4_flow_hash(__be32 saddr, __be16 sport, __be16 dport,
+					      __u8 proto, __u32 seed)
+{
+	return mb_jhash_3words(saddr, ((__u32)dport << 16) | sport, proto, seed);
+}
+
+/* Choose a backend id for a new flow, 0 when the service has none. */
+static __always_inline __u32 mb_lb4_select(const struct mb_lb4_service *svc, __be32 saddr,
+					   __be16 sport, __be16 dport, __u8 proto, __u32 seed)
+{
+	if (svc->count == 0)
+		return 0;
+	if (svc->algorithm == MB_LB_ALG_MAGLEV) {
+		__u32 key = svc->rev_nat_index;
+		struct mb_lb_maglev *t = bpf_map_lookup_elem(&mb_lb_maglev, &key);
+
+		if (t) {
+			__u32 idx = mb_lb4_flow_hash(saddr, sport, dport, proto, seed) %
+				    MB_MAGLEV_TABLE_SIZE;
+
+			/* Keep the bounds check: the verifier does not follow the modulo. */
+			asm volatile("" : "+r"(idx));
+			if (idx < MB_MAGLEV_TABLE_SIZE)
+				return t->backend_ids[idx];
+		}
+		/* No table (yet): fall back to random over the slots. */
+	}
+	struct mb_lb_slot_key sk = {
+		.rev_nat_index = svc->rev_nat_index,
+		.slot = (bpf_get_prandom_u32() % svc->count) + 1,
+	};
+	__u32 *id = bpf_map_lookup_elem(&mb_lb_slots, &sk);
+
+	return id ? *id : 0;
+}

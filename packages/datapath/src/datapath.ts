@@ -1,0 +1,528 @@
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { DEFAULT_SEED, decodeSeed } from '@membrane/maglev'
+import { u32Codec } from './codec'
+import { ConfigFlag } from './constants'
+import { DatapathError, DatapathErrorCode, describeValue } from './errors'
+import { isIpv4 } from './internal/ip'
+import {
+  type LinkLike,
+  type LoaderModule,
+  loadLoader,
+  type MapLike,
+  type ObjectLike,
+  type ProgramLike,
+  type RingBufferLike,
+  type TcAttachmentLike,
+} from './internal/loader'
+import { configCodec } from './layouts'
+import { type CtGcResult, CtMap } from './maps/ct'
+import { EndpointMap, type EndpointRecord } from './maps/endpoints'
+import { IpcacheMap } from './maps/ipcache'
+import { type Counter, MetricsMap } from './maps/metrics'
+import { PolicyMap } from './maps/policy'
+import { ProxyMap, type ProxyOrigin } from './maps/proxy'
+import { ServiceMaps } from './maps/services'
+import { checkPinnedMaps, DEFAULT_PIN_ROOT, validatePinName, validatePinRoot } from './pins'
+
+/** Which events the programs emit (drops are always reported). */
+export interface EventOptions {
+  /** A trace event for the first packet of each connection. Default true. */
+  traceNew?: boolean
+  /** A trace event for every forwarded packet. Default false (costly). */
+  traceAll?: boolean
+  /** Policy verdict events for new connections. Default true. */
+  verdicts?: boolean
+  /** Events for socket-level translations. Default false. */
+  socketLb?: boolean
+}
+
+/** Options of {@link Datapath.open}. */
+export interface DatapathOptions {
+  /** bpffs directory for the maps. Default `/sys/fs/bpf/membrane`. */
+  pinRoot?: string
+  /** Where endpoint.o and sock.o are. Default: `$MEMBRANE_BPF_DIR`, else `bpf-src/build` found upwards from the working directory and from this package. */
+  objectDir?: string
+  /** The L7 proxy's address (the node's router/host IPv4). Needed for L7 redirects. */
+  routerIp4?: string
+  events?: EventOptions
+  /** Cluster-wide Maglev seed (base64 of 12 bytes), as @membrane/maglev takes it. */
+  maglevSeed?: string
+}
+
+/** An endpoint to attach. `ifindex` or `ifname` names the host-side veth. */
+export interface AttachEndpointOptions extends Omit<EndpointRecord, 'ifindex'> {
+  ifindex?: number
+  ifname?: string
+}
+
+/** A subscription to raw event records (120-byte `struct mb_event`, decode with @membrane/flows). */
+export interface EventSubscription {
+  close(): void
+}
+
+const TC_PRIORITY = 1
+const TC_HANDLE = 1
+const SOCK_HOOKS = [
+  ['sock_connect4', 'connect4'],
+  ['sock_sendmsg4', 'sendmsg4'],
+  ['sock_recvmsg4', 'recvmsg4'],
+  ['sock_getpeername4', 'getpeername4'],
+] as const
+
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/
+
+function findObjectDir(): string {
+  if (process.env.MEMBRANE_BPF_DIR) return process.env.MEMBRANE_BPF_DIR
+  const starts = [process.cwd()]
+  try {
+    starts.push(dirname(new URL(import.meta.url).pathname))
+  } catch {
+    // CJS build: no import.meta; the working directory search still applies
+  }
+  for (const start of starts) {
+    let dir = resolve(start)
+    for (;;) {
+      const candidate = join(dir, 'bpf-src', 'build')
+      if (existsSync(join(candidate, 'endpoint.o'))) return candidate
+      const up = dirname(dir)
+      if (up === dir) break
+      dir = up
+    }
+  }
+  throw new DatapathError(
+    DatapathErrorCode.OBJECT_NOT_FOUND,
+    'bpf-src/build/endpoint.o not found upwards of the working directory: build it with `node tools/bpf-build.mjs` or pass objectDir / set MEMBRANE_BPF_DIR',
+    { path: 'objectDir' },
+  )
+}
+
+function ifindexOf(ifname: string): number {
+  if (!IFNAME.test(ifname))
+    throw new DatapathError(
+      DatapathErrorCode.INVALID_NAME,
+      `expected an interface name, got ${describeValue(ifname)}`,
+      {
+        path: 'endpoint.ifname',
+      },
+    )
+  try {
+    return Number(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8').trim())
+  } catch (cause) {
+    throw new DatapathError(
+      DatapathErrorCode.NOT_FOUND,
+      `no interface ${ifname} in this network namespace`,
+      {
+        path: 'endpoint.ifname',
+        cause,
+      },
+    )
+  }
+}
+
+function ifnameOf(ifindex: number): string | undefined {
+  try {
+    for (const name of readdirSync('/sys/class/net')) {
+      if (Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim()) === ifindex)
+        return name
+    }
+  } catch {
+    // no sysfs
+  }
+  return undefined
+}
+
+/**
+ * The Membrane datapath on this node: loads bpf-src's endpoint programs (one load serves
+ * every endpoint), owns their pinned maps, attaches endpoints to their host-side veths and the
+ * socket-LB programs to cgroups, and exposes typed maps.
+ *
+ * @example
+ * const dp = await Datapath.open({ pinRoot: '/sys/fs/bpf/membrane', routerIp4: '10.0.0.1' })
+ * await dp.attachEndpoint({ id: 12, ifname: 'lxc12', ip: '10.0.1.12', mac: '02:..', identity: 256 })
+ * dp.policyMap(12).apply(diff)        // from @membrane/policy
+ * dp.services.upsert({ address: '10.96.0.10', port: 80, backends: [...] })
+ * const sub = dp.events((record) => flows.push(decodeEvent(record)))
+ * await dp.close({ keepPrograms: true }) // programs keep enforcing while the agent is away
+ */
+export class Datapath {
+  readonly pinRoot: string
+  readonly objectDir: string
+  /** Endpoint records (by host-veth ifindex / by IP). */
+  readonly endpoints: EndpointMap
+  /** IP prefix -> identity. */
+  readonly ipcache: IpcacheMap
+  /** Services, backends and Maglev tables. */
+  readonly services: ServiceMaps
+  /** Connection tracking: dump and GC. */
+  readonly ct: CtMap
+  /** Forward/drop counters. */
+  readonly metrics: MetricsMap
+  /** L7 proxy original destinations. */
+  readonly proxy: ProxyMap
+
+  readonly #loader: LoaderModule
+  readonly #endpointObj: ObjectLike
+  #sockObj: ObjectLike | undefined
+  readonly #tc = new Map<
+    number,
+    { ifindex: number; ingress: TcAttachmentLike; egress: TcAttachmentLike }
+  >()
+  readonly #cgroups = new Map<string, LinkLike[]>()
+  readonly #subs = new Set<{ listener: (r: Buffer) => void; rings: RingBufferLike[] }>()
+  #config: { routerIp4: string; flags: number; hashSeed: number }
+  #closed = false
+
+  private constructor(
+    loader: LoaderModule,
+    pinRoot: string,
+    objectDir: string,
+    obj: ObjectLike,
+    options: DatapathOptions,
+  ) {
+    this.#loader = loader
+    this.pinRoot = pinRoot
+    this.objectDir = objectDir
+    this.#endpointObj = obj
+    const m = (name: string) => obj.map(name)
+    this.endpoints = new EndpointMap(m('mb_endpoints'), m('mb_lxc4'))
+    this.ipcache = new IpcacheMap(m('mb_ipcache'))
+    this.services = new ServiceMaps(
+      {
+        services: m('mb_lb4_services'),
+        backends: m('mb_lb4_backends'),
+        slots: m('mb_lb_slots'),
+        maglev: m('mb_lb_maglev'),
+      },
+      options.maglevSeed ? { maglevSeed: options.maglevSeed } : {},
+    )
+    this.ct = new CtMap(m('mb_ct4'))
+    this.metrics = new MetricsMap(m('mb_metrics'))
+    this.proxy = new ProxyMap(m('mb_proxy4'))
+    const old = m('mb_config').lookup(u32Codec.encode(0))
+    const current = old ? configCodec.decode(old) : undefined
+    this.#config = {
+      routerIp4: current?.routerIp4 ?? '0.0.0.0',
+      flags: current?.flags ?? 0,
+      hashSeed: decodeSeed(options.maglevSeed ?? DEFAULT_SEED).jhash0,
+    }
+  }
+
+  /**
+   * Load the endpoint programs with their maps pinned under `pinRoot` (created if needed;
+   * existing pins are reused, an incompatible one is an error — never emptied).
+   */
+  static async open(options: DatapathOptions = {}): Promise<Datapath> {
+    const pinRoot = validatePinRoot(options.pinRoot ?? DEFAULT_PIN_ROOT)
+    const objectDir = options.objectDir ?? findObjectDir()
+    const loader = await loadLoader()
+    mkdirSync(pinRoot, { recursive: true, mode: 0o700 })
+    checkPinnedMaps(pinRoot, (p) => loader.openPinnedMap(p))
+    const obj = loader.BpfObject.open(join(objectDir, 'endpoint.o'), {
+      pinRoot,
+      name: 'mb_endpoint',
+    })
+    try {
+      await obj.load()
+    } catch (error) {
+      obj.close()
+      throw error
+    }
+    const dp = new Datapath(loader, pinRoot, objectDir, obj, options)
+    dp.configure({
+      ...(options.routerIp4 ? { routerIp4: options.routerIp4 } : {}),
+      events: options.events ?? {},
+    })
+    return dp
+  }
+
+  #check(): void {
+    if (this.#closed) throw new DatapathError(DatapathErrorCode.CLOSED, 'the Datapath is closed')
+  }
+
+  /** Change the proxy address or which events are emitted (takes effect at once). */
+  configure(options: { routerIp4?: string; events?: EventOptions }): void {
+    this.#check()
+    if (options.routerIp4 !== undefined && !isIpv4(options.routerIp4))
+      throw new DatapathError(
+        DatapathErrorCode.INVALID_VALUE,
+        `expected an IPv4 address, got ${describeValue(options.routerIp4)}`,
+        {
+          path: 'routerIp4',
+        },
+      )
+    if (options.routerIp4) this.#config.routerIp4 = options.routerIp4
+    if (options.events) {
+      const e = options.events
+      let flags = 0
+      if (e.traceNew ?? true) flags |= ConfigFlag.TRACE_NEW
+      if (e.traceAll ?? false) flags |= ConfigFlag.TRACE_ALL
+      if (e.verdicts ?? true) flags |= ConfigFlag.VERDICTS
+      if (e.socketLb ?? false) flags |= ConfigFlag.SOCK_LB_EVENTS
+      this.#config.flags = flags
+    }
+    this.#endpointObj.map('mb_config').update(
+      u32Codec.encode(0),
+      configCodec.encode({
+        flags: this.#config.flags,
+        routerIp4: this.#config.routerIp4,
+        hashSeed: this.#config.hashSeed,
+        routerIp6: '::',
+      }),
+    )
+  }
+
+  /** A map of the endpoint object by name (escape hatch for tools and tests). */
+  map(name: string): MapLike {
+    this.#check()
+    return this.#endpointObj.map(name)
+  }
+
+  /** A program of the endpoint object: `from_container` or `to_container`. */
+  program(name: 'from_container' | 'to_container'): ProgramLike {
+    this.#check()
+    return this.#endpointObj.program(name)
+  }
+
+  /** The policy entries of one endpoint. */
+  policyMap(endpointId: number): PolicyMap {
+    this.#check()
+    return new PolicyMap(this.#endpointObj.map('mb_policy'), endpointId)
+  }
+
+  /**
+   * Write an endpoint's record and attach its programs to its host-side veth
+   * (from_container on tc ingress, to_container on tc egress; replaces earlier attachments,
+   * also those of a previous process). Policy entries should be applied before traffic
+   * starts: with enforcement on and no entries, everything is denied.
+   */
+  async attachEndpoint(options: AttachEndpointOptions): Promise<EndpointRecord> {
+    this.#check()
+    const ifindex = options.ifindex ?? (options.ifname ? ifindexOf(options.ifname) : undefined)
+    if (ifindex === undefined)
+      throw new DatapathError(DatapathErrorCode.INVALID_VALUE, 'expected ifindex or ifname', {
+        path: 'endpoint',
+      })
+    let nodeMac = options.nodeMac
+    if (!nodeMac) {
+      const name = options.ifname ?? ifnameOf(ifindex)
+      if (name && IFNAME.test(name)) {
+        try {
+          nodeMac = readFileSync(`/sys/class/net/${name}/address`, 'utf8').trim()
+        } catch {
+          // left zero
+        }
+      }
+    }
+    const { ifname: _ifname, ...rest } = options
+    const record: EndpointRecord = { ...rest, ifindex, ...(nodeMac ? { nodeMac } : {}) }
+    const clash = this.endpoints.byId(record.id)
+    if (clash && clash.ifindex !== ifindex)
+      throw new DatapathError(
+        DatapathErrorCode.CONFLICT,
+        `endpoint id ${record.id} is already attached to ifindex ${clash.ifindex}`,
+        { path: 'endpoint.id' },
+      )
+    this.endpoints.upsert(record)
+    const tcOpts = { ifindex, priority: TC_PRIORITY, handle: TC_HANDLE, replace: true }
+    const ingress = await this.#endpointObj
+      .program('from_container')
+      .attachTc({ ...tcOpts, direction: 'ingress' })
+    let egress: TcAttachmentLike
+    try {
+      egress = await this.#endpointObj
+        .program('to_container')
+        .attachTc({ ...tcOpts, direction: 'egress' })
+    } catch (error) {
+      await ingress.detach()
+      throw error
+    }
+    this.#tc.set(record.id, { ifindex, ingress, egress })
+    return record
+  }
+
+  /**
+   * Detach an endpoint's programs and remove its record and (unless `keepPolicy`) its policy
+   * entries. Works for endpoints attached by an earlier process too.
+   */
+  async detachEndpoint(id: number, options: { keepPolicy?: boolean } = {}): Promise<boolean> {
+    this.#check()
+    const att = this.#tc.get(id)
+    const rec = this.endpoints.byId(id)
+    if (att) {
+      await att.ingress.detach()
+      await att.egress.detach()
+      this.#tc.delete(id)
+    } else if (rec && ifnameOf(rec.ifindex)) {
+      // Attached by an earlier process: take the filter over (replace), then remove it.
+      const tcOpts = {
+        ifindex: rec.ifindex,
+        priority: TC_PRIORITY,
+        handle: TC_HANDLE,
+        replace: true,
+      }
+      const i = await this.#endpointObj
+        .program('from_container')
+        .attachTc({ ...tcOpts, direction: 'ingress' })
+      await i.detach()
+      const e = await this.#endpointObj
+        .program('to_container')
+        .attachTc({ ...tcOpts, direction: 'egress' })
+      await e.detach()
+    }
+    if (rec) this.endpoints.delete(rec.ifindex)
+    if (!options.keepPolicy) this.policyMap(id).clear()
+    return att !== undefined || rec !== undefined
+  }
+
+  async #sock(): Promise<ObjectLike> {
+    if (!this.#sockObj) {
+      const obj = this.#loader.BpfObject.open(join(this.objectDir, 'sock.o'), {
+        pinRoot: this.pinRoot,
+        name: 'mb_sock',
+      })
+      try {
+        await obj.load()
+      } catch (error) {
+        obj.close()
+        throw error
+      }
+      this.#sockObj = obj
+      for (const sub of this.#subs)
+        sub.rings.push(new this.#loader.RingBuffer(obj.map('mb_events'), sub.listener))
+    }
+    return this.#sockObj
+  }
+
+  #linkPinDir(cgroupPath: string): string {
+    const tag = createHash('sha256').update(resolve(cgroupPath)).digest('hex').slice(0, 16)
+    return join(this.pinRoot, 'links', validatePinName(`cg_${tag}`))
+  }
+
+  /**
+   * Attach socket-level load balancing (connect4, sendmsg4, recvmsg4, getpeername4) to a
+   * cgroup v2 directory: sockets of processes in it connect to backends directly.
+   */
+  async attachSocketLb(cgroupPath: string): Promise<void> {
+    this.#check()
+    const cg = resolve(cgroupPath)
+    if (!existsSync(join(cg, 'cgroup.procs')))
+      throw new DatapathError(DatapathErrorCode.NOT_FOUND, `${cg} is not a cgroup v2 directory`, {
+        path: 'cgroupPath',
+      })
+    const obj = await this.#sock()
+    const old = this.#cgroups.get(cg)
+    const links: LinkLike[] = []
+    try {
+      for (const [prog, attachType] of SOCK_HOOKS)
+        links.push(
+          await obj.program(prog).attachCgroup({ cgroupPath: cg, attachType, multi: true }),
+        )
+    } catch (error) {
+      for (const l of links) await l.detach()
+      throw error
+    }
+    this.#cgroups.set(cg, links)
+    if (old) for (const l of old) await l.detach()
+    // Links pinned by an earlier process for this cgroup: unpinning detaches them.
+    const dir = this.#linkPinDir(cg)
+    if (existsSync(dir)) for (const f of readdirSync(dir)) unlinkSync(join(dir, f))
+  }
+
+  /** Detach socket LB from a cgroup. */
+  async detachSocketLb(cgroupPath: string): Promise<boolean> {
+    this.#check()
+    const cg = resolve(cgroupPath)
+    const links = this.#cgroups.get(cg)
+    if (links) for (const l of links) await l.detach()
+    this.#cgroups.delete(cg)
+    const dir = this.#linkPinDir(cg)
+    let pinned = false
+    if (existsSync(dir))
+      for (const f of readdirSync(dir)) {
+        unlinkSync(join(dir, f))
+        pinned = true
+      }
+    return links !== undefined || pinned
+  }
+
+  /**
+   * Subscribe to raw event records (each a 120-byte `struct mb_event`; @membrane/flows
+   * decodes them). Records arrive on the event loop.
+   */
+  events(listener: (record: Buffer) => void): EventSubscription {
+    this.#check()
+    const rings: RingBufferLike[] = [
+      new this.#loader.RingBuffer(this.#endpointObj.map('mb_events'), listener),
+    ]
+    if (this.#sockObj)
+      rings.push(new this.#loader.RingBuffer(this.#sockObj.map('mb_events'), listener))
+    const sub = { listener, rings }
+    this.#subs.add(sub)
+    return {
+      close: () => {
+        for (const r of sub.rings) r.close()
+        this.#subs.delete(sub)
+      },
+    }
+  }
+
+  /** Forward/drop counters by reason and direction, summed over CPUs. */
+  counters(): Counter[] {
+    this.#check()
+    return this.metrics.read()
+  }
+
+  /** The original destination of a client connection redirected to the L7 proxy. */
+  lookupProxyOrigin(
+    clientIp: string,
+    clientPort: number,
+    protocol: 'TCP' | 'UDP' | number = 'TCP',
+  ): ProxyOrigin | undefined {
+    this.#check()
+    return this.proxy.lookup(clientIp, clientPort, protocol)
+  }
+
+  /** Conntrack GC, then deletion of drained backends no connection uses any more. */
+  gc(now?: bigint): { ct: CtGcResult; backendsDeleted: number[] } {
+    this.#check()
+    const ct = this.ct.gc(now)
+    return { ct, backendsDeleted: this.services.gcBackends(ct.referencedBackends) }
+  }
+
+  /**
+   * Release this process's handles. With `keepPrograms`, attached programs keep running (tc
+   * filters stay; cgroup links are pinned under `<pinRoot>/links`) and a later
+   * {@link Datapath.open} on the same pin root picks the maps up again. Without it, every
+   * attachment this process made is removed. Pinned maps always stay.
+   */
+  async close(options: { keepPrograms?: boolean } = {}): Promise<void> {
+    if (this.#closed) return
+    for (const sub of this.#subs) for (const r of sub.rings) r.close()
+    this.#subs.clear()
+    if (options.keepPrograms) {
+      for (const [cg, links] of this.#cgroups) {
+        const dir = this.#linkPinDir(cg)
+        mkdirSync(dir, { recursive: true })
+        for (const [i, l] of links.entries()) l.pin(join(dir, SOCK_HOOKS[i]?.[1] ?? `link${i}`))
+        for (const l of links) l.close()
+      }
+    } else {
+      for (const { ingress, egress } of this.#tc.values()) {
+        await ingress.detach()
+        await egress.detach()
+      }
+      for (const links of this.#cgroups.values()) for (const l of links) await l.detach()
+    }
+    this.#tc.clear()
+    this.#cgroups.clear()
+    this.#sockObj?.close()
+    this.#endpointObj.close()
+    this.#closed = true
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}

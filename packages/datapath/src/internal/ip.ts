@@ -1,0 +1,114 @@
+import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/
+
+/** True for a dotted-quad IPv4 address. */
+export function isIpv4(value: unknown): value is string {
+  return typeof value === 'string' && IPV4.test(value)
+}
+
+/** Write an IPv4 address in network order at `offset`. */
+export function writeIpv4(buf: Buffer, offset: number, value: unknown, path: string): void {
+  if (!isIpv4(value))
+    throw new DatapathError(
+      DatapathErrorCode.INVALID_VALUE,
+      `expected an IPv4 address (a.b.c.d), got ${describeValue(value)}`,
+      { path },
+    )
+  const parts = value.split('.')
+  for (let i = 0; i < 4; i++) buf[offset + i] = Number(parts[i])
+}
+
+/** Read a network-order IPv4 address. */
+export function readIpv4(buf: Buffer, offset: number): string {
+  return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`
+}
+
+/** Parse an IPv6 address into 16 bytes; undefined when malformed. */
+export function parseIpv6(value: string): Buffer | undefined {
+  if (typeof value !== 'string' || !value.includes(':')) return undefined
+  let text = value
+  const lastColon = text.lastIndexOf(':')
+  const maybeV4 = text.slice(lastColon + 1)
+  if (maybeV4.includes('.')) {
+    // An embedded IPv4 tail (::ffff:10.0.0.1) becomes two hex groups.
+    if (!isIpv4(maybeV4)) return undefined
+    const p = maybeV4.split('.').map(Number) as [number, number, number, number]
+    const hi = ((p[0] << 8) | p[1]).toString(16)
+    const lo = ((p[2] << 8) | p[3]).toString(16)
+    text = `${text.slice(0, lastColon + 1)}${hi}:${lo}`
+  }
+  const halves = text.split('::')
+  if (halves.length > 2) return undefined
+  const parse = (s: string): number[] | undefined => {
+    if (s === '') return []
+    const out: number[] = []
+    for (const g of s.split(':')) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined
+      out.push(Number.parseInt(g, 16))
+    }
+    return out
+  }
+  const head = parse(halves[0] ?? '')
+  const rest = halves.length === 2 ? parse(halves[1] ?? '') : []
+  if (!head || !rest) return undefined
+  let words: number[]
+  if (halves.length === 2) {
+    const missing = 8 - (head.length + rest.length)
+    if (missing < 1) return undefined
+    words = [...head, ...new Array<number>(missing).fill(0), ...rest]
+  } else {
+    if (head.length !== 8) return undefined
+    words = head
+  }
+  const buf = Buffer.alloc(16)
+  words.forEach((w, i) => {
+    buf.writeUInt16BE(w, i * 2)
+  })
+  return buf
+}
+
+/** Format 16 bytes as a canonical (RFC 5952) IPv6 address. */
+export function formatIpv6(buf: Buffer, offset = 0): string {
+  const words: number[] = []
+  for (let i = 0; i < 8; i++) words.push(buf.readUInt16BE(offset + i * 2))
+  let bestStart = -1
+  let bestLen = 0
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++
+      continue
+    }
+    let j = i
+    while (j < 8 && words[j] === 0) j++
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i
+      bestLen = j - i
+    }
+    i = j
+  }
+  const hex = words.map((w) => w.toString(16))
+  if (bestStart < 0) return hex.join(':')
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`
+}
+
+const MAC = /^([0-9a-fA-F]{2})(:[0-9a-fA-F]{2}){5}$/
+
+/** Write a MAC address (aa:bb:cc:dd:ee:ff). */
+export function writeMac(buf: Buffer, offset: number, value: unknown, path: string): void {
+  if (typeof value !== 'string' || !MAC.test(value))
+    throw new DatapathError(
+      DatapathErrorCode.INVALID_VALUE,
+      `expected a MAC address (aa:bb:cc:dd:ee:ff), got ${describeValue(value)}`,
+      { path },
+    )
+  const parts = value.split(':')
+  for (let i = 0; i < 6; i++) buf[offset + i] = Number.parseInt(parts[i] as string, 16)
+}
+
+/** Read a MAC address. */
+export function readMac(buf: Buffer, offset: number): string {
+  const out: string[] = []
+  for (let i = 0; i < 6; i++) out.push((buf[offset + i] as number).toString(16).padStart(2, '0'))
+  return out.join(':')
+}

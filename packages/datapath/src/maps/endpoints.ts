@@ -1,0 +1,138 @@
+import { ipv4Codec, u32Codec } from '../codec'
+import { EndpointFlag } from '../constants'
+import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
+import { isIpv4 } from '../internal/ip'
+import type { MapLike } from '../internal/loader'
+import { endpointCodec } from '../layouts'
+
+/** One workload as the endpoint programs see it. */
+export interface EndpointRecord {
+  /** Endpoint id, 1..65535. */
+  id: number
+  /** Security identity of the workload. */
+  identity: number
+  /** ifindex of the host-side veth (where the programs are attached). */
+  ifindex: number
+  /** The workload's IPv4 address. */
+  ip: string
+  /** The workload's IPv6 address, when it has one. */
+  ip6?: string
+  /** MAC of the container side of the veth. */
+  mac: string
+  /** MAC of the host side of the veth. */
+  nodeMac?: string
+  /** Enforce ingress policy (default true). Without it, all ingress is allowed. */
+  enforceIngress?: boolean
+  /** Enforce egress policy (default true). */
+  enforceEgress?: boolean
+}
+
+function check(ep: EndpointRecord): void {
+  const bad = (path: string, expected: string, got: unknown) =>
+    new DatapathError(
+      DatapathErrorCode.INVALID_VALUE,
+      `expected ${expected}, got ${describeValue(got)}`,
+      {
+        path: `endpoint.${path}`,
+      },
+    )
+  if (!Number.isInteger(ep.id) || ep.id < 1 || ep.id > 0xffff)
+    throw bad('id', 'an endpoint id 1..65535', ep.id)
+  if (!Number.isInteger(ep.identity) || ep.identity < 0 || ep.identity > 0xffffffff)
+    throw bad('identity', 'an identity', ep.identity)
+  if (!Number.isInteger(ep.ifindex) || ep.ifindex < 1)
+    throw bad('ifindex', 'an ifindex >= 1', ep.ifindex)
+  if (!isIpv4(ep.ip)) throw bad('ip', 'an IPv4 address', ep.ip)
+}
+
+/**
+ * Endpoint records (`mb_endpoints` by host-veth ifindex, `mb_lxc4` by IPv4 address for local
+ * delivery). Both maps are written together.
+ */
+export class EndpointMap {
+  readonly #byIfindex: MapLike
+  readonly #byIp: MapLike
+
+  constructor(byIfindex: MapLike, byIp: MapLike) {
+    this.#byIfindex = byIfindex
+    this.#byIp = byIp
+  }
+
+  static encode(ep: EndpointRecord): Buffer {
+    check(ep)
+    let flags = 0
+    if (ep.enforceIngress ?? true) flags |= EndpointFlag.ENFORCE_INGRESS
+    if (ep.enforceEgress ?? true) flags |= EndpointFlag.ENFORCE_EGRESS
+    return endpointCodec.encode({
+      endpointId: ep.id,
+      identity: ep.identity,
+      ifindex: ep.ifindex,
+      ip4: ep.ip,
+      ip6: ep.ip6 ?? '::',
+      mac: ep.mac,
+      nodeMac: ep.nodeMac ?? '00:00:00:00:00:00',
+      flags,
+    })
+  }
+
+  static decode(buf: Buffer): EndpointRecord {
+    const v = endpointCodec.decode(buf)
+    return {
+      id: v.endpointId,
+      identity: v.identity,
+      ifindex: v.ifindex,
+      ip: v.ip4,
+      ...(v.ip6 !== '::' ? { ip6: v.ip6 } : {}),
+      mac: v.mac,
+      nodeMac: v.nodeMac,
+      enforceIngress: (v.flags & EndpointFlag.ENFORCE_INGRESS) !== 0,
+      enforceEgress: (v.flags & EndpointFlag.ENFORCE_EGRESS) !== 0,
+    }
+  }
+
+  /** Write (or rewrite) an endpoint; an address change removes the old lxc entry. */
+  upsert(ep: EndpointRecord): void {
+    const value = EndpointMap.encode(ep)
+    const old = this.get(ep.ifindex)
+    this.#byIp.update(ipv4Codec.encode(ep.ip), value)
+    this.#byIfindex.update(u32Codec.encode(ep.ifindex), value)
+    if (old && old.ip !== ep.ip) this.#byIp.delete(ipv4Codec.encode(old.ip))
+  }
+
+  /** The endpoint on a host-veth ifindex. */
+  get(ifindex: number): EndpointRecord | undefined {
+    const vb = this.#byIfindex.lookup(u32Codec.encode(ifindex))
+    return vb ? EndpointMap.decode(vb) : undefined
+  }
+
+  /** The local endpoint that owns an IPv4 address. */
+  byIp(ip: string): EndpointRecord | undefined {
+    const vb = this.#byIp.lookup(ipv4Codec.encode(ip))
+    return vb ? EndpointMap.decode(vb) : undefined
+  }
+
+  /** The endpoint with this id, if any. */
+  byId(id: number): EndpointRecord | undefined {
+    return this.list().find((e) => e.id === id)
+  }
+
+  /** Remove the endpoint of an ifindex (both maps); false when absent. */
+  delete(ifindex: number): boolean {
+    const old = this.get(ifindex)
+    if (!old) return false
+    const lxc = this.#byIp.lookup(ipv4Codec.encode(old.ip))
+    if (lxc && EndpointMap.decode(lxc).ifindex === ifindex)
+      this.#byIp.delete(ipv4Codec.encode(old.ip))
+    return this.#byIfindex.delete(u32Codec.encode(ifindex))
+  }
+
+  /** Every endpoint. */
+  list(): EndpointRecord[] {
+    const out: EndpointRecord[] = []
+    for (const kb of this.#byIfindex.keys()) {
+      const vb = this.#byIfindex.lookup(kb)
+      if (vb) out.push(EndpointMap.decode(vb))
+    }
+    return out
+  }
+}

@@ -1,0 +1,165 @@
+import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
+import { isIpv4, parseIpv6 } from '../internal/ip'
+import type { MapLike } from '../internal/loader'
+import { ipcacheKeyCodec, ipcacheValueCodec } from '../layouts'
+
+/** Bits of the ipcache key before the address (pad + cluster id + family). */
+export const IPCACHE_STATIC_PREFIX = 32
+const FAMILY_V4 = 1
+const FAMILY_V6 = 2
+
+/** What the ipcache map stores for a prefix. */
+export interface IpcacheMapEntry {
+  cidr: string
+  identity: number
+  tunnelEndpoint?: string
+}
+
+/** A prefix, as text (`10.0.0.0/8`, `10.0.0.1`) or as @membrane/identity's Prefix (`{ cidr }`). */
+export type PrefixInput = string | { readonly cidr: string }
+
+/**
+ * An @membrane/identity IPCache event (structurally typed): upserts and deletes of the
+ * effective entry of a prefix.
+ */
+export type IpcacheEventInput =
+  | { type: 'upsert'; prefix: PrefixInput; entry: { identity: number; tunnelEndpoint?: string } }
+  | { type: 'delete'; prefix: PrefixInput }
+
+interface Parsed {
+  family: 4 | 6
+  bytes: Buffer
+  length: number
+  cidr: string
+}
+
+function parseCidr(input: PrefixInput, path: string): Parsed {
+  const text = typeof input === 'string' ? input : input?.cidr
+  if (typeof text !== 'string')
+    throw new DatapathError(
+      DatapathErrorCode.INVALID_VALUE,
+      `expected a CIDR, got ${describeValue(input)}`,
+      { path },
+    )
+  const [addr = '', len] = text.split('/')
+  const v4 = isIpv4(addr)
+  const bytes = v4 ? Buffer.from(addr.split('.').map(Number)) : parseIpv6(addr)
+  const max = v4 ? 32 : 128
+  const length = len === undefined ? max : Number(len)
+  if (
+    !bytes ||
+    !Number.isInteger(length) ||
+    length < 0 ||
+    length > max ||
+    (len !== undefined && !/^\d+$/.test(len))
+  )
+    throw new DatapathError(
+      DatapathErrorCode.INVALID_VALUE,
+      `expected an IPv4 or IPv6 CIDR (a.b.c.d/n), got ${describeValue(text)}`,
+      { path },
+    )
+  // Clear host bits so that equal prefixes encode to equal keys.
+  const masked = Buffer.alloc(16)
+  bytes.copy(masked)
+  for (let bit = length; bit < max; bit++)
+    masked[bit >> 3] = (masked[bit >> 3] as number) & ~(0x80 >> (bit & 7))
+  return { family: v4 ? 4 : 6, bytes: masked, length, cidr: text }
+}
+
+function formatKey(family: number, ip: Buffer, length: number): string {
+  if (family === FAMILY_V4) return `${ip[0]}.${ip[1]}.${ip[2]}.${ip[3]}/${length}`
+  const words: string[] = []
+  for (let i = 0; i < 8; i++) words.push(ip.readUInt16BE(i * 2).toString(16))
+  return `${words.join(':')}/${length}`
+}
+
+/**
+ * The ipcache (`mb_ipcache`): IP prefix -> security identity, longest prefix wins. Feed it
+ * @membrane/identity's IPCache events with {@link IpcacheMap.applyEvent}.
+ */
+export class IpcacheMap {
+  readonly #map: MapLike
+
+  constructor(map: MapLike) {
+    this.#map = map
+  }
+
+  #key(p: Parsed): Buffer {
+    return ipcacheKeyCodec.encode({
+      prefixlen: IPCACHE_STATIC_PREFIX + p.length,
+      pad1: 0,
+      clusterId: 0,
+      family: p.family === 4 ? FAMILY_V4 : FAMILY_V6,
+      ip: p.bytes,
+    })
+  }
+
+  /** Map a prefix to an identity (and optionally the node that hosts it). */
+  upsert(prefix: PrefixInput, identity: number, options: { tunnelEndpoint?: string } = {}): void {
+    const p = parseCidr(prefix, 'prefix')
+    if (!Number.isInteger(identity) || identity < 0 || identity > 0xffffffff)
+      throw new DatapathError(
+        DatapathErrorCode.INVALID_VALUE,
+        `expected an identity, got ${describeValue(identity)}`,
+        {
+          path: 'identity',
+        },
+      )
+    this.#map.update(
+      this.#key(p),
+      ipcacheValueCodec.encode({
+        identity,
+        tunnelEndpoint: options.tunnelEndpoint ?? '0.0.0.0',
+        flags: 0,
+      }),
+    )
+  }
+
+  /** Remove a prefix; false when it was not there. */
+  delete(prefix: PrefixInput): boolean {
+    return this.#map.delete(this.#key(parseCidr(prefix, 'prefix')))
+  }
+
+  /** Apply one @membrane/identity IPCache event. */
+  applyEvent(event: IpcacheEventInput): void {
+    if (event.type === 'upsert') {
+      const tunnel = event.entry.tunnelEndpoint
+      this.upsert(
+        event.prefix,
+        event.entry.identity,
+        tunnel && isIpv4(tunnel) ? { tunnelEndpoint: tunnel } : {},
+      )
+    } else this.delete(event.prefix)
+  }
+
+  /** The identity the datapath resolves for an address (longest prefix match in the kernel). */
+  lookup(address: string): IpcacheMapEntry | undefined {
+    const p = parseCidr(address, 'address')
+    const full = { ...p, length: p.family === 4 ? 32 : 128 }
+    const vb = this.#map.lookup(this.#key(full))
+    if (!vb) return undefined
+    const v = ipcacheValueCodec.decode(vb)
+    return {
+      cidr: address,
+      identity: v.identity,
+      ...(v.tunnelEndpoint !== '0.0.0.0' ? { tunnelEndpoint: v.tunnelEndpoint } : {}),
+    }
+  }
+
+  /** Every entry. */
+  entries(): IpcacheMapEntry[] {
+    const out: IpcacheMapEntry[] = []
+    for (const kb of this.#map.keys()) {
+      const vb = this.#map.lookup(kb)
+      if (!vb) continue
+      const k = ipcacheKeyCodec.decode(kb)
+      const v = ipcacheValueCodec.decode(vb)
+      out.push({
+        cidr: formatKey(k.family, k.ip, k.prefixlen - IPCACHE_STATIC_PREFIX),
+        identity: v.identity,
+        ...(v.tunnelEndpoint !== '0.0.0.0' ? { tunnelEndpoint: v.tunnelEndpoint } : {}),
+      })
+    }
+    return out
+  }
+}

@@ -1,0 +1,325 @@
+import { PolicyDirection, PolicyEntryFlag } from '../constants'
+import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
+import type { MapLike } from '../internal/loader'
+import { policyEntryCodec, policyKeyCodec } from '../layouts'
+
+/** Bits of the policy LPM key before the protocol: endpoint id 32 + identity 32 + direction 8. */
+export const POLICY_STATIC_PREFIX = 72
+/** Bits of a full policy key (protocol 8 + port 16 more). */
+export const POLICY_FULL_PREFIX = 96
+
+/** Protocol of a policy key: a number (0 = any) or a name. */
+export type PolicyProtocol = number | 'ANY' | 'TCP' | 'UDP' | 'SCTP' | 'ICMP' | 'ICMPV6'
+
+/**
+ * A policy map key as @membrane/policy's map state writes it (structurally typed: this package
+ * does not import the policy package).
+ */
+export interface PolicyKeyInput {
+  /** Remote identity; 0 = any. */
+  identity: number
+  direction: 'ingress' | 'egress'
+  /** 0 / 'ANY' = any protocol (the port is then ignored). */
+  protocol: PolicyProtocol
+  /** Destination port, 0 = any port. */
+  port: number
+  /** Port prefix length 0..16 (16 = exactly `port`; smaller covers a range). Default 16. */
+  portPrefixLen?: number
+}
+
+/** A policy map value as @membrane/policy's map state writes it. */
+export interface PolicyValueInput {
+  deny: boolean
+  /** Non-zero: redirect to the L7 proxy on this port. */
+  proxyPort?: number
+  l7Parser?: string
+  /** 0 = none; non-zero needs an mb_auth entry for the pair of identities. */
+  authType?: number
+  derivedFrom?: unknown
+}
+
+/** A diff of one endpoint's policy map state. */
+export interface PolicyDiffInput {
+  upserts?: Iterable<
+    { key: PolicyKeyInput; value: PolicyValueInput } | readonly [PolicyKeyInput, PolicyValueInput]
+  >
+  deletes?: Iterable<PolicyKeyInput | { key: PolicyKeyInput }>
+}
+
+/** One entry as read back from the map. */
+export interface PolicyMapEntry {
+  key: Required<Omit<PolicyKeyInput, 'protocol'>> & { protocol: number }
+  deny: boolean
+  proxyPort: number
+  authType: number
+  /** New connections that matched this entry (both counters are shared by all CPUs). */
+  packets: bigint
+  bytes: bigint
+}
+
+const PROTOCOLS: Record<string, number> = {
+  ANY: 0,
+  TCP: 6,
+  UDP: 17,
+  SCTP: 132,
+  ICMP: 1,
+  ICMPV6: 58,
+}
+
+function fail(path: string, expected: string, got: unknown): DatapathError {
+  return new DatapathError(
+    DatapathErrorCode.INVALID_VALUE,
+    `expected ${expected}, got ${describeValue(got)}`,
+    { path },
+  )
+}
+
+function isUint(v: unknown, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max
+}
+
+interface NormalKey {
+  identity: number
+  direction: 0 | 1
+  protocol: number
+  port: number
+  portPrefixLen: number
+  prefixlen: number
+}
+
+/** Validate a key and compute its LPM prefix (the port masked to its prefix). */
+export function normalizePolicyKey(key: PolicyKeyInput, path = 'key'): NormalKey {
+  if (typeof key !== 'object' || key === null) throw fail(path, 'a policy key object', key)
+  if (!isUint(key.identity, 0xffffffff))
+    throw fail(`${path}.identity`, 'an identity 0..4294967295', key.identity)
+  if (key.direction !== 'ingress' && key.direction !== 'egress')
+    throw fail(`${path}.direction`, "'ingress' or 'egress'", key.direction)
+  const protocol =
+    typeof key.protocol === 'string' ? PROTOCOLS[key.protocol.toUpperCase()] : key.protocol
+  if (!isUint(protocol, 255))
+    throw fail(
+      `${path}.protocol`,
+      'a protocol number 0..255 or TCP/UDP/SCTP/ICMP/ANY',
+      key.protocol,
+    )
+  if (!isUint(key.port, 0xffff)) throw fail(`${path}.port`, 'a port 0..65535', key.port)
+  const plen = key.portPrefixLen ?? 16
+  if (!isUint(plen, 16))
+    throw fail(`${path}.portPrefixLen`, 'a prefix length 0..16', key.portPrefixLen)
+  const direction = key.direction === 'ingress' ? PolicyDirection.INGRESS : PolicyDirection.EGRESS
+  if (protocol === 0)
+    return {
+      identity: key.identity,
+      direction,
+      protocol: 0,
+      port: 0,
+      portPrefixLen: 0,
+      prefixlen: POLICY_STATIC_PREFIX,
+    }
+  if (key.port === 0 || plen === 0)
+    return {
+      identity: key.identity,
+      direction,
+      protocol,
+      port: 0,
+      portPrefixLen: 0,
+      prefixlen: POLICY_STATIC_PREFIX + 8,
+    }
+  const mask = (0xffff << (16 - plen)) & 0xffff
+  return {
+    identity: key.identity,
+    direction,
+    protocol,
+    port: key.port & mask,
+    portPrefixLen: plen,
+    prefixlen: POLICY_STATIC_PREFIX + 8 + plen,
+  }
+}
+
+/**
+ * The policy entries of one endpoint inside the global LPM policy map (`mb_policy`). Applies
+ * @membrane/policy's map-state diffs; never flushes the endpoint to rewrite it.
+ *
+ * @example
+ * const pm = datapath.policyMap(12)
+ * pm.apply({ upserts: [{ key: { identity: 256, direction: 'ingress', protocol: 'TCP', port: 80 },
+ *                        value: { deny: false } }] })
+ */
+export class PolicyMap {
+  readonly endpointId: number
+  readonly #map: MapLike
+
+  constructor(map: MapLike, endpointId: number) {
+    if (!isUint(endpointId, 0xffff) || endpointId === 0)
+      throw fail('endpointId', 'an endpoint id 1..65535', endpointId)
+    this.#map = map
+    this.endpointId = endpointId
+  }
+
+  #encodeKey(k: NormalKey): Buffer {
+    return policyKeyCodec.encode({
+      prefixlen: k.prefixlen,
+      endpointId: this.endpointId,
+      identity: k.identity,
+      direction: k.direction,
+      protocol: k.protocol,
+      dport: k.port,
+    })
+  }
+
+  static encodeValue(value: PolicyValueInput, k: NormalKey, path = 'value'): Buffer {
+    if (typeof value !== 'object' || value === null)
+      throw fail(path, 'a policy value object', value)
+    if (typeof value.deny !== 'boolean') throw fail(`${path}.deny`, 'a boolean', value.deny)
+    const proxyPort = value.proxyPort ?? 0
+    if (!isUint(proxyPort, 0xffff)) throw fail(`${path}.proxyPort`, 'a port 0..65535', proxyPort)
+    const authType = value.authType ?? 0
+    if (!isUint(authType, 255)) throw fail(`${path}.authType`, 'an auth type 0..255', authType)
+    let flags = 0
+    if (k.protocol === 0) flags |= PolicyEntryFlag.WILDCARD_PROTO | PolicyEntryFlag.WILDCARD_PORT
+    else if (k.portPrefixLen === 0) flags |= PolicyEntryFlag.WILDCARD_PORT
+    return policyEntryCodec.encode({
+      proxyPort: value.deny ? 0 : proxyPort,
+      deny: value.deny ? 1 : 0,
+      authType,
+      flags,
+      prefixLen: k.portPrefixLen,
+      packets: 0n,
+      bytes: 0n,
+    })
+  }
+
+  /**
+   * Apply a diff: validate everything first (nothing is half-applied on bad input), then
+   * write upserts before deletes so that a replaced entry never leaves a gap.
+   * Returns how many entries were written and deleted.
+   */
+  apply(diff: PolicyDiffInput): { upserted: number; deleted: number } {
+    const writes: Array<[Buffer, Buffer]> = []
+    const removes: Buffer[] = []
+    const written = new Set<string>()
+    let i = 0
+    for (const item of diff.upserts ?? []) {
+      const path = `upserts[${i++}]`
+      const [key, value] = Array.isArray(item)
+        ? (item as readonly [PolicyKeyInput, PolicyValueInput])
+        : [(item as { key: PolicyKeyInput }).key, (item as { value: PolicyValueInput }).value]
+      const k = normalizePolicyKey(key, `${path}.key`)
+      const kb = this.#encodeKey(k)
+      writes.push([kb, PolicyMap.encodeValue(value, k, `${path}.value`)])
+      written.add(kb.toString('hex'))
+    }
+    i = 0
+    for (const item of diff.deletes ?? []) {
+      const path = `deletes[${i++}]`
+      const key =
+        'key' in (item as object) && !('identity' in (item as object))
+          ? (item as { key: PolicyKeyInput }).key
+          : (item as PolicyKeyInput)
+      const kb = this.#encodeKey(normalizePolicyKey(key, path))
+      // A key both deleted and upserted in one diff (same LPM key) stays.
+      if (!written.has(kb.toString('hex'))) removes.push(kb)
+    }
+    for (const [k, v] of writes) {
+      // Keep the hit counters of an entry that is rewritten with the same verdict.
+      const old = this.#map.lookup(k)
+      if (old?.subarray(0, 8).equals(v.subarray(0, 8))) continue
+      this.#map.update(k, v)
+    }
+    let deleted = 0
+    for (const k of removes) if (this.#map.delete(k)) deleted++
+    return { upserted: writes.length, deleted }
+  }
+
+  /** Look up the entry stored under exactly this key (no longest-prefix match). */
+  get(key: PolicyKeyInput): PolicyMapEntry | undefined {
+    const k = normalizePolicyKey(key)
+    for (const e of this.entries()) {
+      if (
+        e.key.identity === k.identity &&
+        e.key.direction === key.direction &&
+        e.key.protocol === k.protocol &&
+        e.key.port === k.port &&
+        e.key.portPrefixLen === k.portPrefixLen
+      )
+        return e
+    }
+    return undefined
+  }
+
+  /** Every entry of this endpoint (walks the global map). */
+  entries(): PolicyMapEntry[] {
+    const out: PolicyMapEntry[] = []
+    for (const kb of this.#rawKeys()) {
+      const vb = this.#map.lookup(kb)
+      if (!vb) continue
+      const k = policyKeyCodec.decode(kb)
+      const v = policyEntryCodec.decode(vb)
+      out.push({
+        key: {
+          identity: k.identity,
+          direction: k.direction === PolicyDirection.INGRESS ? 'ingress' : 'egress',
+          protocol: k.prefixlen > POLICY_STATIC_PREFIX ? k.protocol : 0,
+          port: k.dport,
+          portPrefixLen: Math.max(0, k.prefixlen - POLICY_STATIC_PREFIX - 8),
+        },
+        deny: v.deny !== 0,
+        proxyPort: v.proxyPort,
+        authType: v.authType,
+        packets: v.packets,
+        bytes: v.bytes,
+      })
+    }
+    return out
+  }
+
+  #rawKeys(): Buffer[] {
+    return this.#map.keys().filter((kb) => kb.readUInt32LE(4) === this.endpointId)
+  }
+
+  /** Number of entries of this endpoint. */
+  get size(): number {
+    return this.#rawKeys().length
+  }
+
+  /** Delete every entry of this endpoint (when the endpoint goes away). */
+  clear(): number {
+    let n = 0
+    for (const kb of this.#rawKeys()) if (this.#map.delete(kb)) n++
+    return n
+  }
+
+  /**
+   * Make the map hold exactly `state` (e.g. after a restart), by diff: entries already
+   * right are left alone, others are written, stale ones deleted last.
+   */
+  reconcile(
+    state: Iterable<
+      { key: PolicyKeyInput; value: PolicyValueInput } | readonly [PolicyKeyInput, PolicyValueInput]
+    >,
+  ): { upserted: number; deleted: number } {
+    const wanted = new Map<string, [Buffer, Buffer]>()
+    let i = 0
+    for (const item of state) {
+      const path = `state[${i++}]`
+      const [key, value] = Array.isArray(item)
+        ? (item as readonly [PolicyKeyInput, PolicyValueInput])
+        : [(item as { key: PolicyKeyInput }).key, (item as { value: PolicyValueInput }).value]
+      const k = normalizePolicyKey(key, `${path}.key`)
+      const kb = this.#encodeKey(k)
+      wanted.set(kb.toString('hex'), [kb, PolicyMap.encodeValue(value, k, `${path}.value`)])
+    }
+    let upserted = 0
+    for (const [kb, vb] of wanted.values()) {
+      const old = this.#map.lookup(kb)
+      if (old?.subarray(0, 8).equals(vb.subarray(0, 8))) continue
+      this.#map.update(kb, vb)
+      upserted++
+    }
+    let deleted = 0
+    for (const kb of this.#rawKeys()) {
+      if (!wanted.has(kb.toString('hex')) && this.#map.delete(kb)) deleted++
+    }
+    return { upserted, deleted }
+  }
+}

@@ -1,0 +1,128 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { requireKernel } from '@membrane/test-utils'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { cNameOf, DropReason, MAP_SPECS, STRUCT_CODECS } from '../src'
+import * as C from '../src/constants'
+import {
+  type BtfType,
+  buildObjects,
+  mapDefinitions,
+  objectPath,
+  REPO_ROOT,
+  readBtf,
+  structLayout,
+} from './_btf'
+
+const tools = requireKernel(['clang', 'bin:bpftool'])
+
+describe.skipIf(!tools.ok)('codecs match the C structs (BTF of the built objects)', () => {
+  let btfs: Map<number, BtfType>[] = []
+  beforeAll(() => {
+    buildObjects()
+    btfs = [readBtf(objectPath('endpoint')), readBtf(objectPath('sock'))]
+  })
+
+  const find = (name: string) => {
+    for (const b of btfs) {
+      const s = structLayout(b, name)
+      if (s) return s
+    }
+    return undefined
+  }
+
+  for (const codec of STRUCT_CODECS) {
+    it(`struct ${codec.cName}: sizeof and every offset`, () => {
+      const layout = find(codec.cName)
+      expect(layout, `struct ${codec.cName} is not in the objects' BTF`).toBeDefined()
+      if (!layout) return
+      expect(codec.size).toBe(layout.size)
+      const covered = new Set<string>()
+      for (const [name, spec] of Object.entries(codec.fields)) {
+        const cName = cNameOf(name, spec)
+        const member = layout.members.get(cName)
+        expect(member, `${codec.cName}.${cName} missing in C`).toBeDefined()
+        expect({ field: cName, offset: spec.offset, size: spec.size }).toEqual({
+          field: cName,
+          offset: member?.offset,
+          size: member?.size,
+        })
+        covered.add(cName)
+      }
+      // Every C member that is not padding has a TS field.
+      const uncovered = [...layout.members.keys()].filter(
+        (m) => !covered.has(m) && !/^pad\d*$/.test(m),
+      )
+      expect(uncovered).toEqual([])
+    })
+  }
+
+  it('MAP_SPECS equal the map definitions of endpoint.o and sock.o', () => {
+    const defs = new Map([
+      ...mapDefinitions(btfs[0] as Map<number, BtfType>),
+      ...mapDefinitions(btfs[1] as Map<number, BtfType>),
+    ])
+    for (const [name, spec] of Object.entries(MAP_SPECS)) {
+      const def = defs.get(name)
+      expect(def, `map ${name} not defined in the objects`).toBeDefined()
+      expect({ name, ...spec, pinned: true }).toEqual({ name, ...def })
+    }
+    // Every pinned map of the objects (except the bandwidth engineer's mb_throttle) is listed.
+    const pinned = [...defs].filter(([, d]) => d.pinned).map(([n]) => n)
+    expect(pinned.filter((n) => n !== 'mb_throttle' && !(n in MAP_SPECS))).toEqual([])
+  })
+})
+
+describe('TS numbers derived from the headers', () => {
+  const lib = join(REPO_ROOT, 'bpf-src', 'lib')
+  const defines = new Map<string, number>()
+  for (const f of readdirSync(lib).filter((f) => f.endsWith('.h'))) {
+    for (const line of readFileSync(join(lib, f), 'utf8').split('\n')) {
+      const m =
+        /^#define\s+([A-Z0-9_]+)\s+\(?\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*(?:<<\s*(\d+))?\s*\)?/.exec(
+          line,
+        )
+      if (!m) continue
+      const base = Number(m[2])
+      defines.set(m[1] as string, m[3] ? base << Number(m[3]) : base)
+    }
+  }
+
+  it('DropReason equals drop_reasons.h, both ways', () => {
+    const fromHeader = Object.fromEntries(
+      [...defines].filter(([k]) => k.startsWith('DROP_')).map(([k, v]) => [k.slice(5), -v]),
+    )
+    expect(Object.keys(fromHeader).length).toBeGreaterThan(30)
+    expect({ ...DropReason }).toEqual(fromHeader)
+  })
+
+  const families: Array<[string, Record<string, number>]> = [
+    ['MB_ID_', C.ReservedIdentity],
+    ['MB_CFG_', C.ConfigFlag],
+    ['MB_EP_F_', C.EndpointFlag],
+    ['MB_CT_TUPLE_F_', C.CtTupleFlag],
+    ['MB_CT_F_', C.CtFlag],
+    ['MB_POLICY_F_', C.PolicyEntryFlag],
+    ['MB_LB_ALG_', C.LbAlgorithm],
+    ['MB_SVC_F_', C.ServiceFlag],
+    ['MB_BACKEND_F_', C.BackendFlag],
+    ['MB_DIR_', C.TrafficDirection],
+  ]
+  for (const [prefix, obj] of families) {
+    it(`${prefix}* equal the TS constants`, () => {
+      for (const [name, value] of Object.entries(obj))
+        expect([name, defines.get(`${prefix}${name}`)]).toEqual([name, value])
+    })
+  }
+
+  it('policy directions, proxy mark and Maglev table size', () => {
+    expect(defines.get('MB_POLICY_INGRESS')).toBe(C.PolicyDirection.INGRESS)
+    expect(defines.get('MB_POLICY_EGRESS')).toBe(C.PolicyDirection.EGRESS)
+    expect(defines.get('MB_MARK_MAGIC_PROXY')).toBe(C.MARK_MAGIC_PROXY)
+    expect(defines.get('MB_MAGLEV_TABLE_SIZE')).toBe(
+      MAP_SPECS.mb_lb_maglev?.valueSize ? MAP_SPECS.mb_lb_maglev.valueSize / 4 : 0,
+    )
+    expect(defines.get('MB_POLICY_STATIC_PREFIX')).toBe(72)
+    expect(defines.get('MB_IPCACHE_STATIC_PREFIX')).toBe(32)
+  })
+})
