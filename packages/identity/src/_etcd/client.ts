@@ -1,0 +1,146 @@
+import { ExponentialBackoff, type IBackoff, noop } from 'cockatiel'
+import { Etcd3, type IKeyValue, type IOptions, type ITxnResponse } from 'etcd3'
+import { IdentityError, IdentityErrorCode } from '../errors'
+
+/** How to reach etcd: endpoints (`http://127.0.0.1:2379`) or a client you own. */
+export interface EtcdConnectionOptions {
+  /** Client URLs. Ignored when `client` is given. */
+  endpoints?: string | readonly string[]
+  /** An etcd3 client to use; it is not closed by `close()`. */
+  client?: Etcd3
+  /** Deadline of one etcd call in ms. Default 2000. */
+  callTimeoutMs?: number
+  /** Extra etcd3 client options (TLS credentials, auth...). */
+  clientOptions?: Partial<IOptions>
+}
+
+/**
+ * An etcd3 client without hidden retries or circuit breakers (this package bounds its own
+ * waits, and a breaker would keep failing calls after etcd is back), with a deadline per call.
+ * @internal
+ */
+export function connect(options: EtcdConnectionOptions): {
+  client: Etcd3
+  owned: boolean
+  where: string
+} {
+  if (options.client)
+    return { client: options.client, owned: false, where: 'the given etcd client' }
+  const endpoints = options.endpoints
+  if (
+    endpoints === undefined ||
+    (Array.isArray(endpoints) && endpoints.length === 0) ||
+    endpoints === ''
+  ) {
+    throw new IdentityError(
+      IdentityErrorCode.INVALID_OPTION,
+      'etcd: give `endpoints` (e.g. http://127.0.0.1:2379) or `client`',
+    )
+  }
+  const hosts = typeof endpoints === 'string' ? [endpoints] : [...endpoints]
+  for (const h of hosts) {
+    if (!/^https?:\/\/[^\s/]+$/.test(h)) {
+      throw new IdentityError(
+        IdentityErrorCode.INVALID_OPTION,
+        `etcd endpoint ${JSON.stringify(h)}: expected a URL like http://127.0.0.1:2379`,
+        { input: h },
+      )
+    }
+  }
+  const callTimeoutMs = options.callTimeoutMs ?? 2000
+  const client = new Etcd3({
+    hosts,
+    dialTimeout: callTimeoutMs,
+    faultHandling: {
+      host: () => noop,
+      global: noop,
+      // etcd3 types this as an IBackoff but calls `.next()` on it first: it wants the factory.
+      watchBackoff: new ExponentialBackoff({
+        initialDelay: 50,
+        maxDelay: 1000,
+      }) as unknown as IBackoff<unknown>,
+    },
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+    ...options.clientOptions,
+  })
+  return { client, owned: true, where: hosts.join(',') }
+}
+
+/** The first key-value of the i-th range response of a transaction. @internal */
+export function txnKv(r: ITxnResponse, i: number): IKeyValue | undefined {
+  return r.responses[i]?.response_range?.kvs[0]
+}
+
+/** The value (utf8) of the i-th range response of a transaction. @internal */
+export function txnValue(r: ITxnResponse, i: number): string | undefined {
+  return txnKv(r, i)?.value.toString()
+}
+
+/** Resolve after `ms`. @internal */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** A node name becomes part of etcd keys: keep it to [A-Za-z0-9._-]. @internal */
+export function validateNodeName(node: unknown): string {
+  if (typeof node !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(node)) {
+    throw new IdentityError(
+      IdentityErrorCode.INVALID_OPTION,
+      `node name ${JSON.stringify(node)}: expected 1..253 characters of [A-Za-z0-9._-], starting with a letter or digit`,
+      { input: node },
+    )
+  }
+  return node
+}
+
+/** A key prefix: no leading or trailing '/', no empty segments. @internal */
+export function validateKeyPrefix(prefix: unknown, what: string): string {
+  if (typeof prefix !== 'string' || !/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(prefix)) {
+    throw new IdentityError(
+      IdentityErrorCode.INVALID_OPTION,
+      `${what} ${JSON.stringify(prefix)}: expected segments of [A-Za-z0-9._-] separated by '/', like membrane/state/identities/v1`,
+      { input: prefix },
+    )
+  }
+  return prefix
+}
+
+/** Run `fn` until it succeeds, an IdentityError is thrown, or the deadline passes. @internal */
+export async function retryUntil<T>(
+  what: string,
+  where: string,
+  deadline: number,
+  isClosed: () => boolean,
+  fn: () => Promise<T>,
+): Promise<T> {
+  let delay = 10
+  let last: unknown
+  const started = Date.now()
+  for (;;) {
+    if (isClosed())
+      throw new IdentityError(IdentityErrorCode.CLOSED, `${what}: the allocator is closed`)
+    try {
+      return await fn()
+    } catch (error) {
+      if (error instanceof IdentityError) throw error
+      last = error
+    }
+    if (Date.now() + delay > deadline) {
+      throw new IdentityError(
+        IdentityErrorCode.BACKEND_UNAVAILABLE,
+        `${what}: etcd (${where}) did not answer within ${Date.now() - started} ms: ${(last as Error)?.message ?? last}; retry later`,
+        { cause: last, retryable: true },
+      )
+    }
+    await sleep(delay)
+    delay = Math.min(delay * 2, 200)
+  }
+}
+
+/** A transient condition inside one attempt: retried until the deadline. @internal */
+export class TransientError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'TransientError'
+  }
+}
