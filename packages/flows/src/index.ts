@@ -33,6 +33,19 @@ export {
   parseLabel,
   parseLabelSelector,
 } from './filter'
+export type { OutputFormat } from './format'
+export {
+  compactLine,
+  endpointText,
+  flowToJSON,
+  formatResponse,
+  responseToJSON,
+  rfc3339,
+  summaryText,
+  tableHeader,
+  tableRow,
+  typeText,
+} from './format'
 export type { ObserverNode, ObserverServer, ObserverServerOptions } from './grpc'
 export {
   ObserverClient,
@@ -42,6 +55,26 @@ export {
 } from './grpc'
 export type { L7Peer, L7Record } from './l7'
 export { L7RecordError, l7RecordToFlow } from './l7'
+export type { FlowMetricsOptions, MetricsServer } from './metrics'
+export { FlowMetrics, serveMetrics } from './metrics'
+export {
+  eventTypeName,
+  flowTypeName,
+  l4ProtocolName,
+  l7ProtocolName,
+  observationPointName,
+  tcpFlagsText,
+  trafficDirectionName,
+  verdictName,
+} from './names'
+export type { ObserveIO, ObserveOptions } from './observe'
+export {
+  OBSERVE_USAGE,
+  ObserveUsageError,
+  parseDuration,
+  parseObserveArgs,
+  runObserve,
+} from './observe'
 export type {
   FlowSink,
   GetFlowsRequest,
@@ -63,6 +96,8 @@ export {
 } from './proto'
 export type { RingEntry } from './ring'
 export { DEFAULT_RING_CAPACITY, FlowRing } from './ring'
+export type { MapEdge, MapNode, ServiceMap, ServiceMapSvgOptions } from './servicemap'
+export { buildServiceMap, EDGE_COLORS, edgeClass, renderServiceMapSvg } from './servicemap'
 export type {
   DNS,
   Endpoint,

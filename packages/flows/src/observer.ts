@@ -308,7 +308,7 @@ export class FlowObserver {
         yield { entry: e }
         if (++sent >= limit) return
       }
-      if (cursor >= end) return
+      if (cursor >= end || signal?.aborted) return
       await new Promise<void>((resolve) => {
         const onAbort = () => {
           cancel()
