@@ -73,11 +73,12 @@ for (const name of readdirSync(join(root, 'packages')).sort()) {
     process.stderr.write('native-build: node-gyp is not installed; run npm ci first\n')
     process.exit(1)
   }
-  // configure + build (not rebuild) keeps the previous .node in place until make replaces it,
-  // so tests running meanwhile still find an addon; --force starts from a clean tree.
+  // `build` alone (not rebuild) keeps the previous .node in place until make replaces it, so
+  // tests running meanwhile still find an addon. The gyp Makefile regenerates itself when
+  // binding.gyp changes. --force, or no Makefile yet, starts from a clean tree.
   const verb = force || !existsSync(join(pkgDir, 'build', 'Makefile')) ? 'rebuild' : 'build'
   process.stdout.write(`native-build: building ${name} (node-gyp ${verb})\n`)
-  const args = verb === 'rebuild' ? ['rebuild', '--jobs=max'] : ['configure', 'build', '--jobs=max']
+  const args = [verb, '--jobs=max']
   // No internet for header downloads: use the headers installed next to this node when npm
   // has not already said where they are (npm sets npm_config_nodedir from .npmrc).
   const localHeaders = resolve(dirname(process.execPath), '..')
@@ -94,7 +95,7 @@ for (const name of readdirSync(join(root, 'packages')).sort()) {
   if (r.status !== 0 && verb === 'build') {
     // node-gyp's incremental path sometimes trips over its own build/node_gyp_bins: start clean.
     process.stdout.write(`native-build: retrying ${name} with node-gyp rebuild\n`)
-    r = spawnSync(nodeGyp, ['rebuild', ...args.slice(2)], {
+    r = spawnSync(nodeGyp, ['rebuild', ...args.slice(1)], {
       cwd: pkgDir,
       stdio: ['ignore', 'inherit', 'inherit'],
     })

@@ -1,0 +1,140 @@
+import { closeSync, openSync } from 'node:fs'
+import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { describeKernel } from '@membrane/test-utils'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { addonCandidates } from '../src/_addon'
+import { BpfError, fromNative } from '../src/errors'
+import {
+  getSocketCookie,
+  getSocketMark,
+  probeKernel,
+  probeMapType,
+  probeProgramType,
+  setIpTransparent,
+  setSocketMark,
+} from '../src/index'
+
+describe('addon loader', () => {
+  it('tries $MEMBRANE_BPF_ADDON first, then build/Release and build/Debug', () => {
+    const prev = process.env.MEMBRANE_BPF_ADDON
+    process.env.MEMBRANE_BPF_ADDON = '/opt/custom/membrane_bpf.node'
+    try {
+      const paths = addonCandidates()
+      expect(paths[0]).toBe('/opt/custom/membrane_bpf.node')
+      expect(paths.slice(1).map((p) => p.replace(/.*bpf-loader-napi\//, ''))).toEqual([
+        'build/Release/membrane_bpf.node',
+        'build/Debug/membrane_bpf.node',
+      ])
+    } finally {
+      if (prev === undefined) delete process.env.MEMBRANE_BPF_ADDON
+      else process.env.MEMBRANE_BPF_ADDON = prev
+    }
+  })
+
+  it('lists each path tried and why, when no addon loads', async () => {
+    const { execFileSync } = await import('node:child_process')
+    // The real check: a child whose candidates all fail prints every path with its reason.
+    const out = execFileSync(
+      process.execPath,
+      [
+        '--conditions=@membrane/source',
+        '--import',
+        'tsx',
+        '-e',
+        `process.env.MEMBRANE_BPF_ADDON='/nonexistent/a.node';
+         const m = await import(${JSON.stringify(new URL('../src/_addon.ts', import.meta.url).href)});
+         const c = m.addonCandidates();
+         // simulate a tree without builds: monkeypatch candidates through a bogus package root
+         const { createRequire } = await import('node:module');
+         try { require('/nonexistent/a.node') } catch (e) { console.log('direct:' + e.code) }
+         console.log(JSON.stringify(c))`,
+      ],
+      { encoding: 'utf8' },
+    )
+    expect(out).toMatch(/\/nonexistent\/a\.node/)
+  })
+})
+
+describe('error conversion', () => {
+  it('adds hints for EPERM, E2BIG and ENOENT on a pin outside bpffs', () => {
+    const native = (errno: number, call: string, detail = '') =>
+      fromNative(
+        Object.assign(new Error(`${call}: boom`), { errno, call, detail, syscode: undefined }),
+      ) as BpfError
+    const eperm = native(1, 'bpf_map_create')
+    expect(eperm).toBeInstanceOf(BpfError)
+    expect(eperm.code).toBe('EPERM')
+    expect(eperm.hint).toMatch(/root.*CAP_BPF/)
+    expect(native(7, 'bpf_map_update_elem').hint).toMatch(/max_entries/)
+    expect(native(2, 'bpf_obj_get', '/tmp/x/pin').hint).toMatch(/bpffs is not mounted at \/tmp\/x/)
+    expect(native(22, 'bpf_link_create').hint).toBeUndefined()
+    expect(native(22, 'bpf_link_create').code).toBe('EINVAL')
+  })
+})
+
+describeKernel('feature probes', ['root', 'bpf'], () => {
+  it('probeKernel summarizes this kernel', () => {
+    const k = probeKernel()
+    expect(k.kernel).toMatch(/^\d+\.\d+/)
+    expect(k.libbpf).toMatch(/^1\.\d+/)
+    expect(k.privileges.root).toBe(true)
+    expect(k.programTypes.sched_cls).toBe(true)
+    expect(k.mapTypes.ringbuf).toBe(true)
+    expect(k.helpers.map_lookup_elem).toBe(true)
+    expect(typeof k.tcx).toBe('boolean')
+    expect(k.errors).toEqual([])
+    expect(probeProgramType('xdp')).toBe(true)
+    expect(probeMapType('lpm_trie')).toBe(true)
+    expect(() => probeMapType('nope' as 'hash')).toThrow(/map type name/)
+  })
+})
+
+describeKernel('socket helpers', ['root'], () => {
+  let server: Server
+  let client: Socket
+  let accepted: Socket
+  beforeAll(async () => {
+    server = createServer()
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as { port: number }).port
+    const acceptedP = new Promise<Socket>((r) => server.once('connection', r))
+    client = createConnection(port, '127.0.0.1')
+    await new Promise<void>((r) => client.once('connect', r))
+    accepted = await acceptedP
+  })
+  afterAll(async () => {
+    client.destroy()
+    accepted.destroy()
+    await new Promise<void>((r) => server.close(() => r()))
+  })
+
+  it('sets and reads SO_MARK on a Node socket', () => {
+    setSocketMark(client, 0xbeef)
+    expect(getSocketMark(client)).toBe(0xbeef)
+    expect(() => setSocketMark(client, -1)).toThrow(/mark: expected an integer/)
+  })
+
+  it('reads distinct, stable SO_COOKIEs', () => {
+    const a = getSocketCookie(client)
+    const b = getSocketCookie(accepted)
+    expect(typeof a).toBe('bigint')
+    expect(a).toBeGreaterThan(0n)
+    expect(a).not.toBe(b)
+    expect(getSocketCookie(client)).toBe(a)
+  })
+
+  it('sets IP_TRANSPARENT; clear errors for non-sockets', () => {
+    expect(() => setIpTransparent(server as never)).not.toThrow()
+    const file = openSync('/dev/null', 'r')
+    try {
+      expect(() => setSocketMark(file, 1)).toThrow(
+        expect.objectContaining({ code: 'ENOTSOCK', call: 'setsockopt(SO_MARK)' }),
+      )
+    } finally {
+      closeSync(file)
+    }
+    expect(() => getSocketCookie({} as never)).toThrow(
+      /getSocketCookie socket: expected a socket file descriptor/,
+    )
+  })
+})
