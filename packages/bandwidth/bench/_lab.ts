@@ -6,7 +6,7 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import type { NetNamespace, TestNetwork } from '@membrane/test-utils'
+import { type NetNamespace, run, type TestNetwork } from '@membrane/test-utils'
 
 export interface Lab {
   pod: NetNamespace
@@ -161,4 +161,40 @@ export async function requestResponse(
   } finally {
     if (srv.exitCode === null) srv.kill('SIGKILL')
   }
+}
+
+/**
+ * Attach a pinned tc program to a device inside a namespace (clsact, direct-action). tc runs
+ * through `nsenter --net` rather than `tc -n`, because `tc -n` remounts /sys and would hide the
+ * bpffs pin under /sys/fs/bpf.
+ */
+export async function attachPinnedTc(
+  ns: NetNamespace,
+  ifname: string,
+  direction: 'ingress' | 'egress',
+  pinnedProgram: string,
+): Promise<void> {
+  const tc = (args: string[]) => run('nsenter', [`--net=/run/netns/${ns.name}`, 'tc', ...args])
+  await tc(['qdisc', 'replace', 'dev', ifname, 'clsact'])
+  await tc([
+    'filter',
+    'replace',
+    'dev',
+    ifname,
+    direction,
+    'pref',
+    '1',
+    'handle',
+    '1',
+    'bpf',
+    'direct-action',
+    'object-pinned',
+    pinnedProgram,
+  ])
+}
+
+/** Remove whatever qdisc/filters the lab put on a device's root and clsact. */
+export async function clearTc(ns: NetNamespace, ifname: string): Promise<void> {
+  await run('tc', ['-n', ns.name, 'qdisc', 'del', 'dev', ifname, 'clsact']).catch(() => {})
+  await run('tc', ['-n', ns.name, 'qdisc', 'del', 'dev', ifname, 'root']).catch(() => {})
 }
