@@ -43,46 +43,77 @@ function intCheck(name: string, v: number, min: number, max: number): void {
     throw invalid(name, `an integer in [${min}, ${max}]`, v)
 }
 
+function int(
+  name: string,
+  size: number,
+  min: number,
+  max: number,
+  write: (b: Buffer, v: number, o: number) => void,
+  read: (b: Buffer, o: number) => number,
+): Codec<number> {
+  return make(
+    size,
+    size,
+    (v, b, o) => {
+      intCheck(name, v, min, max)
+      write(b, v, o)
+    },
+    read,
+  )
+}
+
 /** Unsigned 8-bit. */
-export const u8: Codec<number> = make(
+export const u8: Codec<number> = int(
+  'u8',
   1,
-  1,
-  (v, b, o) => (intCheck('u8', v, 0, 0xff), b.writeUInt8(v, o)),
+  0,
+  0xff,
+  (b, v, o) => b.writeUInt8(v, o),
   (b, o) => b.readUInt8(o),
 )
 /** Unsigned 16-bit little-endian. */
-export const u16: Codec<number> = make(
+export const u16: Codec<number> = int(
+  'u16',
   2,
-  2,
-  (v, b, o) => (intCheck('u16', v, 0, 0xffff), b.writeUInt16LE(v, o)),
+  0,
+  0xffff,
+  (b, v, o) => b.writeUInt16LE(v, o),
   (b, o) => b.readUInt16LE(o),
 )
 /** Unsigned 16-bit big-endian (network order: ports in `__be16`). */
-export const be16: Codec<number> = make(
+export const be16: Codec<number> = int(
+  'be16',
   2,
-  2,
-  (v, b, o) => (intCheck('be16', v, 0, 0xffff), b.writeUInt16BE(v, o)),
+  0,
+  0xffff,
+  (b, v, o) => b.writeUInt16BE(v, o),
   (b, o) => b.readUInt16BE(o),
 )
 /** Unsigned 32-bit little-endian. */
-export const u32: Codec<number> = make(
+export const u32: Codec<number> = int(
+  'u32',
   4,
-  4,
-  (v, b, o) => (intCheck('u32', v, 0, 0xffffffff), b.writeUInt32LE(v, o)),
+  0,
+  0xffffffff,
+  (b, v, o) => b.writeUInt32LE(v, o),
   (b, o) => b.readUInt32LE(o),
 )
 /** Unsigned 32-bit big-endian (`__be32`). */
-export const be32: Codec<number> = make(
+export const be32: Codec<number> = int(
+  'be32',
   4,
-  4,
-  (v, b, o) => (intCheck('be32', v, 0, 0xffffffff), b.writeUInt32BE(v, o)),
+  0,
+  0xffffffff,
+  (b, v, o) => b.writeUInt32BE(v, o),
   (b, o) => b.readUInt32BE(o),
 )
 /** Signed 32-bit little-endian. */
-export const i32: Codec<number> = make(
+export const i32: Codec<number> = int(
+  'i32',
   4,
-  4,
-  (v, b, o) => (intCheck('i32', v, -0x80000000, 0x7fffffff), b.writeInt32LE(v, o)),
+  -0x80000000,
+  0x7fffffff,
+  (b, v, o) => b.writeInt32LE(v, o),
   (b, o) => b.readInt32LE(o),
 )
 /** Unsigned 64-bit little-endian, as bigint. */

@@ -51,7 +51,6 @@ export interface ProgramSpec {
  * const att = await obj.program('count_packets').attachTc({ ifname: 'veth0', direction: 'ingress' })
  */
 export class BpfObject {
-  readonly #addon: NativeAddon
   #handle: NativeObjectHandle | undefined
   #state: 'open' | 'loading' | 'loaded' | 'failed' = 'open'
   #maps: BpfMap[] = []
@@ -60,8 +59,7 @@ export class BpfObject {
   /** Where the object came from (a path, or `<buffer>`). */
   readonly source: string
 
-  private constructor(addon: NativeAddon, handle: NativeObjectHandle, source: string) {
-    this.#addon = addon
+  private constructor(handle: NativeObjectHandle, source: string) {
     this.#handle = handle
     this.source = source
   }

@@ -1,11 +1,15 @@
+import type { Socket as DgramSocket } from 'node:dgram'
+import type { Server, Socket } from 'node:net'
 import { loadAddon } from './_addon'
 import { invalid, native } from './errors'
 
 /** Something with a socket file descriptor: a number, or a net.Socket/net.Server/dgram socket. */
-export type SocketLike = number | { _handle?: { fd?: number } | null }
+export type SocketLike = number | Socket | Server | DgramSocket
 
 function fdOf(s: SocketLike, what: string): number {
-  const fd = typeof s === 'number' ? s : s?._handle?.fd
+  // Node keeps the descriptor on the libuv handle (`_handle.fd`); it has no public accessor.
+  const handle = (s as { _handle?: { fd?: unknown } | null } | null)?._handle
+  const fd = typeof s === 'number' ? s : handle?.fd
   if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0)
     throw invalid(
       `${what} socket`,
