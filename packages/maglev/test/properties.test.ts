@@ -202,6 +202,26 @@ describe('table properties', () => {
     )
   })
 
+  it('more backends than slots (N > M): like Cilium, the first M turns win one slot each', () => {
+    const { murmur } = decodeSeed()
+    for (const weighted of [false, true]) {
+      const backends: Backend[] = Array.from({ length: 400 }, (_, i) => ({
+        id: i + 1,
+        address: `10.2.${i >> 8}.${i & 255}`,
+        port: 80,
+        weight: weighted ? 1 + (i % 7) : 1,
+      }))
+      const table = buildLookupTable(backends, { tableSize: 251 })
+      const entries = backends.map((b) => ({
+        key: backendHashString(b),
+        id: b.id,
+        weight: b.weight!,
+      }))
+      expect(table).toEqual(matrixTable(entries, 251, murmur))
+      if (!weighted) expect(new Set(table).size).toBe(251)
+    }
+  })
+
   it('weights are ignored (equal shares) when Σw/N ≤ 1, as in Cilium', () => {
     // weights 1 and 2: Σw/N = 3/2 = 1 in integer division, so both get half the table
     const backends: Backend[] = [
