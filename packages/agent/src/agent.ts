@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events'
 import { mkdirSync, rmSync } from 'node:fs'
-import type { FlowObserver } from '@membrane/flows'
+import { FlowMetrics, type FlowObserver, renderServiceMapSvg } from '@membrane/flows'
 import { type AgentConfig, resolveConfig } from './config'
 import { AgentError, invalid } from './errors'
+import { type DatapathParts, macInNetns, openDatapath } from './internal/datapath'
 import { createObserver, flowToJson } from './internal/flows'
 import { IdentityService, NAMESPACE_LABEL } from './internal/identity'
 import { ensureBpffsFor, ensureCgroup2At } from './internal/mounts'
@@ -13,12 +14,19 @@ import {
   firstIpv4,
   ifindexOf,
   linkExists,
+  macOf,
   netnsExists,
   removeEndpointNetwork,
   removeHostDevice,
   removeInterfaceRoute,
 } from './internal/net'
-import { entryView, type PolicyEntryView, PolicyService, parsePolicyText } from './internal/policy'
+import {
+  bpfEntryView,
+  entryView,
+  type PolicyEntryView,
+  PolicyService,
+  parsePolicyText,
+} from './internal/policy'
 import { Ipam, parseIpv4 } from './ipam'
 import { createLogger, type Logger } from './log'
 import {
@@ -124,8 +132,13 @@ export class Agent {
   #identity = new IdentityService()
   #policy: PolicyService
   #unwatch: () => void = () => {}
+  #dp: DatapathParts | undefined
+  #dpError: string | undefined
+  #unsubIpcache: () => void = () => {}
   /** Flows from the datapath and the L7 proxy (a bounded ring; Hubble's Observer semantics). */
   readonly observer: FlowObserver
+  /** Prometheus metrics: datapath counters, Hubble flow metrics, agent gauges. */
+  readonly metrics = new FlowMetrics()
   /** `monitor` events: `{ kind: 'agent' | 'flow' | 'lost', ... }` as they happen. */
   readonly monitor = new EventEmitter()
   #queue: Promise<unknown> = Promise.resolve()
@@ -162,6 +175,12 @@ export class Agent {
         )
         return svc ? { name: svc.name, namespace: svc.namespace } : undefined
       },
+    })
+    this.observer.addSink(this.metrics)
+    this.metrics.addCollector(() => {
+      this.metrics.setEndpointCount(this.#state.endpoints.length)
+      this.metrics.setIdentityCount(this.#identity.list().filter((i) => i.id >= 256).length)
+      this.metrics.setPolicyCount(this.#state.policies.length)
     })
     this.observer.addSink({
       observeFlow: (flow) => this.monitor.emit('event', { kind: 'flow', flow: flowToJson(flow) }),
@@ -242,6 +261,30 @@ export class Agent {
     }
     if (changed.length > 0) this.#save()
     await ensureHostDevice(hostDeviceName(this.config.prefix), this.#ipam.router)
+    const opened = await openDatapath({
+      pinRoot: this.config.bpffsRoot,
+      routerIp4: this.#ipam.router,
+      onEvent: (record) => this.observer.ingestEvent(record),
+    })
+    this.#dp = opened.parts
+    this.#dpError = opened.error
+    if (this.#dp) {
+      const dp = this.#dp.dp
+      this.#unsubIpcache = this.#identity.ipcache.subscribe((e) => dp.ipcache.applyEvent(e), {
+        replay: true,
+      })
+      // Reconcile by diff: entries of endpoints that no longer exist go; nothing is flushed.
+      const wanted = new Set(this.#identity.ipcache.dump().map((e) => e.cidr))
+      for (const e of dp.ipcache.entries()) if (!wanted.has(e.cidr)) dp.ipcache.delete(e.cidr)
+      if (this.#dp.bandwidthError) {
+        this.log.warn({ reason: this.#dp.bandwidthError }, 'bandwidth manager unavailable')
+      }
+    } else {
+      this.log.warn(
+        { reason: this.#dpError },
+        'datapath NOT loaded: endpoints get connectivity but policy, services and bandwidth are not enforced',
+      )
+    }
     this.#running = true
     await this.#serial(() => this.#reconcile())
     this.log.info(
@@ -264,11 +307,20 @@ export class Agent {
     await this.#serial(async () => {
       if (options.purge) {
         for (const ep of [...this.#state.endpoints]) await this.#deleteEndpoint(ep)
+        for (const svc of this.#state.services) {
+          this.#dp?.dp.services.delete(svc.vip, svc.port, svc.protocol)
+        }
         this.#state = emptyState()
         this.#save()
         await removeHostDevice(hostDeviceName(this.config.prefix))
-        rmSync(this.config.bpffsRoot, { recursive: true, force: true })
       }
+      if (this.#dp) {
+        this.#dp.events.close()
+        this.#unsubIpcache()
+        await this.#dp.dp.close({ keepPrograms: options.purge !== true })
+        this.#dp = undefined
+      }
+      if (options.purge) rmSync(this.config.bpffsRoot, { recursive: true, force: true })
     })
     this.#running = false
     this.#unwatch()
@@ -307,9 +359,13 @@ export class Agent {
       const record = await this.#newEndpointRecord(spec)
       try {
         record.identity = await this.#identity.allocate(record)
+        this.#identity.ipcache.upsert(`${record.ipv4}/32`, { identity: record.identity })
+        this.#policy.track(record)
         await this.#realizeEndpoint(record)
       } catch (error) {
         await this.#unrealizeEndpoint(record).catch(() => {})
+        this.#policy.untrack(record.id)
+        this.#identity.ipcache.delete(`${record.ipv4}/32`)
         if (record.identity !== undefined) await this.#identity.release(record)
         this.#ipam.release(record.ipv4)
         throw error instanceof AgentError
@@ -321,10 +377,9 @@ export class Agent {
             )
       }
       this.#state.endpoints.push(record)
-      this.#identity.ipcache.upsert(`${record.ipv4}/32`, { identity: record.identity! })
-      this.#policy.track(record)
       await this.#applyPolicy()
       this.#refreshServices()
+      this.#syncServices()
       this.#save()
       this.#notify('endpoint created', {
         endpoint: `${record.namespace}/${record.name}`,
@@ -395,6 +450,7 @@ export class Agent {
       }
       record.backends = this.#resolveBackends(record, spec.backends)
       this.#state.services = [...this.#state.services.filter((s) => s.key !== key), record]
+      this.#syncServices()
       this.#save()
       this.#notify('service saved', { service: key, backends: record.backends.length })
       return record
@@ -413,6 +469,7 @@ export class Agent {
       const svc = this.#state.services.find((s) => s.key === key)
       if (!svc) throw new AgentError('NOT_FOUND', `service ${key} not found`, { field: 'name' })
       this.#state.services = this.#state.services.filter((s) => s.key !== key)
+      this.#dp?.dp.services.delete(svc.vip, svc.port, svc.protocol)
       this.#save()
       return svc
     })
@@ -526,8 +583,37 @@ export class Agent {
    */
   endpointPolicyMap(ref: string): { source: 'bpf' | 'computed'; entries: PolicyEntryView[] } {
     const ep = this.#mustFindEndpoint(ref)
+    if (this.#dp) {
+      return { source: 'bpf', entries: this.#dp.dp.policyMap(ep.id).entries().map(bpfEntryView) }
+    }
     const ms = this.#policy.mapState(ep.id)
     return { source: 'computed', entries: ms ? ms.sorted().map(entryView) : [] }
+  }
+
+  /** The service map of the flows seen so far (SVG from @membrane/flows). */
+  serviceMapSvg(): string {
+    const flows = []
+    for (const e of this.observer.ring.entries()) if (e.flow) flows.push(e.flow)
+    return renderServiceMapSvg(flows, { title: `Membrane service map — ${this.config.nodeName}` })
+  }
+
+  /** The services as the BPF maps hold them (or the desired state when no datapath runs). */
+  bpfServices(): { frontend: string; algorithm: string; backends: string[]; source: string }[] {
+    const dp = this.#dp?.dp
+    if (dp) {
+      return dp.services.list().map((s) => ({
+        frontend: `${s.address}:${s.port}/${s.protocol}`,
+        algorithm: s.algorithm,
+        backends: s.backends.map((b) => `${b.address}:${b.port} (id ${b.id})`),
+        source: 'bpf',
+      }))
+    }
+    return this.#state.services.map((s) => ({
+      frontend: `${s.vip}:${s.port}/${s.protocol}`,
+      algorithm: s.algorithm,
+      backends: s.backends.map((b) => `${b.address}:${b.port}`),
+      source: 'desired (datapath not loaded)',
+    }))
   }
 
   // ---------------------------------------------------------------- identities
@@ -570,13 +656,24 @@ export class Agent {
           state: 'ok',
           detail: `revision ${this.#policy.repo.revision}, ${this.#policy.repo.rules.length} rules`,
         },
-        datapath: {
+        datapath: this.#dp
+          ? {
+              state: 'ok',
+              detail: `endpoint programs loaded, maps pinned under ${this.config.bpffsRoot}`,
+            }
+          : {
+              state: 'unavailable',
+              detail: `NOT loaded (${this.#dpError ?? 'not started'}): policy, services and bandwidth are NOT enforced`,
+            },
+        l7proxy: {
           state: 'unavailable',
-          detail: 'datapath not loaded: policy and services are NOT enforced',
+          detail: 'L7 proxy not running: L7 rules are NOT enforced',
         },
       },
       kernel: {},
-      bandwidthMode: 'not enforced (bandwidth component not loaded)',
+      bandwidthMode: this.#dp?.bandwidth
+        ? this.#dp.bandwidth.status().summary
+        : `not enforced (${this.#dp?.bandwidthError ?? 'datapath not loaded'})`,
       counts: {
         endpoints: this.#state.endpoints.length,
         policies: this.#state.policies.length,
@@ -695,9 +792,42 @@ export class Agent {
     } else {
       await ensureInterfaceRoute(ep.hostIfname, ep.ipv4)
     }
+    await this.#attach(ep)
+  }
+
+  /**
+   * Program the datapath for an endpoint: its policy map first (by diff against what is pinned),
+   * then its record and tc programs, then its bandwidth limits.
+   */
+  async #attach(ep: EndpointRecord): Promise<void> {
+    const parts = this.#dp
+    if (!parts || ep.identity === undefined) return
+    const ms = this.#policy.mapState(ep.id)
+    if (ms) parts.dp.policyMap(ep.id).reconcile(ms)
+    const mac =
+      ep.mode === 'netns' && ep.netns ? await macInNetns(ep.netns, 'eth0') : macOf(ep.hostIfname)
+    await parts.dp.attachEndpoint({
+      id: ep.id,
+      ifname: ep.hostIfname,
+      ip: ep.ipv4,
+      mac: mac ?? '00:00:00:00:00:00',
+      identity: ep.identity,
+    })
+    if (parts.bandwidth) {
+      parts.bandwidth.applyAnnotations(ep.id, {
+        ...(ep.egressBandwidth ? { 'kubernetes.io/egress-bandwidth': ep.egressBandwidth } : {}),
+        ...(ep.ingressBandwidth ? { 'kubernetes.io/ingress-bandwidth': ep.ingressBandwidth } : {}),
+      })
+    }
   }
 
   async #unrealizeEndpoint(ep: EndpointRecord): Promise<void> {
+    if (this.#dp) {
+      this.#dp.bandwidth?.removeEndpoint(ep.id)
+      await this.#dp.dp.detachEndpoint(ep.id).catch((error: unknown) => {
+        this.log.warn({ err: error, endpoint: ep.id }, 'detach failed')
+      })
+    }
     if (ep.mode === 'netns') {
       const names = endpointNames(this.config.prefix, ep.namespace, ep.name)
       await removeEndpointNetwork(names)
@@ -714,6 +844,7 @@ export class Agent {
     this.#policy.untrack(ep.id)
     this.#state.endpoints = this.#state.endpoints.filter((e) => e !== ep)
     this.#refreshServices()
+    this.#syncServices()
     await this.#applyPolicy()
   }
 
@@ -721,8 +852,33 @@ export class Agent {
   async #applyPolicy(): Promise<number> {
     const diffs = this.#policy.refreshAll()
     let n = 0
-    for (const d of diffs.values()) n += d.upserts.length + d.deletes.length
+    for (const [id, d] of diffs) {
+      n += d.upserts.length + d.deletes.length
+      this.#dp?.dp.policyMap(id).apply(d)
+    }
     return n
+  }
+
+  /** Make the datapath's services match the state (upserts are diffs inside ServiceMaps). */
+  #syncServices(): void {
+    const dp = this.#dp?.dp
+    if (!dp) return
+    const wanted = new Set<string>()
+    for (const svc of this.#state.services) {
+      if (svc.backends.length === 0) continue
+      wanted.add(`${svc.vip}:${svc.port}/${svc.protocol}`)
+      dp.services.upsert({
+        address: svc.vip,
+        port: svc.port,
+        protocol: svc.protocol,
+        algorithm: svc.algorithm,
+        backends: svc.backends.map((b) => ({ address: b.address, port: b.port })),
+      })
+    }
+    for (const s of dp.services.list()) {
+      if (!wanted.has(`${s.address}:${s.port}/${s.protocol}`))
+        dp.services.delete(s.address, s.port, s.protocol)
+    }
   }
 
   /** Recompute service backends (selectors pick up new endpoints; deleted ones drop out). */
@@ -744,6 +900,11 @@ export class Agent {
         this.log.error({ err: error, endpoint: `${ep.namespace}/${ep.name}` }, 'reconcile failed')
       }
     }
+    try {
+      this.#syncServices()
+    } catch (error) {
+      this.log.error({ err: error }, 'service reconcile failed')
+    }
   }
 
   #view(ep: EndpointRecord): EndpointView {
@@ -753,7 +914,7 @@ export class Agent {
     return {
       ...ep,
       health: missing.length === 0 ? 'ready' : `missing ${missing.join(', ')}`,
-      enforcing: false,
+      enforcing: this.#dp?.dp.endpoints.byId(ep.id) !== undefined,
     }
   }
 

@@ -71,6 +71,7 @@ export function apiRoutes(agent: Agent): Route[] {
     r('GET', `/v1/bpf/policy/${SEG}/${SEG}`, ({ params }) =>
       agent.endpointPolicyMap(`${params[0]}/${params[1]}`),
     ),
+    r('GET', '/v1/bpf/lb', () => agent.bpfServices()),
     r('GET', '/v1/identities', () => agent.listIdentities()),
     r('GET', '/v1/ipcache', () => agent.ipcacheEntries()),
     r('GET', '/v1/flows', async ({ query, req, res }) => {

@@ -30,7 +30,7 @@ export async function startDaemon(options: AgentOptions = {}): Promise<AgentDaem
   let web: Server | undefined
   try {
     api = await listenUnix(apiRoutes(agent), agent.config.socketPath)
-    const routes = webRoutes(agent)
+    const routes = webRoutes(agent, { metrics: () => agent.metrics.metrics() })
     web = createServer((req, res) => void handle(routes, req, res))
     await new Promise<void>((resolve, reject) => {
       web!.once('error', reject)

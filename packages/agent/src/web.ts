@@ -1,15 +1,190 @@
+import type { ServerResponse } from 'node:http'
 import type { Agent } from './agent'
+import { STREAMED } from './api'
+import { flowToJson } from './internal/flows'
 
-/** Routes of the TCP listener: metrics and the web UI (read-only). */
-export function webRoutes(agent: Agent) {
-  const route = (
-    method: string,
-    path: string,
-    handler: (ctx: { res: import('node:http').ServerResponse }) => unknown,
-  ) => ({
+type Handler = (ctx: { res: ServerResponse; query: URLSearchParams }) => unknown
+
+/** The flows the UI shows (most recent last). */
+function recentFlows(agent: Agent, n: number) {
+  const out = []
+  for (const e of agent.observer.ring.entries()) if (e.flow) out.push(e.flow)
+  return out.slice(-n)
+}
+
+/** What the web page polls: one JSON document with everything it draws. */
+export function uiState(agent: Agent) {
+  const status = agent.status()
+  return {
+    node: status.nodeName,
+    router: status.router,
+    components: status.components,
+    bandwidthMode: status.bandwidthMode,
+    endpoints: agent.listEndpoints(),
+    policies: agent.listPolicies().map(({ document: _d, ...p }) => p),
+    services: agent.listServices(),
+    identities: agent.listIdentities().filter((i) => i.id >= 256),
+    flows: recentFlows(agent, 200).map(flowToJson),
+  }
+}
+
+/**
+ * Routes of the TCP listener (loopback by default): the web UI at `/ui` and its read-only JSON,
+ * `/metrics`, `/healthz`. Nothing here changes state: control stays on the root-only socket.
+ */
+export function webRoutes(agent: Agent, extra: { metrics?: () => Promise<string> } = {}) {
+  const route = (method: string, path: string, handler: Handler) => ({
     method,
     pattern: new RegExp(`^${path}$`),
-    handler,
+    handler: handler as never,
   })
-  return [route('GET', '/healthz', () => ({ ok: agent.running }))]
+  const send = (res: ServerResponse, type: string, body: string) => {
+    res.setHeader('content-type', type)
+    res.setHeader('cache-control', 'no-store')
+    res.setHeader('x-content-type-options', 'nosniff')
+    res.end(body)
+    return STREAMED
+  }
+  return [
+    route('GET', '/healthz', () => ({ ok: agent.running })),
+    route('GET', '/', ({ res }) => {
+      res.statusCode = 302
+      res.setHeader('location', '/ui')
+      res.end()
+      return STREAMED
+    }),
+    route('GET', '/ui', ({ res }) => {
+      res.setHeader(
+        'content-security-policy',
+        "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src 'self' data:",
+      )
+      return send(res, 'text/html; charset=utf-8', UI_HTML)
+    }),
+    route('GET', '/ui/state.json', () => uiState(agent)),
+    route('GET', '/ui/servicemap.svg', ({ res }) =>
+      send(res, 'image/svg+xml', agent.serviceMapSvg()),
+    ),
+    route('GET', '/metrics', async ({ res }) => {
+      const text = extra.metrics ? await extra.metrics() : ''
+      return send(res, 'text/plain; version=0.0.4; charset=utf-8', text)
+    }),
+  ]
 }
+
+const UI_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Membrane</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2230; background: #f6f7f9; }
+  header { background: #1d2230; color: #fff; padding: 10px 20px; display: flex; gap: 20px; align-items: baseline; }
+  header h1 { font-size: 18px; margin: 0; }
+  main { padding: 16px 20px; display: grid; gap: 16px; grid-template-columns: 1fr 1fr; }
+  section { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 10px 14px; overflow: auto; }
+  section.wide { grid-column: 1 / -1; }
+  h2 { font-size: 15px; margin: 4px 0 8px; }
+  table { border-collapse: collapse; width: 100%; }
+  th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid #eef0f3; white-space: nowrap; }
+  th { font-weight: 600; color: #555; }
+  .ok { color: #2e7d32; } .bad { color: #c62828; } .warn { color: #ef6c00; }
+  tr.FORWARDED td.verdict { color: #2e7d32; font-weight: 600; }
+  tr.DROPPED td.verdict, tr.ERROR td.verdict { color: #c62828; font-weight: 600; }
+  tr.REDIRECTED td.verdict, tr.AUDIT td.verdict { color: #ef6c00; font-weight: 600; }
+  .muted { color: #777; }
+  #servicemap svg { max-width: 100%; height: auto; }
+</style>
+</head>
+<body>
+<header><h1>Membrane</h1><span id="node"></span><span id="bandwidth" class="muted"></span></header>
+<main>
+  <section><h2>Components</h2><table id="components"><thead><tr><th>component</th><th>state</th><th>detail</th></tr></thead><tbody></tbody></table></section>
+  <section><h2>Endpoints</h2><table id="endpoints"><thead><tr><th>endpoint</th><th>IPv4</th><th>identity</th><th>labels</th><th>health</th><th>enforcing</th></tr></thead><tbody></tbody></table></section>
+  <section><h2>Policies</h2><table id="policies"><thead><tr><th>kind</th><th>namespace</th><th>name</th><th>imported</th></tr></thead><tbody></tbody></table></section>
+  <section><h2>Services</h2><table id="services"><thead><tr><th>service</th><th>frontend</th><th>algorithm</th><th>backends</th></tr></thead><tbody></tbody></table></section>
+  <section class="wide"><h2>Service map</h2><div id="servicemap" class="muted">no flows yet</div></section>
+  <section class="wide"><h2>Flows</h2><table id="flows"><thead><tr><th>time</th><th>source</th><th>destination</th><th>verdict</th><th>summary</th></tr></thead><tbody></tbody></table></section>
+</main>
+<script>
+'use strict'
+function cell(tr, text, cls) {
+  const td = document.createElement('td')
+  td.textContent = text === undefined || text === null ? '' : String(text)
+  if (cls) td.className = cls
+  tr.appendChild(td)
+  return td
+}
+function fill(id, rows, render) {
+  const body = document.querySelector('#' + id + ' tbody')
+  body.replaceChildren()
+  for (const r of rows) {
+    const tr = document.createElement('tr')
+    render(tr, r)
+    body.appendChild(tr)
+  }
+}
+function labels(obj) {
+  return Object.entries(obj || {}).map(([k, v]) => k + '=' + v).join(', ')
+}
+function who(ep, ip, port) {
+  const name = ep && ep.podName ? ep.namespace + '/' + ep.podName : (ip || '?')
+  return port ? name + ':' + port : name
+}
+let lastMap = ''
+async function refresh() {
+  try {
+    const s = await (await fetch('/ui/state.json', { cache: 'no-store' })).json()
+    document.getElementById('node').textContent = 'node ' + s.node + ' · router ' + s.router
+    document.getElementById('bandwidth').textContent = 'bandwidth: ' + s.bandwidthMode
+    fill('components', Object.entries(s.components), (tr, [k, v]) => {
+      cell(tr, k); cell(tr, v.state, v.state === 'ok' ? 'ok' : 'bad'); cell(tr, v.detail)
+    })
+    fill('endpoints', s.endpoints, (tr, e) => {
+      tr.dataset.name = e.name
+      cell(tr, e.namespace + '/' + e.name); cell(tr, e.ipv4); cell(tr, e.identity)
+      cell(tr, labels(e.labels)); cell(tr, e.health, e.health === 'ready' ? 'ok' : 'bad')
+      cell(tr, e.enforcing ? 'yes' : 'no', e.enforcing ? 'ok' : 'warn')
+    })
+    fill('policies', s.policies, (tr, p) => {
+      cell(tr, p.kind); cell(tr, p.namespace || '-'); cell(tr, p.name); cell(tr, p.importedAt)
+    })
+    fill('services', s.services, (tr, v) => {
+      cell(tr, v.key); cell(tr, v.vip + ':' + v.port + '/' + v.protocol); cell(tr, v.algorithm)
+      cell(tr, v.backends.map((b) => b.address + ':' + b.port).join(', '))
+    })
+    const flows = s.flows.slice().reverse()
+    fill('flows', flows, (tr, f) => {
+      tr.className = f.verdict || ''
+      const l4 = (f.l4 && (f.l4.TCP || f.l4.UDP)) || {}
+      cell(tr, f.time ? f.time.slice(11, 23) : '')
+      cell(tr, who(f.source, f.IP && f.IP.source, l4.sourcePort))
+      cell(tr, who(f.destination, f.IP && f.IP.destination, l4.destinationPort))
+      cell(tr, f.verdict + (f.dropReasonDesc ? ' (' + f.dropReasonDesc + ')' : ''), 'verdict')
+      cell(tr, f.summary)
+    })
+    if (s.flows.length > 0) {
+      const svg = await (await fetch('/ui/servicemap.svg', { cache: 'no-store' })).text()
+      if (svg !== lastMap) {
+        lastMap = svg
+        const doc = new DOMParser().parseFromString(svg, 'image/svg+xml')
+        const el = doc.documentElement
+        const box = document.getElementById('servicemap')
+        box.classList.remove('muted')
+        if (el && el.nodeName === 'svg') {
+          for (const bad of el.querySelectorAll('script, foreignObject')) bad.remove()
+          box.replaceChildren(document.importNode(el, true))
+        }
+      }
+    }
+    document.body.dataset.loaded = 'true'
+  } catch (e) {
+    document.getElementById('node').textContent = 'agent unreachable: ' + e
+  }
+}
+refresh()
+setInterval(refresh, 2000)
+</script>
+</body>
+</html>
+`

@@ -1,3 +1,4 @@
+import type { PolicyMapEntry } from '@membrane/datapath'
 import {
   type MapState,
   type MapStateDiff,
@@ -84,6 +85,27 @@ export function entryView(e: MapStateEntry): PolicyEntryView {
     proxyPort: e.value.proxyPort,
     ...(e.value.l7Parser ? { l7Parser: e.value.l7Parser } : {}),
     derivedFrom: e.value.derivedFrom,
+  }
+}
+
+/** One entry read back from the BPF policy map (with its hit counters). */
+export function bpfEntryView(
+  e: PolicyMapEntry,
+): PolicyEntryView & { packets: string; bytes: string } {
+  const k = e.key
+  let port = 'ANY'
+  if (k.portPrefixLen === 16) port = String(k.port)
+  else if (k.portPrefixLen > 0) port = `${k.port}-${k.port + 2 ** (16 - k.portPrefixLen) - 1}`
+  return {
+    direction: k.direction,
+    identity: k.identity,
+    protocol: PROTO[k.protocol] ?? String(k.protocol),
+    port,
+    decision: e.deny ? 'deny' : 'allow',
+    proxyPort: e.proxyPort,
+    derivedFrom: [],
+    packets: String(e.packets),
+    bytes: String(e.bytes),
   }
 }
 
