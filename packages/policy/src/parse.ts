@@ -1301,20 +1301,27 @@ export function validatePolicyDocuments(
   })
 }
 
-function loadDocuments(text: string): unknown[] {
-  const docs = parseAllDocuments(text, { uniqueKeys: true })
-  const list = Array.isArray(docs) ? docs : [docs]
+/** Fast path: a JSON value, or JSON documents separated by `---` lines. */
+function loadJson(text: string): unknown[] | undefined {
+  const chunks = text.split(/^---[ \t]*$/m)
   const out: unknown[] = []
-  list.forEach((d, i) => {
-    const err = d.errors[0]
-    if (err) {
-      throw new PolicyError('SYNTAX', `invalid YAML/JSON: ${err.message.split('\n')[0]}`, {
-        documentIndex: i,
-        cause: err,
-      })
+  for (const c of chunks) {
+    const t = c.trim()
+    if (t === '') continue
+    if (t[0] !== '{' && t[0] !== '[') return undefined
+    try {
+      out.push(JSON.parse(t))
+    } catch {
+      return undefined
     }
-    const v = d.toJS({ maxAliasCount: 100 }) as unknown
-    if (v === null || v === undefined) return // empty document (e.g. trailing ---)
+  }
+  return out
+}
+
+function flatten(values: unknown[]): unknown[] {
+  const out: unknown[] = []
+  for (const v of values) {
+    if (v === null || v === undefined) continue
     if (Array.isArray(v)) out.push(...v)
     else if (
       isObj(v) &&
@@ -1324,6 +1331,30 @@ function loadDocuments(text: string): unknown[] {
     )
       out.push(...v.items)
     else out.push(v)
-  })
+  }
   return out
+}
+
+function loadDocuments(text: string): unknown[] {
+  const json = loadJson(text)
+  if (json) return flatten(json)
+  // A line that is exactly `---` always starts a new YAML document, so documents can be parsed
+  // one by one (much faster than one big stream with the yaml package).
+  const chunks = text.split(/^---[ \t]*$/m).filter((c) => c.trim() !== '')
+  const values: unknown[] = []
+  chunks.forEach((chunk, i) => {
+    const docs = parseAllDocuments(chunk, { uniqueKeys: true })
+    const list = Array.isArray(docs) ? docs : [docs]
+    for (const d of list) {
+      const err = d.errors[0]
+      if (err) {
+        throw new PolicyError('SYNTAX', `invalid YAML/JSON: ${err.message.split('\n')[0]}`, {
+          documentIndex: i,
+          cause: err,
+        })
+      }
+      values.push(d.toJS({ maxAliasCount: 100 }) as unknown)
+    }
+  })
+  return flatten(values)
 }

@@ -169,6 +169,9 @@ export class PolicyRepository {
   readonly selectorCache: SelectorCache
   private readonly docs = new Map<string, PolicyDocument>()
   private ruleList: PolicyRule[] = []
+  /** Rules whose subject is pinned to one namespace, by namespace; the rest in `unscoped`. */
+  private rulesByNs = new Map<string, PolicyRule[]>()
+  private unscoped: PolicyRule[] = []
   private readonly changeLog: Array<{ revision: number; refs: Set<string> }> = []
   private _revision = 0
   readonly options: RepositoryOptions
@@ -255,6 +258,20 @@ export class PolicyRepository {
   private commit(refs: Set<string>): number {
     this._revision++
     this.ruleList = [...this.docs.values()].flatMap((d) => d.rules)
+    this.rulesByNs = new Map()
+    this.unscoped = []
+    for (const r of this.ruleList) {
+      const ns = subjectNamespace(r)
+      if (ns === undefined) this.unscoped.push(r)
+      else {
+        let list = this.rulesByNs.get(ns)
+        if (!list) {
+          list = []
+          this.rulesByNs.set(ns, list)
+        }
+        list.push(r)
+      }
+    }
     this.changeLog.push({ revision: this._revision, refs })
     if (this.changeLog.length > 1000) this.changeLog.splice(0, this.changeLog.length - 1000)
     return this._revision
@@ -265,14 +282,32 @@ export class PolicyRepository {
     const first = this.changeLog[0]
     if (first && first.revision > revision + 1) return undefined
     const out = new Set<string>()
-    for (const c of this.changeLog) if (c.revision > revision) for (const r of c.refs) out.add(r)
+    for (let i = this.changeLog.length - 1; i >= 0; i--) {
+      const c = this.changeLog[i] as { revision: number; refs: Set<string> }
+      if (c.revision <= revision) break
+      for (const r of c.refs) out.add(r)
+    }
     return out
+  }
+
+  /** Rules that may select an endpoint with these labels (its namespace's and the unscoped). */
+  candidateRules(labels: LabelSet): readonly PolicyRule[] {
+    const ns = labels.bySourceKey.get(`k8s:${NAMESPACE_LABEL}`)
+    const scoped = ns === undefined ? undefined : this.rulesByNs.get(ns)
+    if (!scoped) return this.unscoped
+    if (this.unscoped.length === 0) return scoped
+    return [...scoped, ...this.unscoped]
+  }
+
+  /** The rules of one policy (by ref). */
+  rulesOf(ref: string): readonly PolicyRule[] {
+    return this.docs.get(ref)?.rules ?? []
   }
 
   /** Rules whose subject selects an endpoint with these labels. */
   rulesSelecting(labels: readonly string[]): PolicyRule[] {
     const set = new LabelSet(labels)
-    return this.ruleList.filter((r) => ruleSelects(r, set))
+    return this.candidateRules(set).filter((r) => ruleSelects(r, set))
   }
 
   /** Feed identity additions/removals into the selector cache. */
@@ -298,7 +333,7 @@ export class PolicyRepository {
       this.selectorCache,
       { ...this.options.compute, ...options },
     )
-    ep.compute(this.ruleList, this._revision)
+    ep.compute(this.candidateRules(ep.endpoint.labelSet), this._revision)
     return ep.mapState
   }
 
@@ -309,11 +344,6 @@ export class PolicyRepository {
    */
   endpointPolicy(endpoint: EndpointInfo, options?: ComputeOptions): TrackedEndpointPolicy {
     return new TrackedEndpointPolicy(this, endpoint, { ...this.options.compute, ...options })
-  }
-
-  /** Internal: the rules, for tracked endpoints. */
-  /** @internal */ get _rules(): readonly PolicyRule[] {
-    return this.ruleList
   }
 
   /**
@@ -347,7 +377,7 @@ export class PolicyRepository {
         ? endpoint.namedPorts
         : (query.peerNamedPorts ?? peer.namedPorts)
     const ev = evaluateDirection(
-      this.ruleList,
+      this.candidateRules(subject),
       subject,
       query.direction,
       peer,
@@ -483,7 +513,7 @@ export class PolicyRepository {
       }
     }
     const ev = evaluateDirection(
-      this.ruleList,
+      this.candidateRules(subject.labels),
       subject.labels,
       direction,
       peer,
@@ -608,7 +638,7 @@ export class TrackedEndpointPolicy {
       repo.selectorCache,
       options,
     ).track()
-    this.policy.compute(repo._rules, repo.revision)
+    this.policy.compute(repo.candidateRules(this.policy.endpoint.labelSet), repo.revision)
   }
 
   /** The current map state (do not mutate). */
@@ -635,10 +665,19 @@ export class TrackedEndpointPolicy {
         }
         if (!affected) {
           const labels = this.policy.endpoint.labelSet
-          affected = this.repo.rules.some((r) => changed.has(r.ref) && ruleSelects(r, labels))
+          for (const ref of changed) {
+            if (this.repo.rulesOf(ref).some((r) => ruleSelects(r, labels))) {
+              affected = true
+              break
+            }
+          }
         }
       }
-      if (affected) return this.policy.compute(this.repo._rules, this.repo.revision)
+      if (affected)
+        return this.policy.compute(
+          this.repo.candidateRules(this.policy.endpoint.labelSet),
+          this.repo.revision,
+        )
       this.policy.revision = this.repo.revision
     }
     return this.policy.update()
@@ -652,4 +691,13 @@ export class TrackedEndpointPolicy {
   [Symbol.dispose](): void {
     this.dispose()
   }
+}
+
+function subjectNamespace(r: PolicyRule): string | undefined {
+  if (r.subject.kind !== 'endpoints') return undefined
+  for (const q of r.subject.selector.requirements) {
+    if (q.key === `k8s:${NAMESPACE_LABEL}` && q.operator === 'In' && q.values.length === 1)
+      return q.values[0]
+  }
+  return undefined
 }
