@@ -89,11 +89,7 @@ export class BpfObject {
       () => new addon.NativeObject(pathOrBuffer, options.pinRoot, options.name),
       `BpfObject.open ${typeof pathOrBuffer === 'string' ? pathOrBuffer : '<buffer>'}`,
     )
-    return new BpfObject(
-      addon,
-      handle,
-      typeof pathOrBuffer === 'string' ? pathOrBuffer : '<buffer>',
-    )
+    return new BpfObject(handle, typeof pathOrBuffer === 'string' ? pathOrBuffer : '<buffer>')
   }
 
   #need(): NativeObjectHandle {
