@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { runObserve } from '@membrane/flows'
 import type { AgentStatus, EndpointView } from './agent'
 import { AgentClient, DEFAULT_SOCKET } from './client'
 import { loadConfig } from './config'
-import { startDaemon } from './daemon'
+import { observerSocketFor, startDaemon } from './daemon'
 import { AgentError } from './errors'
 import { parseLabelList } from './names'
 import type { ServiceRecord } from './state'
@@ -45,8 +46,9 @@ Usage: membrane <command> [flags]   (every command takes --socket PATH and -o js
   identity list
   bpf policy get NS/NAME    the endpoint's BPF policy map
   bpf lb list               the BPF service and backend maps
-  observe [--follow] [--last N] [--verdict V] [--from-endpoint NS/NAME] [--to-endpoint NS/NAME]
-          [--port N] [--protocol P] [--http-method M] [-o compact|json|table]
+  observe [--follow] [--last N] [--verdict V] [--from-pod NS/NAME] [--to-pod NS/NAME]
+          [--port N] [--protocol P] [--http-method M] [-o compact|json|table] [--graph FILE]
+          (hubble observe's flags: \`membrane observe --help\`)
   monitor                   raw datapath events as they arrive
 `
 
@@ -238,7 +240,7 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
       throw new UsageError('bpf has: policy get, lb list')
     }
     case 'observe':
-      return observeCmd(sub === undefined ? [] : [sub, ...rest], io, client)
+      return observeCmd(sub === undefined ? [] : [sub, ...rest], io)
     case 'monitor': {
       const { flags } = parse(sub === undefined ? [] : [sub, ...rest], {})
       const s = client(flags).stream('/v1/monitor', (e) => io.out(`${JSON.stringify(e)}\n`))
@@ -585,40 +587,41 @@ async function policyCmd(
   }
 }
 
-async function observeCmd(args: string[], io: CliIo, client: ClientOf): Promise<number> {
-  const { flags } = parse(args, {
-    follow: { type: 'boolean', short: 'f' },
-    last: { type: 'string' },
-    verdict: { type: 'string' },
-    'from-endpoint': { type: 'string' },
-    'to-endpoint': { type: 'string' },
-    port: { type: 'string' },
-    protocol: { type: 'string' },
-    'http-method': { type: 'string' },
-  })
-  const q = new URLSearchParams()
-  for (const k of [
-    'last',
-    'verdict',
-    'from-endpoint',
-    'to-endpoint',
-    'port',
-    'protocol',
-    'http-method',
-  ]) {
-    const v = flags[k]
-    if (typeof v === 'string') q.set(k, v)
+function writerOf(fn: (t: string) => void): { write(t: string): boolean } {
+  return {
+    write(t: string) {
+      fn(t)
+      return true
+    },
   }
-  if (flags.follow) q.set('follow', '1')
-  const mode = (flags.output as string | undefined) ?? 'compact'
-  const print = (f: unknown) => {
-    if (mode === 'json') io.out(`${JSON.stringify(f)}\n`)
-    else io.out(`${formatFlowLine(f as FlowLike)}\n`)
+}
+
+async function observeCmd(args: string[], io: CliIo): Promise<number> {
+  // The flags are @membrane/flows' (hubble observe's); --socket picks the agent.
+  const rest: string[] = []
+  let socket = DEFAULT_SOCKET
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string
+    if (a === '--socket') {
+      const v = args[++i]
+      if (!v) throw new UsageError('--socket needs a path')
+      socket = v
+    } else if (a.startsWith('--socket=')) socket = a.slice('--socket='.length)
+    else rest.push(a)
   }
-  const s = client(flags).stream(`/v1/flows?${q}`, print)
-  process.once('SIGINT', () => s.close())
-  await s.done
-  return 0
+  const abort = new AbortController()
+  const onInt = () => abort.abort()
+  process.once('SIGINT', onInt)
+  try {
+    return await runObserve(rest, {
+      target: `unix://${observerSocketFor(socket)}`,
+      signal: abort.signal,
+      stdout: writerOf(io.out) as never,
+      stderr: writerOf(io.err) as never,
+    })
+  } finally {
+    process.off('SIGINT', onInt)
+  }
 }
 
 /** The fields of a flow the compact format prints. */

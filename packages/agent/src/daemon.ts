@@ -1,5 +1,8 @@
+import { chmodSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { dirname, join } from 'node:path'
+import { type ObserverServer, startObserverServer } from '@membrane/flows'
 import { Agent, type AgentOptions } from './agent'
 import { apiRoutes, handle, listenUnix } from './api'
 import { webRoutes } from './web'
@@ -9,6 +12,8 @@ export interface AgentDaemon {
   agent: Agent
   /** The API's unix socket path. */
   socketPath: string
+  /** The Hubble-compatible Observer gRPC socket (`membrane observe` talks to it). */
+  observerSocket: string
   /** `http://address:port` of the metrics and web UI listener. */
   httpUrl: string
   /** Stop serving; the datapath keeps running unless `purge`. */
@@ -28,8 +33,12 @@ export async function startDaemon(options: AgentOptions = {}): Promise<AgentDaem
   await agent.start()
   let api: Server | undefined
   let web: Server | undefined
+  let observer: ObserverServer | undefined
+  const observerSocket = observerSocketFor(agent.config.socketPath)
   try {
     api = await listenUnix(apiRoutes(agent), agent.config.socketPath)
+    observer = await startObserverServer(agent.observer, { address: `unix://${observerSocket}` })
+    chmodSync(observerSocket, 0o600)
     const routes = webRoutes(agent, { metrics: () => agent.metrics.metrics() })
     web = createServer((req, res) => void handle(routes, req, res))
     await new Promise<void>((resolve, reject) => {
@@ -38,6 +47,7 @@ export async function startDaemon(options: AgentOptions = {}): Promise<AgentDaem
     })
   } catch (error) {
     api?.close()
+    await observer?.close()
     await agent.stop()
     throw error
   }
@@ -48,6 +58,7 @@ export async function startDaemon(options: AgentOptions = {}): Promise<AgentDaem
   return {
     agent,
     socketPath: agent.config.socketPath,
+    observerSocket,
     httpUrl: `http://${host}:${addr.port}`,
     async stop(opts = {}) {
       if (stopped) return
@@ -57,8 +68,13 @@ export async function startDaemon(options: AgentOptions = {}): Promise<AgentDaem
           s.close(() => resolve())
           s.closeAllConnections()
         })
-      await Promise.all([close(api!), close(web!)])
+      await Promise.all([close(api!), close(web!), observer!.close()])
       await agent.stop(opts)
     },
   }
+}
+
+/** Where the Observer gRPC socket lives: next to the API socket, `observer.sock`. */
+export function observerSocketFor(socketPath: string): string {
+  return join(dirname(socketPath), 'observer.sock')
 }

@@ -49,6 +49,7 @@ describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
   it('is a 0600 socket in a 0700 directory', () => {
     expect(statSync(config.socketPath).mode & 0o777).toBe(0o600)
     expect(statSync(dirname(config.socketPath)).mode & 0o777).toBe(0o700)
+    expect(statSync(daemon.observerSocket).mode & 0o777).toBe(0o600)
   })
 
   it('refuses a non-root user, even when the directory is opened up', async () => {
@@ -74,7 +75,7 @@ describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
       for (const d of dirs) chmodSync(d, 0o755)
       expect((await asNobody(config.socketPath)).stdout.trim()).toBe('EACCES')
     } finally {
-      dirs.forEach((d, i) => chmodSync(d, modes[i]!))
+      for (const [i, d] of dirs.entries()) chmodSync(d, modes[i]!)
     }
     // Root gets through.
     expect((await raw(config.socketPath, 'GET', '/v1/status')).status).toBe(200)
@@ -110,9 +111,23 @@ describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
     expect(got).toHaveLength(1)
     expect(got[0]?.verdict).toBe('DROPPED')
     expect(got[0]?.l4.TCP.destinationPort).toBe(80)
+    const viaCli = await cli(config.socketPath, [
+      'observe',
+      '--verdict',
+      'DROPPED',
+      '--port',
+      '80',
+      '-o',
+      'json',
+    ])
+    expect(viaCli.code).toBe(0)
+    const lines = viaCli.out.trim().split('\n').map((l) => JSON.parse(l))
+    expect(lines).toHaveLength(1)
+    expect(JSON.stringify(lines[0])).toContain('DROPPED')
     const r = await cli(config.socketPath, ['observe', '--verdict', 'nonsense'])
     expect(r.code).toBe(2)
-    expect(r.err).toMatch(/verdict: expected one of/)
+    const bad = await client.stream('/v1/flows?verdict=nonsense', () => {}).done.catch((e) => e)
+    expect((bad as Error).message).toMatch(/verdict: expected one of/)
   })
 
   it('CLI: tables by default, JSON with -o json, clear errors', async () => {
