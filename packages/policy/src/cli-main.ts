@@ -1,0 +1,278 @@
+/**
+ * The `membrane-policy` command, as a function of its arguments and an I/O interface so that it
+ * stays testable and free of Node APIs (src/cli.ts wires it to the process).
+ */
+import type { ComputeOptions } from './compile'
+import { PolicyError } from './errors'
+import type { IdentityData } from './identity'
+import type { MapState } from './mapstate'
+import { parsePolicyDocuments, validatePolicyDocuments } from './parse'
+import { protocolName } from './ports'
+import {
+  PolicyRepository,
+  type TraceEndpoint,
+  type TraceInput,
+  traceEndpointLabels,
+} from './repository'
+
+/** What the CLI needs from its host. */
+export interface CliIo {
+  readFile(path: string): string
+  stdout(text: string): void
+  stderr(text: string): void
+}
+
+export const CLI_USAGE = `membrane-policy — validate, trace and compile Cilium / Kubernetes network policy
+
+usage:
+  membrane-policy validate <file>...                       check documents (exit 1 on errors)
+  membrane-policy trace -f <file>... --from <ep> --to <ep> --port <n> [--protocol TCP]
+                  [--http-method M --http-path P --http-host H] [--dns-name N]
+  membrane-policy compile -f <file>... --endpoint <ep> [--identities <file.json>]
+                  [--named-port name=port/proto]...
+options:
+  -o json       machine-readable output
+  -f <file>     policy file (YAML or JSON; '-' for stdin), repeatable
+endpoints (<ep>):
+  <namespace>:<k=v,k=v>     a pod, e.g. default:org=empire,class=deathstar
+  world:<ip>                outside the cluster
+  reserved:<name>           host, remote-node, kube-apiserver, health, ...
+  {json}                    a TraceEndpoint object
+identities file: JSON array of { "id": 1001, "labels": ["k8s:app=web", ...] }
+`
+
+interface Args {
+  cmd: string | undefined
+  positional: string[]
+  flags: Map<string, string[]>
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const flags = new Map<string, string[]>()
+  const positional: string[] = []
+  let cmd: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string
+    if (a.startsWith('-') && a !== '-') {
+      const name = a.replace(/^--?/, '')
+      if (name === 'h' || name === 'help') {
+        flags.set('help', ['1'])
+        continue
+      }
+      const v = argv[i + 1]
+      if (v === undefined) throw new PolicyError('INVALID_INPUT', `option ${a} needs a value`)
+      i++
+      const list = flags.get(name) ?? []
+      list.push(v)
+      flags.set(name, list)
+    } else if (cmd === undefined) cmd = a
+    else positional.push(a)
+  }
+  return { cmd, positional, flags }
+}
+
+/** Parse an endpoint argument into a TraceEndpoint. */
+export function parseEndpointArg(s: string): TraceEndpoint {
+  if (s.startsWith('{')) return JSON.parse(s) as TraceEndpoint
+  const colon = s.indexOf(':')
+  if (colon < 0)
+    throw new PolicyError('INVALID_INPUT', `invalid endpoint ${JSON.stringify(s)}`, {
+      expected: '<namespace>:<k=v,...>, world:<ip>, reserved:<name> or a JSON object',
+    })
+  const head = s.slice(0, colon)
+  const rest = s.slice(colon + 1)
+  if (head === 'world') return { ips: rest ? [rest] : [] }
+  if (head === 'reserved') return { reserved: rest as NonNullable<TraceEndpoint['reserved']> }
+  const labels: Record<string, string> = {}
+  for (const kv of rest.split(',').filter(Boolean)) {
+    const eq = kv.indexOf('=')
+    if (eq <= 0)
+      throw new PolicyError(
+        'INVALID_INPUT',
+        `invalid label ${JSON.stringify(kv)} in endpoint ${JSON.stringify(s)}`,
+        { expected: 'key=value' },
+      )
+    labels[kv.slice(0, eq)] = kv.slice(eq + 1)
+  }
+  return { namespace: head, labels }
+}
+
+function loadRepo(io: CliIo, files: readonly string[]): PolicyRepository {
+  const repo = new PolicyRepository()
+  const docs = files.flatMap((f) => {
+    try {
+      return parsePolicyDocuments(io.readFile(f))
+    } catch (e) {
+      if (e instanceof PolicyError)
+        throw new PolicyError(e.code, `${f}: ${e.message}`, {
+          ...(e.documentIndex !== undefined ? { documentIndex: e.documentIndex } : {}),
+          ...(e.path !== undefined ? { path: e.path } : {}),
+          cause: e,
+        })
+      throw e
+    }
+  })
+  repo.upsert(docs)
+  return repo
+}
+
+function formatMapState(ms: MapState): string {
+  const lines = [
+    'DIRECTION  IDENTITY  PROTO  PORT/PREFIX   VERDICT  PROXY        AUTH  DERIVED FROM',
+  ]
+  for (const e of ms.sorted()) {
+    const k = e.key
+    const v = e.value
+    lines.push(
+      [
+        k.direction.padEnd(9),
+        String(k.identity).padStart(8),
+        protocolName(k.protocol).padEnd(6),
+        (k.protocol === 0
+          ? 'any'
+          : k.portPrefixLen === 0
+            ? 'any'
+            : `${k.port}/${k.portPrefixLen}`
+        ).padEnd(12),
+        (v.deny ? 'deny' : 'allow').padEnd(7),
+        (v.l7Parser ? `${v.l7Parser}:${v.proxyPort}` : '-').padEnd(12),
+        String(v.authType).padEnd(4),
+        v.derivedFrom.join(', '),
+      ].join('  '),
+    )
+  }
+  lines.push(`default deny: ingress=${ms.defaultDeny.ingress} egress=${ms.defaultDeny.egress}`)
+  return `${lines.join('\n')}\n`
+}
+
+/** Run the CLI; returns the exit code. */
+export function runCli(argv: readonly string[], io: CliIo): number {
+  let args: Args
+  try {
+    args = parseArgs(argv)
+  } catch (e) {
+    io.stderr(`${(e as Error).message}\n${CLI_USAGE}`)
+    return 2
+  }
+  const json = args.flags.get('o')?.[0] === 'json' || args.flags.get('output')?.[0] === 'json'
+  if (args.flags.has('help') || !args.cmd) {
+    io.stdout(CLI_USAGE)
+    return args.cmd ? 0 : 2
+  }
+  const files = [...(args.flags.get('f') ?? []), ...(args.flags.get('file') ?? [])]
+  const one = (name: string): string => {
+    const v = args.flags.get(name)?.[0]
+    if (v === undefined) throw new PolicyError('INVALID_INPUT', `missing --${name}`)
+    return v
+  }
+  try {
+    switch (args.cmd) {
+      case 'validate': {
+        const paths = [...args.positional, ...files]
+        if (!paths.length)
+          throw new PolicyError('INVALID_INPUT', 'validate needs at least one file')
+        let bad = 0
+        const report: Array<{
+          file: string
+          index: number
+          ok: boolean
+          code?: string
+          path?: string
+          message?: string
+        }> = []
+        for (const f of paths) {
+          for (const r of validatePolicyDocuments(io.readFile(f))) {
+            if (!r.ok) bad++
+            const item: (typeof report)[number] = { file: f, index: r.index, ok: r.ok }
+            if (r.error) {
+              item.code = r.error.code
+              if (r.error.path !== undefined) item.path = r.error.path
+              item.message = r.error.message
+            }
+            report.push(item)
+          }
+        }
+        if (json) io.stdout(`${JSON.stringify({ ok: bad === 0, documents: report }, null, 2)}\n`)
+        else
+          for (const r of report)
+            io.stdout(r.ok ? `${r.file}[${r.index}]: ok\n` : `${r.file}: ${r.code}: ${r.message}\n`)
+        return bad ? 1 : 0
+      }
+      case 'trace': {
+        const repo = loadRepo(io, files)
+        const input: TraceInput = {
+          source: parseEndpointArg(one('from')),
+          destination: parseEndpointArg(one('to')),
+          port: Number(one('port')),
+          protocol: args.flags.get('protocol')?.[0] ?? 'TCP',
+        }
+        const method = args.flags.get('http-method')?.[0]
+        const path = args.flags.get('http-path')?.[0]
+        if (method !== undefined || path !== undefined) {
+          input.http = { method: method ?? 'GET', path: path ?? '/' }
+          const host = args.flags.get('http-host')?.[0]
+          if (host !== undefined) input.http.host = host
+        }
+        const dnsName = args.flags.get('dns-name')?.[0]
+        if (dnsName !== undefined) input.dns = { name: dnsName }
+        const r = repo.trace(input)
+        if (json) io.stdout(`${JSON.stringify(r, null, 2)}\n`)
+        else {
+          io.stdout(`verdict: ${r.verdict.toUpperCase()}\n`)
+          io.stdout(`  egress  (source):      ${r.egress.verdict} — ${r.egress.explanation}\n`)
+          io.stdout(`  ingress (destination): ${r.ingress.verdict} — ${r.ingress.explanation}\n`)
+        }
+        return r.verdict === 'allowed' ? 0 : 1
+      }
+      case 'compile': {
+        const repo = loadRepo(io, files)
+        const ep = parseEndpointArg(one('endpoint'))
+        const idFile = args.flags.get('identities')?.[0]
+        const identities: IdentityData[] = idFile
+          ? (JSON.parse(io.readFile(idFile)) as IdentityData[])
+          : []
+        const namedPorts: Record<string, { port: number; protocol: string }> = {}
+        for (const np of args.flags.get('named-port') ?? []) {
+          const m = /^([a-z0-9-]+)=(\d+)(?:\/(TCP|UDP|SCTP))?$/i.exec(np)
+          if (!m)
+            throw new PolicyError('INVALID_INPUT', `invalid --named-port ${JSON.stringify(np)}`, {
+              expected: 'name=port/PROTO',
+            })
+          namedPorts[(m[1] as string).toLowerCase()] = {
+            port: Number(m[2]),
+            protocol: (m[3] ?? 'TCP').toUpperCase(),
+          }
+        }
+        const options: ComputeOptions = {}
+        const ms = repo.computeMapState(
+          { labels: traceEndpointLabels(ep), namedPorts },
+          identities,
+          options,
+        )
+        if (json)
+          io.stdout(
+            `${JSON.stringify({ endpoint: traceEndpointLabels(ep), ...ms.toJSON() }, null, 2)}\n`,
+          )
+        else io.stdout(formatMapState(ms))
+        return 0
+      }
+      default:
+        io.stderr(`unknown command ${JSON.stringify(args.cmd)}\n${CLI_USAGE}`)
+        return 2
+    }
+  } catch (e) {
+    if (e instanceof PolicyError) {
+      if (json)
+        io.stdout(
+          `${JSON.stringify({ error: { code: e.code, message: e.message, documentIndex: e.documentIndex, path: e.path, expected: e.expected } }, null, 2)}\n`,
+        )
+      else io.stderr(`error [${e.code}]: ${e.message}\n`)
+      return e.code === 'INVALID_INPUT' ? 2 : 1
+    }
+    if (e instanceof SyntaxError) {
+      io.stderr(`error: ${e.message}\n`)
+      return 2
+    }
+    throw e
+  }
+}
