@@ -804,6 +804,12 @@ export class Agent {
     if (!parts || ep.identity === undefined) return
     const ms = this.#policy.mapState(ep.id)
     if (ms) parts.dp.policyMap(ep.id).reconcile(ms)
+    const ifindex = ifindexOf(ep.hostIfname)
+    const stale = parts.dp.endpoints.byId(ep.id)
+    if (stale && stale.ifindex !== ifindex) {
+      // The interface was re-created (repair): forget the record of the old one, keep the policy.
+      await parts.dp.detachEndpoint(ep.id, { keepPolicy: true })
+    }
     const mac =
       ep.mode === 'netns' && ep.netns ? await macInNetns(ep.netns, 'eth0') : macOf(ep.hostIfname)
     await parts.dp.attachEndpoint({

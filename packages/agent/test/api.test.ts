@@ -121,7 +121,10 @@ describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
       'json',
     ])
     expect(viaCli.code).toBe(0)
-    const lines = viaCli.out.trim().split('\n').map((l) => JSON.parse(l))
+    const lines = viaCli.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     expect(lines).toHaveLength(1)
     expect(JSON.stringify(lines[0])).toContain('DROPPED')
     const r = await cli(config.socketPath, ['observe', '--verdict', 'nonsense'])
