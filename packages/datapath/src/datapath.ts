@@ -226,7 +226,11 @@ export class Datapath {
     try {
       await obj.load()
     } catch (error) {
-      obj.close()
+      try {
+        obj.close()
+      } catch {
+        // the load error is the one to report
+      }
       throw error
     }
     const dp = new Datapath(loader, pinRoot, objectDir, obj, options)

@@ -1,0 +1,96 @@
+import type { ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { type NetNamespace, run, type TestNetwork } from '@membrane/test-utils'
+import type { Datapath } from '../src'
+
+export const SERVER = fileURLToPath(new URL('./fixtures/server.cjs', import.meta.url))
+export const CLIENT = fileURLToPath(new URL('./fixtures/client.cjs', import.meta.url))
+/** The gateway address every workload routes through (answered by a static neighbour entry). */
+const GATEWAY = '169.254.1.1'
+
+export interface Workload {
+  ns: NetNamespace
+  ip: string
+  hostIf: string
+  id: number
+  identity: number
+}
+
+/**
+ * A workload namespace wired like a Membrane endpoint: eth0 with a /32 address, default route
+ * via a link-local gateway whose MAC is the host-side veth's, a /32 route on the host, and
+ * forwarding on the host-side veth. With `datapath`, the endpoint is attached and its address
+ * written to the ipcache.
+ */
+export async function workload(
+  net: TestNetwork,
+  ip: string,
+  id: number,
+  identity: number,
+  datapath?: Datapath,
+): Promise<Workload> {
+  const ns = await net.namespace()
+  const pair = await net.veth({ nsB: ns, nameB: 'eth0' })
+  const hostMac = readFileSync(`/sys/class/net/${pair.a}/address`, 'utf8').trim()
+  await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1'])
+  await ns.exec('ip', ['addr', 'add', `${ip}/32`, 'dev', 'eth0'])
+  await ns.exec('ip', ['route', 'add', GATEWAY, 'dev', 'eth0', 'scope', 'link'])
+  await ns.exec('ip', ['route', 'add', 'default', 'via', GATEWAY, 'dev', 'eth0'])
+  await ns.exec('ip', [
+    'neigh',
+    'replace',
+    GATEWAY,
+    'lladdr',
+    hostMac,
+    'dev',
+    'eth0',
+    'nud',
+    'permanent',
+  ])
+  await run('sysctl', ['-qw', `net.ipv6.conf.${pair.a}.disable_ipv6=1`])
+  await run('ip', ['route', 'add', `${ip}/32`, 'dev', pair.a])
+  await run('sysctl', ['-qw', `net.ipv4.conf.${pair.a}.forwarding=1`])
+  const w = { ns, ip, hostIf: pair.a, id, identity }
+  if (datapath) await attach(datapath, w)
+  return w
+}
+
+/** Attach a workload's endpoint programs and write its ipcache entry. */
+export async function attach(datapath: Datapath, w: Workload): Promise<void> {
+  const mac = (await w.ns.exec('cat', ['/sys/class/net/eth0/address'])).stdout.trim()
+  await datapath.attachEndpoint({ id: w.id, ifname: w.hostIf, ip: w.ip, mac, identity: w.identity })
+  datapath.ipcache.upsert(`${w.ip}/32`, w.identity)
+}
+
+/** Start the fixture server in a workload and wait until it listens. */
+export async function startServer(
+  w: Workload,
+  name: string,
+  tcpPorts: number[],
+  udpPort?: number,
+): Promise<ChildProcess> {
+  const child = w.ns.spawn(process.execPath, [
+    SERVER,
+    name,
+    tcpPorts.join(','),
+    ...(udpPort ? [String(udpPort)] : []),
+  ])
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server ${name} did not start`)), 10_000)
+    child.stdout?.on('data', (d: Buffer) => {
+      if (d.toString().includes('ready')) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`server ${name} exited ${code}`)))
+  })
+  return child
+}
+
+/** Run the fixture client in a workload and parse its JSON line. */
+export async function client<T>(w: Workload, args: string[]): Promise<T> {
+  const { stdout } = await w.ns.exec(process.execPath, [CLIENT, ...args])
+  return JSON.parse(stdout.trim().split('\n').pop() as string) as T
+}
