@@ -435,6 +435,82 @@ export class EtcdAllocator implements IdentityAllocator {
   }
 
   /**
+   * The common path, one transaction when nothing races: reference the known id, or claim a new
+   * id together with the labels index, each on the condition that nobody holds the labels'
+   * lock (so it serializes with lock holders, such as garbage collection, exactly as if it had
+   * taken the lock). Resolves undefined when the lock is held, so the caller takes the locked
+   * path.
+   */
+  async #allocateUnlocked(
+    labels: Labels,
+    lease: string,
+    tried: Set<number>,
+  ): Promise<{ id: number; isNew: boolean } | undefined> {
+    const c = this.#client
+    const key = labels.key()
+    const lockKey = this.#lockKey(key)
+    const labelsKey = this.#labelsKey(key)
+    let known = this.#cacheByKey.get(key)
+    for (let round = 0; round < 16; round++) {
+      if (known !== undefined) {
+        const id = known
+        const r = await c
+          .if(this.#idKey(id), 'Value', '==', key)
+          .and(lockKey, 'Create', '==', 0)
+          .then(c.put(this.#valueKey(key)).value(String(id)).lease(lease))
+          .else(c.get(labelsKey), c.get(lockKey))
+          .commit()
+        if (r.succeeded) {
+          this.#remember(makeIdentity(id, labels))
+          return { id, isNew: false }
+        }
+        if (txnValue(r, 1) !== undefined) return undefined
+        const index = txnValue(r, 0)
+        if (index === undefined || index === String(id)) {
+          // Collected meanwhile, or an index without its master: the locked path sorts it out.
+          if (index === String(id)) return undefined
+          known = undefined
+          continue
+        }
+        known = this.#parseIndex(labelsKey, index)
+        continue
+      }
+      const id = this.#pickCandidate(tried, labels)
+      const r = await c
+        .if(this.#idKey(id), 'Create', '==', 0)
+        .and(labelsKey, 'Create', '==', 0)
+        .and(lockKey, 'Create', '==', 0)
+        .then(
+          c.put(this.#idKey(id)).value(key),
+          c.put(labelsKey).value(String(id)),
+          c.put(this.#valueKey(key)).value(String(id)).lease(lease),
+        )
+        .else(c.get(this.#idKey(id)), c.get(labelsKey), c.get(lockKey))
+        .commit()
+      if (r.succeeded) {
+        this.#remember(makeIdentity(id, labels))
+        return { id, isNew: true }
+      }
+      if (txnValue(r, 2) !== undefined) return undefined
+      const index = txnValue(r, 1)
+      if (index !== undefined) {
+        known = this.#parseIndex(labelsKey, index)
+        continue
+      }
+      tried.add(id)
+      const holder = txnValue(r, 0)
+      if (holder !== undefined) {
+        try {
+          this.#remember(makeIdentity(id, Labels.fromKey(holder)))
+        } catch {
+          // a corrupt master key: just never pick this id
+        }
+      }
+    }
+    return undefined
+  }
+
+  /**
    * Under the per-labels lock: reuse the id of the labels index, or claim a new one by
    * compare-and-swap; write this node's reference key; release the lock. Retried (with the
    * lock re-entrant for this node's lease) until the deadline.
@@ -455,6 +531,11 @@ export class EtcdAllocator implements IdentityAllocator {
         const lockKey = this.#lockKey(key)
         const labelsKey = this.#labelsKey(key)
         const token = `${this.node}@${lease}`
+        const fast = await this.#allocateUnlocked(labels, lease, tried)
+        if (fast !== undefined) {
+          created?.(fast.isNew)
+          return fast.id
+        }
         const index = await this.#lock(key, token, lease, deadline)
         try {
           if (index !== undefined) {
