@@ -23,18 +23,23 @@ import { attachPinnedTc, clearTc, createLab, iperf, type Lab, requestResponse } 
 
 const root = fileURLToPath(new URL('../../../', import.meta.url))
 const LIMIT = 100_000_000 // bit/s
-const SECONDS = Number(process.env.MEMBRANE_BW_SECONDS ?? 8)
+const SECONDS = Number(process.env.MEMBRANE_BW_SECONDS ?? 12)
 const OMIT = 2
 const EP = 9
 
-async function loaded(lab: Lab, label: string, direction: string) {
-  // Bulk and request/response flows both go host -> pod through the limiter; the RR client
-  // measures for the seconds the bulk flow is measured.
+async function loaded(lab: Lab, label: string, direction: 'pod-ingress' | 'pod-egress') {
+  // Bulk and request/response flows both cross the limiter in the same direction (host -> pod
+  // for pod-ingress, pod -> host for pod-egress); the RR client measures while the bulk flow is
+  // measured.
+  const [from, to, toAddr] =
+    direction === 'pod-ingress'
+      ? [lab.host, lab.pod, lab.podAddr]
+      : [lab.pod, lab.host, lab.hostAddr]
   const [bulk, rr] = await Promise.all([
-    iperf(lab.host, lab.pod, lab.podAddr, { seconds: SECONDS + OMIT, omit: OMIT }),
+    iperf(from, to, toAddr, { seconds: SECONDS + OMIT, omit: OMIT }),
     (async () => {
       await new Promise((r) => setTimeout(r, OMIT * 1000))
-      return requestResponse(lab.host, lab.pod, lab.podAddr, { seconds: SECONDS - 1 })
+      return requestResponse(from, to, toAddr, { seconds: SECONDS - 1 })
     })(),
   ])
   const common = { mode: label, direction, limitBitsPerSecond: LIMIT, seconds: SECONDS }
@@ -133,6 +138,73 @@ try {
     unit: 'packets',
     mode: 'bpf-token-bucket',
   })
+  await clearTc(lab.host, lab.hostIf)
+
+  // 2b. Pod egress. The CNI plugin redirects the host veth's ingress to an ifb device and puts
+  // tbf there; this package polices at the same hook (or stamps EDT where fq exists).
+  const ifb = `${lab.hostIf.slice(0, 11)}ifb`
+  await run('ip', ['-n', lab.host.name, 'link', 'add', ifb, 'type', 'ifb'])
+  await run('ip', ['-n', lab.host.name, 'link', 'set', ifb, 'up'])
+  await run('tc', [
+    '-n',
+    lab.host.name,
+    'qdisc',
+    'add',
+    'dev',
+    lab.hostIf,
+    'handle',
+    'ffff:',
+    'ingress',
+  ])
+  await run('tc', [
+    '-n',
+    lab.host.name,
+    'filter',
+    'add',
+    'dev',
+    lab.hostIf,
+    'parent',
+    'ffff:',
+    'protocol',
+    'all',
+    'u32',
+    'match',
+    'u32',
+    '0',
+    '0',
+    'action',
+    'mirred',
+    'egress',
+    'redirect',
+    'dev',
+    ifb,
+  ])
+  await run('tc', [
+    '-n',
+    lab.host.name,
+    'qdisc',
+    'add',
+    'dev',
+    ifb,
+    'root',
+    'tbf',
+    'rate',
+    `${LIMIT}bit`,
+    'burst',
+    burstBytes,
+    'latency',
+    '25ms',
+  ])
+  await loaded(lab, 'tbf', 'pod-egress')
+  await run('tc', ['-n', lab.host.name, 'qdisc', 'del', 'dev', lab.hostIf, 'ingress']).catch(
+    () => {},
+  )
+  await run('ip', ['-n', lab.host.name, 'link', 'del', ifb]).catch(() => {})
+
+  obj.program('mb_bw_egress').pin(`${pins.path}/egress`)
+  bw.setEndpoint(EP, { egress: LIMIT / 8 })
+  await attachPinnedTc(lab.host, lab.hostIf, 'ingress', `${pins.path}/egress`)
+  await loaded(lab, status.fq.fq ? 'edt (no fq on this device)' : 'bpf-token-bucket', 'pod-egress')
   await clearTc(lab.host, lab.hostIf)
 
   // 3. EDT + fq, only where the kernel can pace.
