@@ -85,6 +85,7 @@ export {
 export { compileRe2, type Re2Pattern, Re2SyntaxError } from './re2'
 export {
   type DirectionTrace,
+  type FqdnLearnResult,
   type L7Policy,
   type L7Trace,
   type PolicyRef,

@@ -11,6 +11,7 @@ import {
   type RuleMatch,
   ruleSelects,
 } from './compile'
+import { matchFqdn } from './dns'
 import { PolicyError } from './errors'
 import {
   type IdentityData,
@@ -136,6 +137,20 @@ function cidrLabels(ips: readonly string[] | undefined): string[] {
 
 function isClusterEndpoint(labels: LabelSet): boolean {
   return labels.bySourceKey.has(`k8s:${NAMESPACE_LABEL}`) || labels.bySourceKey.has('reserved:host')
+}
+
+/** What {@link PolicyRepository.learnFqdn} did. */
+export interface FqdnLearnResult {
+  /** Selection changes (identities now selected by FQDN selectors). */
+  change: SelectionChange
+  /** The toFQDNs selectors that match the name. */
+  selectors: Array<{ matchName?: string; matchPattern?: string; rules: string[] }>
+  /**
+   * IPs that matching selectors need an identity for, with the labels to allocate it with
+   * (`cidr:<ip>/32`, `reserved:world`). Allocate them (identity package), then call
+   * {@link PolicyRepository.updateIdentities}: the FQDN selectors pick them up.
+   */
+  needIdentities: Array<{ ip: string; labels: string[] }>
 }
 
 /** Options of {@link PolicyRepository}. */
@@ -419,8 +434,20 @@ export class PolicyRepository {
    * select the CIDR identities of those IPs (`cidr:<ip>/32`; make sure the identity package
    * allocated them and fed them to {@link updateIdentities}).
    */
-  learnFqdn(name: string, ips: readonly string[]): SelectionChange {
-    return this.selectorCache.learnFqdn(name, ips)
+  learnFqdn(name: string, ips: readonly string[]): FqdnLearnResult {
+    const selectors = this.fqdnSelectors().filter((s) => matchFqdn(s, name))
+    const change = this.selectorCache.learnFqdn(name, ips)
+    const have = new Set<string>()
+    for (const ident of this.selectorCache.identities()) if (ident.cidr) have.add(ident.cidr.text)
+    const needIdentities: FqdnLearnResult['needIdentities'] = []
+    if (selectors.length) {
+      for (const ip of ips) {
+        const c = hostCidr(ip)
+        if (c && !have.has(c.text))
+          needIdentities.push({ ip, labels: [`cidr:${c.text}`, 'reserved:world'] })
+      }
+    }
+    return { change, selectors, needIdentities }
   }
 
   /** Add or replace a Kubernetes service (toServices). */

@@ -119,7 +119,12 @@ describe('DNS rules and toFQDNs', () => {
       }),
     ).toBeUndefined()
 
-    repo.learnFqdn('API.GitHub.com.', [ghIp])
+    const learned = repo.learnFqdn('API.GitHub.com.', [ghIp, '140.82.112.7'])
+    expect(learned.selectors.map((x) => x.matchName)).toEqual(['api.github.com'])
+    expect(learned.needIdentities).toEqual([
+      { ip: '140.82.112.7', labels: ['cidr:140.82.112.7/32', 'reserved:world'] },
+    ])
+    expect(repo.learnFqdn('example.org', ['9.9.9.9']).needIdentities).toEqual([])
     expect(repo.trace({ source: mediabot, destination: world(ghIp), port: 443 }).verdict).toBe(
       'allowed',
     )
