@@ -113,7 +113,7 @@ interface ShipAnswer {
 
 function ship(netns: string, method: string, url: string): Promise<ShipAnswer> {
   return new Promise((resolve, reject) => {
-    const child = spawnIn(netns, 'ship.mjs', [method, url, '2500'])
+    const child = spawnIn(netns, 'ship.mjs', [method, url, '1500'])
     let out = ''
     child.stdout?.on('data', (c: Buffer) => {
       out += c.toString()
@@ -276,10 +276,20 @@ async function main(): Promise<number> {
   // Flows: what the datapath and the proxy reported for these requests.
   try {
     const flows: FlowLike[] = []
-    const s = client.stream('/v1/flows?last=200', (f) => flows.push(f as FlowLike))
+    const s = client.stream('/v1/flows?last=1000&protocol=tcp', (f) => flows.push(f as FlowLike))
     await s.done
-    say(`\nFlows (${flows.length})\n`)
-    for (const f of flows) say(`  ${formatFlowLine(f)}\n`)
+    // One line per distinct event (a packet is reported at each observation point).
+    const lines: string[] = []
+    let last = ''
+    for (const f of flows) {
+      const { time, ...rest } = f
+      const line = formatFlowLine(rest)
+      if (line === last) continue
+      last = line
+      lines.push(`${time?.slice(11, 23) ?? ''} ${line}`)
+    }
+    say(`\nFlows (${lines.length} distinct TCP events of ${flows.length} flow records)\n`)
+    for (const l of lines) say(`  ${l}\n`)
   } catch (error) {
     say(`\nFlows: unavailable (${(error as Error).message})\n`)
   }

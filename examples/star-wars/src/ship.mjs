@@ -19,9 +19,10 @@ const req = request(url, { method, headers: { connection: 'close' } }, (res) => 
     done({ status: res.statusCode, body: body.trim(), instance: res.headers['x-instance'] }),
   )
 })
-req.setTimeout(timeoutMs, () => {
+// A whole-request deadline (connect included): a dropped SYN is retried by TCP for much longer.
+setTimeout(() => {
   req.destroy()
   done({ error: 'timeout' })
-})
+}, timeoutMs).unref()
 req.on('error', (error) => done({ error: error.code ?? error.message }))
 req.end()

@@ -99,6 +99,17 @@ export async function ensureEndpointNetwork(n: EndpointNetwork): Promise<void> {
   }
   sysctl(`/proc/sys/net/ipv6/conf/${n.hostIfname}/disable_ipv6`, '1')
   sysctl(`/proc/sys/net/ipv4/conf/${n.hostIfname}/rp_filter`, '0')
+  // IPv4 only: no IPv6 link-local chatter (router solicitations, MLD) for the datapath to drop.
+  await run('ip', [
+    'netns',
+    'exec',
+    n.netns,
+    'sysctl',
+    '-q',
+    '-w',
+    'net.ipv6.conf.all.disable_ipv6=1',
+    'net.ipv6.conf.default.disable_ipv6=1',
+  ]).catch(() => {})
   await run('ip', ['link', 'set', n.hostIfname, 'up'])
   await run('ip', [...ns, 'link', 'set', 'lo', 'up'])
   await run('ip', [...ns, 'addr', 'replace', `${n.ip}/32`, 'dev', n.podIfname])
