@@ -10,7 +10,7 @@ import {
   UPDATE_FLAGS,
   type UpdateFlag,
 } from './constants'
-import { BpfError, BpfErrorCode, closed, invalid, native, nativeAsync } from './errors'
+import { BpfError, BpfErrorCode, closed, fromNative, invalid, native, nativeAsync } from './errors'
 
 /** What the kernel says about a map. */
 export interface MapInfo {
@@ -65,6 +65,8 @@ export class BpfMap {
   readonly #info: MapInfo
   #pinPath: string | undefined
   #closed = false
+  readonly #keySize: number
+  readonly #stride: number
 
   /** @internal use createMap, openPinnedMap or BpfObject.map */
   constructor(token: symbol, origin: MapOrigin) {
@@ -84,6 +86,10 @@ export class BpfMap {
       flags: raw.flags,
       id: raw.id,
     })
+    this.#keySize = raw.keySize
+    this.#stride = PERCPU_MAP_TYPES.has(this.#info.type)
+      ? align8(raw.valueSize) * possibleCpus()
+      : raw.valueSize
   }
 
   /** @internal */
@@ -119,8 +125,7 @@ export class BpfMap {
 
   /** Bytes per value slot as the kernel returns it: valueSize, or 8-aligned × CPUs for per-CPU maps. */
   get valueStride(): number {
-    if (PERCPU_MAP_TYPES.has(this.#info.type)) return align8(this.#info.valueSize) * possibleCpus()
-    return this.#info.valueSize
+    return this.#stride
   }
 
   #check(): void {
@@ -146,19 +151,28 @@ export class BpfMap {
    * end to end (see {@link BpfMap.lookupPerCpu}).
    */
   lookup(key: Buffer): Buffer | undefined {
-    this.#check()
-    this.#key(key)
-    const out = Buffer.allocUnsafe(this.valueStride)
-    const found = native(() => this.#addon.mapLookup(this.#fd, key, out))
+    if (this.#closed) this.#check()
+    if (!Buffer.isBuffer(key) || key.length !== this.#keySize) this.#key(key)
+    const out = Buffer.allocUnsafe(this.#stride)
+    let found: boolean
+    try {
+      found = this.#addon.mapLookup(this.#fd, key, out)
+    } catch (error) {
+      throw fromNative(error, `map '${this.#info.name}' lookup`)
+    }
     return found ? out : undefined
   }
 
   /** Like lookup, into a caller-provided buffer (no allocation); returns whether it was found. */
   lookupInto(key: Buffer, out: Buffer): boolean {
-    this.#check()
-    this.#key(key)
-    this.#value(out, this.valueStride)
-    return native(() => this.#addon.mapLookup(this.#fd, key, out))
+    if (this.#closed) this.#check()
+    if (!Buffer.isBuffer(key) || key.length !== this.#keySize) this.#key(key)
+    if (!Buffer.isBuffer(out) || out.length !== this.#stride) this.#value(out, this.#stride)
+    try {
+      return this.#addon.mapLookup(this.#fd, key, out)
+    } catch (error) {
+      throw fromNative(error, `map '${this.#info.name}' lookup`)
+    }
   }
 
   /** Per-CPU maps: the value of every possible CPU, one Buffer each. */
@@ -195,7 +209,7 @@ export class BpfMap {
   update(key: Buffer, value: Buffer, flags: UpdateFlag = 'any'): void {
     this.#check()
     this.#key(key)
-    this.#value(value, this.valueStride)
+    this.#value(value, this.#stride)
     native(
       () => this.#addon.mapUpdate(this.#fd, key, value, flagOf(flags)),
       `map '${this.#info.name}' update`,
@@ -204,9 +218,13 @@ export class BpfMap {
 
   /** Removes `key`; false when it was not there. */
   delete(key: Buffer): boolean {
-    this.#check()
-    this.#key(key)
-    return native(() => this.#addon.mapDelete(this.#fd, key), `map '${this.#info.name}' delete`)
+    if (this.#closed) this.#check()
+    if (!Buffer.isBuffer(key) || key.length !== this.#keySize) this.#key(key)
+    try {
+      return this.#addon.mapDelete(this.#fd, key)
+    } catch (error) {
+      throw fromNative(error, `map '${this.#info.name}' delete`)
+    }
   }
 
   /** Every key, by BPF_MAP_GET_NEXT_KEY (a snapshot taken while iterating). */
@@ -242,7 +260,7 @@ export class BpfMap {
    */
   async batchLookupPacked(options: { andDelete?: boolean } = {}): Promise<PackedEntries> {
     this.#check()
-    const stride = this.valueStride
+    const stride = this.#stride
     const r = await nativeAsync(
       () =>
         this.#addon.mapLookupBatch(
@@ -281,7 +299,7 @@ export class BpfMap {
   ): Promise<number> {
     this.#check()
     const ks = this.#info.keySize
-    const vs = this.valueStride
+    const vs = this.#stride
     let keys: Buffer
     let values: Buffer
     let count: number

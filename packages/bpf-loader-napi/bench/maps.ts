@@ -1,0 +1,234 @@
+// Map operations, ours vs the npm `bpf` package, in one run:
+//  - single lookup / update on a hash map with 4-byte keys and 8-byte values (ops/s)
+//  - batch update / lookup of 100k entries (entries/s)
+import { execFileSync } from 'node:child_process'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { median, opsPerSecond, reportFigure } from '@membrane/test-utils'
+import { createMap } from '../src/index'
+import { loadPeer } from './_peer'
+
+const ROUNDS = 3
+const ENTRIES = 100_000
+const peer = loadPeer()
+if ('error' in peer)
+  process.stderr.write(`bench: peer unavailable, reporting ours alone: ${peer.error}\n`)
+const peerInfo =
+  'error' in peer
+    ? { peer: 'bpf (unavailable)' }
+    : { peer: `bpf@${peer.version}`, peerBinary: 'built from source' }
+
+// The same operations from C (bench/_floor.c): what the bpf() syscall allows on this machine now.
+let floorBin: string | undefined
+try {
+  floorBin = join(tmpdir(), `membrane-bench-floor-${process.pid}`)
+  execFileSync('gcc', [
+    '-O2',
+    '-o',
+    floorBin,
+    fileURLToPath(new URL('./_floor.c', import.meta.url)),
+    '-lbpf',
+  ])
+} catch (error) {
+  process.stderr.write(`bench: no C floor (gcc/libbpf): ${(error as Error).message}\n`)
+  floorBin = undefined
+}
+function floor(): { lookup: number; update: number } | undefined {
+  if (!floorBin) return undefined
+  return JSON.parse(execFileSync(floorBin, { encoding: 'utf8' })) as {
+    lookup: number
+    update: number
+  }
+}
+
+function keyOf(i: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(i)
+  return b
+}
+
+async function singleOps() {
+  const N = 1000
+  const keys = Array.from({ length: N }, (_, i) => keyOf(i))
+  const value = Buffer.alloc(8, 1)
+  const ours = createMap({
+    type: 'hash',
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: 4096,
+    name: 'bench_single',
+  })
+  const theirs = 'error' in peer ? undefined : peer.createHash(4, 8, 4096)
+  for (const k of keys) {
+    ours.update(k, value)
+    theirs?.map.set(k, value)
+  }
+  const results: Record<string, number[]> = {
+    oursLookup: [],
+    oursUpdate: [],
+    peerLookup: [],
+    peerUpdate: [],
+    cLookup: [],
+    cUpdate: [],
+  }
+  for (let r = 0; r < ROUNDS; r++) {
+    const f = floor()
+    if (f) {
+      results.cLookup!.push(f.lookup)
+      results.cUpdate!.push(f.update)
+    }
+    results.oursLookup!.push(
+      await opsPerSecond(
+        () => {
+          for (let i = 0; i < N; i++) ours.lookup(keys[i]!)
+        },
+        { opsPerCall: N, durationMs: 700 },
+      ),
+    )
+    if (theirs)
+      results.peerLookup!.push(
+        await opsPerSecond(
+          () => {
+            for (let i = 0; i < N; i++) theirs.map.get(keys[i]!)
+          },
+          { opsPerCall: N, durationMs: 700 },
+        ),
+      )
+    results.oursUpdate!.push(
+      await opsPerSecond(
+        () => {
+          for (let i = 0; i < N; i++) ours.update(keys[i]!, value)
+        },
+        { opsPerCall: N, durationMs: 700 },
+      ),
+    )
+    if (theirs)
+      results.peerUpdate!.push(
+        await opsPerSecond(
+          () => {
+            for (let i = 0; i < N; i++) theirs.map.set(keys[i]!, value)
+          },
+          { opsPerCall: N, durationMs: 700 },
+        ),
+      )
+  }
+  const out = (name: string, ours: number[], theirs: number[], c: number[]) => {
+    const o = median(ours)
+    const t = theirs.length ? median(theirs) : undefined
+    const cf = c.length ? median(c) : undefined
+    reportFigure({
+      name,
+      value: Math.round(o),
+      unit: 'ops/s',
+      ...peerInfo,
+      ...(t !== undefined
+        ? { peerValue: Math.round(t), ratioVsPeer: Number((o / t).toFixed(2)) }
+        : {}),
+      ...(cf !== undefined
+        ? { cSyscallFloor: Math.round(cf), ratioVsC: Number((o / cf).toFixed(2)) }
+        : {}),
+      target: '>= 500000 ops/s and not slower than the peer',
+      keySize: 4,
+      valueSize: 8,
+    })
+  }
+  out('hash single lookup', results.oursLookup!, results.peerLookup!, results.cLookup!)
+  out('hash single update', results.oursUpdate!, results.peerUpdate!, results.cUpdate!)
+  // lookupInto: no allocation per lookup
+  const into = Buffer.alloc(8)
+  const lookupInto = await opsPerSecond(
+    () => {
+      for (let i = 0; i < N; i++) ours.lookupInto(keys[i]!, into)
+    },
+    { opsPerCall: N, durationMs: 700 },
+  )
+  reportFigure({
+    name: 'hash single lookupInto (no allocation)',
+    value: Math.round(lookupInto),
+    unit: 'ops/s',
+  })
+  ours.close()
+  theirs?.close()
+}
+
+async function batchOps() {
+  const keys = Buffer.alloc(4 * ENTRIES)
+  const values = Buffer.alloc(8 * ENTRIES)
+  const pairs: Array<[Buffer, Buffer]> = []
+  for (let i = 0; i < ENTRIES; i++) {
+    keys.writeUInt32LE(i, 4 * i)
+    values.writeBigUInt64LE(BigInt(i), 8 * i)
+    pairs.push([keys.subarray(4 * i, 4 * i + 4), values.subarray(8 * i, 8 * i + 8)])
+  }
+  const ours = createMap({
+    type: 'hash',
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: ENTRIES,
+    name: 'bench_batch',
+  })
+  const theirs = 'error' in peer ? undefined : peer.createHash(4, 8, ENTRIES)
+  const t = {
+    oursUpd: [] as number[],
+    oursUpdPairs: [] as number[],
+    oursLook: [] as number[],
+    peerUpd: [] as number[],
+    peerLook: [] as number[],
+  }
+  const time = async (fn: () => unknown) => {
+    const t0 = process.hrtime.bigint()
+    await fn()
+    return ENTRIES / (Number(process.hrtime.bigint() - t0) / 1e9)
+  }
+  for (let r = 0; r < ROUNDS; r++) {
+    t.oursUpd.push(await time(() => ours.batchUpdate({ keys, values })))
+    t.oursUpdPairs.push(await time(() => ours.batchUpdate(pairs)))
+    t.oursLook.push(
+      await time(async () => {
+        const p = await ours.batchLookupPacked()
+        if (p.count !== ENTRIES) throw new Error(`batch lookup returned ${p.count}`)
+      }),
+    )
+    if (theirs) {
+      t.peerUpd.push(await time(() => theirs.map.setBatch(pairs)))
+      t.peerLook.push(
+        await time(() => {
+          let n = 0
+          for (const batch of theirs.map.getBatch(ENTRIES)) n += batch.length
+          if (n !== ENTRIES) throw new Error(`peer batch lookup returned ${n}`)
+        }),
+      )
+    }
+  }
+  const out = (
+    name: string,
+    ours: number[],
+    theirs: number[],
+    extra: Record<string, unknown> = {},
+  ) => {
+    const o = median(ours)
+    const p = theirs.length ? median(theirs) : undefined
+    reportFigure({
+      name,
+      value: Math.round(o),
+      unit: 'entries/s',
+      entries: ENTRIES,
+      ...peerInfo,
+      ...(p !== undefined
+        ? { peerValue: Math.round(p), ratioVsPeer: Number((o / p).toFixed(2)) }
+        : {}),
+      target: '>= 3000000 entries/s',
+      ...extra,
+    })
+  }
+  out('hash batch update (packed buffers)', t.oursUpd, t.peerUpd)
+  out('hash batch update ([key, value] pairs)', t.oursUpdPairs, t.peerUpd)
+  out('hash batch lookup (packed)', t.oursLook, t.peerLook)
+  ours.close()
+  theirs?.close()
+}
+
+await singleOps()
+await batchOps()
+if (floorBin) execFileSync('rm', ['-f', floorBin])
