@@ -51,5 +51,43 @@ describe.skipIf(!check.ok)(
       expect(state.masters.size).toBe(100)
       for (const [k, ids] of byKey) expect(state.masters.get(k)).toBe([...ids][0])
     })
+
+    it('stays consistent when etcd is killed and restarted while processes allocate', {
+      timeout: 90_000,
+    }, async () => {
+      const prefix = `test/procs-kill/${process.pid}`
+      const set = (i: number) => [`k8s:app=k${i}`]
+      const plan = [0, 1].map((w) => Array.from({ length: 200 }, (_, i) => set(w * 100 + i)))
+      const racers = plan.map((sets, w) =>
+        spawnWorker({
+          endpoint: etcd.endpoint,
+          prefix,
+          node: `killer-${w}`,
+          sets,
+          mode: 'exit',
+          concurrency: 8,
+        }),
+      )
+      workers.push(...racers)
+      await Promise.all(racers.map((w) => w.ready))
+      for (const w of racers) w.go()
+      let finished = 0
+      for (const w of racers) w.done.then(() => finished++)
+      await new Promise((r) => setTimeout(r, 150))
+      await etcd.kill()
+      // The outage really is mid-run: nobody was done when etcd died.
+      expect(finished).toBe(0)
+      await new Promise((r) => setTimeout(r, 1500))
+      await etcd.restart()
+      const outputs = await Promise.all(racers.map((w) => w.done))
+      const byKey = new Map<string, Set<number>>()
+      for (const { results } of outputs)
+        for (const r of results) byKey.set(r.key, (byKey.get(r.key) ?? new Set()).add(r.id))
+      expect(byKey.size).toBe(300)
+      for (const [k, ids] of byKey) expect(ids.size, `labels ${k}`).toBe(1)
+      const state = await checkEtcdInvariants(etcd.endpoint, prefix)
+      expect(state.masters.size).toBe(300)
+      for (const [k, ids] of byKey) expect(state.masters.get(k)).toBe([...ids][0])
+    })
   },
 )
