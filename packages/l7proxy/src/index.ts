@@ -1,2 +1,42 @@
 // @membrane/l7proxy: Transparent L7 policy enforcement for HTTP, Kafka and DNS (toFQDNs).
-export {}
+export { L7ProxyError, L7ProxyErrorCode, WireFormatError } from './errors'
+export {
+  compileFullMatch,
+  evaluateHttp,
+  type FullMatcher,
+  type HttpRequestView,
+  type HttpVerdict,
+  headerView,
+  httpRuleAllows,
+} from './http/match'
+export {
+  HTTP_COUNTERS,
+  type HttpCounter,
+  HttpProxy,
+  type HttpProxyOptions,
+} from './http/proxy'
+export {
+  datapathOriginResolver,
+  type OriginResolver,
+  type ProxyOrigin,
+  type ProxyOriginLookup,
+  type ProxyPeer,
+  plainAddress,
+  StaticOriginResolver,
+} from './origin'
+export {
+  type L7PolicyQuery,
+  type L7PolicySource,
+  repositoryPolicySource,
+  staticPolicySource,
+} from './policy'
+export type { L7ProxyRecord, L7RecordPeer, RecordSink } from './records'
+export { Counters } from './stats'
+export {
+  bindMarkedUdp,
+  connectMarked,
+  defaultSocketMarker,
+  PROXY_MARK_MAGIC,
+  type SocketMarker,
+  upstreamMark,
+} from './upstream'

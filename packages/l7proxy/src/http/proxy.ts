@@ -1,0 +1,431 @@
+/**
+ * The HTTP/1.1 proxy: accepts redirected connections, checks every request against the L7 rules
+ * of its flow, forwards allowed requests to the original destination over a marked upstream
+ * connection (one per client connection, kept alive), answers denied ones `403 Access denied`.
+ */
+import {
+  Agent,
+  type ClientRequest,
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { L7ProxyError, L7ProxyErrorCode } from '../errors'
+import { ConnectionPolicy } from '../internal/conn-policy'
+import { type OriginResolver, type ProxyOrigin, plainAddress } from '../origin'
+import type { L7PolicySource } from '../policy'
+import type { L7ProxyRecord, RecordSink } from '../records'
+import { Counters } from '../stats'
+import { connectMarked, defaultSocketMarker, type SocketMarker, upstreamMark } from '../upstream'
+import { evaluateHttp, type HttpRequestView, type HttpVerdict, headerView } from './match'
+
+/** Options of {@link HttpProxy}. */
+export interface HttpProxyOptions {
+  /** Where each accepted connection was going (the datapath, or a stand-in). */
+  origins: OriginResolver
+  /** The L7 rules to enforce. */
+  policy: L7PolicySource
+  /** Receives a request record per request and a response record per response. */
+  onRecord?: RecordSink
+  /**
+   * SO_MARK for upstream sockets: `true` (default) uses @membrane/bpf-loader-napi's
+   * setSocketMark, a function marks with it, `false` never marks (no datapath).
+   */
+  markSockets?: boolean | SocketMarker
+  /** Largest request head (request line + headers) in bytes. Default 16384; larger gets 431. */
+  maxHeaderSize?: number
+  /** Time allowed to receive a request head, ms. Default 30000 (408 after). */
+  headersTimeoutMs?: number
+  /** Time allowed to receive a whole request, ms; 0 = no limit (streamed uploads). Default 0. */
+  requestTimeoutMs?: number
+  /** Idle keep-alive time of client connections, ms. Default 60000. */
+  keepAliveTimeoutMs?: number
+  /** Put the request headers into records. Default false (they may carry secrets). */
+  recordHeaders?: boolean
+}
+
+/** Counter names of {@link HttpProxy.stats}. */
+export const HTTP_COUNTERS = [
+  /** Client connections accepted. */
+  'connections',
+  /** Client connections open now. */
+  'activeConnections',
+  /** Connections closed at once because the datapath had no original destination. */
+  'noOrigin',
+  'requests',
+  'allowed',
+  'denied',
+  /** Responses relayed from upstream. */
+  'responses',
+  /** Upstream connect failures or resets before the response head (answered 503). */
+  'upstreamErrors',
+  /** Unparseable requests (answered 400 and closed). */
+  'malformed',
+  /** Request heads over maxHeaderSize (answered 431 and closed). */
+  'headersTooLarge',
+  /** Clients too slow to send a request (408). */
+  'timeouts',
+  /** Policy lookups that threw (request denied). */
+  'policyErrors',
+  /** Upstream connections opened. */
+  'upstreamConnections',
+  /** Upstream connections open now. */
+  'activeUpstreamConnections',
+] as const
+
+/** One of {@link HTTP_COUNTERS}. */
+export type HttpCounter = (typeof HTTP_COUNTERS)[number]
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'upgrade',
+])
+
+/** Drop hop-by-hop headers (and those the Connection header names); keep Transfer-Encoding. */
+function forwardable(raw: readonly string[]): string[] {
+  let extra: Set<string> | undefined
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() === 'connection') {
+      for (const t of (raw[i + 1] as string).split(',')) {
+        const n = t.trim().toLowerCase()
+        if (!n || n === 'close' || n === 'keep-alive') continue
+        extra ??= new Set()
+        extra.add(n)
+      }
+    }
+  }
+  const out: string[] = []
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = (raw[i] as string).toLowerCase()
+    if (HOP_BY_HOP.has(k) || extra?.has(k)) continue
+    out.push(raw[i] as string, raw[i + 1] as string)
+  }
+  return out
+}
+
+const DENIED_BODY = 'Access denied\r\n'
+const UPSTREAM_ERROR_BODY = 'upstream connect error or disconnect/reset before headers\r\n'
+
+interface ConnState {
+  peerAddress: string
+  peerPort: number
+  origin: ProxyOrigin
+  policy: ConnectionPolicy
+  agent: Agent | undefined
+  upstreams: Set<Socket>
+}
+
+/**
+ * A transparent HTTP/1.1 proxy.
+ *
+ * @example
+ * const proxy = new HttpProxy({ origins: datapathOriginResolver(dp), policy: source,
+ *   onRecord: (r) => observer.ingestL7(r) })
+ * await proxy.listen({ port: 15001 })
+ */
+export class HttpProxy {
+  readonly counters = new Counters<HttpCounter>(HTTP_COUNTERS)
+  readonly #options: HttpProxyOptions
+  readonly #server: Server
+  readonly #conns = new Map<Socket, ConnState>()
+  readonly #sockets = new Set<Socket>()
+  #marker: SocketMarker | undefined
+  #port = 0
+  #closed = false
+
+  constructor(options: HttpProxyOptions) {
+    const maxHeaderSize = options.maxHeaderSize ?? 16384
+    if (!Number.isInteger(maxHeaderSize) || maxHeaderSize < 256 || maxHeaderSize > 1 << 20)
+      throw new L7ProxyError(
+        L7ProxyErrorCode.INVALID_ARGUMENT,
+        `expected 256..1048576, got ${maxHeaderSize}`,
+        { path: 'maxHeaderSize' },
+      )
+    this.#options = options
+    this.#server = createServer({
+      maxHeaderSize,
+      headersTimeout: options.headersTimeoutMs ?? 30_000,
+      requestTimeout: options.requestTimeoutMs ?? 0,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 60_000,
+      noDelay: true,
+      insecureHTTPParser: false,
+    })
+    this.#server.on('connection', (s: Socket) => this.#onConnection(s))
+    this.#server.on('request', (req: IncomingMessage, res: ServerResponse) =>
+      this.#onRequest(req, res),
+    )
+    this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) =>
+      this.#onRequest(req, res, true),
+    )
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
+      this.#onClientError(err, socket),
+    )
+  }
+
+  /** The listening port (0 before listen). */
+  get port(): number {
+    return this.#port
+  }
+
+  /** Start listening (default 0.0.0.0, port 0 = any free port). Resolves with the address. */
+  async listen(options: { port?: number; host?: string } = {}): Promise<AddressInfo> {
+    if (this.#closed) throw new L7ProxyError(L7ProxyErrorCode.CLOSED, 'the proxy is closed')
+    const mark = this.#options.markSockets ?? true
+    this.#marker = mark === false ? undefined : mark === true ? await defaultSocketMarker() : mark
+    await new Promise<void>((resolve, reject) => {
+      const onError = (cause: Error) =>
+        reject(
+          new L7ProxyError(L7ProxyErrorCode.LISTEN_FAILED, `cannot listen: ${cause.message}`, {
+            path: `listen(${options.host ?? '0.0.0.0'}:${options.port ?? 0})`,
+            cause,
+          }),
+        )
+      this.#server.once('error', onError)
+      this.#server.listen(options.port ?? 0, options.host ?? '0.0.0.0', () => {
+        this.#server.removeListener('error', onError)
+        resolve()
+      })
+    })
+    const addr = this.#server.address() as AddressInfo
+    this.#port = addr.port
+    return addr
+  }
+
+  /** Counters (a copy). */
+  stats(): Record<HttpCounter, number> {
+    return this.counters.snapshot()
+  }
+
+  /** Stop accepting, close every client and upstream connection. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const done = new Promise<void>((resolve) => {
+      if (!this.#server.listening) resolve()
+      else this.#server.close(() => resolve())
+    })
+    for (const s of this.#sockets) s.destroy()
+    for (const st of this.#conns.values()) this.#dropUpstreams(st)
+    await done
+  }
+
+  #onConnection(socket: Socket): void {
+    this.counters.inc('connections')
+    this.counters.inc('activeConnections')
+    this.#sockets.add(socket)
+    socket.once('close', () => {
+      this.#sockets.delete(socket)
+      this.counters.dec('activeConnections')
+      const st = this.#conns.get(socket)
+      if (st) {
+        this.#conns.delete(socket)
+        this.#dropUpstreams(st)
+      }
+    })
+    const peerAddress = plainAddress(socket.remoteAddress ?? '')
+    const peerPort = socket.remotePort ?? 0
+    let origin: ProxyOrigin | undefined
+    try {
+      origin = this.#options.origins.resolve({
+        address: peerAddress,
+        port: peerPort,
+        protocol: 'TCP',
+      })
+    } catch {
+      origin = undefined
+    }
+    if (!origin) {
+      this.counters.inc('noOrigin')
+      socket.destroy()
+      return
+    }
+    this.#conns.set(socket, {
+      peerAddress,
+      peerPort,
+      origin,
+      policy: new ConnectionPolicy(this.#options.policy, origin, 'TCP'),
+      agent: undefined,
+      upstreams: new Set(),
+    })
+  }
+
+  #dropUpstreams(st: ConnState): void {
+    st.agent?.destroy()
+    for (const s of st.upstreams) s.destroy()
+  }
+
+  #agentFor(st: ConnState): Agent {
+    if (st.agent) return st.agent
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 })
+    const o = st.origin
+    const mark = this.#marker ? upstreamMark(o.srcIdentity & 0xffff) : undefined
+    ;(agent as unknown as { createConnection: () => Socket }).createConnection = () => {
+      const s = connectMarked(o.address, o.port, mark, this.#marker)
+      this.counters.inc('upstreamConnections')
+      this.counters.inc('activeUpstreamConnections')
+      st.upstreams.add(s)
+      s.once('close', () => {
+        st.upstreams.delete(s)
+        this.counters.dec('activeUpstreamConnections')
+      })
+      return s
+    }
+    st.agent = agent
+    return agent
+  }
+
+  #record(
+    st: ConnState,
+    type: 'request' | 'response',
+    verdict: L7ProxyRecord['verdict'],
+    req: IncomingMessage,
+    code?: number,
+    latencyNs?: number,
+  ): void {
+    const sink = this.#options.onRecord
+    if (!sink) return
+    const o = st.origin
+    const http: NonNullable<L7ProxyRecord['http']> = {
+      method: req.method ?? '',
+      url: `http://${req.headers.host ?? o.address}${req.url ?? ''}`,
+      protocol: `HTTP/${req.httpVersion}`,
+    }
+    if (code !== undefined) http.code = code
+    if (this.#options.recordHeaders) {
+      const h: { key: string; value: string }[] = []
+      for (let i = 0; i + 1 < req.rawHeaders.length; i += 2)
+        h.push({ key: req.rawHeaders[i] as string, value: req.rawHeaders[i + 1] as string })
+      http.headers = h
+    }
+    const rec: L7ProxyRecord = {
+      time: new Date(),
+      type,
+      verdict,
+      trafficDirection: o.direction,
+      source: { ip: st.peerAddress, port: st.peerPort, identity: o.srcIdentity },
+      destination: { ip: o.address, port: o.port, identity: o.dstIdentity },
+      transport: 'tcp',
+      proxyPort: this.#port,
+      http,
+    }
+    if (latencyNs !== undefined) rec.latencyNs = latencyNs
+    try {
+      sink(rec)
+    } catch {
+      // a failing sink must not break the data path
+    }
+  }
+
+  #verdict(st: ConnState, req: IncomingMessage): HttpVerdict {
+    const view: HttpRequestView = {
+      method: req.method ?? '',
+      path: req.url ?? '',
+      host: req.headers.host ?? '',
+      headers: headerView(req.rawHeaders),
+    }
+    try {
+      return evaluateHttp(st.policy.get(), view)
+    } catch {
+      this.counters.inc('policyErrors')
+      return { allowed: false, reason: 'no-policy' }
+    }
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
+    const st = this.#conns.get(req.socket as Socket)
+    if (!st) {
+      req.socket.destroy()
+      return
+    }
+    this.counters.inc('requests')
+    const t0 = process.hrtime.bigint()
+    const verdict = this.#verdict(st, req)
+    if (!verdict.allowed) {
+      this.counters.inc('denied')
+      this.#record(st, 'request', 'denied', req, 403)
+      res.writeHead(403, {
+        'content-type': 'text/plain',
+        'content-length': Buffer.byteLength(DENIED_BODY),
+      })
+      res.end(DENIED_BODY)
+      return
+    }
+    this.counters.inc('allowed')
+    this.#record(st, 'request', 'forwarded', req)
+    if (expectsContinue) res.writeContinue()
+    const up: ClientRequest = httpRequest({
+      agent: this.#agentFor(st),
+      host: st.origin.address,
+      port: st.origin.port,
+      method: req.method,
+      path: req.url,
+      headers: forwardable(req.rawHeaders) as unknown as Record<string, string>,
+      setHost: false,
+    })
+    let answered = false
+    const fail = () => {
+      if (answered) return
+      answered = true
+      this.counters.inc('upstreamErrors')
+      this.#record(st, 'response', 'error', req, 503)
+      if (!res.headersSent) {
+        res.writeHead(503, {
+          'content-type': 'text/plain',
+          'content-length': Buffer.byteLength(UPSTREAM_ERROR_BODY),
+          connection: 'close',
+        })
+        res.end(UPSTREAM_ERROR_BODY)
+      } else res.destroy()
+    }
+    up.on('error', fail)
+    up.on('response', (ur: IncomingMessage) => {
+      answered = true
+      this.counters.inc('responses')
+      const code = ur.statusCode ?? 502
+      this.#record(st, 'response', 'forwarded', req, code, Number(process.hrtime.bigint() - t0))
+      res.writeHead(code, ur.statusMessage, forwardable(ur.rawHeaders))
+      ur.pipe(res)
+      ur.on('error', () => res.destroy())
+      ur.on('aborted', () => res.destroy())
+    })
+    res.on('close', () => {
+      // The client went away (or the response is done): an unfinished upstream exchange is
+      // torn down so its socket is not reused half-way.
+      if (!res.writableFinished) up.destroy()
+    })
+    req.on('error', () => up.destroy())
+    req.pipe(up)
+  }
+
+  #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    let status = 400
+    let text = 'Bad Request'
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      this.counters.inc('headersTooLarge')
+      status = 431
+      text = 'Request Header Fields Too Large'
+    } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      this.counters.inc('timeouts')
+      status = 408
+      text = 'Request Timeout'
+    } else if (err.code === 'ECONNRESET' || err.code === 'EPIPE') {
+      socket.destroy()
+      return
+    } else this.counters.inc('malformed')
+    if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
+      socket.end(
+        `HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
+        () => socket.destroy(),
+      )
+    } else socket.destroy()
+  }
+}

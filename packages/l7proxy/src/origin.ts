@@ -1,0 +1,94 @@
+/**
+ * Where a redirected connection was going. The datapath records it when it DNATs a client's
+ * connection to the proxy (see the README, "Redirect"); the proxy asks by the client's address.
+ */
+
+/** The original destination and identities of one redirected client connection or datagram. */
+export interface ProxyOrigin {
+  /** The destination address the client used (after service translation). */
+  address: string
+  port: number
+  /** Security identity of the client. */
+  srcIdentity: number
+  /** Security identity of the original destination. */
+  dstIdentity: number
+  /** The endpoint whose policy redirected the traffic. */
+  endpointId: number
+  /** Whose policy redirected: the client's egress or the server's ingress. */
+  direction: 'ingress' | 'egress'
+}
+
+/** The client side of a connection the proxy accepted (or the sender of a datagram). */
+export interface ProxyPeer {
+  address: string
+  port: number
+  protocol: 'TCP' | 'UDP'
+}
+
+/**
+ * Answers "where was this client going?". The datapath's `lookupProxyOrigin` is the real one
+ * ({@link datapathOriginResolver}); tests without a datapath use {@link StaticOriginResolver}.
+ */
+export interface OriginResolver {
+  resolve(peer: ProxyPeer): ProxyOrigin | undefined
+}
+
+/** Anything with the datapath's lookup (`Datapath` of @membrane/datapath has it). */
+export interface ProxyOriginLookup {
+  lookupProxyOrigin(
+    clientIp: string,
+    clientPort: number,
+    protocol?: 'TCP' | 'UDP' | number,
+  ): ProxyOrigin | undefined
+}
+
+/** Node reports IPv4 peers of a dual-stack listener as `::ffff:a.b.c.d`. */
+export function plainAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
+}
+
+/**
+ * The origin resolver of the real redirect: reads `mb_proxy4` through the datapath.
+ *
+ * @example
+ * const origins = datapathOriginResolver(await Datapath.open({ routerIp4: '10.0.0.1' }))
+ */
+export function datapathOriginResolver(datapath: ProxyOriginLookup): OriginResolver {
+  return {
+    resolve: (peer) =>
+      datapath.lookupProxyOrigin(plainAddress(peer.address), peer.port, peer.protocol),
+  }
+}
+
+/**
+ * A stand-in for the datapath: origins set by hand, by client `address:port`, by client address
+ * (any port), or one fallback for every client. For tests and for running the proxy in front of
+ * a fixed upstream without BPF.
+ *
+ * @example
+ * const origins = new StaticOriginResolver({ fallback: { address: '127.0.0.1', port: 8080,
+ *   srcIdentity: 1000, dstIdentity: 2000, endpointId: 7, direction: 'ingress' } })
+ */
+export class StaticOriginResolver implements OriginResolver {
+  readonly #byPeer = new Map<string, ProxyOrigin>()
+  fallback: ProxyOrigin | undefined
+
+  constructor(options: { fallback?: ProxyOrigin } = {}) {
+    this.fallback = options.fallback
+  }
+
+  /** Set the origin of one client (`port` omitted: every port of that address). */
+  set(address: string, port: number | undefined, origin: ProxyOrigin): this {
+    this.#byPeer.set(port === undefined ? address : `${address}:${port}`, origin)
+    return this
+  }
+
+  delete(address: string, port?: number): boolean {
+    return this.#byPeer.delete(port === undefined ? address : `${address}:${port}`)
+  }
+
+  resolve(peer: ProxyPeer): ProxyOrigin | undefined {
+    const a = plainAddress(peer.address)
+    return this.#byPeer.get(`${a}:${peer.port}`) ?? this.#byPeer.get(a) ?? this.fallback
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Upstream sockets of the proxy carry SO_MARK = 0x0A00 | srcIdentity << 16 from their first
+ * packet on, so the destination's datapath reads the client's identity and does not redirect
+ * the connection to the proxy again.
+ */
+import { createSocket, type Socket as DgramSocket } from 'node:dgram'
+import { Socket } from 'node:net'
+import { L7ProxyError, L7ProxyErrorCode } from './errors'
+
+/** skb->mark magic of proxy upstream sockets (C `MB_MARK_MAGIC_PROXY`). */
+export const PROXY_MARK_MAGIC = 0x0a00
+
+/** The SO_MARK of upstream sockets for a client of `identity` (identity must fit 16 bits). */
+export function upstreamMark(identity: number): number {
+  if (!Number.isInteger(identity) || identity < 0 || identity > 0xffff)
+    throw new L7ProxyError(
+      L7ProxyErrorCode.INVALID_ARGUMENT,
+      `expected an identity 0..65535 to fit the mark, got ${identity}`,
+      { path: 'srcIdentity' },
+    )
+  return ((identity << 16) | PROXY_MARK_MAGIC) >>> 0
+}
+
+/** Sets SO_MARK on a socket; the default uses @membrane/bpf-loader-napi's `setSocketMark`. */
+export type SocketMarker = (socket: Socket | DgramSocket, mark: number) => void
+
+let loaderMarker: SocketMarker | undefined
+
+/** The loader's setSocketMark (CAP_NET_ADMIN), loaded on first use. */
+export async function defaultSocketMarker(): Promise<SocketMarker> {
+  if (!loaderMarker) {
+    const loader = await import('@membrane/bpf-loader-napi')
+    loaderMarker = (s, mark) => loader.setSocketMark(s, mark)
+  }
+  return loaderMarker
+}
+
+interface HandleWithBind {
+  fd?: number
+  bind(address: string, port: number): number
+  bind6?(address: string, port: number, flags: number): number
+}
+
+/**
+ * Connect to `host:port` (an IP address) with `mark` set before the SYN leaves. Node has no
+ * public hook between socket creation and connect(); the `lookup` callback runs after the TCP
+ * handle exists and before connect(), so the handle is bound there (which creates the file
+ * descriptor) and marked. `mark` undefined: a plain connection.
+ */
+export function connectMarked(
+  host: string,
+  port: number,
+  mark: number | undefined,
+  marker: SocketMarker | undefined,
+): Socket {
+  const socket = new Socket()
+  if (mark === undefined || !marker) {
+    socket.connect({ host, port, noDelay: true })
+    return socket
+  }
+  const v6 = host.includes(':')
+  socket.connect({
+    host: 'membrane-upstream.invalid',
+    port,
+    noDelay: true,
+    autoSelectFamily: false,
+    lookup: (_name, _opts, cb) => {
+      const handle = (socket as unknown as { _handle: HandleWithBind | null })._handle
+      try {
+        if (!handle) throw new Error('no TCP handle before connect')
+        const err = v6 ? (handle.bind6?.('::', 0, 0) ?? -1) : handle.bind('0.0.0.0', 0)
+        if (err !== 0) throw new Error(`bind failed (${err})`)
+        marker(socket, mark)
+      } catch (error) {
+        ;(cb as (e: Error) => void)(error as Error)
+        return
+      }
+      ;(cb as (e: null, a: string, f: number) => void)(null, host, v6 ? 6 : 4)
+    },
+  })
+  return socket
+}
+
+/** A UDP socket bound to an ephemeral port, marked before its first datagram. */
+export function bindMarkedUdp(
+  family: 'udp4' | 'udp6',
+  mark: number | undefined,
+  marker: SocketMarker | undefined,
+): Promise<DgramSocket> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket(family)
+    s.once('error', reject)
+    s.bind(0, () => {
+      s.removeListener('error', reject)
+      try {
+        if (mark !== undefined && marker) marker(s, mark)
+      } catch (error) {
+        s.close()
+        reject(error)
+        return
+      }
+      resolve(s)
+    })
+  })
+}
