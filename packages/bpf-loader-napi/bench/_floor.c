@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,7 +41,37 @@ int main(void)
 			bpf_map_update_elem(fd, &i, &v, 0);
 		n += 1000;
 	}
-	printf("\"update\":%.0f}\n", n / (now() - t0));
+	printf("\"update\":%.0f,", n / (now() - t0));
 	close(fd);
+
+	/* batch: 100k entries into a fresh map, then read them all back */
+	{
+		const uint32_t N = 100000;
+		uint32_t *k = malloc(4 * N), *k2 = malloc(4 * N), total = 0, cnt = N;
+		uint64_t *val = malloc(8 * N), *v2 = malloc(8 * N), in = 0, out = 0;
+		int first = 1;
+		LIBBPF_OPTS(bpf_map_batch_opts, o);
+
+		fd = bpf_map_create(BPF_MAP_TYPE_HASH, "bench_floor_b", 4, 8, N, NULL);
+		for (uint32_t i = 0; i < N; i++) {
+			k[i] = i;
+			val[i] = i;
+		}
+		t0 = now();
+		bpf_map_update_batch(fd, k, val, &cnt, &o);
+		printf("\"batchUpdate\":%.0f,", N / (now() - t0));
+		t0 = now();
+		while (total < N) {
+			uint32_t c = N - total;
+			int ret = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, k2 + total, v2 + total, &c, &o);
+			total += c;
+			if (ret)
+				break;
+			in = out;
+			first = 0;
+		}
+		printf("\"batchLookup\":%.0f}\n", N / (now() - t0));
+		close(fd);
+	}
 	return 0;
 }

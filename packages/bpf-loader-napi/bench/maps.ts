@@ -34,12 +34,15 @@ try {
   process.stderr.write(`bench: no C floor (gcc/libbpf): ${(error as Error).message}\n`)
   floorBin = undefined
 }
-function floor(): { lookup: number; update: number } | undefined {
+interface Floor {
+  lookup: number
+  update: number
+  batchUpdate: number
+  batchLookup: number
+}
+function floor(): Floor | undefined {
   if (!floorBin) return undefined
-  return JSON.parse(execFileSync(floorBin, { encoding: 'utf8' })) as {
-    lookup: number
-    update: number
-  }
+  return JSON.parse(execFileSync(floorBin, { encoding: 'utf8' })) as Floor
 }
 
 function keyOf(i: number): Buffer {
@@ -169,6 +172,8 @@ async function batchOps() {
     name: 'bench_batch',
   })
   const theirs = 'error' in peer ? undefined : peer.createHash(4, 8, ENTRIES)
+  const cUpd: number[] = []
+  const cLook: number[] = []
   const t = {
     oursUpd: [] as number[],
     oursUpdPairs: [] as number[],
@@ -182,6 +187,11 @@ async function batchOps() {
     return ENTRIES / (Number(process.hrtime.bigint() - t0) / 1e9)
   }
   for (let r = 0; r < ROUNDS; r++) {
+    const f = floor()
+    if (f) {
+      cUpd.push(f.batchUpdate)
+      cLook.push(f.batchLookup)
+    }
     t.oursUpd.push(await time(() => ours.batchUpdate({ keys, values })))
     t.oursUpdPairs.push(await time(() => ours.batchUpdate(pairs)))
     t.oursLook.push(
@@ -222,9 +232,16 @@ async function batchOps() {
       ...extra,
     })
   }
-  out('hash batch update (packed buffers)', t.oursUpd, t.peerUpd)
-  out('hash batch update ([key, value] pairs)', t.oursUpdPairs, t.peerUpd)
-  out('hash batch lookup (packed)', t.oursLook, t.peerLook)
+  const c = (v: number[], o: number[]) =>
+    v.length
+      ? {
+          cSyscallFloor: Math.round(median(v)),
+          ratioVsC: Number((median(o) / median(v)).toFixed(2)),
+        }
+      : {}
+  out('hash batch update (packed buffers)', t.oursUpd, t.peerUpd, c(cUpd, t.oursUpd))
+  out('hash batch update ([key, value] pairs)', t.oursUpdPairs, t.peerUpd, c(cUpd, t.oursUpdPairs))
+  out('hash batch lookup (packed)', t.oursLook, t.peerLook, c(cLook, t.oursLook))
   ours.close()
   theirs?.close()
 }
