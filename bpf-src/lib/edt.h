@@ -23,7 +23,7 @@
  *    32  __u64 t_tat            token-bucket state (lib/token_bucket.h): the time at which the
  *                               bucket is full again; 0 = full bucket
  *    40  __u64 packets          packets passed (scheduled or admitted)
- *    48  __u64 bytes            bytes passed (wire length)
+ *    48  __u64 bytes            bytes passed (wire length, GSO headers counted per segment)
  *    56  __u64 drops            packets dropped (horizon or rate limit)
  *    64  __u64 drop_bytes       bytes dropped
  *    72  __u32 mode             MB_THROTTLE_MODE_EDT (0): egress stamps skb->tstamp for fq;
@@ -100,12 +100,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_throttle SEC(".maps");
 
-/* Length on the wire: wire_len covers every segment of a GSO packet; 0 outside real traffic. */
+/* Bytes on the wire. At tc egress the stack has set wire_len to every segment's headers plus
+ * the payload of a GSO packet. At tc ingress (the host-side veth's hook, where the endpoint
+ * program runs) wire_len is just skb->len, which counts the headers once for up to 64 KB of
+ * segments: add (gso_segs - 1) header copies, the header length estimated as
+ * len - gso_segs * gso_size (exact when every segment is full, as in bulk TCP; 0 otherwise). */
 static __always_inline __u64 mb_bw_wire_len(struct __sk_buff *skb)
 {
-	__u32 len = skb->wire_len;
+	__u64 len = skb->len;
+	__u64 wire = skb->wire_len;
+	__u64 segs = skb->gso_segs;
+	__u64 size = skb->gso_size;
 
-	return len ? len : skb->len;
+	if (wire > len)
+		return wire;
+	if (segs > 1 && size && len > segs * size)
+		return len + (segs - 1) * (len - segs * size);
+	return len;
 }
 
 static __always_inline struct mb_throttle_val *mb_throttle_lookup(__u16 endpoint_id,

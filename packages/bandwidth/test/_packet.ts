@@ -25,11 +25,21 @@ export function udpFrame(len: number): Buffer {
 /** `struct __sk_buff` for BPF_PROG_TEST_RUN's ctx_in (192 bytes on 6.x). */
 export const SKB_CTX_SIZE = 192
 /** Offsets of the `struct __sk_buff` fields the bandwidth tests use. */
-export const SKB = { tstamp: 152, wire_len: 160, tstamp_type: 180 } as const
+export const SKB = {
+  tstamp: 152,
+  wire_len: 160,
+  gso_segs: 164,
+  gso_size: 176,
+  tstamp_type: 180,
+} as const
 
-/** A ctx_in with `tstamp` (ns) set, everything else zero. */
-export function skbCtx(tstamp: bigint = 0n): Buffer {
+/** A ctx_in with `tstamp` (ns) and optionally GSO segment count/size set, everything else zero. */
+export function skbCtx(tstamp: bigint = 0n, gso?: { segs: number; size: number }): Buffer {
   const b = Buffer.alloc(SKB_CTX_SIZE)
   b.writeBigUInt64LE(tstamp, SKB.tstamp)
+  if (gso) {
+    b.writeUInt32LE(gso.segs, SKB.gso_segs)
+    b.writeUInt32LE(gso.size, SKB.gso_size)
+  }
   return b
 }

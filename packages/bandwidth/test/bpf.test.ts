@@ -188,6 +188,18 @@ describeKernel('BPF_PROG_TEST_RUN: EDT and token bucket', ['root', 'bpf', 'btf',
       expect(entry('ingress')).toMatchObject({ packets: 3n, bytes: 9000n, drops: 2n })
     })
 
+    it('counts the headers of every GSO segment (the host veth ingress sees one header)', async () => {
+      put('ingress', 10_000)
+      // 4 segments of 800 B payload behind one 54-byte header block: 3254 B in the skb,
+      // 3254 + 3 x 54 = 3416 B on the wire.
+      const r = await tbObj.program('bw_tb').testRun({
+        data: udpFrame(3254),
+        ctxIn: skbCtx(0n, { segs: 4, size: 800 }),
+      })
+      expect(r.retval).toBe(0)
+      expect(entry('ingress')).toMatchObject({ packets: 1n, bytes: 3416n })
+    })
+
     it('honours a custom burst (burst_ns) and keeps directions apart', async () => {
       put('ingress', 10_000, { burstNs: 300_000_000n }) // 3000 B
       put('egress', 10_000, { mode: 'police' })
