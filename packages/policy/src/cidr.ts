@@ -145,3 +145,44 @@ export function hostCidr(ip: string): Cidr | undefined {
   if (!p) return undefined
   return parseCidr(`${ip}/${width(p.family)}`)
 }
+
+/**
+ * `cidr` minus every prefix in `except`, as the fewest prefixes (Cilium allocates CIDR
+ * identities for these so that an IP's longest-prefix identity is selected exactly when the
+ * IP is inside `cidr` and outside every `except`).
+ *
+ * @example subtractCidrs(parseCidr('10.0.0.0/8')!, [parseCidr('10.0.0.0/9')!]) // [10.128.0.0/9]
+ */
+export function subtractCidrs(cidr: Cidr, except: readonly Cidr[]): Cidr[] {
+  const w = cidr.family === 4 ? 32 : 128
+  const make = (addr: bigint, bits: number): Cidr =>
+    parseCidr(`${fmt(cidr.family, addr)}/${bits}`) as Cidr
+  let parts: Cidr[] = [cidr]
+  for (const e of except) {
+    if (e.family !== cidr.family) continue
+    const next: Cidr[] = []
+    for (const p of parts) {
+      if (!cidrOverlaps(p, e)) {
+        next.push(p)
+        continue
+      }
+      if (cidrContains(e, p)) continue // removed entirely
+      // p strictly contains e: split p along the path down to e, keeping the siblings.
+      let cur = p
+      while (cur.bits < e.bits) {
+        const bit = 1n << BigInt(w - cur.bits - 1)
+        const lo = make(cur.addr, cur.bits + 1)
+        const hi = make(cur.addr | bit, cur.bits + 1)
+        if (cidrContains(lo, e)) {
+          next.push(hi)
+          cur = lo
+        } else {
+          next.push(lo)
+          cur = hi
+        }
+      }
+    }
+    parts = next
+  }
+  return parts
+}

@@ -181,7 +181,9 @@ export function evaluateDirection(
       }
       if (adm.rule) {
         m.ports = adm.rule.path
-        if (adm.rule.l7) m.l7 = adm.rule.l7
+        // The proxy sees TCP for HTTP/Kafka, TCP and UDP for DNS (as the map state redirects).
+        const l7 = adm.rule.l7
+        if (l7 && (proto === 6 || (l7.parser === 'dns' && proto === 17))) m.l7 = l7
       }
       ;(pr.deny ? denies : allows).push(m)
     }

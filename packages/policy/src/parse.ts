@@ -882,13 +882,6 @@ function parseCiliumPeerRule(
       'the icmps block may only be present without toPorts',
       'either toPorts or icmps',
     )
-  if (o.toFQDNs && toPorts?.some((t) => t.l7?.parser === 'dns'))
-    ctx.fail(
-      'INVALID_COMBINATION',
-      join(path, 'toPorts'),
-      'DNS rules cannot be combined with toFQDNs in one rule',
-      'DNS rules in a separate egress rule',
-    )
   let l4: L4Rule[] | undefined
   if (toPorts?.length) l4 = toPorts
   else if (icmps?.length) l4 = icmps

@@ -1,7 +1,7 @@
 /**
  * PolicyRepository: holds rules, resolves selectors, computes map state, traces flows.
  */
-import { hostCidr } from './cidr'
+import { hostCidr, subtractCidrs } from './cidr'
 import {
   type ComputeOptions,
   type DirectionEvaluation,
@@ -448,6 +448,25 @@ export class PolicyRepository {
       }
     }
     return { change, selectors, needIdentities }
+  }
+
+  /**
+   * The CIDR prefixes the policies need identities for: each CIDR rule's prefix minus its
+   * `except` entries (as prefixes). The agent allocates CIDR identities (`cidr:<prefix>`) and
+   * ipcache entries for them, so an IP's longest-prefix identity is selected exactly when the
+   * rule covers the IP.
+   */
+  cidrPrefixes(): string[] {
+    const out = new Set<string>()
+    for (const r of this.ruleList) {
+      for (const pr of [...r.ingress, ...r.egress]) {
+        for (const p of pr.peers) {
+          if (p.kind !== 'cidr') continue
+          for (const c of subtractCidrs(p.cidr, p.except)) out.add(c.text)
+        }
+      }
+    }
+    return [...out].sort()
   }
 
   /** Add or replace a Kubernetes service (toServices). */

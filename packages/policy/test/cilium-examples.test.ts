@@ -339,6 +339,25 @@ spec:
     ).toBe('denied')
   })
 
+  it('lists the CIDR prefixes to allocate identities for (cidr minus except)', () => {
+    expect(repo.cidrPrefixes()).toEqual([
+      '10.0.0.0/10',
+      '10.112.0.0/12',
+      '10.128.0.0/9',
+      '10.64.0.0/11',
+      '192.0.2.1/32',
+    ])
+    const ids: IdentityData[] = repo
+      .cidrPrefixes()
+      .map((p, i) => ({ id: 16777500 + i, labels: [`cidr:${p}`] }))
+    const ms = repo.computeMapState({ labels: traceEndpointLabels(crawler) }, ids)
+    for (const id of ids.slice(0, 4))
+      expect(
+        ms.get({ identity: id.id, direction: 'egress', protocol: 0, port: 0, portPrefixLen: 0 })
+          ?.deny,
+      ).toBe(false)
+  })
+
   it('compiles CIDR identities and splits the port range into prefixes', () => {
     const ids: IdentityData[] = [
       { id: 16777217, labels: ['cidr:10.0.0.0/8'] },
@@ -576,6 +595,80 @@ spec:
         http: { method: 'GET', path: '/' },
       }).verdict,
     ).toBe('allowed')
+  })
+
+  it('deny on a port range beats an exact-port allow inside it, and only inside it', () => {
+    const repo = new PolicyRepository()
+    repo.upsert(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: ranges }
+spec:
+  endpointSelector: { matchLabels: { app: s } }
+  ingress:
+    - fromEndpoints: [ { matchLabels: { app: c } } ]
+      toPorts: [ { ports: [ { port: "8080", protocol: TCP }, { port: "9000", protocol: TCP } ] } ]
+  ingressDeny:
+    - toPorts: [ { ports: [ { port: "8000", endPort: 8191, protocol: TCP } ] } ]
+`)
+    const ms = repo.computeMapState({ labels: traceEndpointLabels(pod({ app: 's' })) }, [
+      ident(600, pod({ app: 'c' })),
+    ])
+    expect(
+      ms.get({ identity: 0, direction: 'ingress', protocol: 6, port: 8064, portPrefixLen: 9 })
+        ?.deny,
+    ).toBe(true)
+    expect(
+      lookupMapState(ms, { identity: 600, direction: 'ingress', protocol: 6, port: 8080 })?.value
+        .deny,
+    ).toBe(true)
+    expect(
+      lookupMapState(ms, { identity: 600, direction: 'ingress', protocol: 6, port: 9000 })?.value
+        .deny,
+    ).toBe(false)
+    expect(
+      ms.get({ identity: 600, direction: 'ingress', protocol: 6, port: 8080, portPrefixLen: 16 })
+        ?.derivedFrom,
+    ).toEqual(['CiliumNetworkPolicy/default/ranges:spec.ingressDeny[0]'])
+  })
+
+  it('HTTP rules on protocol ANY redirect TCP only', () => {
+    const repo = new PolicyRepository()
+    repo.upsert(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: any }
+spec:
+  endpointSelector: { matchLabels: { app: s } }
+  ingress:
+    - toPorts: [ { ports: [ { port: "80" } ], rules: { http: [ { method: GET } ] } } ]
+`)
+    const ms = repo.computeMapState({ labels: traceEndpointLabels(pod({ app: 's' })) }, [])
+    expect(
+      ms.get({ identity: 0, direction: 'ingress', protocol: 6, port: 80, portPrefixLen: 16 })
+        ?.l7Parser,
+    ).toBe('http')
+    expect(
+      ms.get({ identity: 0, direction: 'ingress', protocol: 17, port: 80, portPrefixLen: 16 })
+        ?.l7Parser,
+    ).toBeUndefined()
+    const udp = repo.trace({
+      source: pod({}),
+      destination: pod({ app: 's' }),
+      port: 80,
+      protocol: 'UDP',
+      http: { method: 'PUT' },
+    })
+    expect(udp.verdict).toBe('allowed')
+    expect(udp.ingress.l7).toBeUndefined()
+    expect(
+      repo.trace({
+        source: pod({}),
+        destination: pod({ app: 's' }),
+        port: 80,
+        http: { method: 'PUT' },
+      }).verdict,
+    ).toBe('denied')
   })
 
   it('CNP peer selectors are scoped to the policy namespace unless they name one', () => {

@@ -3,6 +3,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   cidrContains,
+  cidrOverlaps,
   compileRe2,
   LabelSet,
   matchDnsPattern,
@@ -10,6 +11,7 @@ import {
   parseLabel,
   Re2SyntaxError,
   Selector,
+  subtractCidrs,
 } from '../src/index'
 
 describe('RE2 engine', () => {
@@ -82,6 +84,55 @@ describe('CIDRs', () => {
         if (cidrContains(x, y)) expect(x.bits).toBeLessThanOrEqual(y.bits)
       }),
     )
+  })
+})
+
+describe('subtractCidrs', () => {
+  it('gives disjoint prefixes covering exactly cidr minus the excepts', () => {
+    const host = fc.integer({ min: 0, max: 2 ** 32 - 1 })
+    const ipOf = (a: number) => [24, 16, 8, 0].map((s) => (a >>> s) & 255).join('.')
+    fc.assert(
+      fc.property(
+        host,
+        fc.integer({ min: 8, max: 24 }),
+        fc.array(fc.tuple(host, fc.integer({ min: 9, max: 32 })), { maxLength: 4 }),
+        fc.array(host, { minLength: 1, maxLength: 30 }),
+        (base, bits, ex, probes) => {
+          const cidr = parseCidr(`${ipOf(base)}/${bits}`) as NonNullable<
+            ReturnType<typeof parseCidr>
+          >
+          // excepts inside the cidr: take the cidr's bits from base and the rest from the random host
+          const excepts = ex.map(([h, b]) => {
+            const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0
+            const addr = ((base & mask) | (h & ~mask)) >>> 0
+            return parseCidr(`${ipOf(addr)}/${Math.max(b, bits + 1)}`) as NonNullable<
+              ReturnType<typeof parseCidr>
+            >
+          })
+          const parts = subtractCidrs(cidr, excepts)
+          for (let i = 0; i < parts.length; i++)
+            for (let j = i + 1; j < parts.length; j++)
+              expect(cidrOverlaps(parts[i] as never, parts[j] as never)).toBe(false)
+          for (const pr of [...probes, base]) {
+            const mask = (~0 << (32 - bits)) >>> 0
+            const ip = parseCidr(`${ipOf(((base & mask) | (pr & ~mask)) >>> 0)}/32`) as NonNullable<
+              ReturnType<typeof parseCidr>
+            >
+            const want = !excepts.some((e) => cidrContains(e, ip))
+            expect(parts.some((p) => cidrContains(p, ip))).toBe(want)
+          }
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+  it('splits 10.0.0.0/8 except 10.96.0.0/12', () => {
+    const c = (s: string) => parseCidr(s) as NonNullable<ReturnType<typeof parseCidr>>
+    expect(
+      subtractCidrs(c('10.0.0.0/8'), [c('10.96.0.0/12')])
+        .map((x) => x.text)
+        .sort(),
+    ).toEqual(['10.0.0.0/10', '10.112.0.0/12', '10.128.0.0/9', '10.64.0.0/11'])
   })
 })
 
