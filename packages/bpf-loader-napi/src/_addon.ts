@@ -89,6 +89,11 @@ export interface NativeAddon {
     callback: (error: Error | null, batch?: Buffer, offsets?: Uint32Array) => void,
     maxBatch?: number,
   ) => NativeRingBufferHandle
+  NativePerfBuffer: new (
+    mapFd: number,
+    pageCount: number,
+    callback: (error: Error | null, batch?: Buffer, offsets?: Uint32Array, lost?: number) => void,
+  ) => NativeRingBufferHandle
   probe(kind: 'prog' | 'map', type: number): boolean
   probe(kind: 'helper', progType: number, helperId: number): boolean
   fsType(path: string): 'bpf' | 'cgroup2' | 'other' | null

@@ -35,6 +35,8 @@ export type { CreateMapOptions, MapInfo, PackedEntries } from './map'
 export { BpfMap, createMap, openPinnedMap, possibleCpus, TypedMap } from './map'
 export type { LoadOptions, MapSpec, OpenOptions, ProgramSpec } from './object'
 export { BpfObject } from './object'
+export type { PerfSample } from './perfbuf'
+export { PerfBuffer } from './perfbuf'
 export type { KernelProbe } from './probes'
 export {
   HELPERS,

@@ -1,6 +1,6 @@
 import { describeKernel } from '@membrane/test-utils'
 import { afterEach, beforeEach, expect, it } from 'vitest'
-import { BpfObject, createMap, RingBuffer } from '../src/index'
+import { BpfObject, createMap, PerfBuffer, possibleCpus, RingBuffer } from '../src/index'
 import { testObject, u32le } from './_helpers'
 
 const MAGIC = 0x6d656d6272616e65n
@@ -85,5 +85,38 @@ describeKernel('RingBuffer', ['root', 'bpf'], () => {
     const rb = new RingBuffer(obj.map('events'), () => {})
     rb.close()
     expect(() => rb.consume()).toThrow(/closed/)
+  })
+})
+
+describeKernel('PerfBuffer', ['root', 'bpf'], () => {
+  it('delivers perf event array samples with their CPU, none lost at a modest rate', async () => {
+    using obj = BpfObject.open(testObject('loader_perf'))
+    await obj.load()
+    const samples: Array<{ cpu: number; seq: bigint; magic: number }> = []
+    using pb = new PerfBuffer(obj.map('perf_events'), ({ cpu, data }) => {
+      samples.push({ cpu, seq: data.readBigUInt64LE(0), magic: data.readUInt32LE(12) })
+    })
+    for (let i = 0; i < 10; i++) {
+      await obj.program('emit_perf').testRun({ data: Buffer.alloc(64), repeat: 100 })
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    const deadline = Date.now() + 5000
+    while (samples.length < 1000 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5))
+    expect(samples).toHaveLength(1000)
+    expect(pb.lost).toBe(0)
+    expect(samples.every((s) => s.magic === 0x70657266)).toBe(true)
+    expect(new Set(samples.map((s) => s.seq)).size).toBe(1000)
+    expect(samples.every((s) => s.cpu >= 0 && s.cpu < possibleCpus())).toBe(true)
+    // per CPU the order is kept
+    for (const cpu of new Set(samples.map((s) => s.cpu))) {
+      const seqs = samples.filter((s) => s.cpu === cpu).map((s) => s.seq)
+      expect(seqs).toEqual([...seqs].sort((a, b) => (a < b ? -1 : 1)))
+    }
+  })
+
+  it('refuses a map that is not a perf event array', async () => {
+    using m = createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1, name: 'notperf' })
+    expect(() => new PerfBuffer(m)).toThrow(/expected a perf_event_array map/)
   })
 })

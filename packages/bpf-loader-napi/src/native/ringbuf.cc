@@ -185,8 +185,166 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
   bool inCallback_ = false;
 };
 
+// NativePerfBuffer: a BPF perf event array read the same way (uv_poll on perf_buffer__epoll_fd,
+// perf_buffer__consume on the loop thread). Offsets are [offset, length, cpu] triplets; the
+// callback's 4th argument is the number of records the kernel reported lost since the last batch.
+class NativePerfBuffer : public Napi::ObjectWrap<NativePerfBuffer> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativePerfBuffer",
+                       {InstanceMethod("start", &NativePerfBuffer::JS_Start),
+                        InstanceMethod("stop", &NativePerfBuffer::JS_Stop),
+                        InstanceMethod("consume", &NativePerfBuffer::JS_Consume),
+                        InstanceMethod("close", &NativePerfBuffer::JS_Close)});
+  }
+
+  // new NativePerfBuffer(mapFd, pageCount, callback(err, batch, offsets, lost))
+  NativePerfBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativePerfBuffer>(info) {
+    Napi::Env env = info.Env();
+    int fd = ArgInt(info, 0, "mapFd");
+    uint32_t pages = ArgU32(info, 1, "pageCount");
+    if (!info[2].IsFunction()) throw Napi::TypeError::New(env, "callback must be a function");
+    cb_ = Napi::Persistent(info[2].As<Napi::Function>());
+    LogCapture cap;
+    pb_ = perf_buffer__new(fd, pages, &NativePerfBuffer::Sample, &NativePerfBuffer::Lost, this, nullptr);
+    if (!pb_) {
+      CallError e;
+      e.err = errno ? errno : EINVAL;
+      e.call = "perf_buffer__new";
+      e.libbpfLog = cap.Take();
+      throw MakeError(env, e);
+    }
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    poll_ = new uv_poll_t;
+    if (uv_poll_init(loop, poll_, perf_buffer__epoll_fd(pb_)) != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      perf_buffer__free(pb_);
+      pb_ = nullptr;
+      ThrowErrno(env, "uv_poll_init", EINVAL);
+    }
+    poll_->data = this;
+    env_ = env;
+  }
+
+  ~NativePerfBuffer() override { Close(); }
+
+ private:
+  static void Sample(void* ctx, int cpu, void* data, __u32 size) {
+    auto* self = static_cast<NativePerfBuffer*>(ctx);
+    self->offsets_.push_back((uint32_t)self->batch_.size());
+    self->offsets_.push_back(size);
+    self->offsets_.push_back((uint32_t)cpu);
+    const uint8_t* p = static_cast<const uint8_t*>(data);
+    self->batch_.insert(self->batch_.end(), p, p + size);
+  }
+
+  static void Lost(void* ctx, int cpu, __u64 cnt) {
+    (void)cpu;
+    static_cast<NativePerfBuffer*>(ctx)->lost_ += cnt;
+  }
+
+  size_t DrainOnce() {
+    if (!pb_) return 0;
+    batch_.clear();
+    offsets_.clear();
+    lost_ = 0;
+    int ret = perf_buffer__consume(pb_);
+    size_t n = offsets_.size() / 3;
+    Napi::Env env = env_;
+    Napi::HandleScope scope(env);
+    std::vector<napi_value> args;
+    if (ret < 0) {
+      CallError e;
+      e.err = -ret;
+      e.call = "perf_buffer__consume";
+      args.push_back(MakeError(env, e).Value());
+    } else if (n > 0 || lost_ > 0) {
+      auto buf = Napi::Buffer<uint8_t>::Copy(env, batch_.data(), batch_.size());
+      auto ab = Napi::ArrayBuffer::New(env, offsets_.size() * sizeof(uint32_t));
+      if (!offsets_.empty()) memcpy(ab.Data(), offsets_.data(), offsets_.size() * sizeof(uint32_t));
+      args.push_back(env.Null());
+      args.push_back(buf);
+      args.push_back(Napi::Uint32Array::New(env, offsets_.size(), ab, 0));
+      args.push_back(Napi::Number::New(env, (double)lost_));
+    } else {
+      return 0;
+    }
+    try {
+      cb_.MakeCallback(Value(), args);
+    } catch (const Napi::Error& e) {
+      napi_fatal_exception(env, e.Value());
+    }
+    return n;
+  }
+
+  static void OnPoll(uv_poll_t* handle, int status, int events) {
+    (void)events;
+    auto* self = static_cast<NativePerfBuffer*>(handle->data);
+    if (!self || !self->pb_ || status < 0) return;
+    self->DrainOnce();
+  }
+
+  Napi::Value JS_Start(const Napi::CallbackInfo& info) {
+    if (!pb_) throw Napi::Error::New(info.Env(), "the perf buffer is closed");
+    if (!polling_) {
+      uv_poll_start(poll_, UV_READABLE, &NativePerfBuffer::OnPoll);
+      polling_ = true;
+      Ref();
+    }
+    return info.Env().Undefined();
+  }
+
+  void Stop() {
+    if (polling_) {
+      uv_poll_stop(poll_);
+      polling_ = false;
+      Unref();
+    }
+  }
+
+  Napi::Value JS_Stop(const Napi::CallbackInfo& info) {
+    Stop();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value JS_Consume(const Napi::CallbackInfo& info) {
+    if (!pb_) throw Napi::Error::New(info.Env(), "the perf buffer is closed");
+    return Napi::Number::New(info.Env(), (double)DrainOnce());
+  }
+
+  void Close() {
+    Stop();
+    if (poll_) {
+      poll_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    if (pb_) {
+      perf_buffer__free(pb_);
+      pb_ = nullptr;
+    }
+  }
+
+  Napi::Value JS_Close(const Napi::CallbackInfo& info) {
+    Close();
+    return info.Env().Undefined();
+  }
+
+  perf_buffer* pb_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  Napi::FunctionReference cb_;
+  Napi::Env env_ = Napi::Env(nullptr);
+  std::vector<uint8_t> batch_;
+  std::vector<uint32_t> offsets_;
+  uint64_t lost_ = 0;
+  bool polling_ = false;
+};
+
 void InitRingBuffer(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeRingBuffer", NativeRingBuffer::Define(env));
+  exports.Set("NativePerfBuffer", NativePerfBuffer::Define(env));
 }
 
 }  // namespace membrane
