@@ -225,11 +225,48 @@ export class IdentityPool {
     return { identity: entry.identity, isNew: true }
   }
 
+  /** True when `id` is within this pool's range. */
+  inRange(id: number): boolean {
+    return Number.isInteger(id) && id >= this.#min && id <= this.#max
+  }
+
+  /**
+   * Put back an identity known from before a restart, with no reference: the next `allocate`
+   * of its labels gets it; `pruneUnreferenced` drops it if nobody does.
+   */
+  restore(identity: Identity): void {
+    const key = identity.labels.key()
+    const other = this.#byId.get(identity.id) ?? this.#byKey.get(key)
+    if (other) {
+      if (other.identity.id === identity.id && other.identity.labels.key() === key) return
+      throw new IdentityError(
+        IdentityErrorCode.INVALID_IDENTITY,
+        `cannot restore ${identity.id} ${JSON.stringify(identity.labels.toStrings())}: conflicts with ${other.identity.id} ${JSON.stringify(other.identity.labels.toStrings())}`,
+        { input: { id: identity.id, labels: identity.labels.toStrings() } },
+      )
+    }
+    const entry: PoolEntry = { identity, refs: 0 }
+    this.#byId.set(identity.id, entry)
+    this.#byKey.set(key, entry)
+  }
+
+  /** Remove every identity nobody references (restored ones never taken). */
+  pruneUnreferenced(): Identity[] {
+    const out: Identity[] = []
+    for (const entry of [...this.#byId.values()]) {
+      if (entry.refs > 0) continue
+      this.#byId.delete(entry.identity.id)
+      this.#byKey.delete(entry.identity.labels.key())
+      out.push(entry.identity)
+    }
+    return out
+  }
+
   /** Drop one reference; returns the identity when that was the last one (it is then gone). */
   release(target: number | Labels): { found: boolean; removed?: Identity } {
     const entry =
       typeof target === 'number' ? this.#byId.get(target) : this.#byKey.get(target.key())
-    if (!entry) return { found: false }
+    if (!entry || entry.refs === 0) return { found: false }
     entry.refs--
     if (entry.refs > 0) return { found: true }
     this.#byId.delete(entry.identity.id)

@@ -16,6 +16,7 @@ import {
   clusterIdentityRange,
   type Identity,
   type IdentityRecord,
+  makeIdentity,
   reservedIdentity,
   toIdentityRecord,
 } from './identity'
@@ -32,6 +33,12 @@ export interface MemoryAllocatorOptions {
    */
   minId?: number
   maxId?: number
+  /**
+   * Identities from before a restart (e.g. a saved `list()`): the same labels get the same ids
+   * back. They hold no reference until allocated; `pruneUnreferenced()` drops the rest.
+   * Reserved records are ignored.
+   */
+  restore?: readonly IdentityRecord[]
 }
 
 /**
@@ -68,6 +75,29 @@ export class MemoryAllocator implements IdentityAllocator {
       )
     }
     this.#cluster = new IdentityPool(min, max)
+    for (const record of options.restore ?? []) {
+      if (reservedIdentity(record.id)) continue
+      const c = classifyLabels(record.labels)
+      const pool = c.kind === 'local' ? this.#local : this.#cluster
+      if (c.kind === 'reserved' || !pool.inRange(record.id)) {
+        throw new IdentityError(
+          IdentityErrorCode.INVALID_IDENTITY,
+          `cannot restore identity ${record.id} ${JSON.stringify(record.labels)}: the id is outside the ${c.kind === 'local' ? 'node-local' : 'cluster'} range`,
+          { input: record },
+        )
+      }
+      pool.restore(makeIdentity(record.id, c.labels))
+    }
+  }
+
+  /**
+   * Forget every identity nobody references (restored ones nobody allocated again); each gets a
+   * `delete` event. Returns their ids.
+   */
+  pruneUnreferenced(): number[] {
+    const removed = [...this.#cluster.pruneUnreferenced(), ...this.#local.pruneUnreferenced()]
+    for (const identity of removed) this.#events.emit('delete', identity)
+    return removed.map((i) => i.id)
   }
 
   async allocate(labels: LabelsInput): Promise<AllocateResult> {

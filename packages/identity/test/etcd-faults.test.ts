@@ -78,6 +78,28 @@ describe.skipIf(!check.ok)(`etcd faults${check.ok ? '' : ` [skipped: ${check.rea
     await checkEtcdInvariants(etcd.endpoint, prefix)
   })
 
+  it('releases while etcd is down, and removes the reference once it is back', async () => {
+    const prefix = freshPrefix()
+    const a = await make('node-a', prefix)
+    await a.allocate(['k8s:app=gone'])
+    await etcd.kill()
+    expect(await a.release(['k8s:app=gone'])).toBe(true)
+    expect(a.references(a.lookupByLabels(['k8s:app=gone'])?.id ?? 0)).toBe(0)
+    await etcd.restart()
+    const client = new Etcd3({ hosts: etcd.endpoint })
+    try {
+      await vi.waitFor(
+        async () => expect(await client.getAll().prefix(`${prefix}/value/`).keys()).toEqual([]),
+        {
+          timeout: 15_000,
+          interval: 250,
+        },
+      )
+    } finally {
+      client.close()
+    }
+  })
+
   it("removes a dead node's references when its lease expires", async () => {
     const prefix = freshPrefix()
     const a = await make('node-a', prefix)

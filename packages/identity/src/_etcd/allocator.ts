@@ -245,11 +245,37 @@ export class EtcdAllocator implements IdentityAllocator {
     this.#watcher = watcher
     watcher.on('put', (kv) => this.#applyMaster(kv, true))
     watcher.on('delete', (kv) => this.#applyMasterDelete(kv.key.toString()))
-    watcher.on('error', (e) => this.#onError(e))
+    watcher.on('error', (e) => {
+      // A watch that fails (e.g. its revision was compacted away) may have missed events.
+      this.#onError(e)
+      this.refresh().catch((err: Error) => this.#onError(err))
+    })
     await this.#leaseIdWithin(deadline)
     const t = setInterval(() => this.#flushOrphans(), 1000)
     t.unref()
     this.#timers.push(t)
+  }
+
+  /**
+   * Reload every master key and reconcile the cache with it (add/delete events for the
+   * differences). Runs by itself when the watch reports an error.
+   */
+  async refresh(): Promise<void> {
+    if (this.#closed) throw closedError('refresh')
+    const res = await retryUntil(
+      'refresh',
+      this.#where,
+      Date.now() + this.#timeoutMs,
+      () => this.#closed,
+      () => this.#client.getAll().prefix(`${this.prefix}/id/`).exec(),
+    )
+    const seen = new Set<number>()
+    for (const kv of res.kvs) {
+      const id = this.#parseId(kv.key.toString())
+      if (id !== undefined) seen.add(id)
+      this.#applyMaster(kv, true)
+    }
+    for (const id of [...this.#cache.keys()]) if (!seen.has(id)) this.#forget(id, true)
   }
 
   #parseId(key: string): number | undefined {
