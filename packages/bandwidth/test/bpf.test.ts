@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url'
 import { BpfObject } from '@membrane/bpf-loader-napi'
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
+import fc from 'fast-check'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   decodeThrottleValue,
@@ -206,6 +207,90 @@ describeKernel('BPF_PROG_TEST_RUN: EDT and token bucket', ['root', 'bpf', 'btf',
       await runProg(tbObj, 'bw_tb', 1000, 0n, 5)
       expect(entry('ingress')).toMatchObject({ packets: 3n, drops: 2n })
       expect(entry('egress')).toMatchObject({ packets: 0n, drops: 0n })
+    })
+    describe('the TS models decide like the BPF code (back-to-back packet trains)', () => {
+      /** Real time passes between test runs; cases whose decisions hinge on < 100 ms are skipped. */
+      const MARGIN_NS = 100_000_000n
+
+      it('token bucket: same verdicts and byte counts as tokenBucketModel', async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.integer({ min: 60, max: 1500 }), { minLength: 1, maxLength: 16 }),
+            async (lens) => {
+              const rate = 1000
+              const model = tokenBucketModel(
+                lens.map((len) => ({ arrivalNs: 10n ** 12n, len })),
+                { bytesPerSecond: rate },
+              )
+              // A dropped packet must miss by more than the refill of MARGIN_NS.
+              const margin = (MARGIN_NS * BigInt(rate)) / 1_000_000_000n + 1n
+              fc.pre(
+                model.packets.every(
+                  (p) => p.verdict === 'pass' || BigInt(p.len) - p.tokensAfter > margin,
+                ),
+              )
+              map().delete(encodeThrottleKey({ endpointId: EP, direction: 'ingress' }))
+              put('ingress', rate)
+              const verdicts: string[] = []
+              for (const len of lens) {
+                const r = await runProg(tbObj, 'bw_tb', len)
+                verdicts.push(
+                  r.retval === 0 ? 'pass' : r.retval === DROP_RATE_LIMITED ? 'drop' : '?',
+                )
+              }
+              expect(verdicts).toEqual(model.packets.map((p) => p.verdict))
+              const e = entry('ingress')
+              expect(e.bytes).toBe(model.passedBytes)
+              expect(e.dropBytes).toBe(model.droppedBytes)
+            },
+          ),
+          { numRuns: 25 },
+        )
+      })
+
+      it('EDT: same verdicts and departure offsets as edtModel', async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.integer({ min: 60, max: 3000 }), { minLength: 2, maxLength: 12 }),
+            fc.integer({ min: 200, max: 2000 }),
+            async (lens, horizonMs) => {
+              const rate = 10_000 // 60..3000 B = 6..300 ms each
+              const horizonNs = BigInt(horizonMs) * 1_000_000n
+              const T = 10n ** 12n
+              const model = edtModel(
+                lens.map((len) => ({ arrivalNs: T, len })),
+                { bytesPerSecond: rate, horizonNs, tLast: 1n },
+              )
+              // Skip trains where a packet's delay is within MARGIN_NS of the horizon.
+              let tLast = T
+              for (const [i, len] of lens.entries()) {
+                if (i === 0) continue
+                const next = tLast + (BigInt(len) * 1_000_000_000n) / BigInt(rate)
+                const d = next - T - horizonNs
+                fc.pre(d > MARGIN_NS || d < -MARGIN_NS)
+                if (next - T <= horizonNs) tLast = next
+              }
+              put('egress', rate, { horizonNs })
+              const runs: Run[] = []
+              for (const len of lens) runs.push(await runProg(edtObj, 'bw_edt', len))
+              const verdicts = runs.map((r) =>
+                r.retval === DROP_EDT_HORIZON ? 'drop' : r.tstamp === 0n ? 'send' : 'delay',
+              )
+              expect(verdicts).toEqual(model.packets.map((p) => p.verdict))
+              // Departures keep the model's spacing: offsets from packet 0 are identical.
+              const e = entry('egress')
+              const t0 = e.tLast - (model.tLast - T)
+              runs.forEach((r, i) => {
+                const p = model.packets[i]
+                if (p?.verdict === 'delay')
+                  expect(r.tstamp - t0).toBe((p.departureNs as bigint) - T)
+              })
+              expect(e.drops).toBe(BigInt(model.drops))
+            },
+          ),
+          { numRuns: 20 },
+        )
+      })
     })
   })
 })
