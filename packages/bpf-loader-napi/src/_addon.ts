@@ -140,6 +140,7 @@ export interface NativeObjectHandle {
   globals(): Array<{ name: string; size: number; offset: number; section: string }>
   setGlobal(name: string, value: Buffer): void
   setAutoload(program: string, on: boolean): void
+  setMaxEntries(map: string, maxEntries: number): void
   load(logLevel: number, logSize: number): Promise<Record<string, string[]>>
   close(): void
 }

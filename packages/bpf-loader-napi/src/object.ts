@@ -155,6 +155,16 @@ export class BpfObject {
     native(() => handle.setGlobal(name, buf), `setGlobal('${name}')`)
   }
 
+  /** Resizes a map before load (max_entries; for ringbuf a power-of-two multiple of the page size). */
+  setMaxEntries(map: string, maxEntries: number): void {
+    const handle = this.#need()
+    if (this.#state !== 'open')
+      throw new BpfError(`setMaxEntries('${map}') after load`, { code: BpfErrorCode.BAD_STATE })
+    if (!Number.isInteger(maxEntries) || maxEntries < 1 || maxEntries > 0xffffffff)
+      throw invalid(`setMaxEntries('${map}')`, 'a positive 32-bit integer', maxEntries)
+    native(() => handle.setMaxEntries(map, maxEntries), `setMaxEntries('${map}')`)
+  }
+
   /** Skips (false) or includes (true) a program at load. */
   setAutoload(program: string, on: boolean): void {
     const handle = this.#need()

@@ -501,13 +501,17 @@ export class BpfLink {
 /** A tc (clsact) filter made by {@link BpfProgram.attachTc}. */
 export class TcAttachment {
   #detached = false
+  readonly #addon: NativeAddon
+  /** @internal made by BpfProgram.attachTc */
   constructor(
-    readonly addon: NativeAddon,
+    addon: NativeAddon,
     readonly ifindex: number,
     readonly direction: 'ingress' | 'egress',
     readonly handle: number,
     readonly priority: number,
-  ) {}
+  ) {
+    this.#addon = addon
+  }
 
   /** Removes the filter (the clsact qdisc stays). Resolves false when it was already gone. */
   async detach(): Promise<boolean> {
@@ -515,7 +519,12 @@ export class TcAttachment {
     this.#detached = true
     return nativeAsync(
       () =>
-        this.addon.tcDetach(this.ifindex, this.direction === 'ingress', this.priority, this.handle),
+        this.#addon.tcDetach(
+          this.ifindex,
+          this.direction === 'ingress',
+          this.priority,
+          this.handle,
+        ),
       `tc detach on ifindex ${this.ifindex}`,
     )
   }
@@ -525,7 +534,7 @@ export class TcAttachment {
     if (this.#detached) return
     this.#detached = true
     native(() =>
-      this.addon.tcDetachSync(
+      this.#addon.tcDetachSync(
         this.ifindex,
         this.direction === 'ingress',
         this.priority,
@@ -542,13 +551,18 @@ export class TcAttachment {
 /** An XDP program on a device, made by {@link BpfProgram.attachXdp}. */
 export class XdpAttachment {
   #progFd: number
+  readonly #addon: NativeAddon
+  readonly #modeFlag: number
+  /** @internal made by BpfProgram.attachXdp */
   constructor(
-    readonly addon: NativeAddon,
+    addon: NativeAddon,
     readonly ifindex: number,
     readonly mode: 'generic' | 'native',
-    readonly modeFlag: number,
+    modeFlag: number,
     progFd: number,
   ) {
+    this.#addon = addon
+    this.#modeFlag = modeFlag
     this.#progFd = progFd
   }
 
@@ -560,15 +574,15 @@ export class XdpAttachment {
     try {
       await nativeAsync(
         () =>
-          this.addon.xdpDetach(
+          this.#addon.xdpDetach(
             this.ifindex,
-            this.modeFlag | this.addon.constants.XDP_FLAGS_REPLACE!,
+            this.#modeFlag | this.#addon.constants.XDP_FLAGS_REPLACE!,
             fd,
           ),
         `xdp detach on ifindex ${this.ifindex}`,
       )
     } finally {
-      this.addon.close(fd)
+      this.#addon.close(fd)
     }
   }
 
@@ -579,20 +593,20 @@ export class XdpAttachment {
     this.#progFd = -1
     try {
       native(() =>
-        this.addon.xdpDetachSync(
+        this.#addon.xdpDetachSync(
           this.ifindex,
-          this.modeFlag | this.addon.constants.XDP_FLAGS_REPLACE!,
+          this.#modeFlag | this.#addon.constants.XDP_FLAGS_REPLACE!,
           fd,
         ),
       )
     } finally {
-      this.addon.close(fd)
+      this.#addon.close(fd)
     }
   }
 
   /** The id of the XDP program attached to the device in this mode now (0 when none). */
   attachedProgramId(): number {
-    return native(() => this.addon.xdpQueryId(this.ifindex, this.modeFlag))
+    return native(() => this.#addon.xdpQueryId(this.ifindex, this.#modeFlag))
   }
 
   [Symbol.dispose](): void {

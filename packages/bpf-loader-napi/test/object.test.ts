@@ -49,6 +49,15 @@ describeKernel('BpfObject', ['root', 'bpf', 'bpffs'], () => {
     expect(hash.lookup(u32le(1))?.readBigUInt64LE()).toBe(0x1122334455667788n)
   })
 
+  it('resizes a map before load, not after', async () => {
+    using obj = BpfObject.open(testObject('loader_maps'))
+    obj.setMaxEntries('hash_map', 77)
+    expect(() => obj.setMaxEntries('nope', 1)).toThrow(expect.objectContaining({ code: 'ENOENT' }))
+    await obj.load()
+    expect(obj.map('hash_map').info.maxEntries).toBe(77)
+    expect(() => obj.setMaxEntries('hash_map', 5)).toThrow(/after load/)
+  })
+
   it('rejects a broken program with a VerifierError carrying the whole log', async () => {
     using obj = BpfObject.open(testObject('loader_broken'))
     const err = await obj.load().catch((e: unknown) => e)

@@ -202,6 +202,24 @@ describeKernel(
       }
       await pingFrom(veth.nsB!, veth.addrA!, 1)
     })
+
+    it('XDP native (driver) mode on veth counts packets and detaches', async () => {
+      using obj = BpfObject.open(testObject('loader_xdp'))
+      await obj.load()
+      const pass = obj.program('xdp_count_pass')
+      const att = await pass.attachXdp({ ifname: veth.a, mode: 'native' })
+      try {
+        expect(att.mode).toBe('native')
+        expect(att.attachedProgramId()).toBe(pass.info.id)
+        expect(runSync('ip', ['link', 'show', 'dev', veth.a]).stdout).toMatch(/xdp(drv)? /)
+        await pingFrom(veth.nsB!, veth.addrA!, 3)
+        expect(packetCount(obj, 'xdp_count')).toBeGreaterThanOrEqual(3n)
+      } finally {
+        att.close()
+      }
+      expect(att.attachedProgramId()).toBe(0)
+      expect(runSync('ip', ['link', 'show', 'dev', veth.a]).stdout).not.toMatch(/prog\/xdp/)
+    })
   },
 )
 

@@ -22,6 +22,7 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
                         InstanceMethod("globals", &NativeObject::JS_Globals),
                         InstanceMethod("setGlobal", &NativeObject::JS_SetGlobal),
                         InstanceMethod("setAutoload", &NativeObject::JS_SetAutoload),
+                        InstanceMethod("setMaxEntries", &NativeObject::JS_SetMaxEntries),
                         InstanceMethod("load", &NativeObject::JS_Load),
                         InstanceMethod("close", &NativeObject::JS_Close)});
   }
@@ -194,6 +195,17 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     if (!prog) ThrowErrno(env, "bpf_object__find_program_by_name", ENOENT, name);
     int err = bpf_program__set_autoload(prog, info[1].ToBoolean().Value());
     if (err) ThrowErrno(env, "bpf_program__set_autoload", -err, name);
+    return env.Undefined();
+  }
+
+  Napi::Value JS_SetMaxEntries(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_object* obj = Need(env);
+    std::string name = ArgString(info, 0, "map");
+    bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
+    if (!map) ThrowErrno(env, "bpf_object__find_map_by_name", ENOENT, name);
+    int err = bpf_map__set_max_entries(map, ArgU32(info, 1, "maxEntries"));
+    if (err) ThrowErrno(env, "bpf_map__set_max_entries", -err, name);
     return env.Undefined();
   }
 
