@@ -27,6 +27,9 @@ struct mb_policy_key {
 	__u8  direction;	/* MB_POLICY_INGRESS / MB_POLICY_EGRESS */
 	__u8  protocol;		/* IPPROTO_*, 0 = any (with prefixlen 72) */
 	__be16 dport;		/* network order, so a prefix covers a port range */
+	__u32 pad;		/* never inside a prefix; it makes the trie node's value 8-byte
+				 * aligned (node data at 40 + 16 bytes), so the atomic counter
+				 * updates below never straddle a cache line (split lock). */
 };
 
 /* mb_policy_entry.flags */

@@ -84,7 +84,7 @@ export const ipcacheValueCodec = struct('mb_ipcache_value', 12, {
 })
 
 /** `struct mb_policy_key` (lib/policy.h): LPM key of the global policy map. */
-export const policyKeyCodec = struct('mb_policy_key', 16, {
+export const policyKeyCodec = struct('mb_policy_key', 20, {
   prefixlen: f.u32(0),
   endpointId: f.u32(4),
   identity: f.u32(8),

@@ -37,7 +37,7 @@ export const MAP_SPECS: Readonly<Record<string, MapSpec>> = {
   },
   mb_policy: {
     type: 'lpm_trie',
-    keySize: 16,
+    keySize: 20,
     valueSize: 24,
     maxEntries: 262144,
     flags: NO_PREALLOC,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { DatapathError, PolicyMap, policyEntryCodec, policyKeyCodec } from '../src'
 import { FakeMap } from './_fake-map'
 
-const newMap = () => new FakeMap({ type: 'lpm_trie', keySize: 16, valueSize: 24 })
+const newMap = () => new FakeMap({ type: 'lpm_trie', keySize: 20, valueSize: 24 })
 
 /** What the datapath's two lookups + deny precedence decide (lib/policy.h), on the fake LPM. */
 function decide(map: FakeMap, ep: number, id: number, dir: 0 | 1, proto: number, port: number) {

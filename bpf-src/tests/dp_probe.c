@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Micro-benchmark entries: one building block of the endpoint program each. */
+#include "lib/lxc.h"
+
+SEC("tc")
+int probe_parse(struct __sk_buff *skb)
+{
+	struct mb_pkt4 p = {};
+
+	return mb_parse4(skb, &p) ? 2 : 0;
+}
+
+SEC("tc")
+int probe_ipcache(struct __sk_buff *skb)
+{
+	struct mb_pkt4 p = {};
+
+	mb_parse4(skb, &p);
+	return mb_ipcache_identity4(p.daddr) == 2 ? 1 : 0;
+}
+
+SEC("tc")
+int probe_policy(struct __sk_buff *skb)
+{
+	struct mb_pkt4 p = {};
+	struct mb_policy_result res = {};
+
+	mb_parse4(skb, &p);
+	return mb_policy_check(10, 1000, 2000, MB_POLICY_EGRESS, p.proto, p.dport, p.len, &res) ? 2 : 0;
+}
+
+SEC("tc")
+int probe_ct(struct __sk_buff *skb)
+{
+	struct mb_pkt4 p = {};
+	struct mb_ct_tuple4 t = {};
+	struct mb_ct_entry *e;
+
+	mb_parse4(skb, &p);
+	t.daddr = p.daddr;
+	t.saddr = p.saddr;
+	t.dport = p.dport;
+	t.sport = p.sport;
+	t.nexthdr = p.proto;
+	return mb_ct_lookup4(&t, &e);
+}
+
+SEC("tc")
+int probe_lxc(struct __sk_buff *skb)
+{
+	struct mb_pkt4 p = {};
+
+	mb_parse4(skb, &p);
+	return bpf_map_lookup_elem(&mb_lxc4, &p.daddr) ? 1 : 0;
+}
+
+
+
+SEC("tc")
+int probe_lpm1(struct __sk_buff *skb)
+{
+	struct mb_policy_key key = {
+		.prefixlen = MB_POLICY_FULL_PREFIX,
+		.endpoint_id = 10,
+		.identity = 2000,
+		.direction = MB_POLICY_EGRESS,
+		.protocol = IPPROTO_TCP,
+		.dport = bpf_htons(80),
+	};
+
+	return bpf_map_lookup_elem(&mb_policy, &key) ? 1 : 0;
+}
+
+SEC("tc")
+int probe_lpm1_atomic(struct __sk_buff *skb)
+{
+	struct mb_policy_key key = {
+		.prefixlen = MB_POLICY_FULL_PREFIX,
+		.endpoint_id = 10,
+		.identity = 2000,
+		.direction = MB_POLICY_EGRESS,
+		.protocol = IPPROTO_TCP,
+		.dport = bpf_htons(80),
+	};
+	struct mb_policy_entry *e = bpf_map_lookup_elem(&mb_policy, &key);
+
+	if (e) {
+		__sync_fetch_and_add(&e->packets, 1);
+		__sync_fetch_and_add(&e->bytes, 100);
+	}
+	return e ? 1 : 0;
+}
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
