@@ -53,6 +53,8 @@ describe.skipIf(!check.ok)(`etcd faults${check.ok ? '' : ` [skipped: ${check.rea
     expect(a.lookupByLabels(['k8s:app=db'])?.id).toBe(db.id)
     expect(a.lookupById(web.id)?.labels.toStrings()).toEqual(['k8s:app=web'])
     expect(await a.allocate(['k8s:app=web'])).toMatchObject({ id: web.id, isNew: false })
+    // Labels another node created resolve from the cache too (the reference is written later).
+    expect(await b.allocate(['k8s:app=web'])).toMatchObject({ id: web.id, isNew: false })
     const t0 = Date.now()
     const error = await a.allocate(['k8s:app=new']).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(IdentityError)
@@ -75,7 +77,16 @@ describe.skipIf(!check.ok)(`etcd faults${check.ok ? '' : ` [skipped: ${check.rea
     // The watch came back too.
     const late = await b.allocate(['k8s:app=after-restart'])
     await vi.waitFor(() => expect(a.lookupById(late.id)).toBeDefined(), { timeout: 10_000 })
-    await checkEtcdInvariants(etcd.endpoint, prefix)
+    const state = await checkEtcdInvariants(etcd.endpoint, prefix)
+    // b's reference to web, taken during the outage, reached etcd.
+    await vi.waitFor(
+      async () =>
+        expect((await checkEtcdInvariants(etcd.endpoint, prefix)).references).toContain(
+          `${prefix}/value/k8s:app=web;/node-b`,
+        ),
+      { timeout: 10_000, interval: 250 },
+    )
+    expect(state.masters.get('k8s:app=web;')).toBe(web.id)
   })
 
   it('releases while etcd is down, and removes the reference once it is back', async () => {

@@ -58,6 +58,12 @@ export interface EtcdAllocatorOptions extends EtcdConnectionOptions {
    * the retryable `BACKEND_UNAVAILABLE`. Default 5000 ms.
    */
   timeoutMs?: number
+  /**
+   * How long an allocation of labels the cache already knows (an identity some node created)
+   * waits for etcd before it is answered from the cache; the reference key is then written in
+   * the background once etcd is back. Default 1000 ms.
+   */
+  cachedFallbackMs?: number
   /** How long `create` waits for etcd. Default 15000 ms. */
   connectTimeoutMs?: number
   /** Run {@link EtcdAllocator.collectGarbage} this often (ms). Default 0: never by itself. */
@@ -113,6 +119,7 @@ export class EtcdAllocator implements IdentityAllocator {
   readonly #max: number
   readonly #ttl: number
   readonly #timeoutMs: number
+  readonly #fallbackMs: number
   readonly #onError: (error: Error) => void
   readonly #events = new IdentityEvents()
   readonly #local = localIdentityPool()
@@ -166,6 +173,7 @@ export class EtcdAllocator implements IdentityAllocator {
       )
     }
     this.#timeoutMs = options.timeoutMs ?? 5000
+    this.#fallbackMs = Math.min(options.cachedFallbackMs ?? 1000, this.#timeoutMs)
     this.#onError = options.onError ?? (() => {})
     this.#client = conn.client
     this.#ownsClient = conn.owned
@@ -371,30 +379,33 @@ export class EtcdAllocator implements IdentityAllocator {
       }
     }
     for (const [key, ref] of this.#refs) {
-      if (ref.id === undefined) continue
-      this.#exclusive(key, async () => {
-        if (this.#refs.get(key) !== ref) return
-        for (;;) {
-          if (this.#closed) return
-          try {
-            const id = await this.#allocateRemote(ref.labels)
-            if (id !== ref.id) {
-              this.#onError(
-                new IdentityError(
-                  IdentityErrorCode.CORRUPT_STATE,
-                  `identity of ${JSON.stringify(ref.labels.toStrings())} changed from ${ref.id} to ${id} while this node's lease was lost`,
-                ),
-              )
-              ref.id = id
-            }
-            return
-          } catch (error) {
-            if (error instanceof IdentityError && !error.retryable) throw error
-            await sleep(500)
-          }
-        }
-      }).catch((e: Error) => this.#onError(e))
+      if (ref.id !== undefined) this.#syncReference(key, ref)
     }
+  }
+
+  /** Write this node's reference key for `ref` again, retrying until etcd answers. */
+  #syncReference(key: string, ref: LocalRef): void {
+    this.#exclusive(key, async () => {
+      for (;;) {
+        if (this.#closed || this.#refs.get(key) !== ref) return
+        try {
+          const id = await this.#allocateRemote(ref.labels)
+          if (ref.id !== undefined && id !== ref.id) {
+            this.#onError(
+              new IdentityError(
+                IdentityErrorCode.CORRUPT_STATE,
+                `identity of ${JSON.stringify(ref.labels.toStrings())} changed from ${ref.id} to ${id} while etcd or this node's lease was away`,
+              ),
+            )
+            ref.id = id
+          }
+          return
+        } catch (error) {
+          if (error instanceof IdentityError && !error.retryable) throw error
+          await sleep(500)
+        }
+      }
+    }).catch((e: Error) => this.#onError(e))
   }
 
   // --- allocation ---------------------------------------------------------------------------
@@ -433,11 +444,33 @@ export class EtcdAllocator implements IdentityAllocator {
       count: 1,
       id: undefined,
       labels,
-      ready: this.#exclusive(key, () =>
-        this.#allocateRemote(labels, (created) => {
+      ready: this.#exclusive(key, async () => {
+        const onCreated = (created: boolean) => {
           isNew = created
-        }),
-      ),
+        }
+        if (!this.#cacheByKey.has(key)) return this.#allocateRemote(labels, onCreated)
+        try {
+          return await this.#allocateRemote(labels, onCreated, this.#fallbackMs)
+        } catch (error) {
+          const cached = this.#cacheByKey.get(key)
+          if (
+            !(error instanceof IdentityError) ||
+            error.code !== 'BACKEND_UNAVAILABLE' ||
+            cached === undefined
+          ) {
+            throw error
+          }
+          // etcd is away but the labels are known: answer from the cache; the reference key
+          // is written once etcd answers again.
+          this.#onError(
+            new Error(
+              `${JSON.stringify(labels.toStrings())} answered from the cache (${cached}) while etcd is unavailable; the reference is written when it is back`,
+            ),
+          )
+          setTimeout(() => this.#syncReference(key, ref), 0)
+          return cached
+        }
+      }),
     }
     this.#refs.set(key, ref)
     try {
@@ -541,9 +574,13 @@ export class EtcdAllocator implements IdentityAllocator {
    * compare-and-swap; write this node's reference key; release the lock. Retried (with the
    * lock re-entrant for this node's lease) until the deadline.
    */
-  async #allocateRemote(labels: Labels, created?: (isNew: boolean) => void): Promise<number> {
+  async #allocateRemote(
+    labels: Labels,
+    created?: (isNew: boolean) => void,
+    timeoutMs = this.#timeoutMs,
+  ): Promise<number> {
     const key = labels.key()
-    const deadline = Date.now() + this.#timeoutMs
+    const deadline = Date.now() + timeoutMs
     const what = `allocate ${JSON.stringify(labels.toStrings())}`
     const tried = new Set<number>()
     return retryUntil(
