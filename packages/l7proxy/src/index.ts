@@ -1,4 +1,26 @@
 // @membrane/l7proxy: Transparent L7 policy enforcement for HTTP, Kafka and DNS (toFQDNs).
+
+export { FqdnCache, type FqdnCacheOptions, type FqdnExpiry } from './dns/cache'
+export {
+  DNS_COUNTERS,
+  type DnsCounter,
+  type DnsLearnEvent,
+  DnsProxy,
+  type DnsProxyOptions,
+  evaluateDns,
+} from './dns/proxy'
+export {
+  answerAddresses,
+  buildDnsError,
+  buildDnsQuery,
+  type DnsMessage,
+  type DnsQuestion,
+  DnsRcode,
+  type DnsRecord,
+  DnsType,
+  dnsTypeName,
+  parseDnsMessage,
+} from './dns/wire'
 export { L7ProxyError, L7ProxyErrorCode, WireFormatError } from './errors'
 export {
   compileFullMatch,
