@@ -18,6 +18,9 @@ import {
   sameDatapathValue,
 } from '../src/index'
 
+/** POLICY_FC_SCALE=10 runs every property ten times longer (for a deeper local search). */
+const runs = (n: number) => Math.round(n * Number(process.env.POLICY_FC_SCALE ?? 1))
+
 describe('portRangeToPrefixes', () => {
   it('covers exactly the range, with disjoint aligned prefixes', () => {
     fc.assert(
@@ -43,9 +46,9 @@ describe('portRangeToPrefixes', () => {
           }
         },
       ),
-      { numRuns: 500 },
+      { numRuns: runs(500) },
     )
-  })
+  }, 120_000)
 
   it('uses at most 2*16 prefixes', () => {
     fc.assert(
@@ -147,6 +150,10 @@ const portArb = fc.oneof(
       protocol: fc.constantFrom('TCP', 'UDP'),
     })
     .map(({ range, protocol }) => ({ port: range[0], endPort: range[1], protocol })),
+  fc.record({
+    port: fc.constantFrom('web', 'metrics', 'dns'),
+    protocol: fc.constantFrom('TCP', 'UDP', 'ANY'),
+  }),
 )
 
 const l3Arb = (dir: 'from' | 'to', deny: boolean) =>
@@ -238,18 +245,74 @@ const docArb = fc.record({
   spec: ruleSpecArb,
 })
 
+const npPeerArb = fc.oneof(
+  fc.record({
+    podSelector: fc.record({
+      matchLabels: fc.record({ app: fc.constantFrom(...APPS) }, { requiredKeys: [] }),
+    }),
+  }),
+  fc.record({
+    namespaceSelector: fc.constantFrom(
+      {},
+      { matchLabels: { team: 'blue' } },
+      { matchLabels: { 'kubernetes.io/metadata.name': 'n1' } },
+    ),
+  }),
+  fc.record({
+    namespaceSelector: fc.constantFrom({ matchLabels: { team: 'red' } }),
+    podSelector: fc.record({ matchLabels: fc.record({ tier: fc.constantFrom(...TIERS) }) }),
+  }),
+  fc.record({
+    ipBlock: fc.constantFrom(
+      { cidr: '172.16.0.0/24', except: ['172.16.0.2/32'] },
+      { cidr: '10.0.0.0/8' },
+      { cidr: '0.0.0.0/0' },
+    ),
+  }),
+)
+const npPortArb = fc.oneof(
+  fc.record(
+    { port: fc.constantFrom(80, 81, 443), protocol: fc.constantFrom('TCP', 'UDP', 'SCTP') },
+    { requiredKeys: ['port'] },
+  ),
+  fc.record({ port: fc.constantFrom('web', 'metrics', 'dns') }),
+  fc.record({ port: fc.constant(80), endPort: fc.constantFrom(81, 8191) }),
+  fc.record({ protocol: fc.constantFrom('TCP', 'UDP') }),
+)
+const npRuleArb = (peer: 'from' | 'to') =>
+  fc.record(
+    { [peer]: fc.array(npPeerArb, { maxLength: 2 }), ports: fc.array(npPortArb, { maxLength: 2 }) },
+    { requiredKeys: [] },
+  )
+const npDocArb = fc.record({
+  kind: fc.constant('NetworkPolicy'),
+  ns: fc.constantFrom(...NS),
+  spec: fc.record(
+    {
+      podSelector: fc.oneof(
+        fc.constant({}),
+        fc.record({ matchLabels: fc.record({ app: fc.constantFrom(...APPS) }) }),
+      ),
+      policyTypes: fc.subarray(['Ingress', 'Egress'], { minLength: 1 }),
+      ingress: fc.array(npRuleArb('from'), { maxLength: 2 }),
+      egress: fc.array(npRuleArb('to'), { maxLength: 2 }),
+    },
+    { requiredKeys: ['podSelector'] },
+  ),
+})
+
 type Doc = { kind: string; ns: string; spec: unknown }
 
 function toYaml(docs: Doc[], prefix = 'p'): string {
   return docs
     .map((d, i) =>
       JSON.stringify({
-        apiVersion: 'cilium.io/v2',
+        apiVersion: d.kind === 'NetworkPolicy' ? 'networking.k8s.io/v1' : 'cilium.io/v2',
         kind: d.kind,
         metadata:
-          d.kind === 'CiliumNetworkPolicy'
-            ? { name: `${prefix}${i}`, namespace: d.ns }
-            : { name: `${prefix}${i}` },
+          d.kind === 'CiliumClusterwideNetworkPolicy'
+            ? { name: `${prefix}${i}` }
+            : { name: `${prefix}${i}`, namespace: d.ns },
         spec: d.spec,
       }),
     )
@@ -275,11 +338,18 @@ function buildPods(raw: Array<{ ns: string; app: string; tier?: string | undefin
   }))
 }
 
+const NAMED = {
+  web: { port: 80, protocol: 'TCP' },
+  metrics: { port: 8191, protocol: 'TCP' },
+  dns: { port: 443, protocol: 'UDP' },
+}
+const namedFor = (p: Pod) => (p.app === 'c' ? { web: { port: 81, protocol: 'TCP' } } : NAMED)
+
 function identitiesOf(pods: Pod[]): IdentityData[] {
   return [
     ...RESERVED,
     ...CIDR_IDS,
-    ...pods.map((p) => ({ id: p.id, labels: podLabels(p), ips: [p.ip] })),
+    ...pods.map((p) => ({ id: p.id, labels: podLabels(p), ips: [p.ip], namedPorts: namedFor(p) })),
   ]
 }
 
@@ -291,9 +361,13 @@ function traceVerdicts(
 ): Map<string, boolean> {
   const out = new Map<string, boolean>()
   for (const p of pods) {
-    const me = { identityLabels: podLabels(p), ips: [p.ip] }
+    const me = { identityLabels: podLabels(p), ips: [p.ip], namedPorts: namedFor(p) }
     for (const peer of ids) {
-      const other = { identityLabels: [...peer.labels], ips: [...(peer.ips ?? [])] }
+      const other = {
+        identityLabels: [...peer.labels],
+        ips: [...(peer.ips ?? [])],
+        namedPorts: peer.namedPorts ?? {},
+      }
       for (const probe of PROBES) {
         const eg = repo.trace({
           source: me,
@@ -328,7 +402,7 @@ function mapVerdicts(
 ): Map<string, boolean> {
   const out = new Map<string, boolean>()
   for (const p of pods) {
-    const ms = repo.computeMapState({ labels: podLabels(p) })
+    const ms = repo.computeMapState({ labels: podLabels(p), namedPorts: namedFor(p) })
     for (const peer of ids) {
       for (const probe of PROBES) {
         for (const direction of ['egress', 'ingress'] as const) {
@@ -351,7 +425,10 @@ function mapVerdicts(
 
 const scenarioArb = fc.record({
   pods: fc.array(podArb, { minLength: 1, maxLength: 4 }),
-  docs: fc.array(docArb, { minLength: 1, maxLength: 4 }),
+  docs: fc.array(fc.oneof({ weight: 3, arbitrary: docArb }, { weight: 1, arbitrary: npDocArb }), {
+    minLength: 1,
+    maxLength: 4,
+  }),
 })
 
 describe('map state ≡ trace (random policies and identities)', () => {
@@ -370,9 +447,9 @@ describe('map state ≡ trace (random policies and identities)', () => {
           .map(([k, v]) => `${k}: trace ${v} map ${m.get(k)}`)
         expect(wrong).toEqual([])
       }),
-      { numRuns: 150 },
+      { numRuns: runs(150) },
     )
-  })
+  }, 120_000)
 
   it('deny always wins: a flow matched by any deny rule is dropped by the map state', () => {
     fc.assert(
@@ -404,9 +481,9 @@ describe('map state ≡ trace (random policies and identities)', () => {
           }
         }
       }),
-      { numRuns: 80 },
+      { numRuns: runs(80) },
     )
-  })
+  }, 120_000)
 })
 
 describe('monotonicity', () => {
@@ -431,9 +508,9 @@ describe('monotonicity', () => {
         const after = mapVerdicts(repo, pods, ids)
         for (const [k, v] of before) if (v) expect(after.get(k), k).toBe(true)
       }),
-      { numRuns: 80 },
+      { numRuns: runs(80) },
     )
-  })
+  }, 120_000)
 
   it('adding a deny rule never adds a permitted flow', () => {
     fc.assert(
@@ -455,9 +532,9 @@ describe('monotonicity', () => {
         const after = mapVerdicts(repo, pods, ids)
         for (const [k, v] of after) if (v) expect(before.get(k), k).toBe(true)
       }),
-      { numRuns: 80 },
+      { numRuns: runs(80) },
     )
-  })
+  }, 120_000)
 })
 
 function sameState(a: MapState, b: MapState): string[] {
@@ -497,9 +574,9 @@ describe('diffs and incremental updates', () => {
             expect(next.entries.has(mapStateKeyString(e.key))).toBe(true)
         },
       ),
-      { numRuns: 100 },
+      { numRuns: runs(100) },
     )
-  })
+  }, 120_000)
 
   it('a tracked endpoint updated incrementally equals a full recompute', () => {
     fc.assert(
@@ -539,7 +616,7 @@ describe('diffs and incremental updates', () => {
           tracked.dispose()
         },
       ),
-      { numRuns: 100 },
+      { numRuns: runs(100) },
     )
-  })
+  }, 120_000)
 })
