@@ -46,6 +46,8 @@ interface StepResult {
   }
 }
 
+// A closed pipe (`npm run demo | head`) must not skip the cleanup.
+process.stdout.on('error', () => {})
 const say = (text: string) => {
   if (!jsonOut) process.stdout.write(text)
 }

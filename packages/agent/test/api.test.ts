@@ -120,6 +120,7 @@ describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
       '-o',
       'json',
     ])
+    expect(viaCli.err).toBe('')
     expect(viaCli.code).toBe(0)
     const lines = viaCli.out
       .trim()

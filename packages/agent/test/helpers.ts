@@ -14,12 +14,13 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
   const tag = `${(process.pid % 36 ** 3).toString(36)}${counter.toString(36)}`
   const prefix = `t${tag}`.slice(0, 6)
   const dir = mkdtempSync(join(tmpdir(), `mbagent-${prefix}-`))
-  const third = (process.pid * 7 + counter * 13) % 250
+  // A /24 of 10.128.0.0/9 derived from pid and counter: test processes never share a pool.
+  const idx = (process.pid * 16 + counter) % 32768
   const config: AgentConfig = {
     bpffsRoot: `/sys/fs/bpf/mbagent-${prefix}`,
     stateDir: join(dir, 'state'),
     socketPath: join(dir, 'run', 'api.sock'),
-    ipamPool: `10.${233 + (counter % 6)}.${third}.0/24`,
+    ipamPool: `10.${128 + (idx >> 8)}.${idx & 255}.0/24`,
     metricsPort: 0,
     metricsAddress: '127.0.0.1',
     kvstore: { type: 'memory' },
