@@ -141,6 +141,7 @@ export interface NativeObjectHandle {
   setGlobal(name: string, value: Buffer): void
   setAutoload(program: string, on: boolean): void
   setMaxEntries(map: string, maxEntries: number): void
+  setPinPath(map: string, path: string | null): void
   load(logLevel: number, logSize: number): Promise<Record<string, string[]>>
   close(): void
 }

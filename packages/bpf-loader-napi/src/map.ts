@@ -451,6 +451,7 @@ export class TypedMap<K, V> {
     readonly valueCodec: Codec<V>,
   ) {}
 
+  /** The decoded value under `key`, or undefined. */
   lookup(key: K): V | undefined {
     const v = this.map.lookup(this.keyCodec.encode(key))
     return v === undefined ? undefined : this.valueCodec.decode(v)
@@ -461,27 +462,33 @@ export class TypedMap<K, V> {
     return this.map.lookupPerCpu(this.keyCodec.encode(key))?.map((b) => this.valueCodec.decode(b))
   }
 
+  /** Encodes and writes; see {@link BpfMap.update} for the flags. */
   update(key: K, value: V, flags: UpdateFlag = 'any'): void {
     this.map.update(this.keyCodec.encode(key), this.valueCodec.encode(value), flags)
   }
 
+  /** Removes `key`; false when absent. */
   delete(key: K): boolean {
     return this.map.delete(this.keyCodec.encode(key))
   }
 
+  /** Every key, decoded. */
   keys(): K[] {
     return this.map.keys().map((k) => this.keyCodec.decode(k))
   }
 
+  /** Every [key, value], decoded. */
   entries(): Array<[K, V]> {
     return this.map.entries().map(([k, v]) => [this.keyCodec.decode(k), this.valueCodec.decode(v)])
   }
 
+  /** Batch read of the whole map, decoded. */
   async batchLookup(options: { andDelete?: boolean } = {}): Promise<Array<[K, V]>> {
     const list = await this.map.batchLookup(options)
     return list.map(([k, v]) => [this.keyCodec.decode(k), this.valueCodec.decode(v)])
   }
 
+  /** Batch write of decoded pairs. */
   async batchUpdate(
     entries: ReadonlyArray<readonly [K, V]>,
     flags: UpdateFlag = 'any',
@@ -492,6 +499,7 @@ export class TypedMap<K, V> {
     )
   }
 
+  /** Batch delete by decoded keys. */
   async batchDelete(keys: readonly K[]): Promise<number> {
     return this.map.batchDelete(keys.map((k) => this.keyCodec.encode(k)))
   }

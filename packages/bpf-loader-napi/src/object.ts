@@ -165,6 +165,18 @@ export class BpfObject {
     native(() => handle.setMaxEntries(map, maxEntries), `setMaxEntries('${map}')`)
   }
 
+  /**
+   * Pins one map at `path` at load (reusing a compatible pin there, like pinRoot does for
+   * LIBBPF_PIN_BY_NAME maps); `null` cancels pinning. The directory must exist on bpffs.
+   */
+  setPinPath(map: string, path: string | null): void {
+    const handle = this.#need()
+    if (this.#state !== 'open')
+      throw new BpfError(`setPinPath('${map}') after load`, { code: BpfErrorCode.BAD_STATE })
+    if (path !== null) checkPinPath(path, `setPinPath('${map}') path`)
+    native(() => handle.setPinPath(map, path), `setPinPath('${map}')`)
+  }
+
   /** Skips (false) or includes (true) a program at load. */
   setAutoload(program: string, on: boolean): void {
     const handle = this.#need()

@@ -71,15 +71,23 @@ function effectiveCaps(): bigint {
   }
 }
 
-function findMount(fsType: string): string | undefined {
+/**
+ * A reachable mount of `fsType`: a later mount over a parent directory can hide an earlier one,
+ * so take the last listed mount whose path still has that filesystem type.
+ */
+function findMount(fsType: 'bpf' | 'cgroup2'): string | undefined {
+  const found: string[] = []
   try {
     for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
       const f = line.split(' ')
       const dash = f.indexOf('-')
-      if (dash > 0 && f[dash + 1] === fsType) return f[4]
+      if (dash > 0 && f[dash + 1] === fsType && f[4]) found.push(f[4].replace(/\\040/g, ' '))
     }
-  } catch {}
-  return undefined
+  } catch {
+    return undefined
+  }
+  const addon = loadAddon()
+  return found.reverse().find((p) => addon.fsType(p) === fsType)
 }
 
 /** One summary of what this kernel and process can do with BPF. */

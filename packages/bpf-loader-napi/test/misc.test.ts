@@ -1,4 +1,4 @@
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, existsSync, openSync } from 'node:fs'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { describeKernel } from '@membrane/test-utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -83,6 +83,8 @@ describeKernel('feature probes', ['root', 'bpf'], () => {
     expect(k.helpers.map_lookup_elem).toBe(true)
     expect(typeof k.tcx).toBe('boolean')
     expect(k.errors).toEqual([])
+    expect(k.mounts.bpffs).toBeDefined()
+    expect(existsSync(`${k.mounts.cgroup2}/cgroup.procs`)).toBe(true)
     expect(probeProgramType('xdp')).toBe(true)
     expect(probeMapType('lpm_trie')).toBe(true)
     expect(() => probeMapType('nope' as 'hash')).toThrow(/map type name/)

@@ -93,6 +93,20 @@ describeKernel('BpfObject', ['root', 'bpf', 'bpffs'], () => {
     expect(pinned.info.id).toBe(b.map('pinned_cfg').info.id)
   })
 
+  it('pins one map at an explicit path with setPinPath', async () => {
+    const path = `${pins.path}/explicit_hash`
+    {
+      using a = BpfObject.open(testObject('loader_maps'))
+      a.setPinPath('hash_map', path)
+      expect(() => a.setPinPath('hash_map', 'relative')).toThrow(/absolute path/)
+      await a.load()
+      a.map('hash_map').update(u32le(9), Buffer.alloc(8, 9))
+    }
+    using pinned = openPinnedMap(path)
+    expect(pinned.lookup(u32le(9))).toEqual(Buffer.alloc(8, 9))
+    pinned.unpin()
+  })
+
   it('refuses an incompatible pin, naming the map and the mismatch', async () => {
     const root = `${pins.path}/mismatch`
     {

@@ -23,6 +23,7 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
                         InstanceMethod("setGlobal", &NativeObject::JS_SetGlobal),
                         InstanceMethod("setAutoload", &NativeObject::JS_SetAutoload),
                         InstanceMethod("setMaxEntries", &NativeObject::JS_SetMaxEntries),
+                        InstanceMethod("setPinPath", &NativeObject::JS_SetPinPath),
                         InstanceMethod("load", &NativeObject::JS_Load),
                         InstanceMethod("close", &NativeObject::JS_Close)});
   }
@@ -206,6 +207,18 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     if (!map) ThrowErrno(env, "bpf_object__find_map_by_name", ENOENT, name);
     int err = bpf_map__set_max_entries(map, ArgU32(info, 1, "maxEntries"));
     if (err) ThrowErrno(env, "bpf_map__set_max_entries", -err, name);
+    return env.Undefined();
+  }
+
+  Napi::Value JS_SetPinPath(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_object* obj = Need(env);
+    std::string name = ArgString(info, 0, "map");
+    bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
+    if (!map) ThrowErrno(env, "bpf_object__find_map_by_name", ENOENT, name);
+    std::string path = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    int err = bpf_map__set_pin_path(map, path.empty() ? nullptr : path.c_str());
+    if (err) ThrowErrno(env, "bpf_map__set_pin_path", -err, name);
     return env.Undefined();
   }
 
