@@ -3,6 +3,7 @@
  * `describeAllocatorBackend('memory', { create })`; the suite makes fresh allocators through
  * `create` (each one isolated from the others unless the backend says otherwise) and closes them.
  */
+import fc from 'fast-check'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   type IdentityAllocator,
@@ -19,6 +20,8 @@ export interface BackendOptions {
 }
 
 export interface AllocatorBackend {
+  /** fast-check runs of the model test (each makes a fresh allocator). Default 100. */
+  modelRuns?: number
   /** A fresh, isolated allocator. */
   create(options?: BackendOptions): Promise<IdentityAllocator>
   /**
@@ -232,6 +235,66 @@ export function describeAllocatorBackend(name: string, backend: AllocatorBackend
       const a = await create()
       await a.close()
       expect((await rejection(a.allocate(web))).code).toBe('CLOSED')
+    })
+
+    it('behaves like a reference-counting model under random allocate/release (property)', async () => {
+      const op = fc.record({
+        release: fc.boolean(),
+        set: fc.integer({ min: 0, max: 5 }),
+        byId: fc.boolean(),
+      })
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { maxLength: 25 }), async (ops) => {
+          const a = await create()
+          const events = new Map<number, string>()
+          a.watch((e) => {
+            if (e.type === 'add') events.set(e.identity.id, e.identity.labels.join(','))
+            else events.delete(e.identity.id)
+          })
+          const count = new Map<number, number>()
+          const idOf = new Map<number, number>()
+          try {
+            for (const o of ops) {
+              const labels = o.set === 5 ? ['cidr:10.0.0.0/8'] : [`k8s:app=m${o.set}`]
+              if (!o.release) {
+                const r = await a.allocate(labels)
+                const n = count.get(o.set) ?? 0
+                if (n > 0) expect(r.id).toBe(idOf.get(o.set))
+                if (!idOf.has(o.set)) expect(r.isNew).toBe(true)
+                if (n > 0) expect(r.isNew).toBe(false)
+                count.set(o.set, n + 1)
+                idOf.set(o.set, r.id)
+                // Label sets referenced at the same time never share an id.
+                const live = [...count.entries()].filter(([, c]) => c > 0).map(([k]) => idOf.get(k))
+                expect(new Set(live).size).toBe(live.length)
+              } else {
+                const n = count.get(o.set) ?? 0
+                const id = idOf.get(o.set)
+                const released = await a.release(o.byId && id !== undefined ? id : labels)
+                expect(released).toBe(n === 1)
+                if (n > 0) count.set(o.set, n - 1)
+              }
+            }
+            for (const [k, c] of count) {
+              if (c === 0) continue
+              const id = idOf.get(k) as number
+              expect(a.lookupById(id)?.id).toBe(id)
+              await vi.waitFor(() => expect(events.has(id)).toBe(true))
+            }
+            await vi.waitFor(() =>
+              expect([...events.keys()].sort()).toEqual(
+                a
+                  .list()
+                  .map((r) => r.id)
+                  .sort(),
+              ),
+            )
+          } finally {
+            await a.close()
+          }
+        }),
+        { numRuns: backend.modelRuns ?? 100 },
+      )
     })
 
     it('lists plain JSON records', async () => {

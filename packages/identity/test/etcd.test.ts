@@ -28,6 +28,7 @@ describe.skipIf(!check.ok)(`etcd backend${check.ok ? '' : ` [skipped: ${check.re
         leaseTtlSeconds: 5,
         ...options,
       }),
+    modelRuns: 15,
     collectGarbage: async (a) => {
       await (a as EtcdAllocator).collectGarbage()
       await (a as EtcdAllocator).collectGarbage()
