@@ -151,6 +151,7 @@ export interface NativeRingBufferHandle {
   stop(): void
   consume(): number
   close(): void
+  setRef(on: boolean): void
 }
 
 /** Where the addon was looked for, and why each place failed. */

@@ -96,6 +96,18 @@ export class PerfBuffer extends EventEmitter {
     this.emit('close')
   }
 
+  /** Lets the process exit while this is still polling (like `timer.unref()`). */
+  unref(): this {
+    this.#native?.setRef(false)
+    return this
+  }
+
+  /** Undoes {@link PerfBuffer.unref}: polling keeps the process alive (the default). */
+  ref(): this {
+    this.#native?.setRef(true)
+    return this
+  }
+
   [Symbol.dispose](): void {
     this.close()
   }

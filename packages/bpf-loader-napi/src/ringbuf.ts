@@ -169,6 +169,18 @@ export class RingBuffer extends EventEmitter {
     this.emit('close')
   }
 
+  /** Lets the process exit while this is still polling (like `timer.unref()`). */
+  unref(): this {
+    this.#native?.setRef(false)
+    return this
+  }
+
+  /** Undoes {@link RingBuffer.unref}: polling keeps the process alive (the default). */
+  ref(): this {
+    this.#native?.setRef(true)
+    return this
+  }
+
   [Symbol.dispose](): void {
     this.close()
   }

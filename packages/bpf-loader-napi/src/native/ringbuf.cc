@@ -18,7 +18,8 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
                        {InstanceMethod("start", &NativeRingBuffer::JS_Start),
                         InstanceMethod("stop", &NativeRingBuffer::JS_Stop),
                         InstanceMethod("consume", &NativeRingBuffer::JS_Consume),
-                        InstanceMethod("close", &NativeRingBuffer::JS_Close)});
+                        InstanceMethod("close", &NativeRingBuffer::JS_Close),
+                        InstanceMethod("setRef", &NativeRingBuffer::JS_SetRef)});
   }
 
   // new NativeRingBuffer(mapFd, callback(batch, offsets), maxBatch)
@@ -156,6 +157,15 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
     return Napi::Number::New(info.Env(), total);
   }
 
+  // setRef(false) lets the process exit while polling (uv_unref), like timer.unref().
+  Napi::Value JS_SetRef(const Napi::CallbackInfo& info) {
+    if (poll_) {
+      if (info[0].ToBoolean().Value()) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+      else uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    }
+    return info.Env().Undefined();
+  }
+
   void Close() {
     Stop();
     if (poll_) {
@@ -195,7 +205,8 @@ class NativePerfBuffer : public Napi::ObjectWrap<NativePerfBuffer> {
                        {InstanceMethod("start", &NativePerfBuffer::JS_Start),
                         InstanceMethod("stop", &NativePerfBuffer::JS_Stop),
                         InstanceMethod("consume", &NativePerfBuffer::JS_Consume),
-                        InstanceMethod("close", &NativePerfBuffer::JS_Close)});
+                        InstanceMethod("close", &NativePerfBuffer::JS_Close),
+                        InstanceMethod("setRef", &NativePerfBuffer::JS_SetRef)});
   }
 
   // new NativePerfBuffer(mapFd, pageCount, callback(err, batch, offsets, lost))
@@ -312,6 +323,15 @@ class NativePerfBuffer : public Napi::ObjectWrap<NativePerfBuffer> {
   Napi::Value JS_Consume(const Napi::CallbackInfo& info) {
     if (!pb_) throw Napi::Error::New(info.Env(), "the perf buffer is closed");
     return Napi::Number::New(info.Env(), (double)DrainOnce());
+  }
+
+  // setRef(false) lets the process exit while polling (uv_unref), like timer.unref().
+  Napi::Value JS_SetRef(const Napi::CallbackInfo& info) {
+    if (poll_) {
+      if (info[0].ToBoolean().Value()) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+      else uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    }
+    return info.Env().Undefined();
   }
 
   void Close() {

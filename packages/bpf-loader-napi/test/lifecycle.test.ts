@@ -1,0 +1,60 @@
+import { readdirSync } from 'node:fs'
+import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
+import { expect, it } from 'vitest'
+import { BpfObject, createMap, openPinnedMap, PerfBuffer, RingBuffer } from '../src/index'
+import { testObject } from './_helpers'
+
+const fdCount = () => readdirSync('/proc/self/fd').length
+
+describeKernel('lifecycle: close() releases every descriptor', ['root', 'bpf', 'bpffs'], () => {
+  it('an unref()ed ring buffer does not keep the process alive', async () => {
+    const { execFileSync } = await import('node:child_process')
+    const src = new URL('../src/index.ts', import.meta.url).href
+    const obj = JSON.stringify(testObject('loader_maps'))
+    const code = `const m = await import(${JSON.stringify(src)});
+      const o = m.BpfObject.open(${obj}); await o.load();
+      new m.RingBuffer(o.map('events'), () => {}).unref(); console.log('done')`
+    const out = execFileSync(
+      process.execPath,
+      ['--conditions=@membrane/source', '--import', 'tsx', '-e', code],
+      {
+        encoding: 'utf8',
+        timeout: 20_000,
+      },
+    )
+    expect(out.trim()).toBe('done')
+  })
+
+  it('objects, maps, pins, ring and perf buffers leave no fd behind', async () => {
+    const pins = tempBpffsDir()
+    try {
+      // warm up lazily opened descriptors (addon, libbpf feature probes)
+      {
+        using o = BpfObject.open(testObject('count_packets'))
+        await o.load()
+      }
+      const before = fdCount()
+      for (let i = 0; i < 20; i++) {
+        const obj = BpfObject.open(testObject('loader_maps'))
+        await obj.load()
+        const rb = new RingBuffer(obj.map('events'), () => {})
+        const m = createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 4 })
+        m.pin(`${pins.path}/m${i}`)
+        const again = openPinnedMap(`${pins.path}/m${i}`)
+        again.unpin()
+        again.close()
+        m.close()
+        rb.close()
+        obj.close()
+        const perfObj = BpfObject.open(testObject('loader_perf'))
+        await perfObj.load()
+        const pb = new PerfBuffer(perfObj.map('perf_events'))
+        pb.close()
+        perfObj.close()
+      }
+      expect(fdCount()).toBe(before)
+    } finally {
+      pins.remove()
+    }
+  })
+})
