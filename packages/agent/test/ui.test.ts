@@ -96,7 +96,7 @@ describeKernel(
       await page.goto(`${daemon.httpUrl}/ui`)
       await page.waitForSelector('body[data-loaded="true"]', { timeout: 15_000 })
       const names = await page.$$eval('#endpoints tbody tr', (rows) =>
-        rows.map((r) => (r as HTMLElement).dataset.name),
+        rows.map((r) => (r as unknown as { dataset: { name?: string } }).dataset.name),
       )
       expect(names).toEqual(['deathstar', 'tiefighter', 'xwing'])
       expect(await page.textContent('#policies tbody')).toContain('rule1')
@@ -106,7 +106,12 @@ describeKernel(
       const color = await dropped
         .first()
         .locator('td.verdict')
-        .evaluate((td) => getComputedStyle(td).color)
+        .evaluate(
+          (td) =>
+            (
+              globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }
+            ).getComputedStyle(td).color,
+        )
       expect(color).toBe('rgb(198, 40, 40)')
       await page.waitForSelector('#servicemap svg', { timeout: 10_000 })
       const svg = await page.innerHTML('#servicemap')
