@@ -1,6 +1,8 @@
+import { BandwidthError } from './errors'
 import { applyEgressQdisc, checkIfname, checkNetnsName, type FqSupport, probeSchFq } from './fq'
 import { type BandwidthAnnotations, type BandwidthLimit, parseBandwidthAnnotations } from './rate'
 import {
+  decodeThrottleKey,
   decodeThrottleValue,
   encodeThrottleKey,
   encodeThrottleValue,
@@ -18,6 +20,8 @@ export interface ThrottleMapLike {
   lookup(key: Buffer): Buffer | undefined
   update(key: Buffer, value: Buffer, flags?: 'any' | 'noexist' | 'exist'): void
   delete(key: Buffer): boolean
+  /** All keys; needed by {@link BandwidthManager.reconcile} and to adopt entries on create. */
+  keys?(): Buffer[]
 }
 
 /** The status `mode` strings. Exactly one is reported; it says what is enforced, no more. */
@@ -102,10 +106,73 @@ export class BandwidthManager {
     this.#burstNs = options.burstNs
   }
 
-  /** Create a manager; probes sch_fq (in a throwaway namespace) unless `fq` is given. */
+  /**
+   * Create a manager; probes sch_fq (in a throwaway namespace) unless `fq` is given. Entries
+   * already in a pinned map (an agent restart) are adopted, not flushed; egress entries written
+   * in the other mode are switched to this kernel's mode.
+   */
   static async create(options: BandwidthManagerOptions): Promise<BandwidthManager> {
     const fq = options.fq ?? (await probeSchFq())
-    return new BandwidthManager({ ...options, fq })
+    const manager = new BandwidthManager({ ...options, fq })
+    manager.#adopt()
+    return manager
+  }
+
+  #adopt(): void {
+    for (const key of this.#map.keys?.() ?? []) {
+      let k: ReturnType<typeof decodeThrottleKey>
+      try {
+        k = decodeThrottleKey(key)
+      } catch {
+        continue // not ours to interpret; leave it
+      }
+      const raw = this.#map.lookup(key)
+      if (!raw) continue
+      const set = this.#endpoints.get(k.endpointId) ?? new Set<ThrottleDirection>()
+      set.add(k.direction)
+      this.#endpoints.set(k.endpointId, set)
+      const value = decodeThrottleValue(raw)
+      const mode: ThrottleMode = k.direction === 'ingress' ? 'police' : this.egressMode
+      if (value.mode !== mode) this.#map.update(key, encodeThrottleValue({ ...value, mode }))
+    }
+  }
+
+  /** Endpoint ids with at least one limit, ascending. */
+  endpoints(): number[] {
+    return [...this.#endpoints.keys()].sort((a, b) => a - b)
+  }
+
+  /**
+   * Make the map hold exactly `desired` (endpoint id -> limits), by difference: entries of
+   * endpoints not in `desired` are deleted, the others set (keeping their counters). Everything
+   * is validated before the first write. Needs a map with `keys()`.
+   */
+  reconcile(desired: ReadonlyMap<number, EndpointLimits>): { set: number[]; removed: number[] } {
+    if (!this.#map.keys) {
+      throw new BandwidthError('NOT_SUPPORTED', 'reconcile: the throttle map has no keys()', {
+        field: 'map.keys',
+      })
+    }
+    for (const [id, limits] of desired) this.#entries(id, limits) // validate everything first
+    const present = new Set<number>(this.#endpoints.keys())
+    for (const key of this.#map.keys()) {
+      try {
+        present.add(decodeThrottleKey(key).endpointId)
+      } catch {
+        // a key this package did not write: leave it
+      }
+    }
+    const removed: number[] = []
+    for (const id of present) {
+      if (desired.has(id)) continue
+      this.setEndpoint(id, {})
+      removed.push(id)
+    }
+    for (const [id, limits] of desired) this.setEndpoint(id, limits)
+    return {
+      set: [...desired.keys()].sort((a, b) => a - b),
+      removed: removed.sort((a, b) => a - b),
+    }
   }
 
   /** How egress entries are written: `'edt'` with sch_fq, `'police'` without. */
@@ -170,20 +237,7 @@ export class BandwidthManager {
    * argument changes nothing.
    */
   setEndpoint(endpointId: number, limits: EndpointLimits): void {
-    const entries = DIRECTIONS.map((direction) => {
-      const limit = limits[direction]
-      if (limit === undefined) return { direction, entry: undefined }
-      const bytesPerSecond = typeof limit === 'number' ? limit : limit.bytesPerSecond
-      const entry = throttleEntry({
-        endpointId,
-        direction,
-        bytesPerSecond,
-        mode: this.egressMode,
-        ...(this.#horizonNs === undefined ? {} : { horizonNs: this.#horizonNs }),
-        ...(this.#burstNs === undefined ? {} : { burstNs: this.#burstNs }),
-      })
-      return { direction, entry }
-    })
+    const entries = this.#entries(endpointId, limits)
     const active = new Set<ThrottleDirection>()
     for (const { direction, entry } of entries) {
       const key = encodeThrottleKey({ endpointId, direction })
@@ -200,6 +254,23 @@ export class BandwidthManager {
     }
     if (active.size > 0) this.#endpoints.set(endpointId, active)
     else this.#endpoints.delete(endpointId)
+  }
+
+  #entries(endpointId: number, limits: EndpointLimits) {
+    return DIRECTIONS.map((direction) => {
+      const limit = limits[direction]
+      if (limit === undefined) return { direction, entry: undefined }
+      const bytesPerSecond = typeof limit === 'number' ? limit : limit.bytesPerSecond
+      const entry = throttleEntry({
+        endpointId,
+        direction,
+        bytesPerSecond,
+        mode: this.egressMode,
+        ...(this.#horizonNs === undefined ? {} : { horizonNs: this.#horizonNs }),
+        ...(this.#burstNs === undefined ? {} : { burstNs: this.#burstNs }),
+      })
+      return { direction, entry }
+    })
   }
 
   /**

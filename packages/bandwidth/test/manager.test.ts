@@ -9,6 +9,7 @@ import {
 import {
   decodeThrottleKey,
   EGRESS_BANDWIDTH_ANNOTATION,
+  encodeThrottleKey,
   INGRESS_BANDWIDTH_ANNOTATION,
 } from '../src/index'
 
@@ -26,7 +27,10 @@ class FakeMap implements ThrottleMapLike {
     return this.data.delete(key.toString('hex'))
   }
   keys() {
-    return [...this.data.keys()].map((k) => decodeThrottleKey(Buffer.from(k, 'hex')))
+    return [...this.data.keys()].map((k) => Buffer.from(k, 'hex'))
+  }
+  decodedKeys() {
+    return this.keys().map((k) => decodeThrottleKey(k))
   }
 }
 
@@ -86,7 +90,7 @@ describe('BandwidthManager (fake map)', () => {
     const v = map.data.get(key) as Buffer
     v.writeBigUInt64LE(77n, 56) // drops, as the BPF side would count them
     bw.setEndpoint(9, { egress: 5000 })
-    expect(map.keys()).toEqual([{ endpointId: 9, direction: 'egress' }])
+    expect(map.decodedKeys()).toEqual([{ endpointId: 9, direction: 'egress' }])
     expect(bw.entry(9, 'egress')).toMatchObject({ bytesPerSecond: 5000n, drops: 77n })
     bw.removeEndpoint(9)
     expect(map.data.size).toBe(0)
@@ -97,6 +101,57 @@ describe('BandwidthManager (fake map)', () => {
     const bw = await BandwidthManager.create({ map: new FakeMap(), fq: WITH_FQ })
     await expect(bw.prepareEgressDevice('eth0; rm -rf /')).rejects.toThrow(/not an interface name/)
     await expect(bw.prepareEgressDevice('../x')).rejects.toThrow(/not an interface name/)
+  })
+})
+
+describe('BandwidthManager restart and reconcile', () => {
+  it('adopts entries of a pinned map after a restart and switches egress to this kernel’s mode', async () => {
+    const map = new FakeMap()
+    const withFq = await BandwidthManager.create({ map, fq: WITH_FQ })
+    withFq.setEndpoint(3, { egress: 1000, ingress: 500 })
+    withFq.setEndpoint(4, { ingress: 700 })
+    const restarted = await BandwidthManager.create({ map, fq: NO_FQ })
+    expect(restarted.endpoints()).toEqual([3, 4])
+    expect(restarted.status().endpoints).toBe(2)
+    expect(restarted.entry(3, 'egress')).toMatchObject({ bytesPerSecond: 1000n, mode: 'police' })
+    expect(restarted.entry(3, 'ingress')?.mode).toBe('police')
+  })
+
+  it('reconciles by difference: removes endpoints not desired, keeps counters of the rest', async () => {
+    const map = new FakeMap()
+    const bw = await BandwidthManager.create({ map, fq: NO_FQ })
+    bw.setEndpoint(1, { egress: 1000 })
+    bw.setEndpoint(2, { egress: 1000 })
+    const key = encodeThrottleKey({ endpointId: 1, direction: 'egress' })
+    const raw = map.lookup(key) as Buffer
+    raw.writeBigUInt64LE(5n, 56)
+    map.update(key, raw)
+    const r = bw.reconcile(
+      new Map([
+        [1, { egress: 2000 }],
+        [3, { ingress: 100 }],
+      ]),
+    )
+    expect(r).toEqual({ set: [1, 3], removed: [2] })
+    expect(bw.endpoints()).toEqual([1, 3])
+    expect(bw.entry(1, 'egress')).toMatchObject({ bytesPerSecond: 2000n, drops: 5n })
+    expect(bw.entry(2, 'egress')).toBeUndefined()
+  })
+
+  it('reconcile validates everything before the first write', async () => {
+    const map = new FakeMap()
+    const bw = await BandwidthManager.create({ map, fq: NO_FQ })
+    bw.setEndpoint(1, { egress: 1000 })
+    expect(() =>
+      bw.reconcile(
+        new Map([
+          [2, { egress: 1000 }],
+          [70000, { egress: 1 }],
+        ]),
+      ),
+    ).toThrow(/endpointId: expected an integer 0\.\.65535, got 70000/)
+    expect(bw.endpoints()).toEqual([1])
+    expect(map.data.size).toBe(1)
   })
 })
 
