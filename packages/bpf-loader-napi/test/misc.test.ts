@@ -140,3 +140,29 @@ describeKernel('socket helpers', ['root'], () => {
     )
   })
 })
+
+describeKernel('privileges', ['root', 'bpf', 'bin:setpriv'], () => {
+  it('EPERM without CAP_BPF/CAP_SYS_ADMIN carries the call and the privilege hint', async () => {
+    const { execFileSync } = await import('node:child_process')
+    const src = JSON.stringify(new URL('../src/index.ts', import.meta.url).href)
+    const code = `const m = await import(${src});
+      try { m.createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1 }); console.log('created') }
+      catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, errno: e.errno, call: e.call, hint: e.hint })) }`
+    const out = execFileSync(
+      'setpriv',
+      [
+        '--bounding-set=-bpf,-sys_admin,-perfmon,-net_admin',
+        process.execPath,
+        '--conditions=@membrane/source',
+        '--import',
+        'tsx',
+        '-e',
+        code,
+      ],
+      { encoding: 'utf8', timeout: 20_000 },
+    )
+    const err = JSON.parse(out.trim().split('\n').pop()!)
+    expect(err).toMatchObject({ name: 'BpfError', code: 'EPERM', errno: 1, call: 'bpf_map_create' })
+    expect(err.hint).toMatch(/CAP_BPF/)
+  })
+})
