@@ -111,6 +111,14 @@ describe.skipIf(!check.ok)(`etcd faults${check.ok ? '' : ` [skipped: ${check.rea
     }
   })
 
+  it('closes cleanly while etcd is down', async () => {
+    const a = await make('node-a', freshPrefix())
+    await a.allocate(['k8s:app=x'])
+    await etcd.kill()
+    await a.close()
+    await expect(a.allocate(['k8s:app=x'])).rejects.toMatchObject({ code: 'CLOSED' })
+  })
+
   it("removes a dead node's references when its lease expires", async () => {
     const prefix = freshPrefix()
     const a = await make('node-a', prefix)

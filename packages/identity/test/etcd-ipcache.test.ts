@@ -77,6 +77,37 @@ describe.skipIf(!check.ok)(
       expect(b.ipcache.get('10.0.2.0/24')?.source).toBe('local')
     })
 
+    it('publishes what was upserted while etcd was down once it is back', async () => {
+      const prefix = `test/ip/${process.pid}-${++counter}`
+      const ipcache = new IPCache()
+      const a = await EtcdIPCacheSync.create({
+        endpoints: etcd.endpoint,
+        node: 'node-a',
+        ipcache,
+        prefix,
+        timeoutMs: 500,
+      })
+      open.push(a)
+      await etcd.kill()
+      try {
+        await expect(a.upsert('10.9.9.9', { identity: 777 })).rejects.toMatchObject({
+          code: 'BACKEND_UNAVAILABLE',
+          retryable: true,
+        })
+        expect(ipcache.get('10.9.9.9')?.identity).toBe(777)
+      } finally {
+        await etcd.restart()
+      }
+      const b = await node('node-b', prefix)
+      await vi.waitFor(
+        () => expect(b.ipcache.get('10.9.9.9')).toMatchObject({ identity: 777, source: 'kvstore' }),
+        {
+          timeout: 10_000,
+          interval: 200,
+        },
+      )
+    })
+
     it('rejects bad entries before publishing anything', async () => {
       const prefix = `test/ip/${process.pid}-${++counter}`
       const a = await node('node-a', prefix)
