@@ -140,7 +140,8 @@ async function main(): Promise<number> {
       stateDir: join(workDir, 'state'),
       socketPath: join(workDir, 'membrane.sock'),
       bpffsRoot: `/sys/fs/bpf/membrane-star-wars-${process.pid}`,
-      ipamPool: '10.212.0.0/24',
+      // A pool of its own per run, so two demos (or a demo and a test) never share addresses.
+      ipamPool: `10.212.${process.pid % 256}.0/24`,
       metricsPort: 0,
       kvstore: { type: 'memory' },
       logLevel: 'error',

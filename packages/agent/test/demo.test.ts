@@ -1,0 +1,46 @@
+import { join } from 'node:path'
+import { describeKernel, run } from '@membrane/test-utils'
+import { expect, it } from 'vitest'
+
+const root = join(import.meta.dirname, '..', '..', '..')
+
+interface Step {
+  step: number
+  from: string
+  request: string
+  result: 'allowed' | 'denied'
+  detail: { expected: string; enforced: boolean; outcome: string; note?: string }
+}
+
+describeKernel(
+  'the Star Wars demo (npm run demo -- --json)',
+  ['root', 'netns', 'bpf', 'tc'],
+  () => {
+    it('runs every step for real and every enforced step gives the expected result', async () => {
+      const { stdout } = await run(process.execPath, [join(root, 'tools', 'demo.mjs'), '--json'])
+      const lines = stdout.trim().split('\n')
+      expect(lines).toHaveLength(1) // --json prints exactly one line
+      const { steps } = JSON.parse(lines[0]!) as { steps: Step[] }
+      expect(steps.map((s) => [s.step, s.from, s.request])).toEqual([
+        [1, 'tiefighter', 'POST /v1/request-landing'],
+        [1, 'xwing', 'POST /v1/request-landing'],
+        [2, 'tiefighter', 'POST /v1/request-landing'],
+        [2, 'xwing', 'POST /v1/request-landing'],
+        [3, 'tiefighter', 'POST /v1/request-landing'],
+        [3, 'tiefighter', 'PUT /v1/exhaust-port'],
+      ])
+      // Without policy both ships land; the L3/L4 step is enforced by the datapath here.
+      expect(steps[0]!.result).toBe('allowed')
+      expect(steps[1]!.result).toBe('allowed')
+      expect(steps[2]!.detail.enforced).toBe(true)
+      expect(steps[3]!.detail.enforced).toBe(true)
+      for (const s of steps) {
+        if (s.detail.enforced)
+          expect(s.result, `${s.step} ${s.from} ${s.request}`).toBe(s.detail.expected)
+        else expect(s.detail.note).toMatch(/NOT enforced/)
+      }
+      const exhaust = steps[5]!
+      if (exhaust.detail.enforced) expect(exhaust.detail.outcome).toMatch(/^403 Access denied/)
+    }, 120_000)
+  },
+)
