@@ -41,6 +41,8 @@ export class RingBuffer extends EventEmitter {
   #iterating = false
   /** Records delivered so far. */
   delivered = 0
+  /** How many times back-pressure paused polling (the iterator fell behind by highWaterMark). */
+  backPressurePauses = 0
 
   constructor(map: BpfMap, callback?: (record: Buffer) => void, options: RingBufferOptions = {}) {
     super()
@@ -99,7 +101,13 @@ export class RingBuffer extends EventEmitter {
     if (!this.#paused && this.#native) {
       this.#native.stop()
       this.#paused = true
+      this.backPressurePauses++
     }
+  }
+
+  /** True while polling is paused (by pause() or by back-pressure). */
+  get paused(): boolean {
+    return this.#paused
   }
 
   #resumeNative(): void {

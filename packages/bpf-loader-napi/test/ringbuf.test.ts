@@ -66,11 +66,20 @@ describeKernel('RingBuffer', ['root', 'bpf'], () => {
     const it = rb[Symbol.asyncIterator]()
     await obj.program('emit_event').testRun({ data: pkt, repeat: 1000 })
     const got: bigint[] = []
+    let sawPaused = false
     while (got.length < 1000) {
       const r = await it.next()
       if (r.done) break
       got.push(r.value.readBigUInt64LE(0))
+      if (got.length === 1) {
+        // a slow consumer: let the loop turn so the ring is polled while we hold back
+        await new Promise((res) => setTimeout(res, 20))
+        sawPaused = rb.paused
+      }
     }
+    expect(sawPaused).toBe(true)
+    expect(rb.backPressurePauses).toBeGreaterThan(0)
+    expect(rb.paused).toBe(false)
     expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => BigInt(i)))
     expect(lost()).toBe(0n)
     rb.close()
