@@ -37,6 +37,28 @@ export {
   HttpProxy,
   type HttpProxyOptions,
 } from './http/proxy'
+export { evaluateKafka, kafkaRuleSelects } from './kafka/match'
+export {
+  KAFKA_COUNTERS,
+  type KafkaCounter,
+  KafkaProxy,
+  type KafkaProxyOptions,
+} from './kafka/proxy'
+export {
+  buildKafkaErrorResponse,
+  ERROR_RESPONSE_MAX_VERSION,
+  isFlexible,
+  KafkaApi,
+  KafkaError,
+  KafkaReader,
+  type KafkaRequestInfo,
+  KafkaWriter,
+  kafkaApiName,
+  parseKafkaHeader,
+  parseKafkaRequest,
+  requestPartitions,
+  TOPIC_APIS,
+} from './kafka/wire'
 export {
   datapathOriginResolver,
   type OriginResolver,
