@@ -45,6 +45,26 @@ export function checkNetnsName(name: string, field = 'netns'): string {
 }
 
 let probeCounter = 0
+const PROBE_PREFIX = 'mbbwprobe-'
+
+/** Remove probe namespaces left by processes that died mid-probe (their pid is gone). */
+async function sweepDeadProbes(): Promise<void> {
+  if (!existsSync('/run/netns')) return
+  for (const name of readdirSync('/run/netns')) {
+    const m = /^mbbwprobe-(\d+)-\d+$/.exec(name)
+    if (!m || alive(Number(m[1]))) continue
+    await tryExec('ip', ['netns', 'del', name])
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
 
 /**
  * Probe sch_fq without touching any real device: in a throwaway network namespace, on a veth
@@ -54,7 +74,8 @@ let probeCounter = 0
  * @throws BandwidthError `COMMAND_FAILED` when the namespace itself cannot be made
  */
 export async function probeSchFq(): Promise<FqSupport> {
-  const ns = `mbbwprobe-${process.pid}-${++probeCounter}`
+  await sweepDeadProbes()
+  const ns = `${PROBE_PREFIX}${process.pid}-${++probeCounter}`
   await exec('ip', ['netns', 'add', ns])
   try {
     await exec('ip', [

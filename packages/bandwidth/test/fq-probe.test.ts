@@ -1,4 +1,4 @@
-import { describeKernel, TestNetwork } from '@membrane/test-utils'
+import { describeKernel, isAlive, TestNetwork } from '@membrane/test-utils'
 import { afterAll, expect, it } from 'vitest'
 import { BANDWIDTH_MODE, BandwidthManager, probeSchFq, type ThrottleMapLike } from '../src/host'
 import { tryExec } from '../src/internal/exec'
@@ -10,14 +10,26 @@ const nullMap: ThrottleMapLike = {
 }
 
 describeKernel('sch_fq detection and status honesty', ['root', 'netns', 'tc'], () => {
+  it('sweeps probe namespaces whose process died mid-probe', async () => {
+    let dead = 4_000_000
+    while (isAlive(dead)) dead++
+    const stale = `mbbwprobe-${dead}-1`
+    await tryExec('ip', ['netns', 'add', stale])
+    try {
+      await probeSchFq()
+      expect((await tryExec('ip', ['netns', 'list'])).stdout).not.toContain(stale)
+    } finally {
+      await tryExec('ip', ['netns', 'del', stale])
+    }
+  })
+
   const net = new TestNetwork()
   afterAll(() => net.cleanup())
 
   it('the probe agrees with a direct attempt on a test veth, and leaves no namespace', async () => {
-    const before = (await tryExec('ip', ['netns', 'list'])).stdout
     const support = await probeSchFq()
     const after = (await tryExec('ip', ['netns', 'list'])).stdout
-    expect(after.match(/mbbwprobe-/g)?.length ?? 0).toBe(before.match(/mbbwprobe-/g)?.length ?? 0)
+    expect(after).not.toContain(`mbbwprobe-${process.pid}-`)
 
     // Independent check, on a throwaway veth in a test namespace (never a host device).
     const ns = await net.namespace()
