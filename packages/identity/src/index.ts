@@ -50,6 +50,14 @@ export type {
   IPCacheSource,
 } from './ipcache'
 export { IPCACHE_SOURCES, IPCache } from './ipcache'
+export type { PodLabelsInput } from './k8s'
+export {
+  CLUSTER_LABEL,
+  NAMESPACE_LABELS_PREFIX,
+  POD_NAMESPACE_LABEL,
+  podIdentityLabels,
+  SERVICE_ACCOUNT_LABEL,
+} from './k8s'
 export type { Label, LabelsInput } from './labels'
 export {
   cidrFromLabelKey,

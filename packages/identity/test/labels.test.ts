@@ -10,6 +10,7 @@ import {
   makePrefix,
   parseLabel,
   parseLabelFilterRule,
+  podIdentityLabels,
   prefixContains,
   RESERVED_LABEL_KEYS,
 } from '../src/index'
@@ -245,5 +246,33 @@ describe('label filter', () => {
       source: 'container',
     })
     expect(() => parseLabelFilterRule('k8s:(')).toThrow(/invalid regular expression/)
+  })
+})
+
+describe('pod identity labels', () => {
+  it("builds Cilium's pod labels and filters them", () => {
+    const all = podIdentityLabels({
+      labels: { app: 'web', 'pod-template-hash': '5d8f' },
+      namespace: 'prod',
+      namespaceLabels: { team: 'a' },
+      serviceAccount: 'web-sa',
+      cluster: 'c1',
+    })
+    expect(all.toStrings()).toEqual([
+      'k8s:app=web',
+      'k8s:io.cilium.k8s.namespace.labels.team=a',
+      'k8s:io.cilium.k8s.policy.cluster=c1',
+      'k8s:io.cilium.k8s.policy.serviceaccount=web-sa',
+      'k8s:io.kubernetes.pod.namespace=prod',
+      'k8s:pod-template-hash=5d8f',
+    ])
+    const kept = podIdentityLabels(
+      { labels: { app: 'web', 'pod-template-hash': '5d8f' }, namespace: 'prod' },
+      createLabelFilter(),
+    )
+    expect(kept.key()).toBe('k8s:app=web;k8s:io.kubernetes.pod.namespace=prod;')
+    expect(() => podIdentityLabels({ labels: { 'bad key': 'x' }, namespace: 'prod' })).toThrow(
+      /"bad key"|bad key/,
+    )
   })
 })
