@@ -40,6 +40,8 @@ export interface MapOrigin {
   owned: boolean
   name?: string
   pinPath?: string
+  /** Keeps the owning object alive (and its fds open) while this map is reachable. */
+  owner?: object
 }
 
 const MAP_CTOR = Symbol('BpfMap.ctor')
@@ -67,6 +69,10 @@ export class BpfMap {
   #closed = false
   readonly #keySize: number
   readonly #stride: number
+  // Strong reference to the owning BpfObject: without it, dropping the object while keeping
+  // one of its maps would let GC close the fd under this handle (and a reused fd number would
+  // point at something else).
+  readonly #owner: object | undefined
 
   /** @internal use createMap, openPinnedMap or BpfObject.map */
   constructor(token: symbol, origin: MapOrigin) {
@@ -76,6 +82,7 @@ export class BpfMap {
     this.#fd = origin.fd
     this.#owned = origin.owned
     this.#pinPath = origin.pinPath
+    this.#owner = origin.owner
     const raw = native(() => this.#addon.mapInfo(origin.fd))
     this.#info = Object.freeze({
       name: origin.name ?? raw.name,
@@ -435,6 +442,11 @@ export class BpfMap {
   markClosed(): void {
     this.#closed = true
     this.#fd = -1
+  }
+
+  /** @internal the owning object, if any */
+  get owner(): object | undefined {
+    return this.#owner
   }
 
   [Symbol.dispose](): void {

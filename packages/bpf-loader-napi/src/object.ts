@@ -214,7 +214,9 @@ export class BpfObject {
     this.#maps = handle
       .maps()
       .filter((m) => m.fd >= 0)
-      .map((m) => BpfMap.fromFd({ fd: m.fd, owned: false, name: m.name, pinPath: m.pinPath }))
+      .map((m) =>
+        BpfMap.fromFd({ fd: m.fd, owned: false, name: m.name, pinPath: m.pinPath, owner: this }),
+      )
     this.#programs = handle
       .programs()
       .filter((p) => p.fd >= 0)
@@ -225,6 +227,7 @@ export class BpfObject {
           name: p.name,
           section: p.section,
           type: p.type,
+          owner: this,
         }),
       )
   }

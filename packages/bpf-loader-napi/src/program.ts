@@ -113,6 +113,8 @@ export interface ProgramOrigin {
   section?: string
   type?: number
   pinPath?: string
+  /** Keeps the owning object alive (and its fds open) while this program is reachable. */
+  owner?: object
 }
 
 function resolveIfindex(addon: NativeAddon, o: { ifindex?: number; ifname?: string }): number {
@@ -138,6 +140,8 @@ export class BpfProgram {
   readonly type: ProgramType
   #pinPath: string | undefined
   #closed = false
+  // Strong reference to the owning BpfObject (see BpfMap): GC must not close our fd.
+  readonly #owner: object | undefined
 
   /** @internal use BpfObject.program or openPinnedProgram */
   constructor(token: symbol, origin: ProgramOrigin) {
@@ -148,6 +152,7 @@ export class BpfProgram {
     this.#owned = origin.owned
     this.section = origin.section
     this.#pinPath = origin.pinPath
+    this.#owner = origin.owner
     if (origin.name === undefined || origin.type === undefined) {
       const info = native(() => this.#addon.progInfo(origin.fd))
       this.name = origin.name ?? info.name
@@ -375,6 +380,11 @@ export class BpfProgram {
   markClosed(): void {
     this.#closed = true
     this.#fd = -1
+  }
+
+  /** @internal the owning object, if any */
+  get owner(): object | undefined {
+    return this.#owner
   }
 
   [Symbol.dispose](): void {

@@ -58,3 +58,25 @@ describeKernel('lifecycle: close() releases every descriptor', ['root', 'bpf', '
     }
   })
 })
+
+describeKernel('lifecycle: a map outlives a dropped object', ['root', 'bpf'], () => {
+  it('keeps the owning object (and the fd) alive while one of its maps is reachable', async () => {
+    const gc = (globalThis as { gc?: () => void }).gc
+    const make = async () => {
+      const obj = BpfObject.open(testObject('count_packets'))
+      await obj.load()
+      return obj.map('counts')
+    }
+    const map = await make()
+    const id = map.info.id
+    for (let i = 0; i < 5; i++) {
+      gc?.()
+      await new Promise((r) => setTimeout(r, 10))
+      // filler fds that would take over a closed descriptor number
+      createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 }).close()
+    }
+    expect(map.lookup(Buffer.alloc(4))?.length).toBe(16)
+    expect(map.owner).toBeInstanceOf(BpfObject)
+    expect(id).toBeGreaterThan(0)
+  })
+})
