@@ -211,9 +211,9 @@ export function bucketTokens(value: ThrottleValue, nowNs: bigint): bigint {
   if (rate === 0n) return 0n
   const depth = value.burstNs === 0n ? DEFAULT_BURST_NS : value.burstNs
   const burst = (depth * rate) / 1_000_000_000n
-  if (value.tTat === 0n || nowNs <= value.tTat) return value.tTat === 0n ? burst : 0n
-  const t = (nowNs - value.tTat) * rate
-  const tokens = t / 1_000_000_000n
+  if (value.tTat === 0n) return burst // never used: a full bucket
+  if (nowNs <= value.tTat) return 0n
+  const tokens = ((nowNs - value.tTat) * rate) / 1_000_000_000n
   return tokens > burst ? burst : tokens
 }
 
