@@ -1,4 +1,4 @@
-import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3'
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import {
   type AllocateResult,
   classifyLabels,
@@ -26,6 +26,7 @@ import { Labels, type LabelsInput } from '../labels'
 import {
   connect,
   type EtcdConnectionOptions,
+  NodeLease,
   retryUntil,
   sleep,
   TransientError,
@@ -134,8 +135,7 @@ export class EtcdAllocator implements IdentityAllocator {
   readonly #orphans = new Set<string>()
   /** Unreferenced masters seen by the last GC round: id -> mod revision. */
   readonly #gcMarks = new Map<number, string>()
-  #lease: Lease | undefined
-  #leaseId: Promise<string> | undefined
+  readonly #lease: NodeLease
   #watcher: Watcher | undefined
   #timers: ReturnType<typeof setInterval>[] = []
   #closed = false
@@ -178,6 +178,16 @@ export class EtcdAllocator implements IdentityAllocator {
     this.#client = conn.client
     this.#ownsClient = conn.owned
     this.#where = conn.where
+    this.#lease = new NodeLease(
+      this.#client,
+      this.#ttl,
+      this.#where,
+      () => this.#closed,
+      (error) => {
+        this.#onError(new Error(`node lease lost (${error.message}); granting a new one`))
+        this.#resyncReferences().catch((e: Error) => this.#onError(e))
+      },
+    )
   }
 
   /**
@@ -336,35 +346,8 @@ export class EtcdAllocator implements IdentityAllocator {
 
   // --- lease --------------------------------------------------------------------------------
 
-  /** The current lease id, granting a new lease when needed. */
   #leaseIdWithin(deadline: number): Promise<string> {
-    if (!this.#leaseId) {
-      const lease = this.#client.lease(this.#ttl)
-      this.#lease = lease
-      const granted = retryUntil(
-        'grant lease',
-        this.#where,
-        deadline,
-        () => this.#closed,
-        async () => {
-          const id = await lease.grant()
-          if (typeof id !== 'string') throw id
-          return id
-        },
-      )
-      this.#leaseId = granted
-      granted.catch(() => {
-        if (this.#leaseId === granted) this.#leaseId = undefined
-      })
-      lease.on('lost', (error) => {
-        if (this.#lease !== lease || this.#closed) return
-        this.#onError(new Error(`node lease lost (${error.message}); granting a new one`))
-        this.#lease = undefined
-        this.#leaseId = undefined
-        this.#resyncReferences().catch((e: Error) => this.#onError(e))
-      })
-    }
-    return this.#leaseId
+    return this.#lease.id(deadline)
   }
 
   /** After a lease loss: put every reference key again under a new lease. */
@@ -961,12 +944,7 @@ export class EtcdAllocator implements IdentityAllocator {
     const watcher = this.#watcher
     this.#watcher = undefined
     await watcher?.cancel().catch(() => {})
-    const lease = this.#lease
-    this.#lease = undefined
-    if (lease) {
-      if (options.revoke === false) lease.release()
-      else await lease.revoke({ deadline: Date.now() + 1000 }).catch(() => lease.release())
-    }
+    await this.#lease.close(options.revoke !== false)
     if (this.#ownsClient) this.#client.close()
   }
 }

@@ -1,5 +1,5 @@
 import { ExponentialBackoff, type IBackoff, noop } from 'cockatiel'
-import { Etcd3, type IKeyValue, type IOptions, type ITxnResponse } from 'etcd3'
+import { Etcd3, type IKeyValue, type IOptions, type ITxnResponse, type Lease } from 'etcd3'
 import { IdentityError, IdentityErrorCode } from '../errors'
 
 /** How to reach etcd: endpoints (`http://127.0.0.1:2379`) or a client you own. */
@@ -142,5 +142,75 @@ export class TransientError extends Error {
   constructor(message: string) {
     super(message)
     this.name = 'TransientError'
+  }
+}
+
+/**
+ * A node's lease, granted on demand and kept alive by etcd3. When etcd says it is lost (expired
+ * or revoked), `onLost` runs and the next `id()` grants a new one. Every grant attempt uses a
+ * fresh etcd3 Lease, so a failed grant leaves nothing half-alive behind. @internal
+ */
+export class NodeLease {
+  readonly #client: Etcd3
+  readonly #ttl: number
+  readonly #where: string
+  readonly #isClosed: () => boolean
+  readonly #onLost: (error: Error) => void
+  #lease: Lease | undefined
+  #id: Promise<string> | undefined
+
+  constructor(
+    client: Etcd3,
+    ttl: number,
+    where: string,
+    isClosed: () => boolean,
+    onLost: (error: Error) => void,
+  ) {
+    this.#client = client
+    this.#ttl = ttl
+    this.#where = where
+    this.#isClosed = isClosed
+    this.#onLost = onLost
+  }
+
+  /** The current lease id, granting a lease first when there is none. */
+  id(deadline: number): Promise<string> {
+    if (!this.#id) {
+      const granted = retryUntil('grant lease', this.#where, deadline, this.#isClosed, async () => {
+        const lease = this.#client.lease(this.#ttl)
+        const id = await lease.grant()
+        if (typeof id !== 'string') {
+          lease.release()
+          throw id
+        }
+        if (this.#isClosed()) {
+          await lease.revoke().catch(() => lease.release())
+          throw new IdentityError(IdentityErrorCode.CLOSED, 'grant lease: closed')
+        }
+        this.#lease = lease
+        lease.on('lost', (error) => {
+          if (this.#lease !== lease || this.#isClosed()) return
+          this.#lease = undefined
+          this.#id = undefined
+          this.#onLost(error)
+        })
+        return id
+      })
+      this.#id = granted
+      granted.catch(() => {
+        if (this.#id === granted) this.#id = undefined
+      })
+    }
+    return this.#id
+  }
+
+  /** Revoke the lease (its keys go at once), or just stop keeping it alive. */
+  async close(revoke: boolean): Promise<void> {
+    const lease = this.#lease
+    this.#lease = undefined
+    this.#id = undefined
+    if (!lease) return
+    if (revoke) await lease.revoke({ deadline: Date.now() + 1000 }).catch(() => lease.release())
+    else lease.release()
   }
 }

@@ -1,10 +1,11 @@
-import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3'
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import { IdentityError, IdentityErrorCode } from '../errors'
 import { type Prefix, parsePrefix } from '../ip'
 import type { IPCache, IPCacheEntry } from '../ipcache'
 import {
   connect,
   type EtcdConnectionOptions,
+  NodeLease,
   retryUntil,
   sleep,
   validateKeyPrefix,
@@ -70,8 +71,7 @@ export class EtcdIPCacheSync {
   readonly #published = new Map<string, string>()
   /** Remote entries currently applied: cidr. */
   readonly #remote = new Set<string>()
-  #lease: Lease | undefined
-  #leaseId: Promise<string> | undefined
+  readonly #lease: NodeLease
   #watcher: Watcher | undefined
   #closed = false
 
@@ -90,6 +90,18 @@ export class EtcdIPCacheSync {
     this.#ttl = options.leaseTtlSeconds ?? 15
     this.#timeoutMs = options.timeoutMs ?? 5000
     this.#onError = options.onError ?? (() => {})
+    this.#lease = new NodeLease(
+      this.#client,
+      this.#ttl,
+      this.#where,
+      () => this.#closed,
+      (error) => {
+        this.#onError(new Error(`ipcache lease lost (${error.message}); publishing again`))
+        for (const cidr of this.#published.keys()) {
+          this.#republish(cidr).catch((e: Error) => this.#onError(e))
+        }
+      },
+    )
   }
 
   /** Connect, load every shared entry into the ipcache and follow changes. */
@@ -188,34 +200,7 @@ export class EtcdIPCacheSync {
   }
 
   #leaseIdWithin(deadline: number): Promise<string> {
-    if (!this.#leaseId) {
-      const lease = this.#client.lease(this.#ttl)
-      this.#lease = lease
-      const granted = retryUntil(
-        'grant lease',
-        this.#where,
-        deadline,
-        () => this.#closed,
-        async () => {
-          const id = await lease.grant()
-          if (typeof id !== 'string') throw id
-          return id
-        },
-      )
-      this.#leaseId = granted
-      granted.catch(() => {
-        if (this.#leaseId === granted) this.#leaseId = undefined
-      })
-      lease.on('lost', (error) => {
-        if (this.#lease !== lease || this.#closed) return
-        this.#onError(new Error(`ipcache lease lost (${error.message}); publishing again`))
-        this.#lease = undefined
-        this.#leaseId = undefined
-        for (const cidr of this.#published.keys())
-          this.#republish(cidr).catch((e: Error) => this.#onError(e))
-      })
-    }
-    return this.#leaseId
+    return this.#lease.id(deadline)
   }
 
   async #republish(cidr: string): Promise<void> {
@@ -310,12 +295,7 @@ export class EtcdIPCacheSync {
     const watcher = this.#watcher
     this.#watcher = undefined
     await watcher?.cancel().catch(() => {})
-    const lease = this.#lease
-    this.#lease = undefined
-    if (lease) {
-      if (options.revoke === false) lease.release()
-      else await lease.revoke({ deadline: Date.now() + 1000 }).catch(() => lease.release())
-    }
+    await this.#lease.close(options.revoke !== false)
     if (this.#owns) this.#client.close()
   }
 }
