@@ -139,6 +139,27 @@ export function rule(i: number): unknown {
       ]
       break
   }
+  // Every 20th rule is cluster-wide with broad selectors (hundreds of identities per selector).
+  if (i % 20 === 19) {
+    const tier = ['web', 'api', 'db', 'cache'][i % 4] as string
+    const ccnp = {
+      endpointSelector: { matchLabels: { tier } },
+      ingress: [
+        {
+          fromEndpoints: [
+            { matchLabels: { 'io.cilium.k8s.namespace.labels.team': `team${i % 7}` } },
+          ],
+          toPorts: [{ ports: [{ port: String(8000 + (i % 100)), protocol: 'TCP' }] }],
+        },
+      ],
+    }
+    return {
+      apiVersion: 'cilium.io/v2',
+      kind: 'CiliumClusterwideNetworkPolicy',
+      metadata: { name: `ccnp-${i}` },
+      spec: ccnp,
+    }
+  }
   return {
     apiVersion: 'cilium.io/v2',
     kind: 'CiliumNetworkPolicy',

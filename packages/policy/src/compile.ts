@@ -7,6 +7,7 @@ import type { NamedPort, ResolvedIdentity } from './identity'
 import { peerSelects } from './identity'
 import type { LabelSet } from './labels'
 import {
+  diffMapState,
   MapState,
   type MapStateDiff,
   type MapStateEntry,
@@ -294,8 +295,6 @@ export class EndpointPolicy {
   mapState = new MapState()
   private templates: Record<Direction, Template[]> = { ingress: [], egress: [] }
   private wild: Record<Direction, AggMap> = { ingress: new Map(), egress: new Map() }
-  /** identity -> map-state key strings of that identity */
-  private keysById = new Map<number, Set<string>>()
   selectedRefs = new Set<string>()
   private pending = new Set<number>()
   private unsubscribe: (() => void) | undefined
@@ -326,14 +325,13 @@ export class EndpointPolicy {
   }
 
   /** Recompute everything from `rules`; returns the diff against the previous map state. */
-  compute(rules: readonly PolicyRule[], revision: number): MapStateDiff {
+  compute(rules: readonly PolicyRule[], revision: number, wantDiff = true): MapStateDiff {
     const prev = this.mapState
     const enforcement = this.options.enforcement ?? 'default'
     const selected =
       enforcement === 'never' ? [] : rules.filter((r) => ruleSelects(r, this.endpoint.labelSet))
     this.selectedRefs = new Set(selected.map((r) => r.ref))
     const next = new MapState()
-    this.keysById = new Map()
     this.pending.clear()
     for (const dir of ['ingress', 'egress'] as const) {
       const templates: Template[] = []
@@ -377,23 +375,54 @@ export class EndpointPolicy {
         next.set(key, this.fold(dir, undefined, code))
       }
     }
-    // Identity-specific entries.
-    const ids = new Set<number>()
-    let namedWild = false
-    for (const dir of ['ingress', 'egress'] as const) {
-      for (const t of this.templates[dir]) {
-        for (const k of t.peers)
-          if (k !== null) for (const id of this.cache.selected(k)) ids.add(id)
-        if (t.named.length && t.peers.includes(null)) namedWild = true
+    // Identity-specific entries. Identities selected by the same templates get the same
+    // entries: compute them once per distinct membership and stamp them out per identity.
+    this.all = [
+      ...this.templates.ingress.map((t) => ({ dir: 'ingress' as const, t })),
+      ...this.templates.egress.map((t) => ({ dir: 'egress' as const, t })),
+    ]
+    const all = this.all
+    const members = new Map<number, number[]>()
+    const join = (id: number, ti: number) => {
+      let m = members.get(id)
+      if (!m) {
+        m = []
+        members.set(id, m)
       }
+      if (m[m.length - 1] !== ti) m.push(ti)
     }
+    all.forEach(({ t }, ti) => {
+      for (const k of t.peers) if (k !== null) for (const id of this.cache.selected(k)) join(id, ti)
+    })
     // Egress named ports towards any peer resolve per destination identity.
-    if (namedWild)
-      for (const ident of this.cache.identities()) if (ident.namedPorts) ids.add(ident.id)
-    for (const id of ids) this.writeIdentity(next, id)
+    all.forEach(({ t }, ti) => {
+      if (!t.named.length || !t.peers.includes(null)) return
+      for (const ident of this.cache.identities()) {
+        if (!ident.namedPorts) continue
+        const m = members.get(ident.id)
+        if (!m?.includes(ti)) join(ident.id, ~ti)
+      }
+    })
+    const shared = new Map<string, Array<[Direction, number, MapStateValue]>>()
+    for (const [id, m] of members) {
+      const ident = this.cache.identity(id)
+      if (!ident) continue
+      const perIdentity = m.some((ti) => ti < 0 || (all[ti] as { t: Template }).t.named.length > 0)
+      let entries: Array<[Direction, number, MapStateValue]> | undefined
+      if (perIdentity) entries = this.entriesFor(ident, m)
+      else {
+        const key = m.join(',')
+        entries = shared.get(key)
+        if (!entries) {
+          entries = this.entriesFor(ident, m)
+          shared.set(key, entries)
+        }
+      }
+      this.emit(next, id, entries)
+    }
     this.mapState = next
     this.revision = revision
-    return diffStates(prev, next)
+    return wantDiff ? diffMapState(prev, next) : { upserts: [], deletes: [] }
   }
 
   /** Recompute the entries of identities whose selections changed since the last call. */
@@ -404,15 +433,10 @@ export class EndpointPolicy {
     this.pending.clear()
     for (const id of ids) {
       const old = new Map<string, MapStateEntry>()
-      for (const k of this.keysById.get(id) ?? []) {
-        const e = this.mapState.entries.get(k)
-        if (e) old.set(k, e)
-        this.mapState.entries.delete(k)
-      }
-      this.keysById.delete(id)
+      for (const e of this.mapState.deleteIdentity(id)) old.set(mapStateKeyString(e.key), e)
       this.writeIdentity(this.mapState, id)
-      for (const k of this.keysById.get(id) ?? []) {
-        const e = this.mapState.entries.get(k) as MapStateEntry
+      for (const e of this.mapState.identityEntries(id)) {
+        const k = mapStateKeyString(e.key)
         const o = old.get(k)
         if (!o || !sameDatapathValue(o.value, e.value)) diff.upserts.push(e)
         old.delete(k)
@@ -452,31 +476,51 @@ export class EndpointPolicy {
     }
   }
 
+  /** Templates of both directions, ingress first, in one index space (set by compute()). */
+  private all: Array<{ dir: Direction; t: Template }> = []
+
+  private allTemplates(): Array<{ dir: Direction; t: Template }> {
+    return this.all
+  }
+
   private writeIdentity(target: MapState, id: number): void {
     const ident = this.cache.identity(id)
     if (!ident) return
-    const keys = new Set<string>()
+    const m: number[] = []
+    this.allTemplates().forEach(({ t }, ti) => {
+      if (t.peers.some((k) => k !== null && this.cache.selected(k).has(id))) m.push(ti)
+      else if (t.named.length && ident.namedPorts && t.peers.includes(null)) m.push(~ti)
+    })
+    if (m.length) this.emit(target, id, this.entriesFor(ident, m))
+  }
+
+  private emit(
+    target: MapState,
+    id: number,
+    entries: Array<[Direction, number, MapStateValue]>,
+  ): void {
+    for (const [dir, code, v] of entries) target.put(id, dir, code, v)
+  }
+
+  /**
+   * The entries of one identity given the templates that select it (`~i` = only the egress
+   * named ports of wildcard template i apply).
+   */
+  private entriesFor(
+    ident: ResolvedIdentity,
+    members: readonly number[],
+  ): Array<[Direction, number, MapStateValue]> {
+    const all = this.allTemplates()
+    const out: Array<[Direction, number, MapStateValue]> = []
     for (const dir of ['ingress', 'egress'] as const) {
       const mine: AggMap = new Map()
-      for (const t of this.templates[dir]) {
-        if (t.peers.some((k) => k !== null && this.cache.selected(k).has(id)))
-          this.contribute(mine, t, ident)
-        else if (t.named.length && ident.namedPorts && t.peers.includes(null))
-          this.contribute(mine, t, ident, true)
+      for (const ti of members) {
+        const { dir: d, t } = all[ti < 0 ? ~ti : ti] as { dir: Direction; t: Template }
+        if (d !== dir) continue
+        this.contribute(mine, t, ident, ti < 0)
       }
       if (mine.size === 0) continue
-      const emit = (code: number, v: MapStateValue) => {
-        const key = {
-          identity: id,
-          direction: dir,
-          protocol: l4proto(code),
-          port: l4port(code),
-          portPrefixLen: l4plen(code),
-        }
-        target.set(key, v)
-        keys.add(mapStateKeyString(key))
-      }
-      for (const code of mine.keys()) emit(code, this.fold(dir, mine, code))
+      for (const code of mine.keys()) out.push([dir, code, this.fold(dir, mine, code)])
       // Closure: a more specific wildcard key would win the lookup for this identity; add the
       // intersection where the identity's own rules change the outcome (e.g. an L3 deny).
       for (const wcode of this.wild[dir].keys()) {
@@ -485,10 +529,10 @@ export class EndpointPolicy {
         if (!anc.some((a) => a !== wcode && mine.has(a))) continue
         const v = this.fold(dir, mine, wcode)
         const w = this.fold(dir, undefined, wcode)
-        if (!sameDatapathValue(v, w)) emit(wcode, v)
+        if (!sameDatapathValue(v, w)) out.push([dir, wcode, v])
       }
     }
-    if (keys.size) this.keysById.set(id, keys)
+    return out
   }
 
   private fold(dir: Direction, mine: AggMap | undefined, code: number): MapStateValue {
@@ -542,15 +586,4 @@ export class EndpointPolicy {
     }
     return v
   }
-}
-
-function diffStates(prev: MapState, next: MapState): MapStateDiff {
-  const upserts: MapStateEntry[] = []
-  const deletes = []
-  for (const [k, e] of next.entries) {
-    const p = prev.entries.get(k)
-    if (!p || !sameDatapathValue(p.value, e.value)) upserts.push(e)
-  }
-  for (const [k, e] of prev.entries) if (!next.entries.has(k)) deletes.push(e.key)
-  return { upserts, deletes }
 }

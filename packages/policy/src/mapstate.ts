@@ -50,38 +50,121 @@ export function sameDatapathValue(a: MapStateValue, b: MapStateValue): boolean {
   )
 }
 
+const P24 = 0x1000000
+const P16 = 0x10000
+
+/** Encode (protocol, prefix length, port) into one number (internal layout of MapState). */
+export function l4Code(protocol: number, portPrefixLen: number, port: number): number {
+  return protocol * P24 + portPrefixLen * P16 + port
+}
+
+/** Slot of (identity, direction): identity * 2 + (egress ? 1 : 0). */
+function slotOf(identity: number, direction: Direction): number {
+  return identity * 2 + (direction === 'egress' ? 1 : 0)
+}
+
 /**
- * The policy map content of one endpoint. Iterable over entries; keyed by
- * {@link mapStateKeyString}.
+ * The policy map content of one endpoint. Iterable over entries; stored per (identity,
+ * direction) then per (protocol, prefix, port), so that an identity's entries are replaced
+ * cheaply. Values may be shared between entries: treat them as read-only.
  */
 export class MapState implements Iterable<MapStateEntry> {
-  readonly entries = new Map<string, MapStateEntry>()
+  private readonly slots = new Map<number, Map<number, MapStateEntry>>()
+  private count = 0
   /** Per direction: is default deny on (no implicit allow-all entry)? */
   readonly defaultDeny: Record<Direction, boolean> = { ingress: false, egress: false }
 
   get size(): number {
-    return this.entries.size
+    return this.count
   }
 
   set(key: MapStateKey, value: MapStateValue): void {
-    this.entries.set(mapStateKeyString(key), { key, value })
+    const slot = slotOf(key.identity, key.direction)
+    let m = this.slots.get(slot)
+    if (!m) {
+      m = new Map()
+      this.slots.set(slot, m)
+    }
+    const code = l4Code(key.protocol, key.portPrefixLen, key.port)
+    if (!m.has(code)) this.count++
+    m.set(code, { key, value })
   }
 
   get(key: MapStateKey): MapStateValue | undefined {
-    return this.entries.get(mapStateKeyString(key))?.value
+    return this.entry(key)?.value
+  }
+
+  has(key: MapStateKey): boolean {
+    return this.entry(key) !== undefined
+  }
+
+  /** The entry stored under `key`. */
+  entry(key: MapStateKey): MapStateEntry | undefined {
+    return this.slots
+      .get(slotOf(key.identity, key.direction))
+      ?.get(l4Code(key.protocol, key.portPrefixLen, key.port))
+  }
+
+  /** Internal fast path: entry by identity, direction and l4 code. */
+  lookupCode(identity: number, direction: Direction, code: number): MapStateEntry | undefined {
+    return this.slots.get(slotOf(identity, direction))?.get(code)
   }
 
   delete(key: MapStateKey): boolean {
-    return this.entries.delete(mapStateKeyString(key))
+    const slot = slotOf(key.identity, key.direction)
+    const m = this.slots.get(slot)
+    if (!m?.delete(l4Code(key.protocol, key.portPrefixLen, key.port))) return false
+    this.count--
+    if (m.size === 0) this.slots.delete(slot)
+    return true
   }
 
-  [Symbol.iterator](): Iterator<MapStateEntry> {
-    return this.entries.values()
+  /** Entries of one identity (both directions). */
+  identityEntries(identity: number): MapStateEntry[] {
+    return [
+      ...(this.slots.get(slotOf(identity, 'ingress'))?.values() ?? []),
+      ...(this.slots.get(slotOf(identity, 'egress'))?.values() ?? []),
+    ]
+  }
+
+  /** Remove every entry of one identity; returns the removed entries. */
+  deleteIdentity(identity: number): MapStateEntry[] {
+    const out = this.identityEntries(identity)
+    this.slots.delete(slotOf(identity, 'ingress'))
+    this.slots.delete(slotOf(identity, 'egress'))
+    this.count -= out.length
+    return out
+  }
+
+  /** Internal fast path used by the compiler: put an entry without allocating a lookup key. */
+  put(identity: number, direction: Direction, code: number, value: MapStateValue): void {
+    const slot = slotOf(identity, direction)
+    let m = this.slots.get(slot)
+    if (!m) {
+      m = new Map()
+      this.slots.set(slot, m)
+    }
+    if (!m.has(code)) this.count++
+    m.set(code, new LazyEntry(identity, direction, code, value))
+  }
+
+  /** Internal: visit (slot, l4 code, entry) without materializing keys. */
+  forEachRaw(fn: (slot: number, code: number, e: MapStateEntry) => void): void {
+    for (const [slot, m] of this.slots) for (const [code, e] of m) fn(slot, code, e)
+  }
+
+  /** Internal: the entry at (slot, l4 code). */
+  rawGet(slot: number, code: number): MapStateEntry | undefined {
+    return this.slots.get(slot)?.get(code)
+  }
+
+  *[Symbol.iterator](): Iterator<MapStateEntry> {
+    for (const m of this.slots.values()) yield* m.values()
   }
 
   /** Entries sorted by direction, identity, protocol, port, prefix. */
   sorted(): MapStateEntry[] {
-    return [...this.entries.values()].sort((x, y) => {
+    return [...this].sort((x, y) => {
       const a = x.key
       const b = y.key
       return (
@@ -96,18 +179,41 @@ export class MapState implements Iterable<MapStateEntry> {
 
   clone(): MapState {
     const m = new MapState()
-    for (const [k, e] of this.entries)
-      m.entries.set(k, {
-        key: { ...e.key },
-        value: { ...e.value, derivedFrom: [...e.value.derivedFrom] },
-      })
+    for (const e of this) m.set({ ...e.key }, { ...e.value, derivedFrom: [...e.value.derivedFrom] })
     m.defaultDeny.ingress = this.defaultDeny.ingress
     m.defaultDeny.egress = this.defaultDeny.egress
     return m
   }
 
   toJSON(): { defaultDeny: Record<Direction, boolean>; entries: MapStateEntry[] } {
-    return { defaultDeny: { ...this.defaultDeny }, entries: this.sorted() }
+    return {
+      defaultDeny: { ...this.defaultDeny },
+      entries: this.sorted().map((e) => ({ key: e.key, value: e.value })),
+    }
+  }
+}
+
+/** An entry whose key object is built on first access (the compiler emits many). */
+class LazyEntry implements MapStateEntry {
+  private k: MapStateKey | undefined
+  constructor(
+    private readonly identity: number,
+    private readonly direction: Direction,
+    private readonly code: number,
+    readonly value: MapStateValue,
+  ) {}
+  get key(): MapStateKey {
+    this.k ??= {
+      identity: this.identity,
+      direction: this.direction,
+      protocol: Math.floor(this.code / P24),
+      port: this.code % P16,
+      portPrefixLen: Math.floor(this.code / P16) % 256,
+    }
+    return this.k
+  }
+  toJSON(): MapStateEntry {
+    return { key: this.key, value: this.value }
   }
 }
 
@@ -124,11 +230,14 @@ export interface MapStateDiff {
 export function diffMapState(prev: MapState, next: MapState): MapStateDiff {
   const upserts: MapStateEntry[] = []
   const deletes: MapStateKey[] = []
-  for (const [k, e] of next.entries) {
-    const p = prev.entries.get(k)
+  next.forEachRaw((slot, code, e) => {
+    const p = prev.size ? prev.rawGet(slot, code) : undefined
     if (!p || !sameDatapathValue(p.value, e.value)) upserts.push(e)
-  }
-  for (const [k, e] of prev.entries) if (!next.entries.has(k)) deletes.push(e.key)
+  })
+  if (prev.size)
+    prev.forEachRaw((slot, code, e) => {
+      if (!next.rawGet(slot, code)) deletes.push(e.key)
+    })
   return { upserts, deletes }
 }
 
@@ -157,10 +266,10 @@ function bestFor(state: MapState, identity: number, q: MapStateQuery): MapStateE
   for (let plen = 16; plen >= 0; plen--) {
     const shift = 16 - plen
     const port = plen === 0 ? 0 : ((q.port >>> shift) << shift) & 0xffff
-    const e = state.entries.get(`${q.direction}/${identity}/${q.protocol}/${port}/${plen}`)
+    const e = state.lookupCode(identity, q.direction, l4Code(q.protocol, plen, port))
     if (e) return e
   }
-  return state.entries.get(`${q.direction}/${identity}/0/0/0`)
+  return state.lookupCode(identity, q.direction, 0)
 }
 
 /**

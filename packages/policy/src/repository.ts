@@ -348,7 +348,7 @@ export class PolicyRepository {
       this.selectorCache,
       { ...this.options.compute, ...options },
     )
-    ep.compute(this.candidateRules(ep.endpoint.labelSet), this._revision)
+    ep.compute(this.candidateRules(ep.endpoint.labelSet), this._revision, false)
     return ep.mapState
   }
 
@@ -684,7 +684,7 @@ export class TrackedEndpointPolicy {
       repo.selectorCache,
       options,
     ).track()
-    this.policy.compute(repo.candidateRules(this.policy.endpoint.labelSet), repo.revision)
+    this.policy.compute(repo.candidateRules(this.policy.endpoint.labelSet), repo.revision, false)
   }
 
   /** The current map state (do not mutate). */

@@ -539,12 +539,13 @@ describe('monotonicity', () => {
 
 function sameState(a: MapState, b: MapState): string[] {
   const out: string[] = []
-  for (const [k, e] of a.entries) {
-    const o = b.entries.get(k)
+  for (const e of a) {
+    const k = mapStateKeyString(e.key)
+    const o = b.entry(e.key)
     if (!o || !sameDatapathValue(o.value, e.value))
       out.push(`${k}: ${JSON.stringify(e.value)} vs ${JSON.stringify(o?.value)}`)
   }
-  for (const k of b.entries.keys()) if (!a.entries.has(k)) out.push(`${k}: missing`)
+  for (const e of b) if (!a.has(e.key)) out.push(`${mapStateKeyString(e.key)}: missing`)
   return out
 }
 
@@ -570,8 +571,7 @@ describe('diffs and incremental updates', () => {
           expect(sameState(applied, next)).toEqual([])
           // deletes are only keys that are gone; upserts only keys that are new or changed
           for (const k of diff.deletes) expect(next.get(k)).toBeUndefined()
-          for (const e of diff.upserts)
-            expect(next.entries.has(mapStateKeyString(e.key))).toBe(true)
+          for (const e of diff.upserts) expect(next.has(e.key)).toBe(true)
         },
       ),
       { numRuns: runs(100) },
