@@ -61,22 +61,22 @@ describeKernel('lifecycle: close() releases every descriptor', ['root', 'bpf', '
 
 describeKernel('lifecycle: a map outlives a dropped object', ['root', 'bpf'], () => {
   it('keeps the owning object (and the fd) alive while one of its maps is reachable', async () => {
-    const gc = (globalThis as { gc?: () => void }).gc
-    const make = async () => {
-      const obj = BpfObject.open(testObject('count_packets'))
-      await obj.load()
-      return obj.map('counts')
-    }
-    const map = await make()
-    const id = map.info.id
-    for (let i = 0; i < 5; i++) {
-      gc?.()
-      await new Promise((r) => setTimeout(r, 10))
-      // filler fds that would take over a closed descriptor number
-      createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 }).close()
-    }
-    expect(map.lookup(Buffer.alloc(4))?.length).toBe(16)
-    expect(map.owner).toBeInstanceOf(BpfObject)
-    expect(id).toBeGreaterThan(0)
+    const { execFileSync } = await import('node:child_process')
+    const src = JSON.stringify(new URL('../src/index.ts', import.meta.url).href)
+    const obj = JSON.stringify(testObject('count_packets'))
+    // In a child with --expose-gc: drop the object, collect, reuse descriptor numbers, then ask
+    // the kernel which map the handle's fd points at.
+    const code = `const m = await import(${src});
+      const make = async () => { const o = m.BpfObject.open(${obj}); await o.load(); return o.map('counts') };
+      const map = await make(); const id = map.info.id
+      for (let i = 0; i < 10; i++) { gc(); await new Promise((r) => setTimeout(r, 10));
+        m.createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 }) }
+      console.log(m.loadAddon().mapInfo(map.fd).id === id ? 'same' : 'other')`
+    const out = execFileSync(
+      process.execPath,
+      ['--expose-gc', '--conditions=@membrane/source', '--import', 'tsx', '-e', code],
+      { encoding: 'utf8', timeout: 20_000 },
+    )
+    expect(out.trim()).toBe('same')
   })
 })
