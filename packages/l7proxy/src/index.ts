@@ -60,6 +60,13 @@ export {
   TOPIC_APIS,
 } from './kafka/wire'
 export {
+  DISPATCH_COUNTERS,
+  type DispatchCounter,
+  L7Proxy,
+  type L7ProxyOptions,
+  type L7ProxyStats,
+} from './l7proxy'
+export {
   datapathOriginResolver,
   type OriginResolver,
   type ProxyOrigin,

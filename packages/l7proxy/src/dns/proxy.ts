@@ -115,6 +115,7 @@ export function evaluateDns(policy: L7Policy | undefined, name: string): boolean
 }
 
 interface Pending {
+  reply: (b: Buffer) => void
   id: number
   origId: number
   client: { address: string; port: number }
@@ -152,6 +153,7 @@ export class DnsProxy {
   readonly #upstreams = new Map<string, Promise<Upstream>>()
   readonly #policies = new Map<string, ConnectionPolicy>()
   #marker: SocketMarker | undefined
+  #prepared = false
   #expiryTimer: NodeJS.Timeout | undefined
   #port = 0
   #closed = false
@@ -169,12 +171,50 @@ export class DnsProxy {
     return this.counters.snapshot()
   }
 
+  /**
+   * Load the socket marker and start the expiry timer (done by listen(); call it before
+   * handleDatagram()/acceptTcp() without listen()).
+   */
+  async prepare(): Promise<void> {
+    if (this.#prepared) return
+    const mark = this.#options.markSockets ?? true
+    this.#marker = mark === false ? undefined : mark === true ? await defaultSocketMarker() : mark
+    this.#expiryTimer = setInterval(() => this.expireNow(), 1000)
+    this.#expiryTimer.unref()
+    this.#prepared = true
+  }
+
+  /**
+   * Handle one query datagram received elsewhere (the combined {@link L7Proxy}); `reply` sends
+   * a datagram back to the client from the proxy port.
+   */
+  handleDatagram(
+    buf: Buffer,
+    client: { address: string; port: number },
+    origin: ProxyOrigin,
+    reply: (b: Buffer) => void,
+  ): void {
+    if (this.#closed) return
+    const msg = this.#admit(buf, client, origin, 'udp', reply)
+    if (!msg || msg === 'malformed') return
+    void this.#forwardUdp(buf, msg, client, origin, reply)
+  }
+
+  /** Serve a DNS-over-TCP connection accepted elsewhere (the combined {@link L7Proxy}). */
+  acceptTcp(socket: Socket, origin: ProxyOrigin, proxyPort?: number): void {
+    if (this.#closed) {
+      socket.destroy()
+      return
+    }
+    if (proxyPort !== undefined) this.#port = proxyPort
+    this.#onTcp(socket, origin)
+  }
+
   /** Listen on UDP and TCP `port` (0: a free port, the same for both). */
   async listen(options: { port?: number; host?: string } = {}): Promise<{ port: number }> {
     if (this.#closed) throw new L7ProxyError(L7ProxyErrorCode.CLOSED, 'the proxy is closed')
     const host = options.host ?? '0.0.0.0'
-    const mark = this.#options.markSockets ?? true
-    this.#marker = mark === false ? undefined : mark === true ? await defaultSocketMarker() : mark
+    await this.prepare()
     const family = host.includes(':') ? 'udp6' : 'udp4'
     for (let attempt = 0; ; attempt++) {
       const udp = createSocket(family)
@@ -212,8 +252,6 @@ export class DnsProxy {
     }
     this.#udp.on('message', (msg, rinfo) => this.#onUdp(msg, rinfo))
     this.#udp.on('error', () => {})
-    this.#expiryTimer = setInterval(() => this.expireNow(), 1000)
-    this.#expiryTimer.unref()
     return { port: this.#port }
   }
 
@@ -424,10 +462,8 @@ export class DnsProxy {
       this.counters.inc('noOrigin')
       return
     }
-    const reply = (b: Buffer) => this.#udp?.send(b, client.port, client.address)
-    const msg = this.#admit(buf, client, origin, 'udp', reply)
-    if (!msg || msg === 'malformed') return
-    void this.#forwardUdp(buf, msg, client, origin)
+    const udp = this.#udp
+    this.handleDatagram(buf, client, origin, (b) => udp?.send(b, client.port, client.address))
   }
 
   #upstream(origin: ProxyOrigin): Promise<Upstream> {
@@ -453,6 +489,7 @@ export class DnsProxy {
     msg: DnsMessage,
     client: { address: string; port: number },
     origin: ProxyOrigin,
+    reply: (b: Buffer) => void,
   ): Promise<void> {
     let u: Upstream
     try {
@@ -473,6 +510,7 @@ export class DnsProxy {
     const out = Buffer.from(buf)
     out.writeUInt16BE(id, 0)
     const pending: Pending = {
+      reply,
       id,
       origId: msg.id,
       client,
@@ -487,7 +525,7 @@ export class DnsProxy {
         if (u.pending.get(id) !== pending) return
         u.pending.delete(id)
         this.counters.inc('timeouts')
-        this.#udp?.send(buildDnsError(buf, msg, DnsRcode.SERVFAIL), client.port, client.address)
+        reply(buildDnsError(buf, msg, DnsRcode.SERVFAIL))
       }, this.#options.upstreamTimeoutMs ?? 5000),
     }
     pending.timer.unref()
@@ -523,13 +561,13 @@ export class DnsProxy {
     void this.#learn(answer, p.name, p.qtype, p.client, p.origin, 'udp', p.t0).then(() => {
       const out = Buffer.from(buf)
       out.writeUInt16BE(p.origId, 0)
-      this.#udp?.send(out, p.client.port, p.client.address)
+      p.reply(out)
     })
   }
 
   // ------------------------------------------------------------------ TCP
 
-  #onTcp(socket: Socket): void {
+  #onTcp(socket: Socket, preset?: ProxyOrigin): void {
     this.counters.inc('tcpConnections')
     this.counters.inc('activeTcpConnections')
     this.#tcpConns.add(socket)
@@ -545,11 +583,13 @@ export class DnsProxy {
       address: plainAddress(socket.remoteAddress ?? ''),
       port: socket.remotePort ?? 0,
     }
-    let origin: ProxyOrigin | undefined
-    try {
-      origin = this.#options.origins.resolve({ ...client, protocol: 'TCP' })
-    } catch {
-      origin = undefined
+    let origin = preset
+    if (!origin) {
+      try {
+        origin = this.#options.origins.resolve({ ...client, protocol: 'TCP' })
+      } catch {
+        origin = undefined
+      }
     }
     if (!origin) {
       this.counters.inc('noOrigin')

@@ -139,6 +139,8 @@ export class HttpProxy {
   readonly #conns = new Map<Socket, ConnState>()
   readonly #sockets = new Set<Socket>()
   #marker: SocketMarker | undefined
+  #prepared = false
+  readonly #preset = new WeakMap<Socket, ProxyOrigin>()
   #port = 0
   #closed = false
 
@@ -177,10 +179,31 @@ export class HttpProxy {
   }
 
   /** Start listening (default 0.0.0.0, port 0 = any free port). Resolves with the address. */
-  async listen(options: { port?: number; host?: string } = {}): Promise<AddressInfo> {
-    if (this.#closed) throw new L7ProxyError(L7ProxyErrorCode.CLOSED, 'the proxy is closed')
+  /** Load the socket marker (done by listen(); call it before accept() without listen()). */
+  async prepare(): Promise<void> {
+    if (this.#prepared) return
     const mark = this.#options.markSockets ?? true
     this.#marker = mark === false ? undefined : mark === true ? await defaultSocketMarker() : mark
+    this.#prepared = true
+  }
+
+  /**
+   * Serve a connection accepted elsewhere (the combined {@link L7Proxy} listener), with its
+   * origin already resolved.
+   */
+  accept(socket: Socket, origin: ProxyOrigin, proxyPort?: number): void {
+    if (this.#closed) {
+      socket.destroy()
+      return
+    }
+    if (proxyPort !== undefined) this.#port = proxyPort
+    this.#preset.set(socket, origin)
+    this.#server.emit('connection', socket)
+  }
+
+  async listen(options: { port?: number; host?: string } = {}): Promise<AddressInfo> {
+    if (this.#closed) throw new L7ProxyError(L7ProxyErrorCode.CLOSED, 'the proxy is closed')
+    await this.prepare()
     await new Promise<void>((resolve, reject) => {
       const onError = (cause: Error) =>
         reject(
@@ -233,15 +256,17 @@ export class HttpProxy {
     })
     const peerAddress = plainAddress(socket.remoteAddress ?? '')
     const peerPort = socket.remotePort ?? 0
-    let origin: ProxyOrigin | undefined
-    try {
-      origin = this.#options.origins.resolve({
-        address: peerAddress,
-        port: peerPort,
-        protocol: 'TCP',
-      })
-    } catch {
-      origin = undefined
+    let origin = this.#preset.get(socket)
+    if (!origin) {
+      try {
+        origin = this.#options.origins.resolve({
+          address: peerAddress,
+          port: peerPort,
+          protocol: 'TCP',
+        })
+      } catch {
+        origin = undefined
+      }
     }
     if (!origin) {
       this.counters.inc('noOrigin')

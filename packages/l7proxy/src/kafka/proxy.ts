@@ -73,6 +73,7 @@ export class KafkaProxy {
   readonly #server: Server
   readonly #sockets = new Set<Socket>()
   #marker: SocketMarker | undefined
+  #prepared = false
   #port = 0
   #closed = false
 
@@ -89,10 +90,27 @@ export class KafkaProxy {
     return this.counters.snapshot()
   }
 
-  async listen(options: { port?: number; host?: string } = {}): Promise<AddressInfo> {
-    if (this.#closed) throw new L7ProxyError(L7ProxyErrorCode.CLOSED, 'the proxy is closed')
+  /** Load the socket marker (done by listen(); call it before accept() without listen()). */
+  async prepare(): Promise<void> {
+    if (this.#prepared) return
     const mark = this.#options.markSockets ?? true
     this.#marker = mark === false ? undefined : mark === true ? await defaultSocketMarker() : mark
+    this.#prepared = true
+  }
+
+  /** Serve a connection accepted elsewhere (the combined {@link L7Proxy}), origin resolved. */
+  accept(socket: Socket, origin: ProxyOrigin, proxyPort?: number): void {
+    if (this.#closed) {
+      socket.destroy()
+      return
+    }
+    if (proxyPort !== undefined) this.#port = proxyPort
+    this.#onConnection(socket, origin)
+  }
+
+  async listen(options: { port?: number; host?: string } = {}): Promise<AddressInfo> {
+    if (this.#closed) throw new L7ProxyError(L7ProxyErrorCode.CLOSED, 'the proxy is closed')
+    await this.prepare()
     await new Promise<void>((resolve, reject) => {
       const onError = (cause: Error) =>
         reject(
@@ -154,7 +172,7 @@ export class KafkaProxy {
     }
   }
 
-  #onConnection(socket: Socket): void {
+  #onConnection(socket: Socket, preset?: ProxyOrigin): void {
     this.counters.inc('connections')
     this.counters.inc('activeConnections')
     this.#sockets.add(socket)
@@ -171,11 +189,13 @@ export class KafkaProxy {
       address: plainAddress(socket.remoteAddress ?? ''),
       port: socket.remotePort ?? 0,
     }
-    let origin: ProxyOrigin | undefined
-    try {
-      origin = this.#options.origins.resolve({ ...client, protocol: 'TCP' })
-    } catch {
-      origin = undefined
+    let origin = preset
+    if (!origin) {
+      try {
+        origin = this.#options.origins.resolve({ ...client, protocol: 'TCP' })
+      } catch {
+        origin = undefined
+      }
     }
     if (!origin) {
       this.counters.inc('noOrigin')
