@@ -21,6 +21,8 @@ export interface PerfSample {
  */
 export class PerfBuffer extends EventEmitter {
   #native: NativeRingBufferHandle | undefined
+  // The map (and through it its object) stays reachable while this reads it.
+  readonly #map: BpfMap
   readonly #callback: ((sample: PerfSample) => void) | undefined
   /** Samples delivered so far. */
   delivered = 0
@@ -34,6 +36,7 @@ export class PerfBuffer extends EventEmitter {
     options: { pageCount?: number } = {},
   ) {
     super()
+    this.#map = map
     if (map.info.type !== 'perf_event_array')
       throw invalid(`PerfBuffer map '${map.name}'`, 'a perf_event_array map', map.info.type)
     const pages = options.pageCount ?? 64
@@ -87,6 +90,11 @@ export class PerfBuffer extends EventEmitter {
   consume(): number {
     if (!this.#native) throw closed('perf buffer')
     return this.#native.consume()
+  }
+
+  /** The map this reads. */
+  get map(): BpfMap {
+    return this.#map
   }
 
   close(): void {

@@ -30,6 +30,8 @@ export interface RingBufferOptions {
  */
 export class RingBuffer extends EventEmitter {
   #native: NativeRingBufferHandle | undefined
+  // The map (and through it its object) stays reachable while this reads it.
+  readonly #map: BpfMap
   readonly #callback: ((record: Buffer) => void) | undefined
   readonly #queue: Buffer[] = []
   #queueHead = 0
@@ -46,6 +48,7 @@ export class RingBuffer extends EventEmitter {
 
   constructor(map: BpfMap, callback?: (record: Buffer) => void, options: RingBufferOptions = {}) {
     super()
+    this.#map = map
     if (map.info.type !== 'ringbuf')
       throw invalid(`RingBuffer map '${map.name}'`, 'a ringbuf map', map.info.type)
     if (callback !== undefined && typeof callback !== 'function')
@@ -169,6 +172,11 @@ export class RingBuffer extends EventEmitter {
   }
 
   /** Stops polling and frees the ring; pending iterators end. */
+  /** The map this reads. */
+  get map(): BpfMap {
+    return this.#map
+  }
+
   close(): void {
     if (!this.#native) return
     this.#native.close()
