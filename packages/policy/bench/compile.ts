@@ -131,6 +131,10 @@ for (let k = 0; k < 60; k++) {
     touched += d.upserts.length + d.deletes.length
   }
   ruleTimes.push(now() - t0)
+  if (process.env.POLICY_BENCH_DEBUG)
+    process.stderr.write(
+      `rule ${k}: ${(now() - t0).toFixed(2)} ms, endpoints recomputed: ${tracked.filter((ep) => ep.selectedBy.has(doc[0]?.ref ?? '')).length}\n`,
+    )
   repo.delete(doc)
   for (const ep of tracked) ep.refresh()
 }

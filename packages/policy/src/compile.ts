@@ -251,6 +251,8 @@ interface L4Piece {
 }
 
 interface Template {
+  /** The policy the rule belongs to. */
+  ref: string
   rule: PeerRule
   /** Peer keys in the selector cache; null = wildcard (identity 0). */
   peers: Array<string | null>
@@ -258,6 +260,27 @@ interface Template {
   pieces: L4Piece[]
   /** Egress named ports, resolved per destination identity. */
   named: Array<{ spec: PortSpec; parser?: L7Parser }>
+}
+
+interface Prepared {
+  selectedRefs: Set<string>
+  templates: Record<Direction, Template[]>
+  wild: Record<Direction, AggMap>
+  defaultDeny: Record<Direction, boolean>
+}
+
+function aggText(a: Agg): string {
+  const parsers = [...a.parsers].map(([p, ids]) => `${p}=${[...ids].sort().join(',')}`)
+  return `${[...a.denyFrom].sort().join(',')}|${[...a.allowFrom].sort().join(',')}|${parsers.sort().join(';')}|${a.auth}`
+}
+
+function sameAggMap(a: AggMap, b: AggMap): boolean {
+  if (a.size !== b.size) return false
+  for (const [code, x] of a) {
+    const y = b.get(code)
+    if (!y || aggText(x) !== aggText(y)) return false
+  }
+  return true
 }
 
 function piecesOf(
@@ -325,23 +348,26 @@ export class EndpointPolicy {
   }
 
   /** Recompute everything from `rules`; returns the diff against the previous map state. */
-  compute(rules: readonly PolicyRule[], revision: number, wantDiff = true): MapStateDiff {
-    const prev = this.mapState
+  /** Build templates and wildcard contributions from the rules (no state change). */
+  private prepare(rules: readonly PolicyRule[]): Prepared {
     const enforcement = this.options.enforcement ?? 'default'
     const selected =
       enforcement === 'never' ? [] : rules.filter((r) => ruleSelects(r, this.endpoint.labelSet))
-    this.selectedRefs = new Set(selected.map((r) => r.ref))
-    const next = new MapState()
-    this.pending.clear()
+    const out: Prepared = {
+      selectedRefs: new Set(selected.map((r) => r.ref)),
+      templates: { ingress: [], egress: [] },
+      wild: { ingress: new Map(), egress: new Map() },
+      defaultDeny: { ingress: false, egress: false },
+    }
     for (const dir of ['ingress', 'egress'] as const) {
       const templates: Template[] = []
       const wild: AggMap = new Map()
       const dd = enforcement === 'always' || selected.some((r) => r.defaultDeny[dir])
-      next.defaultDeny[dir] = dd
+      out.defaultDeny[dir] = dd
       if (!dd) aggFor(wild, 0).allowFrom.add('<no default deny>')
       for (const r of selected) {
         for (const pr of dir === 'ingress' ? r.ingress : r.egress) {
-          const t: Template = { rule: pr, peers: [], pieces: [], named: [] }
+          const t: Template = { ref: r.ref, rule: pr, peers: [], pieces: [], named: [] }
           // The repository keeps every rule's peers registered in the cache while the rule exists.
           for (const p of pr.peers) t.peers.push(p.kind === 'wildcard' ? null : peerKey(p))
           if (!pr.l4) t.pieces.push({ code: 0 })
@@ -357,14 +383,53 @@ export class EndpointPolicy {
           templates.push(t)
         }
       }
-      this.templates[dir] = templates
-      // Wildcard contributions.
-      for (const t of templates) {
-        if (!t.peers.includes(null)) continue
-        this.contribute(wild, t, undefined)
+      for (const t of templates) if (t.peers.includes(null)) this.contribute(wild, t, undefined)
+      out.templates[dir] = templates
+      out.wild[dir] = wild
+    }
+    return out
+  }
+
+  private install(p: Prepared): void {
+    this.selectedRefs = p.selectedRefs
+    this.templates = p.templates
+    this.wild = p.wild
+    this.all = [
+      ...p.templates.ingress.map((t) => ({ dir: 'ingress' as const, t })),
+      ...p.templates.egress.map((t) => ({ dir: 'egress' as const, t })),
+    ]
+  }
+
+  /**
+   * Recompute from `rules`; returns the diff against the previous map state. With
+   * `changedRefs` (the policies that changed since the last computation), only the identities
+   * those policies select are recomputed when that is provably enough (no wildcard peer, no
+   * default-deny change); otherwise everything is.
+   */
+  compute(
+    rules: readonly PolicyRule[],
+    revision: number,
+    wantDiff = true,
+    changedRefs?: ReadonlySet<string>,
+  ): MapStateDiff {
+    const prev = this.mapState
+    const prepared = this.prepare(rules)
+    if (changedRefs && wantDiff) {
+      const affected = this.incrementalScope(prepared, changedRefs)
+      if (affected) {
+        this.install(prepared)
+        for (const id of this.pending) affected.add(id)
+        this.pending.clear()
+        this.revision = revision
+        return this.recomputeIdentities(affected)
       }
-      this.wild[dir] = wild
-      for (const code of wild.keys()) {
+    }
+    this.install(prepared)
+    const next = new MapState()
+    this.pending.clear()
+    for (const dir of ['ingress', 'egress'] as const) {
+      next.defaultDeny[dir] = prepared.defaultDeny[dir]
+      for (const code of this.wild[dir].keys()) {
         const key = {
           identity: 0,
           direction: dir,
@@ -377,10 +442,6 @@ export class EndpointPolicy {
     }
     // Identity-specific entries. Identities selected by the same templates get the same
     // entries: compute them once per distinct membership and stamp them out per identity.
-    this.all = [
-      ...this.templates.ingress.map((t) => ({ dir: 'ingress' as const, t })),
-      ...this.templates.egress.map((t) => ({ dir: 'egress' as const, t })),
-    ]
     const all = this.all
     const members = new Map<number, number[]>()
     const join = (id: number, ti: number) => {
@@ -427,10 +488,14 @@ export class EndpointPolicy {
 
   /** Recompute the entries of identities whose selections changed since the last call. */
   update(): MapStateDiff {
-    const diff: MapStateDiff = { upserts: [], deletes: [] }
-    if (this.pending.size === 0) return diff
-    const ids = [...this.pending]
+    if (this.pending.size === 0) return { upserts: [], deletes: [] }
+    const ids = new Set(this.pending)
     this.pending.clear()
+    return this.recomputeIdentities(ids)
+  }
+
+  private recomputeIdentities(ids: Iterable<number>): MapStateDiff {
+    const diff: MapStateDiff = { upserts: [], deletes: [] }
     for (const id of ids) {
       const old = new Map<string, MapStateEntry>()
       for (const e of this.mapState.deleteIdentity(id)) old.set(mapStateKeyString(e.key), e)
@@ -444,6 +509,31 @@ export class EndpointPolicy {
       for (const o of old.values()) diff.deletes.push(o.key)
     }
     return diff
+  }
+
+  /**
+   * The identities to recompute when only `changedRefs` changed, or undefined when a full
+   * recomputation is needed.
+   */
+  private incrementalScope(p: Prepared, changedRefs: ReadonlySet<string>): Set<number> | undefined {
+    for (const dir of ['ingress', 'egress'] as const) {
+      if (p.defaultDeny[dir] !== this.mapState.defaultDeny[dir]) return undefined
+      if (!sameAggMap(p.wild[dir], this.wild[dir])) return undefined
+    }
+    const changed = [
+      ...this.all.map((x) => x.t).filter((t) => changedRefs.has(t.ref)),
+      ...p.templates.ingress.filter((t) => changedRefs.has(t.ref)),
+      ...p.templates.egress.filter((t) => changedRefs.has(t.ref)),
+    ]
+    const affected = new Set<number>()
+    for (const t of changed) {
+      if (t.named.length) return undefined
+      for (const k of t.peers) {
+        if (k === null || !this.cache.isRegistered(k)) return undefined
+        for (const id of this.cache.selected(k)) affected.add(id)
+      }
+    }
+    return affected
   }
 
   private contribute(

@@ -184,6 +184,9 @@ export class PolicyRepository {
   readonly selectorCache: SelectorCache
   private readonly docs = new Map<string, PolicyDocument>()
   private ruleList: PolicyRule[] = []
+  /** Selector keys released by the change being made / by the last committed change. */
+  private releasing: string[] = []
+  private deferred: string[] = []
   /** Rules whose subject is pinned to one namespace, by namespace; the rest in `unscoped`. */
   private rulesByNs = new Map<string, PolicyRule[]>()
   private unscoped: PolicyRule[] = []
@@ -264,13 +267,20 @@ export class PolicyRepository {
     return this.commit(changed)
   }
 
+  /**
+   * Drop a document's selectors. They stay registered until the next change is committed, so
+   * tracked endpoints refreshed in between can still see which identities they selected.
+   */
   private release(d: PolicyDocument): void {
     for (const r of d.rules)
       for (const pr of [...r.ingress, ...r.egress])
-        for (const p of pr.peers) this.selectorCache.unregister(peerKey(p))
+        for (const p of pr.peers) this.releasing.push(peerKey(p))
   }
 
   private commit(refs: Set<string>): number {
+    for (const k of this.deferred) this.selectorCache.unregister(k)
+    this.deferred = this.releasing
+    this.releasing = []
     this._revision++
     this.ruleList = [...this.docs.values()].flatMap((d) => d.rules)
     this.rulesByNs = new Map()
@@ -723,6 +733,8 @@ export class TrackedEndpointPolicy {
         return this.policy.compute(
           this.repo.candidateRules(this.policy.endpoint.labelSet),
           this.repo.revision,
+          true,
+          changed,
         )
       this.policy.revision = this.repo.revision
     }

@@ -138,6 +138,11 @@ export class SelectorCache {
     return this.selections.get(key)?.ids ?? EMPTY
   }
 
+  /** Is a selector with this key registered? */
+  isRegistered(key: string): boolean {
+    return this.selections.has(key)
+  }
+
   /** The peer behind a key. */
   peer(key: string): Peer | undefined {
     return this.selections.get(key)?.peer

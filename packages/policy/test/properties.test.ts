@@ -585,7 +585,8 @@ describe('diffs and incremental updates', () => {
         fc.array(podArb, { maxLength: 3 }),
         fc.array(docArb, { maxLength: 2 }),
         fc.integer({ min: 0, max: 3 }),
-        ({ pods: raw, docs }, newPods, moreDocs, removeCount) => {
+        fc.array(fc.oneof(docArb, npDocArb), { maxLength: 2 }),
+        ({ pods: raw, docs }, newPods, moreDocs, removeCount, replacement) => {
           const pods = buildPods(raw)
           const ids = identitiesOf(pods)
           const repo = new PolicyRepository()
@@ -609,10 +610,26 @@ describe('diffs and incremental updates', () => {
           )
           applyMapStateDiff(shadow, tracked.refresh())
           expect(sameState(shadow, repo.computeMapState(ep))).toEqual([])
+          const check = () => {
+            applyMapStateDiff(shadow, tracked.refresh())
+            expect(sameState(shadow, repo.computeMapState(ep))).toEqual([])
+          }
           // rules come
           if (moreDocs.length) repo.upsert(toYaml(moreDocs, 'more'))
-          applyMapStateDiff(shadow, tracked.refresh())
-          expect(sameState(shadow, repo.computeMapState(ep))).toEqual([])
+          check()
+          // a rule is replaced (same name, new content), another one goes
+          if (replacement.length) repo.upsert(toYaml(replacement, 'p'))
+          check()
+          const victim = repo.policies[removeCount % Math.max(1, repo.policies.length)]
+          if (victim) repo.delete(victim)
+          check()
+          // two changes before one refresh
+          if (moreDocs.length) repo.delete(repo.policies.filter((d) => d.name.startsWith('more')))
+          repo.updateIdentities([
+            { id: 6000, labels: podLabels(buildPods([{ ns: 'n2', app: 'b' }])[0] as Pod) },
+          ])
+          if (replacement.length) repo.upsert(toYaml(replacement.slice(0, 1), 'more'))
+          check()
           tracked.dispose()
         },
       ),
