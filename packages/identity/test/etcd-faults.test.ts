@@ -55,12 +55,10 @@ describe.skipIf(!check.ok)(`etcd faults${check.ok ? '' : ` [skipped: ${check.rea
     expect(await a.allocate(['k8s:app=web'])).toMatchObject({ id: web.id, isNew: false })
     // Labels another node created resolve from the cache too (the reference is written later).
     expect(await b.allocate(['k8s:app=web'])).toMatchObject({ id: web.id, isNew: false })
-    const t0 = Date.now()
     const error = await a.allocate(['k8s:app=new']).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(IdentityError)
     expect(error).toMatchObject({ code: 'BACKEND_UNAVAILABLE', retryable: true })
     expect((error as Error).message).toMatch(/k8s:app=new.*retry later/)
-    expect(Date.now() - t0).toBeLessThan(10_000)
 
     await etcd.restart()
     const settled = await inflight

@@ -155,6 +155,16 @@ describe.skipIf(!check.ok)(`etcd backend${check.ok ? '' : ` [skipped: ${check.re
         await new Promise((r) => setTimeout(r, 100))
         await lease.revoke()
         expect((await pending).isNew).toBe(true)
+        // Labels the cache knows are not answered from it while etcd answers and a lock is held.
+        const b = await make('node-b', prefix, { timeoutMs: 600, cachedFallbackMs: 100 })
+        const known = await b.allocate(['k8s:app=known'])
+        await vi.waitFor(() => expect(a.lookupById(known.id)).toBeDefined())
+        const lease2 = client.lease(30)
+        await lease2.put(`${prefix}/locks/k8s:app=known;`).value('node-z@2')
+        const locked = await a.allocate(['k8s:app=known']).catch((e: unknown) => e)
+        expect(locked).toMatchObject({ code: 'BACKEND_UNAVAILABLE' })
+        expect((locked as Error).message).toContain('is held by node-z@2')
+        await lease2.revoke()
       } finally {
         client.close()
       }

@@ -433,12 +433,14 @@ export class EtcdAllocator implements IdentityAllocator {
         }
         if (!this.#cacheByKey.has(key)) return this.#allocateRemote(labels, onCreated)
         try {
-          return await this.#allocateRemote(labels, onCreated, this.#fallbackMs)
+          return await this.#allocateRemote(labels, onCreated, this.#fallbackMs, this.#timeoutMs)
         } catch (error) {
           const cached = this.#cacheByKey.get(key)
           if (
             !(error instanceof IdentityError) ||
             error.code !== 'BACKEND_UNAVAILABLE' ||
+            // etcd answers but someone holds the labels' lock (e.g. GC): wait, do not guess.
+            (typeof error.input === 'object' && error.input !== null && 'lock' in error.input) ||
             cached === undefined
           ) {
             throw error
@@ -561,9 +563,11 @@ export class EtcdAllocator implements IdentityAllocator {
     labels: Labels,
     created?: (isNew: boolean) => void,
     timeoutMs = this.#timeoutMs,
+    lockTimeoutMs = timeoutMs,
   ): Promise<number> {
     const key = labels.key()
     const deadline = Date.now() + timeoutMs
+    const lockDeadline = Date.now() + lockTimeoutMs
     const what = `allocate ${JSON.stringify(labels.toStrings())}`
     const tried = new Set<number>()
     return retryUntil(
@@ -582,7 +586,7 @@ export class EtcdAllocator implements IdentityAllocator {
           created?.(fast.isNew)
           return fast.id
         }
-        const index = await this.#lock(key, token, lease, deadline)
+        const index = await this.#lock(key, token, lease, lockDeadline)
         try {
           if (index !== undefined) {
             const id = this.#parseIndex(labelsKey, index)
@@ -694,7 +698,7 @@ export class EtcdAllocator implements IdentityAllocator {
         throw new IdentityError(
           IdentityErrorCode.BACKEND_UNAVAILABLE,
           `lock ${lockKey} is held by ${holder ?? 'someone'} for longer than ${this.#timeoutMs} ms; retry later`,
-          { retryable: true },
+          { retryable: true, input: { lock: lockKey, holder } },
         )
       }
       await sleep(delay)
