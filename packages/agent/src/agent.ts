@@ -3,15 +3,17 @@ import { mkdirSync, rmSync } from 'node:fs'
 import { FlowMetrics, type FlowObserver, renderServiceMapSvg } from '@membrane/flows'
 import { type AgentConfig, resolveConfig } from './config'
 import { AgentError, invalid } from './errors'
-import { type DatapathParts, macInNetns, openDatapath } from './internal/datapath'
+import { type DatapathParts, openDatapath } from './internal/datapath'
 import { createObserver, flowToJson } from './internal/flows'
 import { IdentityService, NAMESPACE_LABEL } from './internal/identity'
 import { ensureBpffsFor, ensureCgroup2At } from './internal/mounts'
 import {
+  endpointNetworkIntact,
   ensureEndpointNetwork,
   ensureHostDevice,
   ensureInterfaceRoute,
   firstIpv4,
+  hostRoutes,
   ifindexOf,
   linkExists,
   macOf,
@@ -778,17 +780,20 @@ export class Agent {
   }
 
   /** Make the kernel objects of an endpoint match its record (idempotent). */
-  async #realizeEndpoint(ep: EndpointRecord): Promise<void> {
+  async #realizeEndpoint(ep: EndpointRecord, routes?: ReadonlySet<string>): Promise<void> {
     if (ep.mode === 'netns') {
       const names = endpointNames(this.config.prefix, ep.namespace, ep.name)
-      await ensureEndpointNetwork({
+      const net = {
         netns: names.netns,
         hostIfname: names.hostIfname,
         tmpIfname: names.tmpIfname,
         podIfname: names.podIfname,
         ip: ep.ipv4,
         router: this.#ipam.router,
-      })
+        mac: names.mac,
+      }
+      // On restart, objects that are all there are left alone (no process spawned for them).
+      if (!routes || !endpointNetworkIntact(net, routes)) await ensureEndpointNetwork(net)
     } else {
       await ensureInterfaceRoute(ep.hostIfname, ep.ipv4)
     }
@@ -811,7 +816,9 @@ export class Agent {
       await parts.dp.detachEndpoint(ep.id, { keepPolicy: true })
     }
     const mac =
-      ep.mode === 'netns' && ep.netns ? await macInNetns(ep.netns, 'eth0') : macOf(ep.hostIfname)
+      ep.mode === 'netns'
+        ? endpointNames(this.config.prefix, ep.namespace, ep.name).mac
+        : macOf(ep.hostIfname)
     await parts.dp.attachEndpoint({
       id: ep.id,
       ifname: ep.hostIfname,
@@ -898,10 +905,11 @@ export class Agent {
   }
 
   async #reconcile(): Promise<void> {
+    const routes = await hostRoutes()
     for (const ep of this.#state.endpoints) {
       try {
         this.#policy.track(ep)
-        await this.#realizeEndpoint(ep)
+        await this.#realizeEndpoint(ep, routes)
       } catch (error) {
         this.log.error({ err: error, endpoint: `${ep.namespace}/${ep.name}` }, 'reconcile failed')
       }

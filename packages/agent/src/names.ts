@@ -137,6 +137,8 @@ export interface EndpointNames {
   podIfname: string
   /** Temporary name of the peer while it is still on the host. */
   tmpIfname: string
+  /** MAC address of the workload's interface: locally administered, derived from the name. */
+  mac: string
 }
 
 /**
@@ -152,6 +154,8 @@ export function endpointNames(prefix: string, namespace: string, name: string): 
     hostIfname: `${prefix}l${hash.slice(0, room)}`,
     podIfname: 'eth0',
     tmpIfname: `${prefix}t${hash.slice(0, room)}`,
+    // 0x02 in the first octet: locally administered, unicast.
+    mac: `02:${hash.slice(20, 22)}:${hash.slice(22, 24)}:${hash.slice(24, 26)}:${hash.slice(26, 28)}:${hash.slice(28, 30)}`,
   }
 }
 
