@@ -129,6 +129,7 @@ export class EtcdAllocator implements IdentityAllocator {
   readonly #cacheByKey = new Map<string, number>()
   /** This node's references by labels key, and id -> labels key. */
   readonly #refs = new Map<string, LocalRef>()
+  readonly #refById = new Map<number, string>()
   /** Remote operations of one labels key run one after the other. */
   readonly #chains = new Map<string, Promise<unknown>>()
   /** Reference keys to delete once etcd answers again. */
@@ -380,7 +381,9 @@ export class EtcdAllocator implements IdentityAllocator {
                 `identity of ${JSON.stringify(ref.labels.toStrings())} changed from ${ref.id} to ${id} while etcd or this node's lease was away`,
               ),
             )
+            if (this.#refById.get(ref.id) === key) this.#refById.delete(ref.id)
             ref.id = id
+            this.#refById.set(id, key)
           }
           return
         } catch (error) {
@@ -461,6 +464,7 @@ export class EtcdAllocator implements IdentityAllocator {
     try {
       const id = await ref.ready
       ref.id = id
+      if (this.#refs.get(key) === ref) this.#refById.set(id, key)
       return { id, isNew, identity: this.#identityFor(id, labels) }
     } catch (error) {
       if (this.#refs.get(key) === ref) this.#refs.delete(key)
@@ -733,12 +737,7 @@ export class EtcdAllocator implements IdentityAllocator {
     if (typeof target === 'number') {
       if (reservedIdentity(target)) return false
       if (target >= LOCAL_IDENTITY_FLAG) return this.#releaseLocal(target)
-      for (const [k, ref] of this.#refs) {
-        if (ref.id === target) {
-          key = k
-          break
-        }
-      }
+      key = this.#refById.get(target)
       if (key === undefined) return false
     } else {
       const c = classifyLabels(target)
@@ -759,6 +758,7 @@ export class EtcdAllocator implements IdentityAllocator {
     ref.count--
     if (ref.count > 0) return false
     this.#refs.delete(key)
+    if (ref.id !== undefined && this.#refById.get(ref.id) === key) this.#refById.delete(ref.id)
     const k = key
     await this.#exclusive(k, () => this.#deleteReference(k)).catch(() => {
       this.#orphans.add(k)
@@ -921,8 +921,8 @@ export class EtcdAllocator implements IdentityAllocator {
   /** How many references this node holds on `id`. */
   references(id: number): number {
     if (id >= LOCAL_IDENTITY_FLAG) return this.#local.refs(id)
-    for (const ref of this.#refs.values()) if (ref.id === id) return ref.count
-    return 0
+    const key = this.#refById.get(id)
+    return key === undefined ? 0 : (this.#refs.get(key)?.count ?? 0)
   }
 
   list(): IdentityRecord[] {
