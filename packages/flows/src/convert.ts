@@ -1,5 +1,5 @@
 /** Datapath events -> Flow records. */
-import type { Enricher } from './enrich'
+import type { EndpointInfo, Enricher } from './enrich'
 import { RESERVED_IDENTITY_LABELS } from './enrich'
 import { EventFlag, EventType, type MbEvent, PolicyAction, TracePoint } from './event'
 import {
@@ -48,7 +48,24 @@ export function traceObservationPoint(point: number): number {
   return point === TracePoint.TO_LXC ? TraceObservationPoint.TO_ENDPOINT : point
 }
 
-function tcpFlags(bits: number): TCPFlags {
+// Flows share small immutable parts (flags, reply wrappers, event types, endpoints): fewer
+// allocations per event, and the encoder can reuse the bytes of an endpoint it has seen.
+const REPLY_TRUE = Object.freeze({ value: true })
+const REPLY_FALSE = Object.freeze({ value: false })
+const FLAGS: TCPFlags[] = Array.from({ length: 256 }, (_, bits) => Object.freeze(tcpFlagsOf(bits)))
+const eventTypes = new Map<number, { type: number; subType: number }>()
+
+function eventTypeOf(type: number, subType: number): { type: number; subType: number } {
+  const k = type * 256 + subType
+  let e = eventTypes.get(k)
+  if (!e) {
+    e = Object.freeze({ type, subType })
+    eventTypes.set(k, e)
+  }
+  return e
+}
+
+function tcpFlagsOf(bits: number): TCPFlags {
   const f: TCPFlags = {}
   if (bits & 1) f.FIN = true
   if (bits & 2) f.SYN = true
@@ -65,7 +82,7 @@ function layer4(ev: MbEvent): Layer4 | undefined {
   switch (ev.protocol) {
     case 6:
       return {
-        TCP: { sourcePort: ev.sport, destinationPort: ev.dport, flags: tcpFlags(ev.tcpFlags) },
+        TCP: { sourcePort: ev.sport, destinationPort: ev.dport, flags: FLAGS[ev.tcpFlags & 0xff] },
       }
     case 17:
       return { UDP: { sourcePort: ev.sport, destinationPort: ev.dport } }
@@ -82,27 +99,62 @@ function layer4(ev: MbEvent): Layer4 | undefined {
 
 const NS_LABEL = 'k8s:io.kubernetes.pod.namespace='
 
-function endpoint(ip: string, identity: number, enricher: Enricher | undefined): Endpoint {
-  const ep: Endpoint = { identity }
-  const info = ip ? enricher?.endpointByIp?.(ip) : undefined
-  if (info) {
-    if (info.endpointId) ep.ID = info.endpointId
-    if (info.namespace) ep.namespace = info.namespace
-    if (info.podName) ep.podName = info.podName
-    if (info.labels) ep.labels = [...info.labels]
-    if (info.workloads) ep.workloads = info.workloads
-    if (!identity && info.identity) ep.identity = info.identity
-  }
-  if (!ep.labels) {
-    const labels =
-      enricher?.identityLabels?.(ep.identity ?? 0) ?? RESERVED_IDENTITY_LABELS[ep.identity ?? 0]
-    if (labels) ep.labels = [...labels]
-  }
+function buildEndpoint(
+  identity: number,
+  info: EndpointInfo | undefined,
+  labels: readonly string[] | undefined,
+  fallbackId: number,
+): Endpoint {
+  const ep: Endpoint = { identity: identity || info?.identity || 0 }
+  if (info?.endpointId) ep.ID = info.endpointId
+  else if (fallbackId) ep.ID = fallbackId
+  if (info?.namespace) ep.namespace = info.namespace
+  if (info?.podName) ep.podName = info.podName
+  if (labels) ep.labels = [...labels]
+  if (info?.workloads) ep.workloads = info.workloads
   if (!ep.namespace && ep.labels) {
     const ns = ep.labels.find((l) => l.startsWith(NS_LABEL))
     if (ns) ep.namespace = ns.slice(NS_LABEL.length)
   }
-  return ep
+  return Object.freeze(ep)
+}
+
+interface EndpointMemo {
+  info: EndpointInfo | undefined
+  labels: readonly string[] | undefined
+  identity: number
+  fallbackId: number
+  ep: Endpoint
+}
+
+/**
+ * Endpoint records memoized per IP address, reused while the enricher returns the same objects
+ * (the same EndpointInfo and labels array) for the same identity: enrichment results are treated
+ * as immutable, so an agent that changes a pod's metadata passes a new object.
+ */
+export class EndpointCache {
+  private readonly memo = new Map<string, EndpointMemo>()
+  constructor(private readonly max = 1 << 16) {}
+
+  get(ip: string, identity: number, enricher: Enricher | undefined, fallbackId: number): Endpoint {
+    const info = ip ? enricher?.endpointByIp?.(ip) : undefined
+    const id = identity || info?.identity || 0
+    const labels = info?.labels ?? enricher?.identityLabels?.(id) ?? RESERVED_IDENTITY_LABELS[id]
+    const m = this.memo.get(ip)
+    if (
+      m &&
+      m.info === info &&
+      m.labels === labels &&
+      m.identity === identity &&
+      m.fallbackId === fallbackId
+    ) {
+      return m.ep
+    }
+    const ep = buildEndpoint(identity, info, labels, fallbackId)
+    if (this.memo.size >= this.max) this.memo.clear()
+    this.memo.set(ip, { info, labels, identity, fallbackId, ep })
+    return ep
+  }
 }
 
 /** Options of {@link eventToFlow}. */
@@ -110,7 +162,11 @@ export interface ConvertOptions {
   nodeName?: string
   enricher?: Enricher
   clock?: MonotonicClock
+  /** Endpoint memo shared across calls (default: one per module). */
+  endpoints?: EndpointCache
 }
+
+const defaultEndpoints = new EndpointCache()
 
 /**
  * Turn one decoded datapath event into a Flow: verdict, drop reason, observation point, L3/L4,
@@ -153,7 +209,7 @@ export function eventToFlow(ev: MbEvent, opts: ConvertOptions = {}): Flow | unde
     default:
       return undefined
   }
-  flow.eventType = { type: ev.type, subType: ev.type === EventType.POLICY_VERDICT ? 0 : ev.subtype }
+  flow.eventType = eventTypeOf(ev.type, ev.type === EventType.POLICY_VERDICT ? 0 : ev.subtype)
   if (opts.nodeName) flow.nodeName = opts.nodeName
   if (ev.smac || ev.dmac) flow.ethernet = { source: ev.smac, destination: ev.dmac }
   const v6 = (ev.flags & EventFlag.IPV6) !== 0
@@ -164,17 +220,15 @@ export function eventToFlow(ev: MbEvent, opts: ConvertOptions = {}): Flow | unde
   }
   const l4 = layer4(ev)
   if (l4) flow.l4 = l4
-  flow.source = endpoint(ev.saddr, ev.srcIdentity, enricher)
-  flow.destination = endpoint(ev.daddr, ev.dstIdentity, enricher)
-  if (ev.endpointId) {
-    const egressSide =
-      ev.direction === 2 ||
-      (ev.direction === 0 && ev.type === EventType.TRACE && ev.subtype === TracePoint.FROM_LXC)
-    const owner = egressSide ? flow.source : flow.destination
-    if (owner.ID === undefined) owner.ID = ev.endpointId
-  }
+  // The endpoint whose program emitted the event is the source on egress, else the destination.
+  const egressSide =
+    ev.direction === 2 ||
+    (ev.direction === 0 && ev.type === EventType.TRACE && ev.subtype === TracePoint.FROM_LXC)
+  const cache = opts.endpoints ?? defaultEndpoints
+  flow.source = cache.get(ev.saddr, ev.srcIdentity, enricher, egressSide ? ev.endpointId : 0)
+  flow.destination = cache.get(ev.daddr, ev.dstIdentity, enricher, egressSide ? 0 : ev.endpointId)
   if (ev.direction) flow.trafficDirection = ev.direction as Flow['trafficDirection']
-  flow.isReply = { value: (ev.flags & EventFlag.REPLY) !== 0 }
+  flow.isReply = (ev.flags & EventFlag.REPLY) !== 0 ? REPLY_TRUE : REPLY_FALSE
   if (ev.proxyPort) flow.proxyPort = ev.proxyPort
   if (ev.ifindex) {
     const name = enricher?.interfaceName?.(ev.ifindex)

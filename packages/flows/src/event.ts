@@ -127,8 +127,20 @@ export class EventDecodeError extends Error {
 
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
 
+// Address and MAC strings repeat a lot (a node has few peers): memoize them, bounded.
+const MEMO_MAX = 1 << 16
+const ipv4Memo = new Map<number, string>()
+const macMemo = new Map<number, string>()
+
 function ipv4At(buf: Buffer, off: number): string {
-  return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`
+  const n = buf.readUInt32BE(off)
+  let s = ipv4Memo.get(n)
+  if (s === undefined) {
+    s = `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`
+    if (ipv4Memo.size >= MEMO_MAX) ipv4Memo.clear()
+    ipv4Memo.set(n, s)
+  }
+  return s
 }
 
 /** Format 16 network-order bytes as an RFC 5952 IPv6 string (longest zero run compressed). */
@@ -166,11 +178,15 @@ export function formatIpv6(buf: Uint8Array, off = 0): string {
 }
 
 function macAt(buf: Buffer, off: number): string {
-  let zero = true
-  for (let i = 0; i < 6; i++) if (buf[off + i] !== 0) zero = false
-  if (zero) return ''
-  let s = HEX[buf[off] as number] as string
-  for (let i = 1; i < 6; i++) s += `:${HEX[buf[off + i] as number]}`
+  const n = buf.readUIntBE(off, 6)
+  if (n === 0) return ''
+  let s = macMemo.get(n)
+  if (s === undefined) {
+    s = HEX[buf[off] as number] as string
+    for (let i = 1; i < 6; i++) s += `:${HEX[buf[off + i] as number]}`
+    if (macMemo.size >= MEMO_MAX) macMemo.clear()
+    macMemo.set(n, s)
+  }
   return s
 }
 

@@ -57,16 +57,24 @@ export const observerServiceDefinition = {
   },
 } as const
 
-/** Options of {@link startObserverServer}. */
-export interface ObserverServerOptions {
+/** Default number of responses queued per GetFlows stream before waiting for the socket. */
+export const DEFAULT_MAX_BUFFERED = 1024
+
+/** Options of {@link startGrpcJsObserverServer}. */
+export interface GrpcJsServerOptions {
+  /**
+   * Responses queued per GetFlows stream before the server waits for the client (default 1024).
+   * Bounds the memory a slow reader can hold; what it misses meanwhile is reported as lost.
+   */
+  maxBuffered?: number
   /** `host:port` (port 0 = any free port) or `unix:///path/to.sock`. Default '127.0.0.1:4245'. */
   address?: string
   /** Default: insecure (local use). */
   credentials?: grpc.ServerCredentials
 }
 
-/** A running Observer server. */
-export interface ObserverServer {
+/** A running grpc-js Observer server. */
+export interface GrpcJsObserverServer {
   /** The bound port (0 for unix sockets). */
   port: number
   /** A target string clients can dial. */
@@ -92,10 +100,11 @@ function statusResponse(s: ObserverStatus) {
 export function observerServiceImpl(
   observer: FlowObserver,
   address = '',
+  maxBuffered = DEFAULT_MAX_BUFFERED,
 ): grpc.UntypedServiceImplementation {
   return {
     GetFlows: (call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>) => {
-      void serveGetFlows(observer, call)
+      void serveGetFlows(observer, call, maxBuffered)
     },
     ServerStatus: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
       cb(null, statusResponse(observer.status()))
@@ -120,6 +129,7 @@ export function observerServiceImpl(
 async function serveGetFlows(
   observer: FlowObserver,
   call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>,
+  maxBuffered: number,
 ): Promise<void> {
   const ac = new AbortController()
   call.on('cancelled', () => ac.abort())
@@ -135,8 +145,14 @@ async function serveGetFlows(
   try {
     for await (const item of items) {
       const buf =
-        'entry' in item ? observer.responseBytes(item.entry) : observer.lostResponseBytes(item.lost)
-      if (!call.write(buf)) {
+        'entry' in item
+          ? observer.framedResponse(item.entry).subarray(5)
+          : observer.lostResponseBytes(item.lost)
+      call.write(buf)
+      // Keep up to `maxBuffered` responses queued for the transport (bounded memory per reader),
+      // then wait for the socket to drain; meanwhile the ring moves on and the reader is told
+      // what it missed.
+      if (call.writableLength >= maxBuffered && call.writableNeedDrain) {
         await new Promise<void>((resolve) => {
           const done = () => {
             call.off('drain', done)
@@ -156,19 +172,20 @@ async function serveGetFlows(
 }
 
 /**
- * Serve the Observer API for `observer` (GetFlows, GetNodes, ServerStatus).
+ * Serve the Observer API on a grpc-js Server (for embedding next to other grpc-js services; the
+ * default {@link startObserverServer} on node:http2 streams much faster, see server.ts).
  * @example
- * const srv = await startObserverServer(observer, { address: 'unix:///run/membrane/observer.sock' })
+ * const srv = await startGrpcJsObserverServer(observer, { address: '127.0.0.1:0' })
  */
-export async function startObserverServer(
+export async function startGrpcJsObserverServer(
   observer: FlowObserver,
-  opts: ObserverServerOptions = {},
-): Promise<ObserverServer> {
+  opts: GrpcJsServerOptions = {},
+): Promise<GrpcJsObserverServer> {
   const address = opts.address ?? '127.0.0.1:4245'
   const server = new grpc.Server()
   server.addService(
     observerServiceDefinition as unknown as grpc.ServiceDefinition,
-    observerServiceImpl(observer, address),
+    observerServiceImpl(observer, address, opts.maxBuffered ?? DEFAULT_MAX_BUFFERED),
   )
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(
@@ -198,9 +215,20 @@ const ClientCtor = grpc.makeGenericClientConstructor(
 export class ObserverClient {
   private readonly client: grpc.Client
 
-  /** @param target `host:port` or `unix:///path`. */
-  constructor(target: string, credentials = grpc.credentials.createInsecure()) {
-    this.client = new ClientCtor(target, credentials)
+  /**
+   * @param target `host:port` or `unix:///path`.
+   * @param options grpc-js channel options; the HTTP/2 flow-control window defaults to 8 MiB
+   *   (`grpc-node.flow_control_window`) so a busy flow stream is not held to 64 KiB per round trip.
+   */
+  constructor(
+    target: string,
+    credentials = grpc.credentials.createInsecure(),
+    options: grpc.ChannelOptions = {},
+  ) {
+    this.client = new ClientCtor(target, credentials, {
+      'grpc-node.flow_control_window': 8 << 20,
+      ...options,
+    })
   }
 
   /**

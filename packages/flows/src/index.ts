@@ -46,12 +46,13 @@ export {
   tableRow,
   typeText,
 } from './format'
-export type { ObserverNode, ObserverServer, ObserverServerOptions } from './grpc'
+export type { GrpcJsObserverServer, GrpcJsServerOptions, ObserverNode } from './grpc'
 export {
+  DEFAULT_MAX_BUFFERED,
   ObserverClient,
   observerServiceDefinition,
   observerServiceImpl,
-  startObserverServer,
+  startGrpcJsObserverServer,
 } from './grpc'
 export type { L7Peer, L7Record } from './l7'
 export { L7RecordError, l7RecordToFlow } from './l7'
@@ -82,12 +83,13 @@ export type {
   ObserverStatus,
   StreamItem,
 } from './observer'
-export { FlowObserver } from './observer'
+export { FlowCursor, FlowObserver, frame } from './observer'
 export {
   decodeFlow,
   decodeFlowsResponse,
   decodeMessage,
   encodeFlow,
+  encodeFlowReference,
   encodeFlowsResponse,
   encodeMessage,
   PROTO_DIR,
@@ -96,6 +98,8 @@ export {
 } from './proto'
 export type { RingEntry } from './ring'
 export { DEFAULT_RING_CAPACITY, FlowRing } from './ring'
+export type { ObserverServer, ObserverServerOptions } from './server'
+export { GrpcStatus, startObserverServer } from './server'
 export type { MapEdge, MapNode, ServiceMap, ServiceMapSvgOptions } from './servicemap'
 export { buildServiceMap, EDGE_COLORS, edgeClass, renderServiceMapSvg } from './servicemap'
 export type {

@@ -3,6 +3,7 @@
  * and serves GetFlows-style reads (last/first N, time window, follow) with filters.
  */
 import { hostname } from 'node:os'
+import { fastEncodeFramedResponse } from './_encode'
 import { eventToFlow, type MonotonicClock, monotonicClock } from './convert'
 import type { Enricher } from './enrich'
 import { decodeEvent, EventDecodeError } from './event'
@@ -65,6 +66,15 @@ export interface ObserverStatus {
   seenFlows: number
   uptimeNs: number
   version: string
+}
+
+/** Prefix a message with gRPC's 5-byte header (uncompressed). */
+export function frame(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + message.length)
+  out[0] = 0
+  out.writeUInt32BE(message.length, 1)
+  out.set(message, 5)
+  return out
 }
 
 const tsNs = (t: Timestamp | undefined): number =>
@@ -215,17 +225,27 @@ export class FlowObserver {
     }
   }
 
-  /** The GetFlowsResponse bytes of a ring entry (flow encoded once and cached on the entry). */
-  responseBytes(entry: RingEntry): Buffer {
-    const cached = (entry as RingEntry & { response?: Buffer }).response
+  /**
+   * The GetFlowsResponse of a ring entry as a gRPC length-prefixed message (flag byte, 4-byte
+   * big-endian length, bytes). Encoded once per entry and cached, whatever the number of readers.
+   */
+  framedResponse(entry: RingEntry): Buffer {
+    const cached = (entry as RingEntry & { framed?: Buffer }).framed
     if (cached) return cached
+    const framed = entry.flow
+      ? fastEncodeFramedResponse({ flow: entry.flow, nodeName: this.nodeName, time: entry.time })
+      : frame(this.responseBytes(entry))
+    ;(entry as RingEntry & { framed?: Buffer }).framed = framed
+    return framed
+  }
+
+  /** The GetFlowsResponse bytes of a ring entry (not cached; see {@link FlowObserver.framedResponse}). */
+  responseBytes(entry: RingEntry): Buffer {
     if (entry.flow && !entry.flowBytes) entry.flowBytes = encodeFlow(entry.flow)
     const body = entry.flowBytes
       ? { flowBytes: entry.flowBytes }
       : { lost: entry.lost as LostEvent }
-    const bytes = encodeFlowsResponse(body, this.nodeName, entry.time)
-    ;(entry as RingEntry & { response?: Buffer }).response = bytes
-    return bytes
+    return encodeFlowsResponse(body, this.nodeName, entry.time)
   }
 
   /** GetFlowsResponse bytes for a reader-loss notice. */
@@ -234,25 +254,70 @@ export class FlowObserver {
   }
 
   /**
-   * Read flows like Hubble's GetFlows. Without follow the stream ends at the ring's head as of the
-   * call. Readers that fall behind get `{ lost: { source: HUBBLE_RING_BUFFER, numEventsLost } }`.
-   * @throws FilterError for an invalid filter (before the first item).
+   * Open a reader over the ring with GetFlows semantics (see {@link FlowCursor}). Where it starts
+   * and stops is decided now.
+   * @throws FilterError for an invalid filter.
    */
-  getFlows(req: GetFlowsRequest = {}, signal?: AbortSignal): AsyncGenerator<StreamItem> {
-    const match = compileFilters(req.whitelist ?? [], req.blacklist ?? [])
-    // Where to start and stop is decided now, not at the first pull of the generator.
-    const since = tsNs(req.since)
-    const until = req.until ? tsNs(req.until) : Number.POSITIVE_INFINITY
-    const ok = (e: RingEntry) => {
-      const t = tsNs(e.time)
-      return !!e.flow && t >= since && t <= until && match(e.flow)
-    }
-    const start = this.startSeq(req, ok)
-    const end = req.follow && !req.first ? Number.POSITIVE_INFINITY : this.ring.head
-    return this.stream(req, match, start, end, signal)
+  openCursor(req: GetFlowsRequest = {}): FlowCursor {
+    return new FlowCursor(this.ring, req)
   }
 
-  private startSeq(req: GetFlowsRequest, ok: (e: RingEntry) => boolean): number {
+  /**
+   * Read flows like Hubble's GetFlows. Without follow the stream ends at the ring's head as of the
+   * call. Readers that fall behind get `{ lost: { source: HUBBLE_RING_BUFFER, numEventsLost } }`.
+   * @throws FilterError for an invalid filter (at the call, before the first item).
+   */
+  getFlows(req: GetFlowsRequest = {}, signal?: AbortSignal): AsyncGenerator<StreamItem> {
+    const cursor = this.openCursor(req)
+    return (async function* () {
+      while (!signal?.aborted) {
+        const item = cursor.poll()
+        if (item === null) return
+        if (item === undefined) {
+          await cursor.wait(signal)
+          continue
+        }
+        yield item
+      }
+    })()
+  }
+}
+
+/**
+ * A reader's position in the ring with GetFlows semantics: `number`/`first`/`follow`/`since`/
+ * `until`, whitelist/blacklist. `poll()` is synchronous so a server can batch everything that is
+ * ready into one write.
+ */
+export class FlowCursor {
+  private cursor: number
+  private readonly end: number
+  private readonly limit: number
+  private readonly since: number
+  private readonly until: number
+  private readonly match: (f: Flow) => boolean
+  private sent = 0
+  private finished = false
+
+  /** @throws FilterError for an invalid filter. */
+  constructor(
+    private readonly ring: FlowRing,
+    req: GetFlowsRequest,
+  ) {
+    this.match = compileFilters(req.whitelist ?? [], req.blacklist ?? [])
+    this.since = tsNs(req.since)
+    this.until = req.until ? tsNs(req.until) : Number.POSITIVE_INFINITY
+    const number = req.number ?? 0
+    this.limit = req.first && number > 0 ? number : Number.POSITIVE_INFINITY
+    this.cursor = this.startSeq(req)
+    this.end = req.follow && !req.first ? Number.POSITIVE_INFINITY : ring.head
+  }
+
+  private ok(e: RingEntry): boolean {
+    const t = tsNs(e.time)
+    return !!e.flow && t >= this.since && t <= this.until && this.match(e.flow)
+  }
+
+  private startSeq(req: GetFlowsRequest): number {
     const ring = this.ring
     const number = req.number ?? 0
     if (req.first) return ring.oldest
@@ -260,7 +325,7 @@ export class FlowObserver {
       let count = 0
       for (let s = ring.head - 1; s >= ring.oldest; s--) {
         const e = ring.at(s)
-        if (e?.flow && ok(e) && ++count === number) return s
+        if (e && this.ok(e) && ++count === number) return s
       }
       return ring.oldest
     }
@@ -269,57 +334,48 @@ export class FlowObserver {
     return ring.oldest
   }
 
-  private async *stream(
-    req: GetFlowsRequest,
-    match: (f: Flow) => boolean,
-    start: number,
-    end: number,
-    signal: AbortSignal | undefined,
-  ): AsyncGenerator<StreamItem> {
+  /**
+   * The next item: a flow or datapath-loss entry, or a notice of entries this reader missed;
+   * `undefined` when nothing is ready yet (call {@link FlowCursor.wait}); `null` when done.
+   */
+  poll(): StreamItem | undefined | null {
     const ring = this.ring
-    const since = tsNs(req.since)
-    const until = req.until ? tsNs(req.until) : Number.POSITIVE_INFINITY
-    const inWindow = (e: RingEntry) => {
-      const t = tsNs(e.time)
-      return t >= since && t <= until
-    }
-    const number = req.number ?? 0
-    const limit = req.first && number > 0 ? number : Number.POSITIVE_INFINITY
-    let cursor = start
-    let sent = 0
-    while (!signal?.aborted) {
-      while (cursor < ring.head && cursor < end) {
-        if (signal?.aborted) return
-        if (cursor < ring.oldest) {
-          const missed = ring.oldest - cursor
-          cursor = ring.oldest
-          yield { lost: { source: LostEventSource.HUBBLE_RING_BUFFER, numEventsLost: missed } }
-          continue
-        }
-        const e = ring.at(cursor++) as RingEntry
-        if (e.lost) {
-          if (inWindow(e)) yield { entry: e }
-          continue
-        }
-        if (!e.flow || !match(e.flow)) continue
-        const t = tsNs(e.time)
-        if (t < since) continue
-        if (t > until) return
-        yield { entry: e }
-        if (++sent >= limit) return
+    while (!this.finished) {
+      if (this.cursor >= this.end) break
+      if (this.cursor >= ring.head) return undefined
+      if (this.cursor < ring.oldest) {
+        const missed = ring.oldest - this.cursor
+        this.cursor = ring.oldest
+        return { lost: { source: LostEventSource.HUBBLE_RING_BUFFER, numEventsLost: missed } }
       }
-      if (cursor >= end || signal?.aborted) return
-      await new Promise<void>((resolve) => {
-        const onAbort = () => {
-          cancel()
-          resolve()
-        }
-        const cancel = ring.waitForWrite(() => {
-          signal?.removeEventListener('abort', onAbort)
-          resolve()
-        })
-        signal?.addEventListener('abort', onAbort, { once: true })
-      })
+      const e = ring.at(this.cursor++) as RingEntry
+      const t = tsNs(e.time)
+      if (e.lost) {
+        if (t >= this.since && t <= this.until) return { entry: e }
+        continue
+      }
+      if (!e.flow || !this.match(e.flow) || t < this.since) continue
+      if (t > this.until) break
+      if (++this.sent >= this.limit) this.finished = true
+      return { entry: e }
     }
+    this.finished = true
+    return null
+  }
+
+  /** Resolve at the next ring write (or when `signal` aborts). */
+  wait(signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (signal?.aborted) return resolve()
+      const onAbort = () => {
+        cancel()
+        resolve()
+      }
+      const cancel = this.ring.waitForWrite(() => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      })
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
   }
 }

@@ -5,6 +5,7 @@
 import { isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'
+import { fastEncodeFlow } from './_encode'
 import type { Flow, FlowsResponse, LostEvent, Timestamp } from './types'
 
 /** Directory holding `flow/flow.proto` and `observer/observer.proto` (include path for protoc). */
@@ -41,8 +42,13 @@ function flowType(): protobuf.Type {
   return FlowT
 }
 
-/** Serialize a Flow to protobuf bytes (flow.Flow). */
+/** Serialize a Flow to protobuf bytes (flow.Flow), with the hand-written hot-path encoder. */
 export function encodeFlow(flow: Flow): Uint8Array {
+  return fastEncodeFlow(flow)
+}
+
+/** Serialize a Flow with protobufjs' reflection encoder (the reference for the fast encoder). */
+export function encodeFlowReference(flow: Flow): Uint8Array {
   return flowType()
     .encode(flow as unknown as Record<string, unknown>)
     .finish()
@@ -63,6 +69,9 @@ function normalizeFlow(obj: Record<string, unknown>): Flow {
   if (obj.Type === undefined) obj.Type = 0
   const time = obj.time as Timestamp | undefined
   if (time && time.nanos === undefined) time.nanos = 0
+  // A present BoolValue wrapper with the default value means "known: false".
+  const reply = obj.isReply as { value?: boolean } | undefined
+  if (reply && reply.value === undefined) reply.value = false
   return obj as unknown as Flow
 }
 

@@ -5,13 +5,13 @@ import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EventType, encodeEvent } from '../src/event'
-import { ObserverClient, type ObserverServer, startObserverServer } from '../src/grpc'
+import { ObserverClient, startGrpcJsObserverServer } from '../src/grpc'
 import { FlowObserver } from '../src/observer'
 import { PROTO_DIR, PROTO_FILES } from '../src/proto'
+import { type ObserverServer, startObserverServer } from '../src/server'
 import { LostEventSource, Verdict } from '../src/types'
 
 const dir = mkdtempSync(join(tmpdir(), 'mb-flows-grpc-'))
-const sock = `unix://${join(dir, 'observer.sock')}`
 
 function drop(i: number, reason = 133) {
   return encodeEvent({
@@ -41,21 +41,26 @@ function trace(i: number) {
   })
 }
 
-describe('Observer gRPC over a unix socket', () => {
+const servers = [
+  ['node:http2 server', startObserverServer],
+  ['grpc-js server', startGrpcJsObserverServer],
+] as const
+
+describe.each(servers)('Observer gRPC over a unix socket (%s)', (name, start) => {
+  const sock = `unix://${join(dir, `${name.replace(/\W/g, '_')}.sock`)}`
   let observer: FlowObserver
-  let server: ObserverServer
+  let server: Pick<ObserverServer, 'target' | 'close'>
   let client: ObserverClient
 
   beforeAll(async () => {
     observer = new FlowObserver({ nodeName: 'test-node', capacity: 16 })
-    server = await startObserverServer(observer, { address: sock })
+    server = await start(observer, { address: sock })
     client = new ObserverClient(server.target)
     await client.waitForReady()
   })
   afterAll(async () => {
     client.close()
     await server.close()
-    rmSync(dir, { recursive: true, force: true })
   })
 
   it('GetFlows: last N with a verdict filter; ServerStatus; GetNodes', async () => {
@@ -175,3 +180,5 @@ describe('Observer gRPC over a unix socket', () => {
     await items.return(undefined)
   })
 })
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }))

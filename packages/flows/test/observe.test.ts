@@ -7,9 +7,9 @@ import type { MonotonicClock } from '../src/convert'
 import { StaticEnricher } from '../src/enrich'
 import { EventType, encodeEvent } from '../src/event'
 import { compactLine, flowToJSON } from '../src/format'
-import { type ObserverServer, startObserverServer } from '../src/grpc'
 import { parseObserveArgs, runObserve } from '../src/observe'
 import { FlowObserver } from '../src/observer'
+import { type ObserverServer, startObserverServer } from '../src/server'
 import { IPVersion, TrafficDirection, Verdict } from '../src/types'
 
 const clock: MonotonicClock = {
