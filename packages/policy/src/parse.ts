@@ -196,12 +196,29 @@ const nsReq = (ns: string): Requirement => ({
 })
 
 /**
- * A CiliumNetworkPolicy peer selector gets the policy's namespace unless it names a namespace
- * itself or selects reserved identities.
+ * Scope a Cilium peer selector (fromEndpoints/toEndpoints) as Cilium does:
+ * - a selector on `reserved:` labels, or one naming the pod namespace, is kept as is;
+ * - in a CiliumNetworkPolicy, it gets the policy's namespace, unless it selects namespace
+ *   labels (`io.cilium.k8s.namespace.labels.*`), which is how it reaches other namespaces;
+ * - in a CiliumClusterwideNetworkPolicy, it gets "has a pod namespace" (so `{}` means every
+ *   pod, not every identity), unless the rule's subject selects initializing endpoints.
  */
-function scopePeerSelector(sel: Selector, namespace: string | undefined): Selector {
-  if (namespace === undefined) return sel
-  if (sel.hasKey(`k8s:${NAMESPACE_LABEL}`) || sel.hasSource('reserved')) return sel
+function scopePeerSelector(
+  sel: Selector,
+  namespace: string | undefined,
+  subjectMatchesInit: boolean,
+): Selector {
+  if (sel.hasSource('reserved') || sel.hasKey(`k8s:${NAMESPACE_LABEL}`)) return sel
+  if (namespace === undefined) {
+    if (subjectMatchesInit) return sel
+    return sel.with({ key: `k8s:${NAMESPACE_LABEL}`, operator: 'Exists', values: [] })
+  }
+  const selectsNamespaceLabels = sel.requirements.some((r) => {
+    const k = r.key.slice(r.key.indexOf(':') + 1)
+    const src = r.key.slice(0, r.key.indexOf(':'))
+    return (src === 'k8s' || src === 'any') && k.startsWith(NAMESPACE_LABELS_PREFIX)
+  })
+  if (selectsNamespaceLabels) return sel
   return sel.with(nsReq(namespace))
 }
 
@@ -734,6 +751,8 @@ const L3_EGRESS = [
 interface RuleCtx {
   ref: string
   namespace: string | undefined
+  /** The rule's subject selects `reserved:init` (Cilium then leaves CCNP peers unscoped). */
+  subjectMatchesInit: boolean
 }
 
 function parseEntities(ctx: Ctx, v: unknown, path: string): Peer[] {
@@ -754,7 +773,6 @@ function parseCiliumPeerRule(
   direction: Direction,
   deny: boolean,
   rc: RuleCtx,
-  ccnp: boolean,
 ): PeerRule {
   const l3 = direction === 'ingress' ? L3_INGRESS : L3_EGRESS
   const knownL3: string[] =
@@ -791,8 +809,10 @@ function parseCiliumPeerRule(
       case 'toEndpoints':
         list.forEach((s, i) => {
           const sel = parseSelector(ctx, s, join(p, i))
-          if (ccnp && sel.isWildcard) peers.push({ kind: 'wildcard' })
-          else peers.push({ kind: 'endpoints', selector: scopePeerSelector(sel, rc.namespace) })
+          peers.push({
+            kind: 'endpoints',
+            selector: scopePeerSelector(sel, rc.namespace, rc.subjectMatchesInit),
+          })
         })
         break
       case 'fromCIDR':
@@ -950,14 +970,15 @@ function parseCiliumSpec(
     hasEp ? o.endpointSelector : o.nodeSelector,
     join(path, hasEp ? 'endpointSelector' : 'nodeSelector'),
   )
+  const subjectMatchesInit = hasEp && subjectSel.hasKey('reserved:init')
   if (hasEp && namespace !== undefined) subjectSel = subjectSel.with(nsReq(namespace))
-  const rc: RuleCtx = { ref, namespace }
+  const rc: RuleCtx = { ref, namespace, subjectMatchesInit }
   const rules = (key: 'ingress' | 'ingressDeny' | 'egress' | 'egressDeny') => {
     const list = arr(ctx, o[key], join(path, key))
     const direction: Direction = key.startsWith('ingress') ? 'ingress' : 'egress'
     const deny = key.endsWith('Deny')
     return (list ?? []).map((r, i) =>
-      parseCiliumPeerRule(ctx, r, join(join(path, key), i), direction, deny, rc, ccnp),
+      parseCiliumPeerRule(ctx, r, join(join(path, key), i), direction, deny, rc),
     )
   }
   const ingress = [...rules('ingress'), ...rules('ingressDeny')]
@@ -1093,7 +1114,7 @@ function parseNetworkPolicy(
     types = ['Ingress']
     if (egressList) types.push('Egress')
   }
-  const rc: RuleCtx = { ref, namespace }
+  const rc: RuleCtx = { ref, namespace, subjectMatchesInit: false }
   const mk = (direction: Direction, list: unknown[] | undefined): PeerRule[] => {
     if (!types.includes(direction === 'ingress' ? 'Ingress' : 'Egress')) return []
     const peerKey = direction === 'ingress' ? 'from' : 'to'

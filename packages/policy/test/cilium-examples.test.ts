@@ -671,6 +671,65 @@ spec:
     ).toBe('denied')
   })
 
+  it('CCNP peer selectors select pods only ({} = every pod, not the world)', () => {
+    const repo = new PolicyRepository()
+    repo.upsert(`
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: { name: pods-only }
+spec:
+  endpointSelector: { matchLabels: { app: db } }
+  ingress:
+    - fromEndpoints: [ {} ]
+`)
+    const db = pod({ app: 'db' }, 'data')
+    expect(
+      repo.trace({ source: pod({ app: 'x' }, 'other'), destination: db, port: 5432 }).verdict,
+    ).toBe('allowed')
+    expect(repo.trace({ source: world('1.2.3.4'), destination: db, port: 5432 }).verdict).toBe(
+      'denied',
+    )
+    expect(repo.trace({ source: { reserved: 'host' }, destination: db, port: 5432 }).verdict).toBe(
+      'denied',
+    )
+    const ms = repo.computeMapState({ labels: traceEndpointLabels(db) }, [
+      ident(2, world('1.2.3.4')),
+      ident(901, pod({ app: 'x' }, 'other')),
+    ])
+    expect(
+      ms.get({ identity: 0, direction: 'ingress', protocol: 0, port: 0, portPrefixLen: 0 }),
+    ).toBeUndefined()
+    expect(
+      ms.get({ identity: 901, direction: 'ingress', protocol: 0, port: 0, portPrefixLen: 0 })?.deny,
+    ).toBe(false)
+  })
+
+  it('CNP selectors on namespace labels reach other namespaces', () => {
+    const repo = new PolicyRepository()
+    repo.upsert(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: team, namespace: prod }
+spec:
+  endpointSelector: {}
+  ingress:
+    - fromEndpoints: [ { matchLabels: { io.cilium.k8s.namespace.labels.team: blue } } ]
+`)
+    const target = pod({ app: 't' }, 'prod')
+    const blue: TraceEndpoint = {
+      namespace: 'ops',
+      labels: { app: 'a' },
+      namespaceLabels: { team: 'blue' },
+    }
+    const red: TraceEndpoint = {
+      namespace: 'dev',
+      labels: { app: 'a' },
+      namespaceLabels: { team: 'red' },
+    }
+    expect(repo.trace({ source: blue, destination: target, port: 1 }).verdict).toBe('allowed')
+    expect(repo.trace({ source: red, destination: target, port: 1 }).verdict).toBe('denied')
+  })
+
   it('CNP peer selectors are scoped to the policy namespace unless they name one', () => {
     const repo = new PolicyRepository()
     repo.upsert(`
