@@ -15,8 +15,10 @@ static double now(void)
 	return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	const double secs = argc > 1 ? atof(argv[1]) / 1000.0 : 0.7;
+	const int batch = argc > 2;
 	int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "bench_floor", 4, 8, 4096, NULL);
 	uint64_t v = 1;
 	double t0;
@@ -28,7 +30,7 @@ int main(void)
 		bpf_map_update_elem(fd, &i, &v, 0);
 	t0 = now();
 	n = 0;
-	while (now() - t0 < 0.7) {
+	while (now() - t0 < secs) {
 		for (uint32_t i = 0; i < 1000; i++)
 			bpf_map_lookup_elem(fd, &i, &v);
 		n += 1000;
@@ -36,13 +38,18 @@ int main(void)
 	printf("{\"lookup\":%.0f,", n / (now() - t0));
 	t0 = now();
 	n = 0;
-	while (now() - t0 < 0.7) {
+	while (now() - t0 < secs) {
 		for (uint32_t i = 0; i < 1000; i++)
 			bpf_map_update_elem(fd, &i, &v, 0);
 		n += 1000;
 	}
-	printf("\"update\":%.0f,", n / (now() - t0));
+	printf("\"update\":%.0f", n / (now() - t0));
 	close(fd);
+	if (!batch) {
+		printf("}\n");
+		return 0;
+	}
+	printf(",");
 
 	/* batch: 100k entries into a fresh map, then read them all back */
 	{

@@ -1,6 +1,6 @@
 // @membrane/bpf-loader-napi: a native eBPF loader for Node.js (N-API addon over libbpf).
 export type { AddonAttempt } from './_addon'
-export { addonCandidates, loadAddon } from './_addon'
+export { addonCandidates } from './_addon'
 export type { Codec, LpmKey, StructFields } from './codecs'
 export {
   array,

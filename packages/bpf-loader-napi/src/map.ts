@@ -203,7 +203,7 @@ export class BpfMap {
     const raw = Buffer.alloc(stride * n)
     values.forEach((v, i) => {
       this.#value(v)
-      v.copy(raw, i * stride)
+      raw.set(v, i * stride)
     })
     this.#key(key)
     native(() => this.#addon.mapUpdate(this.#fd, key, raw, flagOf(flags)))
@@ -319,8 +319,9 @@ export class BpfMap {
         const [k, v] = list[i]!
         this.#key(k, `key [${i}]`)
         this.#value(v, vs)
-        k.copy(keys, i * ks)
-        v.copy(values, i * vs)
+        // TypedArray#set is JIT-compiled; Buffer#copy crosses into C++ for every pair
+        keys.set(k, i * ks)
+        values.set(v, i * vs)
       }
     } else {
       const packed = entries as { keys: Buffer; values: Buffer }

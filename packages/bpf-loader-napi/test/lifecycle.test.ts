@@ -66,12 +66,13 @@ describeKernel('lifecycle: a map outlives a dropped object', ['root', 'bpf'], ()
     const obj = JSON.stringify(testObject('count_packets'))
     // In a child with --expose-gc: drop the object, collect, reuse descriptor numbers, then ask
     // the kernel which map the handle's fd points at.
-    const code = `const m = await import(${src});
+    const addonSrc = JSON.stringify(new URL('../src/_addon.ts', import.meta.url).href)
+    const code = `const m = await import(${src}); const a = await import(${addonSrc});
       const make = async () => { const o = m.BpfObject.open(${obj}); await o.load(); return o.map('counts') };
       const map = await make(); const id = map.info.id
       for (let i = 0; i < 10; i++) { gc(); await new Promise((r) => setTimeout(r, 10));
         m.createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 }) }
-      console.log(m.loadAddon().mapInfo(map.fd).id === id ? 'same' : 'other')`
+      console.log(a.loadAddon().mapInfo(map.fd).id === id ? 'same' : 'other')`
     const out = execFileSync(
       process.execPath,
       ['--expose-gc', '--conditions=@membrane/source', '--import', 'tsx', '-e', code],

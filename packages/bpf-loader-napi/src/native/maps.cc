@@ -13,12 +13,27 @@ namespace membrane {
 
 static int Fd(const Napi::CallbackInfo& info, size_t i = 0) { return ArgInt(info, i, "fd"); }
 
+// Hot paths (lookup/update/delete): the TS layer has already checked every argument (types and
+// sizes), so read them with the bare N-API calls, no re-validation.
+static inline void* BufData(napi_env env, napi_value v) {
+  void* data = nullptr;
+  size_t len = 0;
+  napi_get_buffer_info(env, v, &data, &len);
+  return data;
+}
+static inline int32_t FastInt(napi_env env, napi_value v) {
+  int32_t out = -1;
+  napi_get_value_int32(env, v, &out);
+  return out;
+}
+
 static Napi::Value JS_MapLookup(const Napi::CallbackInfo& info) {
-  auto key = ArgBuffer(info, 1, "key");
-  auto value = ArgBuffer(info, 2, "value");
+  napi_env env = info.Env();
+  int fd = FastInt(env, info[0]);
+  void* key = BufData(env, info[1]);
+  void* value = BufData(env, info[2]);
   uint64_t flags = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : 0;
-  int ret = flags ? bpf_map_lookup_elem_flags(Fd(info), key.Data(), value.Data(), flags)
-                  : bpf_map_lookup_elem(Fd(info), key.Data(), value.Data());
+  int ret = flags ? bpf_map_lookup_elem_flags(fd, key, value, flags) : bpf_map_lookup_elem(fd, key, value);
   if (ret == 0) return Napi::Boolean::New(info.Env(), true);
   if (-ret == ENOENT) return Napi::Boolean::New(info.Env(), false);
   ThrowErrno(info.Env(), "bpf_map_lookup_elem", -ret);
@@ -34,17 +49,19 @@ static Napi::Value JS_MapLookupAndDelete(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value JS_MapUpdate(const Napi::CallbackInfo& info) {
-  auto key = info[1].IsNull() ? Napi::Buffer<uint8_t>() : ArgBuffer(info, 1, "key");
-  auto value = ArgBuffer(info, 2, "value");
-  uint64_t flags = ArgU32(info, 3, "flags");
-  int ret = bpf_map_update_elem(Fd(info), info[1].IsNull() ? nullptr : key.Data(), value.Data(), flags);
+  napi_env env = info.Env();
+  int fd = FastInt(env, info[0]);
+  void* key = info[1].IsNull() ? nullptr : BufData(env, info[1]);
+  void* value = BufData(env, info[2]);
+  uint64_t flags = (uint32_t)FastInt(env, info[3]);
+  int ret = bpf_map_update_elem(fd, key, value, flags);
   if (ret) ThrowErrno(info.Env(), "bpf_map_update_elem", -ret);
   return info.Env().Undefined();
 }
 
 static Napi::Value JS_MapDelete(const Napi::CallbackInfo& info) {
-  auto key = ArgBuffer(info, 1, "key");
-  int ret = bpf_map_delete_elem(Fd(info), key.Data());
+  napi_env env = info.Env();
+  int ret = bpf_map_delete_elem(FastInt(env, info[0]), BufData(env, info[1]));
   if (ret == 0) return Napi::Boolean::New(info.Env(), true);
   if (-ret == ENOENT) return Napi::Boolean::New(info.Env(), false);
   ThrowErrno(info.Env(), "bpf_map_delete_elem", -ret);
