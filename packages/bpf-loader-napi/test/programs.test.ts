@@ -99,7 +99,14 @@ describeKernel(
     const pins = tempBpffsDir()
     beforeAll(async () => {
       const ns = await net.namespace()
-      veth = await net.veth({ nsA: null, nsB: ns, addrA: '10.213.0.1/24', addrB: '10.213.0.2/24' })
+      // The host end gets an address: pick a /24 from this process id so parallel runs don't clash.
+      const subnet = `10.213.${process.pid % 250}`
+      veth = await net.veth({
+        nsA: null,
+        nsB: ns,
+        addrA: `${subnet}.1/24`,
+        addrB: `${subnet}.2/24`,
+      })
     })
     afterAll(async () => {
       await net.cleanup()
