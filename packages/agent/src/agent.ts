@@ -1,11 +1,18 @@
 import { EventEmitter } from 'node:events'
 import { mkdirSync, rmSync } from 'node:fs'
 import { FlowMetrics, type FlowObserver, renderServiceMapSvg } from '@membrane/flows'
+import {
+  type DnsLearnEvent,
+  datapathOriginResolver,
+  type FqdnExpiry,
+  L7Proxy,
+  repositoryPolicySource,
+} from '@membrane/l7proxy'
 import { type AgentConfig, resolveConfig } from './config'
 import { AgentError, invalid } from './errors'
 import { type DatapathParts, openDatapath } from './internal/datapath'
 import { createObserver, flowToJson } from './internal/flows'
-import { IdentityService, NAMESPACE_LABEL } from './internal/identity'
+import { endpointIdentityLabels, IdentityService, NAMESPACE_LABEL } from './internal/identity'
 import { ensureBpffsFor, ensureCgroup2At } from './internal/mounts'
 import {
   endpointNetworkIntact,
@@ -137,6 +144,10 @@ export class Agent {
   #dp: DatapathParts | undefined
   #dpError: string | undefined
   #unsubIpcache: () => void = () => {}
+  #proxy: L7Proxy | undefined
+  #proxyError: string | undefined = 'not started'
+  /** CIDR identities held for names the DNS proxy learned: ip -> identity. */
+  readonly #fqdnIps = new Map<string, number>()
   /** Flows from the datapath and the L7 proxy (a bounded ring; Hubble's Observer semantics). */
   readonly observer: FlowObserver
   /** Prometheus metrics: datapath counters, Hubble flow metrics, agent gauges. */
@@ -278,6 +289,7 @@ export class Agent {
       // Reconcile by diff: entries of endpoints that no longer exist go; nothing is flushed.
       const wanted = new Set(this.#identity.ipcache.dump().map((e) => e.cidr))
       for (const e of dp.ipcache.entries()) if (!wanted.has(e.cidr)) dp.ipcache.delete(e.cidr)
+      await this.#startProxy(dp)
       if (this.#dp.bandwidthError) {
         this.log.warn({ reason: this.#dp.bandwidthError }, 'bandwidth manager unavailable')
       }
@@ -315,6 +327,11 @@ export class Agent {
         this.#state = emptyState()
         this.#save()
         await removeHostDevice(hostDeviceName(this.config.prefix))
+      }
+      if (this.#proxy) {
+        await this.#proxy.close().catch(() => {})
+        this.#proxy = undefined
+        this.#proxyError = 'stopped'
       }
       if (this.#dp) {
         this.#dp.events.close()
@@ -667,10 +684,15 @@ export class Agent {
               state: 'unavailable',
               detail: `NOT loaded (${this.#dpError ?? 'not started'}): policy, services and bandwidth are NOT enforced`,
             },
-        l7proxy: {
-          state: 'unavailable',
-          detail: 'L7 proxy not running: L7 rules are NOT enforced',
-        },
+        l7proxy: this.#proxy
+          ? {
+              state: 'ok',
+              detail: `HTTP, Kafka and DNS proxy on ${this.#ipam.router}:${this.config.proxyPort}`,
+            }
+          : {
+              state: 'unavailable',
+              detail: `L7 proxy not running (${this.#proxyError}): L7 rules are NOT enforced`,
+            },
       },
       kernel: {},
       bandwidthMode: this.#dp?.bandwidth
@@ -858,6 +880,68 @@ export class Agent {
     this.#state.endpoints = this.#state.endpoints.filter((e) => e !== ep)
     this.#refreshServices()
     this.#syncServices()
+    await this.#applyPolicy()
+  }
+
+  /**
+   * Start the L7 proxy on the router address: the datapath DNATs L7-redirected connections
+   * there; the proxy asks the datapath for the original destination and the policy repository
+   * for the rules, and reports every request as an L7 flow.
+   */
+  async #startProxy(dp: DatapathParts['dp']): Promise<void> {
+    const proxy = new L7Proxy({
+      origins: datapathOriginResolver(dp),
+      policy: repositoryPolicySource(this.#policy.repo, (endpointId) => {
+        const ep = this.#state.endpoints.find((e) => e.id === endpointId)
+        return ep ? { labels: endpointIdentityLabels(ep) } : undefined
+      }),
+      onRecord: (record) => {
+        try {
+          this.observer.ingestL7(record)
+        } catch (error) {
+          this.log.warn({ err: error }, 'L7 record rejected')
+        }
+      },
+      dns: {
+        onLearn: (event) => this.#learnFqdn(event),
+        onExpire: (expired) => void this.#expireFqdn(expired),
+      },
+    })
+    try {
+      await proxy.listen({ port: this.config.proxyPort, host: this.#ipam.router })
+      this.#proxy = proxy
+      this.#proxyError = undefined
+    } catch (error) {
+      this.#proxyError = (error as Error).message
+      await proxy.close().catch(() => {})
+      this.log.warn({ err: error }, 'L7 proxy could not listen: L7 rules are NOT enforced')
+    }
+  }
+
+  /** The DNS proxy learned name -> IPs: CIDR identities, ipcache, FQDN selectors, policy maps. */
+  async #learnFqdn(event: DnsLearnEvent): Promise<void> {
+    const ips = event.ips.filter((ip) => parseIpv4(ip) !== undefined)
+    for (const ip of ips) {
+      if (this.#fqdnIps.has(ip)) continue
+      const { id } = await this.#identity.allocator.allocateCIDR(`${ip}/32`)
+      this.#fqdnIps.set(ip, id)
+      this.#identity.ipcache.upsert(`${ip}/32`, { identity: id, source: 'generated' })
+    }
+    this.#policy.repo.learnFqdn(event.name, ips)
+    await this.#applyPolicy()
+    this.#notify('fqdn learned', { name: event.name, ips, ttl: event.ttl })
+  }
+
+  async #expireFqdn(expired: FqdnExpiry[]): Promise<void> {
+    for (const e of expired) {
+      for (const ip of e.ips) {
+        const id = this.#fqdnIps.get(ip)
+        if (id === undefined) continue
+        this.#fqdnIps.delete(ip)
+        this.#identity.ipcache.delete(`${ip}/32`, 'generated')
+        await this.#identity.allocator.release(id).catch(() => false)
+      }
+    }
     await this.#applyPolicy()
   }
 
