@@ -248,16 +248,26 @@ function parseCidrSet(
         ['cidrGroupRef', 'cidrGroupSelector'],
       )
   if (o.cidr === undefined) ctx.fail('MISSING_FIELD', join(path, 'cidr'), 'missing cidr', 'a CIDR')
+  if (typeof o.cidr === 'string' && !o.cidr.includes('/'))
+    ctx.fail(
+      'INVALID_CIDR',
+      join(path, 'cidr'),
+      'a CIDR set needs prefix notation',
+      'address/length, e.g. 10.0.0.0/8',
+      o.cidr,
+    )
   const cidr = parseCidrText(ctx, o.cidr, join(path, 'cidr'))
   const except = (arr(ctx, o.except, join(path, 'except')) ?? []).map((e, i) => {
     const p = join(join(path, 'except'), i)
     const c = parseCidrText(ctx, e, p)
-    if (!cidrContains(cidr, c) || c.bits === cidr.bits)
+    // As Cilium: the except prefix must start inside the CIDR (same family).
+    const start = parseCidr(`${c.text.slice(0, c.text.indexOf('/'))}/${c.family === 4 ? 32 : 128}`)
+    if (!start || !cidrContains(cidr, start))
       ctx.fail(
         'INVALID_CIDR',
         p,
         `except ${c.text} is not inside ${cidr.text}`,
-        `a prefix strictly inside ${cidr.text}`,
+        `a prefix inside ${cidr.text}`,
         e,
       )
     return c
@@ -306,7 +316,9 @@ function parsePortProtocols(ctx: Ctx, v: unknown, path: string, pc: PortCtx): Po
   if (o.protocol !== undefined && o.protocol !== null) {
     const p = str(ctx, o.protocol, join(path, 'protocol'))
     const allowed = pc.k8s ? ['TCP', 'UDP', 'SCTP'] : ['TCP', 'UDP', 'SCTP', 'ANY']
-    if (p === undefined || !allowed.includes(p))
+    // Cilium fixes up the capitalisation of the protocol name; Kubernetes does not.
+    const norm = pc.k8s || p === undefined ? p : p === '' ? 'ANY' : p.toUpperCase()
+    if (norm === undefined || !allowed.includes(norm))
       ctx.fail(
         'INVALID_PORT',
         join(path, 'protocol'),
@@ -314,7 +326,7 @@ function parsePortProtocols(ctx: Ctx, v: unknown, path: string, pc: PortCtx): Po
         allowed.join(', '),
         o.protocol,
       )
-    protocol = p as PortSpec['protocol']
+    protocol = norm as PortSpec['protocol']
   }
   let port = 0
   let name: string | undefined
@@ -436,12 +448,12 @@ function parseL7(
       )
   } else {
     ports.forEach((p, i) => {
-      if (p.protocol !== 'TCP' && p.protocol !== 'ANY')
+      if (p.protocol !== 'TCP')
         ctx.fail(
           'INVALID_L7',
           join(path.replace(/\.rules$/, ''), `ports[${i}].protocol`),
           `L7 rules can only apply to TCP (not ${p.protocol}) except for DNS rules`,
-          'TCP or ANY',
+          'protocol TCP',
           p.protocol,
         )
     })
@@ -895,6 +907,13 @@ function parseCiliumPeerRule(
   const pc: PortCtx = { direction, deny, k8s: false }
   const toPorts = parseToPorts(ctx, o.toPorts, join(path, 'toPorts'), pc)
   const icmps = parseIcmps(ctx, o.icmps, join(path, 'icmps'))
+  if (present.includes('toServices') && toPorts?.length)
+    ctx.fail(
+      'INVALID_COMBINATION',
+      join(path, 'toPorts'),
+      'combining toServices and toPorts is not supported',
+      'toServices without toPorts',
+    )
   if (toPorts?.length && icmps?.length)
     ctx.fail(
       'INVALID_COMBINATION',

@@ -90,6 +90,35 @@ const cases: Array<[string, string, string, string]> = [
     'spec.egress[0].toCIDR[0]',
   ],
   [
+    'http on ANY',
+    cnp({
+      endpointSelector: sel,
+      ingress: [{ toPorts: [{ ports: [{ port: '80' }], rules: { http: [{}] } }] }],
+    }),
+    'INVALID_L7',
+    'spec.ingress[0].toPorts[0].ports[0].protocol',
+  ],
+  [
+    'toServices with toPorts',
+    cnp({
+      endpointSelector: sel,
+      egress: [
+        {
+          toServices: [{ k8sService: { serviceName: 's' } }],
+          toPorts: [{ ports: [{ port: '80' }] }],
+        },
+      ],
+    }),
+    'INVALID_COMBINATION',
+    'spec.egress[0].toPorts',
+  ],
+  [
+    'CIDR set without prefix length',
+    cnp({ endpointSelector: sel, egress: [{ toCIDRSet: [{ cidr: '10.0.0.1' }] }] }),
+    'INVALID_CIDR',
+    'spec.egress[0].toCIDRSet[0].cidr',
+  ],
+  [
     'http on UDP',
     cnp({
       endpointSelector: sel,

@@ -632,7 +632,7 @@ spec:
     ).toEqual(['CiliumNetworkPolicy/default/ranges:spec.ingressDeny[0]'])
   })
 
-  it('HTTP rules on protocol ANY redirect TCP only', () => {
+  it('DNS rules on protocol ANY redirect TCP and UDP, not SCTP', () => {
     const repo = new PolicyRepository()
     repo.upsert(`
 apiVersion: cilium.io/v2
@@ -640,35 +640,29 @@ kind: CiliumNetworkPolicy
 metadata: { name: any }
 spec:
   endpointSelector: { matchLabels: { app: s } }
-  ingress:
-    - toPorts: [ { ports: [ { port: "80" } ], rules: { http: [ { method: GET } ] } } ]
+  egress:
+    - toPorts: [ { ports: [ { port: "53", protocol: any } ], rules: { dns: [ { matchPattern: "*.svc.cluster.local" } ] } } ]
 `)
     const ms = repo.computeMapState({ labels: traceEndpointLabels(pod({ app: 's' })) }, [])
-    expect(
-      ms.get({ identity: 0, direction: 'ingress', protocol: 6, port: 80, portPrefixLen: 16 })
-        ?.l7Parser,
-    ).toBe('http')
-    expect(
-      ms.get({ identity: 0, direction: 'ingress', protocol: 17, port: 80, portPrefixLen: 16 })
-        ?.l7Parser,
-    ).toBeUndefined()
-    const udp = repo.trace({
-      source: pod({}),
-      destination: pod({ app: 's' }),
-      port: 80,
-      protocol: 'UDP',
-      http: { method: 'PUT' },
-    })
-    expect(udp.verdict).toBe('allowed')
-    expect(udp.ingress.l7).toBeUndefined()
-    expect(
+    const at = (protocol: number) =>
+      ms.get({ identity: 0, direction: 'egress', protocol, port: 53, portPrefixLen: 16 })
+    expect(at(6)?.l7Parser).toBe('dns')
+    expect(at(17)?.l7Parser).toBe('dns')
+    expect(at(132)?.l7Parser).toBeUndefined()
+    expect(at(132)?.deny).toBe(false)
+    const dns = (name: string, protocol: string) =>
       repo.trace({
-        source: pod({}),
-        destination: pod({ app: 's' }),
-        port: 80,
-        http: { method: 'PUT' },
-      }).verdict,
-    ).toBe('denied')
+        source: pod({ app: 's' }),
+        destination: pod({ app: 'dns' }, 'kube-system'),
+        port: 53,
+        protocol,
+        dns: { name },
+      })
+    expect(dns('db.prod.svc.cluster.local', 'UDP').verdict).toBe('denied')
+    expect(dns('prod.svc.cluster.local', 'UDP').verdict).toBe('allowed')
+    expect(dns('example.com', 'TCP').egress.reason).toBe('denied-at-l7')
+    // SCTP is not parsed by the DNS proxy: allowed at L4, no L7 verdict
+    expect(dns('example.com', 'SCTP').verdict).toBe('allowed')
   })
 
   it('CCNP peer selectors select pods only ({} = every pod, not the world)', () => {
