@@ -174,6 +174,12 @@ function hintFor(errno: number, call: string, detail: string): string | undefine
       return 'too big for the kernel: check key/value sizes and max_entries, program size (1M insns) or test-run data size'
     case 13:
       return 'permission denied: needs root/CAP_BPF, or the verifier/LSM refused'
+    case 28:
+      return call === 'bpf_object__load'
+        ? 'the verifier log did not fit: pass a larger logSize to load()'
+        : call === 'bpf_prog_test_run_opts'
+          ? 'the output did not fit: pass a larger dataSizeOut/ctxSizeOut'
+          : undefined
     default:
       return undefined
   }

@@ -67,6 +67,7 @@ describe('error conversion', () => {
     expect(eperm.hint).toMatch(/root.*CAP_BPF/)
     expect(native(7, 'bpf_map_update_elem').hint).toMatch(/max_entries/)
     expect(native(2, 'bpf_obj_get', '/tmp/x/pin').hint).toMatch(/bpffs is not mounted at \/tmp\/x/)
+    expect(native(28, 'bpf_object__load').hint).toMatch(/larger logSize/)
     expect(native(22, 'bpf_link_create').hint).toBeUndefined()
     expect(native(22, 'bpf_link_create').code).toBe('EINVAL')
   })

@@ -72,6 +72,17 @@ describeKernel('BpfObject', ['root', 'bpf', 'bpffs'], () => {
     await expect(obj.load()).rejects.toThrow(/already/)
   })
 
+  it('a verifier log larger than logSize is ENOSPC with a hint, not a rejection', async () => {
+    using obj = BpfObject.open(testObject('loader_maps'))
+    const err = (await obj
+      .load({ logLevel: 2, logSize: 1024 })
+      .catch((e: unknown) => e)) as BpfError
+    expect(err).toBeInstanceOf(BpfError)
+    expect(err).not.toBeInstanceOf(VerifierError)
+    expect(err.code).toBe('ENOSPC')
+    expect(err.message).toMatch(/exceeded logSize.*larger logSize/)
+  })
+
   it('keeps verifier logs of accepted programs when asked (logLevel 1)', async () => {
     using obj = BpfObject.open(testObject('count_packets'))
     await obj.load({ logLevel: 1 })

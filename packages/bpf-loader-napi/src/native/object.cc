@@ -325,7 +325,11 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
             if (std::regex_search(printed, m, re)) failed = m[1];
             for (auto& [name, buf] : *logs) {
               if ((!failed.empty() && name == failed) || (failed.empty() && buf[0])) {
-                if (buf[0]) {
+                if (buf[0] && e.err == ENOSPC) {
+                  // Not a rejection: the log outgrew its buffer (the load fails for that alone).
+                  e.program = name;
+                  e.detail = "verifier log of program '" + name + "' exceeded logSize";
+                } else if (buf[0]) {
                   e.verifier = true;
                   e.program = name;
                   e.log = SplitLines(buf.data());
