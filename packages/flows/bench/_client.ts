@@ -2,10 +2,13 @@
 //   argv: target, flowsPerSecond (0 = as fast as it can), mode: 'decode' (every response decoded
 //   into a Flow with protobufjs) | 'count' (responses kept as bytes; only the oneof tag and loss
 //   counts are read)
+import { connect } from 'node:http2'
+import { createRequire } from 'node:module'
 import * as grpc from '@grpc/grpc-js'
 import { ObserverClient, observerServiceDefinition } from '../src/grpc'
-import { decodeMessage } from '../src/proto'
+import { decodeMessage, encodeMessage } from '../src/proto'
 
+const require = createRequire(import.meta.url)
 const [target = '', rateArg = '0', mode = 'decode'] = process.argv.slice(2)
 const rate = Number(rateArg)
 // follow from the oldest flow still in the ring: nothing produced before the stream opened is missed
@@ -35,7 +38,54 @@ async function pace() {
 }
 
 let started = process.hrtime.bigint()
-if (mode === 'count') {
+if (mode === 'raw') {
+  // A bare HTTP/2 gRPC reader: splits length-prefixed messages and looks at the oneof tag only.
+  const path = target.replace(/^unix:(\/\/)?/, '')
+  const session = connect('http://localhost', {
+    createConnection: () => require('node:net').connect(path),
+    settings: { initialWindowSize: 8 << 20 },
+  })
+  session.on('connect', () => session.setLocalWindowSize(16 << 20))
+  const body = encodeMessage('observer.GetFlowsRequest', REQUEST)
+  const framed = Buffer.alloc(5 + body.length)
+  framed.writeUInt32BE(body.length, 1)
+  body.copy(framed, 5)
+  const req = session.request({
+    ':method': 'POST',
+    ':path': '/observer.Observer/GetFlows',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+  })
+  req.end(framed)
+  ac.signal.addEventListener('abort', () => {
+    req.close()
+    session.close()
+  })
+  started = process.hrtime.bigint()
+  send({ ready: true })
+  let pending: Buffer = Buffer.alloc(0)
+  await new Promise<void>((resolve) => {
+    req.on('data', (chunk: Buffer) => {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk
+      let off = 0
+      while (pending.length - off >= 5) {
+        const len = pending.readUInt32BE(off + 1)
+        if (pending.length - off < 5 + len) break
+        const msg = pending.subarray(off + 5, off + 5 + len)
+        if (msg[0] === 0x0a) flows++
+        else if (msg[0] === 0x1a) {
+          const l = decodeMessage('observer.GetFlowsResponse', msg)
+          const le = l.lostEvents as { source?: number; numEventsLost?: string }
+          countLost(le.source ?? 0, Number(le.numEventsLost ?? 0))
+        }
+        off += 5 + len
+      }
+      pending = pending.subarray(off)
+    })
+    req.on('close', () => resolve())
+    req.on('error', () => resolve())
+  })
+} else if (mode === 'count') {
   const def = {
     ...observerServiceDefinition,
     GetFlows: { ...observerServiceDefinition.GetFlows, responseDeserialize: (b: Buffer) => b },

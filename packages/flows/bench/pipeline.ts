@@ -232,9 +232,10 @@ async function endToEnd(label: string, total: number, clientRate: number, mode =
 }
 
 try {
-  if (want('fast')) await endToEnd('grpc fast client', TOTAL, 0, 'count')
+  if (want('fast')) await endToEnd('grpc fast client', TOTAL, 0, 'raw')
+  if (want('grpcjs')) await endToEnd('grpc-js counting client', SLOW_TOTAL, 0, 'count')
   if (want('decoding')) await endToEnd('grpc decoding client', SLOW_TOTAL, 0, 'decode')
-  if (want('slow')) await endToEnd('grpc slow client', SLOW_TOTAL, SLOW_RATE, 'count')
+  if (want('slow')) await endToEnd('grpc slow client', SLOW_TOTAL, SLOW_RATE, 'raw')
 
   // ---- 4. the real kernel ring buffer as the source ----
   const k = requireKernel(['root', 'bpf', 'clang'])
