@@ -43,7 +43,22 @@ export function compileFullMatch(pattern: string): FullMatcher {
       { path: 'http.rule', cause },
     )
   }
-  const m: FullMatcher = { source: pattern, test: (v) => re.test(v) }
+  // re2-wasm costs ~10 us a call (string copies into wasm memory); request methods, hosts and
+  // paths repeat, so results are memoized per pattern (bounded, values up to 256 chars).
+  const memo = new Map<string, boolean>()
+  const m: FullMatcher = {
+    source: pattern,
+    test: (v) => {
+      const hit = memo.get(v)
+      if (hit !== undefined) return hit
+      const r = re.test(v)
+      if (v.length <= 256) {
+        if (memo.size >= 1024) memo.clear()
+        memo.set(v, r)
+      }
+      return r
+    },
+  }
   // re2-wasm objects are never freed by the GC (wasm heap): keep the cache bounded.
   if (cache.size >= MAX_CACHE) cache.clear()
   cache.set(pattern, m)

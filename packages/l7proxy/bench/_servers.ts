@@ -1,0 +1,78 @@
+/**
+ * Child processes of the benchmarks (`node --import tsx _servers.ts <role> ...`), so the load
+ * generator, the proxy and the upstream do not share one event loop:
+ *   upstream            an HTTP server answering 200 with a small body; prints its port
+ *   http-proxy <port>   HttpProxy in front of 127.0.0.1:<port>; prints its port
+ *   dns-proxy <port>    DnsProxy in front of 127.0.0.1:<port> (UDP); prints its port
+ * No datapath here: a StaticOriginResolver stands in for the BPF redirect, and upstream sockets
+ * are not marked.
+ */
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { DnsProxy, HttpProxy, StaticOriginResolver, staticPolicySource } from '../src/index'
+
+const [role, arg] = process.argv.slice(2)
+const origin = (port: number) =>
+  new StaticOriginResolver({
+    fallback: {
+      address: '127.0.0.1',
+      port,
+      srcIdentity: 1001,
+      dstIdentity: 2000,
+      endpointId: 1,
+      direction: 'ingress',
+    },
+  })
+
+if (role === 'upstream') {
+  const body = Buffer.from('{"ok":true,"ship":"landed"}\n')
+  const server = createServer((req, res) => {
+    req.resume()
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length })
+    res.end(body)
+  })
+  server.keepAliveTimeout = 60_000
+  server.listen(0, '127.0.0.1', () => {
+    process.stdout.write(`${(server.address() as AddressInfo).port}\n`)
+  })
+} else if (role === 'http-proxy') {
+  const proxy = new HttpProxy({
+    origins: origin(Number(arg)),
+    policy: staticPolicySource({
+      parser: 'http',
+      wildcard: false,
+      rules: [
+        {
+          id: 'bench',
+          rules: {
+            parser: 'http',
+            http: [
+              { method: 'POST', path: '/v1/request-landing' },
+              { method: 'GET', path: '/public/.*', headers: ['Host'] },
+            ],
+          },
+        },
+      ],
+    }),
+    markSockets: false,
+    onRecord: () => {},
+  })
+  proxy.listen({ host: '127.0.0.1' }).then((a) => process.stdout.write(`${a.port}\n`))
+} else if (role === 'dns-proxy') {
+  const proxy = new DnsProxy({
+    origins: origin(Number(arg)),
+    policy: staticPolicySource({
+      parser: 'dns',
+      wildcard: false,
+      rules: [{ id: 'bench', rules: { parser: 'dns', dns: [{ matchPattern: '*.example.test' }] } }],
+    }),
+    markSockets: false,
+    onRecord: () => {},
+    onLearn: () => {},
+  })
+  proxy.listen({ host: '127.0.0.1' }).then((a) => process.stdout.write(`${a.port}\n`))
+} else {
+  process.stderr.write(`unknown role ${role}\n`)
+  process.exit(2)
+}
+process.on('SIGTERM', () => process.exit(0))
