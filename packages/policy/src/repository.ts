@@ -387,9 +387,11 @@ export class PolicyRepository {
   ): L7Policy | undefined {
     const peer =
       typeof query.peerIdentity === 'number'
-        ? this.selectorCache.identity(query.peerIdentity)
+        ? // An identity the cache does not know still matches wildcard rules (and reserved
+          // identities are recognised by number): never fail open by returning "no rules".
+          (this.selectorCache.identity(query.peerIdentity) ??
+          new ResolvedIdentity({ id: query.peerIdentity, labels: [] }))
         : new ResolvedIdentity(query.peerIdentity)
-    if (!peer) return undefined
     const proto = protocolNumber(query.protocol ?? 'TCP')
     if (proto === undefined)
       throw new PolicyError('INVALID_INPUT', 'unknown protocol', {

@@ -176,5 +176,19 @@ describe('Star Wars demo, L7 policy', () => {
         { direction: 'ingress', peerIdentity: 1003, port: 80 },
       ),
     ).toBeUndefined()
+    // an identity unknown to the cache still gets the wildcard view, never "no rules"
+    const wild = new PolicyRepository()
+    wild.upsert(
+      fixture('sw_l3_l4_l7_policy.yaml').replace(
+        /- fromEndpoints:\n\s+- matchLabels:\n\s+org: empire\n\s+/,
+        '- ',
+      ),
+    )
+    expect(
+      wild.l7Rules(
+        { labels: ids[2]?.labels as string[] },
+        { direction: 'ingress', peerIdentity: 4242, port: 80 },
+      )?.parser,
+    ).toBe('http')
   })
 })
