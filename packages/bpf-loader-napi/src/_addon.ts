@@ -9,7 +9,7 @@ export interface NativeAddon {
   close(fd: number): void
   setDebug(on: boolean): void
   NativeObject: new (source: string | Buffer, pinRoot?: string, name?: string) => NativeObjectHandle
-  mapLookup(fd: number, key: Buffer, value: Buffer, flags?: number): boolean
+  mapLookup(fd: number, key: Buffer | null, value: Buffer, flags?: number): boolean
   mapLookupAndDelete(fd: number, key: Buffer | null, value: Buffer): boolean
   mapUpdate(fd: number, key: Buffer | null, value: Buffer, flags: number): void
   mapDelete(fd: number, key: Buffer): boolean

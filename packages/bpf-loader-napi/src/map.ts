@@ -234,6 +234,55 @@ export class BpfMap {
     }
   }
 
+  /** Looks `key` up and removes it in one call (hash/LRU maps, Linux 5.14+); undefined when absent. */
+  lookupAndDelete(key: Buffer): Buffer | undefined {
+    if (this.#closed) this.#check()
+    this.#key(key)
+    const out = Buffer.allocUnsafe(this.#stride)
+    const found = native(
+      () => this.#addon.mapLookupAndDelete(this.#fd, key, out),
+      `map '${this.#info.name}' lookupAndDelete`,
+    )
+    return found ? out : undefined
+  }
+
+  /** Queue/stack maps: append `value` (`'exist'` overwrites the oldest when full: BPF_EXIST). */
+  push(value: Buffer, flags: UpdateFlag = 'any'): void {
+    this.#queueOnly('push')
+    this.#value(value)
+    native(
+      () => this.#addon.mapUpdate(this.#fd, null, value, flagOf(flags)),
+      `map '${this.#info.name}' push`,
+    )
+  }
+
+  /** Queue/stack maps: remove and return the next value (FIFO for queue, LIFO for stack). */
+  pop(): Buffer | undefined {
+    this.#queueOnly('pop')
+    const out = Buffer.allocUnsafe(this.#info.valueSize)
+    return native(
+      () => this.#addon.mapLookupAndDelete(this.#fd, null, out),
+      `map '${this.#info.name}' pop`,
+    )
+      ? out
+      : undefined
+  }
+
+  /** Queue/stack maps: the next value without removing it. */
+  peek(): Buffer | undefined {
+    this.#queueOnly('peek')
+    const out = Buffer.allocUnsafe(this.#info.valueSize)
+    return native(() => this.#addon.mapLookup(this.#fd, null, out), `map '${this.#info.name}' peek`)
+      ? out
+      : undefined
+  }
+
+  #queueOnly(op: string): void {
+    if (this.#closed) this.#check()
+    if (this.#info.type !== 'queue' && this.#info.type !== 'stack')
+      throw invalid(`map '${this.#info.name}' ${op}`, 'a queue or stack map', this.#info.type)
+  }
+
   /** Every key, by BPF_MAP_GET_NEXT_KEY (a snapshot taken while iterating). */
   keys(): Buffer[] {
     this.#check()

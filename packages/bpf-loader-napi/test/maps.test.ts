@@ -196,6 +196,28 @@ describeKernel('BpfMap', ['root', 'bpf', 'bpffs'], () => {
     expect(() => m.pin('/sys/fs/bpf/../x')).toThrow(/\.\./)
   })
 
+  it('queue and stack maps: push, peek, pop; lookupAndDelete on a hash', () => {
+    using q = createMap({ type: 'queue', keySize: 0, valueSize: 4, maxEntries: 4, name: 'q' })
+    using st = createMap({ type: 'stack', keySize: 0, valueSize: 4, maxEntries: 4, name: 'st' })
+    for (const n of [1, 2, 3]) {
+      q.push(u32le(n))
+      st.push(u32le(n))
+    }
+    expect(q.peek()?.readUInt32LE()).toBe(1)
+    expect([q.pop(), q.pop(), q.pop(), q.pop()].map((b) => b?.readUInt32LE())).toEqual([
+      1,
+      2,
+      3,
+      undefined,
+    ])
+    expect([st.pop(), st.pop(), st.pop()].map((b) => b?.readUInt32LE())).toEqual([3, 2, 1])
+    using h = createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 4 })
+    expect(() => h.push(u64le(1))).toThrow(/a queue or stack map/)
+    h.update(u32le(5), u64le(50))
+    expect(h.lookupAndDelete(u32le(5))?.readBigUInt64LE()).toBe(50n)
+    expect(h.lookupAndDelete(u32le(5))).toBeUndefined()
+  })
+
   it('freeze makes a map read-only for user space', () => {
     using m = createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1, name: 'frozen' })
     m.update(u32le(0), u32le(1))
