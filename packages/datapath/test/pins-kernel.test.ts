@@ -1,0 +1,65 @@
+/** Kernel tests of the pin layout: reuse, incompatible pins, loaded map layouts. */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { createMap, openPinnedMap } from '@membrane/bpf-loader-napi'
+import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
+import { afterEach, beforeAll, expect, it } from 'vitest'
+import { Datapath, DatapathError, MAP_SPECS, specMismatches } from '../src'
+import { buildObjects } from './_btf'
+
+describeKernel('pins under the pin root', ['root', 'bpf', 'bpffs', 'clang'], () => {
+  const dirs: { path: string; remove(): void }[] = []
+  beforeAll(() => buildObjects())
+  afterEach(() => {
+    for (const d of dirs.splice(0)) d.remove()
+  })
+
+  it('every map the kernel created matches MAP_SPECS, and each one is pinned by name', async () => {
+    const pins = tempBpffsDir()
+    dirs.push(pins)
+    const dp = await Datapath.open({ pinRoot: pins.path })
+    try {
+      for (const [name, spec] of Object.entries(MAP_SPECS)) {
+        if (name === 'mb_sock_revnat4') continue // sock.o's, loaded with socket LB
+        expect([name, specMismatches(dp.map(name).info, spec)]).toEqual([name, []])
+        expect(existsSync(join(pins.path, name))).toBe(true)
+      }
+    } finally {
+      await dp.close()
+    }
+  })
+
+  it('an incompatible pinned map is an error that changes nothing; the map and its entries stay', async () => {
+    const pins = tempBpffsDir()
+    dirs.push(pins)
+    // An "older version" of mb_ct4 with a 48-byte value, holding one entry.
+    const old = createMap({
+      type: 'lru_hash',
+      keySize: 16,
+      valueSize: 48,
+      maxEntries: 1024,
+      name: 'mb_ct4',
+    })
+    old.update(Buffer.alloc(16, 1), Buffer.alloc(48, 7))
+    old.pin(join(pins.path, 'mb_ct4'))
+    old.close()
+    const error = await Datapath.open({ pinRoot: pins.path }).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(DatapathError)
+    expect((error as DatapathError).code).toBe('INCOMPATIBLE_PIN')
+    expect((error as Error).message).toMatch(
+      /mb_ct4 \(valueSize: pinned 48, needed 56; maxEntries: pinned 1024, needed 131072\)/,
+    )
+    expect((error as Error).message).toMatch(/To migrate/)
+    const again = openPinnedMap(join(pins.path, 'mb_ct4'))
+    expect(again.info.valueSize).toBe(48)
+    expect(again.lookup(Buffer.alloc(16, 1))).toEqual(Buffer.alloc(48, 7))
+    again.close()
+    // Nothing else was created either.
+    expect(existsSync(join(pins.path, 'mb_policy'))).toBe(false)
+  })
+
+  it('rejects a pin root outside bpffs or with unsafe characters before touching anything', async () => {
+    await expect(Datapath.open({ pinRoot: '/tmp/not-bpffs' })).rejects.toThrowError(/mounted bpffs/)
+    await expect(Datapath.open({ pinRoot: '/sys/fs/bpf/../x' })).rejects.toThrowError(/'\.\.'/)
+  })
+})
