@@ -126,10 +126,10 @@ export class BpfObject {
   }
 
   /** Global variables (.rodata/.data/.bss) with their sizes. */
-  globals(): Array<{ name: string; size: number; section: string }> {
+  globals(): Array<{ name: string; size: number; offset: number; section: string }> {
     return this.#need()
       .globals()
-      .map((g) => ({ name: g.name, size: g.size, section: g.section }))
+      .map((g) => ({ name: g.name, size: g.size, offset: g.offset, section: g.section }))
   }
 
   /**
@@ -175,6 +175,25 @@ export class BpfObject {
       throw new BpfError(`setPinPath('${map}') after load`, { code: BpfErrorCode.BAD_STATE })
     if (path !== null) checkPinPath(path, `setPinPath('${map}') path`)
     native(() => handle.setPinPath(map, path), `setPinPath('${map}')`)
+  }
+
+  /**
+   * Reads a global variable after load (its bytes in the live .data/.bss/.rodata map), e.g. a
+   * counter a program keeps in .bss.
+   */
+  readGlobal(name: string): Buffer {
+    this.#loaded()
+    const g = this.#need()
+      .globals()
+      .find((x) => x.name === name)
+    if (!g) throw invalid('readGlobal name', "one of the object's globals", name)
+    const map = this.#maps.find((m) => m.name === g.section)
+    const value = map?.lookup(Buffer.alloc(4))
+    if (!value)
+      throw new BpfError(`global '${name}': section ${g.section} is not readable`, {
+        code: BpfErrorCode.BAD_STATE,
+      })
+    return Buffer.from(value.subarray(g.offset, g.offset + g.size))
   }
 
   /** Skips (false) or includes (true) a program at load. */

@@ -45,6 +45,8 @@ describeKernel('BpfObject', ['root', 'bpf', 'bpffs'], () => {
     const r = await obj.program('exercise').testRun({ data: ipv4UdpPacket('10.0.0.1', '10.0.0.2') })
     expect(r.retval).toBe(2) // .data verdict_override
     const hash = obj.map('hash_map')
+    expect(obj.readGlobal('seen_runs').readUInt32LE()).toBe(1) // .bss, written by the program
+    expect(obj.readGlobal('cfg_magic').readUInt32LE()).toBe(0xc0ffee)
     expect(hash.lookup(u32le(0))?.readBigUInt64LE()).toBe(0xc0ffeen)
     expect(hash.lookup(u32le(1))?.readBigUInt64LE()).toBe(0x1122334455667788n)
   })
