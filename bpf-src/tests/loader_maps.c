@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Loader test object: every map kind the loader handles (hash, per-CPU, LPM trie, map-in-map,
- * ring buffer, a pinned-by-name map), globals in .rodata/.data/.bss, and tc programs that use
+ * ring buffer), globals in .rodata/.data/.bss, and tc programs that use
  * them so BPF_PROG_TEST_RUN can observe the effects. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -55,14 +55,6 @@ struct {
 } outer SEC(".maps") = {
 	.values = { [0] = &inner_a },
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} pinned_cfg SEC(".maps");
 
 struct event32 {
 	__u64 seq;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Loader test object: a pinned-by-name map `pinned_cfg` with the name of the one in
- * loader_maps.c but another max_entries, so reusing that pin must fail clearly. */
+ * loader_pin.c but another max_entries, so reusing that pin must fail clearly. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 

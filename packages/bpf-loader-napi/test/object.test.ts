@@ -94,12 +94,12 @@ describeKernel('BpfObject', ['root', 'bpf', 'bpffs'], () => {
   it('pins LIBBPF_PIN_BY_NAME maps under pinRoot and reuses a compatible pin', async () => {
     const root = `${pins.path}/reuse`
     {
-      using a = BpfObject.open(testObject('loader_maps'), { pinRoot: root })
+      using a = BpfObject.open(testObject('loader_pin'), { pinRoot: root })
       await a.load()
       a.map('pinned_cfg').update(u32le(1), u32le(42))
       expect(existsSync(`${root}/pinned_cfg`)).toBe(true)
     }
-    using b = BpfObject.open(testObject('loader_maps'), { pinRoot: root })
+    using b = BpfObject.open(testObject('loader_pin'), { pinRoot: root })
     await b.load()
     expect(b.map('pinned_cfg').lookup(u32le(1))?.readUInt32LE()).toBe(42)
     using pinned = openPinnedMap(`${root}/pinned_cfg`)
@@ -123,7 +123,7 @@ describeKernel('BpfObject', ['root', 'bpf', 'bpffs'], () => {
   it('refuses an incompatible pin, naming the map and the mismatch', async () => {
     const root = `${pins.path}/mismatch`
     {
-      using a = BpfObject.open(testObject('loader_maps'), { pinRoot: root })
+      using a = BpfObject.open(testObject('loader_pin'), { pinRoot: root })
       await a.load()
     }
     using b = BpfObject.open(testObject('loader_pin_mismatch'), { pinRoot: root })

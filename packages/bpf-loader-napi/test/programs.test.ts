@@ -275,28 +275,33 @@ describeKernel('attachCgroup connect4', ['root', 'bpf', 'cgroup2'], () => {
   for (const mode of ['link', 'attach'] as const) {
     it(`rewrites a connect to a dummy address into a real server (${mode})`, async () => {
       const cg = tempCgroup(cgRoot)
-      using obj = BpfObject.open(testObject('loader_connect4'))
-      await obj.load()
-      const prog = obj.program('connect4_rewrite')
-      expect(prog.type).toBe('cgroup_sock_addr')
-      const addr = struct([
-        ['ip', ipv4],
-        ['port', be16],
-        ['pad', u16],
-      ] as const)
-      const rewrites = obj.map('rewrites').typed(addr, addr)
-      rewrites.update({ ip: '10.255.77.7', port: 80, pad: 0 }, { ip: '127.0.0.1', port, pad: 0 })
-      const link = await prog.attachCgroup({ cgroupPath: cg.path, attachType: 'connect4', mode })
       try {
-        expect(await runClientInCgroup(cg.path, '10.255.77.7', 80)).toBe(`got:pong remote:${port}`)
+        using obj = BpfObject.open(testObject('loader_connect4'))
+        await obj.load()
+        const prog = obj.program('connect4_rewrite')
+        expect(prog.type).toBe('cgroup_sock_addr')
+        const addr = struct([
+          ['ip', ipv4],
+          ['port', be16],
+          ['pad', u16],
+        ] as const)
+        const rewrites = obj.map('rewrites').typed(addr, addr)
+        rewrites.update({ ip: '10.255.77.7', port: 80, pad: 0 }, { ip: '127.0.0.1', port, pad: 0 })
+        const link = await prog.attachCgroup({ cgroupPath: cg.path, attachType: 'connect4', mode })
+        try {
+          expect(await runClientInCgroup(cg.path, '10.255.77.7', 80)).toBe(
+            `got:pong remote:${port}`,
+          )
+          expect(obj.map('rewrite_count').lookup(u32le(0))!.readBigUInt64LE()).toBe(1n)
+        } finally {
+          link.close()
+        }
+        // detached: the dummy address is not rewritten any more
+        expect(await runClientInCgroup(cg.path, '127.0.0.1', port)).toBe(`got:pong remote:${port}`)
         expect(obj.map('rewrite_count').lookup(u32le(0))!.readBigUInt64LE()).toBe(1n)
       } finally {
-        link.close()
+        cg.remove()
       }
-      // detached: the dummy address is not rewritten any more
-      expect(await runClientInCgroup(cg.path, '127.0.0.1', port)).toBe(`got:pong remote:${port}`)
-      expect(obj.map('rewrite_count').lookup(u32le(0))!.readBigUInt64LE()).toBe(1n)
-      cg.remove()
     })
   }
 
