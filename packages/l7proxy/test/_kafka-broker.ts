@@ -24,9 +24,12 @@ const VERSIONS: Array<[number, number, number]> = [
   [KafkaApi.ApiVersions, 0, 2],
 ]
 
-export async function startBrokerStandIn(): Promise<BrokerStandIn> {
+export async function startBrokerStandIn(
+  options: { host?: string; port?: number } = {},
+): Promise<BrokerStandIn> {
+  const host = options.host ?? '127.0.0.1'
   const seen: BrokerStandIn['seen'] = []
-  const advertise = { host: '127.0.0.1', port: 0 }
+  const advertise = { host, port: options.port ?? 0 }
   let offset = 0n
   const respond = (socket: Socket, body: Buffer) => {
     const info = parseKafkaRequest(body)
@@ -98,7 +101,7 @@ export async function startBrokerStandIn(): Promise<BrokerStandIn> {
       }
     })
   })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  await new Promise<void>((r) => server.listen(options.port ?? 0, host, () => r()))
   return {
     port: (server.address() as AddressInfo).port,
     advertise,

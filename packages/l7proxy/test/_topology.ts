@@ -5,12 +5,17 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { type NetNamespace, run, type TestNetwork } from '@membrane/test-utils'
 
 const GATEWAY = '169.254.1.1'
 export const HTTP_SERVER = fileURLToPath(new URL('./fixtures/http-server.cjs', import.meta.url))
 export const RESOLVE = fileURLToPath(new URL('./fixtures/resolve.cjs', import.meta.url))
+export const KAFKA_BROKER = fileURLToPath(new URL('./fixtures/kafka-broker.ts', import.meta.url))
+export const KAFKA_PRODUCE = fileURLToPath(new URL('./fixtures/kafka-produce.cjs', import.meta.url))
+/** tsx's loader, for running TypeScript fixtures in namespaces. */
+export const TSX = createRequire(import.meta.url).resolve('tsx')
 
 export interface Workload {
   ns: NetNamespace

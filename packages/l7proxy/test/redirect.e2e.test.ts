@@ -8,6 +8,9 @@
  * - Star Wars: tiefighter POST /v1/request-landing passes, PUT /v1/exhaust-port gets
  *   `403 Access denied`, GET /public.* passes, /private needs `X-Token: secret`; xwing is
  *   dropped at L3/L4.
+ * - Kafka: a kafkajs producer may produce to topic1; topic2 gets TOPIC_AUTHORIZATION_FAILED
+ *   (the broker is the in-test stand-in of test/_kafka-broker.ts, run in its namespace: no Kafka
+ *   broker can run here).
  * - toFQDNs: api.example.test resolves through dnsmasq and its IP becomes reachable before the
  *   answer reaches the client; blocked.example.test is REFUSED and its IP stays blocked.
  */
@@ -28,7 +31,16 @@ import {
   type L7ProxyRecord,
   repositoryPolicySource,
 } from '../src/index'
-import { HTTP_SERVER, RESOLVE, startReady, type Workload, workload } from './_topology'
+import {
+  HTTP_SERVER,
+  KAFKA_BROKER,
+  KAFKA_PRODUCE,
+  RESOLVE,
+  startReady,
+  TSX,
+  type Workload,
+  workload,
+} from './_topology'
 
 const N = process.pid % 200
 const NET = `10.216.${N}`
@@ -67,6 +79,20 @@ spec:
       toPorts: [{ ports: [{ port: "80", protocol: TCP }] }]
     - toEndpoints: [{ matchLabels: { class: deathstar } }]
       toPorts: [{ ports: [{ port: "80", protocol: TCP }] }]
+    - toEndpoints: [{ matchLabels: { app: kafka } }]
+      toPorts: [{ ports: [{ port: "9092", protocol: TCP }] }]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: kafka, namespace: default }
+spec:
+  endpointSelector: { matchLabels: { app: kafka } }
+  ingress:
+    - fromEndpoints: [{ matchLabels: { org: empire } }]
+      toPorts:
+        - ports: [{ port: "9092", protocol: TCP }]
+          rules:
+            kafka: [{ role: produce, topic: topic1 }]
 `
 
 interface Ep extends Workload {
@@ -92,6 +118,8 @@ describeKernel(
     let xwing: Ep
     let deathstar: Ep
     let dns: Ep
+    let kafka: Ep
+    let brokerLog = ''
     let cidrNext = 1
     const cidrIds = new Map<string, number>()
 
@@ -175,6 +203,21 @@ describeKernel(
       dns = await endpoint(`${NET}.53`, 4, 3000, ['k8s:k8s-app=kube-dns', NS], {
         ingress: false,
         egress: false,
+      })
+      kafka = await endpoint(`${NET}.92`, 5, 4000, ['k8s:app=kafka', NS], {
+        ingress: true,
+        egress: false,
+      })
+      const broker = await startReady(kafka, process.execPath, [
+        '--conditions=@membrane/source',
+        '--import',
+        TSX,
+        KAFKA_BROKER,
+        kafka.ip,
+        '9092',
+      ])
+      broker.stdout?.on('data', (d: Buffer) => {
+        brokerLog += d
       })
       // The proxy's address is on the host (here: on tiefighter's host-side veth).
       await run('ip', ['addr', 'add', `${ROUTER}/32`, 'dev', tiefighter.hostIf])
@@ -336,6 +379,33 @@ describeKernel(
         trafficDirection: 'egress',
         source: { ip: tiefighter.ip, identity: 1001 },
         destination: { ip: dns.ip, port: 53, identity: 3000 },
+      })
+    })
+
+    it('Kafka: produce to topic1 passes, topic2 gets TOPIC_AUTHORIZATION_FAILED', async () => {
+      const { stdout } = await tiefighter.ns.exec(process.execPath, [
+        KAFKA_PRODUCE,
+        `${kafka.ip}:9092`,
+        'topic1',
+        'topic2',
+      ])
+      expect(JSON.parse(stdout.trim().split('\n').pop() as string)).toEqual({
+        topic1: 'ok',
+        topic2: 'TOPIC_AUTHORIZATION_FAILED',
+      })
+      await new Promise((r) => setTimeout(r, 200))
+      const seen = brokerLog
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { apiKey: number; topics: string[] })
+      expect(seen.some((r) => r.apiKey === 0 && r.topics.includes('topic1'))).toBe(true)
+      expect(seen.some((r) => r.topics.includes('topic2'))).toBe(false)
+      const denied = records.find((r) => r.kafka && r.verdict === 'denied')
+      expect(denied).toMatchObject({
+        trafficDirection: 'ingress',
+        source: { ip: tiefighter.ip, identity: 1001 },
+        destination: { ip: kafka.ip, port: 9092, identity: 4000 },
+        kafka: { errorCode: 29 },
       })
     })
 

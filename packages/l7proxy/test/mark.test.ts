@@ -1,0 +1,37 @@
+/**
+ * Upstream sockets carry SO_MARK from their SYN on (so the destination's datapath never sees
+ * an unmarked packet of a proxied connection and does not redirect it again).
+ */
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import { describeKernel, TestNetwork } from '@membrane/test-utils'
+import { afterAll, expect, it } from 'vitest'
+import { L7ProxyError, upstreamMark } from '../src/index'
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/mark-check.ts', import.meta.url))
+const TSX = createRequire(import.meta.url).resolve('tsx')
+
+it('upstreamMark is 0x0A00 | identity << 16 and rejects identities over 16 bits', () => {
+  expect(upstreamMark(12345)).toBe(0x30390a00)
+  expect(upstreamMark(0)).toBe(0x0a00)
+  expect(upstreamMark(0xffff)).toBe(0xffff0a00)
+  expect(() => upstreamMark(0x10000)).toThrow(L7ProxyError)
+})
+
+describeKernel('connectMarked', ['root', 'netns'], () => {
+  const net = new TestNetwork()
+  afterAll(() => net.cleanup())
+
+  it('marks the SYN: the accepted socket inherits the mark (tcp_fwmark_accept)', async () => {
+    const ns = await net.namespace()
+    const mark = upstreamMark(4242)
+    const { stdout } = await ns.exec(process.execPath, [
+      '--conditions=@membrane/source',
+      '--import',
+      TSX,
+      FIXTURE,
+      String(mark),
+    ])
+    expect(JSON.parse(stdout.trim())).toEqual({ accepted: mark, client: mark })
+  })
+})
