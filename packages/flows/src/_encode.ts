@@ -126,7 +126,8 @@ function endpoint(field: number, e: Endpoint | undefined): void {
       key(field, 2)
       varint(cached.length)
       ensure(cached.length)
-      pos += cached.copy(buf, pos)
+      buf.set(cached, pos)
+      pos += cached.length
       return
     }
   }

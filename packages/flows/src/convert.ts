@@ -136,8 +136,10 @@ export class EndpointCache {
   private readonly memo = new Map<string, EndpointMemo>()
   constructor(private readonly max = 1 << 16) {}
 
-  get(ip: string, identity: number, enricher: Enricher | undefined, fallbackId: number): Endpoint {
+  get(ip: string, identity: number, enricher: Enricher | undefined, emitterId: number): Endpoint {
     const info = ip ? enricher?.endpointByIp?.(ip) : undefined
+    // The emitting endpoint's id only matters when the enricher does not know the endpoint.
+    const fallbackId = info?.endpointId ? 0 : emitterId
     const id = identity || info?.identity || 0
     const labels = info?.labels ?? enricher?.identityLabels?.(id) ?? RESERVED_IDENTITY_LABELS[id]
     const m = this.memo.get(ip)

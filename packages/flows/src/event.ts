@@ -228,7 +228,9 @@ export function decodeEvent(buf: Buffer): MbEvent {
     len: buf.readUInt32LE(24),
     extError: buf.readUInt32LE(28),
     ktimeNs: buf.readUInt32LE(32) + buf.readUInt32LE(36) * 0x1_0000_0000,
-    sockCookie: buf.readBigUInt64LE(40),
+    // BigInt only when there is a cookie (socket events): most events carry 0.
+    sockCookie:
+      buf.readUInt32LE(40) === 0 && buf.readUInt32LE(44) === 0 ? 0n : buf.readBigUInt64LE(40),
     sport: buf.readUInt16LE(48),
     dport: buf.readUInt16LE(50),
     origDport: buf.readUInt16LE(52),
