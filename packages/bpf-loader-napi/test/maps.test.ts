@@ -15,8 +15,11 @@ import {
 import { ipv4UdpPacket, testObject, u32le, u64le } from './_helpers'
 
 describeKernel('BpfMap', ['root', 'bpf', 'bpffs'], () => {
-  const pins = tempBpffsDir()
-  afterAll(() => pins.remove())
+  let pins: { path: string; remove(): void }
+  beforeAll(() => {
+    pins = tempBpffsDir()
+  })
+  afterAll(() => pins?.remove())
 
   describe('hash map from createMap', () => {
     it('round-trips lookup/update/delete with flags, keys and entries', () => {

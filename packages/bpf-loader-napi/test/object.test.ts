@@ -1,13 +1,16 @@
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
-import { afterAll, expect, it } from 'vitest'
+import { afterAll, beforeAll, expect, it } from 'vitest'
 import { BpfError, BpfObject, openPinnedMap, VerifierError } from '../src/index'
 import { ipv4UdpPacket, testObject, u32le } from './_helpers'
 
 describeKernel('BpfObject', ['root', 'bpf', 'bpffs'], () => {
-  const pins = tempBpffsDir()
-  afterAll(() => pins.remove())
+  let pins: { path: string; remove(): void }
+  beforeAll(() => {
+    pins = tempBpffsDir()
+  })
+  afterAll(() => pins?.remove())
 
   it('opens an object and lists programs and maps with types before load', () => {
     using obj = BpfObject.open(testObject('loader_maps'))

@@ -96,8 +96,9 @@ describeKernel(
   () => {
     const net = new TestNetwork()
     let veth: VethPair
-    const pins = tempBpffsDir()
+    let pins: { path: string; remove(): void }
     beforeAll(async () => {
+      pins = tempBpffsDir()
       const ns = await net.namespace()
       // The host end gets an address: pick a /24 from this process id so parallel runs don't clash.
       const subnet = `10.213.${process.pid % 250}`
@@ -110,7 +111,7 @@ describeKernel(
     })
     afterAll(async () => {
       await net.cleanup()
-      pins.remove()
+      pins?.remove()
     })
 
     it('tc ingress (clsact) counts real ping packets, then detaches', async () => {
