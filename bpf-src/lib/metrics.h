@@ -7,11 +7,10 @@
 
 #define MB_METRIC_FORWARD	0
 
-struct mb_metrics_key {
-	__u8  reason;		/* 0 forwarded, else positive drop reason */
-	__u8  direction;	/* MB_DIR_INGRESS / MB_DIR_EGRESS (lib/events.h) */
-	__u16 pad;
-};
+/* Row of a (reason, direction) pair: an array index, so the hot path is an inlined array
+ * lookup rather than a hash lookup. */
+#define MB_METRICS_INDEX(reason, direction)	(((__u32)(reason) << 2) | ((direction) & 3))
+#define MB_METRICS_ENTRIES			1024
 
 struct mb_metrics_value {
 	__u64 packets;
@@ -19,24 +18,20 @@ struct mb_metrics_value {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct mb_metrics_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MB_METRICS_ENTRIES);
+	__type(key, __u32);	/* MB_METRICS_INDEX(reason, direction) */
 	__type(value, struct mb_metrics_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_metrics SEC(".maps");
 
 static __always_inline void mb_count(__u8 reason, __u8 direction, __u32 bytes)
 {
-	struct mb_metrics_key key = { .reason = reason, .direction = direction };
-	struct mb_metrics_value *v = bpf_map_lookup_elem(&mb_metrics, &key);
+	__u32 idx = MB_METRICS_INDEX(reason, direction);
+	struct mb_metrics_value *v = bpf_map_lookup_elem(&mb_metrics, &idx);
 
 	if (likely(v)) {
 		v->packets += 1;	/* per-CPU value: no atomics needed */
 		v->bytes += bytes;
-		return;
 	}
-	struct mb_metrics_value init = { .packets = 1, .bytes = bytes };
-
-	bpf_map_update_elem(&mb_metrics, &key, &init, BPF_NOEXIST);
 }

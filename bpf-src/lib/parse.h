@@ -37,17 +37,20 @@ static __always_inline __u32 mb_l4_csum_off(__u8 proto)
 /* Parse an IPv4 packet that starts at ETH_HLEN. Returns 0 or a DROP_* code. */
 static __always_inline int mb_parse4(struct __sk_buff *skb, struct mb_pkt4 *p)
 {
+	struct {
+		struct ethhdr eth;
+		struct iphdr ip;
+	} __attribute__((packed)) h;
 	struct iphdr ip;
-	struct ethhdr eth;
 
-	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
+	/* Ethernet and IPv4 headers in one helper call. */
+	if (bpf_skb_load_bytes(skb, 0, &h, sizeof(h)) < 0)
 		return DROP_INVALID;
-	__builtin_memcpy(p->smac, eth.h_source, ETH_ALEN);
-	__builtin_memcpy(p->dmac, eth.h_dest, ETH_ALEN);
+	__builtin_memcpy(p->smac, h.eth.h_source, ETH_ALEN);
+	__builtin_memcpy(p->dmac, h.eth.h_dest, ETH_ALEN);
+	__builtin_memcpy(&ip, &h.ip, sizeof(ip));
 	p->l3_off = ETH_HLEN;
 	p->len = skb->len;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
-		return DROP_INVALID;
 	if (ip.version != 4 || ip.ihl < 5)
 		return DROP_INVALID;
 	if (ip.frag_off & bpf_htons(IP_MF | IP_OFFSET))

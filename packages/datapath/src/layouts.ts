@@ -27,11 +27,13 @@ export const endpointCodec = struct('mb_endpoint', 48, {
   flags: f.u32(44),
 })
 
-/** `struct mb_metrics_key` (lib/metrics.h). */
-export const metricsKeyCodec = struct('mb_metrics_key', 4, {
-  reason: f.u8(0),
-  direction: f.u8(1),
-})
+/** Rows of `mb_metrics` (MB_METRICS_ENTRIES in lib/metrics.h). */
+export const METRICS_ENTRIES = 1024
+
+/** The `mb_metrics` row of a (reason, direction) pair: MB_METRICS_INDEX in lib/metrics.h. */
+export function metricsIndex(reason: number, direction: number): number {
+  return ((reason << 2) | (direction & 3)) >>> 0
+}
 
 /** `struct mb_metrics_value` (lib/metrics.h), one per CPU. */
 export const metricsValueCodec = struct('mb_metrics_value', 16, {
@@ -186,7 +188,6 @@ export const sockRevnat4ValueCodec = struct('mb_sock_revnat4_value', 8, {
 export const STRUCT_CODECS = [
   configCodec,
   endpointCodec,
-  metricsKeyCodec,
   metricsValueCodec,
   ctTuple4Codec,
   ctEntryCodec,

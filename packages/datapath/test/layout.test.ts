@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { requireKernel } from '@membrane/test-utils'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { cNameOf, DropReason, MAP_SPECS, STRUCT_CODECS } from '../src'
+import { cNameOf, DropReason, MAP_SPECS, METRICS_ENTRIES, STRUCT_CODECS } from '../src'
 import * as C from '../src/constants'
 import {
   type BtfType,
@@ -123,6 +123,7 @@ describe('TS numbers derived from the headers', () => {
       MAP_SPECS.mb_lb_maglev?.valueSize ? MAP_SPECS.mb_lb_maglev.valueSize / 4 : 0,
     )
     expect(defines.get('MB_POLICY_STATIC_PREFIX')).toBe(72)
+    expect(defines.get('MB_METRICS_ENTRIES')).toBe(METRICS_ENTRIES)
     expect(defines.get('MB_IPCACHE_STATIC_PREFIX')).toBe(32)
   })
 })

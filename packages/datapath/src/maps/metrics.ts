@@ -1,7 +1,8 @@
+import { u32Codec } from '../codec'
 import { TrafficDirection } from '../constants'
 import { dropReasonName } from '../drop-reasons'
 import type { MapLike } from '../internal/loader'
-import { metricsKeyCodec, metricsValueCodec } from '../layouts'
+import { METRICS_ENTRIES, metricsIndex, metricsValueCodec } from '../layouts'
 
 /** One counter: packets and bytes forwarded (reason 0) or dropped for a reason, per direction. */
 export interface Counter {
@@ -19,7 +20,10 @@ const DIRS: Record<number, Counter['direction']> = {
   [TrafficDirection.EGRESS]: 'egress',
 }
 
-/** Per-CPU forward/drop counters (`mb_metrics`), summed over CPUs. */
+/**
+ * Per-CPU forward/drop counters (`mb_metrics`, a per-CPU array indexed by
+ * `reason << 2 | direction`), summed over CPUs.
+ */
 export class MetricsMap {
   readonly #map: MapLike
 
@@ -27,11 +31,11 @@ export class MetricsMap {
     this.#map = map
   }
 
-  /** Every counter, summed over CPUs. */
+  /** Every non-zero counter, summed over CPUs. */
   read(): Counter[] {
     const out: Counter[] = []
-    for (const kb of this.#map.keys()) {
-      const per = this.#map.lookupPerCpu?.(kb) ?? []
+    for (let idx = 0; idx < METRICS_ENTRIES; idx++) {
+      const per = this.#map.lookupPerCpu?.(u32Codec.encode(idx)) ?? []
       let packets = 0n
       let bytes = 0n
       for (const vb of per) {
@@ -39,23 +43,38 @@ export class MetricsMap {
         packets += v.packets
         bytes += v.bytes
       }
-      const k = metricsKeyCodec.decode(kb)
+      if (packets === 0n && bytes === 0n) continue
+      const reason = idx >> 2
       out.push({
-        reason: k.reason,
-        reasonName:
-          k.reason === 0 ? 'FORWARDED' : (dropReasonName(k.reason) ?? `UNKNOWN_${k.reason}`),
-        direction: DIRS[k.direction] ?? 'unknown',
+        reason,
+        reasonName: reason === 0 ? 'FORWARDED' : (dropReasonName(reason) ?? `UNKNOWN_${reason}`),
+        direction: DIRS[idx & 3] ?? 'unknown',
         packets,
         bytes,
       })
     }
-    return out.sort((a, b) => a.reason - b.reason || a.direction.localeCompare(b.direction))
+    return out
+  }
+
+  /** The counter of one reason and direction (0 when never counted). */
+  get(reason: number, direction: 'ingress' | 'egress'): { packets: bigint; bytes: bigint } {
+    const idx = metricsIndex(
+      reason,
+      direction === 'ingress' ? TrafficDirection.INGRESS : TrafficDirection.EGRESS,
+    )
+    let packets = 0n
+    let bytes = 0n
+    for (const vb of this.#map.lookupPerCpu?.(u32Codec.encode(idx)) ?? []) {
+      const v = metricsValueCodec.decode(vb)
+      packets += v.packets
+      bytes += v.bytes
+    }
+    return { packets, bytes }
   }
 
   /** Packets counted for one reason (0 = forwarded), optionally one direction. */
   packets(reason: number, direction?: 'ingress' | 'egress'): bigint {
-    return this.read()
-      .filter((c) => c.reason === reason && (direction === undefined || c.direction === direction))
-      .reduce((a, c) => a + c.packets, 0n)
+    if (direction) return this.get(reason, direction).packets
+    return this.get(reason, 'ingress').packets + this.get(reason, 'egress').packets
   }
 }
