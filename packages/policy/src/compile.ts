@@ -211,6 +211,11 @@ function l4port(code: number): number {
   return code % P16
 }
 
+/** LPM length of an L4 code: 0 for protocol any, else 8 + port prefix length. */
+function keyLength(code: number): number {
+  return l4proto(code) === 0 ? 0 : 8 + l4plen(code)
+}
+
 /** Codes of every L4 key that covers `code`, itself included, broadest first. */
 function ancestors(code: number): number[] {
   const proto = l4proto(code)
@@ -610,16 +615,31 @@ export class EndpointPolicy {
         this.contribute(mine, t, ident, ti < 0)
       }
       if (mine.size === 0) continue
-      for (const code of mine.keys()) out.push([dir, code, this.fold(dir, mine, code)])
-      // Closure: a more specific wildcard key would win the lookup for this identity; add the
-      // intersection where the identity's own rules change the outcome (e.g. an L3 deny).
-      for (const wcode of this.wild[dir].keys()) {
-        if (mine.has(wcode)) continue
+      const values = new Map<number, MapStateValue>()
+      for (const code of mine.keys()) {
+        const v = this.fold(dir, mine, code)
+        values.set(code, v)
+        out.push([dir, code, v])
+      }
+      // Closure: where a wildcard key is more specific than this identity's best key, add the
+      // intersection if the outcome differs from what either lookup order would otherwise pick:
+      // the longest match (the wildcard's value) or identity-first (the identity's broader key).
+      // Broadest wildcard keys first, so nested intersections see the ones already added.
+      const wcodes = [...this.wild[dir].keys()].sort((x, y) => keyLength(x) - keyLength(y))
+      for (const wcode of wcodes) {
+        if (values.has(wcode)) continue
         const anc = ancestors(wcode)
-        if (!anc.some((a) => a !== wcode && mine.has(a))) continue
+        let broader: MapStateValue | undefined
+        for (let i = anc.length - 2; i >= 0 && !broader; i--) broader = values.get(anc[i] as number)
+        if (!broader) continue
         const v = this.fold(dir, mine, wcode)
-        const w = this.fold(dir, undefined, wcode)
-        if (!sameDatapathValue(v, w)) out.push([dir, wcode, v])
+        if (
+          !sameDatapathValue(v, this.fold(dir, undefined, wcode)) ||
+          !sameDatapathValue(v, broader)
+        ) {
+          values.set(wcode, v)
+          out.push([dir, wcode, v])
+        }
       }
     }
     return out

@@ -39,6 +39,7 @@ export {
   applyMapStateDiff,
   diffMapState,
   keyPrefixLength,
+  type LookupOrder,
   lookupMapState,
   MapState,
   type MapStateDiff,

@@ -272,25 +272,42 @@ function bestFor(state: MapState, identity: number, q: MapStateQuery): MapStateE
   return state.lookupCode(identity, q.direction, 0)
 }
 
+/** How a datapath resolves an exact-identity match against a wildcard-identity match. */
+export type LookupOrder = 'longest' | 'identity-first'
+
 /**
- * The datapath's lookup, which the map state is built for: the longest match over
- * (protocol, port prefix) among entries of the exact identity, and separately among entries of
- * identity 0; the longer of the two wins, the identity-specific one on a tie. No match = the
- * packet is dropped (default deny). The map state is closed under this rule: the chosen entry
- * is a deny whenever any rule denies the packet.
+ * The datapath's lookup, which the map state is built for. Take the longest match over
+ * (protocol, port prefix) among entries of the exact identity (E) and, separately, among
+ * entries of identity 0 (A). Then, with order `longest` (default): the longer of E and A wins,
+ * E on a tie. With order `identity-first` (bpf-src/lib/policy.h): a deny in E or A wins, else E,
+ * else A. The compiler closes the map state so that both orders give the same verdict and the
+ * same proxy port, and a deny whenever any deny rule covers the packet. No match = drop.
  *
  * @example lookupMapState(state, { identity: 256, direction: 'ingress', protocol: 6, port: 80 })
  */
-export function lookupMapState(state: MapState, q: MapStateQuery): MapStateEntry | undefined {
+export function lookupMapState(
+  state: MapState,
+  q: MapStateQuery,
+  order: LookupOrder = 'longest',
+): MapStateEntry | undefined {
   const specific = q.identity !== 0 ? bestFor(state, q.identity, q) : undefined
   const any = bestFor(state, 0, q)
   if (!specific) return any
   if (!any) return specific
+  if (order === 'identity-first') {
+    if (specific.value.deny) return specific
+    if (any.value.deny) return any
+    return specific
+  }
   return keyPrefixLength(any.key) > keyPrefixLength(specific.key) ? any : specific
 }
 
 /** 'allowed' / 'denied' verdict of a lookup (proxy redirects count as allowed at L4). */
-export function mapStateVerdict(state: MapState, q: MapStateQuery): 'allowed' | 'denied' {
-  const e = lookupMapState(state, q)
+export function mapStateVerdict(
+  state: MapState,
+  q: MapStateQuery,
+  order: LookupOrder = 'longest',
+): 'allowed' | 'denied' {
+  const e = lookupMapState(state, q, order)
   return e && !e.value.deny ? 'allowed' : 'denied'
 }

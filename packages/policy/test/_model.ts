@@ -105,6 +105,18 @@ export function checkReachability(
         port: probe.port,
       })
       const viaMap = !!eg && !eg.value.deny && !!ing && !ing.value.deny
+      const eg2 = lookupMapState(
+        maps.get(from) as never,
+        { identity: podIdentity(to).id, direction: 'egress', protocol: proto, port: probe.port },
+        'identity-first',
+      )
+      const ing2 = lookupMapState(
+        maps.get(to) as never,
+        { identity: podIdentity(from).id, direction: 'ingress', protocol: proto, port: probe.port },
+        'identity-first',
+      )
+      if (viaMap !== (!!eg2 && !eg2.value.deny && !!ing2 && !ing2.value.deny))
+        wrong.push(`${from} -> ${to}: lookup orders disagree`)
       if (got !== want)
         wrong.push(
           `${from} -> ${to} ${probe.port}/${probe.protocol}: trace ${t.verdict}, expected ${want ? 'allowed' : 'denied'}`,

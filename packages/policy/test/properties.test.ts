@@ -406,12 +406,23 @@ function mapVerdicts(
     for (const peer of ids) {
       for (const probe of PROBES) {
         for (const direction of ['egress', 'ingress'] as const) {
-          const e = lookupMapState(ms, {
+          const q = {
             identity: peer.id,
             direction,
             protocol: protocolNumber(probe.protocol) as number,
             port: probe.port,
-          })
+          }
+          const e = lookupMapState(ms, q)
+          // bpf-src's lookup order (identity first, deny from either wins) must agree
+          const f = lookupMapState(ms, q, 'identity-first')
+          const view = (x: typeof e) =>
+            x
+              ? `${x.value.deny ? 'deny' : 'allow'}/${x.value.proxyPort}/${x.value.l7Parser ?? '-'}/${x.value.authType}`
+              : 'miss'
+          if (view(e) !== view(f))
+            throw new Error(
+              `lookup orders disagree for ${JSON.stringify(q)} at pod ${p.id}: ${view(e)} vs ${view(f)}`,
+            )
           out.set(
             `${p.id}/${direction}/${peer.id}/${probe.protocol}/${probe.port}`,
             !!e && !e.value.deny,
