@@ -27,7 +27,8 @@ export interface Upstream {
 /**
  * An upstream server:
  * - any path: echoes JSON {method, url, bodySha, bodyLength, host}
- * - /stream: a chunked response; the second chunk waits until release('stream')
+ * - /stream[?gate=name]: a chunked response; the second chunk waits until release(name)
+ *   (default name 'stream')
  * - /close: answers with `Connection: close`
  */
 export async function startUpstream(host = '127.0.0.1'): Promise<Upstream> {
@@ -59,10 +60,10 @@ export async function startUpstream(host = '127.0.0.1'): Promise<Upstream> {
         bodySha,
         bodyLength: length,
       })
-      if (req.url === '/stream') {
+      if (req.url?.startsWith('/stream')) {
         res.writeHead(200, { 'content-type': 'text/plain' })
         res.write('first-chunk\n')
-        await gate('stream')
+        await gate(new URL(req.url, 'http://x').searchParams.get('gate') ?? 'stream')
         res.end('last-chunk\n')
         return
       }

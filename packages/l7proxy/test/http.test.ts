@@ -34,7 +34,7 @@ const POLICY: L7Policy = {
           { method: 'GET', path: '/public.*' },
           { method: 'POST', path: '/v1/request-landing' },
           { method: 'POST|PUT', path: '/upload' },
-          { method: 'GET', path: '/stream|/close|/big(\\?.*)?' },
+          { method: 'GET', path: '(/stream|/close|/big)(\\?.*)?' },
           { path: '/token', headers: ['X-Token: secret'] },
           { path: '/present', headers: ['X-Present'] },
           { path: '/env', headerMatches: [{ name: 'X-Env', value: 'prod' }] },
@@ -397,6 +397,84 @@ describe('HttpProxy (stand-in origin resolver, real servers)', () => {
       expect(proxy.stats().connections - before).toBe(1)
     },
   )
+
+  it('answers pipelined requests in order, denied ones in between', async () => {
+    const out = await rawExchange(
+      proxy.port,
+      'GET /public/1 HTTP/1.1\r\nHost: x\r\n\r\n' +
+        'GET /secret HTTP/1.1\r\nHost: x\r\n\r\n' +
+        'GET /public/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    )
+    const statuses = [...out.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1])
+    expect(statuses).toEqual(['200', '403', '200'])
+    expect(out.indexOf('/public/1')).toBeLessThan(out.indexOf('Access denied'))
+    expect(out.indexOf('Access denied')).toBeLessThan(out.indexOf('/public/3'))
+  })
+
+  it('Expect: 100-continue — denied without reading the body, allowed after 100 Continue', async () => {
+    const ask = (path: string) =>
+      new Promise<{ continued: boolean; status: number }>((resolve, reject) => {
+        let continued = false
+        const req = request({
+          host: '127.0.0.1',
+          port: proxy.port,
+          method: 'POST',
+          path,
+          agent: false,
+          headers: { expect: '100-continue', 'content-length': 5 },
+        })
+        req.on('continue', () => {
+          continued = true
+          req.end('hello')
+        })
+        req.on('response', (res) => {
+          res.resume()
+          res.on('end', () => resolve({ continued, status: res.statusCode ?? 0 }))
+          if (!continued) req.destroy()
+        })
+        req.on('error', (e) => (continued ? reject(e) : undefined))
+      })
+    expect(await ask('/upload')).toEqual({ continued: true, status: 200 })
+    expect(await ask('/forbidden')).toEqual({ continued: false, status: 403 })
+  })
+
+  it('relays HEAD without a body and HTTP/1.0 requests', async () => {
+    const head = await send(proxy.port, { method: 'HEAD', path: '/public/h' })
+    // HEAD is not in the rules (GET only): denied, and a 403 to HEAD has no body either.
+    expect(head.status).toBe(403)
+    expect(head.body.length).toBe(0)
+    const old = await rawExchange(proxy.port, 'GET /public/old HTTP/1.0\r\nHost: x\r\n\r\n')
+    expect(old).toMatch(/^HTTP\/1\.1 200 /)
+    expect(old).toContain('"url":"/public/old"')
+  })
+
+  it('tears down the upstream exchange when the client aborts mid-response', async () => {
+    const before = proxy.stats().upstreamConnections
+    await new Promise<void>((resolve, reject) => {
+      const req = request({
+        host: '127.0.0.1',
+        port: proxy.port,
+        path: '/stream?gate=abort',
+        agent: false,
+      })
+      req.on('response', (res) => {
+        res.once('data', () => {
+          req.destroy()
+          resolve()
+        })
+      })
+      req.on('error', () => {})
+      req.on('close', () => resolve())
+      req.end()
+      setTimeout(() => reject(new Error('no first chunk')), 5000)
+    })
+    expect(proxy.stats().upstreamConnections - before).toBe(1)
+    // The upstream is still holding its response open (gate not released): only the proxy
+    // can have closed that connection.
+    await eventually(() => proxy.stats().activeUpstreamConnections === 0)
+    await eventually(async () => (await upstream.open()) === 0)
+    upstream.release('abort')
+  })
 
   it('leaks no sockets: every client and upstream connection is closed in the end', async () => {
     await eventually(() => proxy.stats().activeConnections === 0)
