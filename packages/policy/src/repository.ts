@@ -204,6 +204,14 @@ export class PolicyRepository {
     return this._revision
   }
 
+  /**
+   * Changes whenever any answer may change: a policy change (revision) or a selection change
+   * (identities, DNS answers, services). Use it to cache L7 lookups.
+   */
+  get generation(): number {
+    return this._revision + this.selectorCache.version
+  }
+
   /** Every rule, in insertion order. */
   get rules(): readonly PolicyRule[] {
     return this.ruleList

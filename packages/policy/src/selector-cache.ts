@@ -60,6 +60,13 @@ export class SelectorCache {
   /** Context for peer predicates (learned DNS names, services). */
   readonly context: PeerContext = { fqdn: this.fqdnCache, services: this.services }
 
+  private _version = 0
+
+  /** Bumped on every change of any selection (identities, DNS answers, services). */
+  get version(): number {
+    return this._version
+  }
+
   /** Number of identities known. */
   get identityCount(): number {
     return this.identitiesById.size
@@ -200,7 +207,10 @@ export class SelectorCache {
       }
     }
     const change: SelectionChange = { identities: touched, selectors: changes }
-    if (touched.size) for (const l of this.listeners) l(change)
+    if (touched.size) {
+      this._version++
+      for (const l of this.listeners) l(change)
+    }
     return change
   }
 
@@ -262,7 +272,10 @@ export class SelectorCache {
       }
     }
     const change: SelectionChange = { identities: touched, selectors: changes }
-    if (touched.size) for (const l of this.listeners) l(change)
+    if (touched.size) {
+      this._version++
+      for (const l of this.listeners) l(change)
+    }
     return change
   }
 

@@ -119,7 +119,9 @@ describe('DNS rules and toFQDNs', () => {
       }),
     ).toBeUndefined()
 
+    const gen = repo.generation
     const learned = repo.learnFqdn('API.GitHub.com.', [ghIp, '140.82.112.7'])
+    expect(repo.generation).toBeGreaterThan(gen)
     expect(learned.selectors.map((x) => x.matchName)).toEqual(['api.github.com'])
     expect(learned.needIdentities).toEqual([
       { ip: '140.82.112.7', labels: ['cidr:140.82.112.7/32', 'reserved:world'] },
