@@ -101,6 +101,15 @@ export function classifyLabels(input: LabelsInput): Classified {
       },
     )
   }
+  // The common case first: no reserved or cidr label at all.
+  let special = false
+  for (const l of labels) {
+    if (l.source === 'reserved' || l.source === 'cidr') {
+      special = true
+      break
+    }
+  }
+  if (!special) return { kind: 'cluster', labels }
   if (isCIDRLabelSet(labels)) {
     let longest: Prefix | undefined
     for (const l of labels) {
