@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events'
-import { mkdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync } from 'node:fs'
+import { release } from 'node:os'
+import { parseBandwidth } from '@membrane/bandwidth'
 import { FlowMetrics, type FlowObserver, renderServiceMapSvg } from '@membrane/flows'
 import {
   type DnsLearnEvent,
@@ -13,7 +15,7 @@ import { AgentError, invalid } from './errors'
 import { type DatapathParts, openDatapath } from './internal/datapath'
 import { createObserver, flowToJson } from './internal/flows'
 import { endpointIdentityLabels, IdentityService, NAMESPACE_LABEL } from './internal/identity'
-import { ensureBpffsFor, ensureCgroup2At } from './internal/mounts'
+import { ensureBpffsFor, ensureCgroup2At, onBpffs } from './internal/mounts'
 import {
   endpointNetworkIntact,
   ensureEndpointNetwork,
@@ -23,6 +25,7 @@ import {
   hostRoutes,
   ifindexOf,
   linkExists,
+  linkIsUp,
   macOf,
   netnsExists,
   removeEndpointNetwork,
@@ -79,6 +82,11 @@ export interface EndpointView extends EndpointRecord {
   health: string
   /** Whether the datapath enforces policy on this endpoint right now. */
   enforcing: boolean
+  /** Bandwidth limits as the datapath holds them (bytes/s and `edt` or `police`). */
+  bandwidth?: {
+    egress?: { bytesPerSecond: number; mode: string }
+    ingress?: { bytesPerSecond: number; mode: string }
+  }
 }
 
 /** What `service create` takes. */
@@ -694,7 +702,13 @@ export class Agent {
               detail: `L7 proxy not running (${this.#proxyError}): L7 rules are NOT enforced`,
             },
       },
-      kernel: {},
+      kernel: {
+        release: release(),
+        btf: existsSync('/sys/kernel/btf/vmlinux'),
+        bpffs: onBpffs(this.config.bpffsRoot),
+        cgroup2: existsSync(`${this.config.cgroupRoot}/cgroup.controllers`),
+        sch_fq: this.#dp?.bandwidth ? this.#dp.bandwidth.status().fq.fq : 'unknown',
+      },
       bandwidthMode: this.#dp?.bandwidth
         ? this.#dp.bandwidth.status().summary
         : `not enforced (${this.#dp?.bandwidthError ?? 'datapath not loaded'})`,
@@ -754,6 +768,9 @@ export class Agent {
             field: 'interface',
           },
         )
+      }
+      if (!linkIsUp(spec.interface)) {
+        throw invalid('interface', `interface ${spec.interface} is down; bring it up first`)
       }
       const owner = this.#state.endpoints.find((e) => e.hostIfname === spec.interface)
       if (owner) {
@@ -1013,7 +1030,20 @@ export class Agent {
       ...ep,
       health: missing.length === 0 ? 'ready' : `missing ${missing.join(', ')}`,
       enforcing: this.#dp?.dp.endpoints.byId(ep.id) !== undefined,
+      ...this.#bandwidthView(ep),
     }
+  }
+
+  /** The limits the datapath holds for an endpoint (read back from `mb_throttle`). */
+  #bandwidthView(ep: EndpointRecord): Pick<EndpointView, 'bandwidth'> {
+    const bw = this.#dp?.bandwidth
+    if (!bw || (!ep.egressBandwidth && !ep.ingressBandwidth)) return {}
+    const out: NonNullable<EndpointView['bandwidth']> = {}
+    for (const dir of ['egress', 'ingress'] as const) {
+      const e = bw.entry(ep.id, dir)
+      if (e) out[dir] = { bytesPerSecond: Number(e.bytesPerSecond), mode: e.mode }
+    }
+    return { bandwidth: out }
   }
 
   #freeEndpointId(): number {
@@ -1119,8 +1149,6 @@ function validatePort(field: string, value: unknown): number {
   return value
 }
 
-const QUANTITY = /^[0-9]+(\.[0-9]+)?([eE][0-9]+|[kMGTPE]i?|m)?$/
-
 function normalizeEndpointSpec(
   input: unknown,
 ): Required<Pick<EndpointSpec, 'name' | 'namespace' | 'labels'>> & EndpointSpec {
@@ -1155,8 +1183,13 @@ function normalizeEndpointSpec(
   for (const k of ['egressBandwidth', 'ingressBandwidth'] as const) {
     const v = s[k]
     if (v === undefined) continue
-    if (typeof v !== 'string' || !QUANTITY.test(v)) {
+    if (typeof v !== 'string') {
       throw invalid(k, `expected a bandwidth quantity like 10M or 1Gi, got ${JSON.stringify(v)}`)
+    }
+    try {
+      parseBandwidth(v, k)
+    } catch (error) {
+      throw new AgentError('INVALID_INPUT', (error as Error).message, { field: k, cause: error })
     }
     out[k] = v
   }

@@ -81,7 +81,7 @@ const UI_HTML = `<!doctype html>
   body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2230; background: #f6f7f9; }
   header { background: #1d2230; color: #fff; padding: 10px 20px; display: flex; gap: 20px; align-items: baseline; }
   header h1 { font-size: 18px; margin: 0; }
-  main { padding: 16px 20px; display: grid; gap: 16px; grid-template-columns: 1fr 1fr; }
+  main { padding: 16px 20px; display: grid; gap: 16px; grid-template-columns: repeat(auto-fit, minmax(620px, 1fr)); }
   section { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 10px 14px; overflow: auto; }
   section.wide { grid-column: 1 / -1; }
   h2 { font-size: 15px; margin: 4px 0 8px; }

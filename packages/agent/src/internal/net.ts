@@ -13,6 +13,15 @@ export function linkExists(ifname: string): boolean {
   return existsSync(`/sys/class/net/${ifname}`)
 }
 
+/** True when a host interface exists and is administratively up (IFF_UP). */
+export function linkIsUp(ifname: string): boolean {
+  try {
+    return (Number(readFileSync(`/sys/class/net/${ifname}/flags`, 'utf8').trim()) & 1) === 1
+  } catch {
+    return false
+  }
+}
+
 /** The ifindex of a host interface, or undefined when absent. */
 export function ifindexOf(ifname: string): number | undefined {
   try {
@@ -154,13 +163,7 @@ export function endpointNetworkIntact(
   n: Pick<EndpointNetwork, 'netns' | 'hostIfname' | 'ip'>,
   hostRoutes: ReadonlySet<string>,
 ): boolean {
-  if (!netnsExists(n.netns) || !linkExists(n.hostIfname)) return false
-  try {
-    const flags = Number(readFileSync(`/sys/class/net/${n.hostIfname}/flags`, 'utf8').trim())
-    if ((flags & 1) === 0) return false // IFF_UP
-  } catch {
-    return false
-  }
+  if (!netnsExists(n.netns) || !linkIsUp(n.hostIfname)) return false
   return hostRoutes.has(`${n.ip}/${n.hostIfname}`)
 }
 
