@@ -243,6 +243,14 @@ export function eventToFlow(ev: MbEvent, opts: ConvertOptions = {}): Flow | unde
       : enricher.serviceByFrontend(ev.daddr, ev.dport, ev.protocol)
     if (svc) flow.destinationService = svc
   }
+  if (enricher?.serviceOfBackend) {
+    const src = enricher.serviceOfBackend(ev.saddr)
+    if (src) flow.sourceService = src
+    if (!flow.destinationService) {
+      const dst = enricher.serviceOfBackend(ev.daddr)
+      if (dst) flow.destinationService = dst
+    }
+  }
   if (enricher?.namesOf) {
     const s = enricher.namesOf(ev.saddr)
     if (s?.length) flow.sourceNames = [...s]

@@ -23,6 +23,8 @@ export interface Enricher {
   endpointByIp?(ip: string): EndpointInfo | undefined
   /** The service whose frontend (VIP) is ip:port/protocol (protocol: IP protocol number). */
   serviceByFrontend?(ip: string, port: number, protocol: number): Service | undefined
+  /** The service an endpoint address is a backend of (for source_service / destination_service). */
+  serviceOfBackend?(ip: string): Service | undefined
   /** DNS names an IP address is known by (from the DNS proxy). */
   namesOf?(ip: string): readonly string[] | undefined
   /** Interface name of an ifindex. */
@@ -52,6 +54,8 @@ export class StaticEnricher implements Enricher {
   readonly endpoints = new Map<string, EndpointInfo>()
   /** Keyed by `ip:port/protocol` (protocol as a number), see {@link StaticEnricher.serviceKey}. */
   readonly services = new Map<string, Service>()
+  /** Backend address -> the service it serves. */
+  readonly backends = new Map<string, Service>()
   readonly names = new Map<string, readonly string[]>()
   readonly interfaces = new Map<number, string>()
 
@@ -68,6 +72,9 @@ export class StaticEnricher implements Enricher {
   }
   serviceByFrontend(ip: string, port: number, protocol: number): Service | undefined {
     return this.services.get(StaticEnricher.serviceKey(ip, port, protocol))
+  }
+  serviceOfBackend(ip: string): Service | undefined {
+    return this.backends.get(ip)
   }
   namesOf(ip: string): readonly string[] | undefined {
     return this.names.get(ip)

@@ -174,6 +174,12 @@ export function l7RecordToFlow(
     flow.dropReasonDesc = 133
   }
   if (record.proxyPort) flow.proxyPort = record.proxyPort
+  const ss = enricher?.serviceOfBackend?.(s.ip)
+  if (ss) flow.sourceService = ss
+  const ds =
+    enricher?.serviceByFrontend?.(d.ip, d.port, transport === 'udp' ? 17 : 6) ??
+    enricher?.serviceOfBackend?.(d.ip)
+  if (ds) flow.destinationService = ds
   if (enricher?.namesOf) {
     const sn = enricher.namesOf(s.ip)
     if (sn?.length) flow.sourceNames = [...sn]

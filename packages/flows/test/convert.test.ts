@@ -26,6 +26,8 @@ function enricher(): StaticEnricher {
     namespace: 'default',
   })
   e.names.set('10.0.0.2', ['deathstar.default.svc.cluster.local'])
+  e.backends.set('10.0.0.2', { name: 'deathstar', namespace: 'default' })
+  e.backends.set('10.0.0.1', { name: 'xwing', namespace: 'default' })
   e.interfaces.set(7, 'lxc1234')
   return e
 }
@@ -80,6 +82,8 @@ describe('eventToFlow', () => {
         labels: ['k8s:app=deathstar', 'k8s:class=deathstar'],
       },
       destinationNames: ['deathstar.default.svc.cluster.local'],
+      sourceService: { name: 'xwing', namespace: 'default' },
+      destinationService: { name: 'deathstar', namespace: 'default' },
       interface: { index: 7, name: 'lxc1234' },
     })
     expect(flow?.l4?.TCP?.flags).toEqual({ SYN: true })
