@@ -8,6 +8,7 @@ export type {
   IdentityListener,
   WatchOptions,
 } from './allocator'
+export { CIDRIdentities } from './cidr-identities'
 export { IdentityError, IdentityErrorCode } from './errors'
 export type { LabelFilter, LabelFilterOptions, LabelFilterRule } from './filter'
 export { createLabelFilter, DEFAULT_LABEL_FILTER_RULES, parseLabelFilterRule } from './filter'
