@@ -22,6 +22,7 @@ export interface CliIo {
   stderr(text: string): void
 }
 
+/** The usage text of `membrane-policy`. */
 export const CLI_USAGE = `membrane-policy — validate, trace and compile Cilium / Kubernetes network policy
 
 usage:

@@ -128,6 +128,18 @@ export interface DirectionEvaluation {
   defaultDeny: boolean
   allows: RuleMatch[]
   denies: RuleMatch[]
+  /** Rules of this direction that did not match, and why (for explanations). */
+  misses: RuleMiss[]
+}
+
+/** A rule that applies to the endpoint but did not match the flow. */
+export interface RuleMiss {
+  id: string
+  deny: boolean
+  /** `peer`: no L3 selector selects the other side; `port`: the peer matched, the port did not. */
+  reason: 'peer' | 'port'
+  /** What the rule would have needed. */
+  detail: string
 }
 
 function describePeer(p: Peer): string {
@@ -167,12 +179,26 @@ export function evaluateDirection(
   const defaultDeny = enforcement === 'always' || selectedBy.some((r) => r.defaultDeny[direction])
   const allows: RuleMatch[] = []
   const denies: RuleMatch[] = []
+  const misses: RuleMiss[] = []
   for (const r of selectedBy) {
     for (const pr of direction === 'ingress' ? r.ingress : r.egress) {
       const matchedPeer = pr.peers.find((p) => peerSelects(p, peer, cache.context))
-      if (!matchedPeer) continue
+      if (!matchedPeer) {
+        misses.push({
+          id: pr.id,
+          deny: pr.deny,
+          reason: 'peer',
+          detail: pr.peers.length
+            ? pr.peers.map(describePeer).join(' or ')
+            : 'no peer (empty rule)',
+        })
+        continue
+      }
       const adm = l4Admits(pr.l4, proto, port, destNamedPorts)
-      if (!adm.ok) continue
+      if (!adm.ok) {
+        misses.push({ id: pr.id, deny: pr.deny, reason: 'port', detail: describePorts(pr.l4) })
+        continue
+      }
       const m: RuleMatch = {
         id: pr.id,
         policy: r.ref,
@@ -189,7 +215,20 @@ export function evaluateDirection(
       ;(pr.deny ? denies : allows).push(m)
     }
   }
-  return { selectedBy, defaultDeny, allows, denies }
+  return { selectedBy, defaultDeny, allows, denies, misses }
+}
+
+function describePorts(l4: L4Rule[] | undefined): string {
+  if (!l4) return 'any port'
+  return l4
+    .flatMap((r) =>
+      r.ports.map((p) => {
+        const port =
+          p.name ?? (p.port === 0 ? 'any' : p.endPort ? `${p.port}-${p.endPort}` : String(p.port))
+        return `${port}/${p.protocol}`
+      }),
+    )
+    .join(', ')
 }
 
 // ---------------------------------------------------------------- map state

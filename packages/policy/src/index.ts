@@ -1,7 +1,13 @@
 // @membrane/policy: compile CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and Kubernetes
 // NetworkPolicy into per-endpoint policy map state, and explain verdicts.
 export { type Cidr, cidrContains, cidrOverlaps, parseCidr, parseIp, subtractCidrs } from './cidr'
-export type { ComputeOptions, DirectionEvaluation, EndpointInfo, RuleMatch } from './compile'
+export type {
+  ComputeOptions,
+  DirectionEvaluation,
+  EndpointInfo,
+  RuleMatch,
+  RuleMiss,
+} from './compile'
 export { isValidDnsPattern, matchDnsPattern, matchFqdn, normalizeDnsName } from './dns'
 export { PolicyError, PolicyErrorCode, type PolicyErrorDetails, PolicyParseError } from './errors'
 export {

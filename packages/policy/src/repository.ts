@@ -9,6 +9,7 @@ import {
   EndpointPolicy,
   evaluateDirection,
   type RuleMatch,
+  type RuleMiss,
   ruleSelects,
 } from './compile'
 import { matchFqdn } from './dns'
@@ -88,6 +89,8 @@ export interface DirectionTrace {
   defaultDeny: boolean
   allowedBy: RuleMatch[]
   deniedBy: RuleMatch[]
+  /** Rules of this direction that did not match the flow, and why. */
+  notMatched: RuleMiss[]
   l7?: L7Trace
   /** Human-readable explanation. */
   explanation: string
@@ -575,6 +578,7 @@ export class PolicyRepository {
         defaultDeny: false,
         allowedBy: [],
         deniedBy: [],
+        notMatched: [],
         explanation: `the ${who} is not a cluster endpoint; no ${direction} policy applies`,
       }
     }
@@ -594,6 +598,7 @@ export class PolicyRepository {
       defaultDeny: ev.defaultDeny,
       allowedBy: ev.allows,
       deniedBy: ev.denies,
+      notMatched: ev.misses,
     }
     if (ev.denies.length) {
       return {
@@ -609,7 +614,7 @@ export class PolicyRepository {
           ...base,
           verdict: 'denied',
           reason: 'default-deny',
-          explanation: `${direction} of the ${who} is in default deny (selected by ${base.selectedBy.join(', ')}) and no rule allows this flow`,
+          explanation: `${direction} of the ${who} is in default deny (selected by ${base.selectedBy.join(', ')}) and no rule allows this flow${missText(ev.misses)}`,
         }
       }
       return {
@@ -768,4 +773,13 @@ function subjectNamespace(r: PolicyRule): string | undefined {
       return q.values[0]
   }
   return undefined
+}
+
+function missText(misses: readonly RuleMiss[]): string {
+  const allows = misses.filter((m) => !m.deny)
+  if (!allows.length) return ''
+  const shown = allows
+    .slice(0, 3)
+    .map((m) => `${m.id} needs ${m.reason === 'peer' ? m.detail : `port ${m.detail}`}`)
+  return ` (${shown.join('; ')}${allows.length > 3 ? `; +${allows.length - 3} more` : ''})`
 }

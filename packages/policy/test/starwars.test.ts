@@ -55,6 +55,15 @@ describe('Star Wars demo, L3/L4 policy', () => {
     expect(r.verdict).toBe('denied')
     expect(r.ingress.reason).toBe('default-deny')
     expect(r.ingress.selectedBy).toEqual(['CiliumNetworkPolicy/default/rule1'])
+    expect(r.ingress.notMatched).toEqual([
+      {
+        id: 'CiliumNetworkPolicy/default/rule1:spec.ingress[0]',
+        deny: false,
+        reason: 'peer',
+        detail: 'endpoints any:org In (empire) && k8s:io.kubernetes.pod.namespace In (default)',
+      },
+    ])
+    expect(r.ingress.explanation).toContain('needs endpoints any:org In (empire)')
   })
 
   it('drops other ports and protocols from the tiefighter', () => {
@@ -64,6 +73,8 @@ describe('Star Wars demo, L3/L4 policy', () => {
     expect(
       repo.trace({ source: tiefighter, destination: deathstar, port: 80, protocol: 'UDP' }).verdict,
     ).toBe('denied')
+    const r = repo.trace({ source: tiefighter, destination: deathstar, port: 81 })
+    expect(r.ingress.notMatched.map((m) => [m.reason, m.detail])).toEqual([['port', '80/TCP']])
   })
 
   it('does not apply in another namespace', () => {
