@@ -74,8 +74,9 @@ for (const name of readdirSync(join(root, 'packages')).sort()) {
     process.exit(1)
   }
   // `build` alone (not rebuild) keeps the previous .node in place until make replaces it, so
-  // tests running meanwhile still find an addon. The gyp Makefile regenerates itself when
-  // binding.gyp changes. --force, or no Makefile yet, starts from a clean tree.
+  // tests running meanwhile still find an addon, and a compile error leaves the last good one.
+  // The gyp Makefile regenerates itself when binding.gyp changes. --force, or no Makefile yet,
+  // starts from a clean tree.
   const verb = force || !existsSync(join(pkgDir, 'build', 'Makefile')) ? 'rebuild' : 'build'
   process.stdout.write(`native-build: building ${name} (node-gyp ${verb})\n`)
   const args = [verb, '--jobs=max']
@@ -88,18 +89,10 @@ for (const name of readdirSync(join(root, 'packages')).sort()) {
   ) {
     args.push(`--nodedir=${localHeaders}`)
   }
-  let r = spawnSync(nodeGyp, args, {
+  const r = spawnSync(nodeGyp, args, {
     cwd: pkgDir,
     stdio: ['ignore', 'inherit', 'inherit'],
   })
-  if (r.status !== 0 && verb === 'build') {
-    // node-gyp's incremental path sometimes trips over its own build/node_gyp_bins: start clean.
-    process.stdout.write(`native-build: retrying ${name} with node-gyp rebuild\n`)
-    r = spawnSync(nodeGyp, ['rebuild', ...args.slice(1)], {
-      cwd: pkgDir,
-      stdio: ['ignore', 'inherit', 'inherit'],
-    })
-  }
   if (r.status !== 0) {
     process.stderr.write(`native-build: ${name} failed to build (see the compiler output above)\n`)
     failed = true

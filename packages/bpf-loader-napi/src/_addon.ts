@@ -142,6 +142,8 @@ export interface NativeObjectHandle {
   setAutoload(program: string, on: boolean): void
   setMaxEntries(map: string, maxEntries: number): void
   setPinPath(map: string, path: string | null): void
+  mapLayout(map: string): { key: unknown; value: unknown } | null
+  typeLayout(type: string): unknown
   load(logLevel: number, logSize: number): Promise<Record<string, string[]>>
   close(): void
 }

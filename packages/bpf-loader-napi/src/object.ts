@@ -35,6 +35,29 @@ export interface MapSpec {
   pinPath?: string
 }
 
+/** A C type as the object's BTF describes it (sizes and offsets in bytes). */
+export interface TypeLayout {
+  /** The type's name (a typedef keeps its own name), '' for anonymous types. */
+  name?: string
+  kind: 'int' | 'array' | 'struct' | 'union' | 'enum' | 'ptr' | 'float' | 'void' | 'other'
+  size: number
+  /** int: signedness, bool encoding and width. */
+  signed?: boolean
+  bool?: boolean
+  bits?: number
+  /** array: element count and type. */
+  len?: number
+  elem?: TypeLayout
+  /** struct/union: members in declaration order. */
+  fields?: Array<{
+    name: string
+    offset: number
+    bitOffset?: number
+    bitSize?: number
+    type?: TypeLayout
+  }>
+}
+
 /** A program of an object before load. */
 export interface ProgramSpec {
   name: string
@@ -123,6 +146,27 @@ export class BpfObject {
     return this.#need()
       .programs()
       .map((p) => ({ name: p.name, section: p.section, type: programTypeName(p.type) }))
+  }
+
+  /**
+   * The key and value layout of a map from the object's BTF (null without BTF). Lets a codec be
+   * checked against the C struct it mirrors: sizes and field offsets come from the compiler.
+   *
+   * @example
+   * expect(obj.mapLayout('lpm_v4')?.key.fields?.map((f) => [f.name, f.offset])).toEqual([['prefixlen', 0], ['addr', 4]])
+   */
+  mapLayout(map: string): { key: TypeLayout | null; value: TypeLayout | null } | null {
+    const handle = this.#need()
+    return native(() => handle.mapLayout(map), `mapLayout('${map}')`) as {
+      key: TypeLayout | null
+      value: TypeLayout | null
+    } | null
+  }
+
+  /** A named struct/union/typedef/enum from the object's BTF (null when absent). */
+  typeLayout(type: string): TypeLayout | null {
+    const handle = this.#need()
+    return native(() => handle.typeLayout(type), `typeLayout('${type}')`) as TypeLayout | null
   }
 
   /** Global variables (.rodata/.data/.bss) with their sizes. */

@@ -2,7 +2,16 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { BpfError, BpfObject, openPinnedMap, VerifierError } from '../src/index'
+import {
+  BpfError,
+  BpfObject,
+  ipv4,
+  lpmKey,
+  openPinnedMap,
+  struct,
+  u32,
+  VerifierError,
+} from '../src/index'
 import { ipv4UdpPacket, testObject, u32le } from './_helpers'
 
 describeKernel('BpfObject', ['root', 'bpf', 'bpffs'], () => {
@@ -32,6 +41,33 @@ describeKernel('BpfObject', ['root', 'bpf', 'bpffs'], () => {
       expect.arrayContaining(['cfg_magic', 'cfg_wide', 'seen_runs']),
     )
     expect(() => obj.maps).toThrow(/not loaded/)
+  })
+
+  it('describes map key/value layouts from BTF, to check codecs against the C structs', () => {
+    using obj = BpfObject.open(testObject('loader_maps'))
+    const lpm = obj.mapLayout('lpm_v4')!
+    expect(lpm.key).toMatchObject({ name: 'lpm_v4_key', kind: 'struct', size: 8 })
+    expect(lpm.key!.fields!.map((f) => [f.name, f.offset, f.type?.kind, f.type?.size])).toEqual([
+      ['prefixlen', 0, 'int', 4],
+      ['addr', 4, 'array', 4],
+    ])
+    expect(lpm.value).toMatchObject({ name: '__u32', kind: 'int', size: 4, signed: false })
+    expect(lpmKey(ipv4).size).toBe(lpm.key!.size)
+    // only types the program's globals, maps and signatures use are in BTF
+    const skb = obj.typeLayout('__sk_buff')!
+    expect(skb.size).toBe(192)
+    const at = (name: string) => skb.fields!.find((f) => f.name === name)?.offset
+    expect([at('len'), at('mark'), at('priority'), at('data'), at('data_end')]).toEqual([
+      0, 8, 32, 76, 80,
+    ])
+    const key = obj.typeLayout('lpm_v4_key')!
+    const codec = struct([
+      ['prefixlen', u32],
+      ['addr', ipv4],
+    ] as const)
+    expect(codec.size).toBe(key.size)
+    expect(obj.typeLayout('no_such_type')).toBeNull()
+    expect(() => obj.mapLayout('nope')).toThrow(expect.objectContaining({ code: 'ENOENT' }))
   })
 
   it('loads from a Buffer, sets .rodata globals before load and the program sees them', async () => {

@@ -24,6 +24,8 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
                         InstanceMethod("setAutoload", &NativeObject::JS_SetAutoload),
                         InstanceMethod("setMaxEntries", &NativeObject::JS_SetMaxEntries),
                         InstanceMethod("setPinPath", &NativeObject::JS_SetPinPath),
+                        InstanceMethod("mapLayout", &NativeObject::JS_MapLayout),
+                        InstanceMethod("typeLayout", &NativeObject::JS_TypeLayout),
                         InstanceMethod("load", &NativeObject::JS_Load),
                         InstanceMethod("close", &NativeObject::JS_Close)});
   }
@@ -220,6 +222,97 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     int err = bpf_map__set_pin_path(map, path.empty() ? nullptr : path.c_str());
     if (err) ThrowErrno(env, "bpf_map__set_pin_path", -err, name);
     return env.Undefined();
+  }
+
+  // A BTF type as a plain layout tree: { name, kind, size, fields | elem+len | signed }.
+  // Typedefs keep their name and show what they resolve to; const/volatile are skipped.
+  static Napi::Value Layout(Napi::Env env, const btf* b, uint32_t id, int depth) {
+    Napi::Object o = Napi::Object::New(env);
+    const btf_type* t = btf__type_by_id(b, id);
+    std::string alias;
+    while (t && (btf_is_mod(t) || btf_is_typedef(t))) {
+      if (btf_is_typedef(t) && alias.empty()) alias = btf__name_by_offset(b, t->name_off);
+      id = t->type;
+      t = btf__type_by_id(b, id);
+    }
+    if (!t) {
+      o.Set("kind", "void");
+      o.Set("size", 0.0);
+      return o;
+    }
+    const char* name = btf__name_by_offset(b, t->name_off);
+    o.Set("name", alias.empty() ? std::string(name ? name : "") : alias);
+    long long size = btf__resolve_size(b, id);
+    o.Set("size", (double)(size < 0 ? 0 : size));
+    if (btf_is_int(t)) {
+      o.Set("kind", "int");
+      o.Set("signed", (btf_int_encoding(t) & BTF_INT_SIGNED) != 0);
+      o.Set("bool", (btf_int_encoding(t) & BTF_INT_BOOL) != 0);
+      o.Set("bits", (double)btf_int_bits(t));
+    } else if (btf_is_array(t)) {
+      const struct btf_array* a = btf_array(t);
+      o.Set("kind", "array");
+      o.Set("len", (double)a->nelems);
+      if (depth < 8) o.Set("elem", Layout(env, b, a->type, depth + 1));
+    } else if (btf_is_struct(t) || btf_is_union(t)) {
+      o.Set("kind", btf_is_struct(t) ? "struct" : "union");
+      Napi::Array fields = Napi::Array::New(env);
+      const btf_member* m = btf_members(t);
+      for (uint16_t i = 0; i < btf_vlen(t); i++, m++) {
+        Napi::Object f = Napi::Object::New(env);
+        const char* fname = btf__name_by_offset(b, m->name_off);
+        uint32_t bitOff = btf_member_bit_offset(t, i);
+        uint32_t bitSize = btf_member_bitfield_size(t, i);
+        f.Set("name", fname ? fname : "");
+        f.Set("offset", (double)(bitOff / 8));
+        if (bitSize) {
+          f.Set("bitOffset", (double)bitOff);
+          f.Set("bitSize", (double)bitSize);
+        }
+        if (depth < 8) f.Set("type", Layout(env, b, m->type, depth + 1));
+        fields.Set(i, f);
+      }
+      o.Set("fields", fields);
+    } else if (btf_is_enum(t) || btf_is_enum64(t)) {
+      o.Set("kind", "enum");
+    } else if (btf_is_ptr(t)) {
+      o.Set("kind", "ptr");
+    } else if (btf_is_float(t)) {
+      o.Set("kind", "float");
+    } else {
+      o.Set("kind", "other");
+    }
+    return o;
+  }
+
+  // mapLayout(name) -> { key, value } from the map's BTF, or null without BTF.
+  Napi::Value JS_MapLayout(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_object* obj = Need(env);
+    std::string name = ArgString(info, 0, "map");
+    bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
+    if (!map) ThrowErrno(env, "bpf_object__find_map_by_name", ENOENT, name);
+    const btf* b = bpf_object__btf(obj);
+    uint32_t k = bpf_map__btf_key_type_id(map), v = bpf_map__btf_value_type_id(map);
+    if (!b || (!k && !v)) return env.Null();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("key", k ? Layout(env, b, k, 0) : env.Null());
+    o.Set("value", v ? Layout(env, b, v, 0) : env.Null());
+    return o;
+  }
+
+  // typeLayout(name) -> the struct/union/typedef/enum called `name` in the object's BTF.
+  Napi::Value JS_TypeLayout(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bpf_object* obj = Need(env);
+    std::string name = ArgString(info, 0, "type");
+    const btf* b = bpf_object__btf(obj);
+    if (!b) return env.Null();
+    for (uint32_t kind : {BTF_KIND_STRUCT, BTF_KIND_UNION, BTF_KIND_TYPEDEF, BTF_KIND_ENUM}) {
+      int id = btf__find_by_name_kind(b, name.c_str(), kind);
+      if (id > 0) return Layout(env, b, id, 0);
+    }
+    return env.Null();
   }
 
   // An existing pin must match the map we would create; libbpf would only say "parameter
