@@ -1386,7 +1386,14 @@ function loadDocuments(text: string): unknown[] {
           cause: err,
         })
       }
-      values.push(d.toJS({ maxAliasCount: 100 }) as unknown)
+      try {
+        values.push(d.toJS({ maxAliasCount: 100 }) as unknown)
+      } catch (e) {
+        throw new PolicyError('SYNTAX', `invalid YAML: ${(e as Error).message}`, {
+          documentIndex: i,
+          cause: e,
+        })
+      }
     }
   })
   return flatten(values)

@@ -411,6 +411,20 @@ describe('bad input', () => {
     expect(e.code).toBe('SYNTAX')
   })
 
+  it('stops YAML alias bombs', () => {
+    const levels = ['a: &a [x, x, x, x, x, x, x, x, x, x]']
+    for (const [prev, cur] of [
+      ['a', 'b'],
+      ['b', 'c'],
+      ['c', 'd'],
+      ['d', 'e'],
+      ['e', 'f'],
+    ])
+      levels.push(`${cur}: &${cur} [${Array(10).fill(`*${prev}`).join(', ')}]`)
+    const e = fails(levels.join('\n'))
+    expect(e.code).toBe('SYNTAX')
+  })
+
   it('rejects duplicates in one batch', () => {
     expect(
       fails(`${cnp({ endpointSelector: sel })}\n---\n${cnp({ endpointSelector: sel })}`).code,
