@@ -101,7 +101,13 @@ export { DEFAULT_RING_CAPACITY, FlowRing } from './ring'
 export type { ObserverServer, ObserverServerOptions } from './server'
 export { GrpcStatus, startObserverServer } from './server'
 export type { MapEdge, MapNode, ServiceMap, ServiceMapSvgOptions } from './servicemap'
-export { buildServiceMap, EDGE_COLORS, edgeClass, renderServiceMapSvg } from './servicemap'
+export {
+  buildServiceMap,
+  EDGE_COLORS,
+  edgeClass,
+  renderServiceMapSvg,
+  ServiceMapBuilder,
+} from './servicemap'
 export type {
   DNS,
   Endpoint,

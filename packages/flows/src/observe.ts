@@ -6,15 +6,8 @@ import type { FlowFilter } from './filter'
 import { formatResponse, type OutputFormat, tableHeader } from './format'
 import { ObserverClient } from './grpc'
 import type { GetFlowsRequest } from './observer'
-import { renderServiceMapSvg } from './servicemap'
-import {
-  type Flow,
-  IPVersion,
-  type TCPFlags,
-  type Timestamp,
-  TrafficDirection,
-  Verdict,
-} from './types'
+import { renderServiceMapSvg, ServiceMapBuilder } from './servicemap'
+import { IPVersion, type TCPFlags, type Timestamp, TrafficDirection, Verdict } from './types'
 
 /** Where `runObserve` reads and writes. */
 export interface ObserveIO {
@@ -464,14 +457,18 @@ export async function runObserve(argv: readonly string[], io: ObserveIO = {}): P
     ? undefined
     : new ObserverClient(opts.server ?? io.target ?? 'localhost:4245')
   const client = io.client ?? (owned as ObserverClient)
-  const graphFlows: Flow[] = []
+  const graph = new ServiceMapBuilder()
+  let graphFlows = 0
   let code = 0
   try {
     if (opts.output === 'table') stdout.write(`${tableHeader()}\n`)
     for await (const r of client.getFlows(opts.request, io.signal)) {
       const line = formatResponse(r, opts.output, { color, nodeName: opts.printNodeName })
       if (line) stdout.write(`${line}\n`)
-      if (opts.graph && r.flow) graphFlows.push(r.flow)
+      if (opts.graph && r.flow) {
+        graph.add(r.flow)
+        graphFlows++
+      }
     }
   } catch (e) {
     const err = e as { code?: number; details?: string; message?: string }
@@ -483,11 +480,9 @@ export async function runObserve(argv: readonly string[], io: ObserveIO = {}): P
   if (opts.graph) {
     writeFileSync(
       opts.graph,
-      renderServiceMapSvg(graphFlows, { title: `Service map (${graphFlows.length} flows)` }),
+      renderServiceMapSvg(graph.map(), { title: `Service map (${graphFlows} flows)` }),
     )
-    stderr.write(
-      `membrane observe: wrote service map of ${graphFlows.length} flows to ${opts.graph}\n`,
-    )
+    stderr.write(`membrane observe: wrote service map of ${graphFlows} flows to ${opts.graph}\n`)
   }
   return code
 }

@@ -73,13 +73,16 @@ function portLabel(flow: Flow): string {
 }
 
 /**
- * Aggregate flows into a service map. Replies are folded into the request direction (a reply from
- * B to A counts on the A -> B edge) so the map shows who initiates.
+ * Builds a service map incrementally (memory grows with the number of workload pairs, not with
+ * the number of flows). Replies are folded into the request direction (a reply from B to A counts
+ * on the A -> B edge) so the map shows who initiates.
  */
-export function buildServiceMap(flows: Iterable<Flow>): ServiceMap {
-  const nodes = new Map<string, MapNode>()
-  const edges = new Map<string, MapEdge>()
-  for (const flow of flows) {
+export class ServiceMapBuilder {
+  private readonly nodes = new Map<string, MapNode>()
+  private readonly edges = new Map<string, MapEdge>()
+
+  /** Count one flow. */
+  add(flow: Flow): void {
     let a = workload(flow.source, flow.IP?.source)
     let b = workload(flow.destination, flow.IP?.destination)
     let port = portLabel(flow)
@@ -88,24 +91,35 @@ export function buildServiceMap(flows: Iterable<Flow>): ServiceMap {
       const p = flow.l4?.TCP ?? flow.l4?.UDP ?? flow.l4?.SCTP
       if (p && !flow.l7) port = `${l4ProtocolName(flow)}/${p.sourcePort}`
     }
-    nodes.set(a.id, a)
-    nodes.set(b.id, b)
+    this.nodes.set(a.id, a)
+    this.nodes.set(b.id, b)
     const key = `${a.id}\u0000${b.id}\u0000${port}`
-    let e = edges.get(key)
+    let e = this.edges.get(key)
     if (!e) {
       e = { from: a.id, to: b.id, port, allowed: 0, denied: 0, audited: 0 }
-      edges.set(key, e)
+      this.edges.set(key, e)
     }
     if (flow.verdict === Verdict.DROPPED || flow.verdict === Verdict.ERROR) e.denied++
     else if (flow.verdict === Verdict.AUDIT) e.audited++
     else e.allowed++
   }
-  return {
-    nodes: [...nodes.values()].sort((x, y) => x.id.localeCompare(y.id)),
-    edges: [...edges.values()].sort((x, y) =>
-      `${x.from} ${x.to} ${x.port}`.localeCompare(`${y.from} ${y.to} ${y.port}`),
-    ),
+
+  /** The map so far (sorted, a snapshot). */
+  map(): ServiceMap {
+    return {
+      nodes: [...this.nodes.values()].sort((x, y) => x.id.localeCompare(y.id)),
+      edges: [...this.edges.values()]
+        .map((e) => ({ ...e }))
+        .sort((x, y) => `${x.from} ${x.to} ${x.port}`.localeCompare(`${y.from} ${y.to} ${y.port}`)),
+    }
   }
+}
+
+/** Aggregate flows into a service map (see {@link ServiceMapBuilder}). */
+export function buildServiceMap(flows: Iterable<Flow>): ServiceMap {
+  const b = new ServiceMapBuilder()
+  for (const f of flows) b.add(f)
+  return b.map()
 }
 
 /** Edge colours by verdict mix. */
