@@ -62,6 +62,24 @@ function int(
   )
 }
 
+/** Signed 8-bit. */
+export const i8: Codec<number> = int(
+  'i8',
+  1,
+  -0x80,
+  0x7f,
+  (b, v, o) => b.writeInt8(v, o),
+  (b, o) => b.readInt8(o),
+)
+/** Signed 16-bit little-endian. */
+export const i16: Codec<number> = int(
+  'i16',
+  2,
+  -0x8000,
+  0x7fff,
+  (b, v, o) => b.writeInt16LE(v, o),
+  (b, o) => b.readInt16LE(o),
+)
 /** Unsigned 8-bit. */
 export const u8: Codec<number> = int(
   'u8',
@@ -253,6 +271,22 @@ export function struct<const F extends StructFields>(fields: F): Codec<StructVal
     align = Math.max(align, codec.align)
   }
   const size = Math.ceil(offset / align) * align
+  return structAt(layout, size, align) as Codec<StructValue<F>>
+}
+
+/**
+ * A struct codec with explicit field offsets (as BTF gives them) and total size. Bytes not
+ * covered by a field are zero on encode.
+ */
+export function structAt(
+  layout: ReadonlyArray<{ name: string; codec: Codec<unknown>; offset: number }>,
+  size: number,
+  align = 1,
+): Codec<Record<string, unknown>> {
+  for (const f of layout) {
+    if (f.offset < 0 || f.offset + f.codec.size > size)
+      throw invalid(`struct field ${f.name}`, `to fit in ${size} bytes`, f.offset)
+  }
   return make(
     size,
     align,
@@ -276,7 +310,7 @@ export function struct<const F extends StructFields>(fields: F): Codec<StructVal
     (b, o) => {
       const out: Record<string, unknown> = {}
       for (const f of layout) out[f.name] = f.codec.decode(b, o + f.offset)
-      return out as StructValue<F>
+      return out
     },
   )
 }

@@ -1,18 +1,23 @@
 // @membrane/bpf-loader-napi: a native eBPF loader for Node.js (N-API addon over libbpf).
 export type { AddonAttempt } from './_addon'
 export { addonCandidates } from './_addon'
+export type { TypeLayout } from './btf'
+export { codecFromLayout } from './btf'
 export type { Codec, LpmKey, StructFields } from './codecs'
 export {
   array,
   be16,
   be32,
   bytes,
+  i8,
+  i16,
   i32,
   i64,
   ipv4,
   ipv6,
   lpmKey,
   struct,
+  structAt,
   u8,
   u16,
   u32,
@@ -33,7 +38,7 @@ export type { BpfErrorCodeName, BpfErrorOptions } from './errors'
 export { BpfError, BpfErrorCode, errnoName, NotSupportedError, VerifierError } from './errors'
 export type { CreateMapOptions, MapInfo, PackedEntries } from './map'
 export { BpfMap, createMap, openPinnedMap, possibleCpus, TypedMap } from './map'
-export type { LoadOptions, MapSpec, OpenOptions, ProgramSpec, TypeLayout } from './object'
+export type { LoadOptions, MapSpec, OpenOptions, ProgramSpec } from './object'
 export { BpfObject } from './object'
 export type { PerfSample } from './perfbuf'
 export { PerfBuffer } from './perfbuf'

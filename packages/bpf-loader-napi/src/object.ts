@@ -2,9 +2,10 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { loadAddon, type NativeAddon, type NativeObjectHandle } from './_addon'
 import { checkPinPath } from './_paths'
+import { codecFromLayout, type TypeLayout } from './btf'
 import { type MapType, mapTypeName, type ProgramType, programTypeName } from './constants'
 import { BpfError, BpfErrorCode, closed, invalid, native, nativeAsync } from './errors'
-import { BpfMap } from './map'
+import { BpfMap, type TypedMap } from './map'
 import { BpfProgram } from './program'
 
 /** Options of {@link BpfObject.open}. */
@@ -33,29 +34,6 @@ export interface MapSpec {
   flags: number
   internal: boolean
   pinPath?: string
-}
-
-/** A C type as the object's BTF describes it (sizes and offsets in bytes). */
-export interface TypeLayout {
-  /** The type's name (a typedef keeps its own name), '' for anonymous types. */
-  name?: string
-  kind: 'int' | 'array' | 'struct' | 'union' | 'enum' | 'ptr' | 'float' | 'void' | 'other'
-  size: number
-  /** int: signedness, bool encoding and width. */
-  signed?: boolean
-  bool?: boolean
-  bits?: number
-  /** array: element count and type. */
-  len?: number
-  elem?: TypeLayout
-  /** struct/union: members in declaration order. */
-  fields?: Array<{
-    name: string
-    offset: number
-    bitOffset?: number
-    bitSize?: number
-    type?: TypeLayout
-  }>
 }
 
 /** A program of an object before load. */
@@ -161,6 +139,23 @@ export class BpfObject {
       key: TypeLayout | null
       value: TypeLayout | null
     } | null
+  }
+
+  /**
+   * A loaded map with codecs derived from its BTF key/value types (see {@link codecFromLayout}):
+   * handy for inspection and tools; hand-written codecs give better types.
+   */
+  typedMap(name: string): TypedMap<unknown, unknown> {
+    const map = this.map(name)
+    const layout = this.mapLayout(name)
+    if (!layout?.key || !layout.value)
+      throw new BpfError(`map '${name}' has no BTF key/value types`, {
+        code: BpfErrorCode.BAD_STATE,
+      })
+    return map.typed(
+      codecFromLayout(layout.key, `${name} key`),
+      codecFromLayout(layout.value, `${name} value`),
+    )
   }
 
   /** A named struct/union/typedef/enum from the object's BTF (null when absent). */

@@ -10,6 +10,7 @@ import {
   openPinnedMap,
   struct,
   u32,
+  u64,
   VerifierError,
 } from '../src/index'
 import { ipv4UdpPacket, testObject, u32le } from './_helpers'
@@ -68,6 +69,18 @@ describeKernel('BpfObject', ['root', 'bpf', 'bpffs'], () => {
     expect(codec.size).toBe(key.size)
     expect(obj.typeLayout('no_such_type')).toBeNull()
     expect(() => obj.mapLayout('nope')).toThrow(expect.objectContaining({ code: 'ENOENT' }))
+  })
+
+  it('derives codecs from BTF: typedMap reads the LPM trie with compiler offsets', async () => {
+    using obj = BpfObject.open(testObject('loader_maps'))
+    await obj.load()
+    const trie = obj.typedMap('lpm_v4')
+    trie.update({ prefixlen: 16, addr: Buffer.from([10, 9, 0, 0]) }, 7)
+    expect(trie.lookup({ prefixlen: 32, addr: Buffer.from([10, 9, 1, 2]) })).toBe(7)
+    expect(obj.typedMap('hash_map').keyCodec.size).toBe(4)
+    const counts = obj.typedMap('percpu_counts')
+    expect(counts.valueCodec).toBe(u64)
+    expect(() => obj.typedMap('events')).toThrow(/no BTF key\/value types/)
   })
 
   it('loads from a Buffer, sets .rodata globals before load and the program sees them', async () => {
