@@ -2,6 +2,11 @@
 
 export { FqdnCache, type FqdnCacheOptions, type FqdnExpiry } from './dns/cache'
 export {
+  type FqdnPolicyTarget,
+  FqdnPolicyUpdater,
+  type FqdnPolicyUpdaterOptions,
+} from './dns/fqdn-policy'
+export {
   DNS_COUNTERS,
   type DnsCounter,
   type DnsLearnEvent,

@@ -46,8 +46,9 @@ export function repositoryPolicySource(
         protocol: q.protocol,
       })
     },
+    // generation changes with policies AND selections (identities, DNS answers, services).
     get revision() {
-      return repo.revision
+      return repo.generation
     },
   }
 }

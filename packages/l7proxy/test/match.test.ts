@@ -144,6 +144,6 @@ describe('evaluateHttp', () => {
     expect(evaluateHttp(tie, view('PUT', '/v1/exhaust-port')).allowed).toBe(false)
     expect(source.rulesFor({ ...q, peerIdentity: 1002 })).toBeUndefined()
     expect(source.rulesFor({ ...q, endpointId: 8, peerIdentity: 1001 })).toBeUndefined()
-    expect(source.revision).toBe(repo.revision)
+    expect(source.revision).toBe(repo.generation)
   })
 })

@@ -27,6 +27,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import {
   type DnsLearnEvent,
   datapathOriginResolver,
+  FqdnPolicyUpdater,
   L7Proxy,
   type L7ProxyRecord,
   repositoryPolicySource,
@@ -121,7 +122,6 @@ describeKernel(
     let kafka: Ep
     let brokerLog = ''
     let cidrNext = 1
-    const cidrIds = new Map<string, number>()
 
     const endpoint = async (
       ip: string,
@@ -246,27 +246,25 @@ describeKernel(
         [...eps.values()].map((e) => ({ id: e.identity, labels: e.labels, ips: [e.ip] })),
       )
 
+      const fqdn = new FqdnPolicyUpdater({
+        policy: repo,
+        allocateCidrIdentity: () => (1 << 24) | cidrNext++,
+        ipcacheUpsert: (prefix, id) => dp.ipcache.upsert(prefix, id),
+        applyPolicy: () => sync(),
+      })
       proxy = new L7Proxy({
         origins: datapathOriginResolver(dp),
         policy: repositoryPolicySource(repo, (id) => eps.get(id)),
         onRecord: (r) => records.push(r),
         dns: {
           minTtlSeconds: 30,
-          // The agent's part: CIDR identities for learned IPs, ipcache, FQDN selectors, maps.
-          onLearn: (e) => {
-            const added = []
-            for (const ip of e.ips) {
-              if (cidrIds.has(ip)) continue
-              const id = (1 << 24) | cidrNext++
-              cidrIds.set(ip, id)
-              added.push({ id, labels: [`cidr:${ip}/32`, 'reserved:world'], ips: [ip] })
-              dp.ipcache.upsert(`${ip}/32`, id)
-            }
-            repo.updateIdentities(added)
-            repo.learnFqdn(e.name, e.ips)
-            sync()
+          // The agent's part, through FqdnPolicyUpdater: CIDR identities for learned IPs,
+          // ipcache, FQDN selections and the endpoints' policy maps.
+          onLearn: async (e) => {
+            await fqdn.onLearn(e)
             learnedAt.push({ ...e, mapUpdatedAt: Date.now() })
           },
+          onExpire: fqdn.onExpire,
         },
       })
       await proxy.listen({ port: 0 })
