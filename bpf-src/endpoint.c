@@ -5,6 +5,7 @@
  * See lib/lxc.h for the packet walk. */
 #define ENABLE_BANDWIDTH 1
 #include "lib/lxc.h"
+#include "lib/ipv6.h"
 
 static __always_inline int mb_endpoint_entry(struct __sk_buff *skb, bool from_container)
 {
@@ -17,6 +18,8 @@ static __always_inline int mb_endpoint_entry(struct __sk_buff *skb, bool from_co
 	switch (bpf_ntohs(skb->protocol)) {
 	case ETH_P_IP:
 		return from_container ? mb_from_container4(skb, ep) : mb_to_container4(skb, ep);
+	case ETH_P_IPV6:
+		return mb_endpoint6(skb, ep, from_container);
 	case ETH_P_ARP:
 		return TC_ACT_OK;
 	default:

@@ -14,11 +14,9 @@
  * programs attached), so both see the same machine load; the nat table (and so conntrack)
  * exists in the node namespace for both.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
+import { spawn } from 'node:child_process'
 import { percentile, reportFigure, TestNetwork } from '@membrane/test-utils'
-import { CLIENT, SERVER } from '../test/_topology'
+import { CLIENT, type NodeDatapath, SERVER, startNodeDatapath } from '../test/_topology'
 
 const SCALES = (process.env.DP_KP_SCALES ?? '100,1000,10000').split(',').map(Number)
 const SAMPLES = Number(process.env.DP_KP_SAMPLES ?? 600)
@@ -27,7 +25,7 @@ const GATEWAY = '169.254.1.1'
 const vipOf = (i: number) => `10.97.${(i >> 8) & 255}.${i & 255}`
 
 const net = new TestNetwork()
-let child: ChildProcess | undefined
+let nodeDp: NodeDatapath | undefined
 
 async function main() {
   const node = await net.namespace()
@@ -78,39 +76,8 @@ async function main() {
   const backendList = backends.map((b) => ({ address: b.ip, port: 8080 }))
 
   // The Membrane process inside the node namespace.
-  const tsx = createRequire(import.meta.url).resolve('tsx')
-  child = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      node.name,
-      process.execPath,
-      '--conditions=@membrane/source',
-      '--import',
-      tsx,
-      fileURLToPath(new URL('./_bpf-node.ts', import.meta.url)),
-    ],
-    { stdio: ['pipe', 'pipe', 'inherit'], cwd: fileURLToPath(new URL('..', import.meta.url)) },
-  )
-  let pending: ((line: string) => void) | undefined
-  child.once('exit', (code) => pending?.(`exited with ${code}`))
-  let buf = ''
-  child.stdout?.on('data', (d: Buffer) => {
-    buf += d.toString()
-    let i = buf.indexOf('\n')
-    while (i >= 0) {
-      const line = buf.slice(0, i)
-      buf = buf.slice(i + 1)
-      pending?.(line)
-      i = buf.indexOf('\n')
-    }
-  })
-  const send = (cmd: object) =>
-    new Promise<void>((resolve, reject) => {
-      pending = (line) => (line === 'ok' ? resolve() : reject(new Error(`membrane node: ${line}`)))
-      child?.stdin?.write(`${JSON.stringify(cmd)}\n`)
-    })
+  nodeDp = startNodeDatapath(node)
+  const send = (cmd: object) => (nodeDp as NodeDatapath).send(cmd)
 
   const sample = async (vip: string, count: number) => {
     const { stdout } = await client.ns.exec(process.execPath, [
@@ -218,7 +185,7 @@ async function main() {
       ...(name === 'membrane' ? { target: '<= 1.1' } : {}),
     })
   }
-  await send({ cmd: 'close' })
+  await nodeDp?.close()
 }
 
 function kubeProxyRules(n: number, backends: { address: string; port: number }[]): string {
@@ -260,6 +227,6 @@ function kubeProxyRules(n: number, backends: { address: string; port: number }[]
 try {
   await main()
 } finally {
-  child?.kill('SIGKILL')
+  await nodeDp?.close()
   await net.cleanup()
 }

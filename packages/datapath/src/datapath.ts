@@ -186,7 +186,7 @@ export class Datapath {
     this.objectDir = objectDir
     this.#endpointObj = obj
     const m = (name: string) => obj.map(name)
-    this.endpoints = new EndpointMap(m('mb_endpoints'), m('mb_lxc4'))
+    this.endpoints = new EndpointMap(m('mb_endpoints'), m('mb_lxc4'), m('mb_lxc6'))
     this.ipcache = new IpcacheMap(m('mb_ipcache'))
     this.services = new ServiceMaps(
       {
@@ -197,7 +197,7 @@ export class Datapath {
       },
       options.maglevSeed ? { maglevSeed: options.maglevSeed } : {},
     )
-    this.ct = new CtMap(m('mb_ct4'))
+    this.ct = new CtMap(m('mb_ct4'), m('mb_ct6'))
     this.metrics = new MetricsMap(m('mb_metrics'))
     this.proxy = new ProxyMap(m('mb_proxy4'))
     const old = m('mb_config').lookup(u32Codec.encode(0))

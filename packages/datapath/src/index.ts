@@ -36,6 +36,7 @@ export {
   configCodec,
   ctEntryCodec,
   ctTuple4Codec,
+  ctTuple6Codec,
   endpointCodec,
   ipcacheKeyCodec,
   ipcacheValueCodec,
@@ -88,8 +89,16 @@ export type {
   ServiceState,
 } from './maps/services'
 export { ServiceMaps } from './maps/services'
-export type { PacketSpec, ParsedPacket } from './packet'
-export { buildPacket, inetChecksum, parsePacket, skbContext, TcpFlags } from './packet'
+export type { PacketSpec, PacketSpec6, ParsedPacket } from './packet'
+export {
+  buildPacket,
+  buildPacket6,
+  inetChecksum,
+  parsePacket,
+  parsePacket6,
+  skbContext,
+  TcpFlags,
+} from './packet'
 export type { MapSpec } from './pins'
 export {
   bpffsMounts,

@@ -51,6 +51,16 @@ export const ctTuple4Codec = struct('mb_ct_tuple4', 16, {
   flags: f.u8(13),
 })
 
+/** `struct mb_ct_tuple6` (lib/ipv6.h): IPv6 conntrack key (value: mb_ct_entry). */
+export const ctTuple6Codec = struct('mb_ct_tuple6', 40, {
+  daddr: f.ipv6(0),
+  saddr: f.ipv6(16),
+  dport: f.be16(32),
+  sport: f.be16(34),
+  nexthdr: f.u8(36),
+  flags: f.u8(37),
+})
+
 /** `struct mb_ct_entry` (lib/conntrack.h): conntrack value. */
 export const ctEntryCodec = struct('mb_ct_entry', 56, {
   expiresNs: f.u64(0),
@@ -190,6 +200,7 @@ export const STRUCT_CODECS = [
   endpointCodec,
   metricsValueCodec,
   ctTuple4Codec,
+  ctTuple6Codec,
   ctEntryCodec,
   ipcacheKeyCodec,
   ipcacheValueCodec,

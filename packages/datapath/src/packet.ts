@@ -2,7 +2,7 @@
  * A small packet builder and parser for BPF_PROG_TEST_RUN tests and benchmarks: Ethernet +
  * IPv4 + TCP/UDP/ICMP with correct checksums, and checksum verification of rewritten packets.
  */
-import { isIpv4 } from './internal/ip'
+import { formatIpv6, isIpv4, parseIpv6 } from './internal/ip'
 
 /** What to put in a test packet. */
 export interface PacketSpec {
@@ -178,4 +178,101 @@ export function skbContext(fields: { mark?: number; ifindex?: number } = {}): Bu
   ctx.writeUInt32LE(fields.mark ?? 0, 8)
   ctx.writeUInt32LE(fields.ifindex ?? 0, 40)
   return ctx
+}
+
+/** What to put in an IPv6 test packet. */
+export interface PacketSpec6 {
+  srcMac?: string
+  dstMac?: string
+  saddr: string
+  daddr: string
+  protocol: 'TCP' | 'UDP' | 'ICMPV6'
+  sport?: number
+  dport?: number
+  tcpFlags?: number
+  /** ICMPv6 type (default 128, echo request) and id. */
+  icmpType?: number
+  icmpId?: number
+  payload?: Buffer
+}
+
+function ip6Bytes(ip: string): Buffer {
+  const b = parseIpv6(ip)
+  if (!b) throw new TypeError(`not an IPv6 address: ${ip}`)
+  return b
+}
+
+function pseudoSum6(src: Buffer, dst: Buffer, proto: number, len: number): number {
+  let sum = 0
+  for (let i = 0; i < 16; i += 2) sum += src.readUInt16BE(i) + dst.readUInt16BE(i)
+  return sum + (len >>> 16) + (len & 0xffff) + proto
+}
+
+const PROTO6 = { TCP: 6, UDP: 17, ICMPV6: 58 } as const
+
+/** Build an Ethernet frame carrying an IPv6 packet (no extension headers). */
+export function buildPacket6(spec: PacketSpec6): Buffer {
+  const payload = spec.payload ?? Buffer.alloc(0)
+  const proto = PROTO6[spec.protocol]
+  let l4: Buffer
+  if (spec.protocol === 'TCP') {
+    l4 = Buffer.alloc(20 + payload.length)
+    l4.writeUInt16BE(spec.sport ?? 40000, 0)
+    l4.writeUInt16BE(spec.dport ?? 80, 2)
+    l4.writeUInt32BE(1, 4)
+    l4[12] = 5 << 4
+    l4[13] = spec.tcpFlags ?? TcpFlags.SYN
+    l4.writeUInt16BE(65535, 14)
+    payload.copy(l4, 20)
+  } else if (spec.protocol === 'UDP') {
+    l4 = Buffer.alloc(8 + payload.length)
+    l4.writeUInt16BE(spec.sport ?? 40000, 0)
+    l4.writeUInt16BE(spec.dport ?? 53, 2)
+    l4.writeUInt16BE(l4.length, 4)
+    payload.copy(l4, 8)
+  } else {
+    l4 = Buffer.alloc(8 + payload.length)
+    l4[0] = spec.icmpType ?? 128
+    l4.writeUInt16BE(spec.icmpId ?? 1, 4)
+    l4.writeUInt16BE(1, 6)
+    payload.copy(l4, 8)
+  }
+  const src = ip6Bytes(spec.saddr)
+  const dst = ip6Bytes(spec.daddr)
+  const csumOff = spec.protocol === 'TCP' ? 16 : spec.protocol === 'UDP' ? 6 : 2
+  const c = inetChecksum(l4, pseudoSum6(src, dst, proto, l4.length))
+  l4.writeUInt16BE(spec.protocol === 'UDP' && c === 0 ? 0xffff : c, csumOff)
+  const ip = Buffer.alloc(40)
+  ip[0] = 0x60
+  ip.writeUInt16BE(l4.length, 4)
+  ip[6] = proto
+  ip[7] = 64
+  src.copy(ip, 8)
+  dst.copy(ip, 24)
+  const eth = Buffer.alloc(14)
+  macBytes(spec.dstMac ?? '02:00:00:00:00:01').copy(eth, 0)
+  macBytes(spec.srcMac ?? '02:00:00:00:00:02').copy(eth, 6)
+  eth.writeUInt16BE(0x86dd, 12)
+  return Buffer.concat([eth, ip, l4])
+}
+
+/** Parse an Ethernet + IPv6 frame (no extension headers) and verify the L4 checksum. */
+export function parsePacket6(frame: Buffer): Omit<ParsedPacket, 'ttl' | 'ipChecksumOk'> {
+  const ip = frame.subarray(14)
+  const proto = ip[6] as number
+  const src = Buffer.from(ip.subarray(8, 24))
+  const dst = Buffer.from(ip.subarray(24, 40))
+  const l4 = ip.subarray(40, 40 + ip.readUInt16BE(4))
+  const sport = proto === 6 || proto === 17 ? l4.readUInt16BE(0) : 0
+  const dport = proto === 6 || proto === 17 ? l4.readUInt16BE(2) : 0
+  return {
+    saddr: formatIpv6(src),
+    daddr: formatIpv6(dst),
+    protocol: proto,
+    sport,
+    dport,
+    tcpFlags: proto === 6 ? (l4[13] as number) : 0,
+    l4ChecksumOk: inetChecksum(l4, pseudoSum6(src, dst, proto, l4.length)) === 0,
+    payload: l4.subarray(proto === 6 ? 20 : 8),
+  }
 }

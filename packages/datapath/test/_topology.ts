@@ -1,5 +1,6 @@
-import type { ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { type NetNamespace, run, type TestNetwork } from '@membrane/test-utils'
 import type { Datapath } from '../src'
@@ -93,4 +94,65 @@ export async function startServer(
 export async function client<T>(w: Workload, args: string[]): Promise<T> {
   const { stdout } = await w.ns.exec(process.execPath, [CLIENT, ...args])
   return JSON.parse(stdout.trim().split('\n').pop() as string) as T
+}
+
+/** A datapath running in its own process inside a network namespace (test/fixtures/datapath-node.ts). */
+export interface NodeDatapath {
+  send<T = undefined>(cmd: object): Promise<T>
+  close(): Promise<void>
+}
+
+/** Start test/fixtures/datapath-node.ts inside `ns` and talk to it line by line. */
+export function startNodeDatapath(ns: NetNamespace): NodeDatapath {
+  const tsx = createRequire(import.meta.url).resolve('tsx')
+  const script = fileURLToPath(new URL('./fixtures/datapath-node.ts', import.meta.url))
+  const child = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns.name,
+      process.execPath,
+      '--conditions=@membrane/source',
+      '--import',
+      tsx,
+      script,
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+    },
+  )
+  let pending: ((line: string) => void) | undefined
+  let buf = ''
+  child.stdout?.on('data', (d: Buffer) => {
+    buf += d.toString()
+    let i = buf.indexOf('\n')
+    while (i >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      pending?.(line)
+      i = buf.indexOf('\n')
+    }
+  })
+  child.once('exit', (code) => pending?.(`error: datapath process exited with ${code}`))
+  const send = <T>(cmd: object) =>
+    new Promise<T>((resolve, reject) => {
+      pending = (line) => {
+        if (line === 'ok') resolve(undefined as T)
+        else if (line.startsWith('ok ')) resolve(JSON.parse(line.slice(3)) as T)
+        else reject(new Error(`datapath node: ${line}`))
+      }
+      child.stdin?.write(`${JSON.stringify(cmd)}\n`)
+    })
+  return {
+    send,
+    async close() {
+      if (child.exitCode !== null) return
+      await send({ cmd: 'close' }).catch(() => {})
+      await new Promise((resolve) =>
+        child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve),
+      )
+    },
+  }
 }

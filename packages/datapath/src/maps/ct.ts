@@ -1,6 +1,6 @@
 import { CtFlag, CtTupleFlag } from '../constants'
 import type { MapLike } from '../internal/loader'
-import { ctEntryCodec, ctTuple4Codec } from '../layouts'
+import { ctEntryCodec, ctTuple4Codec, ctTuple6Codec } from '../layouts'
 
 /** A conntrack entry as read from `mb_ct4`. */
 export interface CtEntry {
@@ -36,7 +36,7 @@ export function monotonicNowNs(): bigint {
 }
 
 function decode(kb: Buffer, vb: Buffer): CtEntry {
-  const k = ctTuple4Codec.decode(kb)
+  const k = kb.length === ctTuple6Codec.size ? ctTuple6Codec.decode(kb) : ctTuple4Codec.decode(kb)
   const v = ctEntryCodec.decode(vb)
   return {
     tuple: {
@@ -81,17 +81,25 @@ export interface CtGcResult {
  */
 export class CtMap {
   readonly #map: MapLike
+  readonly #map6: MapLike | undefined
 
-  constructor(map: MapLike) {
+  constructor(map: MapLike, map6?: MapLike) {
     this.#map = map
+    this.#map6 = map6
   }
 
-  /** Every entry. */
+  #maps(): MapLike[] {
+    return this.#map6 ? [this.#map, this.#map6] : [this.#map]
+  }
+
+  /** Every entry (IPv4 then IPv6). */
   dump(): CtEntry[] {
     const out: CtEntry[] = []
-    for (const kb of this.#map.keys()) {
-      const vb = this.#map.lookup(kb)
-      if (vb) out.push(decode(kb, vb))
+    for (const map of this.#maps()) {
+      for (const kb of map.keys()) {
+        const vb = map.lookup(kb)
+        if (vb) out.push(decode(kb, vb))
+      }
     }
     return out
   }
@@ -105,15 +113,18 @@ export class CtMap {
     protocol: number
     service?: boolean
   }): CtEntry | undefined {
-    const kb = ctTuple4Codec.encode({
+    const v6 = tuple.saddr.includes(':')
+    const fields = {
       saddr: tuple.saddr,
       daddr: tuple.daddr,
       sport: tuple.sport,
       dport: tuple.dport,
       nexthdr: tuple.protocol,
       flags: tuple.service ? CtTupleFlag.SERVICE : 0,
-    })
-    const vb = this.#map.lookup(kb)
+    }
+    const kb = v6 ? ctTuple6Codec.encode(fields) : ctTuple4Codec.encode(fields)
+    const map = v6 ? this.#map6 : this.#map
+    const vb = map?.lookup(kb)
     return vb ? decode(kb, vb) : undefined
   }
 
@@ -122,16 +133,18 @@ export class CtMap {
     let deleted = 0
     let remaining = 0
     const referencedBackends = new Set<number>()
-    for (const kb of this.#map.keys()) {
-      const vb = this.#map.lookup(kb)
-      if (!vb) continue
-      const v = ctEntryCodec.decode(vb)
-      if (v.expiresNs < now) {
-        if (this.#map.delete(kb)) deleted++
-        continue
+    for (const map of this.#maps()) {
+      for (const kb of map.keys()) {
+        const vb = map.lookup(kb)
+        if (!vb) continue
+        const v = ctEntryCodec.decode(vb)
+        if (v.expiresNs < now) {
+          if (map.delete(kb)) deleted++
+          continue
+        }
+        remaining++
+        if (v.flags & CtFlag.SERVICE) referencedBackends.add(v.backendId)
       }
-      remaining++
-      if (v.flags & CtFlag.SERVICE) referencedBackends.add(v.backendId)
     }
     return { deleted, remaining, referencedBackends }
   }
@@ -139,7 +152,7 @@ export class CtMap {
   /** Delete every entry (tests, or a deliberate reset). Returns how many. */
   flush(): number {
     let n = 0
-    for (const kb of this.#map.keys()) if (this.#map.delete(kb)) n++
+    for (const map of this.#maps()) for (const kb of map.keys()) if (map.delete(kb)) n++
     return n
   }
 }

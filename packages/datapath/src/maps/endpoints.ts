@@ -1,7 +1,7 @@
 import { ipv4Codec, u32Codec } from '../codec'
 import { EndpointFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
-import { isIpv4 } from '../internal/ip'
+import { isIpv4, parseIpv6 } from '../internal/ip'
 import type { MapLike } from '../internal/loader'
 import { endpointCodec } from '../layouts'
 
@@ -43,6 +43,7 @@ function check(ep: EndpointRecord): void {
   if (!Number.isInteger(ep.ifindex) || ep.ifindex < 1)
     throw bad('ifindex', 'an ifindex >= 1', ep.ifindex)
   if (!isIpv4(ep.ip)) throw bad('ip', 'an IPv4 address', ep.ip)
+  if (ep.ip6 !== undefined && !parseIpv6(ep.ip6)) throw bad('ip6', 'an IPv6 address', ep.ip6)
 }
 
 /**
@@ -52,10 +53,12 @@ function check(ep: EndpointRecord): void {
 export class EndpointMap {
   readonly #byIfindex: MapLike
   readonly #byIp: MapLike
+  readonly #byIp6: MapLike | undefined
 
-  constructor(byIfindex: MapLike, byIp: MapLike) {
+  constructor(byIfindex: MapLike, byIp: MapLike, byIp6?: MapLike) {
     this.#byIfindex = byIfindex
     this.#byIp = byIp
+    this.#byIp6 = byIp6
   }
 
   static encode(ep: EndpointRecord): Buffer {
@@ -94,9 +97,13 @@ export class EndpointMap {
   upsert(ep: EndpointRecord): void {
     const value = EndpointMap.encode(ep)
     const old = this.get(ep.ifindex)
+    const v6 = ep.ip6 ? parseIpv6(ep.ip6) : undefined
     this.#byIp.update(ipv4Codec.encode(ep.ip), value)
+    if (v6 && this.#byIp6) this.#byIp6.update(v6, value)
     this.#byIfindex.update(u32Codec.encode(ep.ifindex), value)
     if (old && old.ip !== ep.ip) this.#byIp.delete(ipv4Codec.encode(old.ip))
+    const old6 = old?.ip6 ? parseIpv6(old.ip6) : undefined
+    if (old6 && this.#byIp6 && (!v6 || !old6.equals(v6))) this.#byIp6.delete(old6)
   }
 
   /** The endpoint on a host-veth ifindex. */

@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* IPv6 on the endpoint paths: parsing, conntrack (mb_ct6), local endpoints by address (mb_lxc6),
+ * ipcache and policy lookups, events. Services, NAT, L7 redirect and socket LB are IPv4-only:
+ * an IPv6 flow to a service address is policy-checked like any other destination. */
+#pragma once
+
+#include "lib/common.h"
+#include "lib/conntrack.h"
+#include "lib/drop_reasons.h"
+#include "lib/ipcache.h"
+#include "lib/policy.h"
+#include "lib/trace.h"
+
+#ifndef IPPROTO_ICMPV6
+#define IPPROTO_ICMPV6		58
+#endif
+
+#define ICMPV6_ECHO_REQUEST	128
+#define ICMPV6_ECHO_REPLY	129
+#define ICMPV6_ND_FIRST		133	/* router solicitation .. redirect (133..137) */
+#define ICMPV6_ND_LAST		137
+
+union mb_v6addr {
+	__u8   b[16];
+	__u32  w[4];
+	__u64  d[2];
+};
+
+struct mb_pkt6 {
+	__u8   smac[6];
+	__u8   dmac[6];
+	union mb_v6addr saddr;
+	union mb_v6addr daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8   proto;
+	__u8   tcp_flags;
+	__u16  icmp_type_code;
+	__u32  l4_off;
+	__u32  len;
+};
+
+struct mb_ct_tuple6 {
+	union mb_v6addr daddr;
+	union mb_v6addr saddr;
+	__be16 dport;
+	__be16 sport;
+	__u8   nexthdr;
+	__u8   flags;
+	__u16  pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mb_ct_tuple6);
+	__type(value, struct mb_ct_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_ct6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, union mb_v6addr);	/* endpoint IPv6 address */
+	__type(value, struct mb_endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lxc6 SEC(".maps");
+
+static __always_inline bool mb_v6_eq(const union mb_v6addr *a, const __u8 *b)
+{
+	union mb_v6addr x;
+
+	__builtin_memcpy(&x, b, 16);
+	return a->d[0] == x.d[0] && a->d[1] == x.d[1];
+}
+
+/* Parse an IPv6 packet without extension headers. Returns 0, 1 for neighbour discovery (to be
+ * passed without policy), or a DROP_* code. */
+static __always_inline int mb_parse6(struct __sk_buff *skb, struct mb_pkt6 *p)
+{
+	struct {
+		struct ethhdr eth;
+		struct ipv6hdr ip;
+	} __attribute__((packed)) h;
+
+	if (bpf_skb_load_bytes(skb, 0, &h, sizeof(h)) < 0)
+		return DROP_INVALID;
+	if (h.ip.version != 6)
+		return DROP_INVALID;
+	__builtin_memcpy(p->smac, h.eth.h_source, ETH_ALEN);
+	__builtin_memcpy(p->dmac, h.eth.h_dest, ETH_ALEN);
+	__builtin_memcpy(&p->saddr, &h.ip.saddr, 16);
+	__builtin_memcpy(&p->daddr, &h.ip.daddr, 16);
+	p->proto = h.ip.nexthdr;
+	p->l4_off = ETH_HLEN + sizeof(struct ipv6hdr);
+	p->len = skb->len;
+	p->sport = 0;
+	p->dport = 0;
+	p->tcp_flags = 0;
+	p->icmp_type_code = 0;
+
+	switch (h.ip.nexthdr) {
+	case IPPROTO_TCP: {
+		__u8 hdr[14];
+
+		if (bpf_skb_load_bytes(skb, p->l4_off, hdr, sizeof(hdr)) < 0)
+			return DROP_CT_INVALID_HDR;
+		__builtin_memcpy(&p->sport, &hdr[0], 2);
+		__builtin_memcpy(&p->dport, &hdr[2], 2);
+		p->tcp_flags = hdr[13];
+		return 0;
+	}
+	case IPPROTO_UDP: {
+		__be16 ports[2];
+
+		if (bpf_skb_load_bytes(skb, p->l4_off, ports, sizeof(ports)) < 0)
+			return DROP_CT_INVALID_HDR;
+		p->sport = ports[0];
+		p->dport = ports[1];
+		return 0;
+	}
+	case IPPROTO_ICMPV6: {
+		__u8 hdr[8];
+
+		if (bpf_skb_load_bytes(skb, p->l4_off, hdr, sizeof(hdr)) < 0)
+			return DROP_CT_INVALID_HDR;
+		p->icmp_type_code = ((__u16)hdr[0] << 8) | hdr[1];
+		if (hdr[0] >= ICMPV6_ND_FIRST && hdr[0] <= ICMPV6_ND_LAST)
+			return 1;
+		if (hdr[0] == ICMPV6_ECHO_REQUEST)
+			__builtin_memcpy(&p->sport, &hdr[4], 2);
+		else if (hdr[0] == ICMPV6_ECHO_REPLY)
+			__builtin_memcpy(&p->dport, &hdr[4], 2);
+		return 0;
+	}
+	default:
+		/* Extension headers (hop-by-hop for MLD, fragments, ...) are not followed. */
+		return DROP_INVALID_EXTHDR;
+	}
+}
+
+static __always_inline __be16 mb_policy_port6(const struct mb_pkt6 *p)
+{
+	if (p->proto == IPPROTO_ICMPV6)
+		return bpf_htons(p->icmp_type_code >> 8);
+	return p->dport;
+}
+
+static __always_inline __u32 mb_ipcache_identity6(const union mb_v6addr *addr)
+{
+	struct mb_ipcache_key key = {
+		.prefixlen = MB_IPCACHE_STATIC_PREFIX + 128,
+		.family = MB_IPCACHE_FAMILY_V6,
+	};
+	struct mb_ipcache_value *v;
+
+	__builtin_memcpy(key.ip, addr, 16);
+	v = bpf_map_lookup_elem(&mb_ipcache, &key);
+	return v ? v->identity : MB_ID_WORLD;
+}
+
+static __always_inline void mb_event_fill6(struct mb_event *ev, struct __sk_buff *skb,
+					   const struct mb_pkt6 *p, const struct mb_trace_ctx *t)
+{
+	ev->direction = t->direction;
+	ev->flags = t->flags | MB_EVF_IPV6;
+	ev->protocol = p->proto;
+	ev->tcp_flags = p->tcp_flags;
+	ev->endpoint_id = t->endpoint_id;
+	ev->ifindex = skb->ifindex;
+	ev->src_identity = t->src_identity;
+	ev->dst_identity = t->dst_identity;
+	ev->len = p->len;
+	ev->ktime_ns = bpf_ktime_get_ns();
+	ev->sport = bpf_ntohs(p->sport);
+	ev->dport = bpf_ntohs(p->dport);
+	ev->icmp_type_code = p->icmp_type_code;
+	__builtin_memcpy(ev->saddr, &p->saddr, 16);
+	__builtin_memcpy(ev->daddr, &p->daddr, 16);
+	__builtin_memcpy(ev->smac, p->smac, 6);
+	__builtin_memcpy(ev->dmac, p->dmac, 6);
+}
+
+static __always_inline int mb_drop6(struct __sk_buff *skb, const struct mb_pkt6 *p,
+				    const struct mb_trace_ctx *t, int reason)
+{
+	__u8 r = (__u8)(-reason);
+	struct mb_event *ev;
+
+	mb_count(r, t->direction, p->len);
+	ev = mb_event_reserve();
+	if (ev) {
+		mb_event_fill6(ev, skb, p, t);
+		ev->type = MB_EVENT_DROP;
+		ev->subtype = r;
+		bpf_ringbuf_submit(ev, 0);
+	}
+	return TC_ACT_SHOT;
+}
+
+static __always_inline void mb_event6(struct __sk_buff *skb, const struct mb_pkt6 *p,
+				      const struct mb_trace_ctx *t, __u8 type, __u8 subtype)
+{
+	struct mb_event *ev = mb_event_reserve();
+
+	if (!ev)
+		return;
+	mb_event_fill6(ev, skb, p, t);
+	ev->type = type;
+	ev->subtype = subtype;
+	ev->match_type = t->match_type;
+	ev->action = t->action;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline enum mb_ct_status mb_ct_lookup6(const struct mb_pkt6 *p,
+						       struct mb_ct_tuple6 *tuple,
+						       struct mb_ct_entry **entry)
+{
+	struct mb_ct_tuple6 rev = {};
+	struct mb_ct_entry *e;
+
+	__builtin_memcpy(&tuple->daddr, &p->daddr, 16);
+	__builtin_memcpy(&tuple->saddr, &p->saddr, 16);
+	tuple->dport = p->dport;
+	tuple->sport = p->sport;
+	tuple->nexthdr = p->proto;
+	e = bpf_map_lookup_elem(&mb_ct6, tuple);
+	if (e) {
+		*entry = e;
+		return MB_CT_ESTABLISHED;
+	}
+	__builtin_memcpy(&rev.daddr, &p->saddr, 16);
+	__builtin_memcpy(&rev.saddr, &p->daddr, 16);
+	rev.dport = p->sport;
+	rev.sport = p->dport;
+	rev.nexthdr = p->proto;
+	e = bpf_map_lookup_elem(&mb_ct6, &rev);
+	*entry = e;
+	return e ? MB_CT_REPLY : MB_CT_NEW;
+}
+
+static __always_inline int mb_ct_create6(const struct mb_ct_tuple6 *tuple, struct mb_ct_entry *e,
+					 __u8 tcp_flags, __u32 len, __u64 now)
+{
+#ifdef MB_CT_CREATE_DISABLED
+	return 0;
+#endif
+	e->created_ns = now;
+	e->packets = 1;
+	e->bytes = len;
+	e->tx_flags_seen = tcp_flags;
+	if (tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
+		e->flags |= MB_CT_F_TX_CLOSING;
+	e->expires_ns = now + mb_ct_lifetime(e, tuple->nexthdr);
+	return bpf_map_update_elem(&mb_ct6, tuple, e, BPF_ANY);
+}
+
+/* One IPv6 packet through an endpoint program: `from_container` is the workload's egress. */
+static __always_inline int mb_endpoint6(struct __sk_buff *skb, const struct mb_endpoint *ep,
+					bool from_container)
+{
+	struct mb_config *cfg = mb_get_config();
+	struct mb_trace_ctx t = {
+		.endpoint_id = (__u16)ep->endpoint_id,
+		.direction = from_container ? MB_DIR_EGRESS : MB_DIR_INGRESS,
+	};
+	struct mb_pkt6 p = {};
+	struct mb_ct_tuple6 tuple = {};
+	struct mb_ct_entry *ct;
+	__u64 now;
+	int ret;
+
+	if (from_container)
+		t.src_identity = ep->identity;
+	else
+		t.dst_identity = ep->identity;
+	ret = mb_parse6(skb, &p);
+	if (ret < 0)
+		return mb_drop6(skb, &p, &t, ret);
+	if (ret == 1) {
+		/* Neighbour discovery keeps the link working; it carries no workload data. */
+		mb_count(MB_METRIC_FORWARD, t.direction, p.len);
+		return TC_ACT_OK;
+	}
+	if (from_container && !mb_v6_eq(&p.saddr, ep->ip6))
+		return mb_drop6(skb, &p, &t, DROP_INVALID_SIP);
+	now = bpf_ktime_get_ns();
+
+	switch (mb_ct_lookup6(&p, &tuple, &ct)) {
+	case MB_CT_ESTABLISHED:
+		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, false, now);
+		break;
+	case MB_CT_REPLY:
+		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, true, now);
+		t.flags |= MB_EVF_REPLY;
+		break;
+	default: {
+		struct mb_ct_entry e = { .endpoint_id = (__u16)ep->endpoint_id };
+		struct mb_policy_result res = {};
+
+		t.flags |= MB_EVF_CT_NEW;
+		if (from_container) {
+			struct mb_endpoint *dst = bpf_map_lookup_elem(&mb_lxc6, &p.daddr);
+
+			t.dst_identity = dst ? dst->identity : mb_ipcache_identity6(&p.daddr);
+			if (ep->flags & MB_EP_F_ENFORCE_EGRESS) {
+				ret = mb_policy_check(ep->endpoint_id, ep->identity, t.dst_identity,
+						      MB_POLICY_EGRESS, p.proto, mb_policy_port6(&p),
+						      p.len, &res);
+				t.match_type = res.match_type;
+				t.action = res.action;
+				if (cfg && (cfg->flags & MB_CFG_VERDICTS))
+					mb_event6(skb, &p, &t, MB_EVENT_POLICY_VERDICT, 0);
+				if (ret < 0)
+					return mb_drop6(skb, &p, &t, ret);
+				if (res.proxy_port)
+					return mb_drop6(skb, &p, &t, DROP_PROXY_UNKNOWN_PROTO);
+			}
+			if (dst && (dst->flags & MB_EP_F_ENFORCE_INGRESS)) {
+				struct mb_trace_ctx ti = t;
+
+				ti.direction = MB_DIR_INGRESS;
+				ti.endpoint_id = (__u16)dst->endpoint_id;
+				ret = mb_policy_check(dst->endpoint_id, dst->identity, ep->identity,
+						      MB_POLICY_INGRESS, p.proto, mb_policy_port6(&p),
+						      p.len, &res);
+				ti.match_type = res.match_type;
+				ti.action = res.action;
+				if (cfg && (cfg->flags & MB_CFG_VERDICTS))
+					mb_event6(skb, &p, &ti, MB_EVENT_POLICY_VERDICT, 0);
+				if (ret < 0)
+					return mb_drop6(skb, &p, &ti, ret);
+				if (res.proxy_port)
+					return mb_drop6(skb, &p, &ti, DROP_PROXY_UNKNOWN_PROTO);
+			}
+			e.src_identity = ep->identity;
+		} else {
+			struct mb_endpoint *src = bpf_map_lookup_elem(&mb_lxc6, &p.saddr);
+			__u32 mark = skb->mark;
+
+			if ((mark & MB_MARK_MAGIC_MASK) == MB_MARK_MAGIC_PROXY)
+				t.src_identity = MB_MARK_IDENTITY(mark);
+			else
+				t.src_identity = src ? src->identity : mb_ipcache_identity6(&p.saddr);
+			if (ep->flags & MB_EP_F_ENFORCE_INGRESS) {
+				ret = mb_policy_check(ep->endpoint_id, ep->identity, t.src_identity,
+						      MB_POLICY_INGRESS, p.proto, mb_policy_port6(&p),
+						      p.len, &res);
+				t.match_type = res.match_type;
+				t.action = res.action;
+				if (cfg && (cfg->flags & MB_CFG_VERDICTS))
+					mb_event6(skb, &p, &t, MB_EVENT_POLICY_VERDICT, 0);
+				if (ret < 0)
+					return mb_drop6(skb, &p, &t, ret);
+				if (res.proxy_port &&
+				    (mark & MB_MARK_MAGIC_MASK) != MB_MARK_MAGIC_PROXY)
+					return mb_drop6(skb, &p, &t, DROP_PROXY_SET_FAILED);
+			}
+			e.src_identity = t.src_identity;
+		}
+		if (mb_ct_create6(&tuple, &e, p.tcp_flags, p.len, now) < 0)
+			return mb_drop6(skb, &p, &t, DROP_CT_CREATE_FAILED);
+		break;
+	}
+	}
+
+	ret = from_container ? mb_bandwidth_egress(skb, ep->endpoint_id) :
+			       mb_bandwidth_ingress(skb, ep->endpoint_id);
+	if (ret < 0)
+		return mb_drop6(skb, &p, &t, ret);
+	mb_count(MB_METRIC_FORWARD, t.direction, p.len);
+	if (mb_want_trace(cfg, t.flags & MB_EVF_CT_NEW))
+		mb_event6(skb, &p, &t, MB_EVENT_TRACE,
+			  from_container ? MB_TRACE_FROM_LXC : MB_TRACE_TO_LXC);
+	return TC_ACT_OK;
+}

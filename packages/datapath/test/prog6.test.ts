@@ -1,0 +1,234 @@
+/** BPF_PROG_TEST_RUN tests of the IPv6 paths of endpoint.o (policy, conntrack, ND, events). */
+import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
+import {
+  buildPacket6,
+  Datapath,
+  DropReason,
+  type PacketSpec6,
+  parsePacket6,
+  TcpFlags,
+} from '../src'
+import { formatIpv6 } from '../src/internal/ip'
+import { buildObjects } from './_btf'
+
+const OK = 0
+const SHOT = 2
+const EP = {
+  id: 10,
+  identity: 1000,
+  ifindex: 1,
+  ip: '10.0.1.10',
+  ip6: 'fd00:1::10',
+  mac: '02:00:00:00:01:0a',
+}
+const PEER = 'fd00:2::5'
+
+describeKernel(
+  'endpoint programs, IPv6 (BPF_PROG_TEST_RUN)',
+  ['root', 'bpf', 'bpffs', 'clang'],
+  () => {
+    let dp: Datapath
+    let pins: { path: string; remove(): void }
+    const events: Buffer[] = []
+    let sub: { close(): void }
+
+    beforeAll(async () => {
+      buildObjects()
+      pins = tempBpffsDir()
+      dp = await Datapath.open({ pinRoot: pins.path })
+      sub = dp.events((r) => events.push(r))
+      dp.ipcache.upsert('fd00:2::/64', 2000)
+    })
+    afterAll(async () => {
+      sub?.close()
+      await dp?.close()
+      pins?.remove()
+    })
+    beforeEach(() => {
+      dp.ct.flush()
+      dp.policyMap(EP.id).clear()
+      dp.endpoints.upsert(EP)
+    })
+
+    const run = async (prog: 'from_container' | 'to_container', spec: PacketSpec6) => {
+      const r = await dp.program(prog).testRun({ data: buildPacket6(spec) })
+      return { retval: r.retval, pkt: parsePacket6(r.data) }
+    }
+    const tcp = (
+      saddr: string,
+      sport: number,
+      daddr: string,
+      dport: number,
+      flags: number = TcpFlags.SYN,
+    ): PacketSpec6 => ({
+      saddr,
+      daddr,
+      sport,
+      dport,
+      protocol: 'TCP',
+      tcpFlags: flags,
+    })
+
+    it('ingress policy by identity and port; the drop event carries IPv6 addresses', async () => {
+      dp.policyMap(EP.id).apply({
+        upserts: [
+          {
+            key: { identity: 2000, direction: 'ingress', protocol: 6, port: 80 },
+            value: { deny: false },
+          },
+        ],
+      })
+      expect((await run('to_container', tcp(PEER, 40000, EP.ip6, 80))).retval).toBe(OK)
+      expect((await run('to_container', tcp(PEER, 40001, EP.ip6, 81))).retval).toBe(SHOT)
+      for (
+        let i = 0;
+        i < 50 && !events.some((e) => e[0] === 1 && e.readUInt16LE(48) === 40001);
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 10))
+      const drop = events.find((e) => e[0] === 1 && e.readUInt16LE(48) === 40001) as Buffer
+      expect(drop[1]).toBe(DropReason.POLICY)
+      expect((drop[3] as number) & 1).toBe(1) // MB_EVF_IPV6
+      expect(formatIpv6(drop.subarray(56, 72))).toBe(PEER)
+      expect(formatIpv6(drop.subarray(72, 88))).toBe(EP.ip6)
+      expect(drop.readUInt32LE(16)).toBe(2000)
+    })
+
+    it('egress with conntrack: replies pass without an ingress entry, strangers do not', async () => {
+      dp.policyMap(EP.id).apply({
+        upserts: [
+          {
+            key: { identity: 2000, direction: 'egress', protocol: 17, port: 53 },
+            value: { deny: false },
+          },
+        ],
+      })
+      const out = await run('from_container', {
+        saddr: EP.ip6,
+        daddr: PEER,
+        sport: 5000,
+        dport: 53,
+        protocol: 'UDP',
+      })
+      expect(out.retval).toBe(OK)
+      expect(out.pkt.l4ChecksumOk).toBe(true)
+      expect(
+        (
+          await run('to_container', {
+            saddr: PEER,
+            daddr: EP.ip6,
+            sport: 53,
+            dport: 5000,
+            protocol: 'UDP',
+          })
+        ).retval,
+      ).toBe(OK)
+      expect(
+        (
+          await run('to_container', {
+            saddr: PEER,
+            daddr: EP.ip6,
+            sport: 53,
+            dport: 5001,
+            protocol: 'UDP',
+          })
+        ).retval,
+      ).toBe(SHOT)
+      expect(
+        dp.ct.get({ saddr: EP.ip6, daddr: PEER, sport: 5000, dport: 53, protocol: 17 })?.flagNames,
+      ).toContain('SEEN_REPLY')
+      expect(
+        (
+          await run('from_container', {
+            saddr: EP.ip6,
+            daddr: PEER,
+            sport: 5000,
+            dport: 54,
+            protocol: 'UDP',
+          })
+        ).retval,
+      ).toBe(SHOT)
+    })
+
+    it('deny wins, ICMPv6 echo uses the type as port, neighbour discovery always passes', async () => {
+      dp.policyMap(EP.id).apply({
+        upserts: [
+          {
+            key: { identity: 0, direction: 'ingress', protocol: 58, port: 128 },
+            value: { deny: false },
+          },
+          {
+            key: { identity: 2000, direction: 'ingress', protocol: 0, port: 0, portPrefixLen: 0 },
+            value: { deny: true },
+          },
+        ],
+      })
+      expect(
+        (
+          await run('to_container', {
+            saddr: 'fd00:9::1',
+            daddr: EP.ip6,
+            protocol: 'ICMPV6',
+            icmpType: 128,
+          })
+        ).retval,
+      ).toBe(OK)
+      expect(
+        (
+          await run('to_container', {
+            saddr: PEER,
+            daddr: EP.ip6,
+            protocol: 'ICMPV6',
+            icmpType: 128,
+          })
+        ).retval,
+      ).toBe(SHOT)
+      expect(dp.metrics.packets(DropReason.POLICY_DENY, 'ingress')).toBeGreaterThan(0n)
+      // Neighbour solicitation (135) with no policy at all.
+      expect(
+        (
+          await run('to_container', {
+            saddr: 'fe80::1',
+            daddr: EP.ip6,
+            protocol: 'ICMPV6',
+            icmpType: 135,
+          })
+        ).retval,
+      ).toBe(OK)
+    })
+
+    it('spoofed sources are dropped; local delivery checks the destination ingress', async () => {
+      dp.policyMap(EP.id).apply({
+        upserts: [
+          {
+            key: { identity: 0, direction: 'egress', protocol: 0, port: 0, portPrefixLen: 0 },
+            value: { deny: false },
+          },
+        ],
+      })
+      expect((await run('from_container', tcp('fd00:1::99', 1, PEER, 80))).retval).toBe(SHOT)
+      dp.endpoints.upsert({
+        id: 20,
+        identity: 5000,
+        ifindex: 999,
+        ip: '10.0.1.20',
+        ip6: 'fd00:1::20',
+        mac: '02:00:00:00:01:14',
+      })
+      dp.policyMap(20).clear()
+      expect((await run('from_container', tcp(EP.ip6, 2, 'fd00:1::20', 80))).retval).toBe(SHOT)
+      dp.policyMap(20).apply({
+        upserts: [
+          {
+            key: { identity: EP.identity, direction: 'ingress', protocol: 6, port: 80 },
+            value: { deny: false },
+          },
+        ],
+      })
+      expect((await run('from_container', tcp(EP.ip6, 3, 'fd00:1::20', 80))).retval).toBe(OK)
+      dp.endpoints.delete(999)
+      dp.policyMap(20).clear()
+    })
+  },
+)
