@@ -1,5 +1,6 @@
 import { type EtcdServer, requireKernel, startEtcd } from '@membrane/test-utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { EtcdAllocator } from '../src/etcd'
 import { checkEtcdInvariants } from './fixtures/invariants'
 import { spawnWorker, type Worker } from './fixtures/workers'
 
@@ -88,6 +89,54 @@ describe.skipIf(!check.ok)(
       const state = await checkEtcdInvariants(etcd.endpoint, prefix)
       expect(state.masters.size).toBe(300)
       for (const [k, ids] of byKey) expect(state.masters.get(k)).toBe([...ids][0])
+    })
+
+    it('never collects what a node references while nodes churn and GC runs', {
+      timeout: 120_000,
+    }, async () => {
+      const prefix = `test/procs-churn/${process.pid}`
+      const sets = Array.from({ length: 40 }, (_, i) => [`k8s:app=c${i}`])
+      const churners = [1, 2, 3].map((seed) =>
+        spawnWorker({
+          endpoint: etcd.endpoint,
+          prefix,
+          node: `churn-${seed}`,
+          sets,
+          mode: 'churn',
+          ops: 300,
+          seed,
+        }),
+      )
+      workers.push(...churners)
+      await Promise.all(churners.map((w) => w.ready))
+      const gc = await EtcdAllocator.create({ endpoints: etcd.endpoint, node: 'collector', prefix })
+      try {
+        let stop = false
+        let deletedTotal = 0
+        const loop = (async () => {
+          while (!stop) {
+            deletedTotal += (await gc.collectGarbage()).deleted.length
+            await new Promise((r) => setTimeout(r, 5))
+          }
+        })()
+        for (const w of churners) w.go()
+        const outputs = await Promise.all(churners.map((w) => w.done))
+        stop = true
+        await loop
+        // Two more full rounds: nothing still referenced may go.
+        await gc.collectGarbage()
+        await gc.collectGarbage()
+        const state = await checkEtcdInvariants(etcd.endpoint, prefix)
+        for (const [w, { results }] of outputs.entries()) {
+          for (const r of results) {
+            expect(state.masters.get(r.key), `${r.key} held by churn-${w + 1}`).toBe(r.id)
+            expect(state.references).toContain(`${prefix}/value/${r.key}/churn-${w + 1}`)
+          }
+        }
+        expect(deletedTotal).toBeGreaterThan(0)
+      } finally {
+        await gc.close()
+      }
     })
   },
 )
