@@ -15,6 +15,7 @@ export interface NativeAddon {
   mapDelete(fd: number, key: Buffer): boolean
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean
   mapInfo(fd: number): NativeMapInfo
+  mapLayout(fd: number): { key: unknown; value: unknown } | null
   mapCreate(
     type: number,
     name: string | undefined,

@@ -1,6 +1,7 @@
 import { unlinkSync } from 'node:fs'
 import { loadAddon, type NativeAddon } from './_addon'
 import { checkPinPath } from './_paths'
+import { codecFromLayout, type TypeLayout } from './btf'
 import type { Codec } from './codecs'
 import {
   MAP_TYPES,
@@ -461,6 +462,31 @@ export class BpfMap {
   freeze(): void {
     this.#check()
     native(() => this.#addon.mapFreeze(this.#fd))
+  }
+
+  /**
+   * Key and value layouts from the map's BTF as the kernel holds it (works for pinned maps of
+   * another process too); null when the map was created without BTF.
+   */
+  layout(): { key: TypeLayout | null; value: TypeLayout | null } | null {
+    this.#check()
+    return native(() => this.#addon.mapLayout(this.#fd), `map '${this.#info.name}' layout`) as {
+      key: TypeLayout | null
+      value: TypeLayout | null
+    } | null
+  }
+
+  /** A typed view with both codecs derived from the map's BTF (see {@link codecFromLayout}). */
+  typedFromBtf(): TypedMap<unknown, unknown> {
+    const l = this.layout()
+    if (!l?.key || !l.value)
+      throw new BpfError(`map '${this.#info.name}' has no BTF key/value types`, {
+        code: BpfErrorCode.BAD_STATE,
+      })
+    return this.typed(
+      codecFromLayout(l.key, `${this.#info.name} key`),
+      codecFromLayout(l.value, `${this.#info.name} value`),
+    )
   }
 
   /** A typed view: keys and values go through the codecs. */

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import {
   BpfError,
   BpfObject,
+  createMap,
   ipv4,
   lpmKey,
   openPinnedMap,
@@ -81,6 +82,10 @@ describeKernel('BpfObject', ['root', 'bpf', 'bpffs'], () => {
     const counts = obj.typedMap('percpu_counts')
     expect(counts.valueCodec).toBe(u64)
     expect(() => obj.typedMap('events')).toThrow(/no BTF key\/value types/)
+    // the kernel's copy of the BTF answers the same, e.g. for a map opened from a pin
+    expect(obj.map('lpm_v4').layout()).toEqual(obj.mapLayout('lpm_v4'))
+    using plain = createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1 })
+    expect(plain.layout()).toBeNull()
   })
 
   it('loads from a Buffer, sets .rodata globals before load and the program sees them', async () => {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+struct btf;  // libbpf's, declared in <bpf/btf.h>
+
 namespace membrane {
 
 // What a failed kernel/libbpf call left behind, carried from a worker thread to the JS thread.
@@ -97,6 +99,9 @@ int32_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* what);
 uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* what);
 Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i, const char* what);
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* what);
+
+// A BTF type as a plain layout tree: { name, kind, size, fields | elem+len | signed } (object.cc).
+Napi::Value BtfLayout(Napi::Env env, const ::btf* b, uint32_t id, int depth);
 
 // Module parts
 void InitObject(Napi::Env env, Napi::Object exports);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Map operations on file descriptors: element ops, batches, create, pin, freeze, info.
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
@@ -93,6 +94,29 @@ static Napi::Value JS_MapInfo(const Napi::CallbackInfo& info) {
   o.Set("flags", (double)mi.map_flags);
   o.Set("name", mi.name);
   o.Set("btfId", (double)mi.btf_id);
+  return o;
+}
+
+// mapLayout(fd) -> { key, value } from the map's BTF in the kernel, or null without BTF.
+static Napi::Value JS_MapLayout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bpf_map_info mi;
+  memset(&mi, 0, sizeof mi);
+  uint32_t len = sizeof mi;
+  int ret = bpf_obj_get_info_by_fd(Fd(info), &mi, &len);
+  if (ret) ThrowErrno(env, "bpf_obj_get_info_by_fd", -ret);
+  if (!mi.btf_id || (!mi.btf_key_type_id && !mi.btf_value_type_id)) return env.Null();
+  btf* b = btf__load_from_kernel_by_id(mi.btf_id);
+  if (!b) ThrowErrno(env, "btf__load_from_kernel_by_id", errno ? errno : EINVAL);
+  Napi::Object o = Napi::Object::New(env);
+  try {
+    o.Set("key", mi.btf_key_type_id ? BtfLayout(env, b, mi.btf_key_type_id, 0) : env.Null());
+    o.Set("value", mi.btf_value_type_id ? BtfLayout(env, b, mi.btf_value_type_id, 0) : env.Null());
+  } catch (...) {
+    btf__free(b);
+    throw;
+  }
+  btf__free(b);
   return o;
 }
 
@@ -243,6 +267,7 @@ void InitMaps(Napi::Env env, Napi::Object exports) {
   exports.Set("mapDelete", Napi::Function::New(env, JS_MapDelete, "mapDelete"));
   exports.Set("mapNextKey", Napi::Function::New(env, JS_MapNextKey, "mapNextKey"));
   exports.Set("mapInfo", Napi::Function::New(env, JS_MapInfo, "mapInfo"));
+  exports.Set("mapLayout", Napi::Function::New(env, JS_MapLayout, "mapLayout"));
   exports.Set("mapCreate", Napi::Function::New(env, JS_MapCreate, "mapCreate"));
   exports.Set("objGet", Napi::Function::New(env, JS_ObjGet, "objGet"));
   exports.Set("objPin", Napi::Function::New(env, JS_ObjPin, "objPin"));

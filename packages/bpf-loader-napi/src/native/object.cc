@@ -13,6 +13,68 @@
 
 namespace membrane {
 
+// A BTF type as a plain layout tree: { name, kind, size, fields | elem+len | signed }.
+// Typedefs keep their name and show what they resolve to; const/volatile are skipped.
+Napi::Value BtfLayout(Napi::Env env, const btf* b, uint32_t id, int depth) {
+  Napi::Object o = Napi::Object::New(env);
+  const btf_type* t = btf__type_by_id(b, id);
+  std::string alias;
+  while (t && (btf_is_mod(t) || btf_is_typedef(t))) {
+    if (btf_is_typedef(t) && alias.empty()) alias = btf__name_by_offset(b, t->name_off);
+    id = t->type;
+    t = btf__type_by_id(b, id);
+  }
+  if (!t) {
+    o.Set("kind", "void");
+    o.Set("size", 0.0);
+    return o;
+  }
+  const char* name = btf__name_by_offset(b, t->name_off);
+  o.Set("name", alias.empty() ? std::string(name ? name : "") : alias);
+  long long size = btf__resolve_size(b, id);
+  o.Set("size", (double)(size < 0 ? 0 : size));
+  if (btf_is_int(t)) {
+    o.Set("kind", "int");
+    o.Set("signed", (btf_int_encoding(t) & BTF_INT_SIGNED) != 0);
+    o.Set("bool", (btf_int_encoding(t) & BTF_INT_BOOL) != 0);
+    o.Set("bits", (double)btf_int_bits(t));
+  } else if (btf_is_array(t)) {
+    const struct btf_array* a = btf_array(t);
+    o.Set("kind", "array");
+    o.Set("len", (double)a->nelems);
+    if (depth < 8) o.Set("elem", BtfLayout(env, b, a->type, depth + 1));
+  } else if (btf_is_struct(t) || btf_is_union(t)) {
+    o.Set("kind", btf_is_struct(t) ? "struct" : "union");
+    Napi::Array fields = Napi::Array::New(env);
+    const btf_member* m = btf_members(t);
+    for (uint16_t i = 0; i < btf_vlen(t); i++, m++) {
+      Napi::Object f = Napi::Object::New(env);
+      const char* fname = btf__name_by_offset(b, m->name_off);
+      uint32_t bitOff = btf_member_bit_offset(t, i);
+      uint32_t bitSize = btf_member_bitfield_size(t, i);
+      f.Set("name", fname ? fname : "");
+      f.Set("offset", (double)(bitOff / 8));
+      if (bitSize) {
+        f.Set("bitOffset", (double)bitOff);
+        f.Set("bitSize", (double)bitSize);
+      }
+      if (depth < 8) f.Set("type", BtfLayout(env, b, m->type, depth + 1));
+      fields.Set(i, f);
+    }
+    o.Set("fields", fields);
+  } else if (btf_is_enum(t) || btf_is_enum64(t)) {
+    o.Set("kind", "enum");
+  } else if (btf_is_ptr(t)) {
+    o.Set("kind", "ptr");
+  } else if (btf_is_float(t)) {
+    o.Set("kind", "float");
+  } else {
+    o.Set("kind", "other");
+  }
+  return o;
+}
+
+
 class NativeObject : public Napi::ObjectWrap<NativeObject> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -224,67 +286,6 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     return env.Undefined();
   }
 
-  // A BTF type as a plain layout tree: { name, kind, size, fields | elem+len | signed }.
-  // Typedefs keep their name and show what they resolve to; const/volatile are skipped.
-  static Napi::Value Layout(Napi::Env env, const btf* b, uint32_t id, int depth) {
-    Napi::Object o = Napi::Object::New(env);
-    const btf_type* t = btf__type_by_id(b, id);
-    std::string alias;
-    while (t && (btf_is_mod(t) || btf_is_typedef(t))) {
-      if (btf_is_typedef(t) && alias.empty()) alias = btf__name_by_offset(b, t->name_off);
-      id = t->type;
-      t = btf__type_by_id(b, id);
-    }
-    if (!t) {
-      o.Set("kind", "void");
-      o.Set("size", 0.0);
-      return o;
-    }
-    const char* name = btf__name_by_offset(b, t->name_off);
-    o.Set("name", alias.empty() ? std::string(name ? name : "") : alias);
-    long long size = btf__resolve_size(b, id);
-    o.Set("size", (double)(size < 0 ? 0 : size));
-    if (btf_is_int(t)) {
-      o.Set("kind", "int");
-      o.Set("signed", (btf_int_encoding(t) & BTF_INT_SIGNED) != 0);
-      o.Set("bool", (btf_int_encoding(t) & BTF_INT_BOOL) != 0);
-      o.Set("bits", (double)btf_int_bits(t));
-    } else if (btf_is_array(t)) {
-      const struct btf_array* a = btf_array(t);
-      o.Set("kind", "array");
-      o.Set("len", (double)a->nelems);
-      if (depth < 8) o.Set("elem", Layout(env, b, a->type, depth + 1));
-    } else if (btf_is_struct(t) || btf_is_union(t)) {
-      o.Set("kind", btf_is_struct(t) ? "struct" : "union");
-      Napi::Array fields = Napi::Array::New(env);
-      const btf_member* m = btf_members(t);
-      for (uint16_t i = 0; i < btf_vlen(t); i++, m++) {
-        Napi::Object f = Napi::Object::New(env);
-        const char* fname = btf__name_by_offset(b, m->name_off);
-        uint32_t bitOff = btf_member_bit_offset(t, i);
-        uint32_t bitSize = btf_member_bitfield_size(t, i);
-        f.Set("name", fname ? fname : "");
-        f.Set("offset", (double)(bitOff / 8));
-        if (bitSize) {
-          f.Set("bitOffset", (double)bitOff);
-          f.Set("bitSize", (double)bitSize);
-        }
-        if (depth < 8) f.Set("type", Layout(env, b, m->type, depth + 1));
-        fields.Set(i, f);
-      }
-      o.Set("fields", fields);
-    } else if (btf_is_enum(t) || btf_is_enum64(t)) {
-      o.Set("kind", "enum");
-    } else if (btf_is_ptr(t)) {
-      o.Set("kind", "ptr");
-    } else if (btf_is_float(t)) {
-      o.Set("kind", "float");
-    } else {
-      o.Set("kind", "other");
-    }
-    return o;
-  }
-
   // mapLayout(name) -> { key, value } from the map's BTF, or null without BTF.
   Napi::Value JS_MapLayout(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -296,8 +297,8 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     uint32_t k = bpf_map__btf_key_type_id(map), v = bpf_map__btf_value_type_id(map);
     if (!b || (!k && !v)) return env.Null();
     Napi::Object o = Napi::Object::New(env);
-    o.Set("key", k ? Layout(env, b, k, 0) : env.Null());
-    o.Set("value", v ? Layout(env, b, v, 0) : env.Null());
+    o.Set("key", k ? BtfLayout(env, b, k, 0) : env.Null());
+    o.Set("value", v ? BtfLayout(env, b, v, 0) : env.Null());
     return o;
   }
 
@@ -310,7 +311,7 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     if (!b) return env.Null();
     for (uint32_t kind : {BTF_KIND_STRUCT, BTF_KIND_UNION, BTF_KIND_TYPEDEF, BTF_KIND_ENUM}) {
       int id = btf__find_by_name_kind(b, name.c_str(), kind);
-      if (id > 0) return Layout(env, b, id, 0);
+      if (id > 0) return BtfLayout(env, b, id, 0);
     }
     return env.Null();
   }
