@@ -172,6 +172,7 @@ export class Datapath {
   readonly #cgroups = new Map<string, LinkLike[]>()
   readonly #subs = new Set<{ listener: (r: Buffer) => void; rings: RingBufferLike[] }>()
   #config: { routerIp4: string; flags: number; hashSeed: number }
+  #gcTimer: NodeJS.Timeout | undefined
   #closed = false
 
   private constructor(
@@ -496,6 +497,40 @@ export class Datapath {
   }
 
   /**
+   * Run {@link Datapath.gc} every `intervalMs` (default 60 s) until the returned function is
+   * called or the Datapath closes. `onResult` sees each result (or error).
+   */
+  startGc(
+    intervalMs = 60_000,
+    onResult?: (result: ReturnType<Datapath['gc']> | Error) => void,
+  ): () => void {
+    this.#check()
+    if (!Number.isInteger(intervalMs) || intervalMs < 100)
+      throw new DatapathError(
+        DatapathErrorCode.INVALID_VALUE,
+        `expected an interval >= 100 ms, got ${describeValue(intervalMs)}`,
+        {
+          path: 'intervalMs',
+        },
+      )
+    clearInterval(this.#gcTimer)
+    const timer = setInterval(() => {
+      try {
+        const r = this.gc()
+        onResult?.(r)
+      } catch (error) {
+        onResult?.(error as Error)
+      }
+    }, intervalMs)
+    timer.unref()
+    this.#gcTimer = timer
+    return () => {
+      clearInterval(timer)
+      if (this.#gcTimer === timer) this.#gcTimer = undefined
+    }
+  }
+
+  /**
    * Release this process's handles. With `keepPrograms`, attached programs keep running (tc
    * filters stay; cgroup links are pinned under `<pinRoot>/links`) and a later
    * {@link Datapath.open} on the same pin root picks the maps up again. Without it, every
@@ -503,6 +538,7 @@ export class Datapath {
    */
   async close(options: { keepPrograms?: boolean } = {}): Promise<void> {
     if (this.#closed) return
+    clearInterval(this.#gcTimer)
     for (const sub of this.#subs) for (const r of sub.rings) r.close()
     this.#subs.clear()
     if (options.keepPrograms) {

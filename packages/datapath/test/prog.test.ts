@@ -557,6 +557,45 @@ describeKernel(
       expect(drops(DropReason.PROXY_SET_FAILED, 'ingress')).toBeGreaterThan(0n)
     })
 
+    it('conntrack GC deletes expired entries only; startGc runs it on a timer', async () => {
+      dp.policyMap(EP.id).apply({
+        upserts: [
+          {
+            key: { identity: 0, direction: 'egress', protocol: 0, port: 0, portPrefixLen: 0 },
+            value: { deny: false },
+          },
+        ],
+      })
+      await run('from_container', {
+        saddr: EP.ip,
+        sport: 7000,
+        daddr: '10.0.2.5',
+        dport: 53,
+        protocol: 'UDP',
+      })
+      const entry = dp.ct.get({
+        saddr: EP.ip,
+        daddr: '10.0.2.5',
+        sport: 7000,
+        dport: 53,
+        protocol: 17,
+      })
+      expect(entry).toBeDefined()
+      // A UDP entry lives 60 s from its last packet.
+      const lifetime = (entry?.expiresNs ?? 0n) - (entry?.createdNs ?? 0n)
+      expect(lifetime).toBe(60_000_000_000n)
+      expect(dp.gc((entry?.expiresNs ?? 0n) - 1n).ct.deleted).toBe(0)
+      expect(dp.gc((entry?.expiresNs ?? 0n) + 1n).ct.deleted).toBeGreaterThanOrEqual(1)
+      expect(
+        dp.ct.get({ saddr: EP.ip, daddr: '10.0.2.5', sport: 7000, dport: 53, protocol: 17 }),
+      ).toBeUndefined()
+      const results: unknown[] = []
+      const stop = dp.startGc(100, (r) => results.push(r))
+      await new Promise((r) => setTimeout(r, 350))
+      stop()
+      expect(results.length).toBeGreaterThanOrEqual(2)
+    })
+
     it('packets of an unknown interface are dropped with NO_CONFIG (165)', async () => {
       dp.endpoints.delete(1)
       expect((await run('from_container', tcp(EP.ip, 1, '10.0.2.5', 80))).retval).toBe(TC_ACT_SHOT)
