@@ -87,7 +87,16 @@ export class RingBuffer extends EventEmitter {
       records[i] = batch.subarray(off, off + offsets[2 * i + 1]!)
     }
     this.delivered += n
-    if (this.#callback) for (const r of records) this.#callback(r)
+    if (this.#callback) {
+      try {
+        for (const r of records) this.#callback(r)
+      } catch (error) {
+        // A throwing callback is the caller's bug: report it as 'error' when someone listens,
+        // otherwise let it surface as an uncaught exception (like an EventEmitter listener).
+        if (this.listenerCount('error') > 0) this.emit('error', error)
+        else throw error
+      }
+    }
     if (this.listenerCount('batch') > 0) this.emit('batch', records)
     if (this.listenerCount('data') > 0) for (const r of records) this.emit('data', r)
     if (this.#iterating) {

@@ -86,6 +86,18 @@ describeKernel('RingBuffer', ['root', 'bpf'], () => {
     expect((await it.next()).done).toBe(true)
   })
 
+  it("a throwing callback is reported as 'error' when listened for", async () => {
+    const errors: unknown[] = []
+    using rb = new RingBuffer(obj.map('events'), () => {
+      throw new Error('consumer bug')
+    })
+    rb.on('error', (e) => errors.push(e))
+    await obj.program('emit_event').testRun({ data: pkt, repeat: 3 })
+    rb.consume()
+    expect(errors.length).toBeGreaterThanOrEqual(1) // one per batch in which it threw
+    expect(String(errors[0])).toMatch(/consumer bug/)
+  })
+
   it('refuses a map that is not a ring buffer, and a closed ring', () => {
     using m = createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1, name: 'notrb' })
     expect(() => new RingBuffer(m, () => {})).toThrow(
