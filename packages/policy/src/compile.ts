@@ -152,6 +152,8 @@ function describePeer(p: Peer): string {
       return `entity ${p.entity}`
     case 'cidr':
       return `cidr ${p.cidr.text}${p.except.length ? ` except ${p.except.map((c) => c.text).join(', ')}` : ''}`
+    case 'cidrGroup':
+      return `CIDR group ${p.name}${p.except.length ? ` except ${p.except.map((c) => c.text).join(', ')}` : ''}`
     case 'fqdn':
       return p.matchName !== undefined ? `fqdn ${p.matchName}` : `fqdn pattern ${p.matchPattern}`
     case 'service':

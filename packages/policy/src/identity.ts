@@ -117,6 +117,8 @@ export interface ServiceInfo {
 export interface PeerContext {
   fqdn: FqdnLookup
   services: ReadonlyMap<string, ServiceInfo>
+  /** CiliumCIDRGroup name -> CIDRs. */
+  cidrGroups: ReadonlyMap<string, readonly Cidr[]>
 }
 
 function cidrPeerMatches(peer: Extract<Peer, { kind: 'cidr' }>, id: ResolvedIdentity): boolean {
@@ -175,6 +177,10 @@ export function peerSelects(peer: Peer, id: ResolvedIdentity, ctx: PeerContext):
       }
     case 'cidr':
       return cidrPeerMatches(peer, id)
+    case 'cidrGroup':
+      return (ctx.cidrGroups.get(peer.name) ?? []).some((cidr) =>
+        cidrPeerMatches({ kind: 'cidr', cidr, except: peer.except, matchPodIps: false }, id),
+      )
     case 'fqdn': {
       const ips = id.cidr ? [id.cidr] : []
       for (const ip of ips) {

@@ -37,6 +37,8 @@ export type Peer =
   | { kind: 'cidr'; cidr: Cidr; except: Cidr[]; matchPodIps: boolean }
   /** toFQDNs: IPs learned from DNS answers for matching names (see PolicyRepository.fqdn). */
   | { kind: 'fqdn'; matchName?: string; matchPattern?: string }
+  /** A CIDR set's `cidrGroupRef`: the CIDRs of a CiliumCIDRGroup (minus `except`). */
+  | { kind: 'cidrGroup'; name: string; except: Cidr[] }
   /** toServices: backends of a Kubernetes service (see PolicyRepository.updateService). */
   | { kind: 'service'; namespace: string; name?: string; selector?: Selector }
 
@@ -141,7 +143,11 @@ export interface PolicyRule {
 }
 
 /** The three kinds of policy documents. */
-export type PolicyKind = 'NetworkPolicy' | 'CiliumNetworkPolicy' | 'CiliumClusterwideNetworkPolicy'
+export type PolicyKind =
+  | 'NetworkPolicy'
+  | 'CiliumNetworkPolicy'
+  | 'CiliumClusterwideNetworkPolicy'
+  | 'CiliumCIDRGroup'
 
 /** One parsed policy document. */
 export interface PolicyDocument {
@@ -153,6 +159,8 @@ export interface PolicyDocument {
   /** `Kind/namespace/name` — the identity of the policy in a repository. */
   ref: string
   rules: PolicyRule[]
+  /** A CiliumCIDRGroup: its CIDRs (referenced by `cidrGroupRef`); `rules` is empty. */
+  cidrGroup?: { cidrs: Cidr[] }
 }
 
 /** Canonical text of a peer: equal peers select the same identities. */
@@ -166,6 +174,8 @@ export function peerKey(p: Peer): string {
       return `entity:${p.entity}`
     case 'cidr':
       return `cidr:${p.cidr.text}${p.except.length ? ` except ${p.except.map((c) => c.text).join(',')}` : ''}${p.matchPodIps ? ' +pods' : ''}`
+    case 'cidrGroup':
+      return `cidrgroup:${p.name}${p.except.length ? ` except ${p.except.map((c) => c.text).join(',')}` : ''}`
     case 'fqdn':
       return p.matchName !== undefined
         ? `fqdn:name=${p.matchName}`

@@ -245,9 +245,32 @@ function parseCidrSet(
         v,
         path,
         ['cidr', 'except', 'cidrGroupRef', 'cidrGroupSelector'],
-        ['cidrGroupRef', 'cidrGroupSelector'],
+        ['cidrGroupSelector'],
       )
-  if (o.cidr === undefined) ctx.fail('MISSING_FIELD', join(path, 'cidr'), 'missing cidr', 'a CIDR')
+  if (!ipBlock && o.cidrGroupRef != null) {
+    if (o.cidr != null)
+      ctx.fail(
+        'INVALID_COMBINATION',
+        path,
+        'cidr and cidrGroupRef are mutually exclusive',
+        'either cidr or cidrGroupRef',
+      )
+    const name = str(ctx, o.cidrGroupRef, join(path, 'cidrGroupRef'))
+    if (!name || !DNS1123.test(name))
+      ctx.fail(
+        'INVALID_VALUE',
+        join(path, 'cidrGroupRef'),
+        'invalid CiliumCIDRGroup name',
+        'a DNS-1123 name',
+        o.cidrGroupRef,
+      )
+    const except = (arr(ctx, o.except, join(path, 'except')) ?? []).map((e, i) =>
+      parseCidrText(ctx, e, join(join(path, 'except'), i)),
+    )
+    return { kind: 'cidrGroup', name, except }
+  }
+  if (o.cidr === undefined)
+    ctx.fail('MISSING_FIELD', join(path, 'cidr'), 'missing cidr', 'a CIDR or a cidrGroupRef')
   if (typeof o.cidr === 'string' && !o.cidr.includes('/'))
     ctx.fail(
       'INVALID_CIDR',
@@ -1208,16 +1231,18 @@ function parseDocument(ctx: Ctx, v: unknown, index: number): PolicyDocument {
     NetworkPolicy: 'networking.k8s.io/v1',
     CiliumNetworkPolicy: 'cilium.io/v2',
     CiliumClusterwideNetworkPolicy: 'cilium.io/v2',
+    CiliumCIDRGroup: 'cilium.io/v2alpha1',
   }
   if (typeof kind !== 'string' || !(kind in expectedApi))
     ctx.fail(
       'UNSUPPORTED_KIND',
       'kind',
       'unsupported kind',
-      'NetworkPolicy, CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy',
+      'NetworkPolicy, CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or CiliumCIDRGroup',
       kind,
     )
-  if (apiVersion !== expectedApi[kind])
+  const cidrGroupApi = kind === 'CiliumCIDRGroup' && apiVersion === 'cilium.io/v2'
+  if (apiVersion !== expectedApi[kind] && !cidrGroupApi)
     ctx.fail(
       'UNSUPPORTED_KIND',
       'apiVersion',
@@ -1239,7 +1264,7 @@ function parseDocument(ctx: Ctx, v: unknown, index: number): PolicyDocument {
       name,
     )
   let namespace: string | undefined
-  if (pkind !== 'CiliumClusterwideNetworkPolicy') {
+  if (pkind !== 'CiliumClusterwideNetworkPolicy' && pkind !== 'CiliumCIDRGroup') {
     namespace = str(ctx, meta.namespace, 'metadata.namespace') ?? 'default'
     if (namespace.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace))
       ctx.fail(
@@ -1253,6 +1278,12 @@ function parseDocument(ctx: Ctx, v: unknown, index: number): PolicyDocument {
   const ref = namespace === undefined ? `${pkind}/${name}` : `${pkind}/${namespace}/${name}`
   ctx.label = ref
   const rules: PolicyRule[] = []
+  if (pkind === 'CiliumCIDRGroup') {
+    const spec = obj(ctx, o.spec, 'spec', ['externalCIDRs'])
+    const list = arr(ctx, spec.externalCIDRs, 'spec.externalCIDRs') ?? []
+    const cidrs = list.map((c, i) => parseCidrText(ctx, c, `spec.externalCIDRs[${i}]`))
+    return { index, kind: pkind, name, ref, rules, cidrGroup: { cidrs } }
+  }
   if (pkind === 'NetworkPolicy') {
     if (o.specs !== undefined)
       ctx.fail('UNKNOWN_FIELD', 'specs', 'NetworkPolicy has no specs', 'spec')

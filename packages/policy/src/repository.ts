@@ -248,6 +248,7 @@ export class PolicyRepository {
     for (const d of docs) {
       const old = this.docs.get(d.ref)
       if (old) this.release(old)
+      if (d.cidrGroup) this.selectorCache.setCidrGroup(d.name, d.cidrGroup.cidrs)
       for (const r of d.rules)
         for (const pr of [...r.ingress, ...r.egress])
           for (const p of pr.peers) this.selectorCache.register(p)
@@ -273,6 +274,7 @@ export class PolicyRepository {
       if (!d) continue
       this.release(d)
       this.docs.delete(ref)
+      if (d.cidrGroup) this.selectorCache.setCidrGroup(d.name, undefined)
       changed.add(ref)
     }
     return this.commit(changed)
@@ -484,8 +486,11 @@ export class PolicyRepository {
     for (const r of this.ruleList) {
       for (const pr of [...r.ingress, ...r.egress]) {
         for (const p of pr.peers) {
-          if (p.kind !== 'cidr') continue
-          for (const c of subtractCidrs(p.cidr, p.except)) out.add(c.text)
+          if (p.kind === 'cidr') for (const c of subtractCidrs(p.cidr, p.except)) out.add(c.text)
+          if (p.kind === 'cidrGroup') {
+            const group = this.docs.get(`CiliumCIDRGroup/${p.name}`)?.cidrGroup?.cidrs ?? []
+            for (const g of group) for (const c of subtractCidrs(g, p.except)) out.add(c.text)
+          }
         }
       }
     }

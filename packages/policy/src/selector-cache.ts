@@ -57,8 +57,13 @@ export class SelectorCache {
   private readonly listeners = new Set<(c: SelectionChange) => void>()
   private readonly fqdnCache = new FqdnCache()
   private readonly services = new Map<string, ServiceInfo>()
-  /** Context for peer predicates (learned DNS names, services). */
-  readonly context: PeerContext = { fqdn: this.fqdnCache, services: this.services }
+  private readonly cidrGroups = new Map<string, readonly Cidr[]>()
+  /** Context for peer predicates (learned DNS names, services, CIDR groups). */
+  readonly context: PeerContext = {
+    fqdn: this.fqdnCache,
+    services: this.services,
+    cidrGroups: this.cidrGroups,
+  }
 
   private _version = 0
 
@@ -314,6 +319,13 @@ export class SelectorCache {
   namesForIp(ip: string): string[] {
     const k = hostKey(ip)
     return k ? [...(this.fqdnCache.byIp.get(k) ?? [])] : []
+  }
+
+  /** Set (or, with undefined, remove) the CIDRs of a CiliumCIDRGroup. */
+  setCidrGroup(name: string, cidrs: readonly Cidr[] | undefined): SelectionChange {
+    if (cidrs) this.cidrGroups.set(name, cidrs)
+    else this.cidrGroups.delete(name)
+    return this.reevaluate(['cidrGroup'])
   }
 
   /** Add or replace a service (for toServices). */

@@ -380,6 +380,48 @@ spec:
   })
 })
 
+describe('CiliumCIDRGroup (cidrGroupRef)', () => {
+  it('selects the CIDRs of the referenced group, following its changes', () => {
+    const repo = new PolicyRepository()
+    repo.upsert(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: partners }
+spec:
+  endpointSelector: { matchLabels: { app: api } }
+  ingress:
+    - fromCIDRSet: [ { cidrGroupRef: partner-nets, except: [ 203.0.113.128/25 ] } ]
+`)
+    const api = pod({ app: 'api' })
+    const partner = world('203.0.113.7')
+    expect(repo.trace({ source: partner, destination: api, port: 443 }).verdict).toBe('denied')
+    const cidrId: IdentityData = { id: 16777400, labels: ['cidr:203.0.113.0/25', 'reserved:world'] }
+    repo.updateIdentities([cidrId])
+    const tracked = repo.endpointPolicy({ labels: traceEndpointLabels(api) })
+    repo.upsert(`
+apiVersion: cilium.io/v2alpha1
+kind: CiliumCIDRGroup
+metadata: { name: partner-nets }
+spec:
+  externalCIDRs: [ 203.0.113.0/24, 198.51.100.0/24 ]
+`)
+    expect(repo.trace({ source: partner, destination: api, port: 443 }).verdict).toBe('allowed')
+    expect(
+      repo.trace({ source: world('203.0.113.200'), destination: api, port: 443 }).verdict,
+    ).toBe('denied')
+    expect(
+      repo.trace({ source: world('198.51.100.1'), destination: api, port: 443 }).ingress
+        .allowedBy[0]?.peer,
+    ).toBe('CIDR group partner-nets except 203.0.113.128/25')
+    expect(tracked.refresh().upserts.map((e) => e.key.identity)).toEqual([cidrId.id])
+    expect(repo.cidrPrefixes()).toEqual(['198.51.100.0/24', '203.0.113.0/25'])
+    repo.delete('CiliumCIDRGroup/partner-nets')
+    expect(repo.trace({ source: partner, destination: api, port: 443 }).verdict).toBe('denied')
+    expect(tracked.refresh().deletes.map((k) => k.identity)).toEqual([cidrId.id])
+    tracked.dispose()
+  })
+})
+
 describe('more semantics', () => {
   it('enableDefaultDeny: false adds allows without isolating the endpoint', () => {
     const repo = new PolicyRepository()

@@ -178,6 +178,8 @@ const l3Arb = (dir: 'from' | 'to', deny: boolean) =>
         [`${dir}CIDRSet`]: fc.constantFrom(
           [{ cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] }],
           [{ cidr: '10.0.0.0/8', except: ['10.1.2.3/32'] }],
+          [{ cidrGroupRef: 'grp' }],
+          [{ cidrGroupRef: 'grp', except: ['10.1.2.0/24'] }],
         ),
       }),
     },
@@ -316,8 +318,16 @@ function toYaml(docs: Doc[], prefix = 'p'): string {
         spec: d.spec,
       }),
     )
+    .concat(prefix === 'p' ? [CIDR_GROUP] : [])
     .join('\n---\n')
 }
+
+const CIDR_GROUP = JSON.stringify({
+  apiVersion: 'cilium.io/v2alpha1',
+  kind: 'CiliumCIDRGroup',
+  metadata: { name: 'grp' },
+  spec: { externalCIDRs: ['10.1.0.0/16', '192.168.1.0/24'] },
+})
 
 const PROBES = [
   { protocol: 'TCP', port: 80 },
