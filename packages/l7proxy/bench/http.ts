@@ -41,10 +41,10 @@ function ms(text: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v
 }
 
-async function wrk(url: string) {
+async function wrk(url: string, connections = CONNECTIONS) {
   const { stdout } = await run('wrk', [
     '-t1',
-    `-c${CONNECTIONS}`,
+    `-c${connections}`,
     `-d${SECONDS}s`,
     '--latency',
     url,
@@ -99,6 +99,26 @@ async function main() {
     value: Number((sp.rps / sd.rps).toFixed(3)),
     unit: 'ratio',
     ...base,
+  })
+  // Unloaded: one connection, one request at a time — the latency the proxy adds per request.
+  const d1 = []
+  const p1 = []
+  for (let i = 0; i < ROUNDS; i++) {
+    d1.push(await wrk(direct, 1))
+    p1.push(await wrk(proxied, 1))
+  }
+  const one = { ...base, connections: 1 }
+  const sd1 = summary(d1)
+  const sp1 = summary(p1)
+  reportFigure({ name: 'http.direct.p50_1conn', value: sd1.p50, unit: 'ms', ...one })
+  reportFigure({ name: 'http.proxy.p50_1conn', value: sp1.p50, unit: 'ms', ...one })
+  reportFigure({ name: 'http.proxy.rps_1conn', value: Math.round(sp1.rps), unit: 'req/s', ...one })
+  reportFigure({
+    name: 'http.proxy.p50_overhead_1conn',
+    value: Number((sp1.p50 - sd1.p50).toFixed(3)),
+    unit: 'ms',
+    ...one,
+    target: 1,
   })
   reportFigure({
     name: 'http.proxy.p50_overhead',

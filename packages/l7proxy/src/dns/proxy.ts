@@ -603,7 +603,11 @@ export class DnsProxy {
     const send = (b: Buffer) => {
       const len = Buffer.alloc(2)
       len.writeUInt16BE(b.length)
-      socket.write(Buffer.concat([len, b]))
+      if (!socket.write(Buffer.concat([len, b])) && upstream) {
+        const up = upstream
+        up.pause()
+        socket.once('drain', () => up.resume())
+      }
     }
     const getUpstream = (): Socket => {
       if (upstream) return upstream
@@ -652,7 +656,16 @@ export class DnsProxy {
       inflight.set(msg.id, { name: q.name, qtype: q.type, t0: process.hrtime.bigint() })
       const len = Buffer.alloc(2)
       len.writeUInt16BE(frame.length)
-      getUpstream().write(Buffer.concat([len, frame]))
+      if (inflight.size > 1000) {
+        this.counters.inc('overload')
+        socket.destroy()
+        return false
+      }
+      const up = getUpstream()
+      if (!up.write(Buffer.concat([len, frame]))) {
+        socket.pause()
+        up.once('drain', () => socket.resume())
+      }
       return true
     })
   }

@@ -31,6 +31,8 @@ export interface KafkaProxyOptions {
   maxFrameBytes?: number
   /** Idle time of a client connection, ms. Default 10 minutes. */
   idleMs?: number
+  /** Requests awaiting a response on one connection at most; beyond, it is closed. Default 1000. */
+  maxInFlight?: number
 }
 
 /** Counter names of {@link KafkaProxy.stats}. */
@@ -49,6 +51,8 @@ export const KAFKA_COUNTERS = [
   'tooLarge',
   'upstreamErrors',
   'policyErrors',
+  /** Connections closed for having more than maxInFlight requests awaiting responses. */
+  'tooManyInFlight',
 ] as const
 
 /** One of {@link KAFKA_COUNTERS}. */
@@ -213,10 +217,15 @@ export class KafkaProxy {
     })
     up.on('close', () => socket.destroy())
     const max = this.#options.maxFrameBytes ?? 16 << 20
+    const maxInFlight = this.#options.maxInFlight ?? 1000
     const queue: Slot[] = []
     const flush = () => {
       while (queue.length && queue[0]?.response) {
-        socket.write((queue.shift() as Slot).response as Buffer)
+        // Backpressure: a slow client stops reading from the broker.
+        if (!socket.write((queue.shift() as Slot).response as Buffer)) {
+          up.pause()
+          socket.once('drain', () => up.resume())
+        }
       }
     }
     readKafkaFrames(
@@ -264,7 +273,16 @@ export class KafkaProxy {
           this.counters.inc('allowed')
           this.#record(client, o, info, 'forwarded')
           if (!info.noResponse) queue.push({ upstream: true })
-          up.write(frame)
+          if (queue.length > maxInFlight) {
+            this.counters.inc('tooManyInFlight')
+            socket.destroy()
+            return false
+          }
+          // Backpressure: a slow broker stops reading from the client.
+          if (!up.write(frame)) {
+            socket.pause()
+            up.once('drain', () => socket.resume())
+          }
           return true
         }
         this.counters.inc('denied')
@@ -282,6 +300,11 @@ export class KafkaProxy {
           return false
         }
         queue.push({ upstream: false, response })
+        if (queue.length > maxInFlight) {
+          this.counters.inc('tooManyInFlight')
+          socket.destroy()
+          return false
+        }
         flush()
         return true
       },
