@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { release } from 'node:os'
 import { parseBandwidth } from '@membrane/bandwidth'
 import { FlowMetrics, type FlowObserver, renderServiceMapSvg } from '@membrane/flows'
+import type { IdentityAllocator } from '@membrane/identity'
 import {
   type DnsLearnEvent,
   datapathOriginResolver,
@@ -244,14 +245,7 @@ export class Agent {
       if (ipam.contains(ep.ipv4)) ipam.claim(ep.ipv4)
     }
     this.#ipam = ipam
-    if (this.config.kvstore.type !== 'memory') {
-      throw new AgentError(
-        'UNAVAILABLE',
-        'kvstore etcd: the etcd identity backend is not wired into this agent yet; use kvstore memory',
-        { field: 'kvstore' },
-      )
-    }
-    this.#identity = new IdentityService()
+    this.#identity = new IdentityService(await this.#createAllocator())
     this.#policy = new PolicyService(this.config.proxyPort)
     this.#unwatch = this.#identity.allocator.watch((e) => {
       if (e.type === 'add') this.#policy.updateIdentities([e.identity])
@@ -317,6 +311,28 @@ export class Agent {
       },
       'agent started',
     )
+  }
+
+  /** The identity allocator of the configured kvstore (memory, or etcd shared between nodes). */
+  async #createAllocator(): Promise<IdentityAllocator | undefined> {
+    const kv = this.config.kvstore
+    if (kv.type === 'memory') return undefined
+    const { EtcdAllocator } = await import('@membrane/identity/etcd')
+    try {
+      return await EtcdAllocator.create({
+        endpoints: kv.endpoints,
+        node: this.config.nodeName.replace(/[^A-Za-z0-9._-]/g, '-'),
+        connectTimeoutMs: 10_000,
+        onError: (error: unknown) =>
+          this.log.warn({ err: error }, 'etcd allocator background error'),
+      })
+    } catch (error) {
+      throw new AgentError(
+        'UNAVAILABLE',
+        `kvstore etcd at ${kv.endpoints.join(', ')}: ${(error as Error).message}`,
+        { field: 'kvstore', cause: error },
+      )
+    }
   }
 
   /**
