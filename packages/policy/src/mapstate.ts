@@ -63,13 +63,27 @@ function slotOf(identity: number, direction: Direction): number {
   return identity * 2 + (direction === 'egress' ? 1 : 0)
 }
 
+type Slot = LazyEntry | Map<number, LazyEntry>
+
+function slotGet(slot: Slot | undefined, code: number): LazyEntry | undefined {
+  if (slot === undefined) return undefined
+  if (slot instanceof Map) return slot.get(code)
+  return slot.code === code ? slot : undefined
+}
+
+function slotValues(slot: Slot | undefined): LazyEntry[] {
+  if (slot === undefined) return []
+  return slot instanceof Map ? [...slot.values()] : [slot]
+}
+
 /**
  * The policy map content of one endpoint. Iterable over entries; stored per (identity,
  * direction) then per (protocol, prefix, port), so that an identity's entries are replaced
- * cheaply. Values may be shared between entries: treat them as read-only.
+ * cheaply (most identities have one entry per direction, stored without an inner map).
+ * Values may be shared between entries: treat them as read-only.
  */
 export class MapState implements Iterable<MapStateEntry> {
-  private readonly slots = new Map<number, Map<number, MapStateEntry>>()
+  private readonly slots = new Map<number, Slot>()
   private count = 0
   /** Per direction: is default deny on (no implicit allow-all entry)? */
   readonly defaultDeny: Record<Direction, boolean> = { ingress: false, egress: false }
@@ -79,15 +93,13 @@ export class MapState implements Iterable<MapStateEntry> {
   }
 
   set(key: MapStateKey, value: MapStateValue): void {
-    const slot = slotOf(key.identity, key.direction)
-    let m = this.slots.get(slot)
-    if (!m) {
-      m = new Map()
-      this.slots.set(slot, m)
-    }
-    const code = l4Code(key.protocol, key.portPrefixLen, key.port)
-    if (!m.has(code)) this.count++
-    m.set(code, { key, value })
+    const e = new LazyEntry(
+      key.identity,
+      key.direction,
+      l4Code(key.protocol, key.portPrefixLen, key.port),
+      value,
+    )
+    this.putEntry(slotOf(key.identity, key.direction), e)
   }
 
   get(key: MapStateKey): MapStateValue | undefined {
@@ -100,30 +112,38 @@ export class MapState implements Iterable<MapStateEntry> {
 
   /** The entry stored under `key`. */
   entry(key: MapStateKey): MapStateEntry | undefined {
-    return this.slots
-      .get(slotOf(key.identity, key.direction))
-      ?.get(l4Code(key.protocol, key.portPrefixLen, key.port))
+    return slotGet(
+      this.slots.get(slotOf(key.identity, key.direction)),
+      l4Code(key.protocol, key.portPrefixLen, key.port),
+    )
   }
 
   /** Internal fast path: entry by identity, direction and l4 code. */
   lookupCode(identity: number, direction: Direction, code: number): MapStateEntry | undefined {
-    return this.slots.get(slotOf(identity, direction))?.get(code)
+    return slotGet(this.slots.get(slotOf(identity, direction)), code)
   }
 
   delete(key: MapStateKey): boolean {
-    const slot = slotOf(key.identity, key.direction)
-    const m = this.slots.get(slot)
-    if (!m?.delete(l4Code(key.protocol, key.portPrefixLen, key.port))) return false
+    const slotKey = slotOf(key.identity, key.direction)
+    const slot = this.slots.get(slotKey)
+    const code = l4Code(key.protocol, key.portPrefixLen, key.port)
+    if (slot === undefined) return false
+    if (slot instanceof Map) {
+      if (!slot.delete(code)) return false
+      if (slot.size === 0) this.slots.delete(slotKey)
+    } else {
+      if (slot.code !== code) return false
+      this.slots.delete(slotKey)
+    }
     this.count--
-    if (m.size === 0) this.slots.delete(slot)
     return true
   }
 
   /** Entries of one identity (both directions). */
   identityEntries(identity: number): MapStateEntry[] {
     return [
-      ...(this.slots.get(slotOf(identity, 'ingress'))?.values() ?? []),
-      ...(this.slots.get(slotOf(identity, 'egress'))?.values() ?? []),
+      ...slotValues(this.slots.get(slotOf(identity, 'ingress'))),
+      ...slotValues(this.slots.get(slotOf(identity, 'egress'))),
     ]
   }
 
@@ -138,28 +158,49 @@ export class MapState implements Iterable<MapStateEntry> {
 
   /** Internal fast path used by the compiler: put an entry without allocating a lookup key. */
   put(identity: number, direction: Direction, code: number, value: MapStateValue): void {
-    const slot = slotOf(identity, direction)
-    let m = this.slots.get(slot)
-    if (!m) {
-      m = new Map()
-      this.slots.set(slot, m)
+    this.putEntry(slotOf(identity, direction), new LazyEntry(identity, direction, code, value))
+  }
+
+  private putEntry(slotKey: number, e: LazyEntry): void {
+    const slot = this.slots.get(slotKey)
+    if (slot === undefined) {
+      this.slots.set(slotKey, e)
+      this.count++
+    } else if (slot instanceof Map) {
+      if (!slot.has(e.code)) this.count++
+      slot.set(e.code, e)
+    } else if (slot.code === e.code) {
+      this.slots.set(slotKey, e)
+    } else {
+      this.slots.set(
+        slotKey,
+        new Map([
+          [slot.code, slot],
+          [e.code, e],
+        ]),
+      )
+      this.count++
     }
-    if (!m.has(code)) this.count++
-    m.set(code, new LazyEntry(identity, direction, code, value))
   }
 
   /** Internal: visit (slot, l4 code, entry) without materializing keys. */
   forEachRaw(fn: (slot: number, code: number, e: MapStateEntry) => void): void {
-    for (const [slot, m] of this.slots) for (const [code, e] of m) fn(slot, code, e)
+    for (const [slotKey, slot] of this.slots) {
+      if (slot instanceof Map) for (const [code, e] of slot) fn(slotKey, code, e)
+      else fn(slotKey, slot.code, slot)
+    }
   }
 
   /** Internal: the entry at (slot, l4 code). */
   rawGet(slot: number, code: number): MapStateEntry | undefined {
-    return this.slots.get(slot)?.get(code)
+    return slotGet(this.slots.get(slot), code)
   }
 
   *[Symbol.iterator](): Iterator<MapStateEntry> {
-    for (const m of this.slots.values()) yield* m.values()
+    for (const slot of this.slots.values()) {
+      if (slot instanceof Map) yield* slot.values()
+      else yield slot
+    }
   }
 
   /** Entries sorted by direction, identity, protocol, port, prefix. */
@@ -199,7 +240,7 @@ class LazyEntry implements MapStateEntry {
   constructor(
     private readonly identity: number,
     private readonly direction: Direction,
-    private readonly code: number,
+    readonly code: number,
     readonly value: MapStateValue,
   ) {}
   get key(): MapStateKey {
