@@ -9,6 +9,27 @@
 #define MB_IP_SADDR_OFF		(ETH_HLEN + offsetof(struct iphdr, saddr))
 #define MB_IP_DADDR_OFF		(ETH_HLEN + offsetof(struct iphdr, daddr))
 
+/* The L4 checksum of an address/port change, without touching the port itself. */
+static __always_inline int mb_l4_rewrite_csum(struct __sk_buff *skb, const struct mb_pkt4 *p,
+					      __be32 old_addr, __be32 new_addr, __be16 old_port,
+					      __be16 new_port)
+{
+	__u32 csum_off = mb_l4_csum_off(p->proto);
+	__u64 mangled = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+
+	if (!csum_off)
+		return 0;
+	csum_off += p->l4_off;
+	if (old_addr != new_addr &&
+	    bpf_l4_csum_replace(skb, csum_off, old_addr, new_addr,
+				BPF_F_PSEUDO_HDR | mangled | sizeof(new_addr)) < 0)
+		return DROP_CSUM_L4;
+	if (old_port != new_port &&
+	    bpf_l4_csum_replace(skb, csum_off, old_port, new_port, mangled | sizeof(new_port)) < 0)
+		return DROP_CSUM_L4;
+	return 0;
+}
+
 static __always_inline int mb_l4_rewrite(struct __sk_buff *skb, const struct mb_pkt4 *p,
 					 __be32 old_addr, __be32 new_addr, __u32 port_off,
 					 __be16 old_port, __be16 new_port)
@@ -34,48 +55,89 @@ static __always_inline int mb_l4_rewrite(struct __sk_buff *skb, const struct mb_
 	return 0;
 }
 
+static __always_inline __u32 mb_csum_fold(__u32 csum)
+{
+	csum = (csum & 0xffff) + (csum >> 16);
+	csum = (csum & 0xffff) + (csum >> 16);
+	return csum;
+}
+
+/* Rewrite one address (and port) of the packet: the IPv4 header directly (its checksum is
+ * always complete, so it is updated here, RFC 1624), the port directly, and the L4 checksum
+ * through bpf_l4_csum_replace, which knows about CHECKSUM_PARTIAL. Falls back to the
+ * store/replace helpers when the headers are not in the linear area. */
+static __always_inline int mb_nat4(struct __sk_buff *skb, struct mb_pkt4 *p, bool dst,
+				   __be32 new_addr, __be16 new_port)
+{
+	__be32 old_addr = dst ? p->daddr : p->saddr;
+	__be16 old_port = dst ? p->dport : p->sport;
+	bool ports = p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + ETH_HLEN;
+	__u32 l4_off = p->l4_off;
+	__be16 *port;
+	__u32 csum;
+	int ret;
+
+	if ((void *)(ip + 1) > data_end || l4_off > ETH_HLEN + 60)
+		goto slow;
+	port = data + l4_off + (dst ? 2 : 0);
+	if ((void *)(port + 1) > data_end)
+		goto slow;
+	if (old_addr != new_addr) {
+		csum = (~ip->check) & 0xffff;
+		csum += (~old_addr & 0xffff) + (~old_addr >> 16);
+		csum += (new_addr & 0xffff) + (new_addr >> 16);
+		ip->check = ~mb_csum_fold(csum);
+		if (dst)
+			ip->daddr = new_addr;
+		else
+			ip->saddr = new_addr;
+	}
+	if (ports)
+		*port = new_port;
+	ret = mb_l4_rewrite_csum(skb, p, old_addr, new_addr, old_port, new_port);
+	if (ret < 0)
+		return ret;
+	goto done;
+slow:
+	if (ports) {
+		ret = mb_l4_rewrite(skb, p, old_addr, new_addr, dst ? 2 : 0, old_port, new_port);
+		if (ret < 0)
+			return ret;
+	}
+	if (old_addr != new_addr) {
+		if (bpf_l3_csum_replace(skb, MB_IP_CSUM_OFF, old_addr, new_addr,
+					sizeof(new_addr)) < 0)
+			return DROP_CSUM_L3;
+		if (bpf_skb_store_bytes(skb, dst ? MB_IP_DADDR_OFF : MB_IP_SADDR_OFF, &new_addr,
+					sizeof(new_addr), 0) < 0)
+			return DROP_WRITE_ERROR;
+	}
+done:
+	if (dst) {
+		p->daddr = new_addr;
+		if (ports)
+			p->dport = new_port;
+	} else {
+		p->saddr = new_addr;
+		if (ports)
+			p->sport = new_port;
+	}
+	return 0;
+}
+
 /* Rewrite the destination to new_addr:new_port (DNAT). */
 static __always_inline int mb_dnat4(struct __sk_buff *skb, struct mb_pkt4 *p, __be32 new_addr,
 				    __be16 new_port)
 {
-	int ret;
-
-	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
-		ret = mb_l4_rewrite(skb, p, p->daddr, new_addr, 2, p->dport, new_port);
-		if (ret < 0)
-			return ret;
-		p->dport = new_port;
-	}
-	if (p->daddr != new_addr) {
-		if (bpf_l3_csum_replace(skb, MB_IP_CSUM_OFF, p->daddr, new_addr,
-					sizeof(new_addr)) < 0)
-			return DROP_CSUM_L3;
-		if (bpf_skb_store_bytes(skb, MB_IP_DADDR_OFF, &new_addr, sizeof(new_addr), 0) < 0)
-			return DROP_WRITE_ERROR;
-		p->daddr = new_addr;
-	}
-	return 0;
+	return mb_nat4(skb, p, true, new_addr, new_port);
 }
 
 /* Rewrite the source to new_addr:new_port (reverse NAT of a reply). */
 static __always_inline int mb_snat4(struct __sk_buff *skb, struct mb_pkt4 *p, __be32 new_addr,
 				    __be16 new_port)
 {
-	int ret;
-
-	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
-		ret = mb_l4_rewrite(skb, p, p->saddr, new_addr, 0, p->sport, new_port);
-		if (ret < 0)
-			return ret;
-		p->sport = new_port;
-	}
-	if (p->saddr != new_addr) {
-		if (bpf_l3_csum_replace(skb, MB_IP_CSUM_OFF, p->saddr, new_addr,
-					sizeof(new_addr)) < 0)
-			return DROP_CSUM_L3;
-		if (bpf_skb_store_bytes(skb, MB_IP_SADDR_OFF, &new_addr, sizeof(new_addr), 0) < 0)
-			return DROP_WRITE_ERROR;
-		p->saddr = new_addr;
-	}
-	return 0;
+	return mb_nat4(skb, p, false, new_addr, new_port);
 }

@@ -90,4 +90,21 @@ int probe_lpm1_atomic(struct __sk_buff *skb)
 	}
 	return e ? 1 : 0;
 }
+/* Two DNAT rewrites (there and back): what the benchmark build's DNAT undo costs. */
+SEC("tc")
+int probe_dnat_twice(struct __sk_buff *skb)
+{
+	struct mb_pkt4 p = {};
+	__be32 daddr;
+	__be16 dport;
+
+	if (mb_parse4(skb, &p))
+		return 2;
+	daddr = p.daddr;
+	dport = p.dport;
+	mb_dnat4(skb, &p, bpf_htonl(0x0a000301), bpf_htons(8080));
+	mb_dnat4(skb, &p, daddr, dport);
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -151,6 +151,43 @@ try {
       }
     }
   }
+  // What one DNAT rewrite costs (the benchmark build undoes each DNAT with a second one):
+  // probe_dnat_twice - probe_parse, halved; reported so that c_service_dnat can be read net.
+  {
+    const s = scales[0] as Setup
+    const loader = await import('@membrane/bpf-loader-napi')
+    const probe = loader.BpfObject.open(`${s.dp.objectDir}/tests/dp_probe.o`, {
+      pinRoot: s.pins.path,
+    })
+    await probe.load()
+    const data = pkt(3000, s.vip, 80, TcpFlags.SYN)
+    const twice: number[] = []
+    const parse: number[] = []
+    for (let round = 0; round < ROUNDS; round++) {
+      twice.push(
+        (await probe.program('probe_dnat_twice').testRun({ data, repeat: 20_000 })).durationNs,
+      )
+      parse.push((await probe.program('probe_parse').testRun({ data, repeat: 20_000 })).durationNs)
+    }
+    probe.close()
+    const one = Math.max(0, (median(twice) - median(parse)) / 2)
+    reportFigure({
+      name: 'ns_per_dnat_rewrite',
+      value: Math.round(one),
+      unit: 'ns',
+      note: 'one DNAT with checksum updates; c_service_dnat includes one extra (the undo)',
+    })
+    for (const sc of scales) {
+      const c = median(runs.get(`c_service_dnat/${sc.name}`) ?? [])
+      reportFigure({
+        name: 'ns_per_packet.c_service_dnat_net',
+        value: Math.round(c - one),
+        unit: 'ns',
+        scale: sc.name,
+        target: '<= 200',
+      })
+    }
+  }
   const singleCases: Record<string, (s: Setup, i: number) => Buffer> = {
     baseline_single: () => {
       const arp = Buffer.alloc(42)
