@@ -378,7 +378,17 @@ export class EndpointPolicy {
   /** Track selector cache changes so that {@link update} can recompute only touched identities. */
   track(): this {
     this.unsubscribe ??= this.cache.onChange((c) => {
-      for (const id of c.identities) this.pending.add(id)
+      // Only identities entering or leaving a selection this endpoint uses can change its
+      // entries; with egress named ports towards any peer, any identity can.
+      if (this.namedWild) {
+        for (const id of c.identities) this.pending.add(id)
+        return
+      }
+      for (const [key, ch] of c.selectors) {
+        if (!this.peerKeys.has(key)) continue
+        for (const id of ch.added) this.pending.add(id)
+        for (const id of ch.removed) this.pending.add(id)
+      }
     })
     return this
   }
@@ -444,7 +454,18 @@ export class EndpointPolicy {
       ...p.templates.ingress.map((t) => ({ dir: 'ingress' as const, t })),
       ...p.templates.egress.map((t) => ({ dir: 'egress' as const, t })),
     ]
+    this.peerKeys = new Set()
+    this.namedWild = false
+    for (const { t } of this.all) {
+      for (const k of t.peers) if (k !== null) this.peerKeys.add(k)
+      if (t.named.length && t.peers.includes(null)) this.namedWild = true
+    }
   }
+
+  /** Selector keys the current templates use (identity changes elsewhere are irrelevant). */
+  private peerKeys = new Set<string>()
+  /** Some template has egress named ports towards any peer. */
+  private namedWild = false
 
   /**
    * Recompute from `rules`; returns the diff against the previous map state. With
