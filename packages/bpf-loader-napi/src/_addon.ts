@@ -77,6 +77,7 @@ export interface NativeAddon {
   ): number
   linkCreate(progFd: number, targetFd: number, attachType: number, flags: number): Promise<number>
   linkDetach(fd: number): void
+  linkUpdate(linkFd: number, progFd: number, oldProgFd: number): void
   progAttach(progFd: number, targetFd: number, attachType: number, flags: number): void
   progDetach(progFd: number, targetFd: number, attachType: number): boolean
   xdpAttach(ifindex: number, progFd: number, flags: number, oldProgFd: number): Promise<void>

@@ -473,6 +473,21 @@ export class BpfLink {
     this.#pinPath = undefined
   }
 
+  /**
+   * Swaps the attached program atomically (BPF_LINK_UPDATE): no moment without a program.
+   * With `expected`, only if that program is still the attached one (else EPERM).
+   */
+  update(program: BpfProgram, expected?: BpfProgram): void {
+    this.#check()
+    if (this.#legacy)
+      throw new BpfError('a BPF_PROG_ATTACH attachment cannot be updated; use a link', {
+        code: BpfErrorCode.BAD_STATE,
+      })
+    const prog = program.fd
+    const old = expected ? expected.fd : -1
+    native(() => this.#addon.linkUpdate(this.#fd, prog, old), `link ${this.kind} update`)
+  }
+
   /** Detaches now (even when pinned) and closes the handle. */
   detach(): void {
     if (this.#closed) return

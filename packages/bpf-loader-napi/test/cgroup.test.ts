@@ -100,6 +100,30 @@ describeKernel('cgroup socket hooks', ['root', 'bpf', 'cgroup2'], () => {
     }
   })
 
+  it('link.update swaps the program atomically, optionally only if the expected one is attached', async () => {
+    const cg = tempCgroup(cgRoot)
+    using obj = BpfObject.open(testObject('loader_cgroup'))
+    await obj.load()
+    const a = obj.program('on_connect4')
+    const b = obj.program('on_connect4_b')
+    const calls = obj.map('hook_calls')
+    const link = await a.attachCgroup({ cgroupPath: cg.path, attachType: 'connect4' })
+    try {
+      expect(link.info.progId).toBe(a.info.id)
+      link.update(b, a)
+      expect(link.info.progId).toBe(b.info.id)
+      expect(() => link.update(a, a)).toThrow(
+        expect.objectContaining({ code: 'EPERM', call: 'bpf_link_update' }),
+      )
+      expect(await exercise(cg.path)).toBe('ok')
+      expect(calls.lookup(u32le(0))!.readBigUInt64LE()).toBe(0n)
+      expect(calls.lookup(u32le(CONNECT4_B))!.readBigUInt64LE()).toBe(1n) // the one IPv4 TCP connect
+    } finally {
+      link.close()
+      cg.remove()
+    }
+  })
+
   it('multi-attach runs both programs; exclusive attach refuses to mix with multi', async () => {
     const cg = tempCgroup(cgRoot)
     using obj = BpfObject.open(testObject('loader_cgroup'))

@@ -235,6 +235,22 @@ static Napi::Value JS_LinkDetach(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// linkUpdate(linkFd, newProgFd, oldProgFd) -> replaces the link's program atomically
+// (with oldProgFd >= 0: only if that program is still the one attached, BPF_F_REPLACE).
+static Napi::Value JS_LinkUpdate(const Napi::CallbackInfo& info) {
+  int link = ArgInt(info, 0, "linkFd");
+  int prog = ArgInt(info, 1, "progFd");
+  int old = ArgInt(info, 2, "oldProgFd");
+  LIBBPF_OPTS(bpf_link_update_opts, opts);
+  if (old >= 0) {
+    opts.old_prog_fd = old;
+    opts.flags = BPF_F_REPLACE;
+  }
+  int ret = bpf_link_update(link, prog, &opts);
+  if (ret) ThrowErrno(info.Env(), "bpf_link_update", -ret);
+  return info.Env().Undefined();
+}
+
 static Napi::Value JS_ProgAttach(const Napi::CallbackInfo& info) {
   int ret = bpf_prog_attach(ArgInt(info, 0, "progFd"), ArgInt(info, 1, "targetFd"),
                             (enum bpf_attach_type)ArgU32(info, 2, "attachType"), ArgU32(info, 3, "flags"));
@@ -339,6 +355,7 @@ void InitPrograms(Napi::Env env, Napi::Object exports) {
   exports.Set("tcHookDestroy", Napi::Function::New(env, JS_TcHookDestroy, "tcHookDestroy"));
   exports.Set("linkCreate", Napi::Function::New(env, JS_LinkCreate, "linkCreate"));
   exports.Set("linkDetach", Napi::Function::New(env, JS_LinkDetach, "linkDetach"));
+  exports.Set("linkUpdate", Napi::Function::New(env, JS_LinkUpdate, "linkUpdate"));
   exports.Set("progAttach", Napi::Function::New(env, JS_ProgAttach, "progAttach"));
   exports.Set("progDetach", Napi::Function::New(env, JS_ProgDetach, "progDetach"));
   exports.Set("xdpAttach", Napi::Function::New(env, JS_XdpAttach, "xdpAttach"));
