@@ -432,6 +432,20 @@ export class BpfMap {
     )
   }
 
+  /** prog_array (tail calls): store `program` under `key`. */
+  setProgram(key: Buffer, program: { readonly fd: number }): void {
+    this.#check()
+    if (this.#info.type !== 'prog_array')
+      throw invalid(`map '${this.#info.name}' setProgram`, 'a prog_array map', this.#info.type)
+    this.#key(key)
+    const value = Buffer.alloc(4)
+    value.writeUInt32LE(program.fd)
+    native(
+      () => this.#addon.mapUpdate(this.#fd, key, value, 0),
+      `map '${this.#info.name}' setProgram`,
+    )
+  }
+
   /** Map-in-map: the kernel id of the inner map stored under `key`. */
   innerId(key: Buffer): number | undefined {
     const v = this.lookup(key)

@@ -62,6 +62,21 @@ describeKernel('BpfProgram.testRun', ['root', 'bpf'], () => {
     })
   })
 
+  it('tail calls through a prog_array filled with setProgram', async () => {
+    using tc = BpfObject.open(testObject('loader_tailcall'))
+    await tc.load()
+    const entry = tc.program('tail_entry')
+    const pkt = ipv4UdpPacket('1.1.1.1', '2.2.2.2')
+    expect((await entry.testRun({ data: pkt })).retval).toBe(1)
+    tc.map('jmp_table').setProgram(u32le(0), tc.program('tail_target'))
+    expect((await entry.testRun({ data: pkt })).retval).toBe(7)
+    expect(tc.map('jmp_table').delete(u32le(0))).toBe(true)
+    expect((await entry.testRun({ data: pkt })).retval).toBe(1)
+    expect(() => tc.map('jmp_table').setProgram(u32le(9), tc.program('tail_target'))).toThrow(
+      expect.objectContaining({ code: 'E2BIG' }),
+    )
+  })
+
   it('pins a program and runs it through openPinnedProgram', async () => {
     const dir = tempBpffsDir()
     try {
