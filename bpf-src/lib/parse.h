@@ -34,61 +34,20 @@ static __always_inline __u32 mb_l4_csum_off(__u8 proto)
 	}
 }
 
-/* Parse an IPv4 packet that starts at ETH_HLEN. Returns 0 or a DROP_* code. */
-static __always_inline int mb_parse4(struct __sk_buff *skb, struct mb_pkt4 *p)
+/* The L4 fields of a parsed header (hdr: the first bytes of the L4 header). */
+static __always_inline void mb_parse4_l4(struct mb_pkt4 *p, const __u8 *hdr)
 {
-	struct {
-		struct ethhdr eth;
-		struct iphdr ip;
-	} __attribute__((packed)) h;
-	struct iphdr ip;
-
-	/* Ethernet and IPv4 headers in one helper call. */
-	if (bpf_skb_load_bytes(skb, 0, &h, sizeof(h)) < 0)
-		return DROP_INVALID;
-	__builtin_memcpy(p->smac, h.eth.h_source, ETH_ALEN);
-	__builtin_memcpy(p->dmac, h.eth.h_dest, ETH_ALEN);
-	__builtin_memcpy(&ip, &h.ip, sizeof(ip));
-	p->l3_off = ETH_HLEN;
-	p->len = skb->len;
-	if (ip.version != 4 || ip.ihl < 5)
-		return DROP_INVALID;
-	if (ip.frag_off & bpf_htons(IP_MF | IP_OFFSET))
-		return DROP_FRAG_NOSUPPORT;
-	p->saddr = ip.saddr;
-	p->daddr = ip.daddr;
-	p->proto = ip.protocol;
-	p->l4_off = ETH_HLEN + ip.ihl * 4;
-	p->sport = 0;
-	p->dport = 0;
-	p->tcp_flags = 0;
-	p->icmp_type_code = 0;
-
-	switch (ip.protocol) {
-	case IPPROTO_TCP: {
-		__u8 hdr[14];
-
-		if (bpf_skb_load_bytes(skb, p->l4_off, hdr, sizeof(hdr)) < 0)
-			return DROP_CT_INVALID_HDR;
+	switch (p->proto) {
+	case IPPROTO_TCP:
 		__builtin_memcpy(&p->sport, &hdr[0], 2);
 		__builtin_memcpy(&p->dport, &hdr[2], 2);
 		p->tcp_flags = hdr[13];
 		break;
-	}
-	case IPPROTO_UDP: {
-		__be16 ports[2];
-
-		if (bpf_skb_load_bytes(skb, p->l4_off, ports, sizeof(ports)) < 0)
-			return DROP_CT_INVALID_HDR;
-		p->sport = ports[0];
-		p->dport = ports[1];
+	case IPPROTO_UDP:
+		__builtin_memcpy(&p->sport, &hdr[0], 2);
+		__builtin_memcpy(&p->dport, &hdr[2], 2);
 		break;
-	}
-	case IPPROTO_ICMP: {
-		__u8 hdr[8];
-
-		if (bpf_skb_load_bytes(skb, p->l4_off, hdr, sizeof(hdr)) < 0)
-			return DROP_CT_INVALID_HDR;
+	case IPPROTO_ICMP:
 		p->icmp_type_code = ((__u16)hdr[0] << 8) | hdr[1];
 		/* Echo request/reply: the identifier plays the port, so that the reply's reversed
 		 * tuple matches the request's (request: sport = id; reply: dport = id). */
@@ -98,8 +57,89 @@ static __always_inline int mb_parse4(struct __sk_buff *skb, struct mb_pkt4 *p)
 			__builtin_memcpy(&p->dport, &hdr[4], 2);
 		break;
 	}
+}
+
+static __always_inline __u32 mb_l4_hdr_len(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return 14;
+	case IPPROTO_UDP:
+		return 4;
+	case IPPROTO_ICMP:
+		return 8;
 	default:
-		break;
+		return 0;
 	}
+}
+
+/* Parse an IPv4 packet that starts at ETH_HLEN. Returns 0 or a DROP_* code. Headers in the
+ * linear area are read directly; otherwise through bpf_skb_load_bytes. */
+static __always_inline int mb_parse4(struct __sk_buff *skb, struct mb_pkt4 *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ipd = data + ETH_HLEN;
+	__u8 l4[14] = {};
+	__u32 need;
+
+	p->l3_off = ETH_HLEN;
+	p->len = skb->len;
+	p->sport = 0;
+	p->dport = 0;
+	p->tcp_flags = 0;
+	p->icmp_type_code = 0;
+	if ((void *)(ipd + 1) <= data_end) {
+		__u32 ihl = ipd->ihl;
+
+		if (ipd->version != 4 || ihl < 5)
+			return DROP_INVALID;
+		if (ipd->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+			return DROP_FRAG_NOSUPPORT;
+		__builtin_memcpy(p->smac, eth->h_source, ETH_ALEN);
+		__builtin_memcpy(p->dmac, eth->h_dest, ETH_ALEN);
+		p->saddr = ipd->saddr;
+		p->daddr = ipd->daddr;
+		p->proto = ipd->protocol;
+		p->l4_off = ETH_HLEN + ihl * 4;
+		need = mb_l4_hdr_len(p->proto);
+		if (!need)
+			return 0;
+		if (ihl == 5 && data + ETH_HLEN + 20 + 14 <= data_end) {
+			mb_parse4_l4(p, data + ETH_HLEN + 20);
+			return 0;
+		}
+		if (bpf_skb_load_bytes(skb, p->l4_off, l4, need) < 0)
+			return DROP_CT_INVALID_HDR;
+		mb_parse4_l4(p, l4);
+		return 0;
+	}
+
+	{
+		struct {
+			struct ethhdr eth;
+			struct iphdr ip;
+		} __attribute__((packed)) h;
+
+		if (bpf_skb_load_bytes(skb, 0, &h, sizeof(h)) < 0)
+			return DROP_INVALID;
+		if (h.ip.version != 4 || h.ip.ihl < 5)
+			return DROP_INVALID;
+		if (h.ip.frag_off & bpf_htons(IP_MF | IP_OFFSET))
+			return DROP_FRAG_NOSUPPORT;
+		__builtin_memcpy(p->smac, h.eth.h_source, ETH_ALEN);
+		__builtin_memcpy(p->dmac, h.eth.h_dest, ETH_ALEN);
+		p->saddr = h.ip.saddr;
+		p->daddr = h.ip.daddr;
+		p->proto = h.ip.protocol;
+		p->l4_off = ETH_HLEN + h.ip.ihl * 4;
+	}
+	need = mb_l4_hdr_len(p->proto);
+	if (!need)
+		return 0;
+	if (bpf_skb_load_bytes(skb, p->l4_off, l4, need) < 0)
+		return DROP_CT_INVALID_HDR;
+	mb_parse4_l4(p, l4);
 	return 0;
 }
