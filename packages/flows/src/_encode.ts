@@ -91,6 +91,25 @@ function str(field: number, s: string | undefined): void {
   end(start)
 }
 
+// UTF-8 bytes of strings that repeat from flow to flow (addresses, MACs, node and interface
+// names): a map lookup and a copy instead of a UTF-8 encode. Bounded.
+const utf8Memo = new Map<string, Uint8Array>()
+
+function strc(field: number, s: string | undefined): void {
+  if (!s) return
+  let b = utf8Memo.get(s)
+  if (b === undefined) {
+    b = Buffer.from(s, 'utf8')
+    if (utf8Memo.size >= 1 << 14) utf8Memo.clear()
+    utf8Memo.set(s, b)
+  }
+  key(field, 2)
+  varint(b.length)
+  ensure(b.length)
+  buf.set(b, pos)
+  pos += b.length
+}
+
 function strs(field: number, list: readonly string[] | undefined): void {
   if (!list) return
   for (const s of list) {
@@ -226,14 +245,14 @@ function writeFlow(f: Flow): void {
   uint(3, f.dropReason)
   if (f.ethernet) {
     const s = begin(4)
-    str(1, f.ethernet.source)
-    str(2, f.ethernet.destination)
+    strc(1, f.ethernet.source)
+    strc(2, f.ethernet.destination)
     end(s)
   }
   if (f.IP) {
     const s = begin(5)
-    str(1, f.IP.source)
-    str(2, f.IP.destination)
+    strc(1, f.IP.source)
+    strc(2, f.IP.destination)
     uint(3, f.IP.ipVersion)
     bool(4, f.IP.encrypted)
     end(s)
@@ -255,7 +274,7 @@ function writeFlow(f: Flow): void {
   endpoint(8, f.source)
   endpoint(9, f.destination)
   uint(10, f.Type)
-  str(11, f.nodeName)
+  strc(11, f.nodeName)
   strs(13, f.sourceNames)
   strs(14, f.destinationNames)
   layer7(15, f.l7)
@@ -287,7 +306,7 @@ function writeFlow(f: Flow): void {
   if (f.interface) {
     const s = begin(28)
     uint(1, f.interface.index)
-    str(2, f.interface.name)
+    strc(2, f.interface.name)
     end(s)
   }
   uint(29, f.proxyPort)
@@ -328,7 +347,7 @@ export function fastEncodeFramedResponse(r: FlowsResponse): Buffer {
     }
     end(s)
   }
-  str(1000, r.nodeName)
+  strc(1000, r.nodeName)
   timestamp(1001, r.time)
   buf[0] = 0
   buf.writeUInt32BE(pos - 5, 1)
