@@ -163,6 +163,37 @@ describeKernel('BpfMap', ['root', 'bpf', 'bpffs'], () => {
     expect(() => plain.lookupPerCpu(u32le(0))).toThrow(/a per-CPU map/)
   })
 
+  it('batch ops on a per-CPU map carry every CPU slot', async () => {
+    const n = possibleCpus()
+    using m = createMap({
+      type: 'percpu_hash',
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 16,
+      name: 'pcpub',
+    })
+    expect(m.valueStride).toBe(8 * n)
+    const value = (k: number) => {
+      const v = Buffer.alloc(8 * n)
+      for (let c = 0; c < n; c++) v.writeUInt32LE(k * 100 + c, 8 * c)
+      return v
+    }
+    expect(
+      await m.batchUpdate([1, 2, 3].map((k) => [u32le(k), value(k)] as [Buffer, Buffer])),
+    ).toBe(3)
+    const all = await m.batchLookup()
+    expect(
+      all.map(([k, v]) => [k.readUInt32LE(), v.equals(value(k.readUInt32LE()))]).sort(),
+    ).toEqual([
+      [1, true],
+      [2, true],
+      [3, true],
+    ])
+    expect(m.lookupPerCpu(u32le(2))?.map((b) => b.readUInt32LE())).toEqual(
+      Array.from({ length: n }, (_, c) => 200 + c),
+    )
+  })
+
   it('typed maps with struct codecs', () => {
     using m = createMap({ type: 'hash', keySize: 8, valueSize: 16, maxEntries: 8, name: 'typed' })
     const key = struct([
