@@ -1,13 +1,20 @@
 /** Kernel tests of the pin layout: reuse, incompatible pins, loaded map layouts. */
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createMap, openPinnedMap } from '@membrane/bpf-loader-napi'
-import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
+import {
+  describeKernel,
+  ensureCgroup2,
+  findMount,
+  run,
+  tempBpffsDir,
+  tempCgroup,
+} from '@membrane/test-utils'
 import { afterEach, beforeAll, expect, it } from 'vitest'
 import { Datapath, DatapathError, MAP_SPECS, specMismatches } from '../src'
 import { buildObjects } from './_btf'
 
-describeKernel('pins under the pin root', ['root', 'bpf', 'bpffs', 'clang'], () => {
+describeKernel('pins under the pin root', ['root', 'bpf', 'bpffs', 'clang', 'cgroup2'], () => {
   const dirs: { path: string; remove(): void }[] = []
   beforeAll(() => buildObjects())
   afterEach(() => {
@@ -61,5 +68,50 @@ describeKernel('pins under the pin root', ['root', 'bpf', 'bpffs', 'clang'], () 
   it('rejects a pin root outside bpffs or with unsafe characters before touching anything', async () => {
     await expect(Datapath.open({ pinRoot: '/tmp/not-bpffs' })).rejects.toThrowError(/mounted bpffs/)
     await expect(Datapath.open({ pinRoot: '/sys/fs/bpf/../x' })).rejects.toThrowError(/'\.\.'/)
+  })
+
+  it('socket LB links are pinned by close({ keepPrograms }) and removed by a later detach', async () => {
+    const pins = tempBpffsDir()
+    dirs.push(pins)
+    const root = ['/sys/fs/cgroup', findMount('cgroup2') ?? '', ensureCgroup2()].find(
+      (p) => p && existsSync(join(p, 'cgroup.procs')),
+    )
+    const cg = tempCgroup(root)
+    const attached = async () => {
+      // Text output: a header line, then "ID AttachType AttachFlags Name" per program.
+      const { stdout } = await run('bpftool', ['cgroup', 'show', cg.path])
+      return stdout
+        .split('\n')
+        .slice(1)
+        .map((l) => l.trim().split(/\s+/).pop() ?? '')
+        .filter(Boolean)
+        .sort()
+    }
+    try {
+      const dp = await Datapath.open({ pinRoot: pins.path })
+      await dp.attachSocketLb(cg.path)
+      expect(await attached()).toEqual([
+        'sock_connect4',
+        'sock_getpeername4',
+        'sock_recvmsg4',
+        'sock_sendmsg4',
+      ])
+      await dp.close({ keepPrograms: true })
+      const linkDirs = readdirSync(join(pins.path, 'links'))
+      expect(linkDirs.length).toBe(1)
+      expect(readdirSync(join(pins.path, 'links', linkDirs[0] as string)).sort()).toEqual([
+        'connect4',
+        'getpeername4',
+        'recvmsg4',
+        'sendmsg4',
+      ])
+      expect((await attached()).length).toBe(4) // still attached with no process holding them
+      const again = await Datapath.open({ pinRoot: pins.path })
+      expect(await again.detachSocketLb(cg.path)).toBe(true)
+      expect(await attached()).toEqual([])
+      await again.close()
+    } finally {
+      cg.remove()
+    }
   })
 })
