@@ -104,6 +104,7 @@ export interface NativeAddon {
   getSocketMark(fd: number): number
   getSocketCookie(fd: number): bigint
   setIpTransparent(fd: number, ipv6: boolean): void
+  getIpTransparent(fd: number, ipv6: boolean): boolean
   socketDomain(fd: number): number
 }
 

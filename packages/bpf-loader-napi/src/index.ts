@@ -72,4 +72,10 @@ export {
 export type { RingBufferOptions } from './ringbuf'
 export { RingBuffer } from './ringbuf'
 export type { SocketLike } from './sockets'
-export { getSocketCookie, getSocketMark, setIpTransparent, setSocketMark } from './sockets'
+export {
+  getIpTransparent,
+  getSocketCookie,
+  getSocketMark,
+  setIpTransparent,
+  setSocketMark,
+} from './sockets'

@@ -56,3 +56,11 @@ export function setIpTransparent(socket: SocketLike, options: { ipv6?: boolean }
   const v6 = options.ipv6 ?? native(() => addon.socketDomain(fd)) === 10
   native(() => addon.setIpTransparent(fd, v6), `setIpTransparent(fd ${fd})`)
 }
+
+/** Whether IP_TRANSPARENT (IPV6_TRANSPARENT on AF_INET6) is set on the socket. */
+export function getIpTransparent(socket: SocketLike, options: { ipv6?: boolean } = {}): boolean {
+  const fd = fdOf(socket, 'getIpTransparent')
+  const addon = loadAddon()
+  const v6 = options.ipv6 ?? native(() => addon.socketDomain(fd)) === 10
+  return native(() => addon.getIpTransparent(fd, v6), `getIpTransparent(fd ${fd})`)
+}

@@ -56,6 +56,20 @@ static Napi::Value JS_SetIpTransparent(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// getIpTransparent(fd, ipv6) -> boolean
+static Napi::Value JS_GetIpTransparent(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0, "fd");
+  bool v6 = info.Length() > 1 && info[1].ToBoolean().Value();
+  int on = 0;
+  socklen_t len = sizeof on;
+  int ret = v6 ? getsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &on, &len)
+               : getsockopt(fd, SOL_IP, IP_TRANSPARENT, &on, &len);
+  if (ret != 0)
+    ThrowErrno(info.Env(), v6 ? "getsockopt(IPV6_TRANSPARENT)" : "getsockopt(IP_TRANSPARENT)", errno,
+               "fd " + std::to_string(fd));
+  return Napi::Boolean::New(info.Env(), on != 0);
+}
+
 // socketDomain(fd) -> AF_INET/AF_INET6/...
 static Napi::Value JS_SocketDomain(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0, "fd");
@@ -71,6 +85,7 @@ void InitSockets(Napi::Env env, Napi::Object exports) {
   exports.Set("getSocketMark", Napi::Function::New(env, JS_GetSocketMark, "getSocketMark"));
   exports.Set("getSocketCookie", Napi::Function::New(env, JS_GetSocketCookie, "getSocketCookie"));
   exports.Set("setIpTransparent", Napi::Function::New(env, JS_SetIpTransparent, "setIpTransparent"));
+  exports.Set("getIpTransparent", Napi::Function::New(env, JS_GetIpTransparent, "getIpTransparent"));
   exports.Set("socketDomain", Napi::Function::New(env, JS_SocketDomain, "socketDomain"));
 }
 
