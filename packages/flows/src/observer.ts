@@ -297,6 +297,7 @@ export class FlowCursor {
   private readonly match: (f: Flow) => boolean
   private sent = 0
   private finished = false
+  // (set by wait() when the wall clock passes `until`)
 
   /** @throws FilterError for an invalid filter. */
   constructor(
@@ -363,19 +364,36 @@ export class FlowCursor {
     return null
   }
 
-  /** Resolve at the next ring write (or when `signal` aborts). */
+  /**
+   * Resolve at the next ring write, when `signal` aborts, or when the wall clock passes the
+   * request's `until` (after which `poll()` returns null: a follow stream ends at `until` even when
+   * no newer flow arrives).
+   */
   wait(signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve) => {
       if (signal?.aborted) return resolve()
-      const onAbort = () => {
+      let timer: NodeJS.Timeout | undefined
+      const done = () => {
         cancel()
+        if (timer) clearTimeout(timer)
+        signal?.removeEventListener('abort', done)
         resolve()
       }
-      const cancel = this.ring.waitForWrite(() => {
-        signal?.removeEventListener('abort', onAbort)
-        resolve()
-      })
-      signal?.addEventListener('abort', onAbort, { once: true })
+      const cancel = this.ring.waitForWrite(done)
+      signal?.addEventListener('abort', done, { once: true })
+      if (Number.isFinite(this.until)) {
+        const ms = this.until / 1e6 - Date.now()
+        if (ms <= 0) {
+          this.finished = true
+          done()
+          return
+        }
+        timer = setTimeout(() => {
+          this.finished = true
+          done()
+        }, ms + 1)
+        timer.unref?.()
+      }
     })
   }
 }

@@ -77,6 +77,22 @@ describe('FlowObserver.getFlows', () => {
   })
 })
 
+describe('follow with until', () => {
+  it('ends when the wall clock passes until, even without newer flows', async () => {
+    const obs = new FlowObserver({ nodeName: 'n1' })
+    const ms = Date.now() + 150
+    const t0 = Date.now()
+    const items = await collect(
+      obs.getFlows({
+        follow: true,
+        until: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 },
+      }),
+    )
+    expect(items).toEqual([])
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(100)
+  })
+})
+
 describe('FlowObserver intake', () => {
   it('datapath losses from the lost-counter provider become LostEvent entries', async () => {
     let lost = 5n
