@@ -12,7 +12,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net'
 import { L7ProxyError, L7ProxyErrorCode } from '../errors'
 import { ConnectionPolicy } from '../internal/conn-policy'
 import { type OriginResolver, type ProxyOrigin, plainAddress } from '../origin'
@@ -20,7 +20,9 @@ import type { L7PolicySource } from '../policy'
 import type { L7ProxyRecord, RecordSink } from '../records'
 import { Counters } from '../stats'
 import { connectMarked, defaultSocketMarker, type SocketMarker, upstreamMark } from '../upstream'
+import { serveFast } from './fast'
 import { evaluateHttp, type HttpRequestView, type HttpVerdict, headerView } from './match'
+import type { RequestHead } from './wire'
 
 /** Options of {@link HttpProxy}. */
 export interface HttpProxyOptions {
@@ -45,6 +47,21 @@ export interface HttpProxyOptions {
   keepAliveTimeoutMs?: number
   /** Put the request headers into records. Default false (they may carry secrets). */
   recordHeaders?: boolean
+  /**
+   * `fast` (default): this package's strict HTTP/1.1 engine, bodies forwarded as bytes.
+   * `node`: Node's http server and client (llhttp), re-framing bodies. Same rules, records and
+   * counters.
+   */
+  engine?: 'fast' | 'node'
+}
+
+/** What a record needs to know about a request. */
+interface RequestInfo {
+  method: string
+  url: string
+  host: string
+  version: string
+  rawHeaders: readonly string[]
 }
 
 /** Counter names of {@link HttpProxy.stats}. */
@@ -135,7 +152,8 @@ interface ConnState {
 export class HttpProxy {
   readonly counters = new Counters<HttpCounter>(HTTP_COUNTERS)
   readonly #options: HttpProxyOptions
-  readonly #server: Server
+  readonly #server: Server | import('node:net').Server
+  readonly #engine: 'fast' | 'node'
   readonly #conns = new Map<Socket, ConnState>()
   readonly #sockets = new Set<Socket>()
   #marker: SocketMarker | undefined
@@ -153,7 +171,12 @@ export class HttpProxy {
         { path: 'maxHeaderSize' },
       )
     this.#options = options
-    this.#server = createServer({
+    this.#engine = options.engine ?? 'fast'
+    if (this.#engine === 'fast') {
+      this.#server = createNetServer({ noDelay: true }, (s) => this.#onConnection(s))
+      return
+    }
+    const server = createServer({
       maxHeaderSize,
       headersTimeout: options.headersTimeoutMs ?? 30_000,
       requestTimeout: options.requestTimeoutMs ?? 0,
@@ -161,16 +184,20 @@ export class HttpProxy {
       noDelay: true,
       insecureHTTPParser: false,
     })
-    this.#server.on('connection', (s: Socket) => this.#onConnection(s))
-    this.#server.on('request', (req: IncomingMessage, res: ServerResponse) =>
-      this.#onRequest(req, res),
-    )
-    this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) =>
+    this.#server = server
+    server.on('connection', (s: Socket) => this.#onConnection(s))
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res))
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) =>
       this.#onRequest(req, res, true),
     )
-    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
       this.#onClientError(err, socket),
     )
+  }
+
+  /** Which engine serves connections. */
+  get engine(): 'fast' | 'node' {
+    return this.#engine
   }
 
   /** The listening port (0 before listen). */
@@ -178,7 +205,6 @@ export class HttpProxy {
     return this.#port
   }
 
-  /** Start listening (default 0.0.0.0, port 0 = any free port). Resolves with the address. */
   /** Load the socket marker (done by listen(); call it before accept() without listen()). */
   async prepare(): Promise<void> {
     if (this.#prepared) return
@@ -198,9 +224,11 @@ export class HttpProxy {
     }
     if (proxyPort !== undefined) this.#port = proxyPort
     this.#preset.set(socket, origin)
-    this.#server.emit('connection', socket)
+    if (this.#engine === 'fast') this.#onConnection(socket)
+    else this.#server.emit('connection', socket)
   }
 
+  /** Start listening (default 0.0.0.0, port 0 = any free port). Resolves with the address. */
   async listen(options: { port?: number; host?: string } = {}): Promise<AddressInfo> {
     if (this.#closed) throw new L7ProxyError(L7ProxyErrorCode.CLOSED, 'the proxy is closed')
     await this.prepare()
@@ -273,13 +301,64 @@ export class HttpProxy {
       socket.destroy()
       return
     }
-    this.#conns.set(socket, {
+    const st: ConnState = {
       peerAddress,
       peerPort,
       origin,
       policy: new ConnectionPolicy(this.#options.policy, origin, 'TCP'),
       agent: undefined,
       upstreams: new Set(),
+    }
+    this.#conns.set(socket, st)
+    if (this.#engine === 'fast') this.#serveFast(socket, st)
+  }
+
+  #openUpstream(st: ConnState): Socket {
+    const o = st.origin
+    const mark = this.#marker ? upstreamMark(o.srcIdentity & 0xffff) : undefined
+    const s = connectMarked(o.address, o.port, mark, this.#marker)
+    this.counters.inc('upstreamConnections')
+    this.counters.inc('activeUpstreamConnections')
+    st.upstreams.add(s)
+    s.once('close', () => {
+      st.upstreams.delete(s)
+      this.counters.dec('activeUpstreamConnections')
+    })
+    return s
+  }
+
+  #serveFast(socket: Socket, st: ConnState): void {
+    const info = (h: RequestHead): RequestInfo => ({
+      method: h.method,
+      url: h.target,
+      host: h.host,
+      version: `1.${h.minor}`,
+      rawHeaders: h.rawHeaders,
+    })
+    serveFast(socket, {
+      maxHeaderSize: this.#options.maxHeaderSize ?? 16384,
+      headersTimeoutMs: this.#options.headersTimeoutMs ?? 30_000,
+      keepAliveTimeoutMs: this.#options.keepAliveTimeoutMs ?? 60_000,
+      allowed: (h) => {
+        this.counters.inc('requests')
+        return this.#verdictOf(st, {
+          method: h.method,
+          path: h.target,
+          host: h.host,
+          headers: headerView(h.rawHeaders),
+        }).allowed
+      },
+      connect: () => this.#openUpstream(st),
+      onRequest: (h, verdict) => {
+        this.counters.inc(verdict === 'denied' ? 'denied' : 'allowed')
+        this.#record(st, 'request', verdict, info(h), verdict === 'denied' ? 403 : undefined)
+      },
+      onResponse: (h, status, latencyNs, ok) => {
+        if (ok) this.counters.inc('responses')
+        this.#record(st, 'response', ok ? 'forwarded' : 'error', info(h), status, latencyNs)
+      },
+      onBadRequest: (kind) => this.counters.inc(kind),
+      onUpstreamError: () => this.counters.inc('upstreamErrors'),
     })
   }
 
@@ -291,19 +370,8 @@ export class HttpProxy {
   #agentFor(st: ConnState): Agent {
     if (st.agent) return st.agent
     const agent = new Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 })
-    const o = st.origin
-    const mark = this.#marker ? upstreamMark(o.srcIdentity & 0xffff) : undefined
-    ;(agent as unknown as { createConnection: () => Socket }).createConnection = () => {
-      const s = connectMarked(o.address, o.port, mark, this.#marker)
-      this.counters.inc('upstreamConnections')
-      this.counters.inc('activeUpstreamConnections')
-      st.upstreams.add(s)
-      s.once('close', () => {
-        st.upstreams.delete(s)
-        this.counters.dec('activeUpstreamConnections')
-      })
-      return s
-    }
+    ;(agent as unknown as { createConnection: () => Socket }).createConnection = () =>
+      this.#openUpstream(st)
     st.agent = agent
     return agent
   }
@@ -312,7 +380,7 @@ export class HttpProxy {
     st: ConnState,
     type: 'request' | 'response',
     verdict: L7ProxyRecord['verdict'],
-    req: IncomingMessage,
+    req: RequestInfo,
     code?: number,
     latencyNs?: number,
   ): void {
@@ -320,9 +388,9 @@ export class HttpProxy {
     if (!sink) return
     const o = st.origin
     const http: NonNullable<L7ProxyRecord['http']> = {
-      method: req.method ?? '',
-      url: `http://${req.headers.host ?? o.address}${req.url ?? ''}`,
-      protocol: `HTTP/${req.httpVersion}`,
+      method: req.method,
+      url: `http://${req.host || o.address}${req.url}`,
+      protocol: `HTTP/${req.version}`,
     }
     if (code !== undefined) http.code = code
     if (this.#options.recordHeaders) {
@@ -351,12 +419,15 @@ export class HttpProxy {
   }
 
   #verdict(st: ConnState, req: IncomingMessage): HttpVerdict {
-    const view: HttpRequestView = {
+    return this.#verdictOf(st, {
       method: req.method ?? '',
       path: req.url ?? '',
       host: req.headers.host ?? '',
       headers: headerView(req.rawHeaders),
-    }
+    })
+  }
+
+  #verdictOf(st: ConnState, view: HttpRequestView): HttpVerdict {
     try {
       return evaluateHttp(st.policy.get(), view)
     } catch {
@@ -373,10 +444,17 @@ export class HttpProxy {
     }
     this.counters.inc('requests')
     const t0 = process.hrtime.bigint()
+    const info: RequestInfo = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      host: req.headers.host ?? '',
+      version: req.httpVersion,
+      rawHeaders: req.rawHeaders,
+    }
     const verdict = this.#verdict(st, req)
     if (!verdict.allowed) {
       this.counters.inc('denied')
-      this.#record(st, 'request', 'denied', req, 403)
+      this.#record(st, 'request', 'denied', info, 403)
       res.writeHead(403, {
         'content-type': 'text/plain',
         'content-length': Buffer.byteLength(DENIED_BODY),
@@ -385,7 +463,7 @@ export class HttpProxy {
       return
     }
     this.counters.inc('allowed')
-    this.#record(st, 'request', 'forwarded', req)
+    this.#record(st, 'request', 'forwarded', info)
     if (expectsContinue) res.writeContinue()
     const up: ClientRequest = httpRequest({
       agent: this.#agentFor(st),
@@ -401,7 +479,7 @@ export class HttpProxy {
       if (answered) return
       answered = true
       this.counters.inc('upstreamErrors')
-      this.#record(st, 'response', 'error', req, 503)
+      this.#record(st, 'response', 'error', info, 503)
       if (!res.headersSent) {
         res.writeHead(503, {
           'content-type': 'text/plain',
@@ -416,7 +494,7 @@ export class HttpProxy {
       answered = true
       this.counters.inc('responses')
       const code = ur.statusCode ?? 502
-      this.#record(st, 'response', 'forwarded', req, code, Number(process.hrtime.bigint() - t0))
+      this.#record(st, 'response', 'forwarded', info, code, Number(process.hrtime.bigint() - t0))
       res.writeHead(code, ur.statusMessage, forwardable(ur.rawHeaders))
       ur.pipe(res)
       ur.on('error', () => res.destroy())

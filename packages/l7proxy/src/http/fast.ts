@@ -1,0 +1,384 @@
+/**
+ * The fast HTTP/1.1 engine: one client connection, one upstream connection, bytes forwarded as
+ * they come. Heads are parsed strictly (wire.ts) and rebuilt without hop-by-hop headers; bodies
+ * are framed (Content-Length or a validated chunked stream) and forwarded unchanged, so chunked
+ * and streamed bodies stay intact. Requests are served one at a time per connection; pipelined
+ * requests wait in the buffer.
+ */
+import type { Socket } from 'node:net'
+import {
+  ChunkedFramer,
+  endToEnd,
+  headEnd,
+  parseRequestHead,
+  parseResponseHead,
+  type RequestHead,
+  type ResponseHead,
+  serializeHead,
+} from './wire'
+
+/** What the engine needs from its proxy. */
+export interface FastContext {
+  maxHeaderSize: number
+  headersTimeoutMs: number
+  keepAliveTimeoutMs: number
+  /** Policy verdict for a request head. */
+  allowed(head: RequestHead): boolean
+  /** A new (marked) upstream connection to the original destination. */
+  connect(): Socket
+  onRequest(head: RequestHead, verdict: 'forwarded' | 'denied'): void
+  onResponse(head: RequestHead, status: number, latencyNs: number | undefined, ok: boolean): void
+  onBadRequest(kind: 'malformed' | 'headersTooLarge' | 'timeouts', reason: string): void
+  onUpstreamError(): void
+}
+
+const DENIED_BODY = 'Access denied\r\n'
+const UPSTREAM_ERROR_BODY = 'upstream connect error or disconnect/reset before headers\r\n'
+const MAX_RESPONSE_HEAD = 64 * 1024
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+}
+
+function simpleResponse(
+  status: number,
+  body: string,
+  keepAlive: boolean,
+  minor: 0 | 1,
+  head = false,
+): Buffer {
+  const conn = keepAlive
+    ? minor === 0
+      ? 'connection: keep-alive\r\n'
+      : ''
+    : 'connection: close\r\n'
+  // A response to HEAD carries the length of the body it does not send.
+  return Buffer.from(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${conn}\r\n${head ? '' : body}`,
+    'latin1',
+  )
+}
+
+interface Exchange {
+  head: RequestHead
+  t0: bigint
+  /** Request body still to forward: bytes, or a chunked framer. */
+  left: number
+  framer: ChunkedFramer | undefined
+  requestDone: boolean
+  responseDone: boolean
+  /** A final response head was sent to the client. */
+  answered: boolean
+  /** Keep the client connection after this exchange. */
+  keepAlive: boolean
+}
+
+/** Serve one client connection with the fast engine. */
+export function serveFast(client: Socket, ctx: FastContext): void {
+  let buf: Buffer = Buffer.alloc(0)
+  let scanned = 0
+  let state: 'head' | 'body' | 'wait' | 'closed' = 'head'
+  let cur: Exchange | undefined
+  let upstream: Socket | undefined
+  let upBuf: Buffer = Buffer.alloc(0)
+  let resp: 'head' | 'body' | 'idle' = 'idle'
+  let respLeft = 0
+  let respFramer: ChunkedFramer | undefined
+  let respClose = false
+  let timer: NodeJS.Timeout | undefined
+  let headArmed = false
+
+  client.setNoDelay(true)
+
+  const close = () => {
+    if (state === 'closed') return
+    state = 'closed'
+    clearTimeout(timer)
+    upstream?.destroy()
+    client.destroy()
+  }
+  const endWith = (data: Buffer) => {
+    state = 'closed'
+    clearTimeout(timer)
+    upstream?.destroy()
+    client.end(data, () => client.destroy())
+  }
+  const armIdle = () => {
+    clearTimeout(timer)
+    headArmed = false
+    timer = setTimeout(() => {
+      if (state === 'head' && buf.length === 0) close()
+    }, ctx.keepAliveTimeoutMs)
+    timer.unref?.()
+  }
+  const armHead = () => {
+    if (headArmed) return
+    headArmed = true
+    clearTimeout(timer)
+    timer = setTimeout(() => {
+      if (state !== 'head') return
+      ctx.onBadRequest('timeouts', 'request head not received in time')
+      endWith(simpleResponse(408, '', false, 1))
+    }, ctx.headersTimeoutMs)
+    timer.unref?.()
+  }
+
+  const writeClient = (data: Buffer) => {
+    if (!client.write(data) && upstream) {
+      const up = upstream
+      up.pause()
+      client.once('drain', () => up.resume())
+    }
+  }
+  const writeUpstream = (data: Buffer) => {
+    if (upstream && !upstream.write(data)) {
+      client.pause()
+      upstream.once('drain', () => client.resume())
+    }
+  }
+
+  const finishIfDone = () => {
+    if (!cur || !cur.requestDone || !cur.responseDone) return
+    const keep = cur.keepAlive
+    cur = undefined
+    if (!keep) {
+      state = 'closed'
+      clearTimeout(timer)
+      upstream?.destroy()
+      client.end(() => client.destroy())
+      return
+    }
+    state = 'head'
+    armIdle()
+    if (client.isPaused()) client.resume()
+    processClient()
+  }
+
+  const responseDone = (keepUpstream: boolean) => {
+    resp = 'idle'
+    respFramer = undefined
+    if (!keepUpstream) {
+      upstream?.destroy()
+      upstream = undefined
+      upBuf = Buffer.alloc(0)
+    }
+    if (cur) cur.responseDone = true
+    finishIfDone()
+  }
+
+  const processUpstream = () => {
+    while (cur && state !== 'closed') {
+      if (resp === 'head') {
+        const end = headEnd(upBuf)
+        if (end < 0) {
+          if (upBuf.length > MAX_RESPONSE_HEAD) return upstreamFailed(502)
+          return
+        }
+        const rh = parseResponseHead(upBuf.subarray(0, end), cur.head.method)
+        upBuf = upBuf.subarray(end)
+        if (rh.error) return upstreamFailed(502)
+        if (rh.status < 200) {
+          if (rh.status === 101) return upstreamFailed(502)
+          writeClient(serializeHead(`HTTP/1.1 ${rh.status} ${rh.reason}`, endToEnd(rh.rawHeaders)))
+          continue
+        }
+        startResponse(rh)
+        continue
+      }
+      if (resp === 'body') {
+        if (upBuf.length === 0) return
+        if (respClose) {
+          writeClient(upBuf)
+          upBuf = Buffer.alloc(0)
+          return
+        }
+        let n: number
+        if (respFramer) {
+          n = respFramer.feed(upBuf)
+          if (respFramer.error) return upstreamFailed(502)
+        } else n = Math.min(respLeft, upBuf.length)
+        writeClient(upBuf.subarray(0, n))
+        upBuf = upBuf.subarray(n)
+        if (!respFramer) respLeft -= n
+        if ((respFramer && respFramer.done) || (!respFramer && respLeft === 0)) {
+          const keep = keepUpstreamAfter
+          responseDone(keep)
+          continue
+        }
+        return
+      }
+      // idle: bytes nobody asked for
+      if (upBuf.length > 0) {
+        upstream?.destroy()
+        upstream = undefined
+        upBuf = Buffer.alloc(0)
+      }
+      return
+    }
+  }
+
+  let keepUpstreamAfter = true
+  const startResponse = (rh: ResponseHead) => {
+    const x = cur as Exchange
+    x.answered = true
+    x.keepAlive = x.head.keepAlive && rh.body !== 'close'
+    keepUpstreamAfter = rh.keepAlive
+    ctx.onResponse(x.head, rh.status, Number(process.hrtime.bigint() - x.t0), true)
+    const conn = x.keepAlive
+      ? x.head.minor === 0
+        ? 'Connection: keep-alive\r\n'
+        : ''
+      : 'Connection: close\r\n'
+    writeClient(serializeHead(`HTTP/1.1 ${rh.status} ${rh.reason}`, endToEnd(rh.rawHeaders), conn))
+    respClose = rh.body === 'close'
+    respFramer = rh.body === 'chunked' ? new ChunkedFramer() : undefined
+    respLeft = typeof rh.body === 'number' ? rh.body : 0
+    resp = 'body'
+    if (rh.body === 0) responseDone(keepUpstreamAfter)
+  }
+
+  const upstreamFailed = (status: 502 | 503) => {
+    ctx.onUpstreamError()
+    if (cur && !cur.answered) {
+      ctx.onResponse(cur.head, status, undefined, false)
+      endWith(
+        simpleResponse(status, status === 503 ? UPSTREAM_ERROR_BODY : 'Bad Gateway\r\n', false, 1),
+      )
+    } else close()
+  }
+
+  const getUpstream = (): Socket => {
+    if (upstream && !upstream.destroyed) return upstream
+    const up = ctx.connect()
+    upstream = up
+    upBuf = Buffer.alloc(0)
+    up.on('data', (d: Buffer) => {
+      if (up !== upstream) return
+      upBuf = upBuf.length ? Buffer.concat([upBuf, d]) : d
+      processUpstream()
+    })
+    up.on('error', () => {})
+    up.on('close', () => {
+      if (up !== upstream) return
+      upstream = undefined
+      if (state === 'closed') return
+      if (cur && resp === 'body' && respClose) {
+        // A close-delimited body ends here; the client connection ends with it.
+        cur.keepAlive = false
+        responseDone(false)
+        return
+      }
+      if (cur && !cur.responseDone) upstreamFailed(503)
+    })
+    return up
+  }
+
+  const processClient = () => {
+    while (state !== 'closed') {
+      if (state === 'head') {
+        if (buf.length === 0) return
+        armHead()
+        const end = headEnd(buf, Math.max(0, scanned - 3))
+        if (end < 0) {
+          scanned = buf.length
+          if (buf.length > ctx.maxHeaderSize) {
+            ctx.onBadRequest('headersTooLarge', 'request head too large')
+            return endWith(simpleResponse(431, '', false, 1))
+          }
+          return
+        }
+        scanned = 0
+        if (end > ctx.maxHeaderSize) {
+          ctx.onBadRequest('headersTooLarge', 'request head too large')
+          return endWith(simpleResponse(431, '', false, 1))
+        }
+        const head = parseRequestHead(buf.subarray(0, end))
+        buf = buf.subarray(end)
+        if (head.error) {
+          ctx.onBadRequest('malformed', head.reason)
+          return endWith(simpleResponse(head.status === 501 ? 501 : 400, '', false, 1))
+        }
+        clearTimeout(timer)
+        if (!ctx.allowed(head)) {
+          ctx.onRequest(head, 'denied')
+          const keep = head.keepAlive && head.body === 0
+          const res = simpleResponse(403, DENIED_BODY, keep, head.minor, head.method === 'HEAD')
+          if (!keep) return endWith(res)
+          writeClient(res)
+          armIdle()
+          continue
+        }
+        ctx.onRequest(head, 'forwarded')
+        cur = {
+          head,
+          t0: process.hrtime.bigint(),
+          left: typeof head.body === 'number' ? head.body : 0,
+          framer: head.body === 'chunked' ? new ChunkedFramer() : undefined,
+          requestDone: head.body === 0,
+          responseDone: false,
+          answered: false,
+          keepAlive: head.keepAlive,
+        }
+        const extra = head.minor === 0 ? 'Connection: keep-alive\r\n' : ''
+        const up = getUpstream()
+        resp = 'head'
+        writeUpstream(
+          serializeHead(
+            `${head.method} ${head.target} HTTP/1.${head.minor}`,
+            endToEnd(head.rawHeaders),
+            extra,
+          ),
+        )
+        void up
+        state = cur.requestDone ? 'wait' : 'body'
+        continue
+      }
+      if (state === 'body') {
+        const x = cur as Exchange
+        if (buf.length === 0) return
+        let n: number
+        if (x.framer) {
+          n = x.framer.feed(buf)
+          if (x.framer.error) {
+            ctx.onBadRequest('malformed', x.framer.error)
+            if (!x.answered) return endWith(simpleResponse(400, '', false, 1))
+            return close()
+          }
+        } else n = Math.min(x.left, buf.length)
+        writeUpstream(buf.subarray(0, n))
+        buf = buf.subarray(n)
+        if (!x.framer) x.left -= n
+        if ((x.framer && x.framer.done) || (!x.framer && x.left === 0)) {
+          x.requestDone = true
+          state = 'wait'
+          finishIfDone()
+          continue
+        }
+        return
+      }
+      // wait: the response is on its way; pipelined requests stay buffered (bounded).
+      if (buf.length > ctx.maxHeaderSize * 4) client.pause()
+      return
+    }
+  }
+
+  client.on('data', (d: Buffer) => {
+    if (state === 'closed') return
+    buf = buf.length ? Buffer.concat([buf, d]) : d
+    processClient()
+  })
+  client.on('error', () => {})
+  client.on('close', () => {
+    state = 'closed'
+    clearTimeout(timer)
+    upstream?.destroy()
+  })
+  // A client that closes its side aborts what is in progress (as Node's http server does).
+  client.on('end', () => close())
+  armIdle()
+}
