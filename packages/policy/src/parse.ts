@@ -1013,7 +1013,14 @@ function parseCiliumSpec(
     join(path, hasEp ? 'endpointSelector' : 'nodeSelector'),
   )
   const subjectMatchesInit = hasEp && subjectSel.hasKey('reserved:init')
-  if (hasEp && namespace !== undefined) subjectSel = subjectSel.with(nsReq(namespace))
+  if (hasEp && namespace !== undefined) {
+    // As Cilium: the endpointSelector always applies in the policy's namespace; a
+    // `k8s:io.kubernetes.pod.namespace` match of the user is replaced, not combined.
+    subjectSel = new Selector([
+      ...subjectSel.requirements.filter((r) => r.key !== `k8s:${NAMESPACE_LABEL}`),
+      nsReq(namespace),
+    ])
+  }
   const rc: RuleCtx = { ref, namespace, subjectMatchesInit }
   const rules = (key: 'ingress' | 'ingressDeny' | 'egress' | 'egressDeny') => {
     const list = arr(ctx, o[key], join(path, key))

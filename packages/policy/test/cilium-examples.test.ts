@@ -768,6 +768,24 @@ spec:
     expect(repo.trace({ source: red, destination: target, port: 1 }).verdict).toBe('denied')
   })
 
+  it('a CNP endpointSelector always applies in the policy namespace', () => {
+    const repo = new PolicyRepository()
+    repo.upsert(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: ns-override, namespace: prod }
+spec:
+  endpointSelector: { matchLabels: { k8s:io.kubernetes.pod.namespace: dev, app: t } }
+  ingress: [ {} ]
+`)
+    expect(
+      repo.trace({ source: pod({}), destination: pod({ app: 't' }, 'prod'), port: 1 }).verdict,
+    ).toBe('denied')
+    expect(
+      repo.trace({ source: pod({}), destination: pod({ app: 't' }, 'dev'), port: 1 }).verdict,
+    ).toBe('allowed')
+  })
+
   it('CNP peer selectors are scoped to the policy namespace unless they name one', () => {
     const repo = new PolicyRepository()
     repo.upsert(`
