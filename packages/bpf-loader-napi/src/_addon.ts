@@ -192,17 +192,21 @@ let cached: NativeAddon | undefined
  * every path tried and why it failed (missing file, wrong ABI, missing libbpf.so...).
  */
 export function loadAddon(): NativeAddon {
-  if (cached) return cached
+  cached ??= loadAddonFrom(addonCandidates())
+  return cached
+}
+
+/** @internal loadAddon over an explicit candidate list (tests). */
+export function loadAddonFrom(candidates: readonly string[]): NativeAddon {
   const require = createRequire(join(here(), 'index.js'))
   const attempts: AddonAttempt[] = []
-  for (const path of addonCandidates()) {
+  for (const path of candidates) {
     if (!existsSync(path)) {
       attempts.push({ path, error: 'not found' })
       continue
     }
     try {
-      cached = require(path) as NativeAddon
-      return cached
+      return require(path) as NativeAddon
     } catch (error) {
       attempts.push({ path, error: (error as Error).message.split('\n')[0] ?? String(error) })
     }

@@ -1,8 +1,10 @@
-import { closeSync, existsSync, openSync } from 'node:fs'
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { describeKernel } from '@membrane/test-utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { addonCandidates } from '../src/_addon'
+import { addonCandidates, loadAddonFrom } from '../src/_addon'
 import { BpfError, fromNative } from '../src/errors'
 import {
   getIpTransparent,
@@ -32,27 +34,22 @@ describe('addon loader', () => {
     }
   })
 
-  it('lists each path tried and why, when no addon loads', async () => {
-    const { execFileSync } = await import('node:child_process')
-    // The real check: a child whose candidates all fail prints every path with its reason.
-    const out = execFileSync(
-      process.execPath,
-      [
-        '--conditions=@membrane/source',
-        '--import',
-        'tsx',
-        '-e',
-        `process.env.MEMBRANE_BPF_ADDON='/nonexistent/a.node';
-         const m = await import(${JSON.stringify(new URL('../src/_addon.ts', import.meta.url).href)});
-         const c = m.addonCandidates();
-         // simulate a tree without builds: monkeypatch candidates through a bogus package root
-         const { createRequire } = await import('node:module');
-         try { require('/nonexistent/a.node') } catch (e) { console.log('direct:' + e.code) }
-         console.log(JSON.stringify(c))`,
-      ],
-      { encoding: 'utf8' },
-    )
-    expect(out).toMatch(/\/nonexistent\/a\.node/)
+  it('lists each path tried and why, when no addon loads', () => {
+    // a file that exists but is no shared object: dlopen refuses it
+    const notAddon = join(mkdtempSync(join(tmpdir(), 'mbt-addon-')), 'membrane_bpf.node')
+    writeFileSync(notAddon, 'not an ELF file')
+    let err: (Error & { attempts?: Array<{ path: string; error: string }> }) | undefined
+    try {
+      loadAddonFrom(['/nonexistent/membrane_bpf.node', notAddon])
+    } catch (e) {
+      err = e as typeof err
+    }
+    expect(err?.message).toMatch(/could not be loaded\. Tried:/)
+    expect(err?.message).toContain('/nonexistent/membrane_bpf.node: not found')
+    expect(err?.attempts?.[1]?.path).toBe(notAddon)
+    expect(err?.attempts?.[1]?.error).toMatch(/file too short|invalid ELF header/)
+    rmSync(dirname(notAddon), { recursive: true })
+    expect(err?.message).toMatch(/native-build\.mjs/)
   })
 })
 
