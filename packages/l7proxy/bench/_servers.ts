@@ -2,7 +2,8 @@
  * Child processes of the benchmarks (`node --import tsx _servers.ts <role> ...`), so the load
  * generator, the proxy and the upstream do not share one event loop:
  *   upstream            an HTTP server answering 200 with a small body; prints its port
- *   http-proxy <port>   HttpProxy in front of 127.0.0.1:<port>; prints its port
+ *   http-proxy <port>   HttpProxy (fast engine) in front of 127.0.0.1:<port>; prints its port
+ *   http-proxy-node <port>  the same with the Node (llhttp) engine
  *   dns-proxy <port>    DnsProxy in front of 127.0.0.1:<port> (UDP); prints its port
  * No datapath here: a StaticOriginResolver stands in for the BPF redirect, and upstream sockets
  * are not marked.
@@ -35,8 +36,9 @@ if (role === 'upstream') {
   server.listen(0, '127.0.0.1', () => {
     process.stdout.write(`${(server.address() as AddressInfo).port}\n`)
   })
-} else if (role === 'http-proxy') {
+} else if (role === 'http-proxy' || role === 'http-proxy-node') {
   const proxy = new HttpProxy({
+    engine: role === 'http-proxy' ? 'fast' : 'node',
     origins: origin(Number(arg)),
     policy: staticPolicySource({
       parser: 'http',

@@ -1,7 +1,9 @@
 /**
  * HTTP through the proxy vs direct to the same server, side by side in one run: wrk (Debian),
  * 50 connections, one thread (the machine has 2 cores), keep-alive; alternating rounds so both see the same machine load.
- * Figures: requests/s and p50/p99 latency per path, the throughput ratio and the p50 overhead.
+ * Figures: requests/s and p50/p99 latency per path (the fast engine; the Node-http engine's
+ * requests/s and p50 beside it), the throughput ratio, the p50 overhead at 50 connections and
+ * unloaded (one connection).
  * The proxy and the upstream run in their own processes (bench/_servers.ts); no datapath (a
  * static origin stands in for the redirect), so this measures the proxy itself.
  */
@@ -64,15 +66,19 @@ async function main() {
   }
   const upstream = await start('upstream')
   const proxy = await start('http-proxy', String(upstream))
+  const nodeProxy = await start('http-proxy-node', String(upstream))
   const direct = `http://127.0.0.1:${upstream}/public/index.html`
   const proxied = `http://127.0.0.1:${proxy}/public/index.html`
+  const nodeProxied = `http://127.0.0.1:${nodeProxy}/public/index.html`
   await wrk(direct) // warm-up (JIT, connection setup)
   await wrk(proxied)
   const d: Array<{ rps: number; p50: number; p99: number }> = []
   const p: Array<{ rps: number; p50: number; p99: number }> = []
+  const n: Array<{ rps: number; p50: number; p99: number }> = []
   for (let i = 0; i < ROUNDS; i++) {
     d.push(await wrk(direct))
     p.push(await wrk(proxied))
+    n.push(await wrk(nodeProxied))
   }
   const base = { connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, client: 'wrk -t1' }
   const summary = (xs: typeof d) => ({
@@ -90,6 +96,14 @@ async function main() {
     ...base,
     target: 5000,
   })
+  const sn = summary(n)
+  reportFigure({
+    name: 'http.proxy_node_engine.rps',
+    value: Math.round(sn.rps),
+    unit: 'req/s',
+    ...base,
+  })
+  reportFigure({ name: 'http.proxy_node_engine.p50', value: sn.p50, unit: 'ms', ...base })
   reportFigure({ name: 'http.direct.p50', value: sd.p50, unit: 'ms', ...base })
   reportFigure({ name: 'http.proxy.p50', value: sp.p50, unit: 'ms', ...base })
   reportFigure({ name: 'http.direct.p99', value: sd.p99, unit: 'ms', ...base })
