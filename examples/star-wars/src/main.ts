@@ -149,7 +149,9 @@ async function main(): Promise<number> {
     },
   })
   const client = new AgentClient(daemon.socketPath)
-  say(`Membrane agent up: API ${daemon.socketPath}, UI ${daemon.httpUrl}/ui\n`)
+  say(
+    `Membrane agent up (prefix ${daemon.agent.config.prefix}): API ${daemon.socketPath}, UI ${daemon.httpUrl}/ui\n`,
+  )
 
   const create = async (name: string, labels: Record<string, string>) =>
     (await client.post<{ endpoint: EndpointView }>('/v1/endpoints', { name, labels })).endpoint

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { describeKernel, run } from '@membrane/test-utils'
 import { expect, it } from 'vitest'
@@ -44,3 +45,30 @@ describeKernel(
     }, 120_000)
   },
 )
+
+describeKernel('the Star Wars demo on Ctrl-C', ['root', 'netns', 'bpf', 'tc'], () => {
+  it('cleans up everything it made when interrupted mid-run', async () => {
+    const child = spawn(process.execPath, [join(root, 'tools', 'demo.mjs')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    const prefix = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`demo did not reach step 1: ${out}`)), 60_000)
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString()
+        const m = /prefix (\w+)\)/.exec(out)
+        if (m && out.includes('Step 1')) {
+          clearTimeout(timer)
+          resolve(m[1]!)
+        }
+      })
+    })
+    const ns = await run('ip', ['netns', 'list'])
+    expect(ns.stdout).toContain(`${prefix}-default-tiefighter`)
+    child.kill('SIGINT')
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
+    expect(code).toBe(130)
+    expect((await run('ip', ['netns', 'list'])).stdout).not.toContain(`${prefix}-`)
+    expect((await run('ip', ['-o', 'link', 'show'])).stdout).not.toContain(`${prefix}_host`)
+  }, 120_000)
+})
