@@ -39,7 +39,7 @@ struct mb_config {
 	__u32 flags;		/* MB_CFG_* */
 	__be32 router_ip4;	/* L7 proxy address (the node's router/host address) */
 	__u32 hash_seed;	/* seed of the Maglev flow hash */
-	__u32 pad;
+	__be32 hairpin_ip4;	/* source of hairpin service flows (not a local address) */
 	__u8  router_ip6[16];
 };
 

@@ -29,6 +29,7 @@ struct mb_ct_tuple4 {
 #define MB_CT_F_SEEN_REPLY	(1 << 4)
 #define MB_CT_F_SERVICE		(1 << 5)	/* a service selection (backend_id valid) */
 #define MB_CT_F_FROM_PROXY	(1 << 6)	/* opened by the L7 proxy (skb mark) */
+#define MB_CT_F_HAIRPIN		(1 << 7)	/* service flow whose client is its backend */
 
 struct mb_ct_entry {
 	__u64  expires_ns;	/* bpf_ktime_get_ns() deadline (CLOCK_MONOTONIC) */

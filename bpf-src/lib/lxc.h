@@ -60,6 +60,7 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 	__be16 orig_dport;
 	__u16 rev_nat_index = 0;
 	bool svc_nat = false;
+	bool hairpin = false;
 	__u64 now;
 	int ret;
 
@@ -119,6 +120,34 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 		t.flags |= MB_EVF_NAT;
 		t.orig_daddr = orig_daddr;
 		t.orig_dport = orig_dport;
+		/* Hairpin: the client is its own backend. Without a source rewrite the server's
+		 * replies would stay inside the workload and never be reverse-NATed: the source
+		 * becomes the hairpin address (link-local, not an address of the node, which
+		 * would make the packet a martian), so replies come back through this program. */
+		if (p.daddr == p.saddr && cfg && cfg->hairpin_ip4) {
+			struct mb_ct_tuple4 ht = {
+				.daddr = orig_daddr,
+				.saddr = p.saddr,
+				.dport = orig_dport,
+				.sport = p.sport,
+				.nexthdr = p.proto,
+			};
+
+			/* What to_container sees as the reply tuple: {VIP -> client}. */
+			if (!bpf_map_lookup_elem(&mb_ct4, &ht)) {
+				struct mb_ct_entry he = {
+					.src_identity = ep->identity,
+					.endpoint_id = (__u16)ep->endpoint_id,
+					.rev_nat_index = svc->rev_nat_index,
+				};
+
+				mb_ct_create4(&ht, &he, p.tcp_flags, p.len, now);
+			}
+			ret = mb_snat4(skb, &p, cfg->hairpin_ip4, p.sport);
+			if (ret < 0)
+				return mb_drop4(skb, &p, &t, ret, 0);
+			hairpin = true;
+		}
 	}
 
 	tuple.daddr = p.daddr;
@@ -148,6 +177,19 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, true, now);
 		t.flags |= MB_EVF_REPLY;
 		t.dst_identity = ct->src_identity;
+		if (ct->flags & MB_CT_F_HAIRPIN) {
+			/* The server half of a hairpin flow answers the router address: send it
+			 * back to the client (itself) from the service address. */
+			__be32 client = p.saddr;
+			__be16 client_port = p.dport;
+
+			ret = mb_snat4(skb, &p, ct->rev_nat_addr, ct->rev_nat_port);
+			if (ret == 0)
+				ret = mb_dnat4(skb, &p, client, client_port);
+			if (ret < 0)
+				return mb_drop4(skb, &p, &t, ret, 0);
+			t.flags |= MB_EVF_NAT;
+		}
 		break;
 	default: {
 		struct mb_endpoint *dst = bpf_map_lookup_elem(&mb_lxc4, &p.daddr);
@@ -219,7 +261,7 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 			return TC_ACT_OK;
 		}
 		if (svc_nat) {
-			e.flags |= MB_CT_F_REV_NAT;
+			e.flags |= hairpin ? MB_CT_F_HAIRPIN : MB_CT_F_REV_NAT;
 			e.rev_nat_addr = orig_daddr;
 			e.rev_nat_port = orig_dport;
 			e.rev_nat_index = rev_nat_index;

@@ -46,6 +46,7 @@ export const CtFlag = {
   SEEN_REPLY: 1 << 4,
   SERVICE: 1 << 5,
   FROM_PROXY: 1 << 6,
+  HAIRPIN: 1 << 7,
 } as const
 
 /** mb_policy_key.direction. C: `MB_POLICY_*` (INGRESS/EGRESS). */

@@ -46,6 +46,11 @@ export interface DatapathOptions {
   objectDir?: string
   /** The L7 proxy's address (the node's router/host IPv4). Needed for L7 redirects. */
   routerIp4?: string
+  /**
+   * Source address of hairpin service flows (a workload reaching a service through itself);
+   * must not be an address of the node. Default 169.254.42.1 (Cilium's IPV4_LOOPBACK).
+   */
+  hairpinIp4?: string
   events?: EventOptions
   /** Cluster-wide Maglev seed (base64 of 12 bytes), as @membrane/maglev takes it. */
   maglevSeed?: string
@@ -171,7 +176,7 @@ export class Datapath {
   >()
   readonly #cgroups = new Map<string, LinkLike[]>()
   readonly #subs = new Set<{ listener: (r: Buffer) => void; rings: RingBufferLike[] }>()
-  #config: { routerIp4: string; flags: number; hashSeed: number }
+  #config: { routerIp4: string; hairpinIp4: string; flags: number; hashSeed: number }
   #gcTimer: NodeJS.Timeout | undefined
   #closed = false
 
@@ -205,6 +210,7 @@ export class Datapath {
     const current = old ? configCodec.decode(old) : undefined
     this.#config = {
       routerIp4: current?.routerIp4 ?? '0.0.0.0',
+      hairpinIp4: current && current.hairpinIp4 !== '0.0.0.0' ? current.hairpinIp4 : '169.254.42.1',
       flags: current?.flags ?? 0,
       hashSeed: decodeSeed(options.maglevSeed ?? DEFAULT_SEED).jhash0,
     }
@@ -237,6 +243,7 @@ export class Datapath {
     const dp = new Datapath(loader, pinRoot, objectDir, obj, options)
     dp.configure({
       ...(options.routerIp4 ? { routerIp4: options.routerIp4 } : {}),
+      ...(options.hairpinIp4 ? { hairpinIp4: options.hairpinIp4 } : {}),
       events: options.events ?? {},
     })
     return dp
@@ -273,6 +280,7 @@ export class Datapath {
         flags: this.#config.flags,
         routerIp4: this.#config.routerIp4,
         hashSeed: this.#config.hashSeed,
+        hairpinIp4: this.#config.hairpinIp4,
         routerIp6: '::',
       }),
     )

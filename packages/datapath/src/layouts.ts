@@ -12,6 +12,7 @@ export const configCodec = struct('mb_config', 32, {
   flags: f.u32(0),
   routerIp4: f.ipv4(4),
   hashSeed: f.u32(8),
+  hairpinIp4: f.ipv4(12),
   routerIp6: f.ipv6(16),
 })
 

@@ -328,6 +328,64 @@ describeKernel(
       })
     }
 
+    it('hairpin: a client that is its own backend gets through, both halves rewritten', async () => {
+      dp.policyMap(EP.id).apply({
+        upserts: [
+          {
+            key: { identity: EP.identity, direction: 'egress', protocol: 6, port: 8080 },
+            value: { deny: false },
+          },
+          {
+            key: { identity: EP.identity, direction: 'ingress', protocol: 6, port: 8080 },
+            value: { deny: false },
+          },
+        ],
+      })
+      dp.services.upsert({
+        address: '10.96.0.40',
+        port: 80,
+        backends: [{ address: EP.ip, port: 8080 }],
+      })
+      try {
+        const out = await run('from_container', tcp(EP.ip, 40060, '10.96.0.40', 80))
+        expect(out.retval).toBe(TC_ACT_OK)
+        expect(out.pkt).toMatchObject({
+          saddr: '169.254.42.1',
+          sport: 40060,
+          daddr: EP.ip,
+          dport: 8080,
+          ipChecksumOk: true,
+          l4ChecksumOk: true,
+        })
+        expect((await run('to_container', tcp('169.254.42.1', 40060, EP.ip, 8080))).retval).toBe(
+          TC_ACT_OK,
+        )
+        const reply = await run(
+          'from_container',
+          tcp(EP.ip, 8080, '169.254.42.1', 40060, TcpFlags.SYN | TcpFlags.ACK),
+        )
+        expect(reply.retval).toBe(TC_ACT_OK)
+        expect(reply.pkt).toMatchObject({
+          saddr: '10.96.0.40',
+          sport: 80,
+          daddr: EP.ip,
+          dport: 40060,
+          ipChecksumOk: true,
+          l4ChecksumOk: true,
+        })
+        expect(
+          (
+            await run(
+              'to_container',
+              tcp('10.96.0.40', 80, EP.ip, 40060, TcpFlags.SYN | TcpFlags.ACK),
+            )
+          ).retval,
+        ).toBe(TC_ACT_OK)
+      } finally {
+        dp.services.delete('10.96.0.40', 80)
+      }
+    })
+
     it('UDP without checksum stays without checksum through DNAT', async () => {
       dp.policyMap(EP.id).apply({
         upserts: [

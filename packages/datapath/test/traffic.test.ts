@@ -236,6 +236,51 @@ describeKernel(
       }
     }, 60_000)
 
+    it('hairpin: a workload reaches a ClusterIP whose backend is itself', async () => {
+      const server = await startServer(a, 'a', [8080])
+      dp.policyMap(a.id).apply({
+        upserts: [
+          {
+            key: { identity: 1001, direction: 'ingress', protocol: 6, port: 8080 },
+            value: { deny: false },
+          },
+        ],
+      })
+      dp.policyMap(a.id).apply({
+        upserts: [
+          {
+            key: { identity: 1001, direction: 'egress', protocol: 6, port: 8080 },
+            value: { deny: false },
+          },
+        ],
+      })
+      dp.services.upsert({
+        address: '10.96.213.20',
+        port: 80,
+        backends: [{ address: a.ip, port: 8080 }],
+      })
+      try {
+        const r = await client<{ replies: string[]; remotes: string[] }>(a, [
+          'tcp',
+          '10.96.213.20',
+          '80',
+          '3',
+          '3000',
+        ])
+        expect(r.replies).toEqual(['a:8080', 'a:8080', 'a:8080'])
+        expect(r.remotes.every((x) => x === '10.96.213.20:80')).toBe(true)
+      } finally {
+        dp.services.delete('10.96.213.20', 80)
+        dp.policyMap(a.id).apply({
+          deletes: [
+            { identity: 1001, direction: 'ingress', protocol: 6, port: 8080 },
+            { identity: 1001, direction: 'egress', protocol: 6, port: 8080 },
+          ],
+        })
+        server.kill()
+      }
+    }, 30_000)
+
     it('maps and programs survive closing the Datapath and reopening it from the pins', async () => {
       dp.services.upsert({
         address: VIP,
