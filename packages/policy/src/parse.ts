@@ -1147,7 +1147,8 @@ function parseNetworkPolicy(
   const egressList = arr(ctx, o.egress, join(path, 'egress'))
   let types: string[]
   const pt = arr(ctx, o.policyTypes, join(path, 'policyTypes'))
-  if (pt) {
+  // Kubernetes defaults an empty policyTypes like a missing one.
+  if (pt?.length) {
     types = pt.map((t, i) => {
       if (t !== 'Ingress' && t !== 'Egress')
         ctx.fail(

@@ -270,6 +270,17 @@ describe('Kubernetes NetworkPolicy semantics (upstream e2e model)', () => {
     checkReachability(repo, TCP81, (f) => !isXa(f))
   })
 
+  it('defaults an empty policyTypes like a missing one (Ingress, plus Egress with egress rules)', () => {
+    const repo = repoWith(
+      netpol('x', 'p', {
+        podSelector: { matchLabels: { pod: 'a' } },
+        policyTypes: [],
+        egress: [{ ports: [{ port: 81 }] }],
+      }),
+    )
+    checkReachability(repo, TCP80, (f, t) => !isXa(t) && !isXa(f))
+  })
+
   it('denies egress from pods based on PodSelector', () => {
     const repo = repoWith(
       netpol('x', 'p', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Egress'] }),
