@@ -3,6 +3,7 @@
  * writes the same fields as the protobufjs codec in proto.ts (checked by a property test that
  * decodes its output with protobufjs), without building an op list per message.
  */
+import { slotOf } from './_shared'
 import type { Endpoint, Flow, FlowsResponse, Layer7, TCPFlags, Timestamp } from './types'
 
 let buf = Buffer.allocUnsafe(64 * 1024)
@@ -133,22 +134,20 @@ function timestamp(field: number, t: Timestamp | undefined): void {
   end(s)
 }
 
-// Encoded endpoints, for the frozen endpoint records convert.ts shares between flows.
-const endpointBytes = new WeakMap<Endpoint, Buffer>()
+function copyBytes(field: number, b: Uint8Array): void {
+  key(field, 2)
+  varint(b.length)
+  ensure(b.length)
+  buf.set(b, pos)
+  pos += b.length
+}
 
 function endpoint(field: number, e: Endpoint | undefined): void {
   if (!e) return
-  const frozen = Object.isFrozen(e)
-  if (frozen) {
-    const cached = endpointBytes.get(e)
-    if (cached) {
-      key(field, 2)
-      varint(cached.length)
-      ensure(cached.length)
-      buf.set(cached, pos)
-      pos += cached.length
-      return
-    }
+  const slot = slotOf(e)
+  if (slot?.bytes) {
+    copyBytes(field, slot.bytes)
+    return
   }
   const s = begin(field)
   uint(1, e.ID)
@@ -166,16 +165,23 @@ function endpoint(field: number, e: Endpoint | undefined): void {
   }
   const len = pos - s
   end(s) // may move the content right to make room for a longer length prefix
-  if (frozen) endpointBytes.set(e, Buffer.from(buf.subarray(pos - len, pos)))
+  if (slot) slot.bytes = Buffer.from(buf.subarray(pos - len, pos))
 }
 
 const FLAG_FIELDS = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 'NS'] as const
 
 function tcpFlags(field: number, f: TCPFlags | undefined): void {
   if (!f) return
+  const slot = slotOf(f)
+  if (slot?.bytes) {
+    copyBytes(field, slot.bytes)
+    return
+  }
   const s = begin(field)
   for (let i = 0; i < FLAG_FIELDS.length; i++) bool(i + 1, f[FLAG_FIELDS[i] as keyof TCPFlags])
+  const len = pos - s
   end(s)
+  if (slot) slot.bytes = Buffer.from(buf.subarray(pos - len, pos))
 }
 
 function ports(

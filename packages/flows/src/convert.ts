@@ -1,4 +1,5 @@
 /** Datapath events -> Flow records. */
+import { shared } from './_shared'
 import type { EndpointInfo, Enricher } from './enrich'
 import { RESERVED_IDENTITY_LABELS } from './enrich'
 import { EventFlag, EventType, type MbEvent, PolicyAction, TracePoint } from './event'
@@ -52,7 +53,7 @@ export function traceObservationPoint(point: number): number {
 // allocations per event, and the encoder can reuse the bytes of an endpoint it has seen.
 const REPLY_TRUE = Object.freeze({ value: true })
 const REPLY_FALSE = Object.freeze({ value: false })
-const FLAGS: TCPFlags[] = Array.from({ length: 256 }, (_, bits) => Object.freeze(tcpFlagsOf(bits)))
+const FLAGS: TCPFlags[] = Array.from({ length: 256 }, (_, bits) => shared(tcpFlagsOf(bits)))
 const eventTypes = new Map<number, { type: number; subType: number }>()
 
 function eventTypeOf(type: number, subType: number): { type: number; subType: number } {
@@ -116,7 +117,7 @@ function buildEndpoint(
     const ns = ep.labels.find((l) => l.startsWith(NS_LABEL))
     if (ns) ep.namespace = ns.slice(NS_LABEL.length)
   }
-  return Object.freeze(ep)
+  return shared(ep)
 }
 
 interface EndpointMemo {
