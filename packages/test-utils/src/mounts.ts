@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { runSync } from './exec'
 import { uniqueName } from './names'
@@ -33,9 +33,19 @@ export function isMounted(path: string, fsType: string): boolean {
   return mounts().some((m) => m.mountPoint === path && m.fsType === fsType)
 }
 
-/** The first mount point of a filesystem type (`bpf`, `cgroup2`), if any. */
+/**
+ * A usable mount point of a filesystem type (`bpf`, `cgroup2`), if any: the most recent mount
+ * of that type whose directory is still reachable. A later mount over a parent directory (say
+ * cgroup2 on /sys/fs/cgroup over a tmpfs holding /sys/fs/cgroup/unified) hides earlier ones.
+ */
 export function findMount(fsType: string): string | undefined {
-  return mounts().find((m) => m.fsType === fsType)?.mountPoint
+  const marker = fsType === 'cgroup2' ? 'cgroup.procs' : ''
+  const candidates = mounts().filter((m) => m.fsType === fsType)
+  for (let i = candidates.length - 1; i >= 0; i--) {
+    const mountPoint = (candidates[i] as MountEntry).mountPoint
+    if (existsSync(join(mountPoint, marker))) return mountPoint
+  }
+  return undefined
 }
 
 /** Mount bpffs at `path` (default /sys/fs/bpf) unless it is already there. Needs root. */
