@@ -95,4 +95,5 @@ export {
   PROXY_MARK_MAGIC,
   type SocketMarker,
   upstreamMark,
+  upstreamMarkFor,
 } from './upstream'

@@ -21,6 +21,18 @@ export function upstreamMark(identity: number): number {
   return ((identity << 16) | PROXY_MARK_MAGIC) >>> 0
 }
 
+/** Reserved identity `world`. */
+const WORLD_IDENTITY = 2
+
+/**
+ * The mark for a client of `identity`. Identities above 16 bits (CIDR / node-local ones,
+ * `1 << 24 | n`) do not fit the mark; truncating them would name some other identity, so such
+ * clients are marked as `world` (2), the identity a CIDR identity falls back to.
+ */
+export function upstreamMarkFor(identity: number): number {
+  return upstreamMark(identity >= 0 && identity <= 0xffff ? identity : WORLD_IDENTITY)
+}
+
 /** Sets SO_MARK on a socket; the default uses @membrane/bpf-loader-napi's `setSocketMark`. */
 export type SocketMarker = (socket: Socket | DgramSocket, mark: number) => void
 

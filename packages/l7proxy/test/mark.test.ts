@@ -6,7 +6,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { describeKernel, TestNetwork } from '@membrane/test-utils'
 import { afterAll, expect, it } from 'vitest'
-import { L7ProxyError, upstreamMark } from '../src/index'
+import { L7ProxyError, upstreamMark, upstreamMarkFor } from '../src/index'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/mark-check.ts', import.meta.url))
 const TSX = createRequire(import.meta.url).resolve('tsx')
@@ -16,6 +16,9 @@ it('upstreamMark is 0x0A00 | identity << 16 and rejects identities over 16 bits'
   expect(upstreamMark(0)).toBe(0x0a00)
   expect(upstreamMark(0xffff)).toBe(0xffff0a00)
   expect(() => upstreamMark(0x10000)).toThrow(L7ProxyError)
+  // CIDR identities do not fit: world, never a truncated (other) identity.
+  expect(upstreamMarkFor((1 << 24) | 5)).toBe(upstreamMark(2))
+  expect(upstreamMarkFor(1001)).toBe(upstreamMark(1001))
 })
 
 describeKernel('connectMarked', ['root', 'netns'], () => {

@@ -19,7 +19,7 @@ import {
   connectMarked,
   defaultSocketMarker,
   type SocketMarker,
-  upstreamMark,
+  upstreamMarkFor,
 } from '../upstream'
 import { FqdnCache, type FqdnExpiry } from './cache'
 import {
@@ -467,7 +467,7 @@ export class DnsProxy {
   }
 
   #upstream(origin: ProxyOrigin): Promise<Upstream> {
-    const mark = this.#marker ? upstreamMark(origin.srcIdentity & 0xffff) : undefined
+    const mark = this.#marker ? upstreamMarkFor(origin.srcIdentity) : undefined
     const family = origin.address.includes(':') ? 'udp6' : 'udp4'
     const key = `${family}/${mark ?? 'none'}`
     let p = this.#upstreams.get(key)
@@ -611,7 +611,7 @@ export class DnsProxy {
     }
     const getUpstream = (): Socket => {
       if (upstream) return upstream
-      const mark = this.#marker ? upstreamMark(o.srcIdentity & 0xffff) : undefined
+      const mark = this.#marker ? upstreamMarkFor(o.srcIdentity) : undefined
       const up = connectMarked(o.address, o.port, mark, this.#marker)
       upstream = up
       up.on('error', () => socket.destroy())

@@ -19,7 +19,7 @@ import { type OriginResolver, type ProxyOrigin, plainAddress } from '../origin'
 import type { L7PolicySource } from '../policy'
 import type { L7ProxyRecord, RecordSink } from '../records'
 import { Counters } from '../stats'
-import { connectMarked, defaultSocketMarker, type SocketMarker, upstreamMark } from '../upstream'
+import { connectMarked, defaultSocketMarker, type SocketMarker, upstreamMarkFor } from '../upstream'
 import { serveFast } from './fast'
 import { evaluateHttp, type HttpRequestView, type HttpVerdict, headerView } from './match'
 import type { RequestHead } from './wire'
@@ -315,7 +315,7 @@ export class HttpProxy {
 
   #openUpstream(st: ConnState): Socket {
     const o = st.origin
-    const mark = this.#marker ? upstreamMark(o.srcIdentity & 0xffff) : undefined
+    const mark = this.#marker ? upstreamMarkFor(o.srcIdentity) : undefined
     const s = connectMarked(o.address, o.port, mark, this.#marker)
     this.counters.inc('upstreamConnections')
     this.counters.inc('activeUpstreamConnections')

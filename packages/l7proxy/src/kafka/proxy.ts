@@ -10,7 +10,7 @@ import { type OriginResolver, type ProxyOrigin, plainAddress } from '../origin'
 import type { L7PolicySource } from '../policy'
 import type { L7ProxyRecord, RecordSink } from '../records'
 import { Counters } from '../stats'
-import { connectMarked, defaultSocketMarker, type SocketMarker, upstreamMark } from '../upstream'
+import { connectMarked, defaultSocketMarker, type SocketMarker, upstreamMarkFor } from '../upstream'
 import { evaluateKafka } from './match'
 import {
   buildKafkaErrorResponse,
@@ -208,7 +208,7 @@ export class KafkaProxy {
     }
     const o = origin
     const policy = new ConnectionPolicy(this.#options.policy, o, 'TCP')
-    const mark = this.#marker ? upstreamMark(o.srcIdentity & 0xffff) : undefined
+    const mark = this.#marker ? upstreamMarkFor(o.srcIdentity) : undefined
     const up = connectMarked(o.address, o.port, mark, this.#marker)
     upstream = up
     up.on('error', () => {
