@@ -1087,6 +1087,11 @@ function parseCiliumSpec(
 
 // ---------------------------------------------------------------- Kubernetes NetworkPolicy
 
+/** NetworkPolicy selectors match Kubernetes labels only (source `k8s`), as in Cilium. */
+function k8sSourced(sel: Selector): Selector {
+  return new Selector(sel.requirements.map((r) => ({ ...r, key: r.key.replace(/^any:/, 'k8s:') })))
+}
+
 function parseK8sPeer(ctx: Ctx, v: unknown, path: string, namespace: string): Peer {
   const o = obj(ctx, v, path, ['podSelector', 'namespaceSelector', 'ipBlock'])
   const hasPod = o.podSelector != null
@@ -1107,7 +1112,9 @@ function parseK8sPeer(ctx: Ctx, v: unknown, path: string, namespace: string): Pe
       'at least one of them',
     )
   if (hasIp) return parseCidrSet(ctx, o.ipBlock, join(path, 'ipBlock'), true, true)
-  let sel = hasPod ? parseSelector(ctx, o.podSelector, join(path, 'podSelector')) : new Selector([])
+  let sel = hasPod
+    ? k8sSourced(parseSelector(ctx, o.podSelector, join(path, 'podSelector')))
+    : new Selector([])
   if (hasNs) {
     const nsSel = parseSelector(ctx, o.namespaceSelector, join(path, 'namespaceSelector'))
     const reqs: Requirement[] = [...sel.requirements]
@@ -1140,7 +1147,7 @@ function parseNetworkPolicy(
       'missing podSelector',
       'a label selector ({} for every pod)',
     )
-  const subject = parseSelector(ctx, o.podSelector, join(path, 'podSelector')).with(
+  const subject = k8sSourced(parseSelector(ctx, o.podSelector, join(path, 'podSelector'))).with(
     nsReq(namespace),
   )
   const ingressList = arr(ctx, o.ingress, join(path, 'ingress'))

@@ -3,7 +3,7 @@
  * ports 80/81, TCP/UDP/SCTP). Each case states the expected reachability matrix in its own
  * words; checkReachability() verifies it with trace() and with map state.
  */
-import { describe, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { PolicyRepository, parsePolicyDocuments } from '../src/index'
 import { allowAll, checkReachability, netpol, nsOf, type PodName, podIp, podOf } from './_model'
 
@@ -279,6 +279,24 @@ describe('Kubernetes NetworkPolicy semantics (upstream e2e model)', () => {
       }),
     )
     checkReachability(repo, TCP80, (f, t) => !isXa(t) && !isXa(f))
+  })
+
+  it('matches Kubernetes labels only (source k8s), as Cilium translates NetworkPolicy', () => {
+    const repo = repoWith(
+      netpol('x', 'p', {
+        podSelector: { matchLabels: { pod: 'a' } },
+        ingress: [{ from: [{ podSelector: { matchLabels: { role: 'client' } } }] }],
+      }),
+    )
+    const target = { namespace: 'x', labels: { pod: 'a' } }
+    const k8sClient = { identityLabels: ['k8s:role=client', 'k8s:io.kubernetes.pod.namespace=x'] }
+    const containerClient = {
+      identityLabels: ['container:role=client', 'k8s:io.kubernetes.pod.namespace=x'],
+    }
+    expect(repo.trace({ source: k8sClient, destination: target, port: 80 }).verdict).toBe('allowed')
+    expect(repo.trace({ source: containerClient, destination: target, port: 80 }).verdict).toBe(
+      'denied',
+    )
   })
 
   it('denies egress from pods based on PodSelector', () => {
