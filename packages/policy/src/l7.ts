@@ -62,9 +62,13 @@ export function httpRuleMatches(rule: HttpRule, req: HttpRequest): boolean {
   )
     return false
   for (const h of rule.headers ?? []) {
-    const colon = h.indexOf(':')
-    const name = (colon < 0 ? h : h.slice(0, colon)).trim()
-    const value = colon < 0 ? undefined : h.slice(colon + 1).trim()
+    // `Name: value`, `Name value` or just `Name` (presence).
+    const t = h.trim()
+    const colon = t.indexOf(':')
+    const space = t.search(/\s/)
+    const cut = colon >= 0 ? colon : space
+    const name = (cut < 0 ? t : t.slice(0, cut)).trim()
+    const value = cut < 0 ? undefined : t.slice(cut + 1).trim()
     const got = headerValue(req.headers, name)
     if (got === undefined) return false
     if (value !== undefined && value !== '' && got !== value) return false

@@ -678,6 +678,10 @@ export class PolicyRepository {
   }
 }
 
+function l7RuleCount(r: L7Rules): number {
+  return r.parser === 'http' ? r.http.length : r.parser === 'kafka' ? r.kafka.length : r.dns.length
+}
+
 function l7Of(ev: DirectionEvaluation): L7Policy | undefined {
   const withL7 = ev.allows.filter((a) => a.l7)
   if (withL7.length === 0) return undefined
@@ -692,7 +696,8 @@ function l7Of(ev: DirectionEvaluation): L7Policy | undefined {
   }
   return {
     parser,
-    wildcard: ev.allows.some((a) => !a.l7),
+    // No L7 rules, or an empty rule list ("if no rules are specified, all traffic is permitted").
+    wildcard: ev.allows.some((a) => !a.l7 || l7RuleCount(a.l7) === 0),
     rules: withL7.map((a) => ({ id: a.id, rules: a.l7 as L7Rules })),
   }
 }

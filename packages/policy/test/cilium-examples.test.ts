@@ -786,6 +786,41 @@ spec:
     ).toBe('allowed')
   })
 
+  it('an empty L7 rule list redirects to the proxy but allows every request; headers must be present', () => {
+    const repo = new PolicyRepository()
+    repo.upsert(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: l7 }
+spec:
+  endpointSelector: { matchLabels: { app: s } }
+  ingress:
+    - fromEndpoints: [ { matchLabels: { app: a } } ]
+      toPorts: [ { ports: [ { port: "80", protocol: TCP } ], rules: { http: [] } } ]
+    - fromEndpoints: [ { matchLabels: { app: b } } ]
+      toPorts: [ { ports: [ { port: "80", protocol: TCP } ], rules: { http: [ { headers: [ "X-Token: secret", "X-Trace" ] } ] } } ]
+`)
+    const s = pod({ app: 's' })
+    const a = repo.trace({
+      source: pod({ app: 'a' }),
+      destination: s,
+      port: 80,
+      http: { method: 'DELETE', path: '/x' },
+    })
+    expect(a.verdict).toBe('allowed')
+    expect(a.ingress.l7?.wildcard).toBe(true)
+    const b = (headers: Record<string, string>) =>
+      repo.trace({
+        source: pod({ app: 'b' }),
+        destination: s,
+        port: 80,
+        http: { method: 'GET', path: '/', headers },
+      }).verdict
+    expect(b({ 'x-token': 'secret', 'x-trace': '1' })).toBe('allowed')
+    expect(b({ 'x-token': 'other', 'x-trace': '1' })).toBe('denied')
+    expect(b({ 'x-token': 'secret' })).toBe('denied')
+  })
+
   it('CNP peer selectors are scoped to the policy namespace unless they name one', () => {
     const repo = new PolicyRepository()
     repo.upsert(`
