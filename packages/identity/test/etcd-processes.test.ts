@@ -96,14 +96,14 @@ describe.skipIf(!check.ok)(
     }, async () => {
       const prefix = `test/procs-churn/${process.pid}`
       const sets = Array.from({ length: 40 }, (_, i) => [`k8s:app=c${i}`])
-      const churners = [1, 2, 3].map((seed) =>
+      const churners = [1, 2, 3, 4].map((seed) =>
         spawnWorker({
           endpoint: etcd.endpoint,
           prefix,
           node: `churn-${seed}`,
           sets,
           mode: 'churn',
-          ops: 300,
+          ops: 1200,
           seed,
         }),
       )
@@ -116,7 +116,7 @@ describe.skipIf(!check.ok)(
         const loop = (async () => {
           while (!stop) {
             deletedTotal += (await gc.collectGarbage()).deleted.length
-            await new Promise((r) => setTimeout(r, 5))
+            await new Promise((r) => setImmediate(r))
           }
         })()
         for (const w of churners) w.go()
@@ -124,8 +124,8 @@ describe.skipIf(!check.ok)(
         stop = true
         await loop
         // Two more full rounds: nothing still referenced may go.
-        await gc.collectGarbage()
-        await gc.collectGarbage()
+        deletedTotal += (await gc.collectGarbage()).deleted.length
+        deletedTotal += (await gc.collectGarbage()).deleted.length
         const state = await checkEtcdInvariants(etcd.endpoint, prefix)
         for (const [w, { results }] of outputs.entries()) {
           for (const r of results) {

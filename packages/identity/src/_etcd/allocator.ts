@@ -851,34 +851,45 @@ export class EtcdAllocator implements IdentityAllocator {
     const lease = await this.#leaseIdWithin(deadline)
     const token = `${this.node}@${lease}`
     const lockKey = this.#lockKey(key)
-    await this.#lock(key, token, lease, deadline)
-    const refs = await c.getAll().prefix(`${this.prefix}/value/${key}/`).limit(1).keys()
-    if (refs.length > 0) {
-      await c.if(lockKey, 'Value', '==', token).then(c.delete().key(lockKey)).commit()
-      return false
-    }
     const labelsKey = this.#labelsKey(key)
-    const r = await c
-      .if(this.#idKey(id), 'Mod', '==', rev)
-      .and(lockKey, 'Value', '==', token)
-      .then(c.delete().key(this.#idKey(id)), c.delete().key(lockKey))
-      .commit()
-      .catch(async (error) => {
-        await c
-          .if(lockKey, 'Value', '==', token)
-          .then(c.delete().key(lockKey))
-          .commit()
-          .catch(() => {})
-        throw error
-      })
-    if (!r.succeeded) {
-      await c.if(lockKey, 'Value', '==', token).then(c.delete().key(lockKey)).commit()
-      return false
+    const unlock = () =>
+      c
+        .if(lockKey, 'Value', '==', token)
+        .then(c.delete().key(lockKey))
+        .commit()
+        .catch(() => {})
+    const index = await this.#lock(key, token, lease, deadline)
+    try {
+      const refs = await c.getAll().prefix(`${this.prefix}/value/${key}/`).limit(1).keys()
+      if (refs.length > 0) {
+        await unlock()
+        return false
+      }
+      // Master, index and lock go in one transaction: an index left behind for a moment would
+      // let an allocation resurrect the master just before the index is deleted, and the next
+      // node would then give the labels a second id.
+      let txn = c.if(this.#idKey(id), 'Mod', '==', rev).and(lockKey, 'Value', '==', token)
+      const ops = [c.delete().key(this.#idKey(id)), c.delete().key(lockKey)]
+      if (index === String(id)) {
+        txn = txn.and(labelsKey, 'Value', '==', index)
+        ops.push(c.delete().key(labelsKey))
+      } else if (index === undefined) {
+        txn = txn.and(labelsKey, 'Create', '==', 0)
+      } else {
+        // A stray master: the labels' index names another id; keep the index.
+        txn = txn.and(labelsKey, 'Value', '==', index)
+      }
+      const r = await txn.then(...ops).commit()
+      if (!r.succeeded) {
+        await unlock()
+        return false
+      }
+      this.#forget(id, true)
+      return true
+    } catch (error) {
+      await unlock()
+      throw error
     }
-    // The index goes only if it still points at this id (it always should).
-    await c.if(labelsKey, 'Value', '==', String(id)).then(c.delete().key(labelsKey)).commit()
-    this.#forget(id, true)
-    return true
   }
 
   // --- lookups ------------------------------------------------------------------------------
