@@ -1,7 +1,7 @@
 // @membrane/flows: Hubble-compatible flows from datapath events: Observer gRPC API, observe CLI,
 // Prometheus metrics, service map.
 export type { ConvertOptions, MonotonicClock } from './convert'
-export { eventToFlow, monotonicClock, traceObservationPoint } from './convert'
+export { EndpointCache, eventToFlow, monotonicClock, traceObservationPoint } from './convert'
 export {
   dropReasonDescription,
   dropReasonFromName,
