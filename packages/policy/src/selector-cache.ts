@@ -2,7 +2,7 @@
  * The selector cache: every peer selector of every rule, resolved to the set of identities it
  * selects, kept up to date incrementally as identities come and go.
  */
-import type { Cidr } from './cidr'
+import { type Cidr, hostCidr } from './cidr'
 import {
   type IdentityData,
   indexKeysOfIdentity,
@@ -342,8 +342,6 @@ export class SelectorCache {
 }
 
 const EMPTY: ReadonlySet<number> = new Set()
-
-import { hostCidr } from './cidr'
 
 function hostKey(ip: string): string | undefined {
   return hostCidr(ip)?.text
