@@ -47,6 +47,25 @@ static __always_inline __u32 mb_rol32(__u32 word, unsigned int shift)
 
 #define MB_JHASH_INITVAL	0xdeadbeef
 
+#define mb_jhash_mix(a, b, c) {			\
+	a -= c; a ^= mb_rol32(c, 4);  c += b;	\
+	b -= a; b ^= mb_rol32(a, 6);  a += c;	\
+	c -= b; c ^= mb_rol32(b, 8);  b += a;	\
+	a -= c; a ^= mb_rol32(c, 16); c += b;	\
+	b -= a; b ^= mb_rol32(a, 19); a += c;	\
+	c -= b; c ^= mb_rol32(b, 4);  b += a;	\
+}
+
+#define mb_jhash_final(a, b, c) {		\
+	c ^= b; c -= mb_rol32(b, 14);		\
+	a ^= c; a -= mb_rol32(c, 11);		\
+	b ^= a; b -= mb_rol32(a, 25);		\
+	c ^= b; c -= mb_rol32(b, 16);		\
+	a ^= c; a -= mb_rol32(c, 4);		\
+	b ^= a; b -= mb_rol32(a, 14);		\
+	c ^= b; c -= mb_rol32(b, 24);		\
+}
+
 static __always_inline __u32 mb_jhash_3words(__u32 a, __u32 b, __u32 c, __u32 initval)
 {
 	initval += MB_JHASH_INITVAL + (3 << 2);

@@ -41,6 +41,8 @@ struct mb_config {
 	__u32 hash_seed;	/* seed of the Maglev flow hash */
 	__be32 hairpin_ip4;	/* source of hairpin service flows (not a local address) */
 	__u8  router_ip6[16];
+	__u32 hash_seed6;	/* seed of the IPv6 Maglev flow hash */
+	__u32 pad[3];
 };
 
 /* mb_endpoint.flags */

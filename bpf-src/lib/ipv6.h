@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* IPv6 on the endpoint paths: parsing, conntrack (mb_ct6), local endpoints by address (mb_lxc6),
- * ipcache and policy lookups, events. Services, NAT, L7 redirect and socket LB are IPv4-only:
- * an IPv6 flow to a service address is policy-checked like any other destination. */
+ * ipcache and policy lookups, service DNAT (mb_lb6_*; slots and Maglev tables are shared with
+ * IPv4, service ids being unique across families) with reverse NAT through mb_lb6_reverse_nat,
+ * events. L7 redirect and socket LB are IPv4-only. */
 #pragma once
 
 #include "lib/common.h"
 #include "lib/conntrack.h"
 #include "lib/drop_reasons.h"
 #include "lib/ipcache.h"
+#include "lib/lb.h"
 #include "lib/policy.h"
 #include "lib/trace.h"
 
@@ -256,6 +258,192 @@ static __always_inline int mb_ct_create6(const struct mb_ct_tuple6 *tuple, struc
 	return bpf_map_update_elem(&mb_ct6, tuple, e, BPF_ANY);
 }
 
+struct mb_lb6_key {
+	union mb_v6addr address;
+	__be16 dport;
+	__u8   proto;
+	__u8   scope;		/* reserved, 0 */
+};
+
+struct mb_lb6_backend {
+	union mb_v6addr address;
+	__be16 port;
+	__u8   proto;
+	__u8   flags;		/* MB_BACKEND_F_* */
+};
+
+/* Reverse NAT of an IPv6 service: what replies' source becomes. */
+struct mb_lb6_revnat {
+	union mb_v6addr address;
+	__be16 port;
+	__u16  pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mb_lb6_key);
+	__type(value, struct mb_lb4_service);	/* same record as IPv4 */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lb6_services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);	/* backend id (one id space with mb_lb4_backends) */
+	__type(value, struct mb_lb6_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lb6_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);	/* rev_nat_index */
+	__type(value, struct mb_lb6_revnat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lb6_reverse_nat SEC(".maps");
+
+/* Cilium's hash_from_tuple_v6; the TS twin is @membrane/maglev flowHash on an IPv6 source. */
+static __always_inline __u32 mb_lb6_flow_hash(const union mb_v6addr *saddr, __be16 sport,
+					      __be16 dport, __u8 proto, __u32 seed)
+{
+	__u32 a = saddr->w[0], b = saddr->w[1], c = saddr->w[2];
+
+	mb_jhash_mix(a, b, c);
+	a += saddr->w[3];
+	b += ((__u32)dport << 16) | sport;
+	c += proto;
+	mb_jhash_mix(a, b, c);
+	a += seed;
+	mb_jhash_final(a, b, c);
+	return c;
+}
+
+static __always_inline __u32 mb_lb6_select(const struct mb_lb4_service *svc,
+					   const union mb_v6addr *saddr, __be16 sport,
+					   __be16 dport, __u8 proto, __u32 seed)
+{
+	if (svc->count == 0)
+		return 0;
+	if (svc->algorithm == MB_LB_ALG_MAGLEV) {
+		__u32 key = svc->rev_nat_index;
+		struct mb_lb_maglev *t = bpf_map_lookup_elem(&mb_lb_maglev, &key);
+
+		if (t) {
+			__u32 idx = mb_lb6_flow_hash(saddr, sport, dport, proto, seed) %
+				    MB_MAGLEV_TABLE_SIZE;
+
+			asm volatile("" : "+r"(idx));
+			if (idx < MB_MAGLEV_TABLE_SIZE)
+				return t->backend_ids[idx];
+		}
+	}
+	struct mb_lb_slot_key sk = {
+		.rev_nat_index = svc->rev_nat_index,
+		.slot = (bpf_get_prandom_u32() % svc->count) + 1,
+	};
+	__u32 *id = bpf_map_lookup_elem(&mb_lb_slots, &sk);
+
+	return id ? *id : 0;
+}
+
+#define MB_IP6_SADDR_OFF	(ETH_HLEN + 8)
+#define MB_IP6_DADDR_OFF	(ETH_HLEN + 24)
+
+/* Rewrite the destination (dst) or source address and port of a TCP/UDP packet. IPv6 has no
+ * header checksum; the L4 checksum gets the address difference as a pseudo-header change. */
+static __always_inline int mb_nat6(struct __sk_buff *skb, struct mb_pkt6 *p, bool dst,
+				   const union mb_v6addr *new_addr, __be16 new_port)
+{
+	union mb_v6addr old, neu;
+	__be16 old_port = dst ? p->dport : p->sport;
+	__u32 csum_off;
+	__u64 mangled = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	__s64 diff;
+
+	if (p->proto == IPPROTO_TCP)
+		csum_off = p->l4_off + 16;
+	else if (p->proto == IPPROTO_UDP)
+		csum_off = p->l4_off + 6;
+	else
+		return DROP_UNSUPP_SERVICE_PROTO;
+	__builtin_memcpy(&old, dst ? &p->daddr : &p->saddr, 16);
+	__builtin_memcpy(&neu, new_addr, 16);
+	diff = bpf_csum_diff((__be32 *)&old, 16, (__be32 *)&neu, 16, 0);
+	if (diff < 0)
+		return DROP_CSUM_L4;
+	if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | mangled) < 0)
+		return DROP_CSUM_L4;
+	if (bpf_skb_store_bytes(skb, dst ? MB_IP6_DADDR_OFF : MB_IP6_SADDR_OFF, &neu, 16, 0) < 0)
+		return DROP_WRITE_ERROR;
+	if (old_port != new_port) {
+		if (bpf_l4_csum_replace(skb, csum_off, old_port, new_port,
+					mangled | sizeof(new_port)) < 0)
+			return DROP_CSUM_L4;
+		if (bpf_skb_store_bytes(skb, p->l4_off + (dst ? 2 : 0), &new_port,
+					sizeof(new_port), 0) < 0)
+			return DROP_WRITE_ERROR;
+	}
+	if (dst) {
+		__builtin_memcpy(&p->daddr, &neu, 16);
+		p->dport = new_port;
+	} else {
+		__builtin_memcpy(&p->saddr, &neu, 16);
+		p->sport = new_port;
+	}
+	return 0;
+}
+
+/* Service translation of a workload's IPv6 packet. Returns 0 (no service: *rev_nat_index 0),
+ * 0 with *rev_nat_index set (translated), or a DROP_* code. */
+static __always_inline int mb_lb6_translate(struct __sk_buff *skb, struct mb_pkt6 *p,
+					    const struct mb_endpoint *ep,
+					    const struct mb_config *cfg, __u16 *rev_nat_index,
+					    __u64 now)
+{
+	struct mb_lb6_key key = { .dport = p->dport, .proto = p->proto };
+	struct mb_lb4_service *svc;
+	struct mb_lb6_backend *be = NULL;
+	struct mb_ct_tuple6 st = {};
+	struct mb_ct_entry *sct;
+	__u32 backend_id = 0;
+
+	__builtin_memcpy(&key.address, &p->daddr, 16);
+	svc = bpf_map_lookup_elem(&mb_lb6_services, &key);
+	if (!svc)
+		return 0;
+	__builtin_memcpy(&st.daddr, &p->daddr, 16);
+	__builtin_memcpy(&st.saddr, &p->saddr, 16);
+	st.dport = p->dport;
+	st.sport = p->sport;
+	st.nexthdr = p->proto;
+	st.flags = MB_CT_TUPLE_F_SERVICE;
+	sct = bpf_map_lookup_elem(&mb_ct6, &st);
+	if (sct) {
+		backend_id = sct->backend_id;
+		be = bpf_map_lookup_elem(&mb_lb6_backends, &backend_id);
+		if (be)
+			mb_ct_touch(sct, p->proto, p->tcp_flags, p->len, false, now);
+	}
+	if (!be) {
+		backend_id = mb_lb6_select(svc, &p->saddr, p->sport, p->dport, p->proto,
+					   cfg ? cfg->hash_seed6 : 0);
+		be = backend_id ? bpf_map_lookup_elem(&mb_lb6_backends, &backend_id) : NULL;
+		if (!be)
+			return DROP_NO_SERVICE;
+		struct mb_ct_entry se = {
+			.src_identity = ep->identity,
+			.backend_id = backend_id,
+			.rev_nat_index = svc->rev_nat_index,
+			.flags = MB_CT_F_SERVICE,
+			.endpoint_id = (__u16)ep->endpoint_id,
+		};
+		mb_ct_create6(&st, &se, p->tcp_flags, p->len, now);
+	}
+	*rev_nat_index = svc->rev_nat_index;
+	return mb_nat6(skb, p, true, &be->address, be->port);
+}
+
 /* One IPv6 packet through an endpoint program: `from_container` is the workload's egress. */
 static __always_inline int mb_endpoint6(struct __sk_buff *skb, const struct mb_endpoint *ep,
 					bool from_container)
@@ -268,6 +456,7 @@ static __always_inline int mb_endpoint6(struct __sk_buff *skb, const struct mb_e
 	struct mb_pkt6 p = {};
 	struct mb_ct_tuple6 tuple = {};
 	struct mb_ct_entry *ct;
+	__u16 rev_nat_index = 0;
 	__u64 now;
 	int ret;
 
@@ -286,6 +475,13 @@ static __always_inline int mb_endpoint6(struct __sk_buff *skb, const struct mb_e
 	if (from_container && !mb_v6_eq(&p.saddr, ep->ip6))
 		return mb_drop6(skb, &p, &t, DROP_INVALID_SIP);
 	now = bpf_ktime_get_ns();
+	if (from_container) {
+		ret = mb_lb6_translate(skb, &p, ep, cfg, &rev_nat_index, now);
+		if (ret < 0)
+			return mb_drop6(skb, &p, &t, ret);
+		if (rev_nat_index)
+			t.flags |= MB_EVF_NAT;
+	}
 
 	switch (mb_ct_lookup6(&p, &tuple, &ct)) {
 	case MB_CT_ESTABLISHED:
@@ -294,9 +490,24 @@ static __always_inline int mb_endpoint6(struct __sk_buff *skb, const struct mb_e
 	case MB_CT_REPLY:
 		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, true, now);
 		t.flags |= MB_EVF_REPLY;
+		if (!from_container && (ct->flags & MB_CT_F_REV_NAT)) {
+			__u32 idx = ct->rev_nat_index;
+			struct mb_lb6_revnat *rn = bpf_map_lookup_elem(&mb_lb6_reverse_nat, &idx);
+
+			if (rn) {
+				ret = mb_nat6(skb, &p, false, &rn->address, rn->port);
+				if (ret < 0)
+					return mb_drop6(skb, &p, &t, ret);
+				t.flags |= MB_EVF_NAT;
+			}
+		}
 		break;
 	default: {
-		struct mb_ct_entry e = { .endpoint_id = (__u16)ep->endpoint_id };
+		struct mb_ct_entry e = {
+			.endpoint_id = (__u16)ep->endpoint_id,
+			.rev_nat_index = rev_nat_index,
+			.flags = rev_nat_index ? MB_CT_F_REV_NAT : 0,
+		};
 		struct mb_policy_result res = {};
 
 		t.flags |= MB_EVF_CT_NEW;

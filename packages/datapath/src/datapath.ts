@@ -176,7 +176,13 @@ export class Datapath {
   >()
   readonly #cgroups = new Map<string, LinkLike[]>()
   readonly #subs = new Set<{ listener: (r: Buffer) => void; rings: RingBufferLike[] }>()
-  #config: { routerIp4: string; hairpinIp4: string; flags: number; hashSeed: number }
+  #config: {
+    routerIp4: string
+    hairpinIp4: string
+    flags: number
+    hashSeed: number
+    hashSeed6: number
+  }
   #gcTimer: NodeJS.Timeout | undefined
   #closed = false
 
@@ -200,6 +206,9 @@ export class Datapath {
         backends: m('mb_lb4_backends'),
         slots: m('mb_lb_slots'),
         maglev: m('mb_lb_maglev'),
+        services6: m('mb_lb6_services'),
+        backends6: m('mb_lb6_backends'),
+        revNat6: m('mb_lb6_reverse_nat'),
       },
       options.maglevSeed ? { maglevSeed: options.maglevSeed } : {},
     )
@@ -213,6 +222,7 @@ export class Datapath {
       hairpinIp4: current && current.hairpinIp4 !== '0.0.0.0' ? current.hairpinIp4 : '169.254.42.1',
       flags: current?.flags ?? 0,
       hashSeed: decodeSeed(options.maglevSeed ?? DEFAULT_SEED).jhash0,
+      hashSeed6: decodeSeed(options.maglevSeed ?? DEFAULT_SEED).jhash1,
     }
   }
 
@@ -281,6 +291,7 @@ export class Datapath {
         routerIp4: this.#config.routerIp4,
         hashSeed: this.#config.hashSeed,
         hairpinIp4: this.#config.hairpinIp4,
+        hashSeed6: this.#config.hashSeed6,
         routerIp6: '::',
       }),
     )

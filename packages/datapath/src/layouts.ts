@@ -8,12 +8,13 @@ import { field as f, struct } from './codec'
 export const MAGLEV_TABLE_SIZE = 1021
 
 /** `struct mb_config` (lib/common.h): the one global configuration record. */
-export const configCodec = struct('mb_config', 32, {
+export const configCodec = struct('mb_config', 48, {
   flags: f.u32(0),
   routerIp4: f.ipv4(4),
   hashSeed: f.u32(8),
   hairpinIp4: f.ipv4(12),
   routerIp6: f.ipv6(16),
+  hashSeed6: f.u32(32),
 })
 
 /** `struct mb_endpoint` (lib/common.h): value of mb_endpoints (by ifindex) and mb_lxc4 (by IP). */
@@ -153,6 +154,28 @@ export const lb4BackendCodec = struct('mb_lb4_backend', 8, {
   flags: f.u8(7),
 })
 
+/** `struct mb_lb6_key` (lib/ipv6.h): IPv6 service frontend (value: mb_lb4_service). */
+export const lb6KeyCodec = struct('mb_lb6_key', 24, {
+  address: f.ipv6(0),
+  dport: f.be16(16),
+  proto: f.u8(18),
+  scope: f.u8(19),
+})
+
+/** `struct mb_lb6_backend` (lib/ipv6.h), keyed by a u32 backend id. */
+export const lb6BackendCodec = struct('mb_lb6_backend', 24, {
+  address: f.ipv6(0),
+  port: f.be16(16),
+  proto: f.u8(18),
+  flags: f.u8(19),
+})
+
+/** `struct mb_lb6_revnat` (lib/ipv6.h), keyed by u32 rev_nat_index. */
+export const lb6RevnatCodec = struct('mb_lb6_revnat', 24, {
+  address: f.ipv6(0),
+  port: f.be16(16),
+})
+
 /** `struct mb_lb_slot_key` (lib/lb.h), value: u32 backend id. */
 export const lbSlotKeyCodec = struct('mb_lb_slot_key', 4, {
   revNatIndex: f.u16(0),
@@ -212,6 +235,9 @@ export const STRUCT_CODECS = [
   lb4KeyCodec,
   lb4ServiceCodec,
   lb4BackendCodec,
+  lb6KeyCodec,
+  lb6BackendCodec,
+  lb6RevnatCodec,
   lbSlotKeyCodec,
   maglevCodec,
   proxy4KeyCodec,

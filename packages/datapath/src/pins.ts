@@ -23,7 +23,7 @@ const NO_PREALLOC = 1
  * this table against the maps of the compiled objects.
  */
 export const MAP_SPECS: Readonly<Record<string, MapSpec>> = {
-  mb_config: { type: 'array', keySize: 4, valueSize: 32, maxEntries: 1, flags: 0 },
+  mb_config: { type: 'array', keySize: 4, valueSize: 48, maxEntries: 1, flags: 0 },
   mb_endpoints: { type: 'hash', keySize: 4, valueSize: 48, maxEntries: 4096, flags: 0 },
   mb_lxc4: { type: 'hash', keySize: 4, valueSize: 48, maxEntries: 4096, flags: 0 },
   mb_metrics: { type: 'percpu_array', keySize: 4, valueSize: 16, maxEntries: 1024, flags: 0 },
@@ -47,6 +47,9 @@ export const MAP_SPECS: Readonly<Record<string, MapSpec>> = {
   mb_auth: { type: 'hash', keySize: 12, valueSize: 8, maxEntries: 16384, flags: NO_PREALLOC },
   mb_lb4_services: { type: 'hash', keySize: 8, valueSize: 8, maxEntries: 65536, flags: 0 },
   mb_lb4_backends: { type: 'hash', keySize: 4, valueSize: 8, maxEntries: 65536, flags: 0 },
+  mb_lb6_services: { type: 'hash', keySize: 24, valueSize: 8, maxEntries: 65536, flags: 0 },
+  mb_lb6_backends: { type: 'hash', keySize: 4, valueSize: 24, maxEntries: 65536, flags: 0 },
+  mb_lb6_reverse_nat: { type: 'hash', keySize: 4, valueSize: 24, maxEntries: 65536, flags: 0 },
   mb_lb_slots: { type: 'hash', keySize: 4, valueSize: 4, maxEntries: 262144, flags: NO_PREALLOC },
   mb_lb_maglev: {
     type: 'hash',

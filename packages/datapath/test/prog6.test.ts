@@ -1,10 +1,12 @@
 /** BPF_PROG_TEST_RUN tests of the IPv6 paths of endpoint.o (policy, conntrack, ND, events). */
+import { buildLookupTable, flowHash } from '@membrane/maglev'
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
 import {
   buildPacket6,
   Datapath,
   DropReason,
+  MAGLEV_TABLE_SIZE,
   type PacketSpec6,
   parsePacket6,
   TcpFlags,
@@ -229,6 +231,106 @@ describeKernel(
       expect((await run('from_container', tcp(EP.ip6, 3, 'fd00:1::20', 80))).retval).toBe(OK)
       dp.endpoints.delete(999)
       dp.policyMap(20).clear()
+    })
+
+    for (const protocol of ['TCP', 'UDP'] as const) {
+      it(`IPv6 service DNAT and reverse NAT with valid checksums (${protocol})`, async () => {
+        dp.policyMap(EP.id).apply({
+          upserts: [
+            {
+              key: { identity: 2000, direction: 'egress', protocol: 0, port: 0, portPrefixLen: 0 },
+              value: { deny: false },
+            },
+          ],
+        })
+        dp.services.upsert({
+          address: 'fd00:96::10',
+          port: 80,
+          protocol,
+          backends: [{ address: 'fd00:2::7', port: 8080 }],
+        })
+        try {
+          const out = await run('from_container', {
+            saddr: EP.ip6,
+            sport: 41000,
+            daddr: 'fd00:96::10',
+            dport: 80,
+            protocol,
+            payload: Buffer.from('hi'),
+          })
+          expect(out.retval).toBe(OK)
+          expect(out.pkt).toMatchObject({
+            daddr: 'fd00:2::7',
+            dport: 8080,
+            saddr: EP.ip6,
+            sport: 41000,
+            l4ChecksumOk: true,
+          })
+          const back = await run('to_container', {
+            saddr: 'fd00:2::7',
+            sport: 8080,
+            daddr: EP.ip6,
+            dport: 41000,
+            protocol,
+            tcpFlags: TcpFlags.SYN | TcpFlags.ACK,
+            payload: Buffer.from('there'),
+          })
+          expect(back.retval).toBe(OK)
+          expect(back.pkt).toMatchObject({
+            saddr: 'fd00:96::10',
+            sport: 80,
+            daddr: EP.ip6,
+            dport: 41000,
+            l4ChecksumOk: true,
+          })
+          expect(back.pkt.payload.toString()).toBe('there')
+        } finally {
+          dp.services.delete('fd00:96::10', 80, protocol)
+        }
+      })
+    }
+
+    it('IPv6 Maglev: the backend of each flow is the one @membrane/maglev predicts', async () => {
+      dp.policyMap(EP.id).apply({
+        upserts: [
+          {
+            key: { identity: 0, direction: 'egress', protocol: 0, port: 0, portPrefixLen: 0 },
+            value: { deny: false },
+          },
+        ],
+      })
+      const svc = dp.services.upsert({
+        address: 'fd00:96::20',
+        port: 443,
+        backends: [1, 2, 3, 4].map((i) => ({ address: `fd00:4::${i}`, port: 8443 })),
+      })
+      try {
+        const table = buildLookupTable(
+          svc.backends.map((b) => ({
+            id: b.id,
+            address: b.address,
+            port: b.port,
+            protocol: 'TCP' as const,
+          })),
+          { tableSize: MAGLEV_TABLE_SIZE },
+        )
+        const byId = new Map(svc.backends.map((b) => [b.id, b.address]))
+        const seen = new Set<string>()
+        for (let i = 0; i < 30; i++) {
+          const sport = 30000 + i * 11
+          const out = await run('from_container', tcp(EP.ip6, sport, 'fd00:96::20', 443))
+          const predicted = byId.get(
+            table[
+              flowHash({ saddr: EP.ip6, sport, dport: 443, protocol: 'TCP' }) % MAGLEV_TABLE_SIZE
+            ] as number,
+          )
+          expect(out.pkt.daddr).toBe(predicted)
+          seen.add(out.pkt.daddr)
+        }
+        expect(seen.size).toBeGreaterThan(1)
+      } finally {
+        dp.services.delete('fd00:96::20', 443)
+      }
     })
   },
 )

@@ -2,12 +2,15 @@ import { buildLookupTable, DEFAULT_SEED, diffTables } from '@membrane/maglev'
 import { u32Codec } from '../codec'
 import { BackendFlag, LbAlgorithm, ServiceFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
-import { isIpv4 } from '../internal/ip'
+import { formatIpv6, isIpv4, parseIpv6 } from '../internal/ip'
 import type { MapLike } from '../internal/loader'
 import {
   lb4BackendCodec,
   lb4KeyCodec,
   lb4ServiceCodec,
+  lb6BackendCodec,
+  lb6KeyCodec,
+  lb6RevnatCodec,
   lbSlotKeyCodec,
   MAGLEV_TABLE_SIZE,
   maglevCodec,
@@ -67,13 +70,26 @@ export interface ServiceState {
   draining: BackendState[]
 }
 
-/** The maps ServiceMaps writes. */
+/** The maps ServiceMaps writes (the IPv6 ones are optional). */
 export interface ServiceMapSet {
   services: MapLike
   backends: MapLike
   slots: MapLike
   maglev: MapLike
+  services6?: MapLike
+  backends6?: MapLike
+  revNat6?: MapLike
 }
+
+/** Canonical text of an IPv4 or IPv6 address, or undefined. */
+function canonical(address: unknown): string | undefined {
+  if (isIpv4(address)) return address
+  if (typeof address !== 'string') return undefined
+  const b = parseIpv6(address)
+  return b ? formatIpv6(b) : undefined
+}
+
+const isV6 = (address: string) => address.includes(':')
 
 function bad(path: string, expected: string, got: unknown): DatapathError {
   return new DatapathError(
@@ -111,52 +127,62 @@ export class ServiceMaps {
 
   /** Rebuild the in-memory view from the maps (after a restart). */
   #recover(): void {
-    for (const kb of this.#m.backends.keys()) {
-      const vb = this.#m.backends.lookup(kb)
-      if (!vb) continue
-      const id = u32Codec.decode(kb)
-      const b = lb4BackendCodec.decode(vb)
-      const protocol = PROTO_NAME[b.proto] ?? 'TCP'
-      const state: BackendState = {
-        id,
-        address: b.address,
-        port: b.port,
-        protocol,
-        weight: 1,
-        draining: (b.flags & BackendFlag.DRAINING) !== 0,
+    const backendMaps: Array<[MapLike, typeof lb4BackendCodec | typeof lb6BackendCodec]> = [
+      [this.#m.backends, lb4BackendCodec],
+    ]
+    if (this.#m.backends6) backendMaps.push([this.#m.backends6, lb6BackendCodec])
+    for (const [map, codec] of backendMaps)
+      for (const kb of map.keys()) {
+        const vb = map.lookup(kb)
+        if (!vb) continue
+        const id = u32Codec.decode(kb)
+        const b = codec.decode(vb)
+        const protocol = PROTO_NAME[b.proto] ?? 'TCP'
+        const state: BackendState = {
+          id,
+          address: b.address,
+          port: b.port,
+          protocol,
+          weight: 1,
+          draining: (b.flags & BackendFlag.DRAINING) !== 0,
+        }
+        this.#backendById.set(id, state)
+        this.#backendIds.set(frontendKey(b.address, b.port, b.proto), id)
       }
-      this.#backendById.set(id, state)
-      this.#backendIds.set(frontendKey(b.address, b.port, b.proto), id)
-    }
-    for (const kb of this.#m.services.keys()) {
-      const vb = this.#m.services.lookup(kb)
-      if (!vb) continue
-      const k = lb4KeyCodec.decode(kb)
-      const v = lb4ServiceCodec.decode(vb)
-      const backends: BackendState[] = []
-      for (let slot = 1; slot <= v.count; slot++) {
-        const idb = this.#m.slots.lookup(
-          lbSlotKeyCodec.encode({ revNatIndex: v.revNatIndex, slot }),
-        )
-        const b = idb ? this.#backendById.get(u32Codec.decode(idb)) : undefined
-        if (b) backends.push(b)
+    const serviceMaps: Array<[MapLike, typeof lb4KeyCodec | typeof lb6KeyCodec]> = [
+      [this.#m.services, lb4KeyCodec],
+    ]
+    if (this.#m.services6) serviceMaps.push([this.#m.services6, lb6KeyCodec])
+    for (const [map, keyCodec] of serviceMaps)
+      for (const kb of map.keys()) {
+        const vb = map.lookup(kb)
+        if (!vb) continue
+        const k = keyCodec.decode(kb)
+        const v = lb4ServiceCodec.decode(vb)
+        const backends: BackendState[] = []
+        for (let slot = 1; slot <= v.count; slot++) {
+          const idb = this.#m.slots.lookup(
+            lbSlotKeyCodec.encode({ revNatIndex: v.revNatIndex, slot }),
+          )
+          const b = idb ? this.#backendById.get(u32Codec.decode(idb)) : undefined
+          if (b) backends.push(b)
+        }
+        const algorithm = v.algorithm === LbAlgorithm.MAGLEV ? 'maglev' : 'random'
+        if (algorithm === 'maglev') {
+          const tb = this.#m.maglev.lookup(u32Codec.encode(v.revNatIndex))
+          if (tb) this.#tables.set(v.revNatIndex, maglevCodec.decode(tb).backendIds)
+        }
+        this.#byFrontend.set(frontendKey(k.address, k.dport, k.proto), {
+          id: v.revNatIndex,
+          address: k.address,
+          port: k.dport,
+          protocol: PROTO_NAME[k.proto] ?? 'TCP',
+          algorithm,
+          socketLb: (v.flags & ServiceFlag.SOCK_LB_SKIP) === 0,
+          backends,
+          draining: [],
+        })
       }
-      const algorithm = v.algorithm === LbAlgorithm.MAGLEV ? 'maglev' : 'random'
-      if (algorithm === 'maglev') {
-        const tb = this.#m.maglev.lookup(u32Codec.encode(v.revNatIndex))
-        if (tb) this.#tables.set(v.revNatIndex, maglevCodec.decode(tb).backendIds)
-      }
-      this.#byFrontend.set(frontendKey(k.address, k.dport, k.proto), {
-        id: v.revNatIndex,
-        address: k.address,
-        port: k.dport,
-        protocol: PROTO_NAME[k.proto] ?? 'TCP',
-        algorithm,
-        socketLb: (v.flags & ServiceFlag.SOCK_LB_SKIP) === 0,
-        backends,
-        draining: [],
-      })
-    }
   }
 
   #allocServiceId(): number {
@@ -186,17 +212,31 @@ export class ServiceMaps {
     return n
   }
 
+  #backendMap(address: string): MapLike {
+    if (!isV6(address)) return this.#m.backends
+    if (!this.#m.backends6) throw bad('backend.address', 'an IPv4 address (no IPv6 maps)', address)
+    return this.#m.backends6
+  }
+
   #writeBackend(b: BackendState): void {
-    this.#m.backends.update(
+    const value = {
+      address: b.address,
+      port: b.port,
+      proto: PROTO[b.protocol],
+      flags: b.draining ? BackendFlag.DRAINING : 0,
+    }
+    this.#backendMap(b.address).update(
       u32Codec.encode(b.id),
-      lb4BackendCodec.encode({
-        address: b.address,
-        port: b.port,
-        proto: PROTO[b.protocol],
-        flags: b.draining ? BackendFlag.DRAINING : 0,
-      }),
+      isV6(b.address) ? lb6BackendCodec.encode(value) : lb4BackendCodec.encode(value),
     )
     this.#backendById.set(b.id, b)
+  }
+
+  #serviceKey(address: string, port: number, proto: number): { map: MapLike; key: Buffer } {
+    const fields = { address, dport: port, proto, scope: 0 }
+    if (!isV6(address)) return { map: this.#m.services, key: lb4KeyCodec.encode(fields) }
+    if (!this.#m.services6) throw bad('service.address', 'an IPv4 address (no IPv6 maps)', address)
+    return { map: this.#m.services6, key: lb6KeyCodec.encode(fields) }
   }
 
   /**
@@ -206,7 +246,9 @@ export class ServiceMaps {
    */
   upsert(input: ServiceInput): ServiceState {
     if (typeof input !== 'object' || input === null) throw bad('service', 'a service object', input)
-    if (!isIpv4(input.address)) throw bad('service.address', 'an IPv4 address', input.address)
+    const address = canonical(input.address)
+    if (!address) throw bad('service.address', 'an IPv4 or IPv6 address', input.address)
+    const v6 = isV6(address)
     if (!Number.isInteger(input.port) || input.port < 1 || input.port > 0xffff)
       throw bad('service.port', 'a port 1..65535', input.port)
     const protocol = input.protocol ?? 'TCP'
@@ -217,9 +259,19 @@ export class ServiceMaps {
     if (!Array.isArray(input.backends)) throw bad('service.backends', 'an array', input.backends)
     const proto = PROTO[protocol]
     const seen = new Set<string>()
-    input.backends.forEach((b, i) => {
+    const backendsIn = input.backends.map((b) => ({
+      ...b,
+      address: canonical(b?.address) ?? String(b?.address),
+    }))
+    backendsIn.forEach((b, i) => {
       const path = `service.backends[${i}]`
-      if (!isIpv4(b?.address)) throw bad(`${path}.address`, 'an IPv4 address', b?.address)
+      const addr = canonical(input.backends[i]?.address)
+      if (!addr || isV6(addr) !== v6)
+        throw bad(
+          `${path}.address`,
+          `an ${v6 ? 'IPv6' : 'IPv4'} address (the service's family)`,
+          input.backends[i]?.address,
+        )
       if (!Number.isInteger(b.port) || b.port < 1 || b.port > 0xffff)
         throw bad(`${path}.port`, 'a port 1..65535', b.port)
       const w = b.weight ?? 1
@@ -230,11 +282,11 @@ export class ServiceMaps {
       seen.add(k)
     })
 
-    const fk = frontendKey(input.address, input.port, proto)
+    const fk = frontendKey(address, input.port, proto)
     const old = this.#byFrontend.get(fk)
     const id = old?.id ?? this.#allocServiceId()
 
-    const all: BackendState[] = input.backends.map((b) => ({
+    const all: BackendState[] = backendsIn.map((b) => ({
       id: this.#backendId(b.address, b.port, proto),
       address: b.address,
       port: b.port,
@@ -282,10 +334,12 @@ export class ServiceMaps {
         this.#m.maglev.update(idKey, maglevCodec.encode({ backendIds: table }))
       this.#tables.set(id, table)
     }
-    // 4. the service entry
+    // 4. the reverse NAT record (IPv6) and the service entry
+    if (v6) this.#m.revNat6?.update(idKey, lb6RevnatCodec.encode({ address, port: input.port }))
     const flags = input.socketLb === false ? ServiceFlag.SOCK_LB_SKIP : 0
-    this.#m.services.update(
-      lb4KeyCodec.encode({ address: input.address, dport: input.port, proto, scope: 0 }),
+    const sk = this.#serviceKey(address, input.port, proto)
+    sk.map.update(
+      sk.key,
       lb4ServiceCodec.encode({
         count: active.length,
         revNatIndex: id,
@@ -302,7 +356,7 @@ export class ServiceMaps {
     }
     const state: ServiceState = {
       id,
-      address: input.address,
+      address,
       port: input.port,
       protocol,
       algorithm,
@@ -317,10 +371,14 @@ export class ServiceMaps {
   /** Remove a service; its backends drain until {@link ServiceMaps.gcBackends}. */
   delete(address: string, port: number, protocol: ServiceProtocol = 'TCP'): boolean {
     const proto = PROTO[protocol]
-    const fk = frontendKey(address, port, proto)
+    const addr = canonical(address)
+    if (!addr) return false
+    const fk = frontendKey(addr, port, proto)
     const old = this.#byFrontend.get(fk)
     if (!old) return false
-    this.#m.services.delete(lb4KeyCodec.encode({ address, dport: port, proto, scope: 0 }))
+    const sk = this.#serviceKey(addr, port, proto)
+    sk.map.delete(sk.key)
+    if (isV6(addr)) this.#m.revNat6?.delete(u32Codec.encode(old.id))
     for (let slot = 1; slot <= old.backends.length; slot++)
       this.#m.slots.delete(lbSlotKeyCodec.encode({ revNatIndex: old.id, slot }))
     this.#m.maglev.delete(u32Codec.encode(old.id))
@@ -333,7 +391,8 @@ export class ServiceMaps {
 
   /** A service by frontend. */
   get(address: string, port: number, protocol: ServiceProtocol = 'TCP'): ServiceState | undefined {
-    return this.#byFrontend.get(frontendKey(address, port, PROTO[protocol]))
+    const addr = canonical(address)
+    return addr ? this.#byFrontend.get(frontendKey(addr, port, PROTO[protocol])) : undefined
   }
 
   /** Every service. */
@@ -361,7 +420,7 @@ export class ServiceMaps {
     const out: number[] = []
     for (const [id, b] of this.#backendById) {
       if (!b.draining || referenced.has(id) || this.#activeUsers(id) > 0) continue
-      this.#m.backends.delete(u32Codec.encode(id))
+      this.#backendMap(b.address).delete(u32Codec.encode(id))
       this.#backendById.delete(id)
       this.#backendIds.delete(frontendKey(b.address, b.port, PROTO[b.protocol]))
       for (const s of this.#byFrontend.values()) s.draining = s.draining.filter((d) => d.id !== id)
