@@ -176,9 +176,12 @@ export class HttpProxy {
       this.#server = createNetServer({ noDelay: true }, (s) => this.#onConnection(s))
       return
     }
+    const headersTimeout = options.headersTimeoutMs ?? 30_000
     const server = createServer({
       maxHeaderSize,
-      headersTimeout: options.headersTimeoutMs ?? 30_000,
+      headersTimeout,
+      // Node checks the timeouts on this period (default 30 s): check often enough to honour them.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 2))),
       requestTimeout: options.requestTimeoutMs ?? 0,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 60_000,
       noDelay: true,
