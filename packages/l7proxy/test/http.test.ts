@@ -8,6 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { Agent, type IncomingMessage, request } from 'node:http'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -486,6 +487,39 @@ describe.each(['fast', 'node'] as const)(
       await eventually(() => proxy.stats().activeUpstreamConnections === 0)
       await eventually(async () => (await upstream.open()) === 0)
       upstream.release('abort')
+    })
+
+    it('survives 200 concurrent clients, half of them aborting at random points', async () => {
+      const before = proxy.stats()
+      const wires = [
+        'GET /public/s HTTP/1.1\r\nHost: x\r\n\r\n',
+        'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+        'GET /big?n=300000 HTTP/1.1\r\nHost: x\r\n\r\n',
+        'GET /nope HTTP/1.1\r\nHost: x\r\n\r\n',
+      ]
+      await Promise.all(
+        Array.from(
+          { length: 200 },
+          (_, i) =>
+            new Promise<void>((resolve) => {
+              const s = connect(proxy.port, '127.0.0.1')
+              const wire = wires[i % wires.length] as string
+              const abortAt = i % 2 === 0 ? (i * 7) % wire.length : -1
+              s.on('error', () => {})
+              s.on('close', () => resolve())
+              s.on('data', () => {
+                if (abortAt < 0) s.end()
+              })
+              if (abortAt >= 0) {
+                s.write(wire.slice(0, abortAt))
+                setTimeout(() => s.destroy(), i % 5)
+              } else s.write(wire)
+            }),
+        ),
+      )
+      expect(proxy.stats().connections - before.connections).toBe(200)
+      await eventually(() => proxy.stats().activeConnections === 0)
+      await eventually(() => proxy.stats().activeUpstreamConnections === 0)
     })
 
     it('leaks no sockets: every client and upstream connection is closed in the end', async () => {
