@@ -152,6 +152,8 @@ function describePeer(p: Peer): string {
       return `entity ${p.entity}`
     case 'cidr':
       return `cidr ${p.cidr.text}${p.except.length ? ` except ${p.except.map((c) => c.text).join(', ')}` : ''}`
+    case 'nodes':
+      return `nodes ${p.selector.key}`
     case 'cidrGroup':
       return `CIDR group ${p.name}${p.except.length ? ` except ${p.except.map((c) => c.text).join(', ')}` : ''}`
     case 'fqdn':

@@ -175,6 +175,11 @@ export function peerSelects(peer: Peer, id: ResolvedIdentity, ctx: PeerContext):
         default:
           return id.reserved.has(peer.entity)
       }
+    case 'nodes':
+      return (
+        (id.reserved.has('host') || id.reserved.has('remote-node')) &&
+        peer.selector.matches(id.labels)
+      )
     case 'cidr':
       return cidrPeerMatches(peer, id)
     case 'cidrGroup':

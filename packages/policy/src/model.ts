@@ -33,6 +33,8 @@ export type Peer =
   /** Endpoints whose identity labels match the selector (already namespace-scoped). */
   | { kind: 'endpoints'; selector: Selector }
   | { kind: 'entity'; entity: Exclude<Entity, 'all'> }
+  /** fromNodes/toNodes: node identities (host, remote-node) whose node labels match. */
+  | { kind: 'nodes'; selector: Selector }
   /** CIDR identities inside `cidr` and outside every `except`; NetworkPolicy ipBlock also matches pod IPs. */
   | { kind: 'cidr'; cidr: Cidr; except: Cidr[]; matchPodIps: boolean }
   /** toFQDNs: IPs learned from DNS answers for matching names (see PolicyRepository.fqdn). */
@@ -172,6 +174,8 @@ export function peerKey(p: Peer): string {
       return `ep:${p.selector.key}`
     case 'entity':
       return `entity:${p.entity}`
+    case 'nodes':
+      return `nodes:${p.selector.key}`
     case 'cidr':
       return `cidr:${p.cidr.text}${p.except.length ? ` except ${p.except.map((c) => c.text).join(',')}` : ''}${p.matchPodIps ? ' +pods' : ''}`
     case 'cidrGroup':

@@ -773,7 +773,13 @@ function parseIcmps(ctx: Ctx, v: unknown, path: string): L4Rule[] | undefined {
 
 // ---------------------------------------------------------------- Cilium rules
 
-const L3_INGRESS = ['fromEndpoints', 'fromCIDR', 'fromCIDRSet', 'fromEntities'] as const
+const L3_INGRESS = [
+  'fromEndpoints',
+  'fromCIDR',
+  'fromCIDRSet',
+  'fromEntities',
+  'fromNodes',
+] as const
 const L3_EGRESS = [
   'toEndpoints',
   'toCIDR',
@@ -781,6 +787,7 @@ const L3_EGRESS = [
   'toEntities',
   'toServices',
   'toFQDNs',
+  'toNodes',
 ] as const
 
 interface RuleCtx {
@@ -813,9 +820,7 @@ function parseCiliumPeerRule(
   const knownL3: string[] =
     deny && direction === 'egress' ? l3.filter((k) => k !== 'toFQDNs') : [...l3]
   const unsupported =
-    direction === 'ingress'
-      ? ['fromRequires', 'fromGroups', 'fromNodes']
-      : ['toRequires', 'toGroups', 'toNodes']
+    direction === 'ingress' ? ['fromRequires', 'fromGroups'] : ['toRequires', 'toGroups']
   const known = [
     ...knownL3,
     'toPorts',
@@ -865,6 +870,12 @@ function parseCiliumPeerRule(
       case 'toCIDRSet':
         list.forEach((c, i) => {
           peers.push(parseCidrSet(ctx, c, join(p, i), false))
+        })
+        break
+      case 'fromNodes':
+      case 'toNodes':
+        list.forEach((n, i) => {
+          peers.push({ kind: 'nodes', selector: parseSelector(ctx, n, join(p, i)) })
         })
         break
       case 'fromEntities':

@@ -821,6 +821,47 @@ spec:
     expect(b({ 'x-token': 'secret' })).toBe('denied')
   })
 
+  it('fromNodes selects node identities by node labels', () => {
+    const repo = new PolicyRepository()
+    repo.upsert(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: nodes }
+spec:
+  endpointSelector: { matchLabels: { app: metrics } }
+  ingress:
+    - fromNodes: [ { matchLabels: { node-role.kubernetes.io/control-plane: "" } } ]
+      toPorts: [ { ports: [ { port: "9100", protocol: TCP } ] } ]
+`)
+    const m = pod({ app: 'metrics' })
+    const cp = {
+      identityLabels: ['reserved:remote-node', 'k8s:node-role.kubernetes.io/control-plane='],
+    }
+    const worker = {
+      identityLabels: ['reserved:remote-node', 'k8s:node-role.kubernetes.io/worker='],
+    }
+    expect(repo.trace({ source: cp, destination: m, port: 9100 }).verdict).toBe('allowed')
+    expect(repo.trace({ source: worker, destination: m, port: 9100 }).verdict).toBe('denied')
+    expect(
+      repo.trace({
+        source: { namespace: 'default', labels: { 'node-role.kubernetes.io/control-plane': '' } },
+        destination: m,
+        port: 9100,
+      }).verdict,
+    ).toBe('denied')
+    const ms = repo.computeMapState({ labels: traceEndpointLabels(m) }, [
+      { id: 6, labels: ['reserved:remote-node'] },
+      { id: 70000, labels: cp.identityLabels },
+    ])
+    expect(
+      ms.get({ identity: 70000, direction: 'ingress', protocol: 6, port: 9100, portPrefixLen: 16 })
+        ?.deny,
+    ).toBe(false)
+    expect(
+      ms.get({ identity: 6, direction: 'ingress', protocol: 6, port: 9100, portPrefixLen: 16 }),
+    ).toBeUndefined()
+  })
+
   it('CNP peer selectors are scoped to the policy namespace unless they name one', () => {
     const repo = new PolicyRepository()
     repo.upsert(`
