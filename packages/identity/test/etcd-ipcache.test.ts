@@ -108,6 +108,32 @@ describe.skipIf(!check.ok)(
       )
     })
 
+    it('publishes again when another node that overwrote the prefix withdraws it', async () => {
+      const prefix = `test/ip/${process.pid}-${++counter}`
+      const a = await node('node-a', prefix)
+      const b = await node('node-b', prefix)
+      await a.sync.upsert('10.5.5.5', { identity: 501 })
+      await b.sync.upsert('10.5.5.5', { identity: 502 })
+      await vi.waitFor(() =>
+        expect(
+          a.ipcache
+            .sources('10.5.5.5')
+            .map((e) => e.source)
+            .sort(),
+        ).toEqual(['kvstore', 'local']),
+      )
+      await b.sync.delete('10.5.5.5')
+      const c = await node('node-c', prefix)
+      await vi.waitFor(
+        () => expect(c.ipcache.get('10.5.5.5')).toMatchObject({ identity: 501, source: 'kvstore' }),
+        {
+          timeout: 10_000,
+          interval: 100,
+        },
+      )
+      expect(a.ipcache.sources('10.5.5.5')).toEqual([{ identity: 501, source: 'local' }])
+    })
+
     it('rejects bad entries before publishing anything', async () => {
       const prefix = `test/ip/${process.pid}-${++counter}`
       const a = await node('node-a', prefix)

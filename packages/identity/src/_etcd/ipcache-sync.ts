@@ -131,11 +131,11 @@ export class EtcdIPCacheSync {
     for (const kv of res.kvs) this.#applyPut(kv)
     const rev = (BigInt(res.header.revision) + 1n).toString()
     const watcher = await retryUntil('ipcache watch', this.#where, deadline, closed, () =>
-      this.#client.watch().prefix(this.keyPrefix).startRevision(rev).withPreviousKV().create(),
+      this.#client.watch().prefix(this.keyPrefix).startRevision(rev).create(),
     )
     this.#watcher = watcher
     watcher.on('put', (kv) => this.#applyPut(kv))
-    watcher.on('delete', (kv, prev) => this.#applyDelete(kv, prev))
+    watcher.on('delete', (kv) => this.#applyDelete(kv))
     watcher.on('error', (e) => this.#onError(e))
     await this.#leaseIdWithin(deadline)
   }
@@ -175,26 +175,17 @@ export class EtcdIPCacheSync {
     }
   }
 
-  #applyDelete(kv: IKeyValue, prev: IKeyValue | undefined): void {
+  #applyDelete(kv: IKeyValue): void {
     let cidr: string
     try {
       cidr = parsePrefix(this.#cidrOf(kv.key.toString())).cidr
     } catch {
       return
     }
-    let owner: string | undefined
-    try {
-      owner = prev ? (JSON.parse(prev.value.toString()) as SharedIPCacheEntry).node : undefined
-    } catch {
-      owner = undefined
-    }
     if (this.#remote.delete(cidr)) this.#ipcache.delete(cidr, 'kvstore')
-    // Our own entry vanished (lease lost, someone deleted it): publish it again.
-    if (
-      (owner === undefined || owner === this.node) &&
-      this.#published.has(cidr) &&
-      !this.#closed
-    ) {
+    // The key is gone (our lease lost, or another node that had overwritten it withdrew) while
+    // this node still publishes the prefix: publish it again.
+    if (this.#published.has(cidr) && !this.#closed) {
       this.#republish(cidr).catch((e: Error) => this.#onError(e))
     }
   }
