@@ -141,6 +141,18 @@ describe.skipIf(!check.ok)(`etcd backend${check.ok ? '' : ` [skipped: ${check.re
       expect([...state.masters.values()].sort()).toEqual([kept.id, back.id].sort())
     })
 
+    it('collects garbage by itself with gcIntervalMs', async () => {
+      const prefix = freshPrefix()
+      const a = await make('node-a', prefix, { gcIntervalMs: 100 })
+      const { id } = await a.allocate(['k8s:app=short-lived'])
+      await a.release(id)
+      await vi.waitFor(() => expect(a.lookupById(id)).toBeUndefined(), {
+        timeout: 5000,
+        interval: 50,
+      })
+      expect((await checkEtcdInvariants(etcd.endpoint, prefix)).masters.size).toBe(0)
+    })
+
     it('waits for a lock another node holds, and fails with a retryable error when it takes too long', async () => {
       const prefix = freshPrefix()
       const a = await make('node-a', prefix, { timeoutMs: 600 })
