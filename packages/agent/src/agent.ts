@@ -232,6 +232,26 @@ export class Agent {
    */
   async start(): Promise<void> {
     if (this.#running) return
+    try {
+      await this.#start()
+    } catch (error) {
+      // Undo what this attempt opened, but never touch what is running in the kernel.
+      this.#running = false
+      await this.#proxy?.close().catch(() => {})
+      this.#proxy = undefined
+      if (this.#dp) {
+        this.#dp.events.close()
+        this.#unsubIpcache()
+        await this.#dp.dp.close({ keepPrograms: true }).catch(() => {})
+        this.#dp = undefined
+      }
+      this.#unwatch()
+      await this.#identity.close().catch(() => {})
+      throw error
+    }
+  }
+
+  async #start(): Promise<void> {
     this.#started = Date.now()
     mkdirSync(this.config.stateDir, { recursive: true, mode: 0o700 })
     await ensureBpffsFor(this.config.bpffsRoot)

@@ -33,15 +33,14 @@ describeKernel(
       // Without policy both ships land; the L3/L4 step is enforced by the datapath here.
       expect(steps[0]!.result).toBe('allowed')
       expect(steps[1]!.result).toBe('allowed')
-      expect(steps[2]!.detail.enforced).toBe(true)
-      expect(steps[3]!.detail.enforced).toBe(true)
+      // Every component is in this repository now: every step must be enforced for real.
       for (const s of steps) {
-        if (s.detail.enforced)
-          expect(s.result, `${s.step} ${s.from} ${s.request}`).toBe(s.detail.expected)
-        else expect(s.detail.note).toMatch(/NOT enforced/)
+        const what = `${s.step} ${s.from} ${s.request}: ${s.detail.note ?? ''}`
+        expect(s.detail.enforced, what).toBe(true)
+        expect(s.result, what).toBe(s.detail.expected)
       }
-      const exhaust = steps[5]!
-      if (exhaust.detail.enforced) expect(exhaust.detail.outcome).toMatch(/^403 Access denied/)
+      expect(steps[3]!.detail.outcome).toBe('no answer (dropped)')
+      expect(steps[5]!.detail.outcome).toMatch(/^403 Access denied/)
     }, 120_000)
   },
 )
