@@ -33,8 +33,9 @@ export const RESERVED_IDENTITY_BY_LABEL: Readonly<Record<string, number>> = Obje
   'world-ipv6': 10,
 })
 
-/** The first and last cluster-local identity (before the cluster id is added). */
+/** The first cluster-local identity (before the cluster id is added). */
 export const MIN_CLUSTER_IDENTITY = 256
+/** The last cluster-local identity (before the cluster id is added). */
 export const MAX_CLUSTER_IDENTITY = 65535
 /** Highest cluster id (8 bits, as Cilium's ClusterMesh default). */
 export const MAX_CLUSTER_ID = 255

@@ -41,8 +41,9 @@ export interface Label {
   readonly value: string
 }
 
-/** Longest key and value accepted (a Kubernetes key is at most 253 + 1 + 63 characters). */
+/** Longest key accepted (a Kubernetes key is at most 253 + 1 + 63 characters). */
 export const MAX_LABEL_KEY_LENGTH = 317
+/** Longest value accepted. */
 export const MAX_LABEL_VALUE_LENGTH = 1024
 
 // Printable ASCII without space; '=' and ';' are separators and never part of a key, ';' never
