@@ -1,7 +1,9 @@
 /** Bad input: every rejection names the document, the field path and what was expected. */
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   PolicyError,
+  PolicyErrorCode,
   PolicyRepository,
   parsePolicyDocuments,
   validatePolicyDocuments,
@@ -467,6 +469,74 @@ describe('bad input', () => {
     expect(() => repo.trace({ source: {}, destination: {}, port: 70000 })).toThrow(/port/)
     expect(() => repo.trace({ source: {}, destination: {}, port: 1, protocol: 'QUIC' })).toThrow(
       /protocol/,
+    )
+  })
+})
+
+describe('parser robustness (fast-check)', () => {
+  const base = {
+    apiVersion: 'cilium.io/v2',
+    kind: 'CiliumNetworkPolicy',
+    metadata: { name: 'p', namespace: 'default' },
+    spec: {
+      endpointSelector: { matchLabels: { app: 'x' } },
+      ingress: [
+        {
+          fromEndpoints: [{ matchLabels: { app: 'y' } }],
+          toPorts: [
+            { ports: [{ port: '80', protocol: 'TCP' }], rules: { http: [{ method: 'GET' }] } },
+          ],
+        },
+      ],
+      egress: [{ toCIDRSet: [{ cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] }] }],
+    },
+  }
+
+  /** Replace the value at a random path of `doc` with `v`. */
+  function mutate(doc: unknown, pick: number, v: unknown): unknown {
+    const paths: Array<Array<string | number>> = []
+    const walk = (x: unknown, path: Array<string | number>) => {
+      paths.push(path)
+      if (Array.isArray(x)) {
+        for (const [i, y] of x.entries()) walk(y, [...path, i])
+      } else if (x && typeof x === 'object')
+        for (const [k, y] of Object.entries(x)) walk(y, [...path, k])
+    }
+    walk(doc, [])
+    const path = paths[pick % paths.length] as Array<string | number>
+    if (path.length === 0) return v
+    const copy = structuredClone(doc) as Record<string | number, unknown>
+    let cur = copy
+    for (const k of path.slice(0, -1)) cur = cur[k] as Record<string | number, unknown>
+    cur[path[path.length - 1] as string | number] = v
+    return copy
+  }
+
+  it('either parses or throws a PolicyError with a code, for any mutation of a valid document', () => {
+    fc.assert(
+      fc.property(fc.nat(), fc.jsonValue({ maxDepth: 3 }), (pick, v) => {
+        const text = JSON.stringify(mutate(base, pick, v))
+        try {
+          parsePolicyDocuments(text)
+        } catch (e) {
+          expect(e).toBeInstanceOf(PolicyError)
+          expect(Object.values(PolicyErrorCode)).toContain((e as PolicyError).code)
+        }
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('either parses or throws a PolicyError for arbitrary YAML-ish text', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (text) => {
+        try {
+          parsePolicyDocuments(text)
+        } catch (e) {
+          expect(e).toBeInstanceOf(PolicyError)
+        }
+      }),
+      { numRuns: 1000 },
     )
   })
 })
