@@ -28,11 +28,14 @@ export {
 } from './dns/wire'
 export { L7ProxyError, L7ProxyErrorCode, WireFormatError } from './errors'
 export {
+  applyHeaderEdits,
   compileFullMatch,
   evaluateHttp,
   type FullMatcher,
+  type HeaderEdit,
   type HttpRequestView,
   type HttpVerdict,
+  headerEdits,
   headerView,
   httpRuleAllows,
 } from './http/match'

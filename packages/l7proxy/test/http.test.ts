@@ -40,6 +40,15 @@ const POLICY: L7Policy = {
           { path: '/present', headers: ['X-Present'] },
           { path: '/env', headerMatches: [{ name: 'X-Env', value: 'prod' }] },
           { host: 'api\\.example\\.test(:[0-9]+)?', path: '/hosted' },
+          {
+            path: '/edit',
+            headerMatches: [
+              { name: 'X-Env', value: 'prod', mismatch: 'REPLACE' },
+              { name: 'X-Added', value: 'yes', mismatch: 'ADD' },
+              { name: 'X-Secret', value: 'ok', mismatch: 'DELETE' },
+              { name: 'X-Log', value: 'v', mismatch: 'LOG' },
+            ],
+          },
         ],
       },
     },
@@ -182,6 +191,26 @@ describe.each(['fast', 'node'] as const)(
         (await send(proxy.port, { path: '/hosted', headers: { host: 'evil.example.test' } }))
           .status,
       ).toBe(403)
+    })
+
+    it('applies headerMatches mismatch actions (REPLACE, ADD, DELETE; LOG only reports)', async () => {
+      const r = await send(proxy.port, {
+        path: '/edit',
+        headers: { 'X-Env': 'dev', 'X-Secret': 'leaked', 'X-Log': 'other' },
+      })
+      expect(r.status).toBe(200)
+      const seen = upstream.seen.at(-1)
+      expect(seen?.url).toBe('/edit')
+      expect(seen?.headers).toMatchObject({ 'x-env': 'prod', 'x-added': 'yes', 'x-log': 'other' })
+      expect(seen?.headers['x-secret']).toBeUndefined()
+      // Matching values are left alone.
+      await send(proxy.port, {
+        path: '/edit',
+        headers: { 'X-Env': 'prod', 'X-Added': 'yes', 'X-Secret': 'ok' },
+      })
+      expect(
+        upstream.seen.at(-1)?.rawHeaders.filter((h) => /^x-(env|added|secret)$/i.test(h)),
+      ).toEqual(['X-Env', 'X-Added', 'X-Secret'])
     })
 
     it('keeps one client connection and one upstream connection alive across requests', async () => {

@@ -6,6 +6,7 @@
  * requests wait in the buffer.
  */
 import type { Socket } from 'node:net'
+import { applyHeaderEdits, type HeaderEdit } from './match'
 import {
   ChunkedFramer,
   endToEnd,
@@ -22,8 +23,8 @@ export interface FastContext {
   maxHeaderSize: number
   headersTimeoutMs: number
   keepAliveTimeoutMs: number
-  /** Policy verdict for a request head. */
-  allowed(head: RequestHead): boolean
+  /** Policy verdict for a request head: false, or the header edits to apply (possibly none). */
+  allowed(head: RequestHead): false | readonly HeaderEdit[]
   /** A new (marked) upstream connection to the original destination. */
   connect(): Socket
   onRequest(head: RequestHead, verdict: 'forwarded' | 'denied'): void
@@ -304,7 +305,8 @@ export function serveFast(client: Socket, ctx: FastContext): void {
           return endWith(simpleResponse(head.status === 501 ? 501 : 400, '', false, 1))
         }
         clearTimeout(timer)
-        if (!ctx.allowed(head)) {
+        const verdict = ctx.allowed(head)
+        if (verdict === false) {
           ctx.onRequest(head, 'denied')
           const keep = head.keepAlive && head.body === 0
           const res = simpleResponse(403, DENIED_BODY, keep, head.minor, head.method === 'HEAD')
@@ -330,7 +332,7 @@ export function serveFast(client: Socket, ctx: FastContext): void {
         writeUpstream(
           serializeHead(
             `${head.method} ${head.target} HTTP/1.${head.minor}`,
-            endToEnd(head.rawHeaders),
+            endToEnd(verdict.length ? applyHeaderEdits(head.rawHeaders, verdict) : head.rawHeaders),
             extra,
           ),
         )

@@ -106,9 +106,53 @@ export function httpRuleAllows(rule: HttpRule, req: HttpRequestView): boolean {
   return true
 }
 
-/** The verdict of one request: allowed (by which rule) or denied. */
+/** A header edit of a `headerMatches` mismatch action (Cilium: ADD, DELETE, REPLACE). */
+export interface HeaderEdit {
+  op: 'add' | 'delete' | 'replace'
+  name: string
+  value?: string
+}
+
+/**
+ * The edits a rule's `headerMatches` mismatch actions ask for on this request: ADD appends the
+ * header with the rule's value, DELETE removes the header, REPLACE sets it to the rule's value —
+ * each only when the header's value does not match. LOG only reports (no edit).
+ */
+export function headerEdits(rule: HttpRule, req: HttpRequestView): HeaderEdit[] {
+  const out: HeaderEdit[] = []
+  for (const m of rule.headerMatches ?? []) {
+    if (!m.mismatch || m.mismatch === 'LOG' || m.secret) continue
+    const got = req.headers.get(m.name.toLowerCase())
+    if (got !== undefined && (m.value === undefined || got === m.value)) continue
+    if (m.mismatch === 'ADD') out.push({ op: 'add', name: m.name, value: m.value ?? '' })
+    else if (m.mismatch === 'DELETE') out.push({ op: 'delete', name: m.name })
+    else out.push({ op: 'replace', name: m.name, value: m.value ?? '' })
+  }
+  return out
+}
+
+/** Apply header edits to name/value pairs (a new array). */
+export function applyHeaderEdits(raw: readonly string[], edits: readonly HeaderEdit[]): string[] {
+  let out = [...raw]
+  for (const e of edits) {
+    const lower = e.name.toLowerCase()
+    if (e.op === 'add') {
+      out.push(e.name, e.value ?? '')
+      continue
+    }
+    const kept: string[] = []
+    for (let i = 0; i + 1 < out.length; i += 2)
+      if ((out[i] as string).toLowerCase() !== lower)
+        kept.push(out[i] as string, out[i + 1] as string)
+    if (e.op === 'replace') kept.push(e.name, e.value ?? '')
+    out = kept
+  }
+  return out
+}
+
+/** The verdict of one request: allowed (by which rule, with which header edits) or denied. */
 export type HttpVerdict =
-  | { allowed: true; ruleId?: string; index?: number }
+  | { allowed: true; ruleId?: string; index?: number; edits?: HeaderEdit[] }
   | { allowed: false; reason: 'no-policy' | 'no-rule-matched' | 'parser-mismatch' }
 
 /**
@@ -121,7 +165,12 @@ export function evaluateHttp(policy: L7Policy | undefined, req: HttpRequestView)
   for (const r of policy.rules) {
     if (r.rules.parser !== 'http') continue
     const i = r.rules.http.findIndex((rule) => httpRuleAllows(rule, req))
-    if (i >= 0) return { allowed: true, ruleId: r.id, index: i }
+    if (i >= 0) {
+      const edits = headerEdits(r.rules.http[i] as HttpRule, req)
+      return edits.length
+        ? { allowed: true, ruleId: r.id, index: i, edits }
+        : { allowed: true, ruleId: r.id, index: i }
+    }
   }
   return { allowed: false, reason: 'no-rule-matched' }
 }

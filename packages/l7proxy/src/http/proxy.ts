@@ -21,7 +21,13 @@ import type { L7ProxyRecord, RecordSink } from '../records'
 import { Counters } from '../stats'
 import { connectMarked, defaultSocketMarker, type SocketMarker, upstreamMarkFor } from '../upstream'
 import { serveFast } from './fast'
-import { evaluateHttp, type HttpRequestView, type HttpVerdict, headerView } from './match'
+import {
+  applyHeaderEdits,
+  evaluateHttp,
+  type HttpRequestView,
+  type HttpVerdict,
+  headerView,
+} from './match'
 import type { RequestHead } from './wire'
 
 /** Options of {@link HttpProxy}. */
@@ -344,12 +350,13 @@ export class HttpProxy {
       keepAliveTimeoutMs: this.#options.keepAliveTimeoutMs ?? 60_000,
       allowed: (h) => {
         this.counters.inc('requests')
-        return this.#verdictOf(st, {
+        const v = this.#verdictOf(st, {
           method: h.method,
           path: h.target,
           host: h.host,
           headers: headerView(h.rawHeaders),
-        }).allowed
+        })
+        return v.allowed ? (v.edits ?? []) : false
       },
       connect: () => this.#openUpstream(st),
       onRequest: (h, verdict) => {
@@ -474,7 +481,9 @@ export class HttpProxy {
       port: st.origin.port,
       method: req.method,
       path: req.url,
-      headers: forwardable(req.rawHeaders) as unknown as Record<string, string>,
+      headers: (verdict.edits
+        ? applyHeaderEdits(forwardable(req.rawHeaders), verdict.edits)
+        : forwardable(req.rawHeaders)) as unknown as Record<string, string>,
       setHost: false,
     })
     let answered = false
