@@ -81,6 +81,15 @@ if (mode === 'raw') {
         off += 5 + len
       }
       pending = pending.subarray(off)
+      if (rate > 0) {
+        // pace to `rate` flows/s: stop reading (HTTP/2 flow control reaches the server) until due
+        const due = Number(started) + (flows / rate) * 1e9
+        const wait = (due - Number(process.hrtime.bigint())) / 1e6
+        if (wait > 1) {
+          req.pause()
+          setTimeout(() => req.resume(), wait)
+        }
+      }
     })
     req.on('close', () => resolve())
     req.on('error', () => resolve())

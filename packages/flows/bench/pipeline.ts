@@ -19,7 +19,7 @@ const only = (process.env.MEMBRANE_BENCH_ONLY ?? '').split(',').filter(Boolean)
 const want = (c: string) => only.length === 0 || only.includes(c)
 const TOTAL = quick ? 1_000_000 : 10_000_000
 const SLOW_TOTAL = quick ? 200_000 : 1_000_000
-const SLOW_RATE = 20_000
+const SLOW_RATE = 5_000
 const BURST = 512 // records per ring-buffer wake-up
 
 function enricher(): StaticEnricher {
