@@ -5,7 +5,7 @@
  * See lib/lxc.h for the packet walk. */
 #define ENABLE_BANDWIDTH 1
 #include "lib/lxc.h"
-#include "lib/ipv6.h"
+#include "lib/lxc6.h"
 
 static __always_inline int mb_endpoint_entry(struct __sk_buff *skb, bool from_container)
 {

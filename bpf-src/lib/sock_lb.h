@@ -130,3 +130,114 @@ static __always_inline int mb_sock4_reverse(struct bpf_sock_addr *ctx)
 	}
 	return 1;
 }
+
+#ifdef MB_SOCK_LB_IPV6
+#include "lib/ipv6.h"
+
+#define MB_SOCK_HOOK_CONNECT6		5
+#define MB_SOCK_HOOK_SENDMSG6		6
+#define MB_SOCK_HOOK_RECVMSG6		7
+#define MB_SOCK_HOOK_GETPEERNAME6	8
+
+struct mb_sock_revnat6_key {
+	__u64  cookie;
+	union mb_v6addr address;	/* backend */
+	__be16 port;
+	__u16  pad[3];
+};
+
+struct mb_sock_revnat6_value {
+	union mb_v6addr address;	/* service */
+	__be16 port;
+	__u16  rev_nat_index;
+	__u32  pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mb_sock_revnat6_key);
+	__type(value, struct mb_sock_revnat6_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_sock_revnat6 SEC(".maps");
+
+/* connect6 / sendmsg6: IPv6 service -> backend (random slot). Always returns 1. */
+static __always_inline int mb_sock6_forward(struct bpf_sock_addr *ctx)
+{
+	struct mb_lb6_key key = {};
+	struct mb_lb4_service *svc;
+	struct mb_lb6_backend *be;
+	__u8 proto = ctx->protocol;
+	__u32 backend_id;
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return 1;
+	key.address.w[0] = ctx->user_ip6[0];
+	key.address.w[1] = ctx->user_ip6[1];
+	key.address.w[2] = ctx->user_ip6[2];
+	key.address.w[3] = ctx->user_ip6[3];
+	key.dport = (__be16)ctx->user_port;
+	key.proto = proto;
+	svc = bpf_map_lookup_elem(&mb_lb6_services, &key);
+	if (!svc || (svc->flags & MB_SVC_F_SOCK_LB_SKIP) || svc->count == 0)
+		return 1;
+	{
+		struct mb_lb_slot_key sk = {
+			.rev_nat_index = svc->rev_nat_index,
+			.slot = (bpf_get_prandom_u32() % svc->count) + 1,
+		};
+		__u32 *id = bpf_map_lookup_elem(&mb_lb_slots, &sk);
+
+		if (!id)
+			return 1;
+		backend_id = *id;
+	}
+	be = bpf_map_lookup_elem(&mb_lb6_backends, &backend_id);
+	if (!be)
+		return 1;
+	{
+		struct mb_sock_revnat6_key k = {
+			.cookie = bpf_get_socket_cookie(ctx),
+			.port = be->port,
+		};
+		struct mb_sock_revnat6_value v = {
+			.address = key.address,
+			.port = key.dport,
+			.rev_nat_index = svc->rev_nat_index,
+		};
+
+		__builtin_memcpy(&k.address, &be->address, 16);
+		bpf_map_update_elem(&mb_sock_revnat6, &k, &v, BPF_ANY);
+	}
+	ctx->user_ip6[0] = be->address.w[0];
+	ctx->user_ip6[1] = be->address.w[1];
+	ctx->user_ip6[2] = be->address.w[2];
+	ctx->user_ip6[3] = be->address.w[3];
+	ctx->user_port = be->port;
+	return 1;
+}
+
+/* recvmsg6 / getpeername6: backend -> service. */
+static __always_inline int mb_sock6_reverse(struct bpf_sock_addr *ctx)
+{
+	struct mb_sock_revnat6_key k = {
+		.cookie = bpf_get_socket_cookie(ctx),
+		.port = (__be16)ctx->user_port,
+	};
+	struct mb_sock_revnat6_value *v;
+
+	k.address.w[0] = ctx->user_ip6[0];
+	k.address.w[1] = ctx->user_ip6[1];
+	k.address.w[2] = ctx->user_ip6[2];
+	k.address.w[3] = ctx->user_ip6[3];
+	v = bpf_map_lookup_elem(&mb_sock_revnat6, &k);
+	if (v) {
+		ctx->user_ip6[0] = v->address.w[0];
+		ctx->user_ip6[1] = v->address.w[1];
+		ctx->user_ip6[2] = v->address.w[2];
+		ctx->user_ip6[3] = v->address.w[3];
+		ctx->user_port = v->port;
+	}
+	return 1;
+}
+#endif

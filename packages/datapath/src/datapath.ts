@@ -74,6 +74,10 @@ const SOCK_HOOKS = [
   ['sock_sendmsg4', 'sendmsg4'],
   ['sock_recvmsg4', 'recvmsg4'],
   ['sock_getpeername4', 'getpeername4'],
+  ['sock_connect6', 'connect6'],
+  ['sock_sendmsg6', 'sendmsg6'],
+  ['sock_recvmsg6', 'recvmsg6'],
+  ['sock_getpeername6', 'getpeername6'],
 ] as const
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/
@@ -425,8 +429,8 @@ export class Datapath {
   }
 
   /**
-   * Attach socket-level load balancing (connect4, sendmsg4, recvmsg4, getpeername4) to a
-   * cgroup v2 directory: sockets of processes in it connect to backends directly.
+   * Attach socket-level load balancing (connect, sendmsg, recvmsg, getpeername; IPv4 and
+   * IPv6) to a cgroup v2 directory: sockets of processes in it connect to backends directly.
    */
   async attachSocketLb(cgroupPath: string): Promise<void> {
     this.#check()

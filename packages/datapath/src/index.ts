@@ -59,6 +59,8 @@ export {
   STRUCT_CODECS,
   sockRevnat4KeyCodec,
   sockRevnat4ValueCodec,
+  sockRevnat6KeyCodec,
+  sockRevnat6ValueCodec,
 } from './layouts'
 export type { CtEntry, CtGcResult } from './maps/ct'
 export { CtMap, monotonicNowNs } from './maps/ct'

@@ -218,6 +218,20 @@ export const sockRevnat4ValueCodec = struct('mb_sock_revnat4_value', 8, {
   revNatIndex: f.u16(6),
 })
 
+/** `struct mb_sock_revnat6_key` (lib/sock_lb.h). */
+export const sockRevnat6KeyCodec = struct('mb_sock_revnat6_key', 32, {
+  cookie: f.u64(0),
+  address: f.ipv6(8),
+  port: f.be16(24),
+})
+
+/** `struct mb_sock_revnat6_value` (lib/sock_lb.h). */
+export const sockRevnat6ValueCodec = struct('mb_sock_revnat6_value', 24, {
+  address: f.ipv6(0),
+  port: f.be16(16),
+  revNatIndex: f.u16(18),
+})
+
 /** Every struct codec, for the layout test and for tools. */
 export const STRUCT_CODECS = [
   configCodec,
@@ -244,4 +258,6 @@ export const STRUCT_CODECS = [
   proxy4ValueCodec,
   sockRevnat4KeyCodec,
   sockRevnat4ValueCodec,
+  sockRevnat6KeyCodec,
+  sockRevnat6ValueCodec,
 ] as const

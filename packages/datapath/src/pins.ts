@@ -60,6 +60,7 @@ export const MAP_SPECS: Readonly<Record<string, MapSpec>> = {
   },
   mb_proxy4: { type: 'lru_hash', keySize: 8, valueSize: 20, maxEntries: 65536, flags: 0 },
   mb_sock_revnat4: { type: 'lru_hash', keySize: 16, valueSize: 8, maxEntries: 65536, flags: 0 },
+  mb_sock_revnat6: { type: 'lru_hash', keySize: 32, valueSize: 24, maxEntries: 65536, flags: 0 },
 }
 
 const SAFE_PATH = /^[A-Za-z0-9._/-]+$/

@@ -27,7 +27,7 @@ describeKernel('pins under the pin root', ['root', 'bpf', 'bpffs', 'clang', 'cgr
     const dp = await Datapath.open({ pinRoot: pins.path })
     try {
       for (const [name, spec] of Object.entries(MAP_SPECS)) {
-        if (name === 'mb_sock_revnat4') continue // sock.o's, loaded with socket LB
+        if (name.startsWith('mb_sock_revnat')) continue // sock.o's, loaded with socket LB
         expect([name, specMismatches(dp.map(name).info, spec)]).toEqual([name, []])
         expect(existsSync(join(pins.path, name))).toBe(true)
       }
@@ -92,20 +92,28 @@ describeKernel('pins under the pin root', ['root', 'bpf', 'bpffs', 'clang', 'cgr
       await dp.attachSocketLb(cg.path)
       expect(await attached()).toEqual([
         'sock_connect4',
+        'sock_connect6',
         'sock_getpeername4',
+        'sock_getpeername6',
         'sock_recvmsg4',
+        'sock_recvmsg6',
         'sock_sendmsg4',
+        'sock_sendmsg6',
       ])
       await dp.close({ keepPrograms: true })
       const linkDirs = readdirSync(join(pins.path, 'links'))
       expect(linkDirs.length).toBe(1)
       expect(readdirSync(join(pins.path, 'links', linkDirs[0] as string)).sort()).toEqual([
         'connect4',
+        'connect6',
         'getpeername4',
+        'getpeername6',
         'recvmsg4',
+        'recvmsg6',
         'sendmsg4',
+        'sendmsg6',
       ])
-      expect((await attached()).length).toBe(4) // still attached with no process holding them
+      expect((await attached()).length).toBe(8) // still attached with no process holding them
       const again = await Datapath.open({ pinRoot: pins.path })
       expect(await again.detachSocketLb(cg.path)).toBe(true)
       expect(await attached()).toEqual([])
