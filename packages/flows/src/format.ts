@@ -15,7 +15,7 @@ import { encodeFlow, PROTO_FILES } from './proto'
 import { type Endpoint, type Flow, type FlowsResponse, type Timestamp, Verdict } from './types'
 
 /** Output formats of {@link formatResponse}. */
-export type OutputFormat = 'compact' | 'json' | 'table'
+export type OutputFormat = 'compact' | 'json' | 'table' | 'dict'
 
 const ANSI = {
   reset: '\x1b[0m',
@@ -238,6 +238,20 @@ export function tableRow(flow: Flow, opts: { color?: boolean } = {}): string {
     .join(' ')
 }
 
+/** One flow as a `key: value` block (hubble observe -o dict), ending with a separator line. */
+export function dictBlock(flow: Flow, opts: { color?: boolean; nodeName?: boolean } = {}): string {
+  const rows: [string, string][] = [['TIMESTAMP', compactTime(flow.time)]]
+  if (opts.nodeName && flow.nodeName) rows.push(['NODE', flow.nodeName])
+  rows.push(
+    ['SOURCE', endpointText(flow, true)],
+    ['DESTINATION', endpointText(flow, false)],
+    ['TYPE', typeText(flow)],
+    ['VERDICT', paint(verdictName(flow.verdict), verdictColor(flow.verdict), opts.color ?? false)],
+    ['SUMMARY', summaryText(flow)],
+  )
+  return `${rows.map(([k, v]) => `${k.padStart(11)}: ${v}`).join('\n')}\n------------`
+}
+
 /**
  * Format one response in the given output format (no trailing newline). Loss notices print as
  * `EVENTS LOST: <source> <count>` in compact and table formats.
@@ -253,5 +267,6 @@ export function formatResponse(
     return paint(text, 'yellow', opts.color ?? false)
   }
   if (!r.flow) return ''
+  if (format === 'dict') return dictBlock(r.flow, opts)
   return format === 'table' ? tableRow(r.flow, opts) : compactLine(r.flow, opts)
 }

@@ -48,7 +48,7 @@ Selection:
 Filters (repeat a flag for alternatives; --not negates the next filter flag):
       --ip, --from-ip, --to-ip            IP or CIDR
       --pod, --from-pod, --to-pod         [namespace/]pod-name-prefix
-      --namespace, --from-namespace, --to-namespace
+  -n, --namespace, --from-namespace, --to-namespace
   -l, --label, --from-label, --to-label   label selector (k8s:app=web, app in (a,b))
       --identity, --from-identity, --to-identity
       --port, --from-port, --to-port
@@ -62,7 +62,7 @@ Filters (repeat a flag for alternatives; --not negates the next filter flag):
   -t, --type T               drop, trace[:to-endpoint|from-endpoint|...], policy-verdict, l7, sock
       --node-name PATTERN, --ipv4, --ipv6
 Output:
-  -o, --output FORMAT        compact (default), json, table
+  -o, --output FORMAT        compact (default), dict, json (jsonpb), table
       --color MODE           auto (default: when stdout is a TTY), always, never
       --print-node-name      prefix lines with the node name
       --graph FILE           also write a service map (SVG) of the flows shown
@@ -113,7 +113,14 @@ const STRING_FLAGS = [
   'node-name',
 ] as const
 const BOOL_FLAGS = ['follow', 'all', 'not', 'ipv4', 'ipv6', 'print-node-name', 'help'] as const
-const SHORT: Record<string, string> = { f: 'follow', o: 'output', l: 'label', t: 'type', h: 'help' }
+const SHORT: Record<string, string> = {
+  f: 'follow',
+  o: 'output',
+  l: 'label',
+  t: 'type',
+  n: 'namespace',
+  h: 'help',
+}
 
 const TRACE_POINTS: Record<string, number> = {
   'to-endpoint': 0,
@@ -388,8 +395,8 @@ export function parseObserveArgs(argv: readonly string[], now = Date.now()): Obs
         break
       case 'output': {
         const o = v === 'jsonpb' ? 'json' : v
-        if (o !== 'compact' && o !== 'json' && o !== 'table') {
-          throw new ObserveUsageError(`--output: expected compact, json or table, got '${v}'`)
+        if (o !== 'compact' && o !== 'json' && o !== 'table' && o !== 'dict') {
+          throw new ObserveUsageError(`--output: expected compact, dict, json or table, got '${v}'`)
         }
         opts.output = o
         break

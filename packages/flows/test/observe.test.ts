@@ -234,7 +234,19 @@ describe('runObserve against a real Observer server', () => {
     expect(
       await runObserve(['--output', 'yaml'], { target: server.target, stderr: e2.stream }),
     ).toBe(2)
-    expect(e2.text()).toContain("--output: expected compact, json or table, got 'yaml'")
+    expect(e2.text()).toContain("--output: expected compact, dict, json or table, got 'yaml'")
+    const dict = capture()
+    expect(
+      await runObserve(['-o', 'dict', '--last', '1', '-n', 'default'], {
+        target: server.target,
+        stdout: dict.stream,
+      }),
+    ).toBe(0)
+    expect(dict.text()).toMatch(
+      /^ {2}TIMESTAMP: Nov 21 18:33:23\.000\n {5}SOURCE: default\/xwing-5f6d:41001 \(ID:1000\)\n/,
+    )
+    expect(dict.text()).toContain('    VERDICT: FORWARDED\n')
+    expect(dict.text().trim().endsWith('------------')).toBe(true)
   })
 
   it('--follow streams until the signal aborts', async () => {
