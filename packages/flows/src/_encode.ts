@@ -142,6 +142,20 @@ function copyBytes(field: number, b: Uint8Array): void {
   pos += b.length
 }
 
+/** Encode a sub-message, reusing the bytes kept in a shared part's slot. */
+function shareable<T extends object>(field: number, obj: T, write: (o: T) => void): void {
+  const slot = slotOf(obj)
+  if (slot?.bytes) {
+    copyBytes(field, slot.bytes)
+    return
+  }
+  const s = begin(field)
+  write(obj)
+  const len = pos - s
+  end(s)
+  if (slot) slot.bytes = Buffer.from(buf.subarray(pos - len, pos))
+}
+
 function endpoint(field: number, e: Endpoint | undefined): void {
   if (!e) return
   const slot = slotOf(e)
@@ -284,12 +298,11 @@ function writeFlow(f: Flow): void {
   strs(13, f.sourceNames)
   strs(14, f.destinationNames)
   layer7(15, f.l7)
-  if (f.eventType) {
-    const s = begin(19)
-    int32(1, f.eventType.type)
-    int32(2, f.eventType.subType)
-    end(s)
-  }
+  if (f.eventType)
+    shareable(19, f.eventType, (e) => {
+      int32(1, e.type)
+      int32(2, e.subType)
+    })
   for (const [field, svc] of [
     [20, f.sourceService],
     [21, f.destinationService],
@@ -309,12 +322,11 @@ function writeFlow(f: Flow): void {
     bool(1, f.isReply.value)
     end(s)
   }
-  if (f.interface) {
-    const s = begin(28)
-    uint(1, f.interface.index)
-    strc(2, f.interface.name)
-    end(s)
-  }
+  if (f.interface)
+    shareable(28, f.interface, (i) => {
+      uint(1, i.index)
+      strc(2, i.name)
+    })
   uint(29, f.proxyPort)
   uint(31, f.sockXlatePoint)
   if (f.socketCookie && f.socketCookie !== '0') {

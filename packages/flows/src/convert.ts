@@ -60,10 +60,22 @@ function eventTypeOf(type: number, subType: number): { type: number; subType: nu
   const k = type * 256 + subType
   let e = eventTypes.get(k)
   if (!e) {
-    e = Object.freeze({ type, subType })
+    e = shared({ type, subType })
     eventTypes.set(k, e)
   }
   return e
+}
+
+const interfaces = new Map<number, { index: number; name?: string }>()
+
+function interfaceOf(index: number, name: string | undefined): { index: number; name?: string } {
+  let i = interfaces.get(index)
+  if (!i || i.name !== name) {
+    i = shared(name ? { index, name } : { index })
+    if (interfaces.size >= 4096) interfaces.clear()
+    interfaces.set(index, i)
+  }
+  return i
 }
 
 function tcpFlagsOf(bits: number): TCPFlags {
@@ -235,7 +247,7 @@ export function eventToFlow(ev: MbEvent, opts: ConvertOptions = {}): Flow | unde
   if (ev.proxyPort) flow.proxyPort = ev.proxyPort
   if (ev.ifindex) {
     const name = enricher?.interfaceName?.(ev.ifindex)
-    flow.interface = name ? { index: ev.ifindex, name } : { index: ev.ifindex }
+    flow.interface = interfaceOf(ev.ifindex, name)
   }
   if (enricher?.serviceByFrontend) {
     const nat = (ev.flags & EventFlag.NAT) !== 0

@@ -7,6 +7,7 @@ import {
   decodeFlow,
   decodeFlowsResponse,
   encodeFlow,
+  encodeFlowReference,
   encodeFlowsResponse,
   PROTO_DIR,
   PROTO_FILES,
@@ -46,9 +47,11 @@ function sampleFlow(): Flow {
 }
 
 describe('Flow protobuf', () => {
-  it('encodes and decodes a flow losslessly', () => {
+  it('encodes and decodes a flow losslessly (first encode fills the shared parts, second reuses them)', () => {
     const flow = sampleFlow()
     expect(decodeFlow(encodeFlow(flow))).toEqual(flow)
+    expect(Buffer.from(encodeFlow(sampleFlow())).equals(Buffer.from(encodeFlow(flow)))).toBe(true)
+    expect(decodeFlow(encodeFlow(sampleFlow()))).toEqual(decodeFlow(encodeFlowReference(flow)))
   })
 
   it('uses Hubble field numbers (checked on the loaded schema)', () => {
