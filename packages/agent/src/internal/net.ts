@@ -109,50 +109,51 @@ export async function ipBatch(commands: string[][], netns?: string): Promise<voi
  * in the namespace `ip/32` on eth0, a link route to the router and a default route via it; on
  * the host a /32 route to the endpoint through the veth, sourced from the router address.
  * Every step checks or replaces, so running it twice changes nothing and leaks nothing.
- * Four processes in all for a new endpoint (netns add, two host batches, a namespace batch).
  */
 export async function ensureEndpointNetwork(n: EndpointNetwork): Promise<void> {
-  let fresh = false
-  if (!netnsExists(n.netns)) {
-    await run('ip', ['netns', 'add', n.netns])
-    fresh = true
-  }
-  const ns = ['-n', n.netns]
-  const inNs =
-    !fresh &&
-    (await run('ip', [...ns, '-o', 'link', 'show', 'dev', n.podIfname]).then(
-      () => true,
-      () => false,
-    ))
-  const nsCommands: string[][] = []
-  if (!inNs || !linkExists(n.hostIfname)) {
-    // A half-made pair (crash between steps) is removed and made again.
-    if (linkExists(n.hostIfname)) await run('ip', ['link', 'del', n.hostIfname])
-    if (linkExists(n.tmpIfname)) await run('ip', ['link', 'del', n.tmpIfname])
-    if (inNs) await run('ip', [...ns, 'link', 'del', n.podIfname])
-    await ipBatch([
-      ['link', 'add', n.hostIfname, 'type', 'veth', 'peer', 'name', n.tmpIfname, 'address', n.mac],
-      ['link', 'set', n.tmpIfname, 'netns', n.netns],
-    ])
-    nsCommands.push(['link', 'set', n.tmpIfname, 'name', n.podIfname])
-  }
-  sysctl(`/proc/sys/net/ipv6/conf/${n.hostIfname}/disable_ipv6`, '1')
-  sysctl(`/proc/sys/net/ipv4/conf/${n.hostIfname}/rp_filter`, '0')
-  nsCommands.push(
-    // IPv4 only: no IPv6 link-local address, so no router solicitations or MLD for the
-    // datapath to drop.
+  const hostUp: string[][] = [
+    // IPv4 only: no IPv6 link-local addresses, so no router solicitations or MLD.
+    ['link', 'set', n.hostIfname, 'addrgenmode', 'none'],
+    ['link', 'set', n.hostIfname, 'up'],
+    ['route', 'replace', `${n.ip}/32`, 'dev', n.hostIfname, 'src', n.router],
+  ]
+  const nsSetup: string[][] = [
     ['link', 'set', n.podIfname, 'addrgenmode', 'none'],
     ['link', 'set', 'lo', 'up'],
     ['addr', 'replace', `${n.ip}/32`, 'dev', n.podIfname],
     ['link', 'set', n.podIfname, 'up'],
     ['route', 'replace', n.router, 'dev', n.podIfname, 'scope', 'link'],
     ['route', 'replace', 'default', 'via', n.router, 'dev', n.podIfname],
+  ]
+  const makePair = [
+    ['link', 'add', n.hostIfname, 'type', 'veth', 'peer', 'name', n.tmpIfname, 'address', n.mac],
+    ['link', 'set', n.tmpIfname, 'netns', n.netns],
+  ]
+  if (!netnsExists(n.netns) && !linkExists(n.hostIfname) && !linkExists(n.tmpIfname)) {
+    // The common case, a new endpoint: two processes in all.
+    await ipBatch([['netns', 'add', n.netns], ...makePair, ...hostUp])
+    await ipBatch([['link', 'set', n.tmpIfname, 'name', n.podIfname], ...nsSetup], n.netns)
+    sysctl(`/proc/sys/net/ipv4/conf/${n.hostIfname}/rp_filter`, '0')
+    return
+  }
+  // Repair: check each object and make or replace what is missing.
+  if (!netnsExists(n.netns)) await run('ip', ['netns', 'add', n.netns])
+  const inNs = await run('ip', ['-n', n.netns, '-o', 'link', 'show', 'dev', n.podIfname]).then(
+    () => true,
+    () => false,
   )
-  await ipBatch(nsCommands, n.netns)
-  await ipBatch([
-    ['link', 'set', n.hostIfname, 'up'],
-    ['route', 'replace', `${n.ip}/32`, 'dev', n.hostIfname, 'src', n.router],
-  ])
+  const nsCommands: string[][] = []
+  if (!inNs || !linkExists(n.hostIfname)) {
+    // A half-made pair (crash between steps) is removed and made again.
+    if (linkExists(n.hostIfname)) await run('ip', ['link', 'del', n.hostIfname])
+    if (linkExists(n.tmpIfname)) await run('ip', ['link', 'del', n.tmpIfname])
+    if (inNs) await run('ip', ['-n', n.netns, 'link', 'del', n.podIfname])
+    await ipBatch(makePair)
+    nsCommands.push(['link', 'set', n.tmpIfname, 'name', n.podIfname])
+  }
+  await ipBatch([...nsCommands, ...nsSetup], n.netns)
+  await ipBatch(hostUp)
+  sysctl(`/proc/sys/net/ipv4/conf/${n.hostIfname}/rp_filter`, '0')
 }
 
 /**
