@@ -107,4 +107,22 @@ int probe_dnat_twice(struct __sk_buff *skb)
 	return 0;
 }
 
+/* One conntrack insert (LRU update of the same key: a new node each time). */
+SEC("tc")
+int probe_ct_insert(struct __sk_buff *skb)
+{
+	struct mb_pkt4 p = {};
+	struct mb_ct_tuple4 t = {};
+	struct mb_ct_entry e = {};
+
+	if (mb_parse4(skb, &p))
+		return 2;
+	t.daddr = p.daddr;
+	t.saddr = p.saddr;
+	t.dport = p.dport;
+	t.sport = p.sport;
+	t.nexthdr = p.proto;
+	return mb_ct_create4(&t, &e, p.tcp_flags, p.len, bpf_ktime_get_ns()) ? 2 : 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
