@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { chmodSync, statSync } from 'node:fs'
 import { request } from 'node:http'
 import { dirname } from 'node:path'
@@ -132,6 +133,32 @@ describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
     expect(r.code).toBe(2)
     const bad = await client.stream('/v1/flows?verdict=nonsense', () => {}).done.catch((e) => e)
     expect((bad as Error).message).toMatch(/verdict: expected one of/)
+  })
+
+  it('serves Prometheus metrics that promtool accepts, and the UI read-only', async () => {
+    const res = await fetch(`${daemon.httpUrl}/metrics`)
+    expect(res.status).toBe(200)
+    const text = await res.text()
+    expect(text).toMatch(/^membrane_endpoint/m)
+    expect(text).toMatch(/^hubble_flows_processed_total/m)
+    const lint = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const p = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] })
+      let out = ''
+      p.stdout.on('data', (c) => {
+        out += c
+      })
+      p.stderr.on('data', (c) => {
+        out += c
+      })
+      p.on('exit', (code) => resolve({ code, out }))
+      p.stdin.end(text)
+    })
+    expect(lint.out).toBe('')
+    expect(lint.code).toBe(0)
+    const ui = await fetch(`${daemon.httpUrl}/ui`)
+    expect(ui.headers.get('content-type')).toContain('text/html')
+    const post = await fetch(`${daemon.httpUrl}/ui/state.json`, { method: 'POST', body: '{}' })
+    expect(post.status).toBe(400) // nothing on the TCP listener changes state
   })
 
   it('CLI: tables by default, JSON with -o json, clear errors', async () => {
