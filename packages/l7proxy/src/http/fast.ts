@@ -261,7 +261,10 @@ export function serveFast(client: Socket, ctx: FastContext): void {
     up.on('data', (d: Buffer) => {
       if (up !== upstream) return
       upBuf = upBuf.length ? Buffer.concat([upBuf, d]) : d
+      // One write (writev) for a response head and the body bytes that came with it.
+      client.cork()
       processUpstream()
+      client.uncork()
     })
     up.on('error', () => {})
     up.on('close', () => {
@@ -372,7 +375,10 @@ export function serveFast(client: Socket, ctx: FastContext): void {
   client.on('data', (d: Buffer) => {
     if (state === 'closed') return
     buf = buf.length ? Buffer.concat([buf, d]) : d
+    const up = upstream
+    up?.cork()
     processClient()
+    up?.uncork()
   })
   client.on('error', () => {})
   client.on('close', () => {
