@@ -44,6 +44,28 @@ static __always_inline __be16 mb_policy_port(const struct mb_pkt4 *p)
 	return p->dport;
 }
 
+/* An ICMP error about a tracked connection (its inner packet's tuple, either way round) is
+ * related traffic: it passes without a policy lookup, like a reply. Its inner header is not
+ * translated back for service flows. */
+static __always_inline bool mb_ct_related4(const struct mb_pkt4 *p)
+{
+	struct mb_ct_tuple4 t = {
+		.daddr = p->in_daddr,
+		.saddr = p->in_saddr,
+		.dport = p->in_dport,
+		.sport = p->in_sport,
+		.nexthdr = p->in_proto,
+	};
+	struct mb_ct_tuple4 r;
+
+	if (!p->related)
+		return false;
+	if (bpf_map_lookup_elem(&mb_ct4, &t))
+		return true;
+	mb_ct_reverse4(&t, &r);
+	return bpf_map_lookup_elem(&mb_ct4, &r) != NULL;
+}
+
 static __always_inline int mb_from_container4(struct __sk_buff *skb, const struct mb_endpoint *ep)
 {
 	struct mb_config *cfg = mb_get_config();
@@ -155,6 +177,11 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 	tuple.dport = p.dport;
 	tuple.sport = p.sport;
 	tuple.nexthdr = p.proto;
+
+	if (unlikely(p.related) && mb_ct_related4(&p)) {
+		t.flags |= MB_EVF_REPLY;
+		goto forward;
+	}
 
 	switch (mb_ct_lookup4(&tuple, &ct)) {
 	case MB_CT_ESTABLISHED:
@@ -272,6 +299,7 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 	}
 	}
 
+forward:
 	ret = mb_bandwidth_egress(skb, ep->endpoint_id);
 	if (ret < 0)
 		return mb_drop4(skb, &p, &t, ret, 0);
@@ -310,6 +338,11 @@ static __always_inline int mb_to_container4(struct __sk_buff *skb, const struct 
 	tuple.dport = p.dport;
 	tuple.sport = p.sport;
 	tuple.nexthdr = p.proto;
+
+	if (unlikely(p.related) && mb_ct_related4(&p)) {
+		t.flags |= MB_EVF_REPLY;
+		goto forward;
+	}
 
 	switch (mb_ct_lookup4(&tuple, &ct)) {
 	case MB_CT_ESTABLISHED:
@@ -371,6 +404,7 @@ static __always_inline int mb_to_container4(struct __sk_buff *skb, const struct 
 	}
 	}
 
+forward:
 	ret = mb_bandwidth_ingress(skb, ep->endpoint_id);
 	if (ret < 0)
 		return mb_drop4(skb, &p, &t, ret, 0);

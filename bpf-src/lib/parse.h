@@ -19,7 +19,40 @@ struct mb_pkt4 {
 	__u32  l3_off;
 	__u32  l4_off;
 	__u32  len;		/* skb->len */
+	/* ICMP errors (destination unreachable, time exceeded, parameter problem): the packet they
+	 * are about (the inner IPv4 header's addresses and the first 4 bytes of its L4 header). */
+	__u8   related;
+	__u8   in_proto;
+	__be16 in_sport;
+	__be16 in_dport;
+	__u16  pad;
+	__be32 in_saddr;
+	__be32 in_daddr;
 };
+
+#define ICMP_DEST_UNREACH	3
+#define ICMP_TIME_EXCEEDED	11
+#define ICMP_PARAMETERPROB	12
+
+/* Read the inner packet of an ICMP error (inner header without options only). */
+static __always_inline void mb_parse4_related(struct __sk_buff *skb, struct mb_pkt4 *p)
+{
+	struct {
+		struct iphdr ip;
+		__be16 ports[2];
+	} __attribute__((packed)) in;
+
+	if (bpf_skb_load_bytes(skb, p->l4_off + 8, &in, sizeof(in)) < 0)
+		return;
+	if (in.ip.version != 4 || in.ip.ihl != 5)
+		return;
+	p->related = 1;
+	p->in_proto = in.ip.protocol;
+	p->in_saddr = in.ip.saddr;
+	p->in_daddr = in.ip.daddr;
+	p->in_sport = in.ports[0];
+	p->in_dport = in.ports[1];
+}
 
 /* Offsets of the checksum field inside the L4 header, 0 when the protocol has none we fix. */
 static __always_inline __u32 mb_l4_csum_off(__u8 proto)
@@ -90,6 +123,7 @@ static __always_inline int mb_parse4(struct __sk_buff *skb, struct mb_pkt4 *p)
 	p->dport = 0;
 	p->tcp_flags = 0;
 	p->icmp_type_code = 0;
+	p->related = 0;
 	if ((void *)(ipd + 1) <= data_end) {
 		__u32 ihl = ipd->ihl;
 
@@ -108,12 +142,12 @@ static __always_inline int mb_parse4(struct __sk_buff *skb, struct mb_pkt4 *p)
 			return 0;
 		if (ihl == 5 && data + ETH_HLEN + 20 + 14 <= data_end) {
 			mb_parse4_l4(p, data + ETH_HLEN + 20);
-			return 0;
+			goto related;
 		}
 		if (bpf_skb_load_bytes(skb, p->l4_off, l4, need) < 0)
 			return DROP_CT_INVALID_HDR;
 		mb_parse4_l4(p, l4);
-		return 0;
+		goto related;
 	}
 
 	{
@@ -141,5 +175,13 @@ static __always_inline int mb_parse4(struct __sk_buff *skb, struct mb_pkt4 *p)
 	if (bpf_skb_load_bytes(skb, p->l4_off, l4, need) < 0)
 		return DROP_CT_INVALID_HDR;
 	mb_parse4_l4(p, l4);
+related:
+	if (p->proto == IPPROTO_ICMP) {
+		__u8 type = p->icmp_type_code >> 8;
+
+		if (type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED ||
+		    type == ICMP_PARAMETERPROB)
+			mb_parse4_related(skb, p);
+	}
 	return 0;
 }

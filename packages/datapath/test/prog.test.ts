@@ -240,6 +240,55 @@ describeKernel(
       expect(drops(133, 'egress')).toBe(before + 1n)
     })
 
+    it('ICMP errors about a tracked connection pass as related traffic; others meet policy', async () => {
+      dp.ipcache.upsert('10.0.2.0/24', 2000)
+      dp.policyMap(EP.id).apply({
+        upserts: [
+          {
+            key: { identity: 2000, direction: 'egress', protocol: 17, port: 53 },
+            value: { deny: false },
+          },
+        ],
+      })
+      expect(
+        (
+          await run('from_container', {
+            saddr: EP.ip,
+            sport: 7001,
+            daddr: '10.0.2.5',
+            dport: 53,
+            protocol: 'UDP',
+          })
+        ).retval,
+      ).toBe(TC_ACT_OK)
+      const inner = (sport: number) =>
+        buildPacket({
+          saddr: EP.ip,
+          sport,
+          daddr: '10.0.2.5',
+          dport: 53,
+          protocol: 'UDP',
+        }).subarray(14, 14 + 28)
+      // Port unreachable from the server about the client's datagram: related.
+      const related = await run('to_container', {
+        saddr: '10.0.2.5',
+        daddr: EP.ip,
+        protocol: 'ICMP',
+        icmpType: 3,
+        payload: inner(7001),
+      })
+      expect(related.retval).toBe(TC_ACT_OK)
+      // About a flow nobody opened: an ordinary ICMP packet, and no entry allows it.
+      const stranger = await run('to_container', {
+        saddr: '10.0.2.5',
+        daddr: EP.ip,
+        protocol: 'ICMP',
+        icmpType: 3,
+        payload: inner(7002),
+      })
+      expect(stranger.retval).toBe(TC_ACT_SHOT)
+    })
+
     it('drops spoofed source addresses (132)', async () => {
       dp.policyMap(EP.id).apply({
         upserts: [
