@@ -105,6 +105,10 @@ export class FlowObserver {
   seenFlows = 0
   /** Records that could not be decoded. */
   decodeErrors = 0
+  /** Failed polls of the `lostEvents` provider (see {@link FlowObserver.start}). */
+  lostPollErrors = 0
+  /** The last error of the `lostEvents` provider. */
+  lastLostPollError: unknown
 
   constructor(opts: ObserverOptions = {}) {
     this.ring = new FlowRing(opts.capacity ?? DEFAULT_RING_CAPACITY)
@@ -125,8 +129,17 @@ export class FlowObserver {
   /** Start polling the datapath loss counter (no-op without `lostEvents`). */
   start(): void {
     if (!this.lostProvider || this.lostTimer) return
-    this.pollLost()
-    this.lostTimer = setInterval(() => this.pollLost(), this.lostPollMs)
+    const poll = () => {
+      try {
+        this.pollLost()
+      } catch (e) {
+        // A failing counter (a closed map, say) must not take the process down from a timer.
+        this.lostPollErrors++
+        this.lastLostPollError = e
+      }
+    }
+    poll()
+    this.lostTimer = setInterval(poll, this.lostPollMs)
     this.lostTimer.unref()
   }
 

@@ -108,6 +108,21 @@ describe('FlowObserver intake', () => {
     })
   })
 
+  it('a failing loss counter is counted by the poll timer, not thrown', async () => {
+    const obs = new FlowObserver({
+      clock,
+      lostPollMs: 10,
+      lostEvents: () => {
+        throw new Error('map closed')
+      },
+    })
+    obs.start()
+    await new Promise((r) => setTimeout(r, 50))
+    obs.stop()
+    expect(obs.lostPollErrors).toBeGreaterThanOrEqual(2)
+    expect(String(obs.lastLostPollError)).toContain('map closed')
+  })
+
   it('undecodable records are counted, not thrown', () => {
     const obs = new FlowObserver({ clock })
     expect(obs.ingestEvent(Buffer.alloc(10))).toBeUndefined()
