@@ -159,6 +159,22 @@ describe('ChunkedFramer', () => {
     )
   })
 
+  it('never throws on arbitrary bytes and never claims more than it was given', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 100 }), { maxLength: 5 }), (pieces) => {
+        const f = new ChunkedFramer()
+        for (const p of pieces) {
+          const b = Buffer.from(p)
+          const n = f.feed(b)
+          expect(n).toBeGreaterThanOrEqual(0)
+          expect(n).toBeLessThanOrEqual(b.length)
+          if (f.error || f.done) break
+        }
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
   it.each([
     ['a bad size', 'zz\r\nab\r\n0\r\n\r\n'],
     ['a missing CRLF after data', '2\r\nabX\r\n0\r\n\r\n'],

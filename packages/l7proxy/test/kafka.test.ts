@@ -231,6 +231,14 @@ describe('KafkaProxy with kafkajs and a broker stand-in', () => {
     const huge = Buffer.alloc(8)
     huge.writeInt32BE(1 << 30, 0)
     await expect(exchange(proxy.port, [huge], 1)).rejects.toThrow(/closed/)
+    // A truncated frame: the size promises more than ever arrives, then the client goes away.
+    const truncated = new KafkaWriter().i16(0).i16(2).i32(9).string('c').frame().subarray(0, 9)
+    await new Promise<void>((resolve) => {
+      const s = connect(proxy.port, '127.0.0.1')
+      s.on('error', () => {})
+      s.on('close', () => resolve())
+      s.write(truncated, () => setTimeout(() => s.destroy(), 50))
+    })
     const after = proxy.stats()
     expect(after.malformed - before.malformed).toBe(1)
     expect(after.tooLarge - before.tooLarge).toBe(1)
