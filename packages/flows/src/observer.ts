@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os'
 import { fastEncodeFramedResponse } from './_encode'
-import { eventToFlow, type MonotonicClock, monotonicClock } from './convert'
+import { EndpointCache, eventToFlow, type MonotonicClock, monotonicClock } from './convert'
 import type { Enricher } from './enrich'
 import { decodeEvent, EventDecodeError } from './event'
 import { compileFilters, type FlowFilter } from './filter'
@@ -96,6 +96,7 @@ export class FlowObserver {
   private readonly enricher: Enricher | undefined
   private readonly clock: MonotonicClock
   private readonly sinks: FlowSink[]
+  private readonly endpoints = new EndpointCache()
   private readonly startedNs = process.hrtime.bigint()
   private readonly lostProvider: (() => number | bigint) | undefined
   private readonly lostPollMs: number
@@ -105,6 +106,10 @@ export class FlowObserver {
   seenFlows = 0
   /** Records that could not be decoded. */
   decodeErrors = 0
+  /** Events dropped because enrichment threw (see `lastIngestError`). */
+  ingestErrors = 0
+  /** The last error thrown while converting an event. */
+  lastIngestError: unknown
   /** Failed polls of the `lostEvents` provider (see {@link FlowObserver.start}). */
   lostPollErrors = 0
   /** The last error of the `lostEvents` provider. */
@@ -187,11 +192,20 @@ export class FlowObserver {
       }
       throw e
     }
-    const flow = eventToFlow(ev, {
-      nodeName: this.nodeName,
-      enricher: this.enricher,
-      clock: this.clock,
-    })
+    let flow: Flow | undefined
+    try {
+      flow = eventToFlow(ev, {
+        nodeName: this.nodeName,
+        enricher: this.enricher,
+        clock: this.clock,
+        endpoints: this.endpoints,
+      })
+    } catch (e) {
+      // An enricher bug must not break the ring-buffer callback: count it and keep going.
+      this.ingestErrors++
+      this.lastIngestError = e
+      return undefined
+    }
     if (!flow) return undefined
     this.store(flow, ev.len)
     return flow

@@ -123,6 +123,20 @@ describe('FlowObserver intake', () => {
     expect(String(obs.lastLostPollError)).toContain('map closed')
   })
 
+  it('an enricher that throws is counted, not thrown into the ring-buffer callback', () => {
+    const obs = new FlowObserver({
+      clock,
+      enricher: {
+        endpointByIp: () => {
+          throw new Error('boom')
+        },
+      },
+    })
+    expect(obs.ingestEvent(ev(1))).toBeUndefined()
+    expect(obs.ingestErrors).toBe(1)
+    expect(String(obs.lastIngestError)).toContain('boom')
+  })
+
   it('undecodable records are counted, not thrown', () => {
     const obs = new FlowObserver({ clock })
     expect(obs.ingestEvent(Buffer.alloc(10))).toBeUndefined()
