@@ -56,7 +56,7 @@ export {
 } from './grpc'
 export type { L7Peer, L7Record } from './l7'
 export { L7RecordError, l7RecordToFlow } from './l7'
-export type { FlowMetricsOptions, MetricsServer } from './metrics'
+export type { DatapathCounter, FlowMetricsOptions, MetricsServer } from './metrics'
 export { FlowMetrics, serveMetrics } from './metrics'
 export {
   eventTypeName,

@@ -17,6 +17,17 @@ import {
 import type { FlowSink } from './observer'
 import { type Flow, FlowType, IPVersion, LostEventSource, Verdict } from './types'
 
+/**
+ * One datapath forward/drop counter as the datapath's metrics map reports it (the shape of
+ * `Datapath.counters()` from @membrane/datapath): reason 0 = forwarded.
+ */
+export interface DatapathCounter {
+  reason: number
+  direction: 'ingress' | 'egress' | 'unknown'
+  packets: bigint | number
+  bytes: bigint | number
+}
+
 /** Options of {@link FlowMetrics}. */
 export interface FlowMetricsOptions {
   /** Registry to register on (default: a new one, not prom-client's global registry). */
@@ -45,6 +56,7 @@ export class FlowMetrics implements FlowSink {
   readonly registry: Registry
   private readonly cache = new Map<string, { inc(n?: number): void }>()
   private readonly collectors: (() => void | Promise<void>)[] = []
+  private datapathCounters: (() => readonly DatapathCounter[]) | undefined
 
   readonly dropCount: Counter<'reason' | 'direction'>
   readonly dropBytes: Counter<'reason' | 'direction'>
@@ -174,6 +186,36 @@ export class FlowMetrics implements FlowSink {
     this.collectors.push(fn)
   }
 
+  /**
+   * Take `membrane_drop_count_total`, `membrane_drop_bytes_total`, `membrane_forward_count_total`
+   * and `membrane_forward_bytes_total` from the datapath's own counters (read at every scrape)
+   * instead of counting events: exact, including packets the datapath did not report as events.
+   * @example
+   * metrics.useDatapathCounters(() => datapath.counters())
+   */
+  useDatapathCounters(read: () => readonly DatapathCounter[]): void {
+    this.datapathCounters = read
+  }
+
+  private readDatapathCounters(read: () => readonly DatapathCounter[]): void {
+    const counters = read()
+    for (const c of [this.dropCount, this.dropBytes, this.forwardCount, this.forwardBytes])
+      c.reset()
+    for (const c of counters) {
+      const dir = c.direction === 'unknown' ? 'UNKNOWN' : c.direction.toUpperCase()
+      const packets = Number(c.packets)
+      const bytes = Number(c.bytes)
+      if (c.reason === 0) {
+        if (packets) this.forwardCount.labels(dir).inc(packets)
+        if (bytes) this.forwardBytes.labels(dir).inc(bytes)
+      } else {
+        const desc = dropReasonDescription(c.reason)
+        if (packets) this.dropCount.labels(desc, dir).inc(packets)
+        if (bytes) this.dropBytes.labels(desc, dir).inc(bytes)
+      }
+    }
+  }
+
   /** Set the endpoint gauge. */
   setEndpointCount(n: number): void {
     this.endpoints.set(n)
@@ -219,19 +261,24 @@ export class FlowMetrics implements FlowSink {
     )
     const dir = DIRECTIONS[flow.trafficDirection ?? 0] ?? 'UNKNOWN'
     if (flow.Type === FlowType.L3_L4) {
-      if (flow.verdict === Verdict.DROPPED) {
+      if (this.datapathCounters) {
+        // datapath counters come from the datapath's map at scrape time
+      } else if (flow.verdict === Verdict.DROPPED) {
         const reason = flow.dropReasonDesc ?? 0
         const desc = dropReasonDescription(reason)
         this.bump(`dc|${reason}|${dir}`, () => this.dropCount.labels(desc, dir))
         if (wireBytes)
           this.bump(`db|${reason}|${dir}`, () => this.dropBytes.labels(desc, dir), wireBytes)
+      } else if (flow.verdict === Verdict.FORWARDED || flow.verdict === Verdict.REDIRECTED) {
+        this.bump(`fc|${dir}`, () => this.forwardCount.labels(dir))
+        if (wireBytes) this.bump(`fb|${dir}`, () => this.forwardBytes.labels(dir), wireBytes)
+      }
+      if (flow.verdict === Verdict.DROPPED) {
+        const reason = flow.dropReasonDesc ?? 0
         const proto = l4ProtocolName(flow)
         this.bump(`hd|${reason}|${proto}`, () =>
           this.hubbleDrops.labels(dropReasonName(reason), proto),
         )
-      } else if (flow.verdict === Verdict.FORWARDED || flow.verdict === Verdict.REDIRECTED) {
-        this.bump(`fc|${dir}`, () => this.forwardCount.labels(dir))
-        if (wireBytes) this.bump(`fb|${dir}`, () => this.forwardBytes.labels(dir), wireBytes)
       }
       if (flow.policyMatchType !== undefined) {
         const action =
@@ -295,6 +342,7 @@ export class FlowMetrics implements FlowSink {
 
   /** The exposition text (runs the collectors first). */
   async metrics(): Promise<string> {
+    if (this.datapathCounters) this.readDatapathCounters(this.datapathCounters)
     for (const c of this.collectors) await c()
     return this.registry.metrics()
   }

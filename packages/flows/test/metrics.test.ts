@@ -117,6 +117,36 @@ describe('FlowMetrics', () => {
     expect(text).toContain('membrane_bpf_map_pressure{map_name="mb_ct4"} 0.25')
   })
 
+  it('takes the datapath counters from the datapath map when given (absolute, per scrape)', async () => {
+    const metrics = new FlowMetrics()
+    const observer = new FlowObserver({ sinks: [metrics] })
+    let counters = [
+      { reason: 0, direction: 'egress' as const, packets: 10n, bytes: 1000n },
+      { reason: 133, direction: 'ingress' as const, packets: 3n, bytes: 180n },
+    ]
+    metrics.useDatapathCounters(() => counters)
+    // events no longer count into these four (they would double count)
+    observer.ingestEvent(
+      encodeEvent({ type: EventType.DROP, subtype: 133, direction: 1, protocol: 6 }),
+    )
+    let text = await metrics.metrics()
+    expect(text).toContain('membrane_forward_count_total{direction="EGRESS"} 10')
+    expect(text).toContain('membrane_forward_bytes_total{direction="EGRESS"} 1000')
+    expect(text).toContain(
+      'membrane_drop_count_total{reason="Policy denied",direction="INGRESS"} 3',
+    )
+    expect(text).toContain(
+      'membrane_drop_bytes_total{reason="Policy denied",direction="INGRESS"} 180',
+    )
+    expect(text).toContain('hubble_drop_total{reason="POLICY_DENIED",protocol="TCP"} 1')
+    counters = [{ reason: 133, direction: 'ingress', packets: 5n, bytes: 300n }]
+    text = await metrics.metrics()
+    expect(text).toContain(
+      'membrane_drop_count_total{reason="Policy denied",direction="INGRESS"} 5',
+    )
+    expect(text).not.toContain('membrane_forward_count_total{')
+  })
+
   it('runs collectors before a scrape', async () => {
     const metrics = new FlowMetrics()
     let n = 0
