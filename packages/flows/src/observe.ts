@@ -467,21 +467,33 @@ export async function runObserve(argv: readonly string[], io: ObserveIO = {}): P
   const graph = new ServiceMapBuilder()
   let graphFlows = 0
   let code = 0
+  // Stop cleanly when the caller aborts or the reader of stdout goes away (`| head`).
+  const ac = new AbortController()
+  const onAbort = () => ac.abort()
+  io.signal?.addEventListener('abort', onAbort, { once: true })
+  if (io.signal?.aborted) ac.abort()
+  const onOutputError = () => ac.abort()
+  stdout.on('error', onOutputError)
   try {
     if (opts.output === 'table') stdout.write(`${tableHeader()}\n`)
-    for await (const r of client.getFlows(opts.request, io.signal)) {
+    for await (const r of client.getFlows(opts.request, ac.signal)) {
       const line = formatResponse(r, opts.output, { color, nodeName: opts.printNodeName })
       if (line) stdout.write(`${line}\n`)
       if (opts.graph && r.flow) {
         graph.add(r.flow)
         graphFlows++
       }
+      if (ac.signal.aborted) break
     }
   } catch (e) {
-    const err = e as { code?: number; details?: string; message?: string }
-    stderr.write(`membrane observe: ${err.details ?? err.message ?? String(e)}\n`)
-    code = 1
+    if (!ac.signal.aborted) {
+      const err = e as { code?: number; details?: string; message?: string }
+      stderr.write(`membrane observe: ${err.details ?? err.message ?? String(e)}\n`)
+      code = 1
+    }
   } finally {
+    io.signal?.removeEventListener('abort', onAbort)
+    stdout.off('error', onOutputError)
     owned?.close()
   }
   if (opts.graph) {

@@ -249,6 +249,21 @@ describe('runObserve against a real Observer server', () => {
     expect(dict.text().trim().endsWith('------------')).toBe(true)
   })
 
+  it('stops quietly when its output goes away (like `| head`)', async () => {
+    const out = new PassThrough()
+    out.on('data', () =>
+      out.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })),
+    )
+    const err = capture()
+    const code = await runObserve(['-f', '--since', '2000-01-01T00:00:00Z'], {
+      target: server.target,
+      stdout: out,
+      stderr: err.stream,
+    })
+    expect(code).toBe(0)
+    expect(err.text()).toBe('')
+  })
+
   it('--follow streams until the signal aborts', async () => {
     const out = capture()
     const ac = new AbortController()
