@@ -155,6 +155,8 @@ export class Agent {
   #unsubIpcache: () => void = () => {}
   #proxy: L7Proxy | undefined
   #proxyError: string | undefined = 'not started'
+  /** CIDR identities held for the prefixes policies name (toCIDR, CIDR groups): prefix -> id. */
+  readonly #cidrIds = new Map<string, number>()
   /** CIDR identities held for names the DNS proxy learned: ip -> identity. */
   readonly #fqdnIps = new Map<string, number>()
   /** Flows from the datapath and the L7 proxy (a bounded ring; Hubble's Observer semantics). */
@@ -290,6 +292,7 @@ export class Agent {
       )
     }
     this.#identity.ipcache.upsert(`${this.#ipam.router}/32`, { identity: 1 })
+    await this.#syncCidrIdentities()
     for (const ep of this.#state.endpoints) {
       if (ep.identity !== undefined)
         this.#identity.ipcache.upsert(`${ep.ipv4}/32`, { identity: ep.identity })
@@ -551,6 +554,7 @@ export class Agent {
     return this.#serial(async () => {
       const { objects, docs } = parsePolicyText(text, source)
       const revision = this.#policy.repo.upsert(docs)
+      await this.#syncCidrIdentities()
       const now = new Date().toISOString()
       const records: PolicyRecord[] = docs.map((d, i) => ({
         key: d.ref,
@@ -597,6 +601,7 @@ export class Agent {
         )
       }
       const revision = this.#policy.repo.delete(victims.map((v) => v.key))
+      await this.#syncCidrIdentities()
       this.#state.policies = this.#state.policies.filter((p) => !victims.includes(p))
       this.#save()
       await this.#applyPolicy()
@@ -968,6 +973,27 @@ export class Agent {
       this.#proxyError = (error as Error).message
       await proxy.close().catch(() => {})
       this.log.warn({ err: error }, 'L7 proxy could not listen: L7 rules are NOT enforced')
+    }
+  }
+
+  /**
+   * Hold a CIDR identity (and an ipcache entry) for every prefix the policies name, so traffic
+   * to and from those prefixes carries the identity the CIDR selectors select; release the ones
+   * no policy names any more. Endpoint addresses keep their own identity (higher precedence).
+   */
+  async #syncCidrIdentities(): Promise<void> {
+    const wanted = new Set(this.#policy.repo.cidrPrefixes().filter((c) => !c.includes(':')))
+    for (const prefix of wanted) {
+      if (this.#cidrIds.has(prefix)) continue
+      const { id } = await this.#identity.allocator.allocateCIDR(prefix)
+      this.#cidrIds.set(prefix, id)
+      this.#identity.ipcache.upsert(prefix, { identity: id, source: 'generated' })
+    }
+    for (const [prefix, id] of [...this.#cidrIds]) {
+      if (wanted.has(prefix)) continue
+      this.#cidrIds.delete(prefix)
+      this.#identity.ipcache.delete(prefix, 'generated')
+      await this.#identity.allocator.release(id).catch(() => false)
     }
   }
 

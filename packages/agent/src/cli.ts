@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { runObserve } from '@membrane/flows'
 import type { AgentStatus, EndpointView } from './agent'
@@ -587,13 +588,13 @@ async function policyCmd(
   }
 }
 
-function writerOf(fn: (t: string) => void): { write(t: string): boolean } {
-  return {
-    write(t: string) {
-      fn(t)
-      return true
+function writerOf(fn: (t: string) => void): Writable {
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      fn(chunk.toString())
+      callback()
     },
-  }
+  })
 }
 
 async function observeCmd(args: string[], io: CliIo): Promise<number> {
@@ -616,8 +617,8 @@ async function observeCmd(args: string[], io: CliIo): Promise<number> {
     return await runObserve(rest, {
       target: `unix://${observerSocketFor(socket)}`,
       signal: abort.signal,
-      stdout: writerOf(io.out) as never,
-      stderr: writerOf(io.err) as never,
+      stdout: io === defaultIo ? process.stdout : writerOf(io.out),
+      stderr: io === defaultIo ? process.stderr : writerOf(io.err),
     })
   } finally {
     process.off('SIGINT', onInt)

@@ -1,0 +1,138 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describeKernel, killAndWait, run, TestNetwork } from '@membrane/test-utils'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import type { AgentStatus, EndpointView } from '../src/agent'
+import { AgentClient } from '../src/client'
+import { type AgentDaemon, startDaemon } from '../src/daemon'
+import { testConfig } from './helpers'
+
+const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name)
+const POLICY = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: client-egress
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: client
+  egress:
+    - toCIDR: [198.51.100.10/32]
+      toPorts:
+        - ports: [{ port: "53", protocol: UDP }]
+          rules:
+            dns:
+              - matchName: api.example.test
+        - ports: [{ port: "7000", protocol: TCP }]
+    - toFQDNs:
+        - matchName: api.example.test
+      toPorts:
+        - ports: [{ port: "7000", protocol: TCP }]
+`
+
+describeKernel(
+  'toCIDR and toFQDNs through the agent',
+  ['root', 'netns', 'bpf', 'tc', 'bin:dnsmasq'],
+  () => {
+    const { config, cleanupDirs } = testConfig()
+    const net = new TestNetwork()
+    const children: ChildProcess[] = []
+    let daemon: AgentDaemon
+    let clientEp: EndpointView
+
+    const connect = async (ip: string) =>
+      (
+        await run('ip', [
+          'netns',
+          'exec',
+          clientEp.netns!,
+          process.execPath,
+          fixture('connect.mjs'),
+          ip,
+          '7000',
+          '1000',
+        ])
+      ).stdout.trim()
+    const resolve = async (name: string) =>
+      JSON.parse(
+        (
+          await run('ip', [
+            'netns',
+            'exec',
+            clientEp.netns!,
+            process.execPath,
+            fixture('resolve.mjs'),
+            '198.51.100.10',
+            name,
+          ])
+        ).stdout,
+      ) as { ips?: string[]; error?: string }
+
+    beforeAll(async () => {
+      daemon = await startDaemon({ config })
+      const client = new AgentClient(config.socketPath)
+      const status = await client.get<AgentStatus>('/v1/status')
+      expect(status.components.l7proxy?.state, status.components.l7proxy?.detail).toBe('ok')
+      clientEp = (
+        await client.post<{ endpoint: EndpointView }>('/v1/endpoints', {
+          name: 'client',
+          labels: { app: 'client' },
+        })
+      ).endpoint
+      // "The outside world": a namespace that is no endpoint, with two addresses.
+      const outside = await net.namespace()
+      const pair = await net.veth({
+        nsA: null,
+        nsB: outside,
+        addrB: '198.51.100.10/32',
+        nameB: 'eth0',
+      })
+      await outside.exec('ip', ['addr', 'add', '198.51.100.11/32', 'dev', 'eth0'])
+      await outside.exec('ip', ['route', 'add', 'default', 'dev', 'eth0'])
+      writeFileSync(`/proc/sys/net/ipv4/conf/${pair.a}/proxy_arp`, '1')
+      for (const ip of ['198.51.100.10', '198.51.100.11']) {
+        await run('ip', ['route', 'replace', `${ip}/32`, 'dev', pair.a])
+      }
+      const echo = outside.spawn(process.execPath, [fixture('echo-server.mjs'), '7000'])
+      await new Promise((r) => echo.stdout!.once('data', r))
+      const dns = outside.spawn('dnsmasq', [
+        '--no-daemon',
+        '--no-resolv',
+        '--no-hosts',
+        '--bind-interfaces',
+        '--listen-address=198.51.100.10',
+        '--address=/api.example.test/198.51.100.11',
+        '--address=/other.example.test/198.51.100.11',
+      ])
+      children.push(dns)
+      await new Promise((r) => setTimeout(r, 300))
+      expect(await connect('198.51.100.11')).toBe('ok') // no policy yet
+      await client.post('/v1/policies', { text: POLICY })
+    })
+    afterAll(async () => {
+      await Promise.all(children.map((c) => killAndWait(c)))
+      await daemon?.stop({ purge: true })
+      await net.cleanup()
+      cleanupDirs()
+    })
+
+    it('toCIDR: the named prefix gets an identity and is allowed, another address is not', async () => {
+      const ipcache = await new AgentClient(config.socketPath).get<
+        { cidr: string; identity: number }[]
+      >('/v1/ipcache')
+      const entry = ipcache.find((e) => e.cidr === '198.51.100.10/32')
+      expect(entry?.identity).toBeGreaterThanOrEqual(1 << 24) // a node-local CIDR identity
+      expect(await connect('198.51.100.10')).toBe('ok')
+      expect(await connect('198.51.100.11')).toBe('timeout')
+    })
+
+    it('toFQDNs: a name the DNS proxy allowed opens its address; a refused name does not', async () => {
+      expect(await resolve('other.example.test')).toEqual({ error: 'EREFUSED' })
+      expect(await connect('198.51.100.11')).toBe('timeout')
+      expect(await resolve('api.example.test')).toEqual({ ips: ['198.51.100.11'] })
+      expect(await connect('198.51.100.11')).toBe('ok')
+    })
+  },
+)
