@@ -24,6 +24,7 @@ die() { printf 'membrane setup: %s\n' "$*" >&2; exit 1; }
 #   iputils-ping curl iperf3 tcpdump wrk   real traffic in kernel tests and benchmarks
 #   protobuf-compiler         protoc --decode checks of the flow wire format
 #   prometheus                promtool check metrics
+#   openssl                   a throwaway certificate for the Observer server's TLS test
 #   dnsmasq                   the real DNS server behind the DNS proxy tests
 #   chromium                  headless browser test of the agent's web page
 #   make g++ python3          node-gyp
@@ -31,7 +32,7 @@ DEB_PACKAGES=(
   clang-19 llvm-19 libbpf-dev libelf-dev zlib1g-dev bpftool
   iproute2 iptables etcd-server etcd-client
   iputils-ping curl iperf3 tcpdump wrk
-  protobuf-compiler prometheus dnsmasq chromium
+  protobuf-compiler prometheus dnsmasq chromium openssl
   make g++ python3
 )
 
