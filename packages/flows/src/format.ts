@@ -140,6 +140,15 @@ export function summaryText(flow: Flow): string {
   return ''
 }
 
+/** The verdict as printed: policy verdicts read ALLOWED / DENIED, like hubble observe. */
+export function verdictText(flow: Flow): string {
+  if (eventTypeName(flow) === 'PolicyVerdict') {
+    if (flow.verdict === Verdict.FORWARDED) return 'ALLOWED'
+    if (flow.verdict === Verdict.DROPPED) return 'DENIED'
+  }
+  return verdictName(flow.verdict)
+}
+
 function verdictColor(v: number): keyof typeof ANSI {
   if (v === Verdict.FORWARDED || v === Verdict.TRANSLATED) return 'green'
   if (v === Verdict.DROPPED || v === Verdict.ERROR) return 'red'
@@ -158,7 +167,7 @@ export function compactLine(
   const arrow = reply ? `${dst} <- ${src}` : `${src} -> ${dst}`
   const node = opts.nodeName && flow.nodeName ? ` [${flow.nodeName}]` : ''
   const summary = summaryText(flow)
-  return `${compactTime(flow.time)}${node}: ${arrow} ${typeText(flow)} ${paint(verdictName(flow.verdict), verdictColor(flow.verdict), c)}${summary ? ` (${summary})` : ''}`
+  return `${compactTime(flow.time)}${node}: ${arrow} ${typeText(flow)} ${paint(verdictText(flow), verdictColor(flow.verdict), c)}${summary ? ` (${summary})` : ''}`
 }
 
 let jsonFlowType: protobuf.Type | undefined
@@ -226,7 +235,7 @@ export function tableRow(flow: Flow, opts: { color?: boolean } = {}): string {
     endpointText(flow, true),
     endpointText(flow, false),
     typeText(flow),
-    verdictName(flow.verdict),
+    verdictText(flow),
     summaryText(flow),
   ]
   return cells
@@ -246,7 +255,7 @@ export function dictBlock(flow: Flow, opts: { color?: boolean; nodeName?: boolea
     ['SOURCE', endpointText(flow, true)],
     ['DESTINATION', endpointText(flow, false)],
     ['TYPE', typeText(flow)],
-    ['VERDICT', paint(verdictName(flow.verdict), verdictColor(flow.verdict), opts.color ?? false)],
+    ['VERDICT', paint(verdictText(flow), verdictColor(flow.verdict), opts.color ?? false)],
     ['SUMMARY', summaryText(flow)],
   )
   return `${rows.map(([k, v]) => `${k.padStart(11)}: ${v}`).join('\n')}\n------------`

@@ -45,6 +45,7 @@ export {
   tableHeader,
   tableRow,
   typeText,
+  verdictText,
 } from './format'
 export type { GrpcJsObserverServer, GrpcJsServerOptions, ObserverNode } from './grpc'
 export {

@@ -310,6 +310,22 @@ describe('formatting', () => {
     )
   })
 
+  it('policy verdicts print ALLOWED / DENIED with the match type and direction', () => {
+    const line = compactLine({
+      verdict: Verdict.DROPPED,
+      Type: 1,
+      time: { seconds: 0, nanos: 0 },
+      IP: { source: '10.0.0.1', destination: '10.0.0.2', ipVersion: IPVersion.IPv4 },
+      l4: { TCP: { sourcePort: 1234, destinationPort: 80, flags: { SYN: true } } },
+      eventType: { type: 5, subType: 0 },
+      policyMatchType: 1,
+      trafficDirection: TrafficDirection.INGRESS,
+    })
+    expect(line).toBe(
+      'Jan 01 00:00:00.000: 10.0.0.1:1234 -> 10.0.0.2:80 policy-verdict:L3-L4 INGRESS DENIED (TCP Flags: SYN)',
+    )
+  })
+
   it('JSON uses proto field names, enum names and RFC 3339 times', () => {
     const j = flowToJSON({
       verdict: Verdict.DROPPED,
