@@ -293,6 +293,7 @@ export class Agent {
     }
     this.#identity.ipcache.upsert(`${this.#ipam.router}/32`, { identity: 1 })
     await this.#syncCidrIdentities()
+    for (const svc of this.#state.services) this.#policy.repo.updateService(serviceInfo(svc))
     for (const ep of this.#state.endpoints) {
       if (ep.identity !== undefined)
         this.#identity.ipcache.upsert(`${ep.ipv4}/32`, { identity: ep.identity })
@@ -517,6 +518,8 @@ export class Agent {
       record.backends = this.#resolveBackends(record, spec.backends)
       this.#state.services = [...this.#state.services.filter((s) => s.key !== key), record]
       this.#syncServices()
+      this.#policy.repo.updateService(serviceInfo(record))
+      await this.#applyPolicy()
       this.#save()
       this.#notify('service saved', { service: key, backends: record.backends.length })
       return record
@@ -536,6 +539,8 @@ export class Agent {
       if (!svc) throw new AgentError('NOT_FOUND', `service ${key} not found`, { field: 'name' })
       this.#state.services = this.#state.services.filter((s) => s.key !== key)
       this.#dp?.dp.services.delete(svc.vip, svc.port, svc.protocol)
+      this.#policy.repo.selectorCache.deleteService(svc.namespace, svc.name)
+      await this.#applyPolicy()
       this.#save()
       return svc
     })
@@ -1158,6 +1163,16 @@ export class Agent {
       }
     }
     return out
+  }
+}
+
+/** A service as policy `toServices` selectors see it. */
+function serviceInfo(svc: ServiceRecord) {
+  return {
+    namespace: svc.namespace,
+    name: svc.name,
+    ...(svc.selector ? { selector: svc.selector } : {}),
+    backendIps: svc.backends.filter((b) => !b.endpoint).map((b) => b.address),
   }
 }
 

@@ -126,4 +126,28 @@ describeKernel('policy import, trace and map state', ['root', 'netns'], () => {
     const again = await client.delete('/v1/policies?name=rule1').catch((x: unknown) => x)
     expect((again as AgentError).code).toBe('NOT_FOUND')
   })
+
+  it('toServices selects the endpoints behind a service', async () => {
+    await client.post('/v1/services', {
+      name: 'deathstar',
+      vip: '10.96.0.10',
+      port: 80,
+      selector: { class: 'deathstar' },
+    })
+    await client.post('/v1/policies', {
+      text: `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: to-deathstar, namespace: default }
+spec:
+  endpointSelector: { matchLabels: { class: tiefighter } }
+  egress:
+    - toServices:
+        - k8sService: { serviceName: deathstar, namespace: default }
+`,
+    })
+    expect((await trace('tiefighter', 'deathstar')).verdict).toBe('allowed')
+    expect((await trace('tiefighter', 'xwing')).verdict).toBe('denied')
+    await client.delete('/v1/services/default/deathstar')
+    expect((await trace('tiefighter', 'deathstar')).verdict).toBe('denied')
+  })
 })
