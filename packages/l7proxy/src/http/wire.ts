@@ -43,9 +43,12 @@ export interface ResponseHead {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the HTTP grammar (RFC 9110/9112) is defined by control-character ranges
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP\/1\.([01])$/
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the HTTP grammar (RFC 9110/9112) is defined by control-character ranges
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/
 // Field values: visible ASCII, SP, HTAB and obs-text; no other control characters.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the HTTP grammar (RFC 9110/9112) is defined by control-character ranges
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/
 
 function fail(status: HeadError['status'], reason: string): HeadError {
@@ -278,10 +281,12 @@ export class ChunkedFramer {
           this.#line = ''
           if (this.#state === 'trailer') {
             if (line === '') this.#state = 'done'
+            // biome-ignore lint/suspicious/noControlCharactersInRegex: the HTTP grammar (RFC 9110/9112) is defined by control-character ranges
             else if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*$/.test(line))
               this.error = 'invalid trailer'
             break
           }
+          // biome-ignore lint/suspicious/noControlCharactersInRegex: the HTTP grammar (RFC 9110/9112) is defined by control-character ranges
           const m = /^([0-9A-Fa-f]{1,12})(?:[ \t]*;[^\x00-\x08\x0a-\x1f\x7f]*)?$/.exec(line)
           if (!m) {
             this.error = `invalid chunk size line ${JSON.stringify(line.slice(0, 40))}`
