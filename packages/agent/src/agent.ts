@@ -154,6 +154,7 @@ export class Agent {
   #dpError: string | undefined
   #unsubIpcache: () => void = () => {}
   #proxy: L7Proxy | undefined
+  #gcTimer: NodeJS.Timeout | undefined
   #proxyError: string | undefined = 'not started'
   /** CIDR identities held for the prefixes policies name (toCIDR, CIDR groups): prefix -> id. */
   readonly #cidrIds = new Map<string, number>()
@@ -201,6 +202,8 @@ export class Agent {
       },
     })
     this.observer.addSink(this.metrics)
+    // Forward/drop counters come from the datapath's own per-CPU counters, exact.
+    this.metrics.useDatapathCounters(() => this.#dp?.dp.counters() ?? [])
     this.metrics.addCollector(() => {
       this.metrics.setEndpointCount(this.#state.endpoints.length)
       this.metrics.setIdentityCount(this.#identity.list().filter((i) => i.id >= 256).length)
@@ -239,6 +242,8 @@ export class Agent {
     } catch (error) {
       // Undo what this attempt opened, but never touch what is running in the kernel.
       this.#running = false
+      if (this.#gcTimer) clearInterval(this.#gcTimer)
+      this.#gcTimer = undefined
       await this.#proxy?.close().catch(() => {})
       this.#proxy = undefined
       if (this.#dp) {
@@ -316,6 +321,16 @@ export class Agent {
       const wanted = new Set(this.#identity.ipcache.dump().map((e) => e.cidr))
       for (const e of dp.ipcache.entries()) if (!wanted.has(e.cidr)) dp.ipcache.delete(e.cidr)
       await this.#startProxy(dp)
+      // Conntrack GC and removal of drained backends no connection uses any more.
+      this.#gcTimer = setInterval(() => {
+        void this.#serial(async () => {
+          const r = this.#dp?.dp.gc()
+          if (r && (r.ct.deleted > 0 || r.backendsDeleted.length > 0)) {
+            this.log.debug({ ct: r.ct.deleted, backends: r.backendsDeleted.length }, 'datapath gc')
+          }
+        }).catch((error: unknown) => this.log.warn({ err: error }, 'datapath gc failed'))
+      }, 30_000)
+      this.#gcTimer.unref()
       if (this.#dp.bandwidthError) {
         this.log.warn({ reason: this.#dp.bandwidthError }, 'bandwidth manager unavailable')
       }
@@ -376,6 +391,8 @@ export class Agent {
         this.#save()
         await removeHostDevice(hostDeviceName(this.config.prefix))
       }
+      if (this.#gcTimer) clearInterval(this.#gcTimer)
+      this.#gcTimer = undefined
       if (this.#proxy) {
         await this.#proxy.close().catch(() => {})
         this.#proxy = undefined
