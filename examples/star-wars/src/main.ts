@@ -143,6 +143,7 @@ async function main(): Promise<number> {
       // A pool of its own per run, so two demos (or a demo and a test) never share addresses.
       ipamPool: `10.212.${process.pid % 256}.0/24`,
       metricsPort: 0,
+      proxyPort: 0,
       kvstore: { type: 'memory' },
       logLevel: 'error',
       nodeName: 'star-wars',

@@ -155,6 +155,8 @@ export class Agent {
   #unsubIpcache: () => void = () => {}
   #proxy: L7Proxy | undefined
   #gcTimer: NodeJS.Timeout | undefined
+  /** The port the L7 proxy listens on (config.proxyPort, or the one picked when that is 0). */
+  #proxyPort = 0
   #proxyError: string | undefined = 'not started'
   /** CIDR identities held for the prefixes policies name (toCIDR, CIDR groups): prefix -> id. */
   readonly #cidrIds = new Map<string, number>()
@@ -175,7 +177,7 @@ export class Agent {
     this.log = options.logger ?? createLogger(this.config.logLevel)
     this.#store = new StateStore(this.config.stateDir)
     this.#ipam = new Ipam(this.config.ipamPool)
-    this.#policy = new PolicyService(this.config.proxyPort)
+    this.#policy = new PolicyService(() => this.#proxyPort)
     this.monitor.setMaxListeners(100)
     this.observer = createObserver(this.config.nodeName, {
       identityLabels: (id) => this.#identity.labelsOf(id),
@@ -273,7 +275,7 @@ export class Agent {
     }
     this.#ipam = ipam
     this.#identity = new IdentityService(await this.#createAllocator())
-    this.#policy = new PolicyService(this.config.proxyPort)
+    this.#policy = new PolicyService(() => this.#proxyPort)
     this.#unwatch = this.#identity.allocator.watch((e) => {
       if (e.type === 'add') this.#policy.updateIdentities([e.identity])
       else this.#policy.updateIdentities([], [e.identity.id])
@@ -758,7 +760,7 @@ export class Agent {
         l7proxy: this.#proxy
           ? {
               state: 'ok',
-              detail: `HTTP, Kafka and DNS proxy on ${this.#ipam.router}:${this.config.proxyPort}`,
+              detail: `HTTP, Kafka and DNS proxy on ${this.#ipam.router}:${this.#proxyPort}`,
             }
           : {
               state: 'unavailable',
@@ -988,7 +990,8 @@ export class Agent {
       },
     })
     try {
-      await proxy.listen({ port: this.config.proxyPort, host: this.#ipam.router })
+      const { port } = await proxy.listen({ port: this.config.proxyPort, host: this.#ipam.router })
+      this.#proxyPort = port
       this.#proxy = proxy
       this.#proxyError = undefined
     } catch (error) {

@@ -36,7 +36,7 @@ export interface AgentConfig {
   cgroupRoot: string
   /** This node's name in flows. Default: the host name. */
   nodeName: string
-  /** Port of the L7 proxy on the router address. Default 15001. */
+  /** Port of the L7 proxy on the router address; 0 picks a free port. Default 15001. */
   proxyPort: number
 }
 

@@ -28,7 +28,7 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
     prefix,
     cgroupRoot: '/sys/fs/cgroup',
     nodeName: 'test-node',
-    proxyPort: 15001,
+    proxyPort: 0,
   }
   return { config, cleanupDirs: () => rmSync(dir, { recursive: true, force: true }) }
 }

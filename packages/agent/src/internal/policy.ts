@@ -117,8 +117,9 @@ export class PolicyService {
   readonly repo: PolicyRepository
   readonly #tracked = new Map<number, TrackedEndpointPolicy>()
 
-  constructor(proxyPort: number) {
-    this.repo = new PolicyRepository({ compute: { proxyPortFor: () => proxyPort } })
+  /** @param proxyPort the L7 proxy's port, asked whenever an entry redirects to the proxy */
+  constructor(proxyPort: () => number) {
+    this.repo = new PolicyRepository({ compute: { proxyPortFor: () => proxyPort() } })
   }
 
   /** Identities appeared or went (from the allocator watch). */
