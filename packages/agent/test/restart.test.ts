@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { describeKernel } from '@membrane/test-utils'
+import { describeKernel, run } from '@membrane/test-utils'
 import { afterAll, expect, it } from 'vitest'
 import type { EndpointView } from '../src/agent'
 import { AgentClient } from '../src/client'
@@ -31,6 +31,11 @@ describeKernel('agent restart (graceful)', ['root', 'netns'], () => {
     await daemon.stop()
     daemon = undefined
     for (const ep of before) expect(existsSync(`/run/netns/${ep.netns}`)).toBe(true)
+    // A graceful stop leaves the programs attached (they keep enforcing while the agent is away).
+    if (before[0]?.enforcing) {
+      const tc = await run('tc', ['filter', 'show', 'dev', before[0].hostIfname, 'ingress'])
+      expect(tc.stdout).toMatch(/bpf/)
+    }
 
     daemon = await startDaemon({ config })
     client = new AgentClient(config.socketPath)
