@@ -229,7 +229,8 @@ export async function listenUnix(routes: Route[], socketPath: string): Promise<S
   return server
 }
 
-function isLive(socketPath: string): Promise<boolean> {
+/** True when something accepts connections on the unix socket (a running agent). */
+export function isLive(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(socketPath)
     s.once('connect', () => {

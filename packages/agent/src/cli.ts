@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs'
 import { Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { runObserve } from '@membrane/flows'
-import type { AgentStatus, EndpointView } from './agent'
+import { Agent, type AgentStatus, type EndpointView } from './agent'
+import { isLive } from './api'
 import { AgentClient, DEFAULT_SOCKET } from './client'
 import { loadConfig } from './config'
 import { observerSocketFor, startDaemon } from './daemon'
@@ -30,6 +31,7 @@ const HELP = `membrane — the Membrane agent and its CLI
 Usage: membrane <command> [flags]   (every command takes --socket PATH and -o json|table)
 
   agent                     run the agent (daemon) in the foreground
+  agent cleanup             remove everything the agent made (same flags; stop the agent first)
       --config FILE --bpffs-root DIR --state-dir DIR --socket PATH --ipam-pool CIDR
       --metrics-port N --metrics-address ADDR --kvstore memory|etcd --etcd-endpoints URL,...
       --log-level LEVEL --prefix NAME --proxy-port N
@@ -182,12 +184,14 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
       if (sub !== 'list') throw new UsageError('identity has one command: list')
       const { flags } = parse(rest, {})
       const ids =
-        await client(flags).get<{ id: number; labels: string[]; refs?: number }[]>('/v1/identities')
+        await client(flags).get<{ id: number; labels: string[]; endpoints: string[] }[]>(
+          '/v1/identities',
+        )
       if (wantJson(flags)) return json(ids)
       io.out(
         renderTable(
-          ['ID', 'LABELS'],
-          ids.map((i) => [i.id, i.labels.join(' ')]),
+          ['ID', 'LABELS', 'ENDPOINTS'],
+          ids.map((i) => [i.id, i.labels.join(' '), i.endpoints.join(', ')]),
         ),
       )
       return 0
@@ -255,6 +259,8 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
 }
 
 async function runAgent(args: string[], io: CliIo): Promise<number> {
+  const cleanup = args[0] === 'cleanup'
+  if (cleanup) args = args.slice(1)
   const { flags } = parse(args, {
     config: { type: 'string' },
     'bpffs-root': { type: 'string' },
@@ -296,6 +302,25 @@ async function runAgent(args: string[], io: CliIo): Promise<number> {
       proxyPort: flags['proxy-port'],
     },
   })
+  if (cleanup) {
+    // Remove everything this agent configuration made: endpoints (namespaces, veths, programs,
+    // map entries), services, pins, the host device. The state directory is emptied.
+    if (await isLive(config.socketPath)) {
+      throw new AgentError(
+        'CONFLICT',
+        `an agent is running on ${config.socketPath}: stop it first`,
+        {
+          field: '--socket',
+        },
+      )
+    }
+    const agent = new Agent({ config })
+    await agent.start()
+    const n = agent.listEndpoints().length
+    await agent.stop({ purge: true })
+    io.out(`removed ${n} endpoint(s), the services and the pins under ${config.bpffsRoot}\n`)
+    return 0
+  }
   const daemon = await startDaemon({ config })
   io.err(`membrane agent: API on ${daemon.socketPath}, metrics and UI on ${daemon.httpUrl}\n`)
   await new Promise<void>((resolve) => {

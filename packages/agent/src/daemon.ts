@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net'
 import { dirname, join } from 'node:path'
 import { type ObserverServer, startObserverServer } from '@membrane/flows'
 import { Agent, type AgentOptions } from './agent'
-import { apiRoutes, handle, listenUnix } from './api'
+import { apiRoutes, handle, isLive, listenUnix } from './api'
+import { AgentError } from './errors'
 import { webRoutes } from './web'
 
 /** A running agent with its API socket and its metrics/UI listener. */
@@ -30,6 +31,12 @@ export interface AgentDaemon {
  */
 export async function startDaemon(options: AgentOptions = {}): Promise<AgentDaemon> {
   const agent = new Agent(options)
+  // Refuse before touching anything when another agent already serves this socket.
+  if (await isLive(agent.config.socketPath)) {
+    throw new AgentError('CONFLICT', `another agent is listening on ${agent.config.socketPath}`, {
+      field: 'socketPath',
+    })
+  }
   await agent.start()
   let api: Server | undefined
   let web: Server | undefined

@@ -82,6 +82,15 @@ describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
     expect((await raw(config.socketPath, 'GET', '/v1/status')).status).toBe(200)
   })
 
+  it('refuses a second agent on the same socket before touching anything', async () => {
+    const e = await startDaemon({ config }).catch((x: unknown) => x)
+    expect((e as Error).message).toMatch(/another agent is listening/)
+    const c = await cli(config.socketPath, ['agent', 'cleanup', '--prefix', config.prefix])
+    expect(c.code).toBe(1)
+    expect(c.err).toMatch(/stop it first/)
+    expect((await raw(config.socketPath, 'GET', '/v1/status')).status).toBe(200)
+  })
+
   it('answers bad requests with a coded JSON error', async () => {
     const notFound = await raw(config.socketPath, 'GET', '/v1/nope')
     expect(notFound.status).toBe(404)

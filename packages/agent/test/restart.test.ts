@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { describeKernel, run } from '@membrane/test-utils'
 import { afterAll, expect, it } from 'vitest'
 import type { EndpointView } from '../src/agent'
+import { runCli } from '../src/cli'
 import { AgentClient } from '../src/client'
 import { type AgentDaemon, startDaemon } from '../src/daemon'
 import { testConfig } from './helpers'
@@ -48,5 +49,42 @@ describeKernel('agent restart (graceful)', ['root', 'netns'], () => {
       'default/a',
       'default/d',
     ])
+  })
+
+  it('`membrane agent cleanup` removes everything a stopped agent left running', async () => {
+    const eps = daemon!.agent.listEndpoints()
+    await daemon!.stop()
+    daemon = undefined
+    let out = ''
+    const code = await runCli(
+      [
+        'agent',
+        'cleanup',
+        '--state-dir',
+        config.stateDir,
+        '--socket',
+        config.socketPath,
+        '--bpffs-root',
+        config.bpffsRoot,
+        '--ipam-pool',
+        config.ipamPool,
+        '--prefix',
+        config.prefix,
+        '--proxy-port',
+        '0',
+        '--log-level',
+        'silent',
+      ],
+      {
+        out: (t) => {
+          out += t
+        },
+        err: () => {},
+      },
+    )
+    expect(code).toBe(0)
+    expect(out).toMatch(/removed 3 endpoint/)
+    for (const ep of eps) expect(existsSync(`/run/netns/${ep.netns}`)).toBe(false)
+    expect(existsSync(config.bpffsRoot)).toBe(false)
   })
 })
