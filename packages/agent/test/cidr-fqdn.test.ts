@@ -9,6 +9,10 @@ import { type AgentDaemon, startDaemon } from '../src/daemon'
 import { testConfig } from './helpers'
 
 const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name)
+// "Outside" addresses private to this test process (never shared with a parallel test).
+const NET = `172.${16 + (process.pid % 16)}.${(process.pid >> 4) % 256}`
+const DNS_IP = `${NET}.10`
+const WEB_IP = `${NET}.11`
 const POLICY = `apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
 metadata:
@@ -19,7 +23,7 @@ spec:
     matchLabels:
       app: client
   egress:
-    - toCIDR: [198.51.100.10/32]
+    - toCIDR: [${DNS_IP}/32]
       toPorts:
         - ports: [{ port: "53", protocol: UDP }]
           rules:
@@ -64,7 +68,7 @@ describeKernel(
             clientEp.netns!,
             process.execPath,
             fixture('resolve.mjs'),
-            '198.51.100.10',
+            DNS_IP,
             name,
           ])
         ).stdout,
@@ -86,13 +90,13 @@ describeKernel(
       const pair = await net.veth({
         nsA: null,
         nsB: outside,
-        addrB: '198.51.100.10/32',
+        addrB: `${DNS_IP}/32`,
         nameB: 'eth0',
       })
-      await outside.exec('ip', ['addr', 'add', '198.51.100.11/32', 'dev', 'eth0'])
+      await outside.exec('ip', ['addr', 'add', `${WEB_IP}/32`, 'dev', 'eth0'])
       await outside.exec('ip', ['route', 'add', 'default', 'dev', 'eth0'])
       writeFileSync(`/proc/sys/net/ipv4/conf/${pair.a}/proxy_arp`, '1')
-      for (const ip of ['198.51.100.10', '198.51.100.11']) {
+      for (const ip of [DNS_IP, WEB_IP]) {
         await run('ip', ['route', 'replace', `${ip}/32`, 'dev', pair.a])
       }
       const echo = outside.spawn(process.execPath, [fixture('echo-server.mjs'), '7000'])
@@ -102,13 +106,13 @@ describeKernel(
         '--no-resolv',
         '--no-hosts',
         '--bind-interfaces',
-        '--listen-address=198.51.100.10',
-        '--address=/api.example.test/198.51.100.11',
-        '--address=/other.example.test/198.51.100.11',
+        `--listen-address=${DNS_IP}`,
+        `--address=/api.example.test/${WEB_IP}`,
+        `--address=/other.example.test/${WEB_IP}`,
       ])
       children.push(dns)
       await new Promise((r) => setTimeout(r, 300))
-      expect(await connect('198.51.100.11')).toBe('ok') // no policy yet
+      expect(await connect(WEB_IP)).toBe('ok') // no policy yet
       await client.post('/v1/policies', { text: POLICY })
     })
     afterAll(async () => {
@@ -122,17 +126,17 @@ describeKernel(
       const ipcache = await new AgentClient(config.socketPath).get<
         { cidr: string; identity: number }[]
       >('/v1/ipcache')
-      const entry = ipcache.find((e) => e.cidr === '198.51.100.10/32')
+      const entry = ipcache.find((e) => e.cidr === `${DNS_IP}/32`)
       expect(entry?.identity).toBeGreaterThanOrEqual(1 << 24) // a node-local CIDR identity
-      expect(await connect('198.51.100.10')).toBe('ok')
-      expect(await connect('198.51.100.11')).toBe('timeout')
+      expect(await connect(DNS_IP)).toBe('ok')
+      expect(await connect(WEB_IP)).toBe('timeout')
     })
 
     it('toFQDNs: a name the DNS proxy allowed opens its address; a refused name does not', async () => {
       expect(await resolve('other.example.test')).toEqual({ error: 'EREFUSED' })
-      expect(await connect('198.51.100.11')).toBe('timeout')
-      expect(await resolve('api.example.test')).toEqual({ ips: ['198.51.100.11'] })
-      expect(await connect('198.51.100.11')).toBe('ok')
+      expect(await connect(WEB_IP)).toBe('timeout')
+      expect(await resolve('api.example.test')).toEqual({ ips: [WEB_IP] })
+      expect(await connect(WEB_IP)).toBe('ok')
     })
   },
 )

@@ -6,6 +6,9 @@ import { type AgentDaemon, startDaemon } from '../src/daemon'
 import type { AgentError } from '../src/errors'
 import { testConfig } from './helpers'
 
+// An address private to this test process.
+const LEGACY_IP = `172.${16 + (process.pid % 16)}.${(process.pid >> 4) % 256}.20`
+
 describeKernel('existing interfaces and bandwidth limits', ['root', 'netns', 'bpf', 'tc'], () => {
   const { config, cleanupDirs } = testConfig()
   const ifA = `${config.prefix}xa`
@@ -16,7 +19,7 @@ describeKernel('existing interfaces and bandwidth limits', ['root', 'netns', 'bp
     daemon = await startDaemon({ config })
     client = new AgentClient(config.socketPath)
     await run('ip', ['link', 'add', ifA, 'type', 'veth', 'peer', 'name', ifB])
-    await run('ip', ['addr', 'add', '192.0.2.10/32', 'dev', ifA])
+    await run('ip', ['addr', 'add', `${LEGACY_IP}/32`, 'dev', ifA])
   })
   afterAll(async () => {
     await daemon?.stop({ purge: true })
@@ -36,7 +39,7 @@ describeKernel('existing interfaces and bandwidth limits', ['root', 'netns', 'bp
       labels: { app: 'legacy' },
       interface: ifA,
     })
-    expect(endpoint).toMatchObject({ mode: 'interface', hostIfname: ifA, ipv4: '192.0.2.10' })
+    expect(endpoint).toMatchObject({ mode: 'interface', hostIfname: ifA, ipv4: LEGACY_IP })
     const status = await client.get<AgentStatus>('/v1/status')
     if (status.components.datapath?.state === 'ok') expect(endpoint.enforcing).toBe(true)
     const clash = await client
