@@ -14,13 +14,14 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
   const tag = `${(process.pid % 36 ** 3).toString(36)}${counter.toString(36)}`
   const prefix = `t${tag}`.slice(0, 6)
   const dir = mkdtempSync(join(tmpdir(), `mbagent-${prefix}-`))
-  // A /24 of 10.128.0.0/9 derived from pid and counter: test processes never share a pool.
-  const idx = (process.pid * 16 + counter) % 32768
+  // A /24 of 10.160.0.0/11 derived from pid and counter: test processes never share a pool,
+  // and the demo (10.212.x), the bench (10.200-207) and the default pool (10.200) are elsewhere.
+  const idx = (process.pid * 16 + counter) % 8192
   const config: AgentConfig = {
     bpffsRoot: `/sys/fs/bpf/mbagent-${prefix}`,
     stateDir: join(dir, 'state'),
     socketPath: join(dir, 'run', 'api.sock'),
-    ipamPool: `10.${128 + (idx >> 8)}.${idx & 255}.0/24`,
+    ipamPool: `10.${160 + (idx >> 8)}.${idx & 255}.0/24`,
     metricsPort: 0,
     metricsAddress: '127.0.0.1',
     kvstore: { type: 'memory' },
