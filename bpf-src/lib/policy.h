@@ -56,6 +56,36 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_policy SEC(".maps");
 
+/* The exact-match index in front of the trie (a hash lookup costs a fraction of an LPM walk,
+ * and does not grow with the number of entries). @membrane/datapath's PolicyMap writes it
+ * alongside the trie:
+ *  - every full-port entry (prefix MB_POLICY_FULL_PREFIX) also lives here under its key
+ *    {endpoint, identity, direction, protocol, port}; for such keys this is what the trie's
+ *    longest match would return (nothing is longer), and its counters count the hits;
+ *  - a summary record per (endpoint, identity, direction) that has entries shorter than a
+ *    full key (L3-only, L4 wildcard port, port ranges): direction | MB_POLICY_SUMMARY,
+ *    protocol 0, port 0; its `packets` field holds how many such entries the trie has.
+ * A lookup for one identity: the index (hit: done); a miss and no summary record means the
+ * trie has nothing for it either; only otherwise the trie is walked. */
+#define MB_POLICY_SUMMARY	0x80
+
+struct mb_policy_fast_key {
+	__u32 endpoint_id;
+	__u32 identity;
+	__u8  direction;	/* MB_POLICY_* (| MB_POLICY_SUMMARY for a summary record) */
+	__u8  protocol;
+	__be16 dport;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct mb_policy_fast_key);
+	__type(value, struct mb_policy_entry);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_policy_fast SEC(".maps");
+
 struct mb_auth_key {
 	__u32 local_identity;
 	__u32 remote_identity;
@@ -91,6 +121,28 @@ static __always_inline __u8 mb_policy_match_type(const struct mb_policy_entry *e
 	return l3 ? MB_MATCH_L3_L4 : MB_MATCH_L4_ONLY;
 }
 
+/* The entry the trie's longest match would give for `key` (full prefix), through the index. */
+static __always_inline struct mb_policy_entry *mb_policy_lookup(const struct mb_policy_key *key)
+{
+	struct mb_policy_fast_key fk = {
+		.endpoint_id = key->endpoint_id,
+		.identity = key->identity,
+		.direction = key->direction,
+		.protocol = key->protocol,
+		.dport = key->dport,
+	};
+	struct mb_policy_entry *e = bpf_map_lookup_elem(&mb_policy_fast, &fk);
+
+	if (e)
+		return e;
+	fk.direction |= MB_POLICY_SUMMARY;
+	fk.protocol = 0;
+	fk.dport = 0;
+	if (!bpf_map_lookup_elem(&mb_policy_fast, &fk))
+		return NULL;
+	return bpf_map_lookup_elem(&mb_policy, key);
+}
+
 /* Returns 0 (allowed; res says how), DROP_POLICY_DENY, DROP_POLICY or
  * DROP_POLICY_AUTH_REQUIRED. */
 static __always_inline int mb_policy_check(__u32 endpoint_id, __u32 local_identity,
@@ -108,9 +160,12 @@ static __always_inline int mb_policy_check(__u32 endpoint_id, __u32 local_identi
 	struct mb_policy_entry *exact, *any, *hit;
 	bool l3;
 
-	exact = bpf_map_lookup_elem(&mb_policy, &key);
-	key.identity = 0;
-	any = bpf_map_lookup_elem(&mb_policy, &key);
+	exact = mb_policy_lookup(&key);
+	any = NULL;
+	if (!exact || !exact->deny) {	/* an exact deny wins whatever identity 0 says */
+		key.identity = 0;
+		any = mb_policy_lookup(&key);
+	}
 
 	res->proxy_port = 0;
 	res->match_type = MB_MATCH_NONE;

@@ -125,4 +125,46 @@ int probe_ct_insert(struct __sk_buff *skb)
 	return mb_ct_create4(&t, &e, p.tcp_flags, p.len, bpf_ktime_get_ns()) ? 2 : 0;
 }
 
+/* Service lookup, Maglev selection and the backend lookup of a parsed packet. */
+SEC("tc")
+int probe_svc_select(struct __sk_buff *skb)
+{
+	struct mb_pkt4 p = {};
+	struct mb_lb4_service *svc;
+	__u32 id;
+
+	if (mb_parse4(skb, &p))
+		return 2;
+	svc = mb_lb4_lookup(p.daddr, p.dport, p.proto);
+	if (!svc)
+		return 3;
+	id = mb_lb4_select(svc, p.saddr, p.sport, p.dport, p.proto, 0);
+	return bpf_map_lookup_elem(&mb_lb4_backends, &id) ? 0 : 4;
+}
+
+/* Only the service lookup. */
+SEC("tc")
+int probe_svc(struct __sk_buff *skb)
+{
+	struct mb_pkt4 p = {};
+
+	if (mb_parse4(skb, &p))
+		return 2;
+	return mb_lb4_lookup(p.daddr, p.dport, p.proto) ? 0 : 3;
+}
+
+/* The ipcache lookup of a backend address (a /16 match in the benchmark). */
+SEC("tc")
+int probe_ipcache_backend(struct __sk_buff *skb)
+{
+	return mb_ipcache_identity4(bpf_htonl(0x0a000301)) == 2 ? 1 : 0;
+}
+
+/* Only the program's fixed cost. */
+SEC("tc")
+int probe_nop(struct __sk_buff *skb)
+{
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -21,7 +21,7 @@ import { type CtGcResult, CtMap } from './maps/ct'
 import { EndpointMap, type EndpointRecord } from './maps/endpoints'
 import { IpcacheMap } from './maps/ipcache'
 import { type Counter, MetricsMap } from './maps/metrics'
-import { PolicyMap } from './maps/policy'
+import { PolicyMap, rebuildPolicyIndex } from './maps/policy'
 import { ProxyMap, type ProxyOrigin } from './maps/proxy'
 import { ServiceMaps } from './maps/services'
 import { checkPinnedMaps, DEFAULT_PIN_ROOT, validatePinName, validatePinRoot } from './pins'
@@ -255,6 +255,9 @@ export class Datapath {
       throw error
     }
     const dp = new Datapath(loader, pinRoot, objectDir, obj, options)
+    // The exact-match index follows the trie (pins of an older version have no index, and
+    // an interrupted write may have left it behind).
+    rebuildPolicyIndex(obj.map('mb_policy'), obj.map('mb_policy_fast'))
     dp.configure({
       ...(options.routerIp4 ? { routerIp4: options.routerIp4 } : {}),
       ...(options.hairpinIp4 ? { hairpinIp4: options.hairpinIp4 } : {}),
@@ -316,7 +319,11 @@ export class Datapath {
   /** The policy entries of one endpoint. */
   policyMap(endpointId: number): PolicyMap {
     this.#check()
-    return new PolicyMap(this.#endpointObj.map('mb_policy'), endpointId)
+    return new PolicyMap(
+      this.#endpointObj.map('mb_policy'),
+      endpointId,
+      this.#endpointObj.map('mb_policy_fast'),
+    )
   }
 
   /**

@@ -53,6 +53,7 @@ export {
   metricsIndex,
   metricsValueCodec,
   policyEntryCodec,
+  policyFastKeyCodec,
   policyKeyCodec,
   proxy4KeyCodec,
   proxy4ValueCodec,
@@ -81,7 +82,9 @@ export {
   normalizePolicyKey,
   POLICY_FULL_PREFIX,
   POLICY_STATIC_PREFIX,
+  POLICY_SUMMARY,
   PolicyMap,
+  rebuildPolicyIndex,
 } from './maps/policy'
 export type { ProxyOrigin } from './maps/proxy'
 export { ProxyMap } from './maps/proxy'

@@ -107,6 +107,19 @@ export const policyKeyCodec = struct('mb_policy_key', 20, {
   dport: f.be16(14),
 })
 
+/**
+ * `struct mb_policy_fast_key` (lib/policy.h): key of `mb_policy_fast`, the exact-match index
+ * in front of the policy trie (full-port entries, and per identity/direction summary records
+ * with `direction | POLICY_SUMMARY`).
+ */
+export const policyFastKeyCodec = struct('mb_policy_fast_key', 12, {
+  endpointId: f.u32(0),
+  identity: f.u32(4),
+  direction: f.u8(8),
+  protocol: f.u8(9),
+  dport: f.be16(10),
+})
+
 /** `struct mb_policy_entry` (lib/policy.h). */
 export const policyEntryCodec = struct('mb_policy_entry', 24, {
   proxyPort: f.u16(0),
@@ -243,6 +256,7 @@ export const STRUCT_CODECS = [
   ipcacheKeyCodec,
   ipcacheValueCodec,
   policyKeyCodec,
+  policyFastKeyCodec,
   policyEntryCodec,
   authKeyCodec,
   authValueCodec,

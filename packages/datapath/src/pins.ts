@@ -44,6 +44,13 @@ export const MAP_SPECS: Readonly<Record<string, MapSpec>> = {
     maxEntries: 262144,
     flags: NO_PREALLOC,
   },
+  mb_policy_fast: {
+    type: 'hash',
+    keySize: 12,
+    valueSize: 24,
+    maxEntries: 262144,
+    flags: NO_PREALLOC,
+  },
   mb_auth: { type: 'hash', keySize: 12, valueSize: 8, maxEntries: 16384, flags: NO_PREALLOC },
   mb_lb4_services: { type: 'hash', keySize: 8, valueSize: 8, maxEntries: 65536, flags: 0 },
   mb_lb4_backends: { type: 'hash', keySize: 4, valueSize: 8, maxEntries: 65536, flags: 0 },

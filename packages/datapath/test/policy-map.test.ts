@@ -1,9 +1,45 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { DatapathError, PolicyMap, policyEntryCodec, policyKeyCodec } from '../src'
+import {
+  DatapathError,
+  POLICY_SUMMARY,
+  PolicyMap,
+  policyEntryCodec,
+  policyFastKeyCodec,
+  policyKeyCodec,
+  rebuildPolicyIndex,
+} from '../src'
 import { FakeMap } from './_fake-map'
 
 const newMap = () => new FakeMap({ type: 'lpm_trie', keySize: 20, valueSize: 24 })
+const newIndex = () => new FakeMap({ type: 'hash', keySize: 12, valueSize: 24 })
+
+/** lib/policy.h's mb_policy_lookup: the index, then (with a summary record) the trie. */
+function lookupIndexed(
+  trie: FakeMap,
+  index: FakeMap,
+  ep: number,
+  identity: number,
+  dir: 0 | 1,
+  proto: number,
+  port: number,
+): Buffer | undefined {
+  const fk = (d: number, p: number, dp: number) =>
+    policyFastKeyCodec.encode({ endpointId: ep, identity, direction: d, protocol: p, dport: dp })
+  const hit = index.lookup(fk(dir, proto, port))
+  if (hit) return hit
+  if (!index.lookup(fk(dir | POLICY_SUMMARY, 0, 0))) return undefined
+  return trie.lookup(
+    policyKeyCodec.encode({
+      prefixlen: 96,
+      endpointId: ep,
+      identity,
+      direction: dir,
+      protocol: proto,
+      dport: port,
+    }),
+  )
+}
 
 /** What the datapath's two lookups + deny precedence decide (lib/policy.h), on the fake LPM. */
 function decide(map: FakeMap, ep: number, id: number, dir: 0 | 1, proto: number, port: number) {
@@ -123,6 +159,55 @@ describe('PolicyMap', () => {
           expect(decide(map, 3, 9, 1, 17, probe)).toBe(inside ? 'allow' : 'none')
         },
       ),
+    )
+  })
+
+  it('the exact-match index gives what the trie gives, through any diffs (property)', () => {
+    const keyArb = fc.record({
+      identity: fc.constantFrom(0, 7, 9),
+      direction: fc.constantFrom('ingress' as const, 'egress' as const),
+      protocol: fc.constantFrom(0, 6, 17),
+      port: fc.constantFrom(0, 80, 81, 443, 8080),
+      portPrefixLen: fc.constantFrom(16, 15, 8, 0),
+    })
+    const opArb = fc.record({
+      upserts: fc.array(fc.record({ key: keyArb, value: fc.record({ deny: fc.boolean() }) }), {
+        maxLength: 6,
+      }),
+      deletes: fc.array(keyArb, { maxLength: 4 }),
+    })
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 6 }), (ops) => {
+        const trie = newMap()
+        const index = newIndex()
+        const pm = new PolicyMap(trie, 4, index)
+        for (const op of ops) pm.apply(op)
+        for (const identity of [0, 7, 9, 11])
+          for (const dir of [0, 1] as const)
+            for (const proto of [6, 17])
+              for (const port of [80, 81, 443, 8080, 1]) {
+                const viaTrie = trie.lookup(
+                  policyKeyCodec.encode({
+                    prefixlen: 96,
+                    endpointId: 4,
+                    identity,
+                    direction: dir,
+                    protocol: proto,
+                    dport: port,
+                  }),
+                )
+                const viaIndex = lookupIndexed(trie, index, 4, identity, dir, proto, port)
+                expect(viaIndex?.subarray(0, 8)).toEqual(viaTrie?.subarray(0, 8))
+              }
+        // The incrementally kept index equals one rebuilt from the trie.
+        const kept = new Map(index.keys().map((k) => [k.toString('hex'), index.lookup(k)]))
+        const rebuilt = newIndex()
+        rebuildPolicyIndex(trie, rebuilt)
+        const fresh = new Map(rebuilt.keys().map((k) => [k.toString('hex'), rebuilt.lookup(k)]))
+        expect(kept).toEqual(fresh)
+        pm.clear()
+        expect(index.keys()).toEqual([])
+      }),
     )
   })
 

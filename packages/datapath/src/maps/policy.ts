@@ -1,12 +1,18 @@
 import { PolicyDirection, PolicyEntryFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
 import type { MapLike } from '../internal/loader'
-import { policyEntryCodec, policyKeyCodec } from '../layouts'
+import { policyEntryCodec, policyFastKeyCodec, policyKeyCodec } from '../layouts'
 
 /** Bits of the policy LPM key before the protocol: endpoint id 32 + identity 32 + direction 8. */
 export const POLICY_STATIC_PREFIX = 72
 /** Bits of a full policy key (protocol 8 + port 16 more). */
 export const POLICY_FULL_PREFIX = 96
+
+/**
+ * Direction bit of a summary record in the exact-match index (`mb_policy_fast`). C:
+ * `MB_POLICY_SUMMARY`.
+ */
+export const POLICY_SUMMARY = 0x80
 
 /** Protocol of a policy key: a number (0 = any) or a name. */
 export type PolicyProtocol = number | 'ANY' | 'TCP' | 'UDP' | 'SCTP' | 'ICMP' | 'ICMPV6'
@@ -148,12 +154,39 @@ export function normalizePolicyKey(key: PolicyKeyInput, path = 'key'): NormalKey
 export class PolicyMap {
   readonly endpointId: number
   readonly #map: MapLike
+  readonly #index: MapLike | undefined
 
-  constructor(map: MapLike, endpointId: number) {
+  /**
+   * @param map the policy LPM trie (`mb_policy`)
+   * @param endpointId 1..65535
+   * @param index the exact-match index in front of the trie (`mb_policy_fast`), kept in step
+   *   with the trie by every write; without it only the trie is written (programs built
+   *   with the index would then miss these entries).
+   */
+  constructor(map: MapLike, endpointId: number, index?: MapLike) {
     if (!isUint(endpointId, 0xffff) || endpointId === 0)
       throw fail('endpointId', 'an endpoint id 1..65535', endpointId)
     this.#map = map
+    this.#index = index
     this.endpointId = endpointId
+  }
+
+  /** Write one trie entry and its index records (`old`: the trie's value before). */
+  #put(kb: Buffer, vb: Buffer, old: Buffer | undefined): void {
+    indexPut(this.#index, kb, vb, old)
+    this.#map.update(kb, vb)
+  }
+
+  /** Delete one trie entry and its index records. */
+  #remove(kb: Buffer): boolean {
+    if (!this.#map.delete(kb)) {
+      // Not in the trie: an index record alone would be stale.
+      if (this.#index && kb.readUInt32LE(0) === POLICY_FULL_PREFIX)
+        this.#index.delete(fastKeyOf(kb))
+      return false
+    }
+    indexRemove(this.#index, kb)
+    return true
   }
 
   #encodeKey(k: NormalKey): Buffer {
@@ -222,12 +255,12 @@ export class PolicyMap {
     }
     for (const [k, v] of writes) {
       // Keep the hit counters of an entry that is rewritten with the same verdict.
-      const old = this.#map.lookup(k)
-      if (old?.subarray(0, 8).equals(v.subarray(0, 8))) continue
-      this.#map.update(k, v)
+      const old = exactLookup(this.#map, k)
+      if (old?.subarray(0, 8).equals(v.subarray(0, 8)) && indexHas(this.#index, k, v)) continue
+      this.#put(k, v, old)
     }
     let deleted = 0
-    for (const k of removes) if (this.#map.delete(k)) deleted++
+    for (const k of removes) if (this.#remove(k)) deleted++
     return { upserted: writes.length, deleted }
   }
 
@@ -255,6 +288,14 @@ export class PolicyMap {
       if (!vb) continue
       const k = policyKeyCodec.decode(kb)
       const v = policyEntryCodec.decode(vb)
+      // Full-port entries are counted in the index (the programs find them there).
+      const fast =
+        k.prefixlen === POLICY_FULL_PREFIX ? this.#index?.lookup(fastKeyOf(kb)) : undefined
+      if (fast) {
+        const fv = policyEntryCodec.decode(fast)
+        v.packets += fv.packets
+        v.bytes += fv.bytes
+      }
       out.push({
         key: {
           identity: k.identity,
@@ -285,7 +326,7 @@ export class PolicyMap {
   /** Delete every entry of this endpoint (when the endpoint goes away). */
   clear(): number {
     let n = 0
-    for (const kb of this.#rawKeys()) if (this.#map.delete(kb)) n++
+    for (const kb of this.#rawKeys()) if (this.#remove(kb)) n++
     return n
   }
 
@@ -311,15 +352,129 @@ export class PolicyMap {
     }
     let upserted = 0
     for (const [kb, vb] of wanted.values()) {
-      const old = this.#map.lookup(kb)
-      if (old?.subarray(0, 8).equals(vb.subarray(0, 8))) continue
-      this.#map.update(kb, vb)
+      const old = exactLookup(this.#map, kb)
+      if (old?.subarray(0, 8).equals(vb.subarray(0, 8)) && indexHas(this.#index, kb, vb)) continue
+      this.#put(kb, vb, old)
       upserted++
     }
     let deleted = 0
     for (const kb of this.#rawKeys()) {
-      if (!wanted.has(kb.toString('hex')) && this.#map.delete(kb)) deleted++
+      if (!wanted.has(kb.toString('hex')) && this.#remove(kb)) deleted++
     }
     return { upserted, deleted }
   }
+}
+
+/** The index key of a trie key: the full key itself, or its summary record. */
+function fastKeyOf(kb: Buffer): Buffer {
+  const k = policyKeyCodec.decode(kb)
+  const full = k.prefixlen === POLICY_FULL_PREFIX
+  return policyFastKeyCodec.encode({
+    endpointId: k.endpointId,
+    identity: k.identity,
+    direction: full ? k.direction : k.direction | POLICY_SUMMARY,
+    protocol: full ? k.protocol : 0,
+    dport: full ? k.dport : 0,
+  })
+}
+
+/** Whether the index already holds what writing (kb, vb) would put there. */
+function indexHas(index: MapLike | undefined, kb: Buffer, vb: Buffer): boolean {
+  if (!index) return true
+  const fk = fastKeyOf(kb)
+  const cur = index.lookup(fk)
+  if (kb.readUInt32LE(0) !== POLICY_FULL_PREFIX) return cur !== undefined
+  return cur?.subarray(0, 8).equals(vb.subarray(0, 8)) ?? false
+}
+
+function summaryCount(index: MapLike, fk: Buffer): bigint {
+  const cur = index.lookup(fk)
+  return cur ? policyEntryCodec.decode(cur).packets : 0n
+}
+
+function writeSummary(index: MapLike, fk: Buffer, count: bigint): void {
+  if (count <= 0n) {
+    index.delete(fk)
+    return
+  }
+  index.update(
+    fk,
+    policyEntryCodec.encode({
+      proxyPort: 0,
+      deny: 0,
+      authType: 0,
+      flags: 0,
+      prefixLen: 0,
+      packets: count,
+      bytes: 0n,
+    }),
+  )
+}
+
+/**
+ * Index records for a trie write, made before the trie entry so that the programs never see
+ * a summary-less trie entry: a full-port entry is copied (its counters kept when only the
+ * counters differ), a shorter one counts in its summary record when it is new.
+ */
+function indexPut(index: MapLike | undefined, kb: Buffer, vb: Buffer, old: Buffer | undefined) {
+  if (!index) return
+  const fk = fastKeyOf(kb)
+  if (kb.readUInt32LE(0) === POLICY_FULL_PREFIX) {
+    const cur = index.lookup(fk)
+    if (cur?.subarray(0, 8).equals(vb.subarray(0, 8))) return
+    index.update(fk, vb)
+    return
+  }
+  if (old && index.lookup(fk)) return
+  writeSummary(index, fk, summaryCount(index, fk) + 1n)
+}
+
+/** Index records after a trie entry was deleted. */
+function indexRemove(index: MapLike | undefined, kb: Buffer): void {
+  if (!index) return
+  const fk = fastKeyOf(kb)
+  if (kb.readUInt32LE(0) === POLICY_FULL_PREFIX) index.delete(fk)
+  else writeSummary(index, fk, summaryCount(index, fk) - 1n)
+}
+
+/**
+ * Rebuild the exact-match index from the trie (all endpoints): after pins written by a version
+ * without the index, or to repair it. Returns the number of index records written.
+ */
+export function rebuildPolicyIndex(trie: MapLike, index: MapLike): number {
+  const records = new Map<string, [Buffer, Buffer | bigint]>()
+  for (const kb of trie.keys()) {
+    const fk = fastKeyOf(kb)
+    const hex = fk.toString('hex')
+    if (kb.readUInt32LE(0) === POLICY_FULL_PREFIX) {
+      const vb = trie.lookup(kb)
+      if (vb) records.set(hex, [fk, vb])
+    } else {
+      const prev = records.get(hex)?.[1]
+      records.set(hex, [fk, (typeof prev === 'bigint' ? prev : 0n) + 1n])
+    }
+  }
+  for (const [fk, v] of records.values()) {
+    if (typeof v === 'bigint') writeSummary(index, fk, v)
+    else if (!index.lookup(fk)?.subarray(0, 8).equals(v.subarray(0, 8))) index.update(fk, v)
+  }
+  for (const fk of index.keys()) if (!records.has(fk.toString('hex'))) index.delete(fk)
+  return records.size
+}
+
+/**
+ * The trie's value stored under exactly this key: a trie lookup is a longest-prefix match, so
+ * a shorter entry covering the key is told apart by the prefix its value records.
+ */
+function exactLookup(trie: MapLike, kb: Buffer): Buffer | undefined {
+  const vb = trie.lookup(kb)
+  if (!vb) return undefined
+  const v = policyEntryCodec.decode(vb)
+  const prefix =
+    v.flags & PolicyEntryFlag.WILDCARD_PROTO
+      ? POLICY_STATIC_PREFIX
+      : v.flags & PolicyEntryFlag.WILDCARD_PORT
+        ? POLICY_STATIC_PREFIX + 8
+        : POLICY_STATIC_PREFIX + 8 + v.prefixLen
+  return prefix === kb.readUInt32LE(0) ? vb : undefined
 }
