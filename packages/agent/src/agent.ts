@@ -182,6 +182,8 @@ export class Agent {
     this.observer = createObserver(this.config.nodeName, {
       identityLabels: (id) => this.#identity.labelsOf(id),
       endpointByIp: (ip) => {
+        // The router address is the host (the L7 proxy's upstream connections come from it).
+        if (ip === this.#ipam.router) return { identity: 1, labels: ['reserved:host'] }
         const ep = this.#state.endpoints.find((e) => e.ipv4 === ip)
         if (!ep) return undefined
         return {
