@@ -6,6 +6,14 @@
  * unloaded (one connection).
  * The proxy and the upstream run in their own processes (bench/_servers.ts); no datapath (a
  * static origin stands in for the redirect), so this measures the proxy itself.
+ *
+ * wrk is closed-loop: each connection sends its next request as soon as the previous answer is
+ * in, so at 50 connections the machine runs saturated and p50 is ~50 / throughput — queueing on
+ * the two shared cores, not the proxy's cost per request. The `http.paced<rate>.*` figures are
+ * the open-loop measurement at the issue's target load: bench/_paced.ts (its own process) offers
+ * PACED_RATE req/s in total over 50 keep-alive connections on a fixed timetable and measures each
+ * latency from the request's due time (no coordinated omission); direct and through the same
+ * proxy, alternating rounds. Figures: p50/p99 per path, the p50 overhead, achieved rate, errors.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
@@ -18,6 +26,8 @@ const TSX = createRequire(import.meta.url).resolve('tsx')
 const SECONDS = Number(process.env.MEMBRANE_L7_SECONDS ?? 5)
 const ROUNDS = Number(process.env.MEMBRANE_L7_ROUNDS ?? 3)
 const CONNECTIONS = 50
+const PACED = fileURLToPath(new URL('./_paced.ts', import.meta.url))
+const PACED_RATE = Number(process.env.MEMBRANE_L7_PACED_RATE ?? 5000)
 const children: ChildProcess[] = []
 
 function start(role: string, arg?: string): Promise<number> {
@@ -57,6 +67,103 @@ async function wrk(url: string, connections = CONNECTIONS) {
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1]
   if (errors) throw new Error(`wrk saw ${errors} non-2xx responses on ${url}:\n${stdout}`)
   return { rps, p50, p99 }
+}
+
+interface Paced {
+  due: number
+  completed: number
+  errors: number
+  late: number
+  rate: number
+  p50: number
+  p99: number
+  serviceP50: number
+  lagP50: number
+  lagP99: number
+}
+
+/** One open-loop run of bench/_paced.ts (its own process): PACED_RATE req/s over 50 connections. */
+async function paced(url: string, seconds = SECONDS): Promise<Paced> {
+  const { stdout } = await run(process.execPath, [
+    '--import',
+    TSX,
+    PACED,
+    url,
+    String(PACED_RATE),
+    String(CONNECTIONS),
+    String(seconds),
+  ])
+  const result = JSON.parse(stdout.trim().split('\n').pop() ?? '') as Paced
+  if (result.rate < PACED_RATE * 0.95) {
+    process.stderr.write(`paced: ${url} achieved ${result.rate} of ${PACED_RATE} req/s\n`)
+  }
+  return result
+}
+
+/** Open loop at the target load, direct and through the proxy, alternating rounds. */
+async function pacedFigures(direct: string, proxied: string) {
+  await paced(direct, 2) // warm-up
+  await paced(proxied, 2)
+  const d: Paced[] = []
+  const p: Paced[] = []
+  for (let i = 0; i < ROUNDS; i++) {
+    d.push(await paced(direct))
+    p.push(await paced(proxied))
+  }
+  const name = `http.paced${PACED_RATE}`
+  const base = {
+    connections: CONNECTIONS,
+    offeredRate: PACED_RATE,
+    seconds: SECONDS,
+    rounds: ROUNDS,
+    client: 'bench/_paced.ts (open loop, latency from due time)',
+  }
+  const figures = (path: 'direct' | 'proxy', xs: Paced[]) => {
+    const p50 = median(xs.map((x) => x.p50))
+    reportFigure({
+      name: `${name}.${path}.p50`,
+      value: p50,
+      unit: 'ms',
+      ...base,
+      perRound: xs.map((x) => x.p50),
+      serviceP50: median(xs.map((x) => x.serviceP50)),
+      sendLagP50: median(xs.map((x) => x.lagP50)),
+    })
+    reportFigure({
+      name: `${name}.${path}.p99`,
+      value: median(xs.map((x) => x.p99)),
+      unit: 'ms',
+      ...base,
+      perRound: xs.map((x) => x.p99),
+      sendLagP99: median(xs.map((x) => x.lagP99)),
+      lateRequests: xs.map((x) => x.late),
+    })
+    reportFigure({
+      name: `${name}.${path}.rate`,
+      value: median(xs.map((x) => x.rate)),
+      unit: 'req/s',
+      ...base,
+      perRound: xs.map((x) => x.rate),
+      completed: xs.reduce((a, x) => a + x.completed, 0),
+      due: xs.reduce((a, x) => a + x.due, 0),
+    })
+    reportFigure({
+      name: `${name}.${path}.errors`,
+      value: xs.reduce((a, x) => a + x.errors, 0),
+      unit: 'requests',
+      ...base,
+    })
+    return p50
+  }
+  const dp50 = figures('direct', d)
+  const pp50 = figures('proxy', p)
+  reportFigure({
+    name: `${name}.p50_overhead`,
+    value: Number((pp50 - dp50).toFixed(3)),
+    unit: 'ms',
+    ...base,
+    target: 1,
+  })
 }
 
 async function main() {
@@ -141,6 +248,7 @@ async function main() {
     ...base,
     target: 1,
   })
+  await pacedFigures(direct, proxied)
 }
 
 main()
