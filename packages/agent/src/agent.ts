@@ -155,6 +155,8 @@ export class Agent {
   #unsubIpcache: () => void = () => {}
   #proxy: L7Proxy | undefined
   #gcTimer: NodeJS.Timeout | undefined
+  /** cgroups with socket-level load balancing attached. */
+  #socketLb: string[] = []
   /** The port the L7 proxy listens on (config.proxyPort, or the one picked when that is 0). */
   #proxyPort = 0
   #proxyError: string | undefined = 'not started'
@@ -325,6 +327,14 @@ export class Agent {
       const wanted = new Set(this.#identity.ipcache.dump().map((e) => e.cidr))
       for (const e of dp.ipcache.entries()) if (!wanted.has(e.cidr)) dp.ipcache.delete(e.cidr)
       await this.#startProxy(dp)
+      for (const cg of this.config.socketLbCgroups) {
+        try {
+          await dp.attachSocketLb(cg)
+          this.#socketLb.push(cg)
+        } catch (error) {
+          this.log.warn({ err: error, cgroup: cg }, 'socket load balancing not attached')
+        }
+      }
       // Conntrack GC and removal of drained backends no connection uses any more.
       this.#gcTimer = setInterval(() => {
         void this.#serial(async () => {
@@ -403,6 +413,10 @@ export class Agent {
         this.#proxyError = 'stopped'
       }
       if (this.#dp) {
+        if (options.purge) {
+          for (const cg of this.#socketLb) await this.#dp.dp.detachSocketLb(cg).catch(() => false)
+        }
+        this.#socketLb = []
         this.#dp.events.close()
         this.#unsubIpcache()
         await this.#dp.dp.close({ keepPrograms: options.purge !== true })
@@ -753,7 +767,7 @@ export class Agent {
         datapath: this.#dp
           ? {
               state: 'ok',
-              detail: `endpoint programs loaded, maps pinned under ${this.config.bpffsRoot}`,
+              detail: `endpoint programs loaded, maps pinned under ${this.config.bpffsRoot}${this.#socketLb.length ? `; socket LB on ${this.#socketLb.join(', ')}` : ''}${this.#socketLb.length < this.config.socketLbCgroups.length ? '; socket LB FAILED on some cgroups (see the log)' : ''}`,
             }
           : {
               state: 'unavailable',

@@ -34,7 +34,7 @@ Usage: membrane <command> [flags]   (every command takes --socket PATH and -o js
   agent cleanup             remove everything the agent made (same flags; stop the agent first)
       --config FILE --bpffs-root DIR --state-dir DIR --socket PATH --ipam-pool CIDR
       --metrics-port N --metrics-address ADDR --kvstore memory|etcd --etcd-endpoints URL,...
-      --log-level LEVEL --prefix NAME --proxy-port N
+      --log-level LEVEL --prefix NAME --proxy-port N --socket-lb-cgroups PATH,...
   status                    components, kernel features, bandwidth mode, counts
   endpoint create --name N [--namespace NS] [--labels k=v,...] [--interface IF] [--ip IP]
                   [--egress-bandwidth RATE] [--ingress-bandwidth RATE]
@@ -273,6 +273,7 @@ async function runAgent(args: string[], io: CliIo): Promise<number> {
     'log-level': { type: 'string' },
     prefix: { type: 'string' },
     'proxy-port': { type: 'string' },
+    'socket-lb-cgroups': { type: 'string' },
   })
   let kvstore: unknown
   if (flags.kvstore === 'etcd') {
@@ -300,6 +301,7 @@ async function runAgent(args: string[], io: CliIo): Promise<number> {
       logLevel: flags['log-level'],
       prefix: flags.prefix,
       proxyPort: flags['proxy-port'],
+      socketLbCgroups: flags['socket-lb-cgroups'],
     },
   })
   if (cleanup) {

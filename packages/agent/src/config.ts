@@ -38,6 +38,11 @@ export interface AgentConfig {
   nodeName: string
   /** Port of the L7 proxy on the router address; 0 picks a free port. Default 15001. */
   proxyPort: number
+  /**
+   * cgroup v2 directories whose processes get socket-level load balancing (connect-time
+   * translation of service addresses, also from the host namespace). Default none.
+   */
+  socketLbCgroups: string[]
 }
 
 /** The defaults of every configuration field. */
@@ -55,6 +60,7 @@ export function defaultConfig(): AgentConfig {
     cgroupRoot: '/sys/fs/cgroup',
     nodeName: hostname(),
     proxyPort: 15001,
+    socketLbCgroups: [],
   }
 }
 
@@ -118,6 +124,20 @@ export function resolveConfig(
       case 'kvstore':
         out.kvstore = parseKvstore(field, value)
         break
+      case 'socketLbCgroups': {
+        const list = typeof value === 'string' ? value.split(',').filter(Boolean) : value
+        if (
+          !Array.isArray(list) ||
+          !list.every((v) => typeof v === 'string' && isAbsolute(v) && !v.includes('\0'))
+        ) {
+          throw invalid(
+            field,
+            `expected a list of absolute cgroup v2 paths, got ${JSON.stringify(value)}`,
+          )
+        }
+        out.socketLbCgroups = list as string[]
+        break
+      }
     }
   }
   return out

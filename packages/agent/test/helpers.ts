@@ -30,6 +30,7 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
     cgroupRoot: '/sys/fs/cgroup',
     nodeName: 'test-node',
     proxyPort: 0,
+    socketLbCgroups: [],
   }
   return { config, cleanupDirs: () => rmSync(dir, { recursive: true, force: true }) }
 }
