@@ -62,11 +62,12 @@ struct {
  *  - every full-port entry (prefix MB_POLICY_FULL_PREFIX) also lives here under its key
  *    {endpoint, identity, direction, protocol, port}; for such keys this is what the trie's
  *    longest match would return (nothing is longer), and its counters count the hits;
- *  - a summary record per (endpoint, identity, direction) that has entries shorter than a
- *    full key (L3-only, L4 wildcard port, port ranges): direction | MB_POLICY_SUMMARY,
- *    protocol 0, port 0; its `packets` field holds how many such entries the trie has.
- * A lookup for one identity: the index (hit: done); a miss and no summary record means the
- * trie has nothing for it either; only otherwise the trie is walked. */
+ *  - a summary record per (endpoint, identity, direction) that has any entry: direction |
+ *    MB_POLICY_SUMMARY, protocol 0, port 0; `packets` = how many entries shorter than a full
+ *    key (L3-only, wildcard port, port ranges) the trie has, `bytes` = how many full-port.
+ * A lookup for one identity: the index (hit: done), else the summary (no record or no shorter
+ * entries: nothing), and only then the trie. For identity 0, which usually has no entries or
+ * only shorter ones, the summary is looked up first. */
 #define MB_POLICY_SUMMARY	0x80
 
 struct mb_policy_fast_key {
@@ -121,24 +122,41 @@ static __always_inline __u8 mb_policy_match_type(const struct mb_policy_entry *e
 	return l3 ? MB_MATCH_L3_L4 : MB_MATCH_L4_ONLY;
 }
 
-/* The entry the trie's longest match would give for `key` (full prefix), through the index. */
-static __always_inline struct mb_policy_entry *mb_policy_lookup(const struct mb_policy_key *key)
+/* The entry the trie's longest match would give for `key` (full prefix), through the index.
+ * summary_first: look the summary record up before the full key (cheaper for identities that
+ * usually have no full-port entries). */
+static __always_inline struct mb_policy_entry *mb_policy_lookup(const struct mb_policy_key *key,
+								bool summary_first)
 {
 	struct mb_policy_fast_key fk = {
 		.endpoint_id = key->endpoint_id,
 		.identity = key->identity,
-		.direction = key->direction,
-		.protocol = key->protocol,
-		.dport = key->dport,
+		.direction = key->direction | MB_POLICY_SUMMARY,
 	};
-	struct mb_policy_entry *e = bpf_map_lookup_elem(&mb_policy_fast, &fk);
+	struct mb_policy_entry *s = NULL, *e;
 
-	if (e)
-		return e;
-	fk.direction |= MB_POLICY_SUMMARY;
-	fk.protocol = 0;
-	fk.dport = 0;
-	if (!bpf_map_lookup_elem(&mb_policy_fast, &fk))
+	if (summary_first) {
+		s = bpf_map_lookup_elem(&mb_policy_fast, &fk);
+		if (!s)
+			return NULL;
+	}
+	if (!s || s->bytes) {
+		fk.direction = key->direction;
+		fk.protocol = key->protocol;
+		fk.dport = key->dport;
+		e = bpf_map_lookup_elem(&mb_policy_fast, &fk);
+		if (e)
+			return e;
+		if (!s) {
+			fk.direction = key->direction | MB_POLICY_SUMMARY;
+			fk.protocol = 0;
+			fk.dport = 0;
+			s = bpf_map_lookup_elem(&mb_policy_fast, &fk);
+			if (!s)
+				return NULL;
+		}
+	}
+	if (!s->packets)
 		return NULL;
 	return bpf_map_lookup_elem(&mb_policy, key);
 }
@@ -160,11 +178,11 @@ static __always_inline int mb_policy_check(__u32 endpoint_id, __u32 local_identi
 	struct mb_policy_entry *exact, *any, *hit;
 	bool l3;
 
-	exact = mb_policy_lookup(&key);
+	exact = mb_policy_lookup(&key, false);
 	any = NULL;
 	if (!exact || !exact->deny) {	/* an exact deny wins whatever identity 0 says */
 		key.identity = 0;
-		any = mb_policy_lookup(&key);
+		any = mb_policy_lookup(&key, true);
 	}
 
 	res->proxy_port = 0;

@@ -188,6 +188,42 @@ try {
       })
     }
   }
+  // Where the time goes: building blocks of the program (bpf-src/tests/dp_probe.c), each a
+  // whole BPF_PROG_TEST_RUN, so read them minus `nop` (the fixed cost of a run).
+  for (const s of scales) {
+    const loader = await import('@membrane/bpf-loader-napi')
+    const probe = loader.BpfObject.open(`${s.dp.objectDir}/tests/dp_probe.o`, {
+      pinRoot: s.pins.path,
+    })
+    await probe.load()
+    const stages: Record<string, Buffer> = {
+      probe_nop: pkt(1024, DST, 80, TcpFlags.SYN),
+      probe_parse: pkt(1024, DST, 80, TcpFlags.SYN),
+      probe_svc: pkt(1024, s.vip, 80, TcpFlags.SYN),
+      probe_svc_select: pkt(1024, s.vip, 80, TcpFlags.SYN),
+      probe_ct: pkt(1024, DST, 80, TcpFlags.SYN),
+      probe_lxc: pkt(1024, DST, 80, TcpFlags.SYN),
+      probe_ipcache: pkt(1024, DST, 80, TcpFlags.SYN),
+      probe_policy: pkt(1024, DST, 80, TcpFlags.SYN),
+      probe_lpm1: pkt(1024, DST, 80, TcpFlags.SYN),
+    }
+    const out = new Map<string, number[]>()
+    for (let round = 0; round < ROUNDS; round++)
+      for (const [name, data] of Object.entries(stages)) {
+        const list = out.get(name) ?? []
+        list.push((await probe.program(name).testRun({ data, repeat: 20_000 })).durationNs)
+        out.set(name, list)
+      }
+    probe.close()
+    for (const [name, list] of out)
+      reportFigure({
+        name: `stage_ns.${name.replace('probe_', '')}`,
+        value: median(list),
+        unit: 'ns',
+        scale: s.name,
+        note: 'one test run of a building block (dp_probe.c), fixed cost included: see nop',
+      })
+  }
   const singleCases: Record<string, (s: Setup, i: number) => Buffer> = {
     baseline_single: () => {
       const arp = Buffer.alloc(42)

@@ -14,7 +14,7 @@ import { FakeMap } from './_fake-map'
 const newMap = () => new FakeMap({ type: 'lpm_trie', keySize: 20, valueSize: 24 })
 const newIndex = () => new FakeMap({ type: 'hash', keySize: 12, valueSize: 24 })
 
-/** lib/policy.h's mb_policy_lookup: the index, then (with a summary record) the trie. */
+/** lib/policy.h's mb_policy_lookup: the index, its summary record, then the trie. */
 function lookupIndexed(
   trie: FakeMap,
   index: FakeMap,
@@ -23,12 +23,23 @@ function lookupIndexed(
   dir: 0 | 1,
   proto: number,
   port: number,
+  summaryFirst: boolean,
 ): Buffer | undefined {
   const fk = (d: number, p: number, dp: number) =>
     policyFastKeyCodec.encode({ endpointId: ep, identity, direction: d, protocol: p, dport: dp })
-  const hit = index.lookup(fk(dir, proto, port))
-  if (hit) return hit
-  if (!index.lookup(fk(dir | POLICY_SUMMARY, 0, 0))) return undefined
+  const summary = () => {
+    const v = index.lookup(fk(dir | POLICY_SUMMARY, 0, 0))
+    return v ? policyEntryCodec.decode(v) : undefined
+  }
+  let s = summaryFirst ? summary() : undefined
+  if (summaryFirst && !s) return undefined
+  if (!s || s.bytes > 0n) {
+    const hit = index.lookup(fk(dir, proto, port))
+    if (hit) return hit
+    s ??= summary()
+    if (!s) return undefined
+  }
+  if (s.packets === 0n) return undefined
   return trie.lookup(
     policyKeyCodec.encode({
       prefixlen: 96,
@@ -196,8 +207,19 @@ describe('PolicyMap', () => {
                     dport: port,
                   }),
                 )
-                const viaIndex = lookupIndexed(trie, index, 4, identity, dir, proto, port)
-                expect(viaIndex?.subarray(0, 8)).toEqual(viaTrie?.subarray(0, 8))
+                for (const summaryFirst of [false, true]) {
+                  const viaIndex = lookupIndexed(
+                    trie,
+                    index,
+                    4,
+                    identity,
+                    dir,
+                    proto,
+                    port,
+                    summaryFirst,
+                  )
+                  expect(viaIndex?.subarray(0, 8)).toEqual(viaTrie?.subarray(0, 8))
+                }
               }
         // The incrementally kept index equals one rebuilt from the trie.
         const kept = new Map(index.keys().map((k) => [k.toString('hex'), index.lookup(k)]))

@@ -378,88 +378,117 @@ function fastKeyOf(kb: Buffer): Buffer {
   })
 }
 
+/** The summary record's key of a trie key. */
+function summaryKeyOf(kb: Buffer): Buffer {
+  const k = policyKeyCodec.decode(kb)
+  return policyFastKeyCodec.encode({
+    endpointId: k.endpointId,
+    identity: k.identity,
+    direction: k.direction | POLICY_SUMMARY,
+    protocol: 0,
+    dport: 0,
+  })
+}
+
+const isFull = (kb: Buffer) => kb.readUInt32LE(0) === POLICY_FULL_PREFIX
+
 /** Whether the index already holds what writing (kb, vb) would put there. */
 function indexHas(index: MapLike | undefined, kb: Buffer, vb: Buffer): boolean {
   if (!index) return true
-  const fk = fastKeyOf(kb)
-  const cur = index.lookup(fk)
-  if (kb.readUInt32LE(0) !== POLICY_FULL_PREFIX) return cur !== undefined
-  return cur?.subarray(0, 8).equals(vb.subarray(0, 8)) ?? false
+  if (!index.lookup(summaryKeyOf(kb))) return false
+  if (!isFull(kb)) return true
+  return index.lookup(fastKeyOf(kb))?.subarray(0, 8).equals(vb.subarray(0, 8)) ?? false
 }
 
-function summaryCount(index: MapLike, fk: Buffer): bigint {
-  const cur = index.lookup(fk)
-  return cur ? policyEntryCodec.decode(cur).packets : 0n
+/** A summary record's counts: entries shorter than a full key, and full-port entries. */
+function summaryCounts(index: MapLike, sk: Buffer): { shorter: bigint; full: bigint } {
+  const cur = index.lookup(sk)
+  if (!cur) return { shorter: 0n, full: 0n }
+  const v = policyEntryCodec.decode(cur)
+  return { shorter: v.packets, full: v.bytes }
 }
 
-function writeSummary(index: MapLike, fk: Buffer, count: bigint): void {
-  if (count <= 0n) {
-    index.delete(fk)
+function writeSummary(index: MapLike, sk: Buffer, c: { shorter: bigint; full: bigint }): void {
+  if (c.shorter <= 0n && c.full <= 0n) {
+    index.delete(sk)
     return
   }
   index.update(
-    fk,
+    sk,
     policyEntryCodec.encode({
       proxyPort: 0,
       deny: 0,
       authType: 0,
       flags: 0,
       prefixLen: 0,
-      packets: count,
-      bytes: 0n,
+      packets: c.shorter > 0n ? c.shorter : 0n,
+      bytes: c.full > 0n ? c.full : 0n,
     }),
   )
 }
 
 /**
  * Index records for a trie write, made before the trie entry so that the programs never see
- * a summary-less trie entry: a full-port entry is copied (its counters kept when only the
- * counters differ), a shorter one counts in its summary record when it is new.
+ * an entry the summary does not count: a new entry counts in its summary record, a full-port
+ * entry is copied (its counters kept when only the counters differ).
  */
 function indexPut(index: MapLike | undefined, kb: Buffer, vb: Buffer, old: Buffer | undefined) {
   if (!index) return
-  const fk = fastKeyOf(kb)
-  if (kb.readUInt32LE(0) === POLICY_FULL_PREFIX) {
-    const cur = index.lookup(fk)
-    if (cur?.subarray(0, 8).equals(vb.subarray(0, 8))) return
-    index.update(fk, vb)
-    return
+  const sk = summaryKeyOf(kb)
+  const c = summaryCounts(index, sk)
+  if (!old || (c.shorter === 0n && c.full === 0n)) {
+    if (isFull(kb)) c.full += 1n
+    else c.shorter += 1n
+    writeSummary(index, sk, c)
   }
-  if (old && index.lookup(fk)) return
-  writeSummary(index, fk, summaryCount(index, fk) + 1n)
+  if (isFull(kb)) {
+    const fk = fastKeyOf(kb)
+    if (!index.lookup(fk)?.subarray(0, 8).equals(vb.subarray(0, 8))) index.update(fk, vb)
+  }
 }
 
 /** Index records after a trie entry was deleted. */
 function indexRemove(index: MapLike | undefined, kb: Buffer): void {
   if (!index) return
-  const fk = fastKeyOf(kb)
-  if (kb.readUInt32LE(0) === POLICY_FULL_PREFIX) index.delete(fk)
-  else writeSummary(index, fk, summaryCount(index, fk) - 1n)
+  if (isFull(kb)) index.delete(fastKeyOf(kb))
+  const sk = summaryKeyOf(kb)
+  const c = summaryCounts(index, sk)
+  if (isFull(kb)) c.full -= 1n
+  else c.shorter -= 1n
+  writeSummary(index, sk, c)
 }
 
 /**
  * Rebuild the exact-match index from the trie (all endpoints): after pins written by a version
- * without the index, or to repair it. Returns the number of index records written.
+ * without the index, or to repair it. Returns the number of index records it holds.
  */
 export function rebuildPolicyIndex(trie: MapLike, index: MapLike): number {
-  const records = new Map<string, [Buffer, Buffer | bigint]>()
+  const full = new Map<string, [Buffer, Buffer]>()
+  const summaries = new Map<string, [Buffer, { shorter: bigint; full: bigint }]>()
   for (const kb of trie.keys()) {
-    const fk = fastKeyOf(kb)
-    const hex = fk.toString('hex')
-    if (kb.readUInt32LE(0) === POLICY_FULL_PREFIX) {
+    const sk = summaryKeyOf(kb)
+    const hex = sk.toString('hex')
+    const c = summaries.get(hex)?.[1] ?? { shorter: 0n, full: 0n }
+    if (isFull(kb)) {
       const vb = trie.lookup(kb)
-      if (vb) records.set(hex, [fk, vb])
-    } else {
-      const prev = records.get(hex)?.[1]
-      records.set(hex, [fk, (typeof prev === 'bigint' ? prev : 0n) + 1n])
-    }
+      if (!vb) continue
+      full.set(fastKeyOf(kb).toString('hex'), [fastKeyOf(kb), vb])
+      c.full += 1n
+    } else c.shorter += 1n
+    summaries.set(hex, [sk, c])
   }
-  for (const [fk, v] of records.values()) {
-    if (typeof v === 'bigint') writeSummary(index, fk, v)
-    else if (!index.lookup(fk)?.subarray(0, 8).equals(v.subarray(0, 8))) index.update(fk, v)
+  for (const [sk, c] of summaries.values()) {
+    const cur = index.lookup(sk)
+    const now = cur ? policyEntryCodec.decode(cur) : undefined
+    if (now?.packets !== c.shorter || now?.bytes !== c.full) writeSummary(index, sk, c)
   }
-  for (const fk of index.keys()) if (!records.has(fk.toString('hex'))) index.delete(fk)
-  return records.size
+  for (const [fk, vb] of full.values())
+    if (!index.lookup(fk)?.subarray(0, 8).equals(vb.subarray(0, 8))) index.update(fk, vb)
+  for (const fk of index.keys()) {
+    const hex = fk.toString('hex')
+    if (!summaries.has(hex) && !full.has(hex)) index.delete(fk)
+  }
+  return summaries.size + full.size
 }
 
 /**
