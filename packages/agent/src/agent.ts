@@ -1054,6 +1054,9 @@ export class Agent {
 
   async #expireFqdn(expired: FqdnExpiry[]): Promise<void> {
     for (const e of expired) {
+      // The name no longer selects these addresses: without this, a later identity for the same
+      // /32 would be selected again by the stale name without a fresh lookup.
+      this.#policy.repo.selectorCache.forgetFqdn(e.name, e.ips)
       for (const ip of e.ips) {
         const id = this.#fqdnIps.get(ip)
         if (id === undefined) continue
