@@ -45,6 +45,11 @@ const REASONS: Record<number, ReasonInfo> = {
   156: { name: 'INVALID_IPV6_EXTENSION_HEADER', description: 'Invalid IPv6 extension header' },
   157: { name: 'IP_FRAGMENTATION_NOT_SUPPORTED', description: 'IP fragmentation not supported' },
   158: { name: 'SERVICE_BACKEND_NOT_FOUND', description: 'Service backend not found' },
+  // Not in Hubble's DropReason enum (it skips 159): our own name; the number is Cilium's.
+  159: {
+    name: 'UNSUPPORTED_SERVICE_PROTOCOL',
+    description: 'Service does not support this protocol',
+  },
   162: {
     name: 'REACHED_EDT_RATE_LIMITING_DROP_HORIZON',
     description: 'Departure time beyond the bandwidth drop horizon',
