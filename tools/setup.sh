@@ -27,13 +27,14 @@ die() { printf 'membrane setup: %s\n' "$*" >&2; exit 1; }
 #   openssl                   a throwaway certificate for the Observer server's TLS test
 #   dnsmasq                   the real DNS server behind the DNS proxy tests
 #   chromium                  headless browser test of the agent's web page
-#   make g++ python3          node-gyp
+#   make g++ python3          node-gyp (g++ also brings cc for the C probes in tests)
+#   procps util-linux         sysctl in the test topologies; nsenter, setpriv, flock, mount
 DEB_PACKAGES=(
   clang-19 llvm-19 libbpf-dev libelf-dev zlib1g-dev bpftool
   iproute2 iptables etcd-server etcd-client
   iputils-ping curl iperf3 tcpdump wrk
   protobuf-compiler prometheus dnsmasq chromium openssl
-  make g++ python3
+  make g++ python3 procps util-linux
 )
 
 if [[ "${MEMBRANE_SKIP_APT:-0}" != 1 ]]; then
