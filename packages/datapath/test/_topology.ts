@@ -1,19 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import { type NetNamespace, run, type TestNetwork } from '@membrane/test-utils'
+import { type NetNamespace, type TestNetwork, workloadNamespace } from '@membrane/test-utils'
 import type { Datapath } from '../src'
 
 export const SERVER = fileURLToPath(new URL('./fixtures/server.cjs', import.meta.url))
 export const CLIENT = fileURLToPath(new URL('./fixtures/client.cjs', import.meta.url))
-/** The gateway address every workload routes through (answered by a static neighbour entry). */
-const GATEWAY = '169.254.1.1'
 
 export interface Workload {
   ns: NetNamespace
   ip: string
   hostIf: string
+  /** eth0's MAC; read from the namespace when absent. */
+  mac?: string
   id: number
   identity: number
 }
@@ -31,36 +30,21 @@ export async function workload(
   identity: number,
   datapath?: Datapath,
 ): Promise<Workload> {
-  const ns = await net.namespace()
-  const pair = await net.veth({ nsB: ns, nameB: 'eth0' })
-  const hostMac = readFileSync(`/sys/class/net/${pair.a}/address`, 'utf8').trim()
-  await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1'])
-  await ns.exec('ip', ['addr', 'add', `${ip}/32`, 'dev', 'eth0'])
-  await ns.exec('ip', ['route', 'add', GATEWAY, 'dev', 'eth0', 'scope', 'link'])
-  await ns.exec('ip', ['route', 'add', 'default', 'via', GATEWAY, 'dev', 'eth0'])
-  await ns.exec('ip', [
-    'neigh',
-    'replace',
-    GATEWAY,
-    'lladdr',
-    hostMac,
-    'dev',
-    'eth0',
-    'nud',
-    'permanent',
-  ])
-  await run('sysctl', ['-qw', `net.ipv6.conf.${pair.a}.disable_ipv6=1`])
-  await run('ip', ['route', 'add', `${ip}/32`, 'dev', pair.a])
-  await run('sysctl', ['-qw', `net.ipv4.conf.${pair.a}.forwarding=1`])
-  const w = { ns, ip, hostIf: pair.a, id, identity }
+  const { ns, hostIf, mac } = await workloadNamespace(net, ip)
+  const w = { ns, ip, hostIf, mac, id, identity }
   if (datapath) await attach(datapath, w)
   return w
 }
 
 /** Attach a workload's endpoint programs and write its ipcache entry. */
 export async function attach(datapath: Datapath, w: Workload): Promise<void> {
-  const mac = (await w.ns.exec('cat', ['/sys/class/net/eth0/address'])).stdout.trim()
-  await datapath.attachEndpoint({ id: w.id, ifname: w.hostIf, ip: w.ip, mac, identity: w.identity })
+  await datapath.attachEndpoint({
+    id: w.id,
+    ifname: w.hostIf,
+    ip: w.ip,
+    mac: w.mac ?? (await w.ns.exec('cat', ['/sys/class/net/eth0/address'])).stdout.trim(),
+    identity: w.identity,
+  })
   datapath.ipcache.upsert(`${w.ip}/32`, w.identity)
 }
 

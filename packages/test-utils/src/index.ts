@@ -1,5 +1,7 @@
 export type { Figure } from './bench'
 export { median, opsPerSecond, percentile, reportFigure, sample } from './bench'
+export type { WorkloadNamespace } from './endpoint'
+export { WORKLOAD_GATEWAY, workloadNamespace } from './endpoint'
 export type { EtcdOptions, EtcdServer } from './etcd'
 export { startEtcd } from './etcd'
 export type { RunResult } from './exec'

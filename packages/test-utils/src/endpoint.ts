@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs'
+import { run } from './exec'
+import type { NetNamespace, TestNetwork } from './netns'
+
+/** The link-local gateway every test workload routes through (a static neighbour entry). */
+export const WORKLOAD_GATEWAY = '169.254.1.1'
+
+/** A namespace wired like a Membrane endpoint. */
+export interface WorkloadNamespace {
+  ns: NetNamespace
+  /** The workload's IPv4 address (a /32 on its eth0). */
+  ip: string
+  /** The host-side veth, where the endpoint programs attach. */
+  hostIf: string
+  /** MAC address of the workload's eth0. */
+  mac: string
+}
+
+/**
+ * A workload namespace wired the way the agent wires an endpoint: eth0 with a /32 address, a
+ * default route via a link-local gateway whose MAC is the host-side veth's, a /32 route to it on
+ * the host and forwarding on the host-side veth; IPv6 off on both ends. Cleaned up with `net`.
+ *
+ * @example
+ * const w = await workloadNamespace(net, '10.200.0.2')
+ * await datapath.attachEndpoint({ id: 1, ifname: w.hostIf, ip: w.ip, mac: w.mac, identity: 256 })
+ */
+export async function workloadNamespace(net: TestNetwork, ip: string): Promise<WorkloadNamespace> {
+  const ns = await net.namespace()
+  const pair = await net.veth({ nsB: ns, nameB: 'eth0' })
+  const hostMac = readFileSync(`/sys/class/net/${pair.a}/address`, 'utf8').trim()
+  const gw = WORKLOAD_GATEWAY
+  await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1'])
+  await ns.exec('ip', ['addr', 'add', `${ip}/32`, 'dev', 'eth0'])
+  await ns.exec('ip', ['route', 'add', gw, 'dev', 'eth0', 'scope', 'link'])
+  await ns.exec('ip', ['route', 'add', 'default', 'via', gw, 'dev', 'eth0'])
+  await ns.exec('ip', [
+    'neigh',
+    'replace',
+    gw,
+    'lladdr',
+    hostMac,
+    'dev',
+    'eth0',
+    'nud',
+    'permanent',
+  ])
+  await run('sysctl', ['-qw', `net.ipv6.conf.${pair.a}.disable_ipv6=1`])
+  await run('ip', ['route', 'add', `${ip}/32`, 'dev', pair.a])
+  await run('sysctl', ['-qw', `net.ipv4.conf.${pair.a}.forwarding=1`])
+  const mac = (await ns.exec('cat', ['/sys/class/net/eth0/address'])).stdout.trim()
+  return { ns, ip, hostIf: pair.a, mac }
+}
