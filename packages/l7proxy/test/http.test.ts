@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { L7Policy } from '@membrane/policy'
-import { hasCommand, run } from '@membrane/test-utils'
+import { requireKernel, run } from '@membrane/test-utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   HttpProxy,
@@ -395,7 +395,7 @@ describe.each(['fast', 'node'] as const)(
       }
     })
 
-    it.skipIf(!hasCommand('curl'))(
+    it.skipIf(!requireKernel(['bin:curl']).ok)(
       'works for curl: allowed, denied, chunked upload, keep-alive',
       async () => {
         const url = `http://127.0.0.1:${proxy.port}`
