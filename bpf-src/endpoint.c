@@ -11,7 +11,7 @@ static __always_inline int mb_endpoint_entry(struct __sk_buff *skb, bool from_co
 {
 	__u32 ifindex = skb->ifindex;
 	__u8 dir = from_container ? MB_DIR_EGRESS : MB_DIR_INGRESS;
-	struct mb_endpoint *ep = bpf_map_lookup_elem(&mb_endpoints, &ifindex);
+	struct mb_endpoint *ep = mb_lookup_endpoint(ifindex);
 
 	if (!ep)
 		return mb_drop_raw(skb, dir, 0, DROP_NO_CONFIG);

@@ -42,7 +42,10 @@ struct mb_config {
 	__be32 hairpin_ip4;	/* source of hairpin service flows (not a local address) */
 	__u8  router_ip6[16];
 	__u32 hash_seed6;	/* seed of the IPv6 Maglev flow hash */
-	__u32 pad[3];
+	__be32 local_net4;	/* the node's endpoint CIDR (every mb_lxc4 address is inside); */
+	__be32 local_mask4;	/* mask 0: not known, every destination is looked up */
+	__u32 pad;
+	__u8  hairpin_ip6[16];	/* source of IPv6 hairpin service flows */
 };
 
 /* mb_endpoint.flags */
@@ -78,6 +81,21 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_endpoints SEC(".maps");
 
+/* The per-packet endpoint lookup: an array indexed by ifindex (an inlined lookup, where a
+ * hash lookup costs ~20 ns per packet), for ifindexes below MB_EP_DIRECT_ENTRIES. It mirrors
+ * mb_endpoints, which stays the authoritative record: @membrane/datapath writes the hash first
+ * and the slot second, clears the slot before deleting, and rewrites every slot from the hash
+ * when it opens the pins. A slot whose ifindex does not match is empty. */
+#define MB_EP_DIRECT_ENTRIES	65536
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MB_EP_DIRECT_ENTRIES);
+	__type(key, __u32);	/* ifindex of the host-side veth */
+	__type(value, struct mb_endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_ep_direct SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -91,4 +109,26 @@ static __always_inline struct mb_config *mb_get_config(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&mb_config, &zero);
+}
+
+/* The endpoint whose host-side veth has this ifindex. */
+static __always_inline struct mb_endpoint *mb_lookup_endpoint(__u32 ifindex)
+{
+	if (ifindex < MB_EP_DIRECT_ENTRIES) {
+		struct mb_endpoint *ep = bpf_map_lookup_elem(&mb_ep_direct, &ifindex);
+
+		if (ep && ep->ifindex == ifindex)
+			return ep;
+	}
+	return bpf_map_lookup_elem(&mb_endpoints, &ifindex);
+}
+
+/* A local endpoint by IPv4 address (local delivery), skipping the lookup for destinations
+ * outside the node's endpoint CIDR when the configuration names it. */
+static __always_inline struct mb_endpoint *mb_lookup_lxc4(const struct mb_config *cfg,
+							  const __be32 *addr)
+{
+	if (cfg && (*addr & cfg->local_mask4) != cfg->local_net4)
+		return NULL;
+	return bpf_map_lookup_elem(&mb_lxc4, addr);
 }

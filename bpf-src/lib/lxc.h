@@ -6,7 +6,7 @@
  *   to-container (tc egress of the host veth): the workload's ingress. Conntrack, reverse NAT
  *     of replies, ingress policy for traffic from outside/the host/the L7 proxy.
  * One loaded program serves every endpoint: the endpoint is found by skb->ifindex in
- * mb_endpoints, so attaching a new endpoint needs no new verification. */
+ * mb_ep_direct/mb_endpoints, so attaching a new endpoint needs no new verification. */
 #pragma once
 
 #include "lib/common.h"
@@ -66,6 +66,17 @@ static __always_inline bool mb_ct_related4(const struct mb_pkt4 *p)
 	return bpf_map_lookup_elem(&mb_ct4, &r) != NULL;
 }
 
+/* A pure TCP SYN leaving a workload opens a connection: it is never a reply, and whatever an
+ * entry under its tuple says (a retransmitted SYN, or a port reused after close), the new
+ * connection is checked against the policy of now and its entry written afresh. So it skips
+ * both conntrack lookups. Only from-container: the to-container half of a local delivery
+ * relies on the entry the sender's program just wrote. */
+static __always_inline bool mb_ct_opens4(const struct mb_pkt4 *p)
+{
+	return p->proto == IPPROTO_TCP &&
+	       (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+}
+
 static __always_inline int mb_from_container4(struct __sk_buff *skb, const struct mb_endpoint *ep)
 {
 	struct mb_config *cfg = mb_get_config();
@@ -76,7 +87,7 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 	};
 	struct mb_pkt4 p = {};
 	struct mb_ct_tuple4 tuple = {};
-	struct mb_ct_entry *ct;
+	struct mb_ct_entry *ct = NULL;
 	struct mb_lb4_service *svc;
 	__be32 orig_daddr;
 	__be16 orig_dport;
@@ -183,7 +194,7 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 		goto forward;
 	}
 
-	switch (mb_ct_lookup4(&tuple, &ct)) {
+	switch (mb_ct_opens4(&p) ? MB_CT_NEW : mb_ct_lookup4(&tuple, &ct)) {
 	case MB_CT_ESTABLISHED:
 		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, false, now);
 		t.dst_identity = MB_ID_UNKNOWN;
@@ -219,7 +230,7 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 		}
 		break;
 	default: {
-		struct mb_endpoint *dst = bpf_map_lookup_elem(&mb_lxc4, &p.daddr);
+		struct mb_endpoint *dst = mb_lookup_lxc4(cfg, &p.daddr);
 		struct mb_policy_result res = {};
 		struct mb_ct_entry e = {
 			.src_identity = ep->identity,
@@ -375,7 +386,7 @@ static __always_inline int mb_to_container4(struct __sk_buff *skb, const struct 
 			t.src_identity = MB_MARK_IDENTITY(mark);
 			e.flags |= MB_CT_F_FROM_PROXY;
 		} else {
-			struct mb_endpoint *src = bpf_map_lookup_elem(&mb_lxc4, &p.saddr);
+			struct mb_endpoint *src = mb_lookup_lxc4(cfg, &p.saddr);
 
 			t.src_identity = src ? src->identity : mb_ipcache_identity4(p.saddr);
 		}

@@ -53,6 +53,8 @@ async function setup(
   const pins = tempBpffsDir()
   const dp = await Datapath.open({
     pinRoot: pins.path,
+    // The node's endpoint pool: the measured destinations (DST, the backends) are elsewhere.
+    localCidr4: '10.0.1.0/24',
     events: { traceNew: false, verdicts: false },
   })
   const r = rng(42)

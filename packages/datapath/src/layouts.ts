@@ -8,14 +8,20 @@ import { field as f, struct } from './codec'
 export const MAGLEV_TABLE_SIZE = 1021
 
 /** `struct mb_config` (lib/common.h): the one global configuration record. */
-export const configCodec = struct('mb_config', 48, {
+export const configCodec = struct('mb_config', 64, {
   flags: f.u32(0),
   routerIp4: f.ipv4(4),
   hashSeed: f.u32(8),
   hairpinIp4: f.ipv4(12),
   routerIp6: f.ipv6(16),
   hashSeed6: f.u32(32),
+  localNet4: f.ipv4(36),
+  localMask4: f.ipv4(40),
+  hairpinIp6: f.ipv6(48),
 })
+
+/** `MB_EP_DIRECT_ENTRIES` (lib/common.h): ifindexes below it have a slot in `mb_ep_direct`. */
+export const EP_DIRECT_ENTRIES = 65536
 
 /** `struct mb_endpoint` (lib/common.h): value of mb_endpoints (by ifindex) and mb_lxc4 (by IP). */
 export const endpointCodec = struct('mb_endpoint', 48, {

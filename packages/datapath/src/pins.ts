@@ -23,8 +23,9 @@ const NO_PREALLOC = 1
  * this table against the maps of the compiled objects.
  */
 export const MAP_SPECS: Readonly<Record<string, MapSpec>> = {
-  mb_config: { type: 'array', keySize: 4, valueSize: 48, maxEntries: 1, flags: 0 },
+  mb_config: { type: 'array', keySize: 4, valueSize: 64, maxEntries: 1, flags: 0 },
   mb_endpoints: { type: 'hash', keySize: 4, valueSize: 48, maxEntries: 4096, flags: 0 },
+  mb_ep_direct: { type: 'array', keySize: 4, valueSize: 48, maxEntries: 65536, flags: 0 },
   mb_lxc4: { type: 'hash', keySize: 4, valueSize: 48, maxEntries: 4096, flags: 0 },
   mb_metrics: { type: 'percpu_array', keySize: 4, valueSize: 16, maxEntries: 1024, flags: 0 },
   mb_ct4: { type: 'lru_hash', keySize: 16, valueSize: 56, maxEntries: 131072, flags: 0 },

@@ -112,3 +112,21 @@ export function readMac(buf: Buffer, offset: number): string {
   for (let i = 0; i < 6; i++) out.push((buf[offset + i] as number).toString(16).padStart(2, '0'))
   return out.join(':')
 }
+
+/** An IPv4 CIDR as network and mask (dotted quads); undefined when `value` is not one. */
+export function parseCidr4(value: unknown): { net: string; mask: string } | undefined {
+  if (typeof value !== 'string') return undefined
+  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(value)
+  if (!m || !isIpv4(m[1]) || Number(m[2]) > 32) return undefined
+  const bits = Number(m[2])
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
+  const addr = (m[1] as string).split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0)
+  const quad = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.')
+  return { net: quad((addr & mask) >>> 0), mask: quad(mask) }
+}
+
+/** Whether an IPv4 address lies inside a network given as {@link parseCidr4} returns it. */
+export function inCidr4(ip: string, cidr: { net: string; mask: string }): boolean {
+  const n = (q: string) => q.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0)
+  return (n(ip) & n(cidr.mask)) >>> 0 === n(cidr.net)
+}

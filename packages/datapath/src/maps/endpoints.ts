@@ -1,9 +1,9 @@
 import { ipv4Codec, u32Codec } from '../codec'
 import { EndpointFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
-import { isIpv4, parseIpv6 } from '../internal/ip'
+import { inCidr4, isIpv4, parseCidr4, parseIpv6 } from '../internal/ip'
 import type { MapLike } from '../internal/loader'
-import { endpointCodec } from '../layouts'
+import { EP_DIRECT_ENTRIES, endpointCodec } from '../layouts'
 
 /** One workload as the endpoint programs see it. */
 export interface EndpointRecord {
@@ -46,19 +46,51 @@ function check(ep: EndpointRecord): void {
   if (ep.ip6 !== undefined && !parseIpv6(ep.ip6)) throw bad('ip6', 'an IPv6 address', ep.ip6)
 }
 
+/** Options of {@link EndpointMap}. */
+export interface EndpointMapOptions {
+  /** `mb_ep_direct`: the per-packet lookup by ifindex (an array), kept in step with the hash. */
+  direct?: MapLike
+  /**
+   * The node's endpoint CIDR (`Datapath.open({ localCidr4 })`): the programs skip the local
+   * endpoint lookup for addresses outside it, so an endpoint outside it is refused.
+   */
+  localCidr4?: string
+}
+
 /**
- * Endpoint records (`mb_endpoints` by host-veth ifindex, `mb_lxc4` by IPv4 address for local
- * delivery). Both maps are written together.
+ * Endpoint records: `mb_endpoints` by host-veth ifindex (the authoritative record), its mirror
+ * `mb_ep_direct` (an array slot per ifindex below 65536, what the programs read per packet),
+ * and `mb_lxc4`/`mb_lxc6` by address for local delivery. All are written together: the hash
+ * before the slot, and the slot cleared before the hash entry is deleted, so the slot never
+ * holds an endpoint the hash does not.
  */
 export class EndpointMap {
   readonly #byIfindex: MapLike
   readonly #byIp: MapLike
   readonly #byIp6: MapLike | undefined
+  readonly #direct: MapLike | undefined
+  readonly #local: { net: string; mask: string; cidr: string } | undefined
 
-  constructor(byIfindex: MapLike, byIp: MapLike, byIp6?: MapLike) {
+  constructor(
+    byIfindex: MapLike,
+    byIp: MapLike,
+    byIp6?: MapLike,
+    options: EndpointMapOptions = {},
+  ) {
     this.#byIfindex = byIfindex
     this.#byIp = byIp
     this.#byIp6 = byIp6
+    this.#direct = options.direct
+    if (options.localCidr4 !== undefined) {
+      const c = parseCidr4(options.localCidr4)
+      if (!c)
+        throw new DatapathError(
+          DatapathErrorCode.INVALID_VALUE,
+          `expected an IPv4 CIDR such as 10.0.1.0/24, got ${describeValue(options.localCidr4)}`,
+          { path: 'localCidr4' },
+        )
+      this.#local = { ...c, cidr: options.localCidr4 }
+    }
   }
 
   static encode(ep: EndpointRecord): Buffer {
@@ -96,11 +128,18 @@ export class EndpointMap {
   /** Write (or rewrite) an endpoint; an address change removes the old lxc entry. */
   upsert(ep: EndpointRecord): void {
     const value = EndpointMap.encode(ep)
+    if (this.#local && !inCidr4(ep.ip, this.#local))
+      throw new DatapathError(
+        DatapathErrorCode.INVALID_VALUE,
+        `expected an address inside the node's endpoint CIDR ${this.#local.cidr}, got ${ep.ip}`,
+        { path: 'endpoint.ip' },
+      )
     const old = this.get(ep.ifindex)
     const v6 = ep.ip6 ? parseIpv6(ep.ip6) : undefined
     this.#byIp.update(ipv4Codec.encode(ep.ip), value)
     if (v6 && this.#byIp6) this.#byIp6.update(v6, value)
     this.#byIfindex.update(u32Codec.encode(ep.ifindex), value)
+    this.#writeSlot(ep.ifindex, value)
     if (old && old.ip !== ep.ip) this.#byIp.delete(ipv4Codec.encode(old.ip))
     const old6 = old?.ip6 ? parseIpv6(old.ip6) : undefined
     if (old6 && this.#byIp6 && (!v6 || !old6.equals(v6))) this.#byIp6.delete(old6)
@@ -130,7 +169,33 @@ export class EndpointMap {
     const lxc = this.#byIp.lookup(ipv4Codec.encode(old.ip))
     if (lxc && EndpointMap.decode(lxc).ifindex === ifindex)
       this.#byIp.delete(ipv4Codec.encode(old.ip))
+    this.#writeSlot(ifindex, Buffer.alloc(endpointCodec.size))
     return this.#byIfindex.delete(u32Codec.encode(ifindex))
+  }
+
+  #writeSlot(ifindex: number, value: Buffer): void {
+    if (this.#direct && ifindex < EP_DIRECT_ENTRIES)
+      this.#direct.update(u32Codec.encode(ifindex), value)
+  }
+
+  /**
+   * Rewrite every `mb_ep_direct` slot from `mb_endpoints` (after opening pins: an older
+   * version had no slots, and a crash between the two writes may have left one behind).
+   * Returns how many slots were written.
+   */
+  syncDirect(): number {
+    let n = 0
+    for (const kb of this.#byIfindex.keys()) {
+      const vb = this.#byIfindex.lookup(kb)
+      const ifindex = u32Codec.decode(kb)
+      if (!vb || !this.#direct || ifindex >= EP_DIRECT_ENTRIES) continue
+      const slot = this.#direct.lookup(kb)
+      if (!slot || !slot.equals(vb)) {
+        this.#direct.update(kb, vb)
+        n++
+      }
+    }
+    return n
   }
 
   /** Every endpoint. */
