@@ -63,6 +63,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_ct4 SEC(".maps");
 
+/* Conntrack's clock: CLOCK_MONOTONIC at tick resolution. Lifetimes are seconds, and the coarse
+ * read skips the clocksource access a precise one costs on every packet. User space compares
+ * expires_ns with its own CLOCK_MONOTONIC (which is at most a tick ahead). */
+static __always_inline __u64 mb_ct_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
 enum mb_ct_status {
 	MB_CT_NEW = 0,
 	MB_CT_ESTABLISHED = 1,

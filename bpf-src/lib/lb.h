@@ -67,6 +67,21 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_lb4_backends SEC(".maps");
 
+/* What the programs read per new flow: an array slot per backend id below
+ * MB_LB_BE_DIRECT_ENTRIES (an inlined lookup instead of a hash lookup), mirroring
+ * mb_lb4_backends, which stays the authoritative record. @membrane/datapath writes the hash
+ * first and the slot second, clears the slot before deleting, and rewrites the slots from the
+ * hash when it opens the pins. A slot with proto 0 is empty. */
+#define MB_LB_BE_DIRECT_ENTRIES	65536
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MB_LB_BE_DIRECT_ENTRIES);
+	__type(key, __u32);	/* backend id */
+	__type(value, struct mb_lb4_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lb4_be_direct SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 262144);
@@ -84,6 +99,18 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_lb_maglev SEC(".maps");
+
+/* An IPv4 backend by id (NULL for id 0 or an unknown id). */
+static __always_inline struct mb_lb4_backend *mb_lb4_backend(const __u32 *id)
+{
+	if (*id < MB_LB_BE_DIRECT_ENTRIES) {
+		struct mb_lb4_backend *be = bpf_map_lookup_elem(&mb_lb4_be_direct, id);
+
+		if (be && be->proto)
+			return be;
+	}
+	return *id ? bpf_map_lookup_elem(&mb_lb4_backends, id) : NULL;
+}
 
 static __always_inline struct mb_lb4_service *mb_lb4_lookup(__be32 addr, __be16 port, __u8 proto)
 {

@@ -102,7 +102,7 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 		return mb_drop4(skb, &p, &t, ret, 0);
 	if (p.saddr != ep->ip4)
 		return mb_drop4(skb, &p, &t, DROP_INVALID_SIP, 0);
-	now = bpf_ktime_get_ns();
+	now = mb_ct_now();
 	orig_daddr = p.daddr;
 	orig_dport = p.dport;
 
@@ -118,12 +118,17 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 			.flags = MB_CT_TUPLE_F_SERVICE,
 		};
 		struct mb_lb4_backend *be = NULL;
-		struct mb_ct_entry *sct = bpf_map_lookup_elem(&mb_ct4, &st);
+		struct mb_ct_entry *sct = NULL;
 		__u32 backend_id = 0;
 
+		/* A connection's first SYN selects afresh: with Maglev a retransmitted SYN maps
+		 * to the same backend anyway (random selection looks its choice up, so that a
+		 * late SYN-ACK from the first pick still meets the same backend). */
+		if (svc->algorithm != MB_LB_ALG_MAGLEV || !mb_ct_opens4(&p))
+			sct = bpf_map_lookup_elem(&mb_ct4, &st);
 		if (sct) {
 			backend_id = sct->backend_id;
-			be = bpf_map_lookup_elem(&mb_lb4_backends, &backend_id);
+			be = mb_lb4_backend(&backend_id);
 			if (be)
 				mb_ct_touch(sct, p.proto, p.tcp_flags, p.len, false, now);
 		}
@@ -131,7 +136,7 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 			__u32 seed = cfg ? cfg->hash_seed : 0;
 
 			backend_id = mb_lb4_select(svc, p.saddr, p.sport, p.dport, p.proto, seed);
-			be = backend_id ? bpf_map_lookup_elem(&mb_lb4_backends, &backend_id) : NULL;
+			be = mb_lb4_backend(&backend_id);
 			if (!be)
 				return mb_drop4(skb, &p, &t, DROP_NO_SERVICE, 0);
 			struct mb_ct_entry se = {
@@ -343,7 +348,7 @@ static __always_inline int mb_to_container4(struct __sk_buff *skb, const struct 
 	ret = mb_parse4(skb, &p);
 	if (ret < 0)
 		return mb_drop4(skb, &p, &t, ret, 0);
-	now = bpf_ktime_get_ns();
+	now = mb_ct_now();
 	tuple.daddr = p.daddr;
 	tuple.saddr = p.saddr;
 	tuple.dport = p.dport;

@@ -67,7 +67,7 @@ struct {
  *    key (L3-only, wildcard port, port ranges) the trie has, `bytes` = how many full-port.
  * A lookup for one identity: the index (hit: done), else the summary (no record or no shorter
  * entries: nothing), and only then the trie. For identity 0, which usually has no entries or
- * only shorter ones, the summary is looked up first. */
+ * only shorter ones, the summary comes first, from its mirror in mb_policy_any (below). */
 #define MB_POLICY_SUMMARY	0x80
 
 struct mb_policy_fast_key {
@@ -86,6 +86,25 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_policy_fast SEC(".maps");
+
+/* The identity-0 ("any remote") summary of each endpoint and direction, mirrored from its
+ * summary record in mb_policy_fast into an array slot (endpoint_id << 1 | direction): every
+ * policy check asks about identity 0, and an array lookup is inlined where a hash lookup
+ * costs ~20 ns. @membrane/datapath's PolicyMap writes both; a zero slot means no entries. */
+#define MB_POLICY_ANY_ENTRIES	(65536 * 2)
+
+struct mb_policy_any {
+	__u32 shorter;		/* entries shorter than a full key (L3-only, wildcard port, ranges) */
+	__u32 full;		/* full-port entries (in the exact-match index) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MB_POLICY_ANY_ENTRIES);
+	__type(key, __u32);	/* endpoint_id << 1 | direction */
+	__type(value, struct mb_policy_any);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_policy_any SEC(".maps");
 
 struct mb_auth_key {
 	__u32 local_identity;
@@ -122,41 +141,53 @@ static __always_inline __u8 mb_policy_match_type(const struct mb_policy_entry *e
 	return l3 ? MB_MATCH_L3_L4 : MB_MATCH_L4_ONLY;
 }
 
-/* The entry the trie's longest match would give for `key` (full prefix), through the index.
- * summary_first: look the summary record up before the full key (cheaper for identities that
- * usually have no full-port entries). */
-static __always_inline struct mb_policy_entry *mb_policy_lookup(const struct mb_policy_key *key,
-								bool summary_first)
+/* The entry the trie's longest match would give for `key` (full prefix), through the index:
+ * the full key (hit: done), else the summary record (no record or no shorter entries:
+ * nothing), and only then the trie. */
+static __always_inline struct mb_policy_entry *mb_policy_lookup(const struct mb_policy_key *key)
 {
 	struct mb_policy_fast_key fk = {
 		.endpoint_id = key->endpoint_id,
 		.identity = key->identity,
-		.direction = key->direction | MB_POLICY_SUMMARY,
+		.direction = key->direction,
+		.protocol = key->protocol,
+		.dport = key->dport,
 	};
-	struct mb_policy_entry *s = NULL, *e;
+	struct mb_policy_entry *s, *e;
 
-	if (summary_first) {
-		s = bpf_map_lookup_elem(&mb_policy_fast, &fk);
-		if (!s)
-			return NULL;
-	}
-	if (!s || s->bytes) {
-		fk.direction = key->direction;
-		fk.protocol = key->protocol;
-		fk.dport = key->dport;
-		e = bpf_map_lookup_elem(&mb_policy_fast, &fk);
+	e = bpf_map_lookup_elem(&mb_policy_fast, &fk);
+	if (e)
+		return e;
+	fk.direction = key->direction | MB_POLICY_SUMMARY;
+	fk.protocol = 0;
+	fk.dport = 0;
+	s = bpf_map_lookup_elem(&mb_policy_fast, &fk);
+	if (!s || !s->packets)
+		return NULL;
+	return bpf_map_lookup_elem(&mb_policy, key);
+}
+
+/* The same for identity 0 (key->identity == 0), whose summary is the mb_policy_any slot. */
+static __always_inline struct mb_policy_entry *mb_policy_lookup_any(const struct mb_policy_key *key)
+{
+	__u32 slot = (key->endpoint_id << 1) | (key->direction & 1);
+	struct mb_policy_any *a = bpf_map_lookup_elem(&mb_policy_any, &slot);
+
+	if (!a)
+		return NULL;
+	if (a->full) {
+		struct mb_policy_fast_key fk = {
+			.endpoint_id = key->endpoint_id,
+			.direction = key->direction,
+			.protocol = key->protocol,
+			.dport = key->dport,
+		};
+		struct mb_policy_entry *e = bpf_map_lookup_elem(&mb_policy_fast, &fk);
+
 		if (e)
 			return e;
-		if (!s) {
-			fk.direction = key->direction | MB_POLICY_SUMMARY;
-			fk.protocol = 0;
-			fk.dport = 0;
-			s = bpf_map_lookup_elem(&mb_policy_fast, &fk);
-			if (!s)
-				return NULL;
-		}
 	}
-	if (!s->packets)
+	if (!a->shorter)
 		return NULL;
 	return bpf_map_lookup_elem(&mb_policy, key);
 }
@@ -178,11 +209,11 @@ static __always_inline int mb_policy_check(__u32 endpoint_id, __u32 local_identi
 	struct mb_policy_entry *exact, *any, *hit;
 	bool l3;
 
-	exact = mb_policy_lookup(&key, false);
+	exact = mb_policy_lookup(&key);
 	any = NULL;
 	if (!exact || !exact->deny) {	/* an exact deny wins whatever identity 0 says */
 		key.identity = 0;
-		any = mb_policy_lookup(&key, true);
+		any = mb_policy_lookup_any(&key);
 	}
 
 	res->proxy_port = 0;

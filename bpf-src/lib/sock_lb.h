@@ -90,7 +90,7 @@ static __always_inline int mb_sock4_forward(struct bpf_sock_addr *ctx, __u8 hook
 			return 1;
 		backend_id = *id;
 	}
-	be = bpf_map_lookup_elem(&mb_lb4_backends, &backend_id);
+	be = mb_lb4_backend(&backend_id);
 	if (!be)
 		return 1;
 	cookie = bpf_get_socket_cookie(ctx);

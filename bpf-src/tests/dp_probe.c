@@ -139,7 +139,7 @@ int probe_svc_select(struct __sk_buff *skb)
 	if (!svc)
 		return 3;
 	id = mb_lb4_select(svc, p.saddr, p.sport, p.dport, p.proto, 0);
-	return bpf_map_lookup_elem(&mb_lb4_backends, &id) ? 0 : 4;
+	return mb_lb4_backend(&id) ? 0 : 4;
 }
 
 /* Only the service lookup. */

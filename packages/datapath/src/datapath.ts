@@ -21,7 +21,7 @@ import { type CtGcResult, CtMap } from './maps/ct'
 import { EndpointMap, type EndpointRecord } from './maps/endpoints'
 import { IpcacheMap } from './maps/ipcache'
 import { type Counter, MetricsMap } from './maps/metrics'
-import { PolicyMap, rebuildPolicyIndex } from './maps/policy'
+import { PolicyMap, rebuildPolicyIndex, syncPolicyAny, withPolicyAnyMirror } from './maps/policy'
 import { ProxyMap, type ProxyOrigin } from './maps/proxy'
 import { ServiceMaps } from './maps/services'
 import { checkPinnedMaps, DEFAULT_PIN_ROOT, validatePinName, validatePinRoot } from './pins'
@@ -222,6 +222,7 @@ export class Datapath {
       {
         services: m('mb_lb4_services'),
         backends: m('mb_lb4_backends'),
+        backendsDirect: m('mb_lb4_be_direct'),
         slots: m('mb_lb_slots'),
         maglev: m('mb_lb_maglev'),
         services6: m('mb_lb6_services'),
@@ -279,7 +280,11 @@ export class Datapath {
     const dp = new Datapath(loader, pinRoot, objectDir, obj, options)
     // The exact-match index follows the trie (pins of an older version have no index, and
     // an interrupted write may have left it behind).
-    rebuildPolicyIndex(obj.map('mb_policy'), obj.map('mb_policy_fast'))
+    rebuildPolicyIndex(
+      obj.map('mb_policy'),
+      withPolicyAnyMirror(obj.map('mb_policy_fast'), obj.map('mb_policy_any')),
+    )
+    syncPolicyAny(obj.map('mb_policy_fast'), obj.map('mb_policy_any'))
     dp.endpoints.syncDirect()
     dp.configure({
       ...(options.routerIp4 ? { routerIp4: options.routerIp4 } : {}),
@@ -348,7 +353,10 @@ export class Datapath {
     return new PolicyMap(
       this.#endpointObj.map('mb_policy'),
       endpointId,
-      this.#endpointObj.map('mb_policy_fast'),
+      withPolicyAnyMirror(
+        this.#endpointObj.map('mb_policy_fast'),
+        this.#endpointObj.map('mb_policy_any'),
+      ),
     )
   }
 

@@ -1,3 +1,4 @@
+import { u32Codec } from '../codec'
 import { PolicyDirection, PolicyEntryFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
 import type { MapLike } from '../internal/loader'
@@ -363,6 +364,78 @@ export class PolicyMap {
     }
     return { upserted, deleted }
   }
+}
+
+/** `MB_POLICY_ANY_ENTRIES` (lib/policy.h): slots of `mb_policy_any`. */
+export const POLICY_ANY_ENTRIES = 65536 * 2
+
+/** The `mb_policy_any` slot of an endpoint and direction (0 ingress, 1 egress). */
+export function policyAnySlot(endpointId: number, direction: number): number {
+  return ((endpointId << 1) | (direction & 1)) >>> 0
+}
+
+/**
+ * The exact-match index (`mb_policy_fast`) with its identity-0 summary records mirrored into
+ * `mb_policy_any` (what the programs read for the "any remote" lookup every policy check
+ * makes): a MapLike that writes a summary record of identity 0 to both. Pass it wherever the
+ * index is wanted (PolicyMap, rebuildPolicyIndex); {@link syncPolicyAny} fills the mirror
+ * after opening pins.
+ */
+export function withPolicyAnyMirror(fast: MapLike, any: MapLike): MapLike {
+  const slotOf = (kb: Buffer): Buffer | undefined => {
+    const k = policyFastKeyCodec.decode(kb)
+    if (k.identity !== 0 || !(k.direction & POLICY_SUMMARY)) return undefined
+    return u32Codec.encode(policyAnySlot(k.endpointId, k.direction))
+  }
+  const u32 = (n: bigint) => Number(n > 0xffffffffn ? 0xffffffffn : n < 0n ? 0n : n)
+  return {
+    info: fast.info,
+    lookup: (kb) => fast.lookup(kb),
+    keys: () => fast.keys(),
+    update(kb, vb, flags) {
+      fast.update(kb, vb, flags)
+      const slot = slotOf(kb)
+      if (!slot) return
+      const v = policyEntryCodec.decode(vb)
+      const out = Buffer.alloc(8)
+      out.writeUInt32LE(u32(v.packets), 0)
+      out.writeUInt32LE(u32(v.bytes), 4)
+      any.update(slot, out)
+    },
+    delete(kb) {
+      const slot = slotOf(kb)
+      if (slot) any.update(slot, Buffer.alloc(8))
+      return fast.delete(kb)
+    },
+  }
+}
+
+/**
+ * Rewrite `mb_policy_any` from the identity-0 summary records of `mb_policy_fast` (pins of a
+ * version without the mirror; a crash between the two writes). Returns the slots written.
+ */
+export function syncPolicyAny(fast: MapLike, any: MapLike): number {
+  const want = new Map<number, Buffer>()
+  for (const kb of fast.keys()) {
+    const k = policyFastKeyCodec.decode(kb)
+    if (k.identity !== 0 || !(k.direction & POLICY_SUMMARY)) continue
+    const vb = fast.lookup(kb)
+    if (!vb) continue
+    const v = policyEntryCodec.decode(vb)
+    const out = Buffer.alloc(8)
+    out.writeUInt32LE(Number(v.packets & 0xffffffffn), 0)
+    out.writeUInt32LE(Number(v.bytes & 0xffffffffn), 4)
+    want.set(policyAnySlot(k.endpointId, k.direction), out)
+  }
+  let n = 0
+  for (const [slot, vb] of want) {
+    const key = u32Codec.encode(slot)
+    if (!any.lookup(key)?.equals(vb)) {
+      any.update(key, vb)
+      n++
+    }
+  }
+  return n
 }
 
 /** The index key of a trie key: the full key itself, or its summary record. */
