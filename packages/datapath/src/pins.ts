@@ -69,6 +69,7 @@ export const MAP_SPECS: Readonly<Record<string, MapSpec>> = {
     flags: NO_PREALLOC,
   },
   mb_proxy4: { type: 'lru_hash', keySize: 8, valueSize: 20, maxEntries: 65536, flags: 0 },
+  mb_proxy6: { type: 'lru_hash', keySize: 20, valueSize: 32, maxEntries: 65536, flags: 0 },
   mb_sock_revnat4: { type: 'lru_hash', keySize: 16, valueSize: 8, maxEntries: 65536, flags: 0 },
   mb_sock_revnat6: { type: 'lru_hash', keySize: 32, valueSize: 24, maxEntries: 65536, flags: 0 },
 }
