@@ -2,7 +2,7 @@
 /* IPv6 on the endpoint paths: parsing, conntrack (mb_ct6), local endpoints by address (mb_lxc6),
  * ipcache and policy lookups, service DNAT (mb_lb6_*; slots and Maglev tables are shared with
  * IPv4, service ids being unique across families) with reverse NAT through mb_lb6_reverse_nat,
- * events. L7 redirect and socket LB are IPv4-only. */
+ * events. The IPv6 L7 redirect (mb_proxy6) is in lib/proxy.h, the endpoint walk in lib/lxc6.h. */
 #pragma once
 
 #include "lib/common.h"
@@ -169,6 +169,7 @@ static __always_inline void mb_event_fill6(struct mb_event *ev, struct __sk_buff
 	ev->protocol = p->proto;
 	ev->tcp_flags = p->tcp_flags;
 	ev->endpoint_id = t->endpoint_id;
+	ev->proxy_port = t->proxy_port;
 	ev->ifindex = skb->ifindex;
 	ev->src_identity = t->src_identity;
 	ev->dst_identity = t->dst_identity;
@@ -394,17 +395,19 @@ static __always_inline int mb_nat6(struct __sk_buff *skb, struct mb_pkt6 *p, boo
 	return 0;
 }
 
-/* Service translation of a workload's IPv6 packet. Returns 0 (no service: *rev_nat_index 0),
- * 0 with *rev_nat_index set (translated), or a DROP_* code. */
+/* Service translation of a workload's IPv6 packet. `st` is the packet's tuple before DNAT
+ * (flags 0): the service selection is looked up and stored under it with
+ * MB_CT_TUPLE_F_SERVICE, and it is left as it came (the caller reuses it; the endpoint
+ * programs' stack has no room for a copy). Returns 0 (no service: *rev_nat_index 0), 0 with
+ * *rev_nat_index set (translated), or a DROP_* code. */
 static __always_inline int mb_lb6_translate(struct __sk_buff *skb, struct mb_pkt6 *p,
 					    const struct mb_endpoint *ep,
-					    const struct mb_config *cfg, __u16 *rev_nat_index,
-					    __u64 now)
+					    const struct mb_config *cfg, struct mb_ct_tuple6 *st,
+					    __u16 *rev_nat_index, __u64 now)
 {
 	struct mb_lb6_key key = { .dport = p->dport, .proto = p->proto };
 	struct mb_lb4_service *svc;
 	struct mb_lb6_backend *be = NULL;
-	struct mb_ct_tuple6 st = {};
 	struct mb_ct_entry *sct;
 	__u32 backend_id = 0;
 
@@ -412,13 +415,8 @@ static __always_inline int mb_lb6_translate(struct __sk_buff *skb, struct mb_pkt
 	svc = bpf_map_lookup_elem(&mb_lb6_services, &key);
 	if (!svc)
 		return 0;
-	__builtin_memcpy(&st.daddr, &p->daddr, 16);
-	__builtin_memcpy(&st.saddr, &p->saddr, 16);
-	st.dport = p->dport;
-	st.sport = p->sport;
-	st.nexthdr = p->proto;
-	st.flags = MB_CT_TUPLE_F_SERVICE;
-	sct = bpf_map_lookup_elem(&mb_ct6, &st);
+	st->flags = MB_CT_TUPLE_F_SERVICE;
+	sct = bpf_map_lookup_elem(&mb_ct6, st);
 	if (sct) {
 		backend_id = sct->backend_id;
 		be = bpf_map_lookup_elem(&mb_lb6_backends, &backend_id);
@@ -429,8 +427,10 @@ static __always_inline int mb_lb6_translate(struct __sk_buff *skb, struct mb_pkt
 		backend_id = mb_lb6_select(svc, &p->saddr, p->sport, p->dport, p->proto,
 					   cfg ? cfg->hash_seed6 : 0);
 		be = backend_id ? bpf_map_lookup_elem(&mb_lb6_backends, &backend_id) : NULL;
-		if (!be)
+		if (!be) {
+			st->flags = 0;
 			return DROP_NO_SERVICE;
+		}
 		struct mb_ct_entry se = {
 			.src_identity = ep->identity,
 			.backend_id = backend_id,
@@ -438,9 +438,9 @@ static __always_inline int mb_lb6_translate(struct __sk_buff *skb, struct mb_pkt
 			.flags = MB_CT_F_SERVICE,
 			.endpoint_id = (__u16)ep->endpoint_id,
 		};
-		mb_ct_create6(&st, &se, p->tcp_flags, p->len, now);
+		mb_ct_create6(st, &se, p->tcp_flags, p->len, now);
 	}
+	st->flags = 0;
 	*rev_nat_index = svc->rev_nat_index;
 	return mb_nat6(skb, p, true, &be->address, be->port);
 }
-

@@ -79,3 +79,99 @@ static __always_inline int mb_redirect_to_proxy4(struct __sk_buff *skb, struct m
 	ret = mb_dnat4(skb, p, cfg->router_ip4, bpf_htons(proxy_port));
 	return ret < 0 ? ret : 0;
 }
+
+/* IPv6: the same redirect towards (mb_config.router_ip6, proxy port). The conntrack entry of
+ * the client -> proxy leg has room for an IPv4 reverse-NAT address only, so the proxy's
+ * replies take their source from the service's mb_lb6_reverse_nat record (rev_nat_index, a
+ * redirected service flow) or from the mb_proxy6 record of the client (every other flow). */
+#include "lib/ipv6.h"
+
+struct mb_proxy6_key {
+	__u8   client_ip[16];	/* bytes, not union mb_v6addr: 20 bytes without tail padding */
+	__be16 client_port;
+	__u8   proto;
+	__u8   pad;
+};
+
+struct mb_proxy6_value {
+	union mb_v6addr orig_daddr;	/* where the client sent the packet (after service DNAT) */
+	__be16 orig_dport;
+	__u16  endpoint_id;	/* endpoint whose policy redirected */
+	__u32  src_identity;
+	__u32  dst_identity;
+	__u8   direction;	/* MB_POLICY_INGRESS / MB_POLICY_EGRESS: whose policy redirected */
+	__u8   pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mb_proxy6_key);
+	__type(value, struct mb_proxy6_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_proxy6 SEC(".maps");
+
+static __always_inline bool mb_v6_is_zero(const __u8 *a)
+{
+	union mb_v6addr x;
+
+	__builtin_memcpy(&x, a, 16);
+	return (x.d[0] | x.d[1]) == 0;
+}
+
+/* Record the original destination (when `orig` is given), create the conntrack entry of the
+ * client -> proxy leg, and DNAT to the proxy. With `orig`, `tuple` and `e` are the flow's
+ * tuple and the entry just written for it: both are reused for the proxy leg (the BPF stack of
+ * the endpoint programs has no room for second copies). Later packets of the flow (conntrack
+ * MB_CT_F_PROXY_REDIRECT) pass orig NULL: DNAT only. Returns 0 or a DROP_* code. */
+static __always_inline int mb_redirect_to_proxy6(struct __sk_buff *skb, struct mb_pkt6 *p,
+						 const struct mb_config *cfg, __u16 proxy_port,
+						 const struct mb_proxy6_value *orig,
+						 struct mb_ct_tuple6 *tuple, struct mb_ct_entry *e,
+						 __u64 now)
+{
+	if (!cfg || !proxy_port || mb_v6_is_zero(cfg->router_ip6))
+		return DROP_PROXY_SET_FAILED;
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+		return DROP_PROXY_UNKNOWN_PROTO;
+	if (orig && tuple && e) {
+		struct mb_proxy6_key pk = { .client_port = p->sport, .proto = p->proto };
+
+		__builtin_memcpy(&pk.client_ip, &p->saddr, 16);
+		if (bpf_map_update_elem(&mb_proxy6, &pk, orig, BPF_ANY) < 0)
+			return DROP_PROXY_SET_FAILED;
+		/* {client -> router:proxy port}: the proxy's replies are reverse-NATed. */
+		e->flags = MB_CT_F_REV_NAT;
+		e->endpoint_id = orig->endpoint_id;
+		__builtin_memcpy(&tuple->daddr, cfg->router_ip6, 16);
+		tuple->dport = bpf_htons(proxy_port);
+		if (mb_ct_create6(tuple, e, p->tcp_flags, p->len, now) < 0)
+			return DROP_CT_CREATE_FAILED;
+	}
+	return mb_nat6(skb, p, true, (const union mb_v6addr *)cfg->router_ip6,
+		       bpf_htons(proxy_port));
+}
+
+/* The source a reply of the proxy (router_ip6:proxy port -> client) gets back: the service
+ * address of a redirected service flow, else the client's original destination. Returns 0,
+ * or DROP_PROXY_LOOKUP_FAILED when the record is gone (LRU eviction). */
+static __always_inline int mb_proxy6_rev_nat(struct __sk_buff *skb, struct mb_pkt6 *p,
+					     const struct mb_ct_entry *ct)
+{
+	if (ct->rev_nat_index) {
+		__u32 idx = ct->rev_nat_index;
+		struct mb_lb6_revnat *rn = bpf_map_lookup_elem(&mb_lb6_reverse_nat, &idx);
+
+		if (!rn)
+			return DROP_PROXY_LOOKUP_FAILED;
+		return mb_nat6(skb, p, false, &rn->address, rn->port);
+	}
+	struct mb_proxy6_key pk = { .client_port = p->dport, .proto = p->proto };
+	struct mb_proxy6_value *v;
+
+	__builtin_memcpy(&pk.client_ip, &p->daddr, 16);
+	v = bpf_map_lookup_elem(&mb_proxy6, &pk);
+	if (!v)
+		return DROP_PROXY_LOOKUP_FAILED;
+	return mb_nat6(skb, p, false, &v->orig_daddr, v->orig_dport);
+}
