@@ -112,6 +112,29 @@ static __always_inline struct mb_lb4_backend *mb_lb4_backend(const __u32 *id)
 	return *id ? bpf_map_lookup_elem(&mb_lb4_backends, id) : NULL;
 }
 
+/* The Maglev tables the programs read: an array slot per service id below its max_entries
+ * (MB_LB_MAGLEV_DIRECT_DEFAULT unless @membrane/datapath's maglevDirectTables resizes it
+ * before load), mirroring mb_lb_maglev, the authoritative record (same write discipline as
+ * mb_lb4_be_direct). An empty slot has backend id 0 in slot 0, which a table never has. */
+#define MB_LB_MAGLEV_DIRECT_DEFAULT	4096
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MB_LB_MAGLEV_DIRECT_DEFAULT);
+	__type(key, __u32);	/* rev_nat_index */
+	__type(value, struct mb_lb_maglev);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lb_maglev_direct SEC(".maps");
+
+static __always_inline struct mb_lb_maglev *mb_lb_maglev_table(const __u32 *id)
+{
+	struct mb_lb_maglev *t = bpf_map_lookup_elem(&mb_lb_maglev_direct, id);
+
+	if (t && t->backend_ids[0])
+		return t;
+	return bpf_map_lookup_elem(&mb_lb_maglev, id);
+}
+
 static __always_inline struct mb_lb4_service *mb_lb4_lookup(__be32 addr, __be16 port, __u8 proto)
 {
 	struct mb_lb4_key key = { .address = addr, .dport = port, .proto = proto };
@@ -135,7 +158,7 @@ static __always_inline __u32 mb_lb4_select(const struct mb_lb4_service *svc, __b
 		return 0;
 	if (svc->algorithm == MB_LB_ALG_MAGLEV) {
 		__u32 key = svc->rev_nat_index;
-		struct mb_lb_maglev *t = bpf_map_lookup_elem(&mb_lb_maglev, &key);
+		struct mb_lb_maglev *t = mb_lb_maglev_table(&key);
 
 		if (t) {
 			__u32 idx = mb_lb4_flow_hash(saddr, sport, dport, proto, seed) %

@@ -55,6 +55,8 @@ async function setup(
     pinRoot: pins.path,
     // The node's endpoint pool: the measured destinations (DST, the backends) are elsewhere.
     localCidr4: '10.0.1.0/24',
+    // Sized for the big scale's 10,000 services (as a node with that many would be).
+    maglevDirectTables: 16384,
     events: { traceNew: false, verdicts: false },
   })
   const r = rng(42)
@@ -115,6 +117,7 @@ async function setup(
   // inserts and service DNAT undone at the end, so `repeat` re-runs the new-connection path.
   const loader = await import('@membrane/bpf-loader-napi')
   const obj = loader.BpfObject.open(`${dp.objectDir}/tests/dp_bench.o`, { pinRoot: pins.path })
+  obj.setMaxEntries('mb_lb_maglev_direct', dp.maglevDirectTables)
   await obj.load()
   return {
     name,
@@ -161,6 +164,7 @@ try {
     const probe = loader.BpfObject.open(`${s.dp.objectDir}/tests/dp_probe.o`, {
       pinRoot: s.pins.path,
     })
+    probe.setMaxEntries('mb_lb_maglev_direct', s.dp.maglevDirectTables)
     await probe.load()
     const data = pkt(3000, s.vip, 80, TcpFlags.SYN)
     const twice: number[] = []
@@ -197,6 +201,7 @@ try {
     const probe = loader.BpfObject.open(`${s.dp.objectDir}/tests/dp_probe.o`, {
       pinRoot: s.pins.path,
     })
+    probe.setMaxEntries('mb_lb_maglev_direct', s.dp.maglevDirectTables)
     await probe.load()
     const stages: Record<string, Buffer> = {
       probe_nop: pkt(1024, DST, 80, TcpFlags.SYN),

@@ -5,7 +5,7 @@ import { DEFAULT_SEED, decodeSeed } from '@membrane/maglev'
 import { u32Codec } from './codec'
 import { ConfigFlag } from './constants'
 import { DatapathError, DatapathErrorCode, describeValue } from './errors'
-import { isIpv4, parseCidr4 } from './internal/ip'
+import { isIpv4, parseCidr4, parseIpv6 } from './internal/ip'
 import {
   type LinkLike,
   type LoaderModule,
@@ -16,6 +16,7 @@ import {
   type RingBufferLike,
   type TcAttachmentLike,
 } from './internal/loader'
+import { directMirror, syncDirectMirror } from './internal/mirror'
 import { configCodec } from './layouts'
 import { type CtGcResult, CtMap } from './maps/ct'
 import { EndpointMap, type EndpointRecord } from './maps/endpoints'
@@ -24,7 +25,13 @@ import { type Counter, MetricsMap } from './maps/metrics'
 import { PolicyMap, rebuildPolicyIndex, syncPolicyAny, withPolicyAnyMirror } from './maps/policy'
 import { ProxyMap, type ProxyOrigin } from './maps/proxy'
 import { ServiceMaps } from './maps/services'
-import { checkPinnedMaps, DEFAULT_PIN_ROOT, validatePinName, validatePinRoot } from './pins'
+import {
+  checkPinnedMaps,
+  DEFAULT_PIN_ROOT,
+  MAP_SPECS,
+  validatePinName,
+  validatePinRoot,
+} from './pins'
 
 /** Which events the programs emit (drops are always reported). */
 export interface EventOptions {
@@ -52,6 +59,18 @@ export interface DatapathOptions {
    */
   hairpinIp4?: string
   /**
+   * The L7 proxy's IPv6 address (the node's router/host IPv6; the proxy listens there).
+   * Needed for IPv6 L7 redirects: without it an IPv6 flow whose policy names a proxy port is
+   * dropped (DROP_PROXY_SET_FAILED).
+   */
+  routerIp6?: string
+  /**
+   * Source address of IPv6 hairpin service flows (a workload reaching a service whose
+   * backend is itself); must not be an address of the node or of a workload. Default
+   * {@link DEFAULT_HAIRPIN_IP6}.
+   */
+  hairpinIp6?: string
+  /**
    * The node's endpoint CIDR (the pool local endpoints' IPv4 addresses come from), e.g.
    * `10.0.1.0/24`. With it the programs skip the local-endpoint lookup for addresses outside
    * it (one hash lookup less for every new connection to another node or the world), and
@@ -60,6 +79,13 @@ export interface DatapathOptions {
    */
   localCidr4?: string
   events?: EventOptions
+  /**
+   * Service ids (1..n-1) whose Maglev tables the programs read from the array
+   * `mb_lb_maglev_direct` (4 KiB of kernel memory per slot, allocated up front) instead of
+   * the hash `mb_lb_maglev`: one hash lookup less per new service flow. Services beyond it
+   * still work, a lookup slower. Default 4096 (16 MiB); the pinned map must match.
+   */
+  maglevDirectTables?: number
   /** Cluster-wide Maglev seed (base64 of 12 bytes), as @membrane/maglev takes it. */
   maglevSeed?: string
 }
@@ -75,7 +101,25 @@ export interface EventSubscription {
   close(): void
 }
 
+/**
+ * The default source of IPv6 hairpin flows: `fe80::1`, the default of Cilium's
+ * `ipv6-service-loopback-address`. A link-local source is forwarded here because a hairpin
+ * packet leaves through the interface it came in by (the kernel refuses to forward a
+ * link-local source to another interface, not back out of the same one), and workloads
+ * wired like Membrane endpoints route `fe80::/64` to their veth.
+ */
+export const DEFAULT_HAIRPIN_IP6 = 'fe80::1'
+
 const TC_PRIORITY = 1
+
+const DEFAULT_MAGLEV_DIRECT_TABLES = MAP_SPECS.mb_lb_maglev_direct?.maxEntries ?? 4096
+
+/** Hash maps and the array mirrors the programs read instead (internal/mirror.ts). */
+const DIRECT_MIRRORS = [
+  ['mb_endpoints', 'mb_ep_direct'],
+  ['mb_lb4_backends', 'mb_lb4_be_direct'],
+  ['mb_lb_maglev', 'mb_lb_maglev_direct'],
+] as const
 const TC_HANDLE = 1
 const SOCK_HOOKS = [
   ['sock_connect4', 'connect4'],
@@ -179,6 +223,11 @@ export class Datapath {
   /** L7 proxy original destinations. */
   readonly proxy: ProxyMap
 
+  /**
+   * Slots of `mb_lb_maglev_direct` (the `maglevDirectTables` option). Another object loaded
+   * with this pin root must be given the same size (`setMaxEntries`) before its load.
+   */
+  readonly maglevDirectTables: number
   readonly #loader: LoaderModule
   readonly #endpointObj: ObjectLike
   #sockObj: ObjectLike | undefined
@@ -191,6 +240,8 @@ export class Datapath {
   #config: {
     routerIp4: string
     hairpinIp4: string
+    routerIp6: string
+    hairpinIp6: string
     flags: number
     hashSeed: number
     hashSeed6: number
@@ -209,22 +260,24 @@ export class Datapath {
   ) {
     this.#loader = loader
     this.pinRoot = pinRoot
+    this.maglevDirectTables = options.maglevDirectTables ?? DEFAULT_MAGLEV_DIRECT_TABLES
     this.objectDir = objectDir
     this.#endpointObj = obj
     const m = (name: string) => obj.map(name)
-    this.endpoints = new EndpointMap(m('mb_endpoints'), m('mb_lxc4'), m('mb_lxc6'), {
-      direct: m('mb_ep_direct'),
-      ...(options.localCidr4 !== undefined ? { localCidr4: options.localCidr4 } : {}),
-    })
+    this.endpoints = new EndpointMap(
+      directMirror(m('mb_endpoints'), m('mb_ep_direct')),
+      m('mb_lxc4'),
+      m('mb_lxc6'),
+      options.localCidr4 !== undefined ? { localCidr4: options.localCidr4 } : {},
+    )
     const local = options.localCidr4 !== undefined ? parseCidr4(options.localCidr4) : undefined
     this.ipcache = new IpcacheMap(m('mb_ipcache'))
     this.services = new ServiceMaps(
       {
         services: m('mb_lb4_services'),
-        backends: m('mb_lb4_backends'),
-        backendsDirect: m('mb_lb4_be_direct'),
+        backends: directMirror(m('mb_lb4_backends'), m('mb_lb4_be_direct')),
         slots: m('mb_lb_slots'),
-        maglev: m('mb_lb_maglev'),
+        maglev: directMirror(m('mb_lb_maglev'), m('mb_lb_maglev_direct')),
         services6: m('mb_lb6_services'),
         backends6: m('mb_lb6_backends'),
         revNat6: m('mb_lb6_reverse_nat'),
@@ -233,12 +286,14 @@ export class Datapath {
     )
     this.ct = new CtMap(m('mb_ct4'), m('mb_ct6'))
     this.metrics = new MetricsMap(m('mb_metrics'))
-    this.proxy = new ProxyMap(m('mb_proxy4'))
+    this.proxy = new ProxyMap(m('mb_proxy4'), m('mb_proxy6'))
     const old = m('mb_config').lookup(u32Codec.encode(0))
     const current = old ? configCodec.decode(old) : undefined
     this.#config = {
       routerIp4: current?.routerIp4 ?? '0.0.0.0',
       hairpinIp4: current && current.hairpinIp4 !== '0.0.0.0' ? current.hairpinIp4 : '169.254.42.1',
+      routerIp6: current?.routerIp6 ?? '::',
+      hairpinIp6: current && current.hairpinIp6 !== '::' ? current.hairpinIp6 : DEFAULT_HAIRPIN_IP6,
       flags: current?.flags ?? 0,
       hashSeed: decodeSeed(options.maglevSeed ?? DEFAULT_SEED).jhash0,
       hashSeed6: decodeSeed(options.maglevSeed ?? DEFAULT_SEED).jhash1,
@@ -259,15 +314,25 @@ export class Datapath {
         `expected an IPv4 CIDR such as 10.0.1.0/24, got ${describeValue(options.localCidr4)}`,
         { path: 'localCidr4' },
       )
+    const tables = options.maglevDirectTables ?? DEFAULT_MAGLEV_DIRECT_TABLES
+    if (!Number.isInteger(tables) || tables < 1 || tables > 65536)
+      throw new DatapathError(
+        DatapathErrorCode.INVALID_VALUE,
+        `expected an integer 1..65536, got ${describeValue(options.maglevDirectTables)}`,
+        { path: 'maglevDirectTables' },
+      )
     const objectDir = options.objectDir ?? findObjectDir()
     const loader = await loadLoader()
     mkdirSync(pinRoot, { recursive: true, mode: 0o700 })
-    checkPinnedMaps(pinRoot, (p) => loader.openPinnedMap(p))
+    checkPinnedMaps(pinRoot, (p) => loader.openPinnedMap(p), {
+      mb_lb_maglev_direct: { maxEntries: tables },
+    })
     const obj = loader.BpfObject.open(join(objectDir, 'endpoint.o'), {
       pinRoot,
       name: 'mb_endpoint',
     })
     try {
+      obj.setMaxEntries('mb_lb_maglev_direct', tables)
       await obj.load()
     } catch (error) {
       try {
@@ -285,10 +350,14 @@ export class Datapath {
       withPolicyAnyMirror(obj.map('mb_policy_fast'), obj.map('mb_policy_any')),
     )
     syncPolicyAny(obj.map('mb_policy_fast'), obj.map('mb_policy_any'))
-    dp.endpoints.syncDirect()
+    // The array mirrors follow their hashes (pins of a version without them; a crash between
+    // the two writes). Before any endpoint is attached to the new programs.
+    for (const [hash, direct] of DIRECT_MIRRORS) syncDirectMirror(obj.map(hash), obj.map(direct))
     dp.configure({
       ...(options.routerIp4 ? { routerIp4: options.routerIp4 } : {}),
       ...(options.hairpinIp4 ? { hairpinIp4: options.hairpinIp4 } : {}),
+      ...(options.routerIp6 ? { routerIp6: options.routerIp6 } : {}),
+      ...(options.hairpinIp6 ? { hairpinIp6: options.hairpinIp6 } : {}),
       events: options.events ?? {},
     })
     return dp
@@ -299,8 +368,24 @@ export class Datapath {
   }
 
   /** Change the proxy address or which events are emitted (takes effect at once). */
-  configure(options: { routerIp4?: string; events?: EventOptions }): void {
+  configure(options: {
+    routerIp4?: string
+    /** The L7 proxy's IPv6 address; `::` turns IPv6 redirects off. */
+    routerIp6?: string
+    /** Source of IPv6 hairpin flows; `::` turns IPv6 hairpin off. */
+    hairpinIp6?: string
+    events?: EventOptions
+  }): void {
     this.#check()
+    for (const key of ['routerIp6', 'hairpinIp6'] as const) {
+      const value = options[key]
+      if (value !== undefined && (typeof value !== 'string' || !parseIpv6(value)))
+        throw new DatapathError(
+          DatapathErrorCode.INVALID_VALUE,
+          `expected an IPv6 address, got ${describeValue(value)}`,
+          { path: key },
+        )
+    }
     if (options.routerIp4 !== undefined && !isIpv4(options.routerIp4))
       throw new DatapathError(
         DatapathErrorCode.INVALID_VALUE,
@@ -310,6 +395,8 @@ export class Datapath {
         },
       )
     if (options.routerIp4) this.#config.routerIp4 = options.routerIp4
+    if (options.routerIp6) this.#config.routerIp6 = options.routerIp6
+    if (options.hairpinIp6) this.#config.hairpinIp6 = options.hairpinIp6
     if (options.events) {
       const e = options.events
       let flags = 0
@@ -327,10 +414,10 @@ export class Datapath {
         hashSeed: this.#config.hashSeed,
         hairpinIp4: this.#config.hairpinIp4,
         hashSeed6: this.#config.hashSeed6,
-        routerIp6: '::',
+        routerIp6: this.#config.routerIp6,
         localNet4: this.#config.localNet4,
         localMask4: this.#config.localMask4,
-        hairpinIp6: '::',
+        hairpinIp6: this.#config.hairpinIp6,
       }),
     )
   }
@@ -452,6 +539,7 @@ export class Datapath {
         name: 'mb_sock',
       })
       try {
+        obj.setMaxEntries('mb_lb_maglev_direct', this.maglevDirectTables)
         await obj.load()
       } catch (error) {
         obj.close()
@@ -543,7 +631,10 @@ export class Datapath {
     return this.metrics.read()
   }
 
-  /** The original destination of a client connection redirected to the L7 proxy. */
+  /**
+   * The original destination of a client connection redirected to the L7 proxy (`mb_proxy4`
+   * for an IPv4 client, `mb_proxy6` for an IPv6 one; `::ffff:a.b.c.d` counts as IPv4).
+   */
   lookupProxyOrigin(
     clientIp: string,
     clientPort: number,

@@ -24,7 +24,7 @@ export type {
   EventOptions,
   EventSubscription,
 } from './datapath'
-export { Datapath } from './datapath'
+export { Datapath, DEFAULT_HAIRPIN_IP6 } from './datapath'
 export type { DropReasonName } from './drop-reasons'
 export { DropReason, dropReasonName } from './drop-reasons'
 export { DatapathError, DatapathErrorCode } from './errors'
@@ -57,6 +57,8 @@ export {
   policyKeyCodec,
   proxy4KeyCodec,
   proxy4ValueCodec,
+  proxy6KeyCodec,
+  proxy6ValueCodec,
   STRUCT_CODECS,
   sockRevnat4KeyCodec,
   sockRevnat4ValueCodec,

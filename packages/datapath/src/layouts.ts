@@ -223,6 +223,23 @@ export const proxy4ValueCodec = struct('mb_proxy4_value', 20, {
   direction: f.u8(16),
 })
 
+/** `struct mb_proxy6_key` (lib/proxy.h): an IPv6 client of the L7 proxy. */
+export const proxy6KeyCodec = struct('mb_proxy6_key', 20, {
+  clientIp: f.ipv6(0),
+  clientPort: f.be16(16),
+  proto: f.u8(18),
+})
+
+/** `struct mb_proxy6_value` (lib/proxy.h): where an IPv6 client's connection was going. */
+export const proxy6ValueCodec = struct('mb_proxy6_value', 32, {
+  origDaddr: f.ipv6(0),
+  origDport: f.be16(16),
+  endpointId: f.u16(18),
+  srcIdentity: f.u32(20),
+  dstIdentity: f.u32(24),
+  direction: f.u8(28),
+})
+
 /** `struct mb_sock_revnat4_key` (lib/sock_lb.h). */
 export const sockRevnat4KeyCodec = struct('mb_sock_revnat4_key', 16, {
   cookie: f.u64(0),
@@ -276,6 +293,8 @@ export const STRUCT_CODECS = [
   maglevCodec,
   proxy4KeyCodec,
   proxy4ValueCodec,
+  proxy6KeyCodec,
+  proxy6ValueCodec,
   sockRevnat4KeyCodec,
   sockRevnat4ValueCodec,
   sockRevnat6KeyCodec,

@@ -61,6 +61,13 @@ export const MAP_SPECS: Readonly<Record<string, MapSpec>> = {
   mb_lb6_backends: { type: 'hash', keySize: 4, valueSize: 24, maxEntries: 65536, flags: 0 },
   mb_lb6_reverse_nat: { type: 'hash', keySize: 4, valueSize: 24, maxEntries: 65536, flags: 0 },
   mb_lb_slots: { type: 'hash', keySize: 4, valueSize: 4, maxEntries: 262144, flags: NO_PREALLOC },
+  mb_lb_maglev_direct: {
+    type: 'array',
+    keySize: 4,
+    valueSize: MAGLEV_TABLE_SIZE * 4,
+    maxEntries: 4096, // the default of Datapath.open({ maglevDirectTables })
+    flags: 0,
+  },
   mb_lb_maglev: {
     type: 'hash',
     keySize: 4,
@@ -139,14 +146,18 @@ export function specMismatches(info: MapInfoLike, spec: MapSpec): string[] {
  * An incompatible pin is an error naming the differences and the way to migrate; nothing is
  * emptied or replaced.
  */
-export function checkPinnedMaps(root: string, open: (path: string) => MapLike): void {
+export function checkPinnedMaps(
+  root: string,
+  open: (path: string) => MapLike,
+  overrides: Readonly<Record<string, Partial<MapSpec>>> = {},
+): void {
   const problems: string[] = []
   for (const [name, spec] of Object.entries(MAP_SPECS)) {
     const path = join(root, name)
     if (!existsSync(path)) continue
     const m = open(path)
     try {
-      const diff = specMismatches(m.info, spec)
+      const diff = specMismatches(m.info, { ...spec, ...overrides[name] })
       if (diff.length) problems.push(`${path} (${diff.join('; ')})`)
     } finally {
       m.close?.()

@@ -65,6 +65,7 @@ export interface ObjectLike {
   map(name: string): MapLike
   program(name: string): ProgramLike
   setGlobal(name: string, value: Buffer | number | bigint): void
+  setMaxEntries(map: string, maxEntries: number): void
   load(options?: { logLevel?: 0 | 1 | 2 }): Promise<void>
   close(): void
 }

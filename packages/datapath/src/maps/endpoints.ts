@@ -3,7 +3,7 @@ import { EndpointFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
 import { inCidr4, isIpv4, parseCidr4, parseIpv6 } from '../internal/ip'
 import type { MapLike } from '../internal/loader'
-import { EP_DIRECT_ENTRIES, endpointCodec } from '../layouts'
+import { endpointCodec } from '../layouts'
 
 /** One workload as the endpoint programs see it. */
 export interface EndpointRecord {
@@ -48,8 +48,6 @@ function check(ep: EndpointRecord): void {
 
 /** Options of {@link EndpointMap}. */
 export interface EndpointMapOptions {
-  /** `mb_ep_direct`: the per-packet lookup by ifindex (an array), kept in step with the hash. */
-  direct?: MapLike
   /**
    * The node's endpoint CIDR (`Datapath.open({ localCidr4 })`): the programs skip the local
    * endpoint lookup for addresses outside it, so an endpoint outside it is refused.
@@ -58,17 +56,14 @@ export interface EndpointMapOptions {
 }
 
 /**
- * Endpoint records: `mb_endpoints` by host-veth ifindex (the authoritative record), its mirror
- * `mb_ep_direct` (an array slot per ifindex below 65536, what the programs read per packet),
- * and `mb_lxc4`/`mb_lxc6` by address for local delivery. All are written together: the hash
- * before the slot, and the slot cleared before the hash entry is deleted, so the slot never
- * holds an endpoint the hash does not.
+ * Endpoint records: `mb_endpoints` by host-veth ifindex (the Datapath passes it wrapped in its
+ * array mirror `mb_ep_direct`, what the programs read per packet) and `mb_lxc4`/`mb_lxc6` by
+ * address for local delivery, written together.
  */
 export class EndpointMap {
   readonly #byIfindex: MapLike
   readonly #byIp: MapLike
   readonly #byIp6: MapLike | undefined
-  readonly #direct: MapLike | undefined
   readonly #local: { net: string; mask: string; cidr: string } | undefined
 
   constructor(
@@ -80,7 +75,6 @@ export class EndpointMap {
     this.#byIfindex = byIfindex
     this.#byIp = byIp
     this.#byIp6 = byIp6
-    this.#direct = options.direct
     if (options.localCidr4 !== undefined) {
       const c = parseCidr4(options.localCidr4)
       if (!c)
@@ -139,7 +133,6 @@ export class EndpointMap {
     this.#byIp.update(ipv4Codec.encode(ep.ip), value)
     if (v6 && this.#byIp6) this.#byIp6.update(v6, value)
     this.#byIfindex.update(u32Codec.encode(ep.ifindex), value)
-    this.#writeSlot(ep.ifindex, value)
     if (old && old.ip !== ep.ip) this.#byIp.delete(ipv4Codec.encode(old.ip))
     const old6 = old?.ip6 ? parseIpv6(old.ip6) : undefined
     if (old6 && this.#byIp6 && (!v6 || !old6.equals(v6))) this.#byIp6.delete(old6)
@@ -169,33 +162,7 @@ export class EndpointMap {
     const lxc = this.#byIp.lookup(ipv4Codec.encode(old.ip))
     if (lxc && EndpointMap.decode(lxc).ifindex === ifindex)
       this.#byIp.delete(ipv4Codec.encode(old.ip))
-    this.#writeSlot(ifindex, Buffer.alloc(endpointCodec.size))
     return this.#byIfindex.delete(u32Codec.encode(ifindex))
-  }
-
-  #writeSlot(ifindex: number, value: Buffer): void {
-    if (this.#direct && ifindex < EP_DIRECT_ENTRIES)
-      this.#direct.update(u32Codec.encode(ifindex), value)
-  }
-
-  /**
-   * Rewrite every `mb_ep_direct` slot from `mb_endpoints` (after opening pins: an older
-   * version had no slots, and a crash between the two writes may have left one behind).
-   * Returns how many slots were written.
-   */
-  syncDirect(): number {
-    let n = 0
-    for (const kb of this.#byIfindex.keys()) {
-      const vb = this.#byIfindex.lookup(kb)
-      const ifindex = u32Codec.decode(kb)
-      if (!vb || !this.#direct || ifindex >= EP_DIRECT_ENTRIES) continue
-      const slot = this.#direct.lookup(kb)
-      if (!slot || !slot.equals(vb)) {
-        this.#direct.update(kb, vb)
-        n++
-      }
-    }
-    return n
   }
 
   /** Every endpoint. */

@@ -74,8 +74,6 @@ export interface ServiceState {
 export interface ServiceMapSet {
   services: MapLike
   backends: MapLike
-  /** `mb_lb4_be_direct`: the programs' per-flow backend lookup, mirroring `backends`. */
-  backendsDirect?: MapLike
   slots: MapLike
   maglev: MapLike
   services6?: MapLike
@@ -92,9 +90,6 @@ function canonical(address: unknown): string | undefined {
 }
 
 const isV6 = (address: string) => address.includes(':')
-
-/** `MB_LB_BE_DIRECT_ENTRIES` (lib/lb.h): backend ids below it have a `mb_lb4_be_direct` slot. */
-export const LB_BE_DIRECT_ENTRIES = 65536
 
 function bad(path: string, expected: string, got: unknown): DatapathError {
   return new DatapathError(
@@ -153,9 +148,6 @@ export class ServiceMaps {
         }
         this.#backendById.set(id, state)
         this.#backendIds.set(frontendKey(b.address, b.port, b.proto), id)
-        // The array mirror follows the hash (pins of an older version have no mirror, and a
-        // crash between the two writes may have left a slot behind).
-        if (map === this.#m.backends) this.#writeSlot(id, vb)
       }
     const serviceMaps: Array<[MapLike, typeof lb4KeyCodec | typeof lb6KeyCodec]> = [
       [this.#m.services, lb4KeyCodec],
@@ -235,17 +227,7 @@ export class ServiceMaps {
     }
     const encoded = isV6(b.address) ? lb6BackendCodec.encode(value) : lb4BackendCodec.encode(value)
     this.#backendMap(b.address).update(u32Codec.encode(b.id), encoded)
-    if (!isV6(b.address)) this.#writeSlot(b.id, encoded)
     this.#backendById.set(b.id, b)
-  }
-
-  /** Write (or, with an all-zero value, clear) a backend's `mb_lb4_be_direct` slot. */
-  #writeSlot(id: number, value: Buffer): void {
-    const direct = this.#m.backendsDirect
-    if (!direct || id >= LB_BE_DIRECT_ENTRIES) return
-    const key = u32Codec.encode(id)
-    const cur = direct.lookup(key)
-    if (!cur || !cur.equals(value)) direct.update(key, value)
   }
 
   #serviceKey(address: string, port: number, proto: number): { map: MapLike; key: Buffer } {
@@ -436,7 +418,6 @@ export class ServiceMaps {
     const out: number[] = []
     for (const [id, b] of this.#backendById) {
       if (!b.draining || referenced.has(id) || this.#activeUsers(id) > 0) continue
-      if (!isV6(b.address)) this.#writeSlot(id, Buffer.alloc(lb4BackendCodec.size))
       this.#backendMap(b.address).delete(u32Codec.encode(id))
       this.#backendById.delete(id)
       this.#backendIds.delete(frontendKey(b.address, b.port, PROTO[b.protocol]))
