@@ -71,18 +71,6 @@ export interface DatapathOptions {
    */
   hairpinIp6?: string
   /**
-   * The L7 proxy's IPv6 address (the node's router/host IPv6; the proxy listens there).
-   * Needed for IPv6 L7 redirects: without it an IPv6 flow whose policy names a proxy port is
-   * dropped (DROP_PROXY_SET_FAILED).
-   */
-  routerIp6?: string
-  /**
-   * Source address of IPv6 hairpin service flows (a workload reaching a service whose
-   * backend is itself); must not be an address of the node or of a workload. Default
-   * {@link DEFAULT_HAIRPIN_IP6}.
-   */
-  hairpinIp6?: string
-  /**
    * The node's endpoint CIDR (the pool local endpoints' IPv4 addresses come from), e.g.
    * `10.0.1.0/24`. With it the programs skip the local-endpoint lookup for addresses outside
    * it (one hash lookup less for every new connection to another node or the world), and
@@ -112,15 +100,6 @@ export interface AttachEndpointOptions extends Omit<EndpointRecord, 'ifindex'> {
 export interface EventSubscription {
   close(): void
 }
-
-/**
- * The default source of IPv6 hairpin flows: `fe80::1`, the default of Cilium's
- * `ipv6-service-loopback-address`. A link-local source is forwarded here because a hairpin
- * packet leaves through the interface it came in by (the kernel refuses to forward a
- * link-local source to another interface, not back out of the same one), and workloads
- * wired like Membrane endpoints route `fe80::/64` to their veth.
- */
-export const DEFAULT_HAIRPIN_IP6 = 'fe80::1'
 
 /**
  * The default source of IPv6 hairpin flows: `fe80::1`, the default of Cilium's
@@ -263,8 +242,6 @@ export class Datapath {
     hairpinIp4: string
     routerIp6: string
     hairpinIp6: string
-    routerIp6: string
-    hairpinIp6: string
     flags: number
     hashSeed: number
     hashSeed6: number
@@ -315,8 +292,6 @@ export class Datapath {
     this.#config = {
       routerIp4: current?.routerIp4 ?? '0.0.0.0',
       hairpinIp4: current && current.hairpinIp4 !== '0.0.0.0' ? current.hairpinIp4 : '169.254.42.1',
-      routerIp6: current?.routerIp6 ?? '::',
-      hairpinIp6: current && current.hairpinIp6 !== '::' ? current.hairpinIp6 : DEFAULT_HAIRPIN_IP6,
       routerIp6: current?.routerIp6 ?? '::',
       hairpinIp6: current && current.hairpinIp6 !== '::' ? current.hairpinIp6 : DEFAULT_HAIRPIN_IP6,
       flags: current?.flags ?? 0,
@@ -383,8 +358,6 @@ export class Datapath {
       ...(options.hairpinIp4 ? { hairpinIp4: options.hairpinIp4 } : {}),
       ...(options.routerIp6 ? { routerIp6: options.routerIp6 } : {}),
       ...(options.hairpinIp6 ? { hairpinIp6: options.hairpinIp6 } : {}),
-      ...(options.routerIp6 ? { routerIp6: options.routerIp6 } : {}),
-      ...(options.hairpinIp6 ? { hairpinIp6: options.hairpinIp6 } : {}),
       events: options.events ?? {},
     })
     return dp
@@ -422,8 +395,6 @@ export class Datapath {
         },
       )
     if (options.routerIp4) this.#config.routerIp4 = options.routerIp4
-    if (options.routerIp6) this.#config.routerIp6 = options.routerIp6
-    if (options.hairpinIp6) this.#config.hairpinIp6 = options.hairpinIp6
     if (options.routerIp6) this.#config.routerIp6 = options.routerIp6
     if (options.hairpinIp6) this.#config.hairpinIp6 = options.hairpinIp6
     if (options.events) {
