@@ -48,7 +48,9 @@ export function plainAddress(address: string): string {
 }
 
 /**
- * The origin resolver of the real redirect: reads `mb_proxy4` through the datapath.
+ * The origin resolver of the real redirect: reads `mb_proxy4` (IPv4 clients) or `mb_proxy6`
+ * (IPv6 clients) through the datapath. IPv6 peers are passed as they are; IPv4 peers of a
+ * dual-stack listener (`::ffff:a.b.c.d`) as their IPv4 address.
  *
  * @example
  * const origins = datapathOriginResolver(await Datapath.open({ routerIp4: '10.0.0.1' }))
