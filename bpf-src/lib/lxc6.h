@@ -67,8 +67,8 @@ static __always_inline int mb_hairpin6_reply(struct __sk_buff *skb, struct mb_pk
 
 /* A new connection leaving a workload: egress policy of the sender, ingress policy of a local
  * destination, L7 redirect, conntrack entry. Returns 0 (forward), 1 (redirected to the proxy:
- * forward, counted and traced by the caller) or a DROP_* code (*dropper says whose trace
- * context to report: the destination's for its ingress verdict). */
+ * forward, counted and traced by the caller) or a DROP_* code, with `t` describing whose
+ * verdict dropped (the destination's, for its ingress policy). */
 static __always_inline int mb_new6_egress(struct __sk_buff *skb, struct mb_pkt6 *p,
 					  const struct mb_endpoint *ep, const struct mb_config *cfg,
 					  struct mb_trace_ctx *t, struct mb_ct_tuple6 *tuple,
@@ -76,11 +76,6 @@ static __always_inline int mb_new6_egress(struct __sk_buff *skb, struct mb_pkt6 
 {
 	struct mb_endpoint *dst = bpf_map_lookup_elem(&mb_lxc6, &p->daddr);
 	struct mb_policy_result res = {};
-	struct mb_ct_entry e = {
-		.src_identity = ep->identity,
-		.endpoint_id = (__u16)ep->endpoint_id,
-		.rev_nat_index = rev_nat_index,
-	};
 	__u16 proxy_port = 0;
 	__u8 proxy_dir = MB_POLICY_EGRESS;
 	int ret;
@@ -100,23 +95,35 @@ static __always_inline int mb_new6_egress(struct __sk_buff *skb, struct mb_pkt6 
 	/* Local delivery: the destination's ingress policy is checked here, while the packet
 	 * can still be redirected to the proxy on its way into the host stack. */
 	if (!proxy_port && dst && (dst->flags & MB_EP_F_ENFORCE_INGRESS)) {
-		struct mb_trace_ctx ti = *t;
+		/* The destination's verdict is reported in its own terms; `t` is switched to
+		 * them and back (no copy: the stack is full). */
+		__u8 match_type = t->match_type, action = t->action;
 
-		ti.direction = MB_DIR_INGRESS;
-		ti.endpoint_id = (__u16)dst->endpoint_id;
+		t->direction = MB_DIR_INGRESS;
+		t->endpoint_id = (__u16)dst->endpoint_id;
 		ret = mb_policy_check(dst->endpoint_id, dst->identity, ep->identity,
 				      MB_POLICY_INGRESS, p->proto, mb_policy_port6(p), p->len, &res);
-		ti.match_type = res.match_type;
-		ti.action = res.action;
-		ti.proxy_port = res.proxy_port;
-		mb_verdict6(skb, cfg, p, &ti);
-		if (ret < 0) {
-			*t = ti;
-			return ret;
-		}
+		t->match_type = res.match_type;
+		t->action = res.action;
+		t->proxy_port = res.proxy_port;
+		mb_verdict6(skb, cfg, p, t);
+		if (ret < 0)
+			return ret;	/* the drop is the destination's */
+		t->direction = MB_DIR_EGRESS;
+		t->endpoint_id = (__u16)ep->endpoint_id;
+		t->match_type = match_type;
+		t->action = action;
 		proxy_port = res.proxy_port;
 		proxy_dir = MB_POLICY_INGRESS;
 	}
+	/* Declared here, after the policy lookups, so that the compiler can give their stack
+	 * slots to it. */
+	struct mb_ct_entry e = {
+		.src_identity = ep->identity,
+		.endpoint_id = (__u16)ep->endpoint_id,
+		.rev_nat_index = rev_nat_index,
+	};
+
 	if (proxy_port) {
 		struct mb_proxy6_value orig = {
 			.orig_dport = p->dport,
