@@ -8,6 +8,11 @@
  *   includes this header under the same pin root shares one map, and the agent opens it as
  *   <pinRoot>/mb_throttle. max_entries MB_THROTTLE_MAX_ENTRIES.
  *
+ *   map mb_throttle_on: BPF_MAP_TYPE_ARRAY of 65536 __u32, pinned by name: bit 1 << direction
+ *   of slot <endpoint id> says the endpoint has an entry in that direction; slot 0 non-zero
+ *   says the bits are kept (else every packet looks mb_throttle up). Written by
+ *   BandwidthManager when given it (option `present`).
+ *
  *   struct mb_throttle_key (4 bytes)
  *     0  __u16 endpoint_id
  *     2  __u8  direction        MB_DIR_INGRESS (1) or MB_DIR_EGRESS (2), lib/events.h numbers
@@ -100,6 +105,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_throttle SEC(".maps");
 
+/* Which endpoints have limits, so that the rest skip the hash lookup above on every packet:
+ * slot = endpoint id, value bits 1 << direction (MB_DIR_INGRESS / MB_DIR_EGRESS). Slot 0 is
+ * the switch: non-zero once a BandwidthManager keeps the bits (it sets them after writing an
+ * entry and clears them before deleting one); while it is zero every packet looks up
+ * mb_throttle, so a writer that knows nothing of this map is still obeyed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);	/* endpoint id; 0 = the switch */
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_throttle_on SEC(".maps");
+
 /* Bytes on the wire. At tc egress the stack has set wire_len to every segment's headers plus
  * the payload of a GSO packet. At tc ingress (the host-side veth's hook, where the endpoint
  * program runs) wire_len is just skb->len, which counts the headers once for up to 64 KB of
@@ -127,7 +145,15 @@ static __always_inline struct mb_throttle_val *mb_throttle_lookup(__u16 endpoint
 		.direction = direction,
 		.pad = 0,
 	};
+	__u32 slot = 0;
+	__u32 *on = bpf_map_lookup_elem(&mb_throttle_on, &slot);
 
+	if (on && *on) {
+		slot = endpoint_id;
+		on = bpf_map_lookup_elem(&mb_throttle_on, &slot);
+		if (!on || !(*on & (1U << direction)))
+			return NULL;
+	}
 	return bpf_map_lookup_elem(&mb_throttle, &key);
 }
 

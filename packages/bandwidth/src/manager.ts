@@ -24,6 +24,15 @@ export interface ThrottleMapLike {
   keys?(): Buffer[]
 }
 
+/** lib/events.h direction numbers, as the `mb_throttle_on` bits use them. */
+const DIRECTION_NUMBER: Readonly<Record<ThrottleDirection, number>> = { ingress: 1, egress: 2 }
+
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(n >>> 0, 0)
+  return b
+}
+
 /** The status `mode` strings. Exactly one is reported; it says what is enforced, no more. */
 export const BANDWIDTH_MODE = {
   edt: 'edt+fq',
@@ -61,6 +70,13 @@ export interface BandwidthStatus {
 export interface BandwidthManagerOptions {
   /** The throttle map (`<pinRoot>/mb_throttle`, opened with the loader's openPinnedMap). */
   map: ThrottleMapLike
+  /**
+   * `<pinRoot>/mb_throttle_on` (lib/edt.h): per-endpoint bits of which directions have an
+   * entry. Given it, the manager keeps the bits and turns the programs' switch on, so packets
+   * of endpoints without limits skip the throttle lookup; without it the programs look every
+   * packet up (correct, a little slower).
+   */
+  present?: ThrottleMapLike
   /** Known fq support; default: {@link probeSchFq} in a throwaway namespace. */
   fq?: FqSupport
   /** EDT drop horizon in ns for new entries; default 2 s. */
@@ -93,6 +109,7 @@ const DIRECTIONS: readonly ThrottleDirection[] = ['egress', 'ingress']
  */
 export class BandwidthManager {
   readonly #map: ThrottleMapLike
+  readonly #present: ThrottleMapLike | undefined
   readonly #fq: FqSupport
   readonly #horizonNs: bigint | number | undefined
   readonly #burstNs: bigint | number | undefined
@@ -101,6 +118,7 @@ export class BandwidthManager {
 
   private constructor(options: BandwidthManagerOptions & { fq: FqSupport }) {
     this.#map = options.map
+    this.#present = options.present
     this.#fq = options.fq
     this.#horizonNs = options.horizonNs
     this.#burstNs = options.burstNs
@@ -115,7 +133,20 @@ export class BandwidthManager {
     const fq = options.fq ?? (await probeSchFq())
     const manager = new BandwidthManager({ ...options, fq })
     manager.#adopt()
+    if (manager.#present) {
+      for (const [id, dirs] of manager.#endpoints) manager.#writePresent(id, dirs)
+      manager.#present.update(u32(0), u32(1)) // the bits are kept from now on
+    }
     return manager
+  }
+
+  /** Write an endpoint's `mb_throttle_on` bits (1 << direction number). */
+  #writePresent(endpointId: number, dirs: ReadonlySet<ThrottleDirection>): void {
+    if (!this.#present) return
+    let bits = 0
+    for (const d of dirs) bits |= 1 << DIRECTION_NUMBER[d]
+    const cur = this.#present.lookup(u32(endpointId))
+    if (!cur || cur.readUInt32LE(0) !== bits) this.#present.update(u32(endpointId), u32(bits))
   }
 
   #adopt(): void {
@@ -239,6 +270,11 @@ export class BandwidthManager {
   setEndpoint(endpointId: number, limits: EndpointLimits): void {
     const entries = this.#entries(endpointId, limits)
     const active = new Set<ThrottleDirection>()
+    // Bits of removed directions go before their entries; bits of new ones after theirs.
+    const kept = new Set(
+      [...(this.#endpoints.get(endpointId) ?? [])].filter((d) => limits[d] !== undefined),
+    )
+    this.#writePresent(endpointId, kept)
     for (const { direction, entry } of entries) {
       const key = encodeThrottleKey({ endpointId, direction })
       if (!entry) {
@@ -252,6 +288,7 @@ export class BandwidthManager {
       this.#map.update(key, encodeThrottleValue(value))
       active.add(direction)
     }
+    this.#writePresent(endpointId, active)
     if (active.size > 0) this.#endpoints.set(endpointId, active)
     else this.#endpoints.delete(endpointId)
   }

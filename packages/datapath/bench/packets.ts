@@ -61,6 +61,9 @@ async function setup(
   })
   const r = rng(42)
   dp.endpoints.upsert(EP)
+  // A node's BandwidthManager (given `present`) keeps mb_throttle_on and sets its switch, so
+  // endpoints without limits skip the throttle lookup; this endpoint has none.
+  dp.map('mb_throttle_on').update(Buffer.alloc(4), Buffer.from([1, 0, 0, 0]))
   dp.ipcache.upsert(`${DST}/32`, 2000)
   for (let i = 0; i < prefixes; i++)
     dp.ipcache.upsert(`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`, 256 + (i % 60000))

@@ -34,7 +34,10 @@ export async function openDatapath(options: {
   let bandwidth: BandwidthManager | undefined
   let bandwidthError: string | undefined
   try {
-    bandwidth = await BandwidthManager.create({ map: dp.map('mb_throttle') })
+    bandwidth = await BandwidthManager.create({
+      map: dp.map('mb_throttle'),
+      present: dp.map('mb_throttle_on'),
+    })
   } catch (error) {
     bandwidthError = (error as Error).message
   }
