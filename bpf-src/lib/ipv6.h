@@ -2,7 +2,8 @@
 /* IPv6 on the endpoint paths: parsing, conntrack (mb_ct6), local endpoints by address (mb_lxc6),
  * ipcache and policy lookups, service DNAT (mb_lb6_*; slots and Maglev tables are shared with
  * IPv4, service ids being unique across families) with reverse NAT through mb_lb6_reverse_nat,
- * events. The IPv6 L7 redirect (mb_proxy6) is in lib/proxy.h, the endpoint walk in lib/lxc6.h. */
+ * events (a translated service flow's events carry its service address as orig_daddr). The IPv6
+ * L7 redirect (mb_proxy6) is in lib/proxy.h, the endpoint walk in lib/lxc6.h. */
 #pragma once
 
 #include "lib/common.h"
@@ -161,6 +162,21 @@ static __always_inline __u32 mb_ipcache_identity6(const union mb_v6addr *addr)
 	return v ? v->identity : MB_ID_WORLD;
 }
 
+/* Reverse NAT of an IPv6 service: what replies' source becomes. */
+struct mb_lb6_revnat {
+	union mb_v6addr address;
+	__be16 port;
+	__u16  pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);	/* rev_nat_index */
+	__type(value, struct mb_lb6_revnat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lb6_reverse_nat SEC(".maps");
+
 static __always_inline void mb_event_fill6(struct mb_event *ev, struct __sk_buff *skb,
 					   const struct mb_pkt6 *p, const struct mb_trace_ctx *t)
 {
@@ -182,6 +198,18 @@ static __always_inline void mb_event_fill6(struct mb_event *ev, struct __sk_buff
 	__builtin_memcpy(ev->daddr, &p->daddr, 16);
 	__builtin_memcpy(ev->smac, p->smac, 6);
 	__builtin_memcpy(ev->dmac, p->dmac, 6);
+	/* A translated service flow: the trace context has room for an IPv4 address only, so
+	 * for IPv6 its orig_daddr carries the service id and the service address comes from
+	 * mb_lb6_reverse_nat (what @membrane/flows matches the service frontend by). */
+	if ((t->flags & MB_EVF_NAT) && t->orig_daddr) {
+		__u32 idx = t->orig_daddr;
+		struct mb_lb6_revnat *rn = bpf_map_lookup_elem(&mb_lb6_reverse_nat, &idx);
+
+		if (rn) {
+			__builtin_memcpy(ev->orig_daddr, &rn->address, 16);
+			ev->orig_dport = bpf_ntohs(rn->port);
+		}
+	}
 }
 
 static __always_inline int mb_drop6(struct __sk_buff *skb, const struct mb_pkt6 *p,
@@ -273,13 +301,6 @@ struct mb_lb6_backend {
 	__u8   flags;		/* MB_BACKEND_F_* */
 };
 
-/* Reverse NAT of an IPv6 service: what replies' source becomes. */
-struct mb_lb6_revnat {
-	union mb_v6addr address;
-	__be16 port;
-	__u16  pad;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -295,14 +316,6 @@ struct {
 	__type(value, struct mb_lb6_backend);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_lb6_backends SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);	/* rev_nat_index */
-	__type(value, struct mb_lb6_revnat);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} mb_lb6_reverse_nat SEC(".maps");
 
 /* Cilium's hash_from_tuple_v6; the TS twin is @membrane/maglev flowHash on an IPv6 source. */
 static __always_inline __u32 mb_lb6_flow_hash(const union mb_v6addr *saddr, __be16 sport,

@@ -244,6 +244,7 @@ static __always_inline int mb_endpoint6(struct __sk_buff *skb, const struct mb_e
 			return mb_drop6(skb, &p, &t, ret);
 		if (rev_nat_index) {
 			t.flags |= MB_EVF_NAT;
+			t.orig_daddr = rev_nat_index;	/* IPv6: the service id (mb_event_fill6) */
 			ret = mb_hairpin6(skb, &p, ep, cfg, &tuple, rev_nat_index, now);
 			if (ret < 0)
 				return mb_drop6(skb, &p, &t, ret);

@@ -18,6 +18,7 @@ import {
   skbContext,
   TcpFlags,
 } from '../src'
+import { formatIpv6 } from '../src/internal/ip'
 import { buildObjects } from './_btf'
 
 const OK = 0
@@ -184,6 +185,39 @@ describeKernel(
       const verdict = events.find((e) => isOurs(e) && e[0] !== 4 && e[0] !== 1) as Buffer
       expect(verdict).toBeDefined()
       expect(verdict[5]).toBe(3) // MB_ACTION_REDIRECTED
+    })
+
+    it('events of a translated IPv6 service flow carry the service address and port as orig', async () => {
+      dp.policyMap(EP.id).apply({
+        upserts: [
+          {
+            key: { identity: 2000, direction: 'egress', protocol: 6, port: 8080 },
+            value: { deny: false },
+          },
+        ],
+      })
+      dp.services.upsert({
+        address: 'fd00:96::50',
+        port: 80,
+        backends: [{ address: 'fd00:2::9', port: 8080 }],
+      })
+      try {
+        const out = await run('from_container', tcp(EP.ip6, 40110, 'fd00:96::50', 80))
+        expect(out.pkt).toMatchObject({ daddr: 'fd00:2::9', dport: 8080 })
+        const isOurs = (e: Buffer) => e.readUInt16LE(48) === 40110
+        for (let i = 0; i < 50 && events.filter(isOurs).length < 2; i++)
+          await new Promise((r) => setTimeout(r, 10))
+        const ours = events.filter(isOurs)
+        expect(ours.length).toBeGreaterThanOrEqual(2) // verdict + trace
+        for (const e of ours) {
+          expect((e[3] as number) & 4).toBe(4) // MB_EVF_NAT
+          expect(formatIpv6(e.subarray(88, 104))).toBe('fd00:96::50')
+          expect(e.readUInt16LE(52)).toBe(80)
+          expect(formatIpv6(e.subarray(72, 88))).toBe('fd00:2::9')
+        }
+      } finally {
+        dp.services.delete('fd00:96::50', 80)
+      }
     })
 
     it("an ingress L7 rule of a local destination redirects in the sender's program", async () => {
