@@ -36,6 +36,7 @@
 #define DROP_NO_FIB			-169
 #define DROP_INVALID_IDENTITY		-171
 #define DROP_UNKNOWN_SENDER		-172
+#define DROP_FRAG_NOT_FOUND		-175	/* a later fragment before the first (no ports) */
 #define DROP_PROXY_LOOKUP_FAILED	-178
 #define DROP_PROXY_SET_FAILED		-179
 #define DROP_PROXY_UNKNOWN_PROTO	-180

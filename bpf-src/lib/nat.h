@@ -71,7 +71,11 @@ static __always_inline int mb_nat4(struct __sk_buff *skb, struct mb_pkt4 *p, boo
 {
 	__be32 old_addr = dst ? p->daddr : p->saddr;
 	__be16 old_port = dst ? p->dport : p->sport;
-	bool ports = p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP;
+	/* A later fragment has no L4 header: only its IPv4 header is rewritten (the first
+	 * fragment's carries the checksum of the whole datagram). */
+	bool l4 = p->frag != MB_FRAG_LATER;
+	bool has_ports = p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP;
+	bool ports = l4 && has_ports;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct iphdr *ip = data + ETH_HLEN;
@@ -97,9 +101,11 @@ static __always_inline int mb_nat4(struct __sk_buff *skb, struct mb_pkt4 *p, boo
 	}
 	if (ports)
 		*port = new_port;
-	ret = mb_l4_rewrite_csum(skb, p, old_addr, new_addr, old_port, new_port);
-	if (ret < 0)
-		return ret;
+	if (l4) {
+		ret = mb_l4_rewrite_csum(skb, p, old_addr, new_addr, old_port, new_port);
+		if (ret < 0)
+			return ret;
+	}
 	goto done;
 slow:
 	if (ports) {
@@ -118,11 +124,11 @@ slow:
 done:
 	if (dst) {
 		p->daddr = new_addr;
-		if (ports)
+		if (has_ports)
 			p->dport = new_port;
 	} else {
 		p->saddr = new_addr;
-		if (ports)
+		if (has_ports)
 			p->sport = new_port;
 	}
 	return 0;

@@ -25,10 +25,43 @@ struct mb_pkt4 {
 	__u8   in_proto;
 	__be16 in_sport;
 	__be16 in_dport;
-	__u16  pad;
+	__u8   frag;		/* MB_FRAG_* */
+	__u8   pad;
 	__be32 in_saddr;
 	__be32 in_daddr;
 };
+
+/* mb_pkt4.frag: IPv4 fragments. The first fragment carries the L4 header: its ports (and ICMP
+ * type) are recorded in mb_frag4 under the datagram's {daddr, saddr, id, proto}; a later
+ * fragment has no L4 header and takes them from there, so conntrack, services and policy treat
+ * every fragment like the first (Cilium's fragment tracking). A later fragment that arrives
+ * before its first one is dropped (DROP_FRAG_NOT_FOUND). */
+#define MB_FRAG_NONE	0
+#define MB_FRAG_FIRST	1
+#define MB_FRAG_LATER	2	/* no L4 header in this packet */
+
+struct mb_frag4_key {
+	__be32 daddr;
+	__be32 saddr;
+	__be16 id;
+	__u8   proto;
+	__u8   pad;
+};
+
+struct mb_frag4_l4 {
+	__be16 sport;
+	__be16 dport;
+	__u16  icmp_type_code;
+	__u16  pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct mb_frag4_key);
+	__type(value, struct mb_frag4_l4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_frag4 SEC(".maps");
 
 #define ICMP_DEST_UNREACH	3
 #define ICMP_TIME_EXCEEDED	11
@@ -106,6 +139,38 @@ static __always_inline __u32 mb_l4_hdr_len(__u8 proto)
 	}
 }
 
+/* A fragment's L4 fields: the first one records them, a later one reads them back. */
+static __always_inline int mb_parse4_frag(struct mb_pkt4 *p, __be16 id, bool later)
+{
+	struct mb_frag4_key k = {
+		.daddr = p->daddr,
+		.saddr = p->saddr,
+		.id = id,
+		.proto = p->proto,
+	};
+	struct mb_frag4_l4 *l4;
+
+	if (!later) {
+		struct mb_frag4_l4 v = {
+			.sport = p->sport,
+			.dport = p->dport,
+			.icmp_type_code = p->icmp_type_code,
+		};
+
+		p->frag = MB_FRAG_FIRST;
+		bpf_map_update_elem(&mb_frag4, &k, &v, BPF_ANY);
+		return 0;
+	}
+	p->frag = MB_FRAG_LATER;
+	l4 = bpf_map_lookup_elem(&mb_frag4, &k);
+	if (!l4)
+		return DROP_FRAG_NOT_FOUND;
+	p->sport = l4->sport;
+	p->dport = l4->dport;
+	p->icmp_type_code = l4->icmp_type_code;
+	return 0;
+}
+
 /* Parse an IPv4 packet that starts at ETH_HLEN. Returns 0 or a DROP_* code. Headers in the
  * linear area are read directly; otherwise through bpf_skb_load_bytes. */
 static __always_inline int mb_parse4(struct __sk_buff *skb, struct mb_pkt4 *p)
@@ -115,9 +180,11 @@ static __always_inline int mb_parse4(struct __sk_buff *skb, struct mb_pkt4 *p)
 	struct ethhdr *eth = data;
 	struct iphdr *ipd = data + ETH_HLEN;
 	__u8 l4[14] = {};
+	__be16 frag_off, frag_id;
 	__u32 need;
 
 	p->l3_off = ETH_HLEN;
+	p->frag = MB_FRAG_NONE;
 	p->len = skb->len;
 	p->sport = 0;
 	p->dport = 0;
@@ -129,14 +196,16 @@ static __always_inline int mb_parse4(struct __sk_buff *skb, struct mb_pkt4 *p)
 
 		if (ipd->version != 4 || ihl < 5)
 			return DROP_INVALID;
-		if (ipd->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-			return DROP_FRAG_NOSUPPORT;
 		__builtin_memcpy(p->smac, eth->h_source, ETH_ALEN);
 		__builtin_memcpy(p->dmac, eth->h_dest, ETH_ALEN);
 		p->saddr = ipd->saddr;
 		p->daddr = ipd->daddr;
 		p->proto = ipd->protocol;
 		p->l4_off = ETH_HLEN + ihl * 4;
+		frag_off = ipd->frag_off;
+		frag_id = ipd->id;
+		if (unlikely(frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+			goto fragment;
 		need = mb_l4_hdr_len(p->proto);
 		if (!need)
 			return 0;
@@ -160,14 +229,16 @@ static __always_inline int mb_parse4(struct __sk_buff *skb, struct mb_pkt4 *p)
 			return DROP_INVALID;
 		if (h.ip.version != 4 || h.ip.ihl < 5)
 			return DROP_INVALID;
-		if (h.ip.frag_off & bpf_htons(IP_MF | IP_OFFSET))
-			return DROP_FRAG_NOSUPPORT;
 		__builtin_memcpy(p->smac, h.eth.h_source, ETH_ALEN);
 		__builtin_memcpy(p->dmac, h.eth.h_dest, ETH_ALEN);
 		p->saddr = h.ip.saddr;
 		p->daddr = h.ip.daddr;
 		p->proto = h.ip.protocol;
 		p->l4_off = ETH_HLEN + h.ip.ihl * 4;
+		frag_off = h.ip.frag_off;
+		frag_id = h.ip.id;
+		if (unlikely(frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+			goto fragment;
 	}
 	need = mb_l4_hdr_len(p->proto);
 	if (!need)
@@ -175,6 +246,17 @@ static __always_inline int mb_parse4(struct __sk_buff *skb, struct mb_pkt4 *p)
 	if (bpf_skb_load_bytes(skb, p->l4_off, l4, need) < 0)
 		return DROP_CT_INVALID_HDR;
 	mb_parse4_l4(p, l4);
+	goto related;
+fragment:
+	if (frag_off & bpf_htons(IP_OFFSET))
+		return mb_parse4_frag(p, frag_id, true);
+	need = mb_l4_hdr_len(p->proto);
+	if (need) {
+		if (bpf_skb_load_bytes(skb, p->l4_off, l4, need) < 0)
+			return DROP_CT_INVALID_HDR;
+		mb_parse4_l4(p, l4);
+	}
+	return mb_parse4_frag(p, frag_id, false);
 related:
 	if (p->proto == IPPROTO_ICMP) {
 		__u8 type = p->icmp_type_code >> 8;

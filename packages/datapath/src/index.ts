@@ -103,9 +103,11 @@ export type { PacketSpec, PacketSpec6, ParsedPacket } from './packet'
 export {
   buildPacket,
   buildPacket6,
+  fragmentPacket,
   inetChecksum,
   parsePacket,
   parsePacket6,
+  reassemblePacket,
   skbContext,
   TcpFlags,
 } from './packet'

@@ -276,3 +276,69 @@ export function parsePacket6(frame: Buffer): Omit<ParsedPacket, 'ttl' | 'ipCheck
     payload: l4.subarray(proto === 6 ? 20 : 8),
   }
 }
+
+/**
+ * Split an Ethernet + IPv4 frame (from {@link buildPacket}) into IPv4 fragments whose payloads
+ * hold at most `maxPayload` bytes (rounded down to a multiple of 8), as a sender's stack would:
+ * same id, DF cleared, MF on all but the last, offsets in 8-byte units, header checksums
+ * recomputed. A frame that fits is returned alone, unchanged.
+ */
+export function fragmentPacket(frame: Buffer, maxPayload: number, id = 0x4242): Buffer[] {
+  const eth = frame.subarray(0, 14)
+  const ip = frame.subarray(14)
+  const ihl = ((ip[0] as number) & 0x0f) * 4
+  const data = ip.subarray(ihl, ip.readUInt16BE(2))
+  const step = Math.floor(maxPayload / 8) * 8
+  if (step < 8) throw new RangeError(`maxPayload ${maxPayload}: fragments carry at least 8 bytes`)
+  if (data.length <= step) return [frame]
+  const out: Buffer[] = []
+  for (let off = 0; off < data.length; off += step) {
+    const chunk = data.subarray(off, off + step)
+    const hdr = Buffer.from(ip.subarray(0, ihl))
+    hdr.writeUInt16BE(ihl + chunk.length, 2)
+    hdr.writeUInt16BE(id, 4)
+    const more = off + step < data.length
+    hdr.writeUInt16BE((more ? 0x2000 : 0) | (off / 8), 6)
+    hdr.writeUInt16BE(0, 10)
+    hdr.writeUInt16BE(inetChecksum(hdr), 10)
+    out.push(Buffer.concat([eth, hdr, chunk]))
+  }
+  return out
+}
+
+/**
+ * Put IPv4 fragments (Ethernet frames, any order) back together into one frame; throws when
+ * one is missing or they disagree on id, addresses or protocol.
+ */
+export function reassemblePacket(frames: readonly Buffer[]): Buffer {
+  const parts = frames.map((f) => {
+    const ip = f.subarray(14)
+    const ihl = ((ip[0] as number) & 0x0f) * 4
+    const fo = ip.readUInt16BE(6)
+    return {
+      eth: f.subarray(0, 14),
+      hdr: ip.subarray(0, ihl),
+      key: `${ip.readUInt16BE(4)}/${ip.subarray(12, 20).toString('hex')}/${ip[9]}`,
+      offset: (fo & 0x1fff) * 8,
+      more: (fo & 0x2000) !== 0,
+      data: ip.subarray(ihl, ip.readUInt16BE(2)),
+    }
+  })
+  parts.sort((a, b) => a.offset - b.offset)
+  const first = parts[0]
+  if (!first || first.offset !== 0) throw new Error('no first fragment')
+  let next = 0
+  for (const p of parts) {
+    if (p.key !== first.key) throw new Error('fragments of different datagrams')
+    if (p.offset !== next) throw new Error(`fragment missing at offset ${next}`)
+    next += p.data.length
+  }
+  if (parts[parts.length - 1]?.more) throw new Error('last fragment missing')
+  const hdr = Buffer.from(first.hdr)
+  const data = Buffer.concat(parts.map((p) => p.data))
+  hdr.writeUInt16BE(hdr.length + data.length, 2)
+  hdr.writeUInt16BE(0, 6)
+  hdr.writeUInt16BE(0, 10)
+  hdr.writeUInt16BE(inetChecksum(hdr), 10)
+  return Buffer.concat([first.eth, hdr, data])
+}

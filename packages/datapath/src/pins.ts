@@ -75,6 +75,7 @@ export const MAP_SPECS: Readonly<Record<string, MapSpec>> = {
     maxEntries: 65536,
     flags: NO_PREALLOC,
   },
+  mb_frag4: { type: 'lru_hash', keySize: 12, valueSize: 8, maxEntries: 8192, flags: 0 },
   mb_proxy4: { type: 'lru_hash', keySize: 8, valueSize: 20, maxEntries: 65536, flags: 0 },
   mb_proxy6: { type: 'lru_hash', keySize: 20, valueSize: 32, maxEntries: 65536, flags: 0 },
   mb_sock_revnat4: { type: 'lru_hash', keySize: 16, valueSize: 8, maxEntries: 65536, flags: 0 },

@@ -127,6 +127,27 @@ describeKernel(
       ).toBe(true)
     }, 30_000)
 
+    it('UDP: a datagram larger than the MTU crosses as IPv4 fragments, to an endpoint and through a ClusterIP', async () => {
+      const before = [157, 175].map((r) => dp.metrics.packets(r, 'egress'))
+      expect(
+        await client<{ reply: string }>(a, ['udp', b1().ip, '5353', '3000', '4000']),
+      ).toMatchObject({ reply: 'b1:5353:4000' })
+      dp.services.upsert({
+        address: VIP,
+        port: 53,
+        protocol: 'UDP',
+        backends: b.map((w) => ({ address: w.ip, port: 5353 })),
+      })
+      try {
+        // Every fragment goes to the backend the first one chose (ports of the first).
+        const r = await client<{ reply: string }>(a, ['udp', VIP, '53', '3000', '4000'])
+        expect(r.reply).toMatch(/^b[123]:5353:4000$/)
+      } finally {
+        dp.services.delete(VIP, 53, 'UDP')
+      }
+      expect([157, 175].map((r) => dp.metrics.packets(r, 'egress'))).toEqual(before)
+    }, 30_000)
+
     it('a ClusterIP with 3 backends spreads connections over them', async () => {
       dp.services.upsert({
         address: VIP,

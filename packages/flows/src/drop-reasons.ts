@@ -67,6 +67,10 @@ const REASONS: Record<number, ReasonInfo> = {
   169: { name: 'FIB_LOOKUP_FAILED', description: 'Route lookup failed' },
   171: { name: 'INVALID_IDENTITY', description: 'Invalid security identity' },
   172: { name: 'UNKNOWN_SENDER', description: 'Sender is not a known endpoint' },
+  175: {
+    name: 'FIRST_LOGICAL_DATAGRAM_FRAGMENT_NOT_FOUND',
+    description: 'First logical datagram fragment not found',
+  },
   178: { name: 'SOCKET_LOOKUP_FAILED', description: 'Proxy socket lookup failed' },
   179: { name: 'SOCKET_ASSIGN_FAILED', description: 'Proxy socket assignment failed' },
   180: {
