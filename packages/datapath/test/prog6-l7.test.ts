@@ -343,68 +343,73 @@ describeKernel(
       }
     })
 
-    it('hairpin: a client that is its own backend gets through, both halves rewritten', async () => {
-      dp.policyMap(EP.id).apply({
-        upserts: [
-          {
-            key: { identity: EP.identity, direction: 'egress', protocol: 6, port: 8080 },
+    for (const protocol of ['TCP', 'UDP'] as const) {
+      it(`hairpin: a client that is its own backend gets through, both halves rewritten (${protocol})`, async () => {
+        const proto = protocol === 'TCP' ? 6 : 17
+        dp.policyMap(EP.id).apply({
+          upserts: (['egress', 'ingress'] as const).map((direction) => ({
+            key: { identity: EP.identity, direction, protocol: proto, port: 8080 },
             value: { deny: false },
-          },
-          {
-            key: { identity: EP.identity, direction: 'ingress', protocol: 6, port: 8080 },
-            value: { deny: false },
-          },
-        ],
+          })),
+        })
+        dp.services.upsert({
+          address: 'fd00:96::40',
+          port: 80,
+          protocol,
+          backends: [{ address: EP.ip6, port: 8080 }],
+        })
+        const HP = DEFAULT_HAIRPIN_IP6
+        const pkt = (
+          saddr: string,
+          sport: number,
+          daddr: string,
+          dport: number,
+          payload = '',
+          tcpFlags: number = TcpFlags.SYN,
+        ): PacketSpec6 => ({
+          saddr,
+          sport,
+          daddr,
+          dport,
+          protocol,
+          tcpFlags,
+          payload: Buffer.from(payload),
+        })
+        try {
+          const out = await run('from_container', pkt(EP.ip6, 40060, 'fd00:96::40', 80, 'hi'))
+          expect(out.retval).toBe(OK)
+          expect(out.pkt).toMatchObject({
+            saddr: HP,
+            sport: 40060,
+            daddr: EP.ip6,
+            dport: 8080,
+            l4ChecksumOk: true,
+          })
+          expect(out.pkt.payload.toString()).toBe('hi')
+          expect((await run('to_container', pkt(HP, 40060, EP.ip6, 8080))).retval).toBe(OK)
+          const ack = TcpFlags.SYN | TcpFlags.ACK
+          const reply = await run('from_container', pkt(EP.ip6, 8080, HP, 40060, 'there', ack))
+          expect(reply.retval).toBe(OK)
+          expect(reply.pkt).toMatchObject({
+            saddr: 'fd00:96::40',
+            sport: 80,
+            daddr: EP.ip6,
+            dport: 40060,
+            l4ChecksumOk: true,
+          })
+          expect(reply.pkt.payload.toString()).toBe('there')
+          expect(
+            (await run('to_container', pkt('fd00:96::40', 80, EP.ip6, 40060, '', ack))).retval,
+          ).toBe(OK)
+          expect(
+            dp.ct.get({ saddr: HP, daddr: EP.ip6, sport: 40060, dport: 8080, protocol: proto })
+              ?.flagNames,
+          ).toContain('HAIRPIN')
+        } finally {
+          dp.services.delete('fd00:96::40', 80, protocol)
+        }
       })
-      dp.services.upsert({
-        address: 'fd00:96::40',
-        port: 80,
-        backends: [{ address: EP.ip6, port: 8080 }],
-      })
-      const HP = DEFAULT_HAIRPIN_IP6
-      try {
-        const out = await run('from_container', {
-          ...tcp(EP.ip6, 40060, 'fd00:96::40', 80),
-          payload: Buffer.from('hi'),
-        })
-        expect(out.retval).toBe(OK)
-        expect(out.pkt).toMatchObject({
-          saddr: HP,
-          sport: 40060,
-          daddr: EP.ip6,
-          dport: 8080,
-          l4ChecksumOk: true,
-        })
-        expect((await run('to_container', tcp(HP, 40060, EP.ip6, 8080))).retval).toBe(OK)
-        const reply = await run('from_container', {
-          ...tcp(EP.ip6, 8080, HP, 40060, TcpFlags.SYN | TcpFlags.ACK),
-          payload: Buffer.from('there'),
-        })
-        expect(reply.retval).toBe(OK)
-        expect(reply.pkt).toMatchObject({
-          saddr: 'fd00:96::40',
-          sport: 80,
-          daddr: EP.ip6,
-          dport: 40060,
-          l4ChecksumOk: true,
-        })
-        expect(reply.pkt.payload.toString()).toBe('there')
-        expect(
-          (
-            await run(
-              'to_container',
-              tcp('fd00:96::40', 80, EP.ip6, 40060, TcpFlags.SYN | TcpFlags.ACK),
-            )
-          ).retval,
-        ).toBe(OK)
-        expect(
-          dp.ct.get({ saddr: HP, daddr: EP.ip6, sport: 40060, dport: 8080, protocol: 6 })
-            ?.flagNames,
-        ).toContain('HAIRPIN')
-      } finally {
-        dp.services.delete('fd00:96::40', 80)
-      }
-    })
+    }
 
     it('hairpin off (hairpinIp6 "::"): the flow is translated but its source stays', async () => {
       dp.policyMap(EP.id).apply({
