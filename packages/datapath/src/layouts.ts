@@ -269,6 +269,27 @@ export const sockRevnat6ValueCodec = struct('mb_sock_revnat6_value', 24, {
 })
 
 /** Every struct codec, for the layout test and for tools. */
+/** `struct mb_frag4_key` (lib/parse.h): an IPv4 datagram being fragmented. */
+export const frag4KeyCodec = struct('mb_frag4_key', 12, {
+  daddr: f.ipv4(0),
+  saddr: f.ipv4(4),
+  id: f.be16(8),
+  proto: f.u8(10),
+})
+
+/** `struct mb_frag4_l4` (lib/parse.h): the first fragment's L4 fields. */
+export const frag4L4Codec = struct('mb_frag4_l4', 8, {
+  sport: f.be16(0),
+  dport: f.be16(2),
+  icmpTypeCode: f.u16(4),
+})
+
+/** `struct mb_policy_any` (lib/policy.h): an identity-0 summary slot. */
+export const policyAnyCodec = struct('mb_policy_any', 8, {
+  shorter: f.u32(0),
+  full: f.u32(4),
+})
+
 export const STRUCT_CODECS = [
   configCodec,
   endpointCodec,
@@ -299,4 +320,7 @@ export const STRUCT_CODECS = [
   sockRevnat4ValueCodec,
   sockRevnat6KeyCodec,
   sockRevnat6ValueCodec,
+  frag4KeyCodec,
+  frag4L4Codec,
+  policyAnyCodec,
 ] as const

@@ -2,7 +2,7 @@ import { u32Codec } from '../codec'
 import { PolicyDirection, PolicyEntryFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
 import type { MapLike } from '../internal/loader'
-import { policyEntryCodec, policyFastKeyCodec, policyKeyCodec } from '../layouts'
+import { policyAnyCodec, policyEntryCodec, policyFastKeyCodec, policyKeyCodec } from '../layouts'
 
 /** Bits of the policy LPM key before the protocol: endpoint id 32 + identity 32 + direction 8. */
 export const POLICY_STATIC_PREFIX = 72
@@ -366,6 +366,9 @@ export class PolicyMap {
   }
 }
 
+/** A summary count as the u32 of an `mb_policy_any` slot (saturating). */
+const u32 = (n: bigint) => Number(n > 0xffffffffn ? 0xffffffffn : n < 0n ? 0n : n)
+
 /** `MB_POLICY_ANY_ENTRIES` (lib/policy.h): slots of `mb_policy_any`. */
 export const POLICY_ANY_ENTRIES = 65536 * 2
 
@@ -387,7 +390,6 @@ export function withPolicyAnyMirror(fast: MapLike, any: MapLike): MapLike {
     if (k.identity !== 0 || !(k.direction & POLICY_SUMMARY)) return undefined
     return u32Codec.encode(policyAnySlot(k.endpointId, k.direction))
   }
-  const u32 = (n: bigint) => Number(n > 0xffffffffn ? 0xffffffffn : n < 0n ? 0n : n)
   return {
     info: fast.info,
     lookup: (kb) => fast.lookup(kb),
@@ -397,10 +399,7 @@ export function withPolicyAnyMirror(fast: MapLike, any: MapLike): MapLike {
       const slot = slotOf(kb)
       if (!slot) return
       const v = policyEntryCodec.decode(vb)
-      const out = Buffer.alloc(8)
-      out.writeUInt32LE(u32(v.packets), 0)
-      out.writeUInt32LE(u32(v.bytes), 4)
-      any.update(slot, out)
+      any.update(slot, policyAnyCodec.encode({ shorter: u32(v.packets), full: u32(v.bytes) }))
     },
     delete(kb) {
       const slot = slotOf(kb)
@@ -422,10 +421,10 @@ export function syncPolicyAny(fast: MapLike, any: MapLike): number {
     const vb = fast.lookup(kb)
     if (!vb) continue
     const v = policyEntryCodec.decode(vb)
-    const out = Buffer.alloc(8)
-    out.writeUInt32LE(Number(v.packets & 0xffffffffn), 0)
-    out.writeUInt32LE(Number(v.bytes & 0xffffffffn), 4)
-    want.set(policyAnySlot(k.endpointId, k.direction), out)
+    want.set(
+      policyAnySlot(k.endpointId, k.direction),
+      policyAnyCodec.encode({ shorter: u32(v.packets), full: u32(v.bytes) }),
+    )
   }
   let n = 0
   for (const [slot, vb] of want) {
