@@ -370,6 +370,8 @@ export class Datapath {
   /** Change the proxy address or which events are emitted (takes effect at once). */
   configure(options: {
     routerIp4?: string
+    /** Source of IPv4 hairpin flows (not an address of the node); `0.0.0.0` turns hairpin off. */
+    hairpinIp4?: string
     /** The L7 proxy's IPv6 address; `::` turns IPv6 redirects off. */
     routerIp6?: string
     /** Source of IPv6 hairpin flows; `::` turns IPv6 hairpin off. */
@@ -386,15 +388,17 @@ export class Datapath {
           { path: key },
         )
     }
-    if (options.routerIp4 !== undefined && !isIpv4(options.routerIp4))
-      throw new DatapathError(
-        DatapathErrorCode.INVALID_VALUE,
-        `expected an IPv4 address, got ${describeValue(options.routerIp4)}`,
-        {
-          path: 'routerIp4',
-        },
-      )
+    for (const key of ['routerIp4', 'hairpinIp4'] as const) {
+      const value = options[key]
+      if (value !== undefined && !isIpv4(value))
+        throw new DatapathError(
+          DatapathErrorCode.INVALID_VALUE,
+          `expected an IPv4 address, got ${describeValue(value)}`,
+          { path: key },
+        )
+    }
     if (options.routerIp4) this.#config.routerIp4 = options.routerIp4
+    if (options.hairpinIp4) this.#config.hairpinIp4 = options.hairpinIp4
     if (options.routerIp6) this.#config.routerIp6 = options.routerIp6
     if (options.hairpinIp6) this.#config.hairpinIp6 = options.hairpinIp6
     if (options.events) {

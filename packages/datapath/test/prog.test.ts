@@ -430,7 +430,14 @@ describeKernel(
             )
           ).retval,
         ).toBe(TC_ACT_OK)
+        // Another hairpin source (the hairpinIp4 option / configure) is the one written.
+        dp.configure({ hairpinIp4: '169.254.7.7' })
+        dp.ct.flush()
+        const other = await run('from_container', tcp(EP.ip, 40061, '10.96.0.40', 80))
+        expect(other.pkt).toMatchObject({ saddr: '169.254.7.7', daddr: EP.ip, l4ChecksumOk: true })
+        expect(() => dp.configure({ hairpinIp4: 'nope' })).toThrowError(/hairpinIp4/)
       } finally {
+        dp.configure({ hairpinIp4: '169.254.42.1' })
         dp.services.delete('10.96.0.40', 80)
       }
     })
