@@ -32,7 +32,7 @@ struct mb_ct_tuple4 {
 #define MB_CT_F_HAIRPIN		(1 << 7)	/* service flow whose client is its backend */
 
 struct mb_ct_entry {
-	__u64  expires_ns;	/* bpf_ktime_get_ns() deadline (CLOCK_MONOTONIC) */
+	__u64  expires_ns;	/* mb_ct_now() deadline (CLOCK_MONOTONIC, coarse) */
 	__u64  packets;		/* both directions */
 	__u64  bytes;
 	__u32  src_identity;	/* identity of the originator */

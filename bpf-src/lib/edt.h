@@ -109,7 +109,8 @@ struct {
  * slot = endpoint id, value bits 1 << direction (MB_DIR_INGRESS / MB_DIR_EGRESS). Slot 0 is
  * the switch: non-zero once a BandwidthManager keeps the bits (it sets them after writing an
  * entry and clears them before deleting one); while it is zero every packet looks up
- * mb_throttle, so a writer that knows nothing of this map is still obeyed. */
+ * mb_throttle, so a writer that knows nothing of this map is still obeyed. Once it is on,
+ * every writer of mb_throttle must keep the bits. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 65536);

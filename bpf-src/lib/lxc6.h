@@ -230,7 +230,7 @@ static __always_inline int mb_endpoint6(struct __sk_buff *skb, const struct mb_e
 	}
 	if (from_container && !mb_v6_eq(&p.saddr, ep->ip6))
 		return mb_drop6(skb, &p, &t, DROP_INVALID_SIP);
-	now = bpf_ktime_get_ns();
+	now = mb_ct_now();
 	if (from_container) {
 		/* The tuple before service DNAT (the service selection's key, and a hairpin
 		 * flow's entry for its replies); the conntrack lookup below rewrites it. */

@@ -72,9 +72,11 @@ export interface BandwidthManagerOptions {
   map: ThrottleMapLike
   /**
    * `<pinRoot>/mb_throttle_on` (lib/edt.h): per-endpoint bits of which directions have an
-   * entry. Given it, the manager keeps the bits and turns the programs' switch on, so packets
-   * of endpoints without limits skip the throttle lookup; without it the programs look every
-   * packet up (correct, a little slower).
+   * entry. Given it (with a throttle map that has `keys()`, so existing entries are adopted),
+   * the manager keeps the bits and turns the programs' switch on, so packets of endpoints
+   * without limits skip the throttle lookup; without it the programs look every packet up
+   * (correct, a little slower). Once the switch is on, every writer of the throttle map must
+   * keep the bits: use this manager (or pass `present`) for all of them.
    */
   present?: ThrottleMapLike
   /** Known fq support; default: {@link probeSchFq} in a throwaway namespace. */
@@ -133,7 +135,9 @@ export class BandwidthManager {
     const fq = options.fq ?? (await probeSchFq())
     const manager = new BandwidthManager({ ...options, fq })
     manager.#adopt()
-    if (manager.#present) {
+    // The switch goes on only when every existing entry could be adopted (and so got its
+    // bits): a throttle map without keys() leaves it as it is.
+    if (manager.#present && manager.#map.keys) {
       for (const [id, dirs] of manager.#endpoints) manager.#writePresent(id, dirs)
       manager.#present.update(u32(0), u32(1)) // the bits are kept from now on
     }

@@ -224,6 +224,16 @@ describe('BandwidthManager keeps mb_throttle_on (fake maps)', () => {
     ])
   })
 
+  it('a throttle map without keys() (nothing can be adopted) leaves the switch off', async () => {
+    const { throttle, present } = maps()
+    const { keys: _keys, ...noKeys } = throttle
+    const bw = await BandwidthManager.create({ map: noKeys, present, fq: NO_FQ })
+    expect(present.data.get(0) ?? 0).toBe(0)
+    bw.setEndpoint(3, { egress: 1000 })
+    expect(present.data.get(3)).toBe(BIT.egress) // bits are still kept
+    expect(present.data.get(0) ?? 0).toBe(0)
+  })
+
   it('without `present` the manager writes only the throttle map', async () => {
     const { log, throttle } = maps()
     const bw = await BandwidthManager.create({ map: throttle, fq: NO_FQ })

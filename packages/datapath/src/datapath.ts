@@ -5,7 +5,7 @@ import { DEFAULT_SEED, decodeSeed } from '@membrane/maglev'
 import { u32Codec } from './codec'
 import { ConfigFlag } from './constants'
 import { DatapathError, DatapathErrorCode, describeValue } from './errors'
-import { isIpv4, parseCidr4, parseIpv6 } from './internal/ip'
+import { inCidr4, isIpv4, parseCidr4, parseIpv6 } from './internal/ip'
 import {
   type LinkLike,
   type LoaderModule,
@@ -342,25 +342,47 @@ export class Datapath {
       }
       throw error
     }
-    const dp = new Datapath(loader, pinRoot, objectDir, obj, options)
-    // The exact-match index follows the trie (pins of an older version have no index, and
-    // an interrupted write may have left it behind).
-    rebuildPolicyIndex(
-      obj.map('mb_policy'),
-      withPolicyAnyMirror(obj.map('mb_policy_fast'), obj.map('mb_policy_any')),
-    )
-    syncPolicyAny(obj.map('mb_policy_fast'), obj.map('mb_policy_any'))
-    // The array mirrors follow their hashes (pins of a version without them; a crash between
-    // the two writes). Before any endpoint is attached to the new programs.
-    for (const [hash, direct] of DIRECT_MIRRORS) syncDirectMirror(obj.map(hash), obj.map(direct))
-    dp.configure({
-      ...(options.routerIp4 ? { routerIp4: options.routerIp4 } : {}),
-      ...(options.hairpinIp4 ? { hairpinIp4: options.hairpinIp4 } : {}),
-      ...(options.routerIp6 ? { routerIp6: options.routerIp6 } : {}),
-      ...(options.hairpinIp6 ? { hairpinIp6: options.hairpinIp6 } : {}),
-      events: options.events ?? {},
-    })
-    return dp
+    try {
+      const dp = new Datapath(loader, pinRoot, objectDir, obj, options)
+      // Before anything is written to the pinned maps (programs of an earlier process may be
+      // attached and reading them): endpoints already pinned outside localCidr4 would lose
+      // their ingress check for local senders, who would take them for remote.
+      if (options.localCidr4 !== undefined) {
+        const local = parseCidr4(options.localCidr4)
+        const outside = local ? dp.endpoints.list().filter((e) => !inCidr4(e.ip, local)) : []
+        if (outside.length > 0)
+          throw new DatapathError(
+            DatapathErrorCode.INVALID_VALUE,
+            `endpoint(s) ${outside.map((e) => `${e.id} (${e.ip})`).join(', ')} pinned under ${pinRoot} are outside localCidr4 ${options.localCidr4}: detach them first or open without localCidr4. Nothing was changed.`,
+            { path: 'localCidr4' },
+          )
+      }
+      // The exact-match index follows the trie (pins of an older version have no index, and
+      // an interrupted write may have left it behind).
+      rebuildPolicyIndex(
+        obj.map('mb_policy'),
+        withPolicyAnyMirror(obj.map('mb_policy_fast'), obj.map('mb_policy_any')),
+      )
+      syncPolicyAny(obj.map('mb_policy_fast'), obj.map('mb_policy_any'))
+      // The array mirrors follow their hashes (pins of a version without them; a crash
+      // between the two writes). Before any endpoint is attached to the new programs.
+      for (const [hash, direct] of DIRECT_MIRRORS) syncDirectMirror(obj.map(hash), obj.map(direct))
+      dp.configure({
+        ...(options.routerIp4 ? { routerIp4: options.routerIp4 } : {}),
+        ...(options.hairpinIp4 ? { hairpinIp4: options.hairpinIp4 } : {}),
+        ...(options.routerIp6 ? { routerIp6: options.routerIp6 } : {}),
+        ...(options.hairpinIp6 ? { hairpinIp6: options.hairpinIp6 } : {}),
+        events: options.events ?? {},
+      })
+      return dp
+    } catch (error) {
+      try {
+        obj.close()
+      } catch {
+        // the first error is the one to report
+      }
+      throw error
+    }
   }
 
   #check(): void {

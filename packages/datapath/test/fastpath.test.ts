@@ -735,13 +735,7 @@ describeKernel(
       }
     })
 
-    it.fails('KNOWN GAP: endpoints already pinned outside a new localCidr4 are not refused at open, and their ingress policy is then never checked for traffic from local pods', async () => {
-      // Expected (what this test asserts): either Datapath.open refuses a localCidr4 that
-      // leaves a pinned endpoint outside, or the destination's ingress policy still holds.
-      // Today open succeeds, from-container treats the endpoint as remote (no destination
-      // ingress check), and to-container passes the packet as ESTABLISHED on the entry the
-      // sender's program wrote: the ingress policy is bypassed. (vitest's it.fails: this
-      // test passes while the gap exists and fails once it is closed — then drop `.fails`.)
+    it('endpoints already pinned outside a new localCidr4 are refused at open (their ingress check would be skipped for local senders); nothing is changed', async () => {
       const name = uniqueName()
       await exec('ip', [
         'link',
@@ -778,18 +772,18 @@ describeKernel(
         )
         await first.close()
         first = undefined
-        try {
-          second = await Datapath.open({ pinRoot: own.path, localCidr4: '10.0.1.0/24' })
-        } catch (e) {
-          expect(e).toBeInstanceOf(DatapathError) // refused: the gap is closed
-          return
-        }
-        const out = await second.program('from_container').testRun({ data: syn })
-        const into = await second
-          .program('to_container')
-          .testRun({ data: syn, ctxIn: skbContext({ ifindex }) })
-        // B's ingress policy must stop the connection on one of the two hooks.
-        expect([out.retval, into.retval]).toContain(TC_ACT_SHOT)
+        await expect(
+          Datapath.open({ pinRoot: own.path, localCidr4: '10.0.1.0/24' }),
+        ).rejects.toMatchObject({
+          code: 'INVALID_VALUE',
+          path: 'localCidr4',
+          message: expect.stringMatching(/40 \(10\.0\.2\.40\).*outside localCidr4/),
+        })
+        // Nothing was changed: opened without the option, B's ingress policy still holds.
+        second = await Datapath.open({ pinRoot: own.path })
+        expect((await second.program('from_container').testRun({ data: syn })).retval).toBe(
+          TC_ACT_SHOT,
+        )
       } finally {
         await first?.close()
         await second?.close()
