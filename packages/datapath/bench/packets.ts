@@ -144,6 +144,9 @@ try {
   for (const s of scales) await s.prog.testRun({ data: est })
   const repeatCases: Record<string, (s: Setup) => [Prog, Buffer]> = {
     a_new_connection: (s) => [s.bench, pkt(1024, DST, 80, TcpFlags.SYN)],
+    // endpoint.o itself: a SYN always takes the new-connection path (no conntrack lookup),
+    // so every run also rewrites its conntrack entry (an LRU update of an existing key).
+    a_new_connection_ct_write: (s) => [s.prog, pkt(1100, DST, 80, TcpFlags.SYN)],
     b_established: (s) => [s.prog, est],
     c_service_dnat: (s) => [s.bench, pkt(2048, s.vip, 80, TcpFlags.SYN)],
   }
