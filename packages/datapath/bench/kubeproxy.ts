@@ -9,12 +9,11 @@
  *             generated here and loaded with iptables-restore; the measured service is the
  *             LAST one in KUBE-SERVICES (kube-proxy's list is linear).
  * Measured: TCP connect + one request/response + close, from the client to the ClusterIP, at
- * 100, 1,000 and 10,000 services: p10, p50 and p99 in microseconds (3,000 samples per point in
- * 20 interleaved rounds by default: fewer left the 10,000-service p50 within the run-to-run noise). The two run in interleaved
- * rounds (iptables: the PREROUTING jump added, BPF detached; membrane: jump removed, endpoint
- * programs attached), so both see the same machine load, and the scales in two passes (ABBA);
- * the nat table (and so conntrack)
- * exists in the node namespace for both.
+ * 100, 1,000 and 10,000 services: p10, p50 and p99 in microseconds, 3,000 samples per point by
+ * default (with fewer the 10,000-service p50 moved by the run-to-run noise). The two run in
+ * interleaved rounds (iptables: the PREROUTING jump added, BPF detached; membrane: jump removed,
+ * endpoint programs attached), so both see the same machine load, and the scales in two passes
+ * (ABBA); the nat table (and so conntrack) exists in the node namespace for both.
  */
 import { spawn } from 'node:child_process'
 import { percentile, reportFigure, TestNetwork } from '@membrane/test-utils'
