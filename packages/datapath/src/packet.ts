@@ -326,7 +326,7 @@ export function reassemblePacket(frames: readonly Buffer[]): Buffer {
   })
   parts.sort((a, b) => a.offset - b.offset)
   const first = parts[0]
-  if (!first || first.offset !== 0) throw new Error('no first fragment')
+  if (first?.offset !== 0) throw new Error('no first fragment')
   let next = 0
   for (const p of parts) {
     if (p.key !== first.key) throw new Error('fragments of different datagrams')

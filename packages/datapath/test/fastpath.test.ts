@@ -34,15 +34,14 @@ import {
   MAGLEV_TABLE_SIZE,
   monotonicNowNs,
   type PacketSpec,
-  parsePacket,
   type ServiceState,
-  skbContext,
   TcpFlags,
   u32Codec,
 } from '../src'
 import { policyAnySlot } from '../src/maps/policy'
 import { buildObjects } from './_btf'
 import { decodeRawEvent, type RawEvent } from './_event'
+import { progHelpers } from './_prog'
 
 const TC_ACT_OK = 0
 const TC_ACT_SHOT = 2
@@ -99,29 +98,7 @@ describeKernel(
       events.length = 0
     })
 
-    const run = async (
-      prog: 'from_container' | 'to_container',
-      spec: PacketSpec,
-      ctx: { mark?: number; ifindex?: number } = {},
-    ) => {
-      const r = await dp.program(prog).testRun({
-        data: buildPacket(spec),
-        ...(ctx.mark !== undefined || ctx.ifindex !== undefined ? { ctxIn: skbContext(ctx) } : {}),
-      })
-      return { retval: r.retval, pkt: parsePacket(r.data) }
-    }
-    const tcp = (
-      saddr: string,
-      sport: number,
-      daddr: string,
-      dport: number,
-      flags: number = TcpFlags.SYN,
-    ): PacketSpec => ({ saddr, daddr, sport, dport, protocol: 'TCP', tcpFlags: flags })
-    const drops = (reason: number, dir: 'ingress' | 'egress') => dp.metrics.packets(reason, dir)
-    const waitEvents = async (pred: (e: RawEvent) => boolean) => {
-      for (let i = 0; i < 50 && !events.some(pred); i++) await new Promise((r) => setTimeout(r, 10))
-      return events.filter(pred)
-    }
+    const { run, tcp, drops, waitEvents } = progHelpers(() => dp, events)
     const allowAll = (id: number, direction: 'ingress' | 'egress' = 'egress') =>
       dp.policyMap(id).apply({
         upserts: [

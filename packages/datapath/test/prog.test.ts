@@ -12,13 +12,12 @@ import {
   DropReason,
   MAGLEV_TABLE_SIZE,
   type PacketSpec,
-  parsePacket,
   proxySocketMark,
-  skbContext,
   TcpFlags,
 } from '../src'
 import { buildObjects } from './_btf'
 import { decodeRawEvent, type RawEvent } from './_event'
+import { progHelpers } from './_prog'
 
 const TC_ACT_OK = 0
 const TC_ACT_SHOT = 2
@@ -54,36 +53,7 @@ describeKernel(
       events.length = 0
     })
 
-    const run = async (
-      prog: 'from_container' | 'to_container',
-      spec: PacketSpec,
-      mark?: number,
-    ) => {
-      const r = await dp.program(prog).testRun({
-        data: buildPacket(spec),
-        ...(mark !== undefined ? { ctxIn: skbContext({ mark }) } : {}),
-      })
-      return { retval: r.retval, pkt: parsePacket(r.data) }
-    }
-    const drops = (reason: number, dir: 'ingress' | 'egress') => dp.metrics.packets(reason, dir)
-    const waitEvents = async (pred: (e: RawEvent) => boolean) => {
-      for (let i = 0; i < 50 && !events.some(pred); i++) await new Promise((r) => setTimeout(r, 10))
-      return events.filter(pred)
-    }
-    const tcp = (
-      saddr: string,
-      sport: number,
-      daddr: string,
-      dport: number,
-      flags: number = TcpFlags.SYN,
-    ): PacketSpec => ({
-      saddr,
-      daddr,
-      sport,
-      dport,
-      protocol: 'TCP',
-      tcpFlags: flags,
-    })
+    const { run, tcp, drops, waitEvents } = progHelpers(() => dp, events)
 
     it('ingress: allows by identity and port, drops other ports with POLICY (133)', async () => {
       dp.ipcache.upsert('10.0.2.0/24', 2000)

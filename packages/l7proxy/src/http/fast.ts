@@ -144,7 +144,7 @@ export function serveFast(client: Socket, ctx: FastContext): void {
   }
 
   const finishIfDone = () => {
-    if (!cur || !cur.requestDone || !cur.responseDone) return
+    if (!cur?.requestDone || !cur.responseDone) return
     const keep = cur.keepAlive
     cur = undefined
     if (!keep) {
@@ -206,7 +206,7 @@ export function serveFast(client: Socket, ctx: FastContext): void {
         writeClient(upBuf.subarray(0, n))
         upBuf = upBuf.subarray(n)
         if (!respFramer) respLeft -= n
-        if ((respFramer && respFramer.done) || (!respFramer && respLeft === 0)) {
+        if (respFramer?.done || (!respFramer && respLeft === 0)) {
           const keep = keepUpstreamAfter
           responseDone(keep)
           continue
@@ -358,7 +358,7 @@ export function serveFast(client: Socket, ctx: FastContext): void {
         writeUpstream(buf.subarray(0, n))
         buf = buf.subarray(n)
         if (!x.framer) x.left -= n
-        if ((x.framer && x.framer.done) || (!x.framer && x.left === 0)) {
+        if (x.framer?.done || (!x.framer && x.left === 0)) {
           x.requestDone = true
           state = 'wait'
           finishIfDone()
