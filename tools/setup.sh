@@ -32,7 +32,7 @@ die() { printf 'membrane setup: %s\n' "$*" >&2; exit 1; }
 DEB_PACKAGES=(
   clang-19 llvm-19 libbpf-dev libelf-dev zlib1g-dev bpftool
   iproute2 iptables etcd-server etcd-client
-  iputils-ping curl iperf3 tcpdump wrk
+  iputils-ping curl iperf3 tcpdump wrk ethtool
   protobuf-compiler prometheus dnsmasq chromium openssl
   make g++ python3 procps util-linux
 )
