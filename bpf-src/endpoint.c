@@ -2,10 +2,33 @@
 /* Endpoint programs, attached to the host-side veth of every workload:
  *   from_container: tc ingress of the host veth (packets the workload sends)
  *   to_container:   tc egress of the host veth (packets delivered to the workload)
- * See lib/lxc.h for the packet walk. */
+ * See lib/lxc.h for the packet walk. IPv6 packets continue in from_container6 /
+ * to_container6 through a tail call: each program is verified on its own (the verifier's
+ * 1M-instruction budget and the 512-byte stack are per program, and IPv4 alone uses most of
+ * from_container's). */
 #define ENABLE_BANDWIDTH 1
 #include "lib/lxc.h"
 #include "lib/lxc6.h"
+
+#define MB_CALL_FROM6	0
+#define MB_CALL_TO6	1
+
+int from_container6(struct __sk_buff *skb);
+int to_container6(struct __sk_buff *skb);
+
+/* Filled by libbpf at load with this object's own IPv6 programs; not pinned, so programs of
+ * an earlier load keep calling theirs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, int (void *));
+} mb_calls SEC(".maps") = {
+	.values = {
+		[MB_CALL_FROM6] = (void *)&from_container6,
+		[MB_CALL_TO6] = (void *)&to_container6,
+	},
+};
 
 static __always_inline int mb_endpoint_entry(struct __sk_buff *skb, bool from_container)
 {
@@ -19,12 +42,23 @@ static __always_inline int mb_endpoint_entry(struct __sk_buff *skb, bool from_co
 	case ETH_P_IP:
 		return from_container ? mb_from_container4(skb, ep) : mb_to_container4(skb, ep);
 	case ETH_P_IPV6:
-		return mb_endpoint6(skb, ep, from_container);
+		bpf_tail_call(skb, &mb_calls, from_container ? MB_CALL_FROM6 : MB_CALL_TO6);
+		return mb_drop_raw(skb, dir, (__u16)ep->endpoint_id, DROP_MISSED_TAIL_CALL);
 	case ETH_P_ARP:
 		return TC_ACT_OK;
 	default:
 		return mb_drop_raw(skb, dir, (__u16)ep->endpoint_id, DROP_UNKNOWN_L3);
 	}
+}
+
+static __always_inline int mb_endpoint_entry6(struct __sk_buff *skb, bool from_container)
+{
+	__u8 dir = from_container ? MB_DIR_EGRESS : MB_DIR_INGRESS;
+	struct mb_endpoint *ep = mb_lookup_endpoint(skb->ifindex);
+
+	if (!ep)
+		return mb_drop_raw(skb, dir, 0, DROP_NO_CONFIG);
+	return mb_endpoint6(skb, ep, from_container);
 }
 
 SEC("tc")
@@ -37,6 +71,18 @@ SEC("tc")
 int to_container(struct __sk_buff *skb)
 {
 	return mb_endpoint_entry(skb, false);
+}
+
+SEC("tc")
+int from_container6(struct __sk_buff *skb)
+{
+	return mb_endpoint_entry6(skb, true);
+}
+
+SEC("tc")
+int to_container6(struct __sk_buff *skb)
+{
+	return mb_endpoint_entry6(skb, false);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -150,7 +150,7 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 			};
 			mb_ct_create4(&st, &se, p.tcp_flags, p.len, now);
 		}
-		ret = mb_dnat4(skb, &p, be->address, be->port);
+		ret = mb_dnat4_fast(skb, &p, be->address, be->port);
 		if (ret < 0)
 			return mb_drop4(skb, &p, &t, ret, 0);
 		svc_nat = true;
@@ -326,7 +326,7 @@ forward:
 	/* Benchmark objects run one packet many times (BPF_PROG_TEST_RUN repeat): put the
 	 * service address back so that every run translates again. */
 	if (svc_nat)
-		mb_dnat4(skb, &p, orig_daddr, orig_dport);
+		mb_dnat4_fast(skb, &p, orig_daddr, orig_dport);
 #endif
 	return TC_ACT_OK;
 }
@@ -373,7 +373,7 @@ static __always_inline int mb_to_container4(struct __sk_buff *skb, const struct 
 			t.flags |= MB_EVF_NAT;
 			t.orig_daddr = p.saddr;
 			t.orig_dport = p.sport;
-			ret = mb_snat4(skb, &p, ct->rev_nat_addr, ct->rev_nat_port);
+			ret = mb_snat4_fast(skb, &p, ct->rev_nat_addr, ct->rev_nat_port);
 			if (ret < 0)
 				return mb_drop4(skb, &p, &t, ret, 0);
 		}

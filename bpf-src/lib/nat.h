@@ -122,7 +122,7 @@ static __always_inline int mb_l4_csum_inline(struct __sk_buff *skb, void *data, 
  * through bpf_l4_csum_replace, which knows about CHECKSUM_PARTIAL. Falls back to the
  * store/replace helpers when the headers are not in the linear area. */
 static __always_inline int mb_nat4(struct __sk_buff *skb, struct mb_pkt4 *p, bool dst,
-				   __be32 new_addr, __be16 new_port)
+				   __be32 new_addr, __be16 new_port, bool inline_csum)
 {
 	__be32 old_addr = dst ? p->daddr : p->saddr;
 	__be16 old_port = dst ? p->dport : p->sport;
@@ -159,8 +159,8 @@ static __always_inline int mb_nat4(struct __sk_buff *skb, struct mb_pkt4 *p, boo
 	if (l4) {
 		if (!ports)
 			old_port = new_port;	/* no port in the checksum (ICMP has no pseudo-header) */
-		ret = mb_l4_csum_inline(skb, data, data_end, p, old_addr, new_addr, old_port,
-					new_port);
+		ret = inline_csum ? mb_l4_csum_inline(skb, data, data_end, p, old_addr, new_addr,
+						      old_port, new_port) : 1;
 		if (ret > 0)
 			ret = mb_l4_rewrite_csum(skb, p, old_addr, new_addr, old_port, new_port);
 		if (ret < 0)
@@ -194,16 +194,32 @@ done:
 	return 0;
 }
 
-/* Rewrite the destination to new_addr:new_port (DNAT). */
+/* Rewrite the destination to new_addr:new_port (DNAT), the L4 checksum through the helpers.
+ * The _fast variants compute it inline (mb_l4_csum_inline): they are used on the hot paths
+ * only (service DNAT, reverse NAT of service replies), because every inlined copy of that
+ * code multiplies the verifier's work on from_container, which is near its 1M-instruction
+ * limit. */
 static __always_inline int mb_dnat4(struct __sk_buff *skb, struct mb_pkt4 *p, __be32 new_addr,
 				    __be16 new_port)
 {
-	return mb_nat4(skb, p, true, new_addr, new_port);
+	return mb_nat4(skb, p, true, new_addr, new_port, false);
+}
+
+static __always_inline int mb_dnat4_fast(struct __sk_buff *skb, struct mb_pkt4 *p,
+					 __be32 new_addr, __be16 new_port)
+{
+	return mb_nat4(skb, p, true, new_addr, new_port, true);
 }
 
 /* Rewrite the source to new_addr:new_port (reverse NAT of a reply). */
 static __always_inline int mb_snat4(struct __sk_buff *skb, struct mb_pkt4 *p, __be32 new_addr,
 				    __be16 new_port)
 {
-	return mb_nat4(skb, p, false, new_addr, new_port);
+	return mb_nat4(skb, p, false, new_addr, new_port, false);
+}
+
+static __always_inline int mb_snat4_fast(struct __sk_buff *skb, struct mb_pkt4 *p,
+					 __be32 new_addr, __be16 new_port)
+{
+	return mb_nat4(skb, p, false, new_addr, new_port, true);
 }

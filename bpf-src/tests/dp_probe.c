@@ -102,8 +102,8 @@ int probe_dnat_twice(struct __sk_buff *skb)
 		return 2;
 	daddr = p.daddr;
 	dport = p.dport;
-	mb_dnat4(skb, &p, bpf_htonl(0x0a000301), bpf_htons(8080));
-	mb_dnat4(skb, &p, daddr, dport);
+	mb_dnat4_fast(skb, &p, bpf_htonl(0x0a000301), bpf_htons(8080));
+	mb_dnat4_fast(skb, &p, daddr, dport);
 	return 0;
 }
 

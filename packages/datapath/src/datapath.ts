@@ -454,8 +454,10 @@ export class Datapath {
     return this.#endpointObj.map(name)
   }
 
-  /** A program of the endpoint object: `from_container` or `to_container`. */
-  program(name: 'from_container' | 'to_container'): ProgramLike {
+  /** A program of the endpoint object: `from_container`, `to_container` (attached) or the IPv6 halves they tail-call. */
+  program(
+    name: 'from_container' | 'to_container' | 'from_container6' | 'to_container6',
+  ): ProgramLike {
     this.#check()
     return this.#endpointObj.program(name)
   }

@@ -14,6 +14,9 @@ import {
 import { formatIpv6 } from '../src/internal/ip'
 import { buildObjects } from './_btf'
 
+const TC_ACT_OK = 0
+const TC_ACT_SHOT = 2
+
 const OK = 0
 const SHOT = 2
 const EP = {
@@ -331,6 +334,33 @@ describeKernel(
       } finally {
         dp.services.delete('fd00:96::20', 443)
       }
+    })
+
+    it('IPv6 continues in its own programs through the mb_calls tail call; without the slot it is MISSED_TAIL_CALL (140)', async () => {
+      dp.policyMap(EP.id).apply({
+        upserts: [
+          {
+            key: { identity: 2000, direction: 'egress', protocol: 6, port: 80 },
+            value: { deny: false },
+          },
+        ],
+      })
+      const calls = dp.map('mb_calls')
+      const slot = Buffer.alloc(4) // MB_CALL_FROM6
+      const packet = tcp(EP.ip6, 41000, 'fd00:2::5', 80)
+      expect((await run('from_container', packet)).retval).toBe(TC_ACT_OK)
+      const before = dp.metrics.packets(DropReason.MISSED_TAIL_CALL, 'egress')
+      const fd = (dp.program('from_container6') as unknown as { fd: number }).fd
+      expect(calls.delete(slot)).toBe(true)
+      try {
+        expect((await run('from_container', packet)).retval).toBe(TC_ACT_SHOT)
+        expect(dp.metrics.packets(DropReason.MISSED_TAIL_CALL, 'egress')).toBe(before + 1n)
+      } finally {
+        const v = Buffer.alloc(4)
+        v.writeUInt32LE(fd, 0)
+        calls.update(slot, v)
+      }
+      expect((await run('from_container', packet)).retval).toBe(TC_ACT_OK)
     })
   },
 )
