@@ -41,7 +41,60 @@ struct mb_pkt6 {
 	__u16  icmp_type_code;
 	__u32  l4_off;
 	__u32  len;
+	/* ICMPv6 errors (destination unreachable, packet too big, time exceeded, parameter
+	 * problem): the packet they are about (inner header without extension headers). */
+	__u8   related;
+	__u8   in_proto;
+	__be16 in_sport;
+	__be16 in_dport;
+	__u16  pad;
+	union mb_v6addr in_saddr;
+	union mb_v6addr in_daddr;
 };
+
+#define ICMPV6_DEST_UNREACH	1
+#define ICMPV6_PARAMPROB	4	/* 1..4 are the error messages */
+
+/* Read the inner packet of an ICMPv6 error: TCP/UDP ports, or an echo's identifier (as
+ * mb_parse6 reads it for the echo itself). */
+static __always_inline void mb_parse6_related(struct __sk_buff *skb, struct mb_pkt6 *p)
+{
+	struct {
+		struct ipv6hdr ip;
+		__be16 l4[4];
+	} __attribute__((packed)) in;
+
+	if (bpf_skb_load_bytes(skb, p->l4_off + 8, &in, sizeof(in)) < 0)
+		return;
+	if (in.ip.version != 6)
+		return;
+	p->in_proto = in.ip.nexthdr;
+	p->in_sport = 0;
+	p->in_dport = 0;
+	switch (in.ip.nexthdr) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		p->in_sport = in.l4[0];
+		p->in_dport = in.l4[1];
+		break;
+	case IPPROTO_ICMPV6: {
+		__u8 type = bpf_ntohs(in.l4[0]) >> 8;
+
+		if (type == ICMPV6_ECHO_REQUEST)
+			p->in_sport = in.l4[2];
+		else if (type == ICMPV6_ECHO_REPLY)
+			p->in_dport = in.l4[2];
+		else
+			return;
+		break;
+	}
+	default:
+		return;
+	}
+	__builtin_memcpy(&p->in_saddr, &in.ip.saddr, 16);
+	__builtin_memcpy(&p->in_daddr, &in.ip.daddr, 16);
+	p->related = 1;
+}
 
 struct mb_ct_tuple6 {
 	union mb_v6addr daddr;
@@ -101,6 +154,7 @@ static __always_inline int mb_parse6(struct __sk_buff *skb, struct mb_pkt6 *p)
 	p->dport = 0;
 	p->tcp_flags = 0;
 	p->icmp_type_code = 0;
+	p->related = 0;
 
 	switch (h.ip.nexthdr) {
 	case IPPROTO_TCP: {
@@ -134,6 +188,8 @@ static __always_inline int mb_parse6(struct __sk_buff *skb, struct mb_pkt6 *p)
 			__builtin_memcpy(&p->sport, &hdr[4], 2);
 		else if (hdr[0] == ICMPV6_ECHO_REPLY)
 			__builtin_memcpy(&p->dport, &hdr[4], 2);
+		else if (hdr[0] >= ICMPV6_DEST_UNREACH && hdr[0] <= ICMPV6_PARAMPROB)
+			mb_parse6_related(skb, p);
 		return 0;
 	}
 	default:
@@ -269,6 +325,30 @@ static __always_inline enum mb_ct_status mb_ct_lookup6(const struct mb_pkt6 *p,
 	e = bpf_map_lookup_elem(&mb_ct6, &rev);
 	*entry = e;
 	return e ? MB_CT_REPLY : MB_CT_NEW;
+}
+
+/* An ICMPv6 error about a tracked connection (its inner packet's tuple, either way round) is
+ * related traffic: it passes without a policy lookup, like a reply (Packet Too Big must reach
+ * the sender for path MTU discovery). Its inner header is not translated back for service
+ * flows. */
+static __always_inline bool mb_ct_related6(const struct mb_pkt6 *p)
+{
+	struct mb_ct_tuple6 t = {};
+
+	if (!p->related)
+		return false;
+	__builtin_memcpy(&t.daddr, &p->in_daddr, 16);
+	__builtin_memcpy(&t.saddr, &p->in_saddr, 16);
+	t.dport = p->in_dport;
+	t.sport = p->in_sport;
+	t.nexthdr = p->in_proto;
+	if (bpf_map_lookup_elem(&mb_ct6, &t))
+		return true;
+	__builtin_memcpy(&t.daddr, &p->in_saddr, 16);
+	__builtin_memcpy(&t.saddr, &p->in_daddr, 16);
+	t.dport = p->in_sport;
+	t.sport = p->in_dport;
+	return bpf_map_lookup_elem(&mb_ct6, &t) != NULL;
 }
 
 static __always_inline int mb_ct_create6(const struct mb_ct_tuple6 *tuple, struct mb_ct_entry *e,

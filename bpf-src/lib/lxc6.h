@@ -252,6 +252,11 @@ static __always_inline int mb_endpoint6(struct __sk_buff *skb, const struct mb_e
 		}
 	}
 
+	if (unlikely(p.related) && mb_ct_related6(&p)) {
+		t.flags |= MB_EVF_REPLY;
+		goto forward;
+	}
+
 	switch (mb_ct_lookup6(&p, &tuple, &ct)) {
 	case MB_CT_ESTABLISHED:
 		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, false, now);
@@ -318,6 +323,7 @@ static __always_inline int mb_endpoint6(struct __sk_buff *skb, const struct mb_e
 		break;
 	}
 
+forward:
 	ret = from_container ? mb_bandwidth_egress(skb, ep->endpoint_id) :
 			       mb_bandwidth_ingress(skb, ep->endpoint_id);
 	if (ret < 0)

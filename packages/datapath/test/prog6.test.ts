@@ -336,6 +336,35 @@ describeKernel(
       }
     })
 
+    it('ICMPv6 errors about a tracked flow pass as related traffic (Packet Too Big); others meet policy', async () => {
+      dp.policyMap(EP.id).apply({
+        upserts: [
+          {
+            key: { identity: 2000, direction: 'egress', protocol: 6, port: 80 },
+            value: { deny: false },
+          },
+        ],
+      })
+      const syn = tcp(EP.ip6, 41200, 'fd00:2::5', 80)
+      expect((await run('from_container', syn)).retval).toBe(TC_ACT_OK)
+      // A router on the way answers Packet Too Big (type 2) about that SYN: no ingress entry
+      // allows ICMPv6 to the endpoint, yet it passes, being about a tracked connection.
+      const about = (spec: PacketSpec6) => buildPacket6(spec).subarray(14, 14 + 40 + 8)
+      const ptb = (inner: Buffer): PacketSpec6 => ({
+        saddr: 'fd00:2::1',
+        daddr: EP.ip6,
+        protocol: 'ICMPV6',
+        icmpType: 2,
+        payload: inner,
+      })
+      const before = dp.metrics.packets(DropReason.POLICY, 'ingress')
+      expect((await run('to_container', ptb(about(syn)))).retval).toBe(TC_ACT_OK)
+      // About a connection nobody opened: policy applies (no entry: 133).
+      const other = tcp(EP.ip6, 41201, 'fd00:2::5', 80)
+      expect((await run('to_container', ptb(about(other)))).retval).toBe(TC_ACT_SHOT)
+      expect(dp.metrics.packets(DropReason.POLICY, 'ingress')).toBe(before + 1n)
+    })
+
     it('IPv6 continues in its own programs through the mb_calls tail call; without the slot it is MISSED_TAIL_CALL (140)', async () => {
       dp.policyMap(EP.id).apply({
         upserts: [
