@@ -20,9 +20,6 @@ export const configCodec = struct('mb_config', 64, {
   hairpinIp6: f.ipv6(48),
 })
 
-/** `MB_EP_DIRECT_ENTRIES` (lib/common.h): ifindexes below it have a slot in `mb_ep_direct`. */
-export const EP_DIRECT_ENTRIES = 65536
-
 /** `struct mb_endpoint` (lib/common.h): value of mb_endpoints (by ifindex) and mb_lxc4 (by IP). */
 export const endpointCodec = struct('mb_endpoint', 48, {
   endpointId: f.u32(0),

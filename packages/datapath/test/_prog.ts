@@ -1,14 +1,21 @@
 /**
- * Helpers shared by the BPF_PROG_TEST_RUN tests of the IPv4 endpoint programs: run one packet
- * through a program, build a TCP packet spec, read drop counters, wait for ring-buffer events.
- * Each test file keeps its own Datapath setup (options and what is reset differ).
+ * Helpers shared by the BPF_PROG_TEST_RUN tests of the endpoint programs: run one packet
+ * through a program (IPv4 or IPv6), build a TCP packet spec, read drop counters, wait for
+ * ring-buffer events, predict a Maglev service's backend with @membrane/maglev. Each test file
+ * keeps its own Datapath setup (options and what is reset differ).
  */
+import { buildLookupTable, flowHash } from '@membrane/maglev'
 import {
   buildPacket,
+  buildPacket6,
   type Datapath,
+  MAGLEV_TABLE_SIZE,
   type PacketSpec,
+  type PacketSpec6,
   type ParsedPacket,
   parsePacket,
+  parsePacket6,
+  type ServiceState,
   skbContext,
   TcpFlags,
 } from '../src'
@@ -47,4 +54,51 @@ export function progHelpers(dp: () => Datapath, events: RawEvent[]) {
     return events.filter(pred)
   }
   return { run, tcp, drops, waitEvents }
+}
+
+/** The IPv6 counterparts of {@link progHelpers}' `run` and `tcp`. */
+export function progHelpers6(dp: () => Datapath) {
+  const run = async (
+    prog: 'from_container' | 'to_container',
+    spec: PacketSpec6,
+    ctx: RunContext = {},
+  ) => {
+    const c = typeof ctx === 'number' ? { mark: ctx } : ctx
+    const r = await dp()
+      .program(prog)
+      .testRun({
+        data: buildPacket6(spec),
+        ...(c.mark !== undefined || c.ifindex !== undefined ? { ctxIn: skbContext(c) } : {}),
+      })
+    return { retval: r.retval, pkt: parsePacket6(r.data) }
+  }
+  const tcp = (
+    saddr: string,
+    sport: number,
+    daddr: string,
+    dport: number,
+    flags: number = TcpFlags.SYN,
+  ): PacketSpec6 => ({ saddr, daddr, sport, dport, protocol: 'TCP', tcpFlags: flags })
+  return { run, tcp }
+}
+
+/**
+ * The backend address @membrane/maglev predicts for a TCP flow to a Maglev service (its own
+ * table and flow hash, independent of what the datapath wrote).
+ */
+export function maglevPredictor(svc: ServiceState) {
+  const table = buildLookupTable(
+    svc.backends.map((b) => ({
+      id: b.id,
+      address: b.address,
+      port: b.port,
+      protocol: 'TCP' as const,
+    })),
+    { tableSize: MAGLEV_TABLE_SIZE },
+  )
+  const byId = new Map(svc.backends.map((b) => [b.id, b.address]))
+  return (saddr: string, sport: number, dport: number) =>
+    byId.get(
+      table[flowHash({ saddr, sport, dport, protocol: 'TCP' }) % MAGLEV_TABLE_SIZE] as number,
+    )
 }

@@ -10,7 +10,6 @@
  * unless the context names another interface, so the main endpoint sits on ifindex 1.
  */
 import { readdirSync, readFileSync } from 'node:fs'
-import { buildLookupTable, flowHash } from '@membrane/maglev'
 import {
   describeKernel,
   run as exec,
@@ -41,7 +40,7 @@ import {
 import { policyAnySlot } from '../src/maps/policy'
 import { buildObjects } from './_btf'
 import { decodeRawEvent, type RawEvent } from './_event'
-import { progHelpers } from './_prog'
+import { maglevPredictor, progHelpers } from './_prog'
 
 const TC_ACT_OK = 0
 const TC_ACT_SHOT = 2
@@ -108,22 +107,7 @@ describeKernel(
           },
         ],
       })
-    const predictor = (svc: ServiceState) => {
-      const table = buildLookupTable(
-        svc.backends.map((b) => ({
-          id: b.id,
-          address: b.address,
-          port: b.port,
-          protocol: 'TCP' as const,
-        })),
-        { tableSize: MAGLEV_TABLE_SIZE },
-      )
-      const byId = new Map(svc.backends.map((b) => [b.id, b.address]))
-      return (saddr: string, sport: number, dport: number) =>
-        byId.get(
-          table[flowHash({ saddr, sport, dport, protocol: 'TCP' }) % MAGLEV_TABLE_SIZE] as number,
-        )
-    }
+    const predictor = maglevPredictor
 
     // ---- mb_ep_direct -------------------------------------------------------------------
 

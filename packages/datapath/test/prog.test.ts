@@ -1,23 +1,16 @@
-/**
- * BPF_PROG_TEST_RUN unit tests of bpf-src/endpoint.o: real verifier-loaded programs, packets
- * from the packet builder, maps filled through the TS API. test_run runs tc programs on the
- * loopback device (ifindex 1), so the endpoint under test is registered on ifindex 1.
- */
-import { buildLookupTable, flowHash } from '@membrane/maglev'
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
 import {
   buildPacket,
   Datapath,
   DropReason,
-  MAGLEV_TABLE_SIZE,
   type PacketSpec,
   proxySocketMark,
   TcpFlags,
 } from '../src'
 import { buildObjects } from './_btf'
 import { decodeRawEvent, type RawEvent } from './_event'
-import { progHelpers } from './_prog'
+import { maglevPredictor, progHelpers } from './_prog'
 
 const TC_ACT_OK = 0
 const TC_ACT_SHOT = 2
@@ -463,26 +456,12 @@ describeKernel(
       })
       const backends = [1, 2, 3, 4, 5].map((i) => ({ address: `10.0.4.${i}`, port: 8080 }))
       const svc = dp.services.upsert({ address: '10.96.0.20', port: 80, backends })
-      const table = buildLookupTable(
-        svc.backends.map((b) => ({
-          id: b.id,
-          address: b.address,
-          port: b.port,
-          protocol: 'TCP' as const,
-        })),
-        { tableSize: MAGLEV_TABLE_SIZE },
-      )
-      const byId = new Map(svc.backends.map((b) => [b.id, b.address]))
+      const predict = maglevPredictor(svc)
       const seen = new Set<string>()
       for (let i = 0; i < 40; i++) {
         const sport = 20000 + i * 7
         const out = await run('from_container', tcp(EP.ip, sport, '10.96.0.20', 80))
-        const predicted = byId.get(
-          table[
-            flowHash({ saddr: EP.ip, sport, dport: 80, protocol: 'TCP' }) % MAGLEV_TABLE_SIZE
-          ] as number,
-        )
-        expect(out.pkt.daddr).toBe(predicted)
+        expect(out.pkt.daddr).toBe(predict(EP.ip, sport, 80))
         seen.add(out.pkt.daddr)
       }
       expect(seen.size).toBeGreaterThan(2)

@@ -8,18 +8,16 @@
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
 import {
-  buildPacket6,
   Datapath,
   DEFAULT_HAIRPIN_IP6,
   DropReason,
   type PacketSpec6,
-  parsePacket6,
   proxySocketMark,
-  skbContext,
   TcpFlags,
 } from '../src'
 import { formatIpv6 } from '../src/internal/ip'
 import { buildObjects } from './_btf'
+import { progHelpers6 } from './_prog'
 
 const OK = 0
 const SHOT = 2
@@ -64,24 +62,7 @@ describeKernel(
       events.length = 0
     })
 
-    const run = async (
-      prog: 'from_container' | 'to_container',
-      spec: PacketSpec6,
-      mark?: number,
-    ) => {
-      const r = await dp.program(prog).testRun({
-        data: buildPacket6(spec),
-        ...(mark !== undefined ? { ctxIn: skbContext({ mark }) } : {}),
-      })
-      return { retval: r.retval, pkt: parsePacket6(r.data) }
-    }
-    const tcp = (
-      saddr: string,
-      sport: number,
-      daddr: string,
-      dport: number,
-      flags: number = TcpFlags.SYN,
-    ): PacketSpec6 => ({ saddr, daddr, sport, dport, protocol: 'TCP', tcpFlags: flags })
+    const { run, tcp } = progHelpers6(() => dp)
     const egressProxy = (port: number, proxyPort: number, protocol = 6) =>
       dp.policyMap(EP.id).apply({
         upserts: [

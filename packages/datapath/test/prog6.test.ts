@@ -1,18 +1,9 @@
-/** BPF_PROG_TEST_RUN tests of the IPv6 paths of endpoint.o (policy, conntrack, ND, events). */
-import { buildLookupTable, flowHash } from '@membrane/maglev'
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
-import {
-  buildPacket6,
-  Datapath,
-  DropReason,
-  MAGLEV_TABLE_SIZE,
-  type PacketSpec6,
-  parsePacket6,
-  TcpFlags,
-} from '../src'
+import { buildPacket6, Datapath, DropReason, type PacketSpec6, TcpFlags } from '../src'
 import { formatIpv6 } from '../src/internal/ip'
 import { buildObjects } from './_btf'
+import { maglevPredictor, progHelpers6 } from './_prog'
 
 const TC_ACT_OK = 0
 const TC_ACT_SHOT = 2
@@ -56,24 +47,7 @@ describeKernel(
       dp.endpoints.upsert(EP)
     })
 
-    const run = async (prog: 'from_container' | 'to_container', spec: PacketSpec6) => {
-      const r = await dp.program(prog).testRun({ data: buildPacket6(spec) })
-      return { retval: r.retval, pkt: parsePacket6(r.data) }
-    }
-    const tcp = (
-      saddr: string,
-      sport: number,
-      daddr: string,
-      dport: number,
-      flags: number = TcpFlags.SYN,
-    ): PacketSpec6 => ({
-      saddr,
-      daddr,
-      sport,
-      dport,
-      protocol: 'TCP',
-      tcpFlags: flags,
-    })
+    const { run, tcp } = progHelpers6(() => dp)
 
     it('ingress policy by identity and port; the drop event carries IPv6 addresses', async () => {
       dp.policyMap(EP.id).apply({
@@ -308,26 +282,12 @@ describeKernel(
         backends: [1, 2, 3, 4].map((i) => ({ address: `fd00:4::${i}`, port: 8443 })),
       })
       try {
-        const table = buildLookupTable(
-          svc.backends.map((b) => ({
-            id: b.id,
-            address: b.address,
-            port: b.port,
-            protocol: 'TCP' as const,
-          })),
-          { tableSize: MAGLEV_TABLE_SIZE },
-        )
-        const byId = new Map(svc.backends.map((b) => [b.id, b.address]))
+        const predict = maglevPredictor(svc)
         const seen = new Set<string>()
         for (let i = 0; i < 30; i++) {
           const sport = 30000 + i * 11
           const out = await run('from_container', tcp(EP.ip6, sport, 'fd00:96::20', 443))
-          const predicted = byId.get(
-            table[
-              flowHash({ saddr: EP.ip6, sport, dport: 443, protocol: 'TCP' }) % MAGLEV_TABLE_SIZE
-            ] as number,
-          )
-          expect(out.pkt.daddr).toBe(predicted)
+          expect(out.pkt.daddr).toBe(predict(EP.ip6, sport, 443))
           seen.add(out.pkt.daddr)
         }
         expect(seen.size).toBeGreaterThan(1)

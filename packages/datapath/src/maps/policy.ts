@@ -369,9 +369,6 @@ export class PolicyMap {
 /** A summary count as the u32 of an `mb_policy_any` slot (saturating). */
 const u32 = (n: bigint) => Number(n > 0xffffffffn ? 0xffffffffn : n < 0n ? 0n : n)
 
-/** `MB_POLICY_ANY_ENTRIES` (lib/policy.h): slots of `mb_policy_any`. */
-export const POLICY_ANY_ENTRIES = 65536 * 2
-
 /** The `mb_policy_any` slot of an endpoint and direction (0 ingress, 1 egress). */
 export function policyAnySlot(endpointId: number, direction: number): number {
   return ((endpointId << 1) | (direction & 1)) >>> 0
