@@ -10,12 +10,10 @@ import { readFileSync } from 'node:fs'
 import {
   describeKernel,
   killAndWait,
-  type NetNamespace,
-  run,
   TestNetwork,
   tempBpffsDir,
-  uniqueName,
-  WORKLOAD_GATEWAY,
+  type WorkloadNamespace,
+  workloadNamespace,
 } from '@membrane/test-utils'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { Datapath, u32Codec } from '../src'
@@ -24,65 +22,24 @@ import { attach, client, startServer, type Workload, workload } from './_topolog
 
 const VIP = '10.96.219.1'
 
-/**
- * A workload namespace wired like test-utils' workloadNamespace, but whose host-side veth is
- * created with a chosen ifindex (>= 65536 here). The pair goes with the namespace.
- */
+/** A workload namespace (test-utils' wiring) whose host-side veth has an ifindex >= 65536. */
 async function workloadAtIndex(
   net: TestNetwork,
   ip: string,
-): Promise<{ ns: NetNamespace; hostIf: string; ifindex: number; mac: string }> {
-  const ns = await net.namespace()
-  const hostIf = `${uniqueName()}h`
-  let ifindex = 0
-  for (let attempt = 0; attempt < 5 && !ifindex; attempt++) {
+): Promise<WorkloadNamespace & { ifindex: number }> {
+  for (let attempt = 0; attempt < 5; attempt++) {
     const candidate = 70000 + Math.floor(Math.random() * 500000)
+    let w: WorkloadNamespace
     try {
-      await run('ip', [
-        'link',
-        'add',
-        'name',
-        hostIf,
-        'index',
-        String(candidate),
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'eth0',
-        'netns',
-        ns.name,
-      ])
-      ifindex = candidate
+      w = await workloadNamespace(net, ip, { hostIfindex: candidate })
     } catch {
-      // index taken: another
+      continue // index taken: another
     }
+    const ifindex = Number(readFileSync(`/sys/class/net/${w.hostIf}/ifindex`, 'utf8').trim())
+    expect(ifindex).toBe(candidate)
+    return { ...w, ifindex }
   }
-  if (!ifindex) throw new Error('could not create a veth with an ifindex >= 65536')
-  expect(Number(readFileSync(`/sys/class/net/${hostIf}/ifindex`, 'utf8').trim())).toBe(ifindex)
-  const hostMac = readFileSync(`/sys/class/net/${hostIf}/address`, 'utf8').trim()
-  await run('ip', ['link', 'set', hostIf, 'up'])
-  await ns.exec('ip', ['link', 'set', 'eth0', 'up'])
-  await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1'])
-  await ns.exec('ip', ['addr', 'add', `${ip}/32`, 'dev', 'eth0'])
-  await ns.exec('ip', ['route', 'add', WORKLOAD_GATEWAY, 'dev', 'eth0', 'scope', 'link'])
-  await ns.exec('ip', ['route', 'add', 'default', 'via', WORKLOAD_GATEWAY, 'dev', 'eth0'])
-  await ns.exec('ip', [
-    'neigh',
-    'replace',
-    WORKLOAD_GATEWAY,
-    'lladdr',
-    hostMac,
-    'dev',
-    'eth0',
-    'nud',
-    'permanent',
-  ])
-  await run('sysctl', ['-qw', `net.ipv6.conf.${hostIf}.disable_ipv6=1`])
-  await run('ip', ['route', 'add', `${ip}/32`, 'dev', hostIf])
-  await run('sysctl', ['-qw', `net.ipv4.conf.${hostIf}.forwarding=1`])
-  const mac = (await ns.exec('cat', ['/sys/class/net/eth0/address'])).stdout.trim()
-  return { ns, hostIf, ifindex, mac }
+  throw new Error('could not create a veth with an ifindex >= 65536')
 }
 
 describeKernel(

@@ -25,9 +25,17 @@ export interface WorkloadNamespace {
  * const w = await workloadNamespace(net, '10.200.0.2')
  * await datapath.attachEndpoint({ id: 1, ifname: w.hostIf, ip: w.ip, mac: w.mac, identity: 256 })
  */
-export async function workloadNamespace(net: TestNetwork, ip: string): Promise<WorkloadNamespace> {
+export async function workloadNamespace(
+  net: TestNetwork,
+  ip: string,
+  options: { hostIfindex?: number } = {},
+): Promise<WorkloadNamespace> {
   const ns = await net.namespace()
-  const pair = await net.veth({ nsB: ns, nameB: 'eth0' })
+  const pair = await net.veth({
+    nsB: ns,
+    nameB: 'eth0',
+    ...(options.hostIfindex !== undefined ? { indexA: options.hostIfindex } : {}),
+  })
   const hostMac = readFileSync(`/sys/class/net/${pair.a}/address`, 'utf8').trim()
   const gw = WORKLOAD_GATEWAY
   await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1'])

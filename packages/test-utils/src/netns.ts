@@ -38,6 +38,8 @@ export interface VethOptions {
   addrB?: string
   /** Name of end B inside its namespace (default: unique). Useful for `eth0`. */
   nameB?: string
+  /** ifindex for end A (e.g. >= 65536, to test ifindex-keyed code); EEXIST when it is taken. */
+  indexA?: number
 }
 
 /**
@@ -80,7 +82,20 @@ export class TestNetwork {
     const tmpB = `${base}b`
     const nsA = options.nsA ?? null
     const nsB = options.nsB ?? null
-    await run('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', tmpB])
+    const index = options.indexA
+    if (index !== undefined && (!Number.isInteger(index) || index < 1 || index > 0x7fffffff))
+      throw new RangeError(`veth indexA: expected an ifindex 1..2^31-1, got ${String(index)}`)
+    await run('ip', [
+      'link',
+      'add',
+      a,
+      ...(index !== undefined ? ['index', String(index)] : []),
+      'type',
+      'veth',
+      'peer',
+      'name',
+      tmpB,
+    ])
     this.#hostLinks.add(a)
     try {
       if (nsA) {

@@ -44,6 +44,20 @@ describeKernel('network namespaces and veth', ['netns'], () => {
     await expect(run('ip', ['link', 'show', pair.a])).rejects.toThrow(/does not exist/)
   })
 
+  it('veth indexA gives end A that ifindex (a bad one is refused before anything is made)', async () => {
+    const scope = new TestNetwork()
+    try {
+      const index = 90000 + Math.floor(Math.random() * 400000)
+      const pair = await scope.veth({ indexA: index })
+      const { stdout } = await run('cat', [`/sys/class/net/${pair.a}/ifindex`])
+      expect(Number(stdout.trim())).toBe(index)
+      await expect(scope.veth({ indexA: 0 })).rejects.toThrow(/indexA/)
+      await expect(scope.veth({ indexA: 1.5 })).rejects.toThrow(/indexA/)
+    } finally {
+      await scope.cleanup()
+    }
+  })
+
   it('processes spawned in a namespace are killed on cleanup', async () => {
     const scope = new TestNetwork()
     const ns = await scope.namespace()
