@@ -24,29 +24,40 @@ import type { RawEvent } from './_event'
 /** skb fields a test may set: a mark (a number means the mark) and/or the ifindex. */
 export type RunContext = number | { mark?: number; ifindex?: number }
 
-export function progHelpers(dp: () => Datapath, events: RawEvent[]) {
-  /** One packet through a program: its verdict and the packet as it left. */
-  const run = async (
+/** A runner: one packet through a program, its verdict and the packet as it left. */
+function runner<Spec, Parsed>(
+  dp: () => Datapath,
+  build: (spec: Spec) => Buffer,
+  parse: (frame: Buffer) => Parsed,
+) {
+  return async (
     prog: 'from_container' | 'to_container',
-    spec: PacketSpec,
+    spec: Spec,
     ctx: RunContext = {},
-  ): Promise<{ retval: number; pkt: ParsedPacket }> => {
+  ): Promise<{ retval: number; pkt: Parsed }> => {
     const c = typeof ctx === 'number' ? { mark: ctx } : ctx
     const r = await dp()
       .program(prog)
       .testRun({
-        data: buildPacket(spec),
+        data: build(spec),
         ...(c.mark !== undefined || c.ifindex !== undefined ? { ctxIn: skbContext(c) } : {}),
       })
-    return { retval: r.retval, pkt: parsePacket(r.data) }
+    return { retval: r.retval, pkt: parse(r.data) }
   }
-  const tcp = (
-    saddr: string,
-    sport: number,
-    daddr: string,
-    dport: number,
-    flags: number = TcpFlags.SYN,
-  ): PacketSpec => ({ saddr, daddr, sport, dport, protocol: 'TCP', tcpFlags: flags })
+}
+
+/** A TCP packet spec (SYN unless told) for either family's builder. */
+const tcpSpec = (
+  saddr: string,
+  sport: number,
+  daddr: string,
+  dport: number,
+  flags: number = TcpFlags.SYN,
+) => ({ saddr, daddr, sport, dport, protocol: 'TCP' as const, tcpFlags: flags })
+
+export function progHelpers(dp: () => Datapath, events: RawEvent[]) {
+  const run = runner<PacketSpec, ParsedPacket>(dp, buildPacket, parsePacket)
+  const tcp: (...a: Parameters<typeof tcpSpec>) => PacketSpec = tcpSpec
   const drops = (reason: number, dir: 'ingress' | 'egress') => dp().metrics.packets(reason, dir)
   /** The events matching `pred`, after waiting up to 0.5 s for the first. */
   const waitEvents = async (pred: (e: RawEvent) => boolean) => {
@@ -58,27 +69,8 @@ export function progHelpers(dp: () => Datapath, events: RawEvent[]) {
 
 /** The IPv6 counterparts of {@link progHelpers}' `run` and `tcp`. */
 export function progHelpers6(dp: () => Datapath) {
-  const run = async (
-    prog: 'from_container' | 'to_container',
-    spec: PacketSpec6,
-    ctx: RunContext = {},
-  ) => {
-    const c = typeof ctx === 'number' ? { mark: ctx } : ctx
-    const r = await dp()
-      .program(prog)
-      .testRun({
-        data: buildPacket6(spec),
-        ...(c.mark !== undefined || c.ifindex !== undefined ? { ctxIn: skbContext(c) } : {}),
-      })
-    return { retval: r.retval, pkt: parsePacket6(r.data) }
-  }
-  const tcp = (
-    saddr: string,
-    sport: number,
-    daddr: string,
-    dport: number,
-    flags: number = TcpFlags.SYN,
-  ): PacketSpec6 => ({ saddr, daddr, sport, dport, protocol: 'TCP', tcpFlags: flags })
+  const run = runner(dp, buildPacket6, parsePacket6)
+  const tcp: (...a: Parameters<typeof tcpSpec>) => PacketSpec6 = tcpSpec
   return { run, tcp }
 }
 
