@@ -323,17 +323,25 @@ async function runAgent(args: string[], io: CliIo): Promise<number> {
     io.out(`removed ${n} endpoint(s), the services and the pins under ${config.bpffsRoot}\n`)
     return 0
   }
-  const daemon = await startDaemon({ config })
-  io.err(`membrane agent: API on ${daemon.socketPath}, metrics and UI on ${daemon.httpUrl}\n`)
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      void daemon.stop().then(resolve)
-    }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
-  })
+  // The handlers go in before the agent starts: a SIGTERM sent as soon as it says it is up (or
+  // while it starts) is a graceful stop, never the default action's abrupt exit.
+  let stopRequested = false
+  let wake = () => {}
+  const onSignal = () => {
+    stopRequested = true
+    wake()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    const daemon = await startDaemon({ config })
+    io.err(`membrane agent: API on ${daemon.socketPath}, metrics and UI on ${daemon.httpUrl}\n`)
+    if (!stopRequested) await new Promise<void>((resolve) => (wake = resolve))
+    await daemon.stop()
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
   return 0
 }
 

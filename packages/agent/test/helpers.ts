@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,4 +34,47 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
     socketLbCgroups: [],
   }
   return { config, cleanupDirs: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** The `membrane` executable users run (package.json "bin"). */
+export const MEMBRANE_BIN = join(import.meta.dirname, '..', 'bin', 'membrane.mjs')
+
+/** The flags that make `membrane agent` (or `agent cleanup`) use `config`'s private paths. */
+export function agentFlags(config: AgentConfig): string[] {
+  return [
+    '--state-dir',
+    config.stateDir,
+    '--socket',
+    config.socketPath,
+    '--bpffs-root',
+    config.bpffsRoot,
+    '--ipam-pool',
+    config.ipamPool,
+    '--prefix',
+    config.prefix,
+    '--metrics-port',
+    '0',
+    '--log-level',
+    'warn',
+  ]
+}
+
+/** Resolve with the first match of `pattern` in a child's stdout or stderr. */
+export function waitFor(child: ChildProcess, pattern: RegExp, ms = 15_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = ''
+    const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${ms} ms: ${out}`)), ms)
+    const onData = (c: Buffer) => {
+      out += c.toString()
+      const m = pattern.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        child.stdout?.off('data', onData)
+        child.stderr?.off('data', onData)
+        resolve(m[0])
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+  })
 }

@@ -6,7 +6,7 @@ import { afterAll, expect, it } from 'vitest'
 import type { AgentStatus, EndpointView } from '../src/agent'
 import { AgentClient } from '../src/client'
 import { startDaemon } from '../src/daemon'
-import { testConfig } from './helpers'
+import { agentFlags, testConfig, waitFor } from './helpers'
 
 const here = import.meta.dirname
 const bin = join(here, '..', 'src', 'bin.ts')
@@ -72,52 +72,13 @@ function follow(child: ChildProcess) {
   }
 }
 
-function waitFor(child: ChildProcess, pattern: RegExp, ms = 15_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = ''
-    const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${ms} ms: ${out}`)), ms)
-    const onData = (c: Buffer) => {
-      out += c.toString()
-      const m = pattern.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        child.stdout?.off('data', onData)
-        child.stderr?.off('data', onData)
-        resolve(m[0])
-      }
-    }
-    child.stdout?.on('data', onData)
-    child.stderr?.on('data', onData)
-  })
-}
-
 describeKernel('restart safety: kill -9 under traffic', ['root', 'netns', 'bpf', 'tc'], () => {
   const { config, cleanupDirs } = testConfig()
   const children = new Set<ChildProcess>()
   const startAgent = () => {
     const child = spawn(
       process.execPath,
-      [
-        '--conditions=@membrane/source',
-        '--import',
-        'tsx',
-        bin,
-        'agent',
-        '--state-dir',
-        config.stateDir,
-        '--socket',
-        config.socketPath,
-        '--bpffs-root',
-        config.bpffsRoot,
-        '--ipam-pool',
-        config.ipamPool,
-        '--prefix',
-        config.prefix,
-        '--metrics-port',
-        '0',
-        '--log-level',
-        'warn',
-      ],
+      ['--conditions=@membrane/source', '--import', 'tsx', bin, 'agent', ...agentFlags(config)],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     children.add(child)
