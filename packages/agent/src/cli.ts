@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { runObserve } from '@membrane/flows'
+import { OBSERVE_USAGE, ObserveUsageError, parseObserveArgs, runObserve } from '@membrane/flows'
 import { Agent, type AgentStatus, type EndpointView } from './agent'
 import { isLive } from './api'
 import { AgentClient, DEFAULT_SOCKET } from './client'
-import { loadConfig } from './config'
+import { type AgentConfig, defaultConfig, loadConfig } from './config'
 import { observerSocketFor, startDaemon } from './daemon'
 import { AgentError } from './errors'
 import { parseLabelList } from './names'
@@ -23,64 +25,62 @@ const defaultIo: CliIo = {
   err: (t) => process.stderr.write(t),
 }
 
-/** A usage error: exit code 2 with the command's help. */
+/** A usage error: exit code 2, and a pointer to the command's help. */
 class UsageError extends Error {}
 
-const HELP = `membrane — the Membrane agent and its CLI
-
-Usage: membrane <command> [flags]   (every command takes --socket PATH and -o json|table)
-
-  agent                     run the agent (daemon) in the foreground
-  agent cleanup             remove everything the agent made (same flags; stop the agent first)
-      --config FILE --bpffs-root DIR --state-dir DIR --socket PATH --ipam-pool CIDR
-      --metrics-port N --metrics-address ADDR --kvstore memory|etcd --etcd-endpoints URL,...
-      --log-level LEVEL --prefix NAME --proxy-port N --socket-lb-cgroups PATH,...
-  status                    components, kernel features, bandwidth mode, counts
-  endpoint create --name N [--namespace NS] [--labels k=v,...] [--interface IF] [--ip IP]
-                  [--egress-bandwidth RATE] [--ingress-bandwidth RATE]
-  endpoint list | get NS/NAME | delete NS/NAME
-  policy import -f FILE     validate and apply atomically (all documents or none)
-  policy get [NAME] | delete NAME [--namespace NS] [--kind KIND]
-  policy trace --from NS/NAME --to NS/NAME --port N [--protocol TCP|UDP]
-               [--http-method M --http-path P]
-  service create --name N --vip IP --port N [--namespace NS] [--target-port N]
-               [--protocol TCP|UDP] [--algorithm random|maglev] [--selector k=v,...] [--backends a,b]
-  service list | delete NS/NAME
-  identity list
-  bpf policy get NS/NAME    the endpoint's BPF policy map
-  bpf lb list               the BPF service and backend maps
-  observe [--follow] [--last N] [--verdict V] [--from-pod NS/NAME] [--to-pod NS/NAME]
-          [--port N] [--protocol P] [--http-method M] [-o compact|json|table] [--graph FILE]
-          (hubble observe's flags: \`membrane observe --help\`)
-  monitor                   raw datapath events as they arrive
-`
-
 /**
- * Run the `membrane` CLI with `argv` (without node and the script). Resolves with the exit
- * code: 0 success, 1 the agent refused or failed, 2 bad usage.
+ * The exit codes of `membrane` (and of `membrane-policy`): the README's CLI section documents
+ * the same table.
  */
-export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<number> {
-  try {
-    return await dispatch(argv, io)
-  } catch (error) {
-    if (error instanceof UsageError) {
-      io.err(`membrane: ${error.message}\nRun \`membrane help\` for usage.\n`)
-      return 2
-    }
-    if (error instanceof AgentError) {
-      io.err(`membrane: ${error.message}${error.code === 'INTERNAL' ? '' : ` (${error.code})`}\n`)
-      return error.code === 'INVALID_INPUT' ? 2 : 1
-    }
-    io.err(`membrane: ${(error as Error).message}\n`)
-    return 1
-  }
-}
+export const EXIT = {
+  /** Done; `policy trace`: allowed. */
+  OK: 0,
+  /** The agent refused or failed (not found, conflict, no agent on the socket, ...). */
+  FAILED: 1,
+  /** Bad usage or bad input (flags, arguments, a file, a request the agent calls invalid). */
+  USAGE: 2,
+  /** `policy trace`: denied. */
+  DENIED: 3,
+} as const
 
 type Flags = Record<string, string | boolean | undefined>
+type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>
+
+/** What a command's `run` gets besides its arguments. */
+interface Ctx {
+  io: CliIo
+  /** A client of the agent on `--socket` (default {@link DEFAULT_SOCKET}). */
+  client(flags: Flags): AgentClient
+  /** Print `value` as JSON under `-o json`, else call `table`; exit 0. */
+  show(flags: Flags, value: unknown, table: () => void): number
+}
+
+/** One command of the `membrane` CLI. */
+export interface CliCommand {
+  /** The words after `membrane` that name it, e.g. `['endpoint', 'create']`. */
+  readonly path: readonly string[]
+  /** What follows the words in the usage line (arguments and flags). */
+  readonly args: string
+  /** One line: what it does. */
+  readonly summary: string
+  /** More help (flags, details) for `--help`. */
+  readonly details?: string
+  /** Full help text that replaces the generated one (observe: hubble's flags). */
+  readonly help?: () => string
+  run(args: string[], ctx: Ctx): Promise<number>
+}
+
+const GLOBAL_FLAGS = `Global flags:
+  --socket PATH        the agent's API socket (default ${DEFAULT_SOCKET})
+  -o, --output FORMAT  json or table (default table); under -o json an error is a JSON object
+                       {"error":{"code","message"}} on stderr, stdout carries only results
+  -h, --help           this help`
+
+const EXIT_CODES = `Exit codes: ${EXIT.OK} ok (trace: allowed), ${EXIT.FAILED} the agent refused or failed, ${EXIT.USAGE} bad usage or input, ${EXIT.DENIED} trace: denied.`
 
 function parse(
   args: string[],
-  options: Record<string, { type: 'string' | 'boolean'; short?: string }>,
+  options: FlagSpec,
   positionals = 0,
 ): { flags: Flags; positionals: string[] } {
   try {
@@ -90,7 +90,6 @@ function parse(
         ...options,
         socket: { type: 'string' },
         output: { type: 'string', short: 'o' },
-        help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: true,
       strict: true,
@@ -137,143 +136,46 @@ function refPath(ref: string | undefined, what: string): string {
   return parts.length === 2 ? `${parts[0]}/${parts[1]}` : `default/${parts[0]}`
 }
 
-async function dispatch(argv: string[], io: CliIo): Promise<number> {
-  const [cmd, sub, ...rest] = argv
-  const json = (v: unknown): number => {
-    io.out(`${JSON.stringify(v, null, 2)}\n`)
-    return 0
-  }
-  const client = (flags: Flags) =>
-    new AgentClient((flags.socket as string | undefined) ?? DEFAULT_SOCKET)
-  const wantJson = (flags: Flags) => flags.output === 'json'
+/** The flags of `membrane agent` that set one configuration field each. */
+const AGENT_CONFIG_FLAGS: readonly [
+  flag: string,
+  key: keyof AgentConfig,
+  arg: string,
+  what: string,
+][] = [
+  ['bpffs-root', 'bpffsRoot', 'DIR', 'bpffs directory of the pinned maps and programs'],
+  ['state-dir', 'stateDir', 'DIR', 'directory of the desired state'],
+  ['socket', 'socketPath', 'PATH', 'the API socket, root only'],
+  ['ipam-pool', 'ipamPool', 'CIDR', 'endpoint addresses; the first one is the router'],
+  ['metrics-port', 'metricsPort', 'N', 'port of the metrics and web UI, 0 for any free one'],
+  ['metrics-address', 'metricsAddress', 'ADDR', 'address of the metrics and web UI'],
+  ['log-level', 'logLevel', 'LEVEL', 'fatal, error, warn, info, debug, trace or silent'],
+  ['prefix', 'prefix', 'NAME', 'starts every interface and namespace name, 1..6 chars'],
+  ['proxy-port', 'proxyPort', 'N', 'port of the L7 proxy, 0 for any free one'],
+  ['socket-lb-cgroups', 'socketLbCgroups', 'PATH,...', 'cgroups with socket-level LB'],
+]
 
-  switch (cmd) {
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      io.out(HELP)
-      return 0
-    case 'agent':
-      return runAgent(sub === undefined ? [] : [sub, ...rest], io)
-    case 'status': {
-      const { flags } = parse(sub === undefined ? [] : [sub, ...rest], {})
-      const s = await client(flags).get<AgentStatus>('/v1/status')
-      if (wantJson(flags)) return json(s)
-      io.out(
-        renderTable(
-          ['COMPONENT', 'STATE', 'DETAIL'],
-          Object.entries(s.components).map(([k, v]) => [k, v.state, v.detail]),
-        ),
-      )
-      io.out(`\nnode ${s.nodeName}, router ${s.router}, up ${s.uptimeSeconds}s\n`)
-      io.out(`bandwidth: ${s.bandwidthMode}\n`)
-      for (const [k, v] of Object.entries(s.kernel)) io.out(`kernel ${k}: ${String(v)}\n`)
-      io.out(
-        `endpoints ${s.counts.endpoints}, policies ${s.counts.policies}, services ${s.counts.services}, identities ${s.counts.identities}\n`,
-      )
-      return 0
-    }
-    case 'endpoint':
-      return endpointCmd(sub, rest, io, client, wantJson, json)
-    case 'service':
-      return serviceCmd(sub, rest, io, client, wantJson, json)
-    case 'policy':
-      return policyCmd(sub, rest, io, client, wantJson, json)
-    case 'identity': {
-      if (sub !== 'list') throw new UsageError('identity has one command: list')
-      const { flags } = parse(rest, {})
-      const ids =
-        await client(flags).get<{ id: number; labels: string[]; endpoints: string[] }[]>(
-          '/v1/identities',
-        )
-      if (wantJson(flags)) return json(ids)
-      io.out(
-        renderTable(
-          ['ID', 'LABELS', 'ENDPOINTS'],
-          ids.map((i) => [i.id, i.labels.join(' '), i.endpoints.join(', ')]),
-        ),
-      )
-      return 0
-    }
-    case 'bpf': {
-      if (sub === 'policy') {
-        const [verb, ...more] = rest
-        if (verb !== 'get') throw new UsageError('bpf policy has one command: get NS/NAME')
-        const { flags, positionals } = parse(more, {}, 1)
-        const path = refPath(positionals[0], 'endpoint')
-        const map = await client(flags).get<{ source: string; entries: Record<string, unknown>[] }>(
-          `/v1/bpf/policy/${path}`,
-        )
-        if (wantJson(flags)) return json(map)
-        if (map.source !== 'bpf') {
-          io.out('# computed map state (the datapath is not loaded: nothing is in a BPF map)\n')
-        }
-        io.out(
-          renderTable(
-            ['DIRECTION', 'IDENTITY', 'PROTO', 'PORT', 'DECISION', 'PROXY PORT', 'DERIVED FROM'],
-            map.entries.map((e) => [
-              e.direction as string,
-              e.identity as number,
-              e.protocol as string,
-              e.port as string,
-              e.decision as string,
-              e.proxyPort as number,
-              ((e.derivedFrom as string[] | undefined) ?? []).join(' '),
-            ]),
-          ),
-        )
-        return 0
-      }
-      if (sub === 'lb') {
-        const [verb, ...more] = rest
-        if (verb !== 'list') throw new UsageError('bpf lb has one command: list')
-        const { flags } = parse(more, {})
-        const lb =
-          await client(flags).get<{ frontend: string; backends: string[]; algorithm: string }[]>(
-            '/v1/bpf/lb',
-          )
-        if (wantJson(flags)) return json(lb)
-        io.out(
-          renderTable(
-            ['FRONTEND', 'ALGORITHM', 'BACKENDS'],
-            lb.map((s) => [s.frontend, s.algorithm, s.backends.join(', ')]),
-          ),
-        )
-        return 0
-      }
-      throw new UsageError('bpf has: policy get, lb list')
-    }
-    case 'observe':
-      return observeCmd(sub === undefined ? [] : [sub, ...rest], io)
-    case 'monitor': {
-      const { flags } = parse(sub === undefined ? [] : [sub, ...rest], {})
-      const s = client(flags).stream('/v1/monitor', (e) => io.out(`${JSON.stringify(e)}\n`))
-      process.once('SIGINT', () => s.close())
-      await s.done
-      return 0
-    }
-    default:
-      throw new UsageError(`unknown command ${JSON.stringify(cmd)}`)
-  }
+function agentFlagsHelp(): string {
+  const defaults = defaultConfig()
+  const rows: [string, string][] = [
+    ['--config FILE', 'YAML or JSON configuration; flags override it'],
+    ...AGENT_CONFIG_FLAGS.map(([flag, key, arg, what]): [string, string] => {
+      const d = defaults[key]
+      const shown = Array.isArray(d) ? (d.length ? d.join(',') : 'none') : String(d)
+      return [`--${flag} ${arg}`, `${what} (default ${shown})`]
+    }),
+    ['--kvstore memory|etcd', 'where identities are allocated (default memory)'],
+    ['--etcd-endpoints URL,...', 'etcd client URLs, with --kvstore etcd'],
+  ]
+  return `Flags:\n${columns(rows)}`
 }
 
-async function runAgent(args: string[], io: CliIo): Promise<number> {
-  const cleanup = args[0] === 'cleanup'
-  if (cleanup) args = args.slice(1)
+function agentConfig(args: string[]): AgentConfig {
   const { flags } = parse(args, {
     config: { type: 'string' },
-    'bpffs-root': { type: 'string' },
-    'state-dir': { type: 'string' },
-    'ipam-pool': { type: 'string' },
-    'metrics-port': { type: 'string' },
-    'metrics-address': { type: 'string' },
     kvstore: { type: 'string' },
     'etcd-endpoints': { type: 'string' },
-    'log-level': { type: 'string' },
-    prefix: { type: 'string' },
-    'proxy-port': { type: 'string' },
-    'socket-lb-cgroups': { type: 'string' },
+    ...Object.fromEntries(AGENT_CONFIG_FLAGS.map(([flag]) => [flag, { type: 'string' as const }])),
   })
   let kvstore: unknown
   if (flags.kvstore === 'etcd') {
@@ -288,41 +190,17 @@ async function runAgent(args: string[], io: CliIo): Promise<number> {
   } else if (flags['etcd-endpoints'] !== undefined) {
     throw new UsageError('--etcd-endpoints needs --kvstore etcd')
   }
-  const config = loadConfig({
+  return loadConfig({
     ...(typeof flags.config === 'string' ? { file: flags.config } : {}),
     flags: {
-      bpffsRoot: flags['bpffs-root'],
-      stateDir: flags['state-dir'],
-      socketPath: flags.socket,
-      ipamPool: flags['ipam-pool'],
-      metricsPort: flags['metrics-port'],
-      metricsAddress: flags['metrics-address'],
+      ...Object.fromEntries(AGENT_CONFIG_FLAGS.map(([flag, key]) => [key, flags[flag]])),
       kvstore,
-      logLevel: flags['log-level'],
-      prefix: flags.prefix,
-      proxyPort: flags['proxy-port'],
-      socketLbCgroups: flags['socket-lb-cgroups'],
     },
   })
-  if (cleanup) {
-    // Remove everything this agent configuration made: endpoints (namespaces, veths, programs,
-    // map entries), services, pins, the host device. The state directory is emptied.
-    if (await isLive(config.socketPath)) {
-      throw new AgentError(
-        'CONFLICT',
-        `an agent is running on ${config.socketPath}: stop it first`,
-        {
-          field: '--socket',
-        },
-      )
-    }
-    const agent = new Agent({ config })
-    await agent.start()
-    const n = agent.listEndpoints().length
-    await agent.stop({ purge: true })
-    io.out(`removed ${n} endpoint(s), the services and the pins under ${config.bpffsRoot}\n`)
-    return 0
-  }
+}
+
+async function runAgent(args: string[], { io }: Ctx): Promise<number> {
+  const config = agentConfig(args)
   // The handlers go in before the agent starts: a SIGTERM sent as soon as it says it is up (or
   // while it starts) is a graceful stop, never the default action's abrupt exit.
   let stopRequested = false
@@ -342,38 +220,122 @@ async function runAgent(args: string[], io: CliIo): Promise<number> {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
   }
-  return 0
+  return EXIT.OK
 }
 
-type ClientOf = (flags: Flags) => AgentClient
+async function runAgentCleanup(args: string[], { io }: Ctx): Promise<number> {
+  const config = agentConfig(args)
+  // Remove everything this agent configuration made: endpoints (namespaces, veths, programs,
+  // map entries), services, pins, the host device. The state directory is emptied.
+  if (await isLive(config.socketPath)) {
+    throw new AgentError('CONFLICT', `an agent is running on ${config.socketPath}: stop it first`, {
+      field: '--socket',
+    })
+  }
+  const agent = new Agent({ config })
+  await agent.start()
+  const n = agent.listEndpoints().length
+  await agent.stop({ purge: true })
+  io.out(`removed ${n} endpoint(s), the services and the pins under ${config.bpffsRoot}\n`)
+  return EXIT.OK
+}
 
-async function endpointCmd(
-  sub: string | undefined,
-  rest: string[],
-  io: CliIo,
-  client: ClientOf,
-  wantJson: (f: Flags) => boolean,
-  json: (v: unknown) => number,
-): Promise<number> {
-  const table = (eps: EndpointView[]) =>
-    io.out(
-      renderTable(
-        ['ID', 'ENDPOINT', 'IPV4', 'IDENTITY', 'LABELS', 'INTERFACE', 'HEALTH', 'ENFORCING'],
-        eps.map((e) => [
-          e.id,
-          `${e.namespace}/${e.name}`,
-          e.ipv4,
-          e.identity ?? '-',
-          formatLabels(e.labels),
-          e.hostIfname,
-          e.health,
-          e.enforcing ? 'yes' : 'no',
-        ]),
-      ),
-    )
-  switch (sub) {
-    case 'create': {
-      const { flags } = parse(rest, {
+function endpointTable(io: CliIo, eps: EndpointView[]): void {
+  io.out(
+    renderTable(
+      ['ID', 'ENDPOINT', 'IPV4', 'IDENTITY', 'LABELS', 'INTERFACE', 'HEALTH', 'ENFORCING'],
+      eps.map((e) => [
+        e.id,
+        `${e.namespace}/${e.name}`,
+        e.ipv4,
+        e.identity ?? '-',
+        formatLabels(e.labels),
+        e.hostIfname,
+        e.health,
+        e.enforcing ? 'yes' : 'no',
+      ]),
+    ),
+  )
+}
+
+function serviceTable(io: CliIo, svcs: ServiceRecord[]): void {
+  io.out(
+    renderTable(
+      ['ID', 'SERVICE', 'FRONTEND', 'ALGORITHM', 'BACKENDS'],
+      svcs.map((s) => [
+        s.id,
+        s.key,
+        `${s.vip}:${s.port}/${s.protocol}`,
+        s.algorithm,
+        s.backends.map((b) => `${b.address}:${b.port}`).join(', ') || '(none)',
+      ]),
+    ),
+  )
+}
+
+interface PolicyView {
+  key: string
+  kind: string
+  namespace?: string
+  name: string
+  importedAt: string
+  document?: unknown
+}
+
+function policyTable(io: CliIo, ps: PolicyView[]): void {
+  io.out(
+    renderTable(
+      ['KIND', 'NAMESPACE', 'NAME', 'IMPORTED'],
+      ps.map((p) => [p.kind, p.namespace ?? '-', p.name, p.importedAt]),
+    ),
+  )
+}
+
+/** Every command of `membrane`: dispatch, `--help` at every level and the tests walk this. */
+export const COMMANDS: readonly CliCommand[] = [
+  {
+    path: ['agent'],
+    args: '[flags]',
+    summary: 'run the agent (daemon) in the foreground; SIGTERM or SIGINT stop it gracefully',
+    details: agentFlagsHelp(),
+    run: runAgent,
+  },
+  {
+    path: ['agent', 'cleanup'],
+    args: '[flags]',
+    summary: 'remove everything the agent made (stop the agent first); same flags as agent',
+    details: agentFlagsHelp(),
+    run: runAgentCleanup,
+  },
+  {
+    path: ['status'],
+    args: '',
+    summary: 'components, kernel features, bandwidth mode, counts',
+    async run(args, { io, client, show }) {
+      const { flags } = parse(args, {})
+      const s = await client(flags).get<AgentStatus>('/v1/status')
+      return show(flags, s, () => {
+        io.out(
+          renderTable(
+            ['COMPONENT', 'STATE', 'DETAIL'],
+            Object.entries(s.components).map(([k, v]) => [k, v.state, v.detail]),
+          ),
+        )
+        io.out(`\nnode ${s.nodeName}, router ${s.router}, up ${s.uptimeSeconds}s\n`)
+        io.out(`bandwidth: ${s.bandwidthMode}\n`)
+        for (const [k, v] of Object.entries(s.kernel)) io.out(`kernel ${k}: ${String(v)}\n`)
+        io.out(
+          `endpoints ${s.counts.endpoints}, policies ${s.counts.policies}, services ${s.counts.services}, identities ${s.counts.identities}\n`,
+        )
+      })
+    },
+  },
+  {
+    path: ['endpoint', 'create'],
+    args: '--name N [--namespace NS] [--labels k=v,...] [--interface IF] [--ip IP] [--egress-bandwidth RATE] [--ingress-bandwidth RATE]',
+    summary: 'a namespace + veth + address (or an existing interface), identity, policy',
+    async run(args, { io, client, show }) {
+      const { flags } = parse(args, {
         name: { type: 'string' },
         namespace: { type: 'string' },
         labels: { type: 'string' },
@@ -399,60 +361,154 @@ async function endpointCmd(
         '/v1/endpoints',
         body,
       )
-      if (wantJson(flags)) return json(out)
-      table([out.endpoint])
-      if (!out.created) io.err('endpoint already existed with this spec; nothing new was made\n')
-      return 0
-    }
-    case 'list': {
-      const { flags } = parse(rest, {})
+      return show(flags, out, () => {
+        endpointTable(io, [out.endpoint])
+        if (!out.created) io.err('endpoint already existed with this spec; nothing new was made\n')
+      })
+    },
+  },
+  {
+    path: ['endpoint', 'list'],
+    args: '',
+    summary: 'every endpoint with its address, identity, health',
+    async run(args, { io, client, show }) {
+      const { flags } = parse(args, {})
       const eps = await client(flags).get<EndpointView[]>('/v1/endpoints')
-      if (wantJson(flags)) return json(eps)
-      table(eps)
-      return 0
-    }
-    case 'get':
-    case 'delete': {
-      const { flags, positionals } = parse(rest, {}, 1)
-      const path = `/v1/endpoints/${refPath(positionals[0], 'endpoint')}`
-      const ep =
-        sub === 'get'
-          ? await client(flags).get<EndpointView>(path)
-          : await client(flags).delete<EndpointView>(path)
-      if (wantJson(flags)) return json(ep)
-      if (sub === 'get') table([ep])
-      else io.out(`deleted endpoint ${ep.namespace}/${ep.name}\n`)
-      return 0
-    }
-    default:
-      throw new UsageError('endpoint has: create, list, get, delete')
-  }
-}
-
-async function serviceCmd(
-  sub: string | undefined,
-  rest: string[],
-  io: CliIo,
-  client: ClientOf,
-  wantJson: (f: Flags) => boolean,
-  json: (v: unknown) => number,
-): Promise<number> {
-  const table = (svcs: ServiceRecord[]) =>
-    io.out(
-      renderTable(
-        ['ID', 'SERVICE', 'FRONTEND', 'ALGORITHM', 'BACKENDS'],
-        svcs.map((s) => [
-          s.id,
-          s.key,
-          `${s.vip}:${s.port}/${s.protocol}`,
-          s.algorithm,
-          s.backends.map((b) => `${b.address}:${b.port}`).join(', ') || '(none)',
-        ]),
-      ),
-    )
-  switch (sub) {
-    case 'create': {
-      const { flags } = parse(rest, {
+      return show(flags, eps, () => endpointTable(io, eps))
+    },
+  },
+  {
+    path: ['endpoint', 'get'],
+    args: 'NS/NAME',
+    summary: 'one endpoint (NAME alone is in namespace default)',
+    async run(args, { io, client, show }) {
+      const { flags, positionals } = parse(args, {}, 1)
+      const ep = await client(flags).get<EndpointView>(
+        `/v1/endpoints/${refPath(positionals[0], 'endpoint')}`,
+      )
+      return show(flags, ep, () => endpointTable(io, [ep]))
+    },
+  },
+  {
+    path: ['endpoint', 'delete'],
+    args: 'NS/NAME',
+    summary: 'remove an endpoint and everything made for it',
+    async run(args, { io, client, show }) {
+      const { flags, positionals } = parse(args, {}, 1)
+      const ep = await client(flags).delete<EndpointView>(
+        `/v1/endpoints/${refPath(positionals[0], 'endpoint')}`,
+      )
+      return show(flags, ep, () => io.out(`deleted endpoint ${ep.namespace}/${ep.name}\n`))
+    },
+  },
+  {
+    path: ['policy', 'import'],
+    args: '-f FILE',
+    summary: "validate and apply a file's documents atomically (all or none); '-' is stdin",
+    async run(args, { io, client, show }) {
+      const { flags } = parse(args, { file: { type: 'string', short: 'f' } })
+      const file = need(flags, 'file')
+      let text: string
+      try {
+        text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8')
+      } catch (error) {
+        throw new AgentError('INVALID_INPUT', `cannot read ${file}: ${(error as Error).message}`, {
+          field: '-f',
+        })
+      }
+      const out = await client(flags).post<{ revision: number; policies: PolicyView[] }>(
+        '/v1/policies',
+        { text, source: file },
+      )
+      return show(flags, out, () => {
+        policyTable(io, out.policies)
+        const n = out.policies.length
+        io.out(`imported ${n} polic${n === 1 ? 'y' : 'ies'}, revision ${out.revision}\n`)
+      })
+    },
+  },
+  {
+    path: ['policy', 'get'],
+    args: '[NAME] [--namespace NS]',
+    summary: 'the imported policies, or the ones named NAME',
+    async run(args, { io, client, show }) {
+      const { flags, positionals } = parse(args, { namespace: { type: 'string' } }, 1)
+      const ps = await client(flags).get<PolicyView[]>('/v1/policies')
+      const name = positionals[0]
+      const chosen = name
+        ? ps.filter(
+            (p) =>
+              p.name === name && (flags.namespace === undefined || p.namespace === flags.namespace),
+          )
+        : ps
+      if (name && chosen.length === 0) {
+        throw new AgentError('NOT_FOUND', `policy ${name} not found`, { field: 'name' })
+      }
+      return show(flags, chosen, () => policyTable(io, chosen))
+    },
+  },
+  {
+    path: ['policy', 'delete'],
+    args: 'NAME [--namespace NS] [--kind KIND]',
+    summary: 'remove the policies named NAME',
+    async run(args, { io, client, show }) {
+      const { flags, positionals } = parse(
+        args,
+        { namespace: { type: 'string' }, kind: { type: 'string' } },
+        1,
+      )
+      const name = positionals[0]
+      if (!name) throw new UsageError('policy delete needs a NAME')
+      const q = new URLSearchParams({ name })
+      if (typeof flags.namespace === 'string') q.set('namespace', flags.namespace)
+      if (typeof flags.kind === 'string') q.set('kind', flags.kind)
+      const out = await client(flags).delete<{ revision: number; deleted: PolicyView[] }>(
+        `/v1/policies?${q}`,
+      )
+      return show(flags, out, () =>
+        io.out(`deleted ${out.deleted.map((p) => p.key).join(', ')}, revision ${out.revision}\n`),
+      )
+    },
+  },
+  {
+    path: ['policy', 'trace'],
+    args: '--from NS/NAME --to NS/NAME --port N [--protocol TCP|UDP] [--http-method M --http-path P]',
+    summary: `would this connection be allowed? both directions, L7 too (exit ${EXIT.DENIED} when denied)`,
+    async run(args, { io, client, show }) {
+      const { flags } = parse(args, {
+        from: { type: 'string' },
+        to: { type: 'string' },
+        port: { type: 'string' },
+        protocol: { type: 'string' },
+        'http-method': { type: 'string' },
+        'http-path': { type: 'string' },
+      })
+      const body = {
+        from: refPath(need(flags, 'from'), '--from'),
+        to: refPath(need(flags, 'to'), '--to'),
+        port: num(flags, 'port') ?? need(flags, 'port'),
+        protocol: String(flags.protocol ?? 'TCP').toUpperCase(),
+        ...(flags['http-method'] !== undefined || flags['http-path'] !== undefined
+          ? { http: { method: flags['http-method'] ?? 'GET', path: flags['http-path'] ?? '/' } }
+          : {}),
+      }
+      const out = await client(flags).post<{ verdict: string; explanation: string[] }>(
+        '/v1/policy/trace',
+        body,
+      )
+      show(flags, out, () => {
+        io.out(`verdict: ${out.verdict}\n`)
+        for (const line of out.explanation) io.out(`  ${line}\n`)
+      })
+      return out.verdict === 'allowed' ? EXIT.OK : EXIT.DENIED
+    },
+  },
+  {
+    path: ['service', 'create'],
+    args: '--name N --vip IP --port N [--namespace NS] [--target-port N] [--protocol TCP|UDP] [--algorithm random|maglev] [--selector k=v,...] [--backends a:p,...]',
+    summary: 'a ClusterIP-style service over selected endpoints or listed backends',
+    async run(args, { io, client, show }) {
+      const { flags } = parse(args, {
         name: { type: 'string' },
         namespace: { type: 'string' },
         vip: { type: 'string' },
@@ -484,143 +540,333 @@ async function serviceCmd(
           : {}),
       }
       const svc = await client(flags).post<ServiceRecord>('/v1/services', body)
-      if (wantJson(flags)) return json(svc)
-      table([svc])
-      return 0
-    }
-    case 'list': {
-      const { flags } = parse(rest, {})
+      return show(flags, svc, () => serviceTable(io, [svc]))
+    },
+  },
+  {
+    path: ['service', 'list'],
+    args: '',
+    summary: 'every service with its frontend and backends',
+    async run(args, { io, client, show }) {
+      const { flags } = parse(args, {})
       const svcs = await client(flags).get<ServiceRecord[]>('/v1/services')
-      if (wantJson(flags)) return json(svcs)
-      table(svcs)
-      return 0
-    }
-    case 'delete': {
-      const { flags, positionals } = parse(rest, {}, 1)
+      return show(flags, svcs, () => serviceTable(io, svcs))
+    },
+  },
+  {
+    path: ['service', 'delete'],
+    args: 'NS/NAME',
+    summary: 'remove a service',
+    async run(args, { io, client, show }) {
+      const { flags, positionals } = parse(args, {}, 1)
       const svc = await client(flags).delete<ServiceRecord>(
         `/v1/services/${refPath(positionals[0], 'service')}`,
       )
-      if (wantJson(flags)) return json(svc)
-      io.out(`deleted service ${svc.key}\n`)
-      return 0
-    }
-    default:
-      throw new UsageError('service has: create, list, delete')
-  }
-}
-
-interface PolicyView {
-  key: string
-  kind: string
-  namespace?: string
-  name: string
-  importedAt: string
-  document?: unknown
-}
-
-async function policyCmd(
-  sub: string | undefined,
-  rest: string[],
-  io: CliIo,
-  client: ClientOf,
-  wantJson: (f: Flags) => boolean,
-  json: (v: unknown) => number,
-): Promise<number> {
-  const table = (ps: PolicyView[]) =>
-    io.out(
-      renderTable(
-        ['KIND', 'NAMESPACE', 'NAME', 'IMPORTED'],
-        ps.map((p) => [p.kind, p.namespace ?? '-', p.name, p.importedAt]),
-      ),
-    )
-  switch (sub) {
-    case 'import': {
-      const { flags } = parse(rest, { file: { type: 'string', short: 'f' } })
-      const file = need(flags, 'file')
-      let text: string
-      try {
-        text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8')
-      } catch (error) {
-        throw new AgentError('INVALID_INPUT', `cannot read ${file}: ${(error as Error).message}`, {
-          field: '-f',
-        })
-      }
-      const out = await client(flags).post<{ revision: number; policies: PolicyView[] }>(
-        '/v1/policies',
-        { text, source: file },
+      return show(flags, svc, () => io.out(`deleted service ${svc.key}\n`))
+    },
+  },
+  {
+    path: ['identity', 'list'],
+    args: '',
+    summary: 'identities with the endpoints using them',
+    async run(args, { io, client, show }) {
+      const { flags } = parse(args, {})
+      const ids =
+        await client(flags).get<{ id: number; labels: string[]; endpoints: string[] }[]>(
+          '/v1/identities',
+        )
+      return show(flags, ids, () =>
+        io.out(
+          renderTable(
+            ['ID', 'LABELS', 'ENDPOINTS'],
+            ids.map((i) => [i.id, i.labels.join(' '), i.endpoints.join(', ')]),
+          ),
+        ),
       )
-      if (wantJson(flags)) return json(out)
-      table(out.policies)
-      io.out(
-        `imported ${out.policies.length} polic${out.policies.length === 1 ? 'y' : 'ies'}, revision ${out.revision}\n`,
+    },
+  },
+  {
+    path: ['bpf', 'policy', 'get'],
+    args: 'NS/NAME',
+    summary: "the endpoint's BPF policy map, read back from the kernel",
+    async run(args, { io, client, show }) {
+      const { flags, positionals } = parse(args, {}, 1)
+      const path = refPath(positionals[0], 'endpoint')
+      const map = await client(flags).get<{ source: string; entries: Record<string, unknown>[] }>(
+        `/v1/bpf/policy/${path}`,
       )
-      return 0
-    }
-    case 'get': {
-      const { flags, positionals } = parse(rest, { namespace: { type: 'string' } }, 1)
-      const ps = await client(flags).get<PolicyView[]>('/v1/policies')
-      const name = positionals[0]
-      const chosen = name
-        ? ps.filter(
-            (p) =>
-              p.name === name && (flags.namespace === undefined || p.namespace === flags.namespace),
-          )
-        : ps
-      if (name && chosen.length === 0) {
-        throw new AgentError('NOT_FOUND', `policy ${name} not found`, { field: 'name' })
-      }
-      if (wantJson(flags)) return json(chosen)
-      table(chosen)
-      return 0
-    }
-    case 'delete': {
-      const { flags, positionals } = parse(
-        rest,
-        { namespace: { type: 'string' }, kind: { type: 'string' } },
-        1,
-      )
-      const name = positionals[0]
-      if (!name) throw new UsageError('policy delete needs a NAME')
-      const q = new URLSearchParams({ name })
-      if (typeof flags.namespace === 'string') q.set('namespace', flags.namespace)
-      if (typeof flags.kind === 'string') q.set('kind', flags.kind)
-      const out = await client(flags).delete<{ revision: number; deleted: PolicyView[] }>(
-        `/v1/policies?${q}`,
-      )
-      if (wantJson(flags)) return json(out)
-      io.out(`deleted ${out.deleted.map((p) => p.key).join(', ')}, revision ${out.revision}\n`)
-      return 0
-    }
-    case 'trace': {
-      const { flags } = parse(rest, {
-        from: { type: 'string' },
-        to: { type: 'string' },
-        port: { type: 'string' },
-        protocol: { type: 'string' },
-        'http-method': { type: 'string' },
-        'http-path': { type: 'string' },
+      return show(flags, map, () => {
+        if (map.source !== 'bpf') {
+          io.out('# computed map state (the datapath is not loaded: nothing is in a BPF map)\n')
+        }
+        io.out(
+          renderTable(
+            ['DIRECTION', 'IDENTITY', 'PROTO', 'PORT', 'DECISION', 'PROXY PORT', 'DERIVED FROM'],
+            map.entries.map((e) => [
+              e.direction as string,
+              e.identity as number,
+              e.protocol as string,
+              e.port as string,
+              e.decision as string,
+              e.proxyPort as number,
+              ((e.derivedFrom as string[] | undefined) ?? []).join(' '),
+            ]),
+          ),
+        )
       })
-      const body = {
-        from: refPath(need(flags, 'from'), '--from'),
-        to: refPath(need(flags, 'to'), '--to'),
-        port: num(flags, 'port') ?? need(flags, 'port'),
-        protocol: String(flags.protocol ?? 'TCP').toUpperCase(),
-        ...(flags['http-method'] !== undefined || flags['http-path'] !== undefined
-          ? { http: { method: flags['http-method'] ?? 'GET', path: flags['http-path'] ?? '/' } }
-          : {}),
-      }
-      const out = await client(flags).post<{ verdict: string; explanation: string[] }>(
-        '/v1/policy/trace',
-        body,
+    },
+  },
+  {
+    path: ['bpf', 'lb', 'list'],
+    args: '',
+    summary: 'the BPF service and backend maps',
+    async run(args, { io, client, show }) {
+      const { flags } = parse(args, {})
+      const lb =
+        await client(flags).get<{ frontend: string; backends: string[]; algorithm: string }[]>(
+          '/v1/bpf/lb',
+        )
+      return show(flags, lb, () =>
+        io.out(
+          renderTable(
+            ['FRONTEND', 'ALGORITHM', 'BACKENDS'],
+            lb.map((s) => [s.frontend, s.algorithm, s.backends.join(', ')]),
+          ),
+        ),
       )
-      if (wantJson(flags)) return json(out)
-      io.out(`verdict: ${out.verdict}\n`)
-      for (const line of out.explanation) io.out(`  ${line}\n`)
-      return out.verdict === 'allowed' ? 0 : 3
+    },
+  },
+  {
+    path: ['observe'],
+    args: '[hubble observe flags]',
+    summary: "flows from the agent's Observer, like hubble observe (--graph FILE: a service map)",
+    help: () =>
+      `${OBSERVE_USAGE}      --socket PATH          the agent's API socket; its observer socket is next to it\n`,
+    run: observeCmd,
+  },
+  {
+    path: ['monitor'],
+    args: '',
+    summary: 'agent actions and datapath events as they happen (NDJSON)',
+    async run(args, { io, client }) {
+      const { flags } = parse(args, {})
+      const s = client(flags).stream('/v1/monitor', (e) => io.out(`${JSON.stringify(e)}\n`))
+      process.once('SIGINT', () => s.close())
+      await s.done
+      return EXIT.OK
+    },
+  },
+]
+
+/** `rows` as two aligned columns, indented. */
+function columns(rows: readonly (readonly [string, string])[]): string {
+  const width = Math.max(...rows.map(([a]) => a.length))
+  return rows.map(([a, b]) => `  ${a.padEnd(width)}  ${b}\n`).join('')
+}
+
+const same = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && a.every((w, i) => w === b[i])
+const startsWith = (path: readonly string[], words: readonly string[]) =>
+  same(path.slice(0, words.length), words)
+
+function topHelp(): string {
+  return `membrane — the Membrane agent and its CLI
+
+Usage: membrane <command> [flags]
+
+Commands:
+${columns(COMMANDS.map((c) => [c.path.join(' '), c.summary]))}
+${GLOBAL_FLAGS}
+  -V, --version        print the version of membrane
+
+\`membrane <command> --help\` (or \`membrane help <command>\`) shows a command's flags.
+${EXIT_CODES}
+`
+}
+
+function commandHelp(c: CliCommand): string {
+  if (c.help) return c.help()
+  const subs = COMMANDS.filter((o) => o !== c && startsWith(o.path, c.path))
+  return [
+    `${usageLine(c)}\n\n${c.summary}\n`,
+    ...(subs.length
+      ? [`\nCommands:\n${columns(subs.map((o) => [o.path.join(' '), o.summary]))}`]
+      : []),
+    ...(c.details ? [`\n${c.details}`] : []),
+    `\n${GLOBAL_FLAGS}\n\n${EXIT_CODES}\n`,
+  ].join('')
+}
+
+/** Help of a word that only groups commands (`endpoint`, `bpf policy`). */
+function groupHelp(words: readonly string[]): string {
+  const subs = COMMANDS.filter((c) => startsWith(c.path, words))
+  return `Usage: membrane ${words.join(' ')} <command> [flags]
+
+Commands:
+${columns(subs.map((c) => [c.path.join(' '), c.summary]))}
+\`membrane ${words.join(' ')} <command> --help\` shows a command's flags.
+`
+}
+
+/** `Usage: membrane <words> <args>`, the args wrapped at 100 columns under their first one. */
+function usageLine(c: CliCommand): string {
+  const head = `Usage: membrane ${c.path.join(' ')}`
+  // Split the arguments on spaces outside brackets: `[--http-method M --http-path P]` is one.
+  const parts: string[] = []
+  let depth = 0
+  let cur = ''
+  for (const ch of c.args) {
+    if (ch === ' ' && depth === 0) {
+      if (cur) parts.push(cur)
+      cur = ''
+      continue
     }
-    default:
-      throw new UsageError('policy has: import, get, delete, trace')
+    if (ch === '[') depth++
+    if (ch === ']') depth--
+    cur += ch
   }
+  if (cur) parts.push(cur)
+  const lines = [head]
+  for (const p of parts) {
+    const last = lines.length - 1
+    const line = lines[last] as string
+    if (line !== head && line.length + 1 + p.length > 100) {
+      lines.push(`${' '.repeat(head.length)} ${p}`)
+    } else lines[last] = `${lines[last]} ${p}`
+  }
+  return lines.join('\n')
+}
+
+function groupUsage(words: readonly string[]): UsageError {
+  const next = [
+    ...new Set(COMMANDS.filter((c) => startsWith(c.path, words)).map((c) => c.path[words.length])),
+  ]
+  return new UsageError(`${words.join(' ')} has: ${next.join(', ')}`)
+}
+
+/**
+ * The command named by the leading words of `argv` (the longest path that matches), the words
+ * that matched and the arguments after them. `command` is undefined when the words only name a
+ * group (`endpoint`) or nothing.
+ */
+function resolve(argv: readonly string[]): {
+  command: CliCommand | undefined
+  words: string[]
+  rest: string[]
+} {
+  const words: string[] = []
+  for (const a of argv) {
+    if (!COMMANDS.some((c) => startsWith(c.path, [...words, a]))) break
+    words.push(a)
+  }
+  return {
+    command: COMMANDS.find((c) => same(c.path, words)),
+    words,
+    rest: argv.slice(words.length),
+  }
+}
+
+/** True when the arguments (up to a `--`) ask for help. */
+function asksHelp(args: readonly string[]): boolean {
+  const end = args.indexOf('--')
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h')
+}
+
+/** True when the arguments ask for `-o json` (looked at before parsing, for errors in parsing). */
+function asksJson(args: readonly string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    if (a === '--') return false
+    if ((a === '-o' || a === '--output') && args[i + 1] === 'json') return true
+    if (a === '-ojson' || a === '--output=json') return true
+  }
+  return false
+}
+
+/** The version of this package, from its package.json (src/ and dist/ both sit beside it). */
+function packageVersion(): string {
+  let dir: string
+  try {
+    dir = dirname(fileURLToPath(import.meta.url))
+  } catch {
+    dir = __dirname // the CommonJS build has no import.meta
+  }
+  const pkg = JSON.parse(readFileSync(join(dir, '..', 'package.json'), 'utf8')) as {
+    version: string
+  }
+  return pkg.version
+}
+
+/**
+ * Run the `membrane` CLI with `argv` (without node and the script). Resolves with the exit code
+ * ({@link EXIT}): 0 success, 1 the agent refused or failed, 2 bad usage or input, 3 `policy
+ * trace` says denied. `--help` or `-h` after any command prints its usage and touches nothing.
+ * Under `-o json` an error is `{"error":{"code","message"}}` on stderr.
+ */
+export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  const json = asksJson(argv)
+  const fail = (code: string, message: string, field?: string) => {
+    if (json)
+      io.err(`${JSON.stringify({ error: { code, message, ...(field ? { field } : {}) } })}\n`)
+    else io.err(`membrane: ${message}${code === 'INTERNAL' ? '' : ` (${code})`}\n`)
+  }
+  try {
+    return await dispatch(argv, io)
+  } catch (error) {
+    if (error instanceof UsageError) {
+      if (json) fail('INVALID_INPUT', error.message)
+      else io.err(`membrane: ${error.message}\nRun \`membrane help\` for usage.\n`)
+      return EXIT.USAGE
+    }
+    if (error instanceof AgentError) {
+      fail(error.code, error.message, error.field)
+      return error.code === 'INVALID_INPUT' ? EXIT.USAGE : EXIT.FAILED
+    }
+    fail('INTERNAL', (error as Error).message)
+    return EXIT.FAILED
+  }
+}
+
+async function dispatch(argv: string[], io: CliIo): Promise<number> {
+  const [first, ...after] = argv
+  if (first === undefined || first === '--help' || first === '-h') {
+    io.out(topHelp())
+    return EXIT.OK
+  }
+  if (first === '--version' || first === '-V') {
+    io.out(`membrane ${packageVersion()}\n`)
+    return EXIT.OK
+  }
+  if (first === 'help') {
+    const { command, words, rest } = resolve(after)
+    if (rest.length) {
+      throw words.length
+        ? groupUsage(words)
+        : new UsageError(`unknown command ${JSON.stringify(rest[0])}`)
+    }
+    io.out(command ? commandHelp(command) : words.length ? groupHelp(words) : topHelp())
+    return EXIT.OK
+  }
+  const { command, words, rest } = resolve(argv)
+  if (asksHelp(rest)) {
+    if (!command && !words.length) throw new UsageError(`unknown command ${JSON.stringify(first)}`)
+    io.out(command ? commandHelp(command) : groupHelp(words))
+    return EXIT.OK
+  }
+  if (!command) {
+    if (!words.length) throw new UsageError(`unknown command ${JSON.stringify(first)}`)
+    throw groupUsage(words)
+  }
+  const wantJson = (flags: Flags) => flags.output === 'json'
+  return command.run(rest, {
+    io,
+    client: (flags) => new AgentClient((flags.socket as string | undefined) ?? DEFAULT_SOCKET),
+    show(flags, value, table) {
+      if (wantJson(flags)) io.out(`${JSON.stringify(value, null, 2)}\n`)
+      else table()
+      return EXIT.OK
+    },
+  })
 }
 
 function writerOf(fn: (t: string) => void): Writable {
@@ -632,7 +878,7 @@ function writerOf(fn: (t: string) => void): Writable {
   })
 }
 
-async function observeCmd(args: string[], io: CliIo): Promise<number> {
+async function observeCmd(args: string[], { io }: Ctx): Promise<number> {
   // The flags are @membrane/flows' (hubble observe's); --socket picks the agent.
   const rest: string[] = []
   let socket = DEFAULT_SOCKET
@@ -645,16 +891,34 @@ async function observeCmd(args: string[], io: CliIo): Promise<number> {
     } else if (a.startsWith('--socket=')) socket = a.slice('--socket='.length)
     else rest.push(a)
   }
+  try {
+    parseObserveArgs(rest) // usage errors as membrane's own (plain or JSON), before connecting
+  } catch (error) {
+    if (error instanceof ObserveUsageError) throw new UsageError(error.message)
+    throw error
+  }
+  // Under -o json the observer's failure (it writes text) becomes one JSON error at the end.
+  const json = asksJson(rest)
+  let failure = ''
   const abort = new AbortController()
   const onInt = () => abort.abort()
   process.once('SIGINT', onInt)
   try {
-    return await runObserve(rest, {
+    const code = await runObserve(rest, {
       target: `unix://${observerSocketFor(socket)}`,
       signal: abort.signal,
       stdout: io === defaultIo ? process.stdout : writerOf(io.out),
-      stderr: io === defaultIo ? process.stderr : writerOf(io.err),
+      stderr: json
+        ? writerOf((t) => (failure += t))
+        : io === defaultIo
+          ? process.stderr
+          : writerOf(io.err),
     })
+    if (json && failure) {
+      if (code === EXIT.OK) io.err(failure)
+      else throw new AgentError('UNAVAILABLE', failure.trim().replace(/^membrane observe: /, ''))
+    }
+    return code
   } finally {
     process.off('SIGINT', onInt)
   }

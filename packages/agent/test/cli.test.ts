@@ -75,6 +75,13 @@ describeKernel('membrane CLI against a running agent', ['root', 'netns'], () => 
       '80',
     )
     expect(allowed.code).toBe(0)
+    // -o json: the verdict on stdout, the same exit codes (3 denied, 0 allowed).
+    const trace = (from: string) =>
+      cli('policy', 'trace', '--from', from, '--to', 'deathstar', '--port', '80', '-o', 'json')
+    const deniedJson = await trace('xwing')
+    expect([deniedJson.code, JSON.parse(deniedJson.out).verdict]).toEqual([3, 'denied'])
+    const allowedJson = await trace('tiefighter')
+    expect([allowedJson.code, JSON.parse(allowedJson.out).verdict]).toEqual([0, 'allowed'])
     const map = await cli('bpf', 'policy', 'get', 'deathstar')
     expect(map.code).toBe(0)
     expect(map.out).toMatch(/DIRECTION\s+IDENTITY/)
@@ -188,7 +195,7 @@ describeKernel('membrane CLI against a running agent', ['root', 'netns'], () => 
       ],
       [['service', 'delete', 'ghost'], 1, /service default\/ghost not found/],
       [['bpf', 'policy', 'get', 'ghost'], 1, /not found/],
-      [['identity', 'show'], 2, /identity has one command: list/],
+      [['identity', 'show'], 2, /identity has: list/],
       [['nope'], 2, /unknown command/],
       [['status', '-o', 'yaml'], 2, /-o must be json, table or compact/],
     ]
