@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
 import { Writable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { OBSERVE_USAGE, ObserveUsageError, parseObserveArgs, runObserve } from '@membrane/flows'
 import { Agent, type AgentStatus, type EndpointView } from './agent'
@@ -783,19 +781,10 @@ function asksJson(args: readonly string[]): boolean {
   return false
 }
 
-/** The version of this package, from its package.json (src/ and dist/ both sit beside it). */
-function packageVersion(): string {
-  let dir: string
-  try {
-    dir = dirname(fileURLToPath(import.meta.url))
-  } catch {
-    dir = __dirname // the CommonJS build has no import.meta
-  }
-  const pkg = JSON.parse(readFileSync(join(dir, '..', 'package.json'), 'utf8')) as {
-    version: string
-  }
-  return pkg.version
-}
+/** This package's version: its package.json is beside src/ and dist/. */
+const packageVersion = (): string =>
+  (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as Pkg).version
+type Pkg = { version: string }
 
 /**
  * Run the `membrane` CLI with `argv` (without node and the script). Resolves with the exit code

@@ -1,12 +1,15 @@
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { parseEndpointArg, runCli } from '../src/cli-main'
+import { CLI_COMMANDS, CLI_USAGE, parseEndpointArg, runCli } from '../src/cli-main'
 
 const fixtures = new URL('./fixtures/', import.meta.url)
 function run(argv: string[], files: Record<string, string> = {}) {
   let out = ''
   let err = ''
   const code = runCli(argv, {
+    version: '9.8.7',
     readFile: (p) => files[p] ?? readFileSync(new URL(p, fixtures), 'utf8'),
     stdout: (t) => {
       out += t
@@ -59,8 +62,13 @@ describe('membrane-policy CLI', () => {
       '-o',
       'json',
     ])
-    expect(denied.code).toBe(1)
+    expect(denied.code).toBe(3) // denied, in every output format
     expect(JSON.parse(denied.out).ingress.reason).toBe('denied-at-l7')
+    const deniedText = run([...base, '--http-method', 'PUT', '--http-path', '/v1/exhaust-port'])
+    expect([deniedText.code, deniedText.out]).toEqual([
+      3,
+      expect.stringMatching(/^verdict: DENIED/),
+    ])
   })
 
   it('compile: prints the map state of one endpoint', () => {
@@ -114,10 +122,72 @@ describe('membrane-policy CLI', () => {
     expect(text.out).toMatch(/ingress\s+1002\s+TCP\s+80\/16\s+allow/)
   })
 
-  it('usage errors exit 2', () => {
-    expect(run([]).code).toBe(2)
-    expect(run(['frobnicate']).code).toBe(2)
-    expect(run(['trace', '-f', 'sw_l3_l4_policy.yaml', '--from', 'nope']).code).toBe(2)
+  it('usage errors and bad input exit 2: one line, or one JSON object on stderr under -o json', () => {
+    const none = run([])
+    expect([none.code, none.out, none.err]).toEqual([2, '', CLI_USAGE])
+    const trace = ['trace', '-f', 'sw_l3_l4_policy.yaml', '--from', 'default:a=b', '--to']
+    const cases: [string[], RegExp][] = [
+      [['frobnicate'], /unknown command "frobnicate"; expected validate, trace, compile/],
+      [['trace', '-f', 'sw_l3_l4_policy.yaml', '--from', 'nope'], /invalid endpoint "nope"/],
+      [[...trace, 'default:c=d'], /missing --port/],
+      [[...trace, 'default:c=d', '--port', 'http'], /--port expects a number, got "http"/],
+      [[...trace, '{"namespace":'], /invalid endpoint/],
+      [['validate', 'missing.yaml'], /cannot read missing\.yaml: ENOENT/],
+      [
+        ['trace', '-f', 'missing.yaml', '--from', 'x:a=b', '--to', 'x:c=d', '--port', '80'],
+        /cannot read missing\.yaml/,
+      ],
+      [
+        ['trace', '-f', 'bad.yaml', '--from', 'x:a=b', '--to', 'x:c=d', '--port', '80'],
+        /bad\.yaml: /,
+      ],
+      [
+        [
+          'compile',
+          '-f',
+          'sw_l3_l4_policy.yaml',
+          '--endpoint',
+          'x:a=b',
+          '--identities',
+          'ids.json',
+        ],
+        /--identities ids\.json: /,
+      ],
+      [['trace', '-f'], /option -f needs a value/],
+    ]
+    const files = { 'bad.yaml': 'kind: [', 'ids.json': '[{' }
+    for (const [argv, message] of cases) {
+      const text = run(argv, files)
+      expect(text.code, argv.join(' ')).toBe(2)
+      expect(text.out, argv.join(' ')).toBe('')
+      expect(text.err, argv.join(' ')).toMatch(/^error \[[A-Z_]+\]: [^\n]*\n$/)
+      expect(text.err, argv.join(' ')).toMatch(message)
+      const json = run([...argv, '-o', 'json'], files)
+      expect(json.code, `${argv.join(' ')} -o json`).toBe(2)
+      expect(json.out, `${argv.join(' ')} -o json`).toBe('')
+      const e = JSON.parse(json.err) as { error: { code: string; message: string } }
+      expect(e.error.code, argv.join(' ')).toMatch(/^[A-Z_]+$/)
+      expect(e.error.message, argv.join(' ')).toMatch(message)
+    }
+  })
+
+  it('--help and -h exit 0 with the usage on stdout, for every command; -V / --version', () => {
+    for (const argv of [
+      ['--help'],
+      ['-h'],
+      ...CLI_COMMANDS.flatMap((c) => [
+        [c, '--help'],
+        [c, '-h'],
+      ]),
+    ]) {
+      const r = run(argv)
+      expect([r.code, r.err], argv.join(' ')).toEqual([0, ''])
+      expect(r.out).toBe(CLI_USAGE)
+      if (argv.length === 2) expect(r.out).toContain(`membrane-policy ${argv[0]}`)
+    }
+    for (const flag of ['--version', '-V']) {
+      expect(run([flag])).toEqual({ code: 0, out: 'membrane-policy 9.8.7\n', err: '' })
+    }
   })
 
   it('parses endpoint arguments', () => {
@@ -128,4 +198,28 @@ describe('membrane-policy CLI', () => {
     expect(parseEndpointArg('world:1.2.3.4')).toEqual({ ips: ['1.2.3.4'] })
     expect(parseEndpointArg('reserved:host')).toEqual({ reserved: 'host' })
   })
+})
+
+describe('the membrane-policy executable', () => {
+  const pkg = join(import.meta.dirname, '..')
+  // package.json "bin" runs dist/cli.js; inside the workspace its source is src/cli.ts.
+  const bin = (...args: string[]) =>
+    spawnSync(
+      process.execPath,
+      ['--conditions=@membrane/source', '--import', 'tsx', join(pkg, 'src', 'cli.ts'), ...args],
+      { encoding: 'utf8', timeout: 60_000 },
+    )
+
+  it('prints its package version, and a missing file as one line, not a stack trace', () => {
+    const { version } = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as {
+      version: string
+    }
+    const v = bin('--version')
+    expect([v.status, v.stdout, v.stderr]).toEqual([0, `membrane-policy ${version}\n`, ''])
+    const missing = bin('validate', '/nonexistent/policy.yaml')
+    expect(missing.status).toBe(2)
+    expect(missing.stderr).toMatch(
+      /^error \[INVALID_INPUT\]: cannot read \/nonexistent\/policy\.yaml: ENOENT[^\n]*\n$/,
+    )
+  }, 60_000)
 })
