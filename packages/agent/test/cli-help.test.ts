@@ -132,6 +132,10 @@ describe('membrane exit codes and errors', () => {
     expect(JSON.parse(json.err)).toEqual({
       error: { code: 'UNAVAILABLE', message: expect.stringContaining(nowhere) },
     })
+    // observe speaks gRPC to the observer socket next to the API socket: the same rule.
+    const observe = await cli('observe', '--socket', nowhere, '-o', 'json')
+    expect([observe.code, observe.out]).toEqual([1, ''])
+    expect(JSON.parse(observe.err).error).toMatchObject({ code: 'UNAVAILABLE' })
   })
 
   it('2: usage errors and bad input, the same code under -o json', async () => {
