@@ -829,9 +829,9 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
   if (first === 'help') {
     const { command, words, rest } = resolve(after)
     if (rest.length) {
-      throw words.length
+      throw words.length && !command
         ? groupUsage(words)
-        : new UsageError(`unknown command ${JSON.stringify(rest[0])}`)
+        : new UsageError(`unknown command ${JSON.stringify([...words, rest[0]].join(' '))}`)
     }
     io.out(command ? commandHelp(command) : words.length ? groupHelp(words) : topHelp())
     return EXIT.OK

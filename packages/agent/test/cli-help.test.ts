@@ -149,6 +149,8 @@ describe('membrane exit codes and errors', () => {
       [['identity', 'show'], /identity has: list/],
       [['nope'], /unknown command "nope"/],
       [['help', 'nope'], /unknown command "nope"/],
+      [['help', 'endpoint', 'nope'], /endpoint has: create, list, get, delete/],
+      [['help', 'endpoint', 'list', 'nope'], /unknown command "endpoint list nope"/],
       [['status', '--frobnicate'], /Unknown option '--frobnicate'/],
       [['policy', 'import', '-f', join(config.stateDir, 'missing.yaml')], /cannot read .*missing/],
       [
