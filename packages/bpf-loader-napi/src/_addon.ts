@@ -236,7 +236,7 @@ export function addonHelp(attempts: readonly AddonAttempt[]): string {
   if (attempts.some((a) => /libbpf\.so/.test(a.error)))
     lines.push(
       'The prebuilt addon links the system libbpf 1.x (libbpf.so.1) at run time; install it:',
-      '  apt-get install libbpf1        # Debian 12+, Ubuntu 22.04+ (brings libelf1 and zlib1g)',
+      '  apt-get install libbpf1        # Debian 12+, Ubuntu 24.04+ (brings libelf1 and zlib1g)',
       '  dnf install libbpf             # Fedora, RHEL 9',
     )
   lines.push(
