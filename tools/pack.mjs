@@ -24,6 +24,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -164,10 +165,13 @@ export function stagePackage(name, stage) {
  */
 export function packAll({ out, build: doBuild = true, names = publishable() }) {
   mkdirSync(out, { recursive: true })
-  if (doBuild) build(names)
   const stageRoot = mkdtempSync(join(tmpdir(), 'membrane-pack-'))
   const records = []
+  // One build-and-stage at a time per checkout: tsup cleans dist/ before writing it, so a
+  // second pack (another test file, another terminal) could otherwise copy a half-built dist/.
+  const unlock = lock(join(root, 'node_modules', '.membrane-pack.lock'))
   try {
+    if (doBuild) build(names)
     for (const name of names) {
       const stage = join(stageRoot, name)
       stagePackage(name, stage)
@@ -188,9 +192,54 @@ export function packAll({ out, build: doBuild = true, names = publishable() }) {
       })
     }
   } finally {
+    unlock()
     rmSync(stageRoot, { recursive: true, force: true })
   }
   return records
+}
+
+/**
+ * A lock between processes: a directory made atomically, holding the owner's pid; a lock whose
+ * owner is gone is taken over. Returns the release function.
+ */
+function lock(dir) {
+  const wait = new Int32Array(new SharedArrayBuffer(4))
+  for (;;) {
+    try {
+      mkdirSync(dir)
+      writeFileSync(join(dir, 'pid'), String(process.pid))
+      return () => rmSync(dir, { recursive: true, force: true })
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error
+      let owner = 0
+      try {
+        owner = Number(readFileSync(join(dir, 'pid'), 'utf8'))
+      } catch {
+        // being created or removed right now, or its owner died before writing the pid
+        owner = ageMs(dir) > 10_000 ? -1 : 0
+      }
+      if (owner === -1 || (owner > 0 && !alive(owner)))
+        rmSync(dir, { recursive: true, force: true })
+      else Atomics.wait(wait, 0, 0, 200)
+    }
+  }
+}
+
+function ageMs(path) {
+  try {
+    return Date.now() - statSync(path).mtimeMs
+  } catch {
+    return 0
+  }
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return error.code === 'EPERM'
+  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { gunzipSync } from 'node:zlib'
 import { run } from '@membrane/test-utils'
 import { publint } from 'publint'
 import { formatMessage } from 'publint/utils'
@@ -50,13 +51,35 @@ function exportTargets(value: unknown, out: string[] = []): string[] {
   return out
 }
 
+/** One file of a .tgz (ustar: 512-byte headers, name at 0, octal size at 124). */
+function tarEntry(tgz: Buffer, name: string): string {
+  const tar = gunzipSync(tgz)
+  for (let off = 0; off + 512 <= tar.length; ) {
+    const entry = tar
+      .subarray(off, off + 100)
+      .toString('utf8')
+      .replace(/\0.*$/s, '')
+    if (entry === '') break
+    const size = Number.parseInt(
+      tar
+        .subarray(off + 124, off + 136)
+        .toString('utf8')
+        .trim(),
+      8,
+    )
+    if (entry === name) return tar.subarray(off + 512, off + 512 + size).toString('utf8')
+    off += 512 + Math.ceil(size / 512) * 512
+  }
+  throw new Error(`${name} is not in the tarball`)
+}
+
 describe('published tarballs (tools/pack.mjs, as tools/release.mjs publishes them)', () => {
   const out = mkdtempSync(join(tmpdir(), 'membrane-tarballs-'))
   let packed: Packed[] = []
   const manifestOf = (p: Packed): Manifest =>
     JSON.parse(readFileSync(join(root, 'packages', p.name.split('/')[1]!, 'package.json'), 'utf8'))
   const publishedManifestOf = async (p: Packed): Promise<Manifest> =>
-    JSON.parse((await run('tar', ['-xOzf', p.file, 'package/package.json'])).stdout)
+    JSON.parse(tarEntry(readFileSync(p.file), 'package/package.json'))
 
   beforeAll(() => {
     packed = packAll({ out }) as Packed[]

@@ -203,6 +203,31 @@ describeKernel(
       expect(existsSync(flags[flags.indexOf('--bpffs-root') + 1]!)).toBe(false)
     }, 900_000)
 
+    it('npm install @membrane/identity alone: the pure core works, the etcd subpath asks for etcd3', async () => {
+      const app = tempDir('identity')
+      await npm(['install', '@membrane/identity'], app)
+      expect(existsSync(join(app, 'node_modules', 'etcd3'))).toBe(false)
+      writeFileSync(
+        join(app, 'check.mjs'),
+        [
+          "import { MemoryAllocator } from '@membrane/identity'",
+          "import { EtcdAllocator } from '@membrane/identity/etcd'",
+          'const a = new MemoryAllocator()',
+          "const id = await a.allocate(['k8s:app=web'])",
+          'let code',
+          "try { await EtcdAllocator.create({ endpoints: ['http://127.0.0.1:1'], node: 'n1' }) }",
+          'catch (e) { code = e.code; console.log(e.message) }',
+          'console.log(JSON.stringify({ id: id.id, code }))',
+        ].join('\n'),
+      )
+      const r = await run(process.execPath, ['check.mjs'], { cwd: app })
+      const lines = r.stdout.trim().split('\n')
+      expect(lines[0]).toContain('npm install etcd3')
+      const out = JSON.parse(lines[1]!) as { id: number; code: string }
+      expect(out.code).toBe('DEPENDENCY_MISSING')
+      expect(out.id).toBeGreaterThanOrEqual(256)
+    }, 600_000)
+
     it('npm install @membrane/policy alone runs the README example', async () => {
       const app = tempDir('policy')
       await npm(['install', '@membrane/policy'], app)
