@@ -61,11 +61,11 @@ describeKernel(
     })
 
     it('the release script published every package', async () => {
-      for (const name of PACKAGES) {
-        const { stdout } = await npm(['view', name, 'version'], root)
-        expect(stdout.trim(), name).toMatch(/^\d+\.\d+\.\d+/)
-      }
-    })
+      const versions = await Promise.all(
+        PACKAGES.map(async (name) => (await npm(['view', name, 'version'], root)).stdout.trim()),
+      )
+      for (const [i, v] of versions.entries()) expect(v, PACKAGES[i]).toMatch(/^\d+\.\d+\.\d+/)
+    }, 120_000)
 
     it('npm install @membrane/agent in an empty directory: the installed agent enforces the Star Wars policy', async () => {
       const app = tempDir('app')
