@@ -23,18 +23,21 @@ die() { printf 'membrane setup: %s\n' "$*" >&2; exit 1; }
 #   etcd-server etcd-client   the real kvstore the identity tests start
 #   iputils-ping curl iperf3 tcpdump wrk   real traffic in kernel tests and benchmarks
 #   protobuf-compiler         protoc --decode checks of the flow wire format
+#   libprotobuf-dev           google/protobuf/*.proto (timestamp, wrappers) that flow.proto imports;
+#                             protoc only Recommends it, and setup installs without recommends
 #   prometheus                promtool check metrics
 #   openssl                   a throwaway certificate for the Observer server's TLS test
 #   dnsmasq                   the real DNS server behind the DNS proxy tests
 #   chromium                  headless browser test of the agent's web page
 #   make g++ python3          node-gyp (g++ also brings cc for the C probes in tests)
-#   procps util-linux         sysctl in the test topologies; nsenter, setpriv, flock, mount
+#   procps util-linux mount   sysctl in the test topologies; nsenter, setpriv, flock; mount and
+#                             umount of bpffs/cgroup2 (Debian 12 ships them in `mount`, not util-linux)
 DEB_PACKAGES=(
   clang-19 llvm-19 libbpf-dev libelf-dev zlib1g-dev bpftool
   iproute2 iptables etcd-server etcd-client
   iputils-ping curl iperf3 tcpdump wrk ethtool
-  protobuf-compiler prometheus dnsmasq chromium openssl
-  make g++ python3 procps util-linux
+  protobuf-compiler libprotobuf-dev prometheus dnsmasq chromium openssl
+  make g++ python3 procps util-linux mount
 )
 
 if [[ "${MEMBRANE_SKIP_APT:-0}" != 1 ]]; then

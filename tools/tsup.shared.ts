@@ -13,7 +13,9 @@ export function membranePackage(
     format: ['esm', 'cjs'],
     dts: true,
     clean: true,
-    sourcemap: true,
+    // No source maps: src/ is not published, and maps carrying sourcesContent were over half of
+    // every tarball. dist/ is unminified ESM/CJS, so stack traces stay readable.
+    sourcemap: false,
     target: 'node20',
     platform: 'node',
     splitting: false,

@@ -1,3 +1,4 @@
 import { membranePackage } from '../../tools/tsup.shared'
 
-export default membranePackage({ index: 'src/index.ts', etcd: 'src/etcd.ts' })
+// shims: the CJS build loads the optional etcd3 peer through createRequire(import.meta.url).
+export default membranePackage({ index: 'src/index.ts', etcd: 'src/etcd.ts' }, { shims: true })

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -173,7 +173,40 @@ function here(): string {
   }
 }
 
-/** Candidate paths, most specific first: $MEMBRANE_BPF_ADDON, then build/{Release,Debug}. */
+/** `glibc` or `musl`: the C library this Node.js runs on (prebuilt addons are per libc). */
+export function runningLibc(): 'glibc' | 'musl' {
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } }
+  return report?.header?.glibcVersionRuntime ? 'glibc' : 'musl'
+}
+
+/**
+ * Prebuilt addons in `dir` (node-gyp-build's layout: `prebuilds/<platform>-<arch>/
+ * <name>.<tags>.node`, tags such as `napi` and `glibc`/`musl`) that fit this libc; a file
+ * without a libc tag fits any.
+ */
+export function prebuiltCandidates(dir: string, libc = runningLibc()): string[] {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return [join(dir, `membrane_bpf.napi.${libc}.node`)]
+  }
+  const fits = names.filter((n) => {
+    if (!n.endsWith('.node')) return false
+    const tags = n.split('.').slice(1, -1)
+    const tagged = tags.find((t) => t === 'glibc' || t === 'musl')
+    return tagged === undefined || tagged === libc
+  })
+  return fits.length > 0
+    ? fits.sort().map((n) => join(dir, n))
+    : [join(dir, `membrane_bpf.napi.${libc}.node`)]
+}
+
+/**
+ * Candidate paths, most specific first: `$MEMBRANE_BPF_ADDON`, then a from-source build
+ * (`build/Release`, `build/Debug`: it wins over the prebuilt, as with node-gyp-build), then the
+ * prebuilt addon shipped in `prebuilds/<platform>-<arch>/`.
+ */
 export function addonCandidates(): string[] {
   const pkgRoot = resolve(here(), '..')
   const out: string[] = []
@@ -182,6 +215,7 @@ export function addonCandidates(): string[] {
   for (const dir of ['build/Release', 'build/Debug']) {
     out.push(join(pkgRoot, dir, 'membrane_bpf.node'))
   }
+  out.push(...prebuiltCandidates(join(pkgRoot, 'prebuilds', `${process.platform}-${process.arch}`)))
   return out
 }
 
@@ -194,6 +228,25 @@ let cached: NativeAddon | undefined
 export function loadAddon(): NativeAddon {
   cached ??= loadAddonFrom(addonCandidates())
   return cached
+}
+
+/** What a user runs when no addon loads: the runtime library, or a build from source. */
+export function addonHelp(attempts: readonly AddonAttempt[]): string {
+  const lines: string[] = []
+  if (attempts.some((a) => /libbpf\.so/.test(a.error)))
+    lines.push(
+      'The prebuilt addon links the system libbpf 1.x (libbpf.so.1) at run time; install it:',
+      '  apt-get install libbpf1        # Debian 12+, Ubuntu 24.04+ (brings libelf1 and zlib1g)',
+      '  dnf install libbpf             # Fedora, RHEL 9',
+    )
+  lines.push(
+    `A prebuilt addon ships for linux-x64 with glibc (this is ${process.platform}-${process.arch}, ${process.platform === 'linux' ? runningLibc() : 'not Linux'}). To build it from source instead`,
+    'in your project (needs libbpf-dev libelf-dev zlib1g-dev g++ make python3, and Node.js headers):',
+    '  npm install-scripts approve @membrane/bpf-loader-napi   # npm 11: allow its install script',
+    '  npm rebuild @membrane/bpf-loader-napi                   # runs it: node-gyp rebuild',
+    'Inside the Membrane repository: npm run build:native.',
+  )
+  return lines.join('\n')
 }
 
 /** @internal loadAddon over an explicit candidate list (tests). */
@@ -213,8 +266,7 @@ export function loadAddonFrom(candidates: readonly string[]): NativeAddon {
   }
   const lines = attempts.map((a) => `  - ${a.path}: ${a.error}`).join('\n')
   const err = new Error(
-    `@membrane/bpf-loader-napi: the native addon could not be loaded. Tried:\n${lines}\n` +
-      'Build it with `node tools/native-build.mjs` (needs libbpf-dev, libelf-dev, zlib, g++, python3).',
+    `@membrane/bpf-loader-napi: the native addon could not be loaded. Tried:\n${lines}\n${addonHelp(attempts)}`,
   ) as Error & { attempts: AddonAttempt[] }
   err.attempts = attempts
   throw err

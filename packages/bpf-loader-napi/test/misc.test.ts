@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { describeKernel } from '@membrane/test-utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { addonCandidates, loadAddonFrom } from '../src/_addon'
+import {
+  addonCandidates,
+  addonHelp,
+  loadAddonFrom,
+  prebuiltCandidates,
+  runningLibc,
+} from '../src/_addon'
 import { BpfError, fromNative } from '../src/errors'
 import {
   getIpTransparent,
@@ -18,7 +24,7 @@ import {
 } from '../src/index'
 
 describe('addon loader', () => {
-  it('tries $MEMBRANE_BPF_ADDON first, then build/Release and build/Debug', () => {
+  it('tries $MEMBRANE_BPF_ADDON first, then build/Release and build/Debug, then the prebuilt', () => {
     const prev = process.env.MEMBRANE_BPF_ADDON
     process.env.MEMBRANE_BPF_ADDON = '/opt/custom/membrane_bpf.node'
     try {
@@ -27,6 +33,7 @@ describe('addon loader', () => {
       expect(paths.slice(1).map((p) => p.replace(/.*bpf-loader-napi\//, ''))).toEqual([
         'build/Release/membrane_bpf.node',
         'build/Debug/membrane_bpf.node',
+        'prebuilds/linux-x64/membrane_bpf.napi.glibc.node',
       ])
     } finally {
       if (prev === undefined) delete process.env.MEMBRANE_BPF_ADDON
@@ -49,7 +56,36 @@ describe('addon loader', () => {
     expect(err?.attempts?.[1]?.path).toBe(notAddon)
     expect(err?.attempts?.[1]?.error).toMatch(/file too short|invalid ELF header/)
     rmSync(dirname(notAddon), { recursive: true })
-    expect(err?.message).toMatch(/native-build\.mjs/)
+    // the from-source commands of npm 11, verbatim
+    expect(err?.message).toContain('npm install-scripts approve @membrane/bpf-loader-napi')
+    expect(err?.message).toContain('npm rebuild @membrane/bpf-loader-napi')
+  })
+
+  it('names the runtime libbpf package when the prebuilt cannot find libbpf.so.1', () => {
+    const help = addonHelp([
+      {
+        path: '/x/prebuilds/linux-x64/membrane_bpf.napi.glibc.node',
+        error: 'libbpf.so.1: cannot open shared object file: No such file or directory',
+      },
+    ])
+    expect(help).toContain('apt-get install libbpf1')
+    expect(addonHelp([{ path: '/x', error: 'not found' }])).not.toContain('libbpf1')
+  })
+
+  it('picks prebuilt files by libc tag (node-gyp-build layout)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mbt-prebuilds-'))
+    try {
+      for (const f of ['membrane_bpf.napi.glibc.node', 'membrane_bpf.napi.musl.node', 'x.txt'])
+        writeFileSync(join(dir, f), '')
+      expect(prebuiltCandidates(dir, 'glibc')).toEqual([join(dir, 'membrane_bpf.napi.glibc.node')])
+      expect(prebuiltCandidates(dir, 'musl')).toEqual([join(dir, 'membrane_bpf.napi.musl.node')])
+      expect(prebuiltCandidates(join(dir, 'absent'), 'glibc')).toEqual([
+        join(dir, 'absent', 'membrane_bpf.napi.glibc.node'),
+      ])
+      expect(runningLibc()).toBe('glibc') // Debian
+    } finally {
+      rmSync(dir, { recursive: true })
+    }
   })
 })
 

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { DEFAULT_SEED, decodeSeed } from '@membrane/maglev'
 import { u32Codec } from './codec'
 import { ConfigFlag } from './constants'
 import { DatapathError, DatapathErrorCode, describeValue } from './errors'
 import { inCidr4, isIpv4, parseCidr4, parseIpv6 } from './internal/ip'
+import { missingKernelFeature } from './internal/kernel'
 import {
   type LinkLike,
   type LoaderModule,
@@ -134,15 +136,26 @@ const SOCK_HOOKS = [
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/
 
+/**
+ * Where endpoint.o and sock.o are: `$MEMBRANE_BPF_DIR`, else the CO-RE objects shipped in this
+ * package (`bpf/` next to `dist/`, copied in by tools/pack.mjs), else `bpf-src/build` found
+ * upwards from the working directory and from this module (the workspace).
+ */
 function findObjectDir(): string {
   if (process.env.MEMBRANE_BPF_DIR) return process.env.MEMBRANE_BPF_DIR
-  const starts = [process.cwd()]
+  const tried: string[] = []
+  let here: string | undefined
   try {
-    starts.push(dirname(new URL(import.meta.url).pathname))
+    here = dirname(fileURLToPath(import.meta.url))
   } catch {
-    // CJS build: no import.meta; the working directory search still applies
+    here = typeof __dirname === 'string' ? __dirname : undefined
   }
-  for (const start of starts) {
+  if (here) {
+    const shipped = resolve(here, '..', 'bpf')
+    if (existsSync(join(shipped, 'endpoint.o'))) return shipped
+    tried.push(shipped)
+  }
+  for (const start of here ? [process.cwd(), here] : [process.cwd()]) {
     let dir = resolve(start)
     for (;;) {
       const candidate = join(dir, 'bpf-src', 'build')
@@ -151,10 +164,11 @@ function findObjectDir(): string {
       if (up === dir) break
       dir = up
     }
+    tried.push(`bpf-src/build upwards of ${resolve(start)}`)
   }
   throw new DatapathError(
     DatapathErrorCode.OBJECT_NOT_FOUND,
-    'bpf-src/build/endpoint.o not found upwards of the working directory: build it with `node tools/bpf-build.mjs` or pass objectDir / set MEMBRANE_BPF_DIR',
+    `endpoint.o not found (looked in ${tried.join('; ')}): pass objectDir or set MEMBRANE_BPF_DIR; inside the Membrane repository, build the objects with \`node tools/bpf-build.mjs\``,
     { path: 'objectDir' },
   )
 }
@@ -323,6 +337,14 @@ export class Datapath {
       )
     const objectDir = options.objectDir ?? findObjectDir()
     const loader = await loadLoader()
+    // Before libbpf tries: a kernel without a feature the objects use would otherwise fail
+    // deep in relocation or the verifier.
+    const missing = missingKernelFeature({
+      btfPath: '/sys/kernel/btf/vmlinux',
+      probeMapType: (t) => loader.probeMapType(t),
+    })
+    if (missing)
+      throw new loader.NotSupportedError(missing.feature, { minKernel: missing.minKernel })
     mkdirSync(pinRoot, { recursive: true, mode: 0o700 })
     checkPinnedMaps(pinRoot, (p) => loader.openPinnedMap(p), {
       mb_lb_maglev_direct: { maxEntries: tables },

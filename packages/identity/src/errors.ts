@@ -22,6 +22,11 @@ export const IdentityErrorCode = {
   BACKEND_UNAVAILABLE: 'BACKEND_UNAVAILABLE',
   /** The store holds something this package did not write (a corrupt or foreign key). */
   CORRUPT_STATE: 'CORRUPT_STATE',
+  /**
+   * An optional peer dependency is not installed (`etcd3` for `@membrane/identity/etcd`); the
+   * message names the package to install.
+   */
+  DEPENDENCY_MISSING: 'DEPENDENCY_MISSING',
 } as const
 
 export type IdentityErrorCode = (typeof IdentityErrorCode)[keyof typeof IdentityErrorCode]

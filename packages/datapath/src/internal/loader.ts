@@ -81,6 +81,8 @@ export interface LoaderModule {
   }
   RingBuffer: new (map: MapLike, callback: (record: Buffer) => void) => RingBufferLike
   openPinnedMap(path: string): MapLike
+  probeMapType(type: string): boolean
+  NotSupportedError: new (feature: string, options: { minKernel?: string }) => Error
 }
 
 let cached: Promise<LoaderModule> | undefined

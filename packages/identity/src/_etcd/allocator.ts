@@ -194,7 +194,8 @@ export class EtcdAllocator implements IdentityAllocator {
   /**
    * Connect, load every identity into the cache, start the watch and the node lease.
    *
-   * @throws IdentityError `INVALID_OPTION`, or `BACKEND_UNAVAILABLE` when etcd does not answer
+   * @throws IdentityError `INVALID_OPTION`, `DEPENDENCY_MISSING` without the etcd3 package, or
+   *   `BACKEND_UNAVAILABLE` when etcd does not answer
    *   within `connectTimeoutMs`.
    */
   static async create(options: EtcdAllocatorOptions): Promise<EtcdAllocator> {

@@ -1,6 +1,24 @@
+import { createRequire } from 'node:module'
 import { ExponentialBackoff, type IBackoff, noop } from 'cockatiel'
-import { Etcd3, type IKeyValue, type IOptions, type ITxnResponse, type Lease } from 'etcd3'
+import type { Etcd3, IKeyValue, IOptions, ITxnResponse, Lease } from 'etcd3'
 import { IdentityError, IdentityErrorCode } from '../errors'
+
+/**
+ * etcd3 is an optional peer dependency (16 MB of gRPC that users of the pure core never need):
+ * loaded on first use, with an error that says how to install it.
+ */
+function loadEtcd3(): typeof import('etcd3') {
+  try {
+    return createRequire(import.meta.url)('etcd3') as typeof import('etcd3')
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw cause
+    throw new IdentityError(
+      IdentityErrorCode.DEPENDENCY_MISSING,
+      '@membrane/identity/etcd needs the etcd3 package, an optional peer dependency: run `npm install etcd3`',
+      { cause },
+    )
+  }
+}
 
 /** How to reach etcd: endpoints (`http://127.0.0.1:2379`) or a client you own. */
 export interface EtcdConnectionOptions {
@@ -48,6 +66,7 @@ export function connect(options: EtcdConnectionOptions): {
     }
   }
   const callTimeoutMs = options.callTimeoutMs ?? 2000
+  const { Etcd3 } = loadEtcd3()
   const client = new Etcd3({
     hosts,
     dialTimeout: callTimeoutMs,
