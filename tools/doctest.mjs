@@ -5,6 +5,7 @@
 //   node tools/doctest.mjs packages/policy      # one package's README (a directory or a file)
 //   node tools/doctest.mjs --json ...           # one JSON report per README on stdout
 //   node tools/doctest.mjs --package DIR FILE   # FILE documents the package in DIR (fixtures)
+//   node tools/doctest.mjs --list               # the READMEs it checks
 //
 // A README documents one package: packages/<name>/README.md its package, examples/<x>/README.md
 // its example, the root README the workspace. Its blocks run in order in one fresh temporary
@@ -38,6 +39,8 @@
 //   <!-- doctest: background -->         a daemon (a shell block): started, left running for the
 //                                        blocks after it, stopped (SIGTERM) after the last one;
 //                                        an early exit with an error status fails the block
+//   <!-- doctest: stop-daemons -->       stop the background blocks (SIGTERM, as Ctrl-C would) before
+//                                        running this one (a cleanup after the daemon)
 import { spawn } from 'node:child_process'
 import {
   chmodSync,
@@ -155,6 +158,9 @@ function markersBefore(lines, index) {
         break
       case 'background':
         markers.background = true
+        break
+      case 'stop-daemons':
+        markers.stopDaemons = true
         break
       default:
         errors.push(`unknown doctest marker "${d}"`)
@@ -475,12 +481,30 @@ function spawnBlock(command, args, { cwd, env }) {
     output: () => out,
     /** How it had ended before this call (undefined: it was still running). */
     status: () => status,
+    /** End the block's process group now (what it left running, or all of it on a timeout). */
     async stop() {
       killGroup(child.pid, 'SIGTERM')
       const timer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), 10_000)
       await ended
       clearTimeout(timer)
-      // Whatever the block left running in its group (a daemon started with `&`).
+      killGroup(child.pid, 'SIGKILL')
+    },
+    /**
+     * Stop a daemon like Ctrl-C stops a foreground command, but once: SIGTERM to the command
+     * itself (bash -c execs a single command), then, after 15 s or once it ended, SIGKILL to
+     * whatever is left of its group.
+     */
+    async stopDaemon() {
+      if (!status) {
+        try {
+          process.kill(child.pid, 'SIGTERM')
+        } catch {
+          // already gone
+        }
+      }
+      const timer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), 15_000)
+      await ended
+      clearTimeout(timer)
       killGroup(child.pid, 'SIGKILL')
     },
   }
@@ -535,12 +559,27 @@ export async function runReadme(readme, { packageDir, root = ROOT, keep = false 
     skipped: [],
     knownFailures: [],
     failures: [],
+    /** Wall time of each block that ran to completion. */
+    seconds: [],
   }
   const fail = (block, error) => report.failures.push({ readme: rel, line: block.line, error })
   const allowed = allowedPackages(pkgDir, root)
   const workDir = mkdtempSync(join(tmpdir(), 'membrane-doctest-'))
   const definedFiles = new Set()
   const daemons = []
+  /** Stop the background blocks started so far, newest first; an early failure fails its block. */
+  const stopDaemons = async () => {
+    for (const { block, run } of daemons.splice(0).reverse()) {
+      const early = run.status()
+      await run.stopDaemon()
+      if (early && early.code !== 0) {
+        fail(
+          block,
+          `the daemon exited early (${early.signal ?? `status ${early.code}`})\n${tail(run.output())}`,
+        )
+      }
+    }
+  }
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
   const requireKernel = process.env.MEMBRANE_REQUIRE_KERNEL === '1'
   try {
@@ -577,6 +616,8 @@ export async function runReadme(readme, { packageDir, root = ROOT, keep = false 
         report.skipped.push({ line: block.line, reason: 'needs root and the kernel' })
         continue
       }
+      if (markers.stopDaemons) await stopDaemons()
+      const started = Date.now()
       const timeoutMs = (markers.timeout ?? 120) * 1000
       let result
       if (RUN_LANGS.has(block.lang)) {
@@ -612,7 +653,11 @@ export async function runReadme(readme, { packageDir, root = ROOT, keep = false 
         const script = join(workDir, `block-${block.line}.sh`)
         writeFileSync(script, block.code)
         if (markers.background) {
-          daemons.push({ block, run: spawnBlock('bash', ['-e', script], { cwd: workDir, env }) })
+          // `bash -c` execs a single command: the daemon is the process that gets the signal.
+          daemons.push({
+            block,
+            run: spawnBlock('bash', ['-e', '-c', block.code], { cwd: workDir, env }),
+          })
           report.executed++
           continue
         }
@@ -628,6 +673,7 @@ export async function runReadme(readme, { packageDir, root = ROOT, keep = false 
         )
         continue
       }
+      report.seconds.push({ line: block.line, seconds: (Date.now() - started) / 1000 })
       const expected = markers.exit ?? 0
       const ok = !result.timedOut && result.code === expected
       const what = result.timedOut
@@ -648,17 +694,7 @@ export async function runReadme(readme, { packageDir, root = ROOT, keep = false 
       else report.executed++
     }
   } finally {
-    for (const { block, run } of daemons.reverse()) {
-      const early = run.status()
-      await run.stop()
-      const output = run.output()
-      if (early && early.code !== 0) {
-        fail(
-          block,
-          `the daemon exited early (${early.signal ?? `status ${early.code}`})\n${tail(output)}`,
-        )
-      }
-    }
+    await stopDaemons()
     if (keep) report.workDir = workDir
     else rmSync(workDir, { recursive: true, force: true })
   }
@@ -685,6 +721,10 @@ function formatReport(r) {
 }
 
 async function main(argv) {
+  if (argv.includes('--list')) {
+    for (const readme of findReadmes()) process.stdout.write(`${relative(ROOT, readme)}\n`)
+    return
+  }
   const json = argv.includes('--json')
   const keep = argv.includes('--keep')
   const pi = argv.indexOf('--package')

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -155,4 +155,39 @@ describe('tools/doctest.mjs', () => {
     rmSync(r.workDir!, { recursive: true, force: true })
     expect(() => process.kill(pid, 0)).toThrow()
   })
+
+  it('stops the daemons before a stop-daemons block (a cleanup after Ctrl-C)', async () => {
+    const r = await check(
+      `<!-- doctest: background -->\n${fence}sh\necho $$ > daemon.pid\nexec sleep 600\n${fence}\n\n<!-- doctest: stop-daemons -->\n${fence}sh\nsleep 0.2\n! kill -0 "$(cat daemon.pid)" 2>/dev/null\n${fence}\n`,
+    )
+    expect(r.failures).toEqual([])
+    expect(r.executed).toBe(2)
+  })
+
+  it('fails a daemon that exits early with an error', async () => {
+    const r = await check(
+      `<!-- doctest: background -->\n${fence}sh\nexit 7\n${fence}\n\n${fence}sh\nsleep 0.5\n${fence}\n`,
+    )
+    expect(r.failures).toHaveLength(1)
+    expect(r.failures[0]!.error).toMatch(/the daemon exited early \(status 7\)/)
+  })
+})
+
+// Every README of the repository, one test each: a failure names the README, the block's line
+// and the error. Blocks that need root and the kernel are skipped (and reported) without root,
+// unless MEMBRANE_REQUIRE_KERNEL=1.
+const readmes = execFileSync(process.execPath, [tool, '--list'], { cwd: root, encoding: 'utf8' })
+  .split('\n')
+  .filter(Boolean)
+
+describe('README doc tests', () => {
+  it.each(readmes)(
+    '%s: every block runs (or is checked) as written',
+    async (readme) => {
+      const [report] = await doctest([readme])
+      expect(report!.failures).toEqual([])
+      expect(report!.blocks).toBeGreaterThan(0)
+    },
+    600_000,
+  )
 })
