@@ -17,6 +17,8 @@
 // - ts / typescript / js / javascript: written to a temporary file and run with Node + tsx.
 //   Imports are checked first: only node: builtins, the package itself and its dependencies;
 //   `using` declarations are refused (Node 20, which the packages support, cannot run them).
+//   Once all blocks ran, the TypeScript ones are type-checked together with the repository's
+//   strict settings, as a user's tsc would (an error names its README line).
 // - sh / bash / shell: run with `bash -e -o pipefail` in the README's directory, with the
 //   packages' bins (node_modules/.bin) on PATH. A block made only of repository commands
 //   (`npm install <pkg>`, `npm run <script>`, `npm start -w <ws>`, `npx vitest run --project <p>`,
@@ -62,6 +64,11 @@ import { fileURLToPath } from 'node:url'
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const TSX = createRequire(import.meta.url).resolve('tsx')
 const TSX_DIR = dirname(createRequire(import.meta.url).resolve('tsx/package.json'))
+const TSC = join(
+  dirname(createRequire(import.meta.url).resolve('typescript/package.json')),
+  'bin',
+  'tsc',
+)
 
 const RUN_LANGS = new Set(['ts', 'typescript', 'js', 'javascript', 'mjs', 'mts'])
 const SHELL_LANGS = new Set(['sh', 'bash', 'shell'])
@@ -567,6 +574,8 @@ export async function runReadme(readme, { packageDir, root = ROOT, keep = false 
   const workDir = mkdtempSync(join(tmpdir(), 'membrane-doctest-'))
   const definedFiles = new Set()
   const daemons = []
+  /** The TypeScript blocks that ran: type-checked together once all blocks ran. */
+  const typed = []
   /** Stop the background blocks started so far, newest first; an early failure fails its block. */
   const stopDaemons = async () => {
     for (const { block, run } of daemons.splice(0).reverse()) {
@@ -629,6 +638,7 @@ export async function runReadme(readme, { packageDir, root = ROOT, keep = false 
         const ext = block.lang.startsWith('t') || block.lang === 'mts' ? 'mts' : 'mjs'
         const script = join(workDir, `block-${block.line}.${ext}`)
         writeFileSync(script, block.code)
+        if (ext === 'mts') typed.push(block)
         result = await runProcess(
           process.execPath,
           ['--conditions=@membrane/source', '--import', TSX, script],
@@ -695,10 +705,45 @@ export async function runReadme(readme, { packageDir, root = ROOT, keep = false 
     }
   } finally {
     await stopDaemons()
+    if (typed.length) await typecheck(workDir, typed, fail, root)
     if (keep) report.workDir = workDir
     else rmSync(workDir, { recursive: true, force: true })
   }
   return report
+}
+
+/**
+ * Type-check the TypeScript blocks as a user's `tsc` would (the repository's strict settings,
+ * the same node_modules): an error names the README line it is on.
+ */
+async function typecheck(workDir, blocks, fail, root) {
+  writeFileSync(
+    join(workDir, 'tsconfig.json'),
+    JSON.stringify({
+      extends: join(root, 'tsconfig.base.json'),
+      compilerOptions: { noEmit: true, typeRoots: [join(root, 'node_modules', '@types')] },
+      files: blocks.map((b) => `block-${b.line}.mts`),
+    }),
+  )
+  const result = await runProcess(
+    process.execPath,
+    [TSC, '-p', 'tsconfig.json', '--pretty', 'false'],
+    {
+      cwd: workDir,
+      env: process.env,
+      timeoutMs: 300_000,
+    },
+  )
+  if (result.code === 0) return
+  const byLine = new Map(blocks.map((b) => [b.line, b]))
+  let reported = false
+  for (const m of result.output.matchAll(/^block-(\d+)\.mts\((\d+),(\d+)\): (error .*)$/gm)) {
+    const block = byLine.get(Number(m[1]))
+    if (!block) continue
+    fail(block, `type error at README line ${block.line + Number(m[2])}: ${m[4]}`)
+    reported = true
+  }
+  if (!reported) fail(blocks[0], `tsc failed: ${tail(result.output)}`)
 }
 
 function formatReport(r) {

@@ -39,7 +39,7 @@ function doctest(args: string[]): Promise<Report[]> {
 const fence = '```'
 
 // The harness itself: each rule it enforces fails a README that breaks it.
-describe('tools/doctest.mjs', () => {
+describe('tools/doctest.mjs', { timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'membrane-doctest-fixture-'))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
   let n = 0
@@ -60,9 +60,23 @@ describe('tools/doctest.mjs', () => {
     const bad = await check(
       `# x\n\ntext\n\n${fence}ts\nimport { parsePolicyDocuments } from '@membrane/policy'\nparsePolicyDocuments(yamlText)\n${fence}\n`,
     )
-    expect(bad.failures).toHaveLength(1)
-    expect(bad.failures[0]!.line).toBe(5)
-    expect(bad.failures[0]!.error).toMatch(/yamlText is not defined/)
+    // Both the run and the type check catch it; both name the block's line.
+    expect(bad.failures.map((f) => f.line)).toEqual([5, 5])
+    expect(bad.failures[0]!.error).toMatch(/ReferenceError: yamlText is not defined/)
+    expect(bad.failures[1]!.error).toMatch(
+      /README line 7: error TS2304: Cannot find name 'yamlText'/,
+    )
+  })
+
+  it('type-checks TypeScript blocks that run, naming the README line of an error', async () => {
+    const r = await check(
+      `# x\n\n${fence}ts\nconst port: number = '80' as unknown as number\nconst name: string = port\nconsole.log(name)\n${fence}\n`,
+    )
+    expect(r.executed).toBe(1)
+    expect(r.failures).toHaveLength(1)
+    expect(r.failures[0]!.error).toMatch(
+      /type error at README line 5: error TS2322: Type 'number' is not assignable to type 'string'/,
+    )
   })
 
   it('refuses imports that are not dependencies of the documented package', async () => {
