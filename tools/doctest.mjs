@@ -41,6 +41,8 @@
 //   <!-- doctest: background -->         a daemon (a shell block): started, left running for the
 //                                        blocks after it, stopped (SIGTERM) after the last one;
 //                                        an early exit with an error status fails the block
+//   <!-- doctest: repo -->               a shell block of repository commands that is safe and quick:
+//                                        run at the repository root instead of only checked
 //   <!-- doctest: stop-daemons -->       stop the background blocks (SIGTERM, as Ctrl-C would) before
 //                                        running this one (a cleanup after the daemon)
 import { spawn } from 'node:child_process'
@@ -168,6 +170,9 @@ function markersBefore(lines, index) {
         break
       case 'stop-daemons':
         markers.stopDaemons = true
+        break
+      case 'repo':
+        markers.repo = true
         break
       default:
         errors.push(`unknown doctest marker "${d}"`)
@@ -530,6 +535,18 @@ async function runProcess(command, args, { cwd, env, timeoutMs }) {
   return { code, signal, timedOut, output: run.output() }
 }
 
+/** Run a shell block (bash -e -o pipefail) from `cwd`; the script file lives in the temp dir. */
+async function runShell(block, cwd, env, timeoutMs) {
+  const dir = mkdtempSync(join(tmpdir(), 'membrane-doctest-sh-'))
+  const script = join(dir, `block-${block.line}.sh`)
+  writeFileSync(script, block.code)
+  try {
+    return await runProcess('bash', ['-e', '-o', 'pipefail', script], { cwd, env, timeoutMs })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 function killGroup(pid, signal) {
   try {
     process.kill(-pid, signal)
@@ -647,22 +664,23 @@ export async function runReadme(readme, { packageDir, root = ROOT, keep = false 
       } else if (SHELL_LANGS.has(block.lang)) {
         const lines = commandLines(block.code)
         const checks = lines.map((l) => checkRepositoryCommand(l, root))
-        if (lines.length > 0 && checks.every((c) => c !== undefined)) {
+        if (markers.repo) {
+          const problems = checks.flat().filter(Boolean)
+          for (const p of problems) fail(block, p)
+          if (problems.length) continue
+          result = await runShell(block, root, process.env, timeoutMs)
+        } else if (lines.length > 0 && checks.every((c) => c !== undefined)) {
           const problems = checks.flat()
           for (const p of problems) fail(block, p)
           if (!problems.length) report.checked++
           continue
-        }
-        if (checks.some((c) => c !== undefined)) {
+        } else if (checks.some((c) => c !== undefined)) {
           fail(
             block,
             'mixes repository commands (npm/npx/tools, checked) with commands to run: split the block',
           )
           continue
-        }
-        const script = join(workDir, `block-${block.line}.sh`)
-        writeFileSync(script, block.code)
-        if (markers.background) {
+        } else if (markers.background) {
           // `bash -c` execs a single command: the daemon is the process that gets the signal.
           daemons.push({
             block,
@@ -670,12 +688,9 @@ export async function runReadme(readme, { packageDir, root = ROOT, keep = false 
           })
           report.executed++
           continue
+        } else {
+          result = await runShell(block, workDir, env, timeoutMs)
         }
-        result = await runProcess('bash', ['-e', '-o', 'pipefail', script], {
-          cwd: workDir,
-          env,
-          timeoutMs,
-        })
       } else {
         fail(
           block,

@@ -158,6 +158,17 @@ describe('tools/doctest.mjs', { timeout: 120_000 }, () => {
     ])
   })
 
+  it('runs repo blocks at the repository root, still checking their commands', async () => {
+    const r = await check(
+      `<!-- doctest: repo -->\n${fence}sh\ntest -f vitest.workspace.ts\n${fence}\n\n<!-- doctest: repo -->\n${fence}sh\nnpm run nope\n${fence}\n\n${fence}sh\ntest -f vitest.workspace.ts\n${fence}\n`,
+    )
+    expect(r.executed).toBe(1)
+    expect(r.failures.map((f) => [f.line, f.error.split('\n')[0]])).toEqual([
+      [7, 'npm script "nope" does not exist'],
+      [11, 'exited 1, expected 0'],
+    ])
+  })
+
   it('keeps a background daemon running for the later blocks, then stops it', async () => {
     const r = await check(
       `<!-- doctest: background -->\n${fence}sh\necho $$ > daemon.pid\nexec sleep 600\n${fence}\n\n${fence}sh\nsleep 0.5\nkill -0 "$(cat daemon.pid)"\n${fence}\n`,
