@@ -19,7 +19,7 @@
 //   `using` declarations are refused (Node 20, which the packages support, cannot run them).
 //   Once all blocks ran, the TypeScript ones are type-checked together with the repository's
 //   strict settings, as a user's tsc would (an error names its README line).
-// - sh / bash / shell: run with `bash -e -o pipefail` in the README's directory, with the
+// - sh / bash / shell: run with `bash -e -o pipefail` in that temporary directory, with the
 //   packages' bins (node_modules/.bin) on PATH. A block made only of repository commands
 //   (`npm install <pkg>`, `npm run <script>`, `npm start -w <ws>`, `npx vitest run --project <p>`,
 //   `node tools/<file>`, `bash tools/<file>`) is checked instead of run: the package, script,
@@ -28,7 +28,7 @@
 //
 // Markers: HTML comments right before the block (blank lines allowed in between), one or several
 // directives separated by `;`:
-//   <!-- doctest: file NAME -->          write the block to NAME in the README's directory
+//   <!-- doctest: file NAME -->          write the block to NAME in the README's temporary directory
 //   <!-- doctest: output -->             output shown to the reader, not a program
 //   <!-- doctest: text -->               a diagram, a signature or a layout, not a program
 //   <!-- doctest: skip (reason) -->      not executed; the reason is required and reported
