@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs'
 import { request } from 'node:http'
+import { dirname } from 'node:path'
 import { AgentError, type AgentErrorCode } from './errors'
 
 /** Default socket path of the agent's API. */
@@ -145,6 +147,15 @@ function connectError(socketPath: string, error: NodeJS.ErrnoException): AgentEr
     return new AgentError(
       'FORBIDDEN',
       `permission denied on ${socketPath}: the membrane API is for root only (run as root or with sudo)`,
+      { cause: error },
+    )
+  }
+  // Checked first: a missing directory is neither a permission problem nor a stopped agent.
+  const dir = dirname(socketPath)
+  if (!existsSync(dir)) {
+    return new AgentError(
+      'UNAVAILABLE',
+      `no agent socket at ${socketPath}: the directory ${dir} does not exist (start an agent with \`membrane agent\`, or pass --socket)`,
       { cause: error },
     )
   }

@@ -200,7 +200,7 @@ describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
     expect(unknownFlag.code).toBe(2)
     const noAgent = await cli('/nonexistent/sock', ['status'])
     expect(noAgent.code).toBe(1)
-    expect(noAgent.err).toMatch(/no agent is listening/)
+    expect(noAgent.err).toMatch(/the directory \/nonexistent does not exist/)
     const deleted = await cli(config.socketPath, ['endpoint', 'delete', 'cli-one'])
     expect(deleted.out).toMatch(/deleted endpoint default\/cli-one/)
   })

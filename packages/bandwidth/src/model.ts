@@ -60,7 +60,7 @@ export interface EdtModelOptions {
  *
  * @example
  * edtModel([{ arrivalNs: 0, len: 1000 }, { arrivalNs: 0, len: 1000 }], { bytesPerSecond: 1e6 })
- *   .packets.map((p) => p.departureNs) // [0n, 1000000n] — model output
+ *   .packets.map((p) => p.departureNs) // [1000000n, 2000000n] — model output (t_last starts at 0)
  */
 export function edtModel(trace: readonly TracePacket[], options: EdtModelOptions): EdtModelResult {
   const rate = pos(options.bytesPerSecond, 'bytesPerSecond')

@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js'
 import { FilterError } from './filter'
 import type { FlowObserver, GetFlowsRequest, ObserverStatus } from './observer'
 import { decodeFlowsResponse, decodeMessage, encodeMessage } from './proto'
+import { assertSocketDirectory } from './server'
 import type { FlowsResponse } from './types'
 
 /** A node as reported by GetNodes. */
@@ -182,6 +183,7 @@ export async function startGrpcJsObserverServer(
   opts: GrpcJsServerOptions = {},
 ): Promise<GrpcJsObserverServer> {
   const address = opts.address ?? '127.0.0.1:4245'
+  assertSocketDirectory(address)
   const server = new grpc.Server()
   server.addService(
     observerServiceDefinition as unknown as grpc.ServiceDefinition,

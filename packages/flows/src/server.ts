@@ -14,6 +14,7 @@ import {
   type SecureServerOptions,
   type ServerHttp2Stream,
 } from 'node:http2'
+import { dirname } from 'node:path'
 import { FilterError } from './filter'
 import type { ObserverNode } from './grpc'
 import { type FlowObserver, frame, type GetFlowsRequest } from './observer'
@@ -218,6 +219,20 @@ function parseAddress(address: string): { path: string } | { host: string; port:
 }
 
 /**
+ * Refuse a unix socket address whose directory does not exist: Node reports bind() there as
+ * `EACCES: permission denied`, which sends the user after permissions instead of the path.
+ */
+export function assertSocketDirectory(address: string): void {
+  if (!address.startsWith('unix:')) return
+  const dir = dirname(address.replace(/^unix:(\/\/)?/, ''))
+  if (!existsSync(dir)) {
+    throw new Error(
+      `observer address '${address}': directory ${dir} does not exist (create it before starting the server)`,
+    )
+  }
+}
+
+/**
  * Serve the Observer API (GetFlows, GetNodes, ServerStatus) for `observer`.
  * @example
  * const srv = await startObserverServer(observer, { address: 'unix:///run/membrane/observer.sock' })
@@ -229,6 +244,7 @@ export async function startObserverServer(
 ): Promise<ObserverServer> {
   const address = opts.address ?? '127.0.0.1:4245'
   const where = parseAddress(address)
+  assertSocketDirectory(address)
   const maxBuffered = opts.maxBufferedBytes ?? 4 << 20
   const batch = opts.batch ?? 512
   const server = opts.tls ? createSecureServer({ ...opts.tls, allowHTTP1: false }) : createServer()

@@ -46,6 +46,15 @@ const servers = [
   ['grpc-js server', startGrpcJsObserverServer],
 ] as const
 
+describe.each(servers)('Observer gRPC address checks (%s)', (_name, start) => {
+  it('refuses a unix socket in a missing directory, naming the directory (not EACCES)', async () => {
+    const missing = join(dir, 'no-such-dir')
+    await expect(
+      start(new FlowObserver({ nodeName: 'n' }), { address: `unix://${missing}/observer.sock` }),
+    ).rejects.toThrow(`directory ${missing} does not exist`)
+  })
+})
+
 describe.each(servers)('Observer gRPC over a unix socket (%s)', (name, start) => {
   const sock = `unix://${join(dir, `${name.replace(/\W/g, '_')}.sock`)}`
   let observer: FlowObserver
