@@ -75,12 +75,20 @@ export class BpfMap {
   // one of its maps would let GC close the fd under this handle (and a reused fd number would
   // point at something else).
   readonly #owner: object | undefined
+  // The hot element calls, read once off the addon's exports: that object is in dictionary
+  // mode (too many properties), so every `addon.mapLookup` read would be a hash lookup.
+  readonly #lookupFn: NativeAddon['mapLookup']
+  readonly #updateFn: NativeAddon['mapUpdate']
+  readonly #deleteFn: NativeAddon['mapDelete']
 
   /** @internal use createMap, openPinnedMap or BpfObject.map */
   constructor(token: symbol, origin: MapOrigin) {
     if (token !== MAP_CTOR)
       throw new TypeError('BpfMap is created by createMap, openPinnedMap or BpfObject.map')
     this.#addon = loadAddon()
+    this.#lookupFn = this.#addon.mapLookup
+    this.#updateFn = this.#addon.mapUpdate
+    this.#deleteFn = this.#addon.mapDelete
     this.#fd = origin.fd
     this.#owned = origin.owned
     this.#pinPath = origin.pinPath
@@ -181,7 +189,7 @@ export class BpfMap {
     const out = Buffer.allocUnsafe(this.#stride)
     let found: boolean | null
     try {
-      found = this.#addon.mapLookup(this.#fd, key, out, this.#keySize, this.#stride)
+      found = this.#lookupFn(this.#fd, key, out, this.#keySize, this.#stride)
     } catch (error) {
       throw fromNative(error, `map '${this.#info.name}' lookup`)
     }
@@ -200,7 +208,7 @@ export class BpfMap {
       throw this.#badArgs('lookup', key, out, this.#stride)
     let found: boolean | null
     try {
-      found = this.#addon.mapLookup(this.#fd, key, out, this.#keySize, this.#stride)
+      found = this.#lookupFn(this.#fd, key, out, this.#keySize, this.#stride)
     } catch (error) {
       throw fromNative(error, `map '${this.#info.name}' lookup`)
     }
@@ -248,7 +256,7 @@ export class BpfMap {
     const f = flags === 'any' ? 0 : flagOf(flags)
     let r: null | undefined
     try {
-      r = this.#addon.mapUpdate(this.#fd, key, value, this.#keySize, this.#stride, f)
+      r = this.#updateFn(this.#fd, key, value, this.#keySize, this.#stride, f)
     } catch (error) {
       throw fromNative(error, `map '${this.#info.name}' update`)
     }
@@ -261,7 +269,7 @@ export class BpfMap {
     if (!Buffer.isBuffer(key)) this.#key(key)
     let deleted: boolean | null
     try {
-      deleted = this.#addon.mapDelete(this.#fd, key, null, this.#keySize, 0)
+      deleted = this.#deleteFn(this.#fd, key, null, this.#keySize, 0)
     } catch (error) {
       throw fromNative(error, `map '${this.#info.name}' delete`)
     }
