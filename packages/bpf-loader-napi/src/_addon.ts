@@ -66,6 +66,7 @@ export interface NativeAddon {
     flags: number,
     keySize: number,
     valueStride: number,
+    parallel?: 0 | 1 | 2,
   ): Promise<number>
   mapDeleteBatch(fd: number, keys: Buffer, count: number, keySize: number): Promise<number>
   progInfo(fd: number): { type: number; id: number; name: string; tag: string }

@@ -47,6 +47,16 @@ export interface MapOrigin {
 }
 
 const MAP_CTOR = Symbol('BpfMap.ctor')
+// Large batch updates: 'auto' splits them over idle CPUs only (see maps.cc).
+let batchParallel: 0 | 1 | 2 = 0
+
+/**
+ * @internal tests: force the parallel batch-update path on or off regardless of load
+ * ('auto' restores the default).
+ */
+export function setBatchParallel(mode: 'auto' | 'never' | 'always'): void {
+  batchParallel = mode === 'never' ? 1 : mode === 'always' ? 2 : 0
+}
 let ncpus: number | undefined
 
 /** The number of possible CPUs (the per-CPU value count). */
@@ -438,7 +448,17 @@ export class BpfMap {
     }
     if (count === 0) return 0
     return nativeAsync(
-      () => this.#addon.mapUpdateBatch(this.#fd, keys, values, count, flagOf(flags), ks, vs),
+      () =>
+        this.#addon.mapUpdateBatch(
+          this.#fd,
+          keys,
+          values,
+          count,
+          flagOf(flags),
+          ks,
+          vs,
+          batchParallel,
+        ),
       `map '${this.#info.name}' batch update`,
     )
   }

@@ -12,6 +12,7 @@ import {
   u32,
   u64,
 } from '../src/index'
+import { setBatchParallel } from '../src/map'
 import { ipv4UdpPacket, testObject, u32le, u64le } from './_helpers'
 
 describeKernel('BpfMap', ['root', 'bpf', 'bpffs'], () => {
@@ -216,37 +217,55 @@ describeKernel('BpfMap', ['root', 'bpf', 'bpffs'], () => {
     expect(m.keys()).toHaveLength(0)
   })
 
-  it('a large batch (written in parallel parts) keeps every entry, and the last copy of a key wins', async () => {
-    const n = 40_000
-    using m = createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: n, name: 'bigbatch' })
-    // every key twice: first with value 1, later with its real value; the later one must stay
-    const keys = Buffer.alloc(4 * 2 * n)
-    const values = Buffer.alloc(8 * 2 * n)
-    for (let i = 0; i < n; i++) {
-      keys.writeUInt32LE(i, i * 4)
-      values.writeBigUInt64LE(1n, i * 8)
-      keys.writeUInt32LE(i, (n + i) * 4)
-      values.writeBigUInt64LE(BigInt(i) * 7n + 3n, (n + i) * 8)
-    }
-    expect(await m.batchUpdate({ keys, values })).toBe(2 * n)
-    const got = await m.batchLookupPacked()
-    expect(got.count).toBe(n)
-    for (let i = 0; i < got.count; i++) {
-      const k = got.keys.readUInt32LE(i * 4)
-      expect(got.values.readBigUInt64LE(i * 8)).toBe(BigInt(k) * 7n + 3n)
-    }
-    // a failing part reports how much was written and that it is not a prefix
-    using small = createMap({
-      type: 'hash',
-      keySize: 4,
-      valueSize: 8,
-      maxEntries: 100,
-      name: 'full',
-    })
-    const err = await small.batchUpdate({ keys, values }).catch((e: unknown) => e)
-    expect(err).toMatchObject({ call: 'bpf_map_update_batch', code: 'E2BIG' })
-    expect(String((err as Error).message)).toMatch(/not a prefix/)
-  })
+  // Large batches go to parallel parts only when CPUs are idle; both paths are forced here so
+  // that a busy or a quiet machine tests each of them.
+  it.each(['always', 'never'] as const)(
+    'a large batch (parallel parts: %s) keeps every entry, and the last copy of a key wins',
+    async (mode) => {
+      setBatchParallel(mode)
+      try {
+        const n = 40_000
+        using m = createMap({
+          type: 'hash',
+          keySize: 4,
+          valueSize: 8,
+          maxEntries: n,
+          name: 'bigbatch',
+        })
+        // every key twice: first with value 1, later with its real value; the later one must stay
+        const keys = Buffer.alloc(4 * 2 * n)
+        const values = Buffer.alloc(8 * 2 * n)
+        for (let i = 0; i < n; i++) {
+          keys.writeUInt32LE(i, i * 4)
+          values.writeBigUInt64LE(1n, i * 8)
+          keys.writeUInt32LE(i, (n + i) * 4)
+          values.writeBigUInt64LE(BigInt(i) * 7n + 3n, (n + i) * 8)
+        }
+        expect(await m.batchUpdate({ keys, values })).toBe(2 * n)
+        const got = await m.batchLookupPacked()
+        expect(got.count).toBe(n)
+        for (let i = 0; i < got.count; i++) {
+          const k = got.keys.readUInt32LE(i * 4)
+          expect(got.values.readBigUInt64LE(i * 8)).toBe(BigInt(k) * 7n + 3n)
+        }
+        // a failing batch reports how much was written (in parts: that it is not a prefix)
+        using small = createMap({
+          type: 'hash',
+          keySize: 4,
+          valueSize: 8,
+          maxEntries: 100,
+          name: 'full',
+        })
+        const err = await small.batchUpdate({ keys, values }).catch((e: unknown) => e)
+        expect(err).toMatchObject({ call: 'bpf_map_update_batch', code: 'E2BIG' })
+        expect(String((err as Error).message)).toMatch(
+          mode === 'always' ? /not a prefix/ : /100 of 80000 entries written/,
+        )
+      } finally {
+        setBatchParallel('auto')
+      }
+    },
+  )
 
   it('per-CPU values: one slot per possible CPU', () => {
     const n = possibleCpus()
