@@ -9,10 +9,32 @@ export interface NativeAddon {
   close(fd: number): void
   setDebug(on: boolean): void
   NativeObject: new (source: string | Buffer, pinRoot?: string, name?: string) => NativeObjectHandle
-  mapLookup(fd: number, key: Buffer | null, value: Buffer, flags?: number): boolean
-  mapLookupAndDelete(fd: number, key: Buffer | null, value: Buffer): boolean
-  mapUpdate(fd: number, key: Buffer | null, value: Buffer, flags: number): void
-  mapDelete(fd: number, key: Buffer): boolean
+  // Element ops: keySize/valueSize are the map's (0 = no key / no value); they return null,
+  // without a syscall, when a buffer's real length differs from them.
+  mapLookup(
+    fd: number,
+    key: Buffer | null,
+    value: Buffer,
+    keySize: number,
+    valueSize: number,
+    flags?: number,
+  ): boolean | null
+  mapLookupAndDelete(
+    fd: number,
+    key: Buffer | null,
+    value: Buffer,
+    keySize: number,
+    valueSize: number,
+  ): boolean | null
+  mapUpdate(
+    fd: number,
+    key: Buffer | null,
+    value: Buffer,
+    keySize: number,
+    valueSize: number,
+    flags: number,
+  ): null | undefined
+  mapDelete(fd: number, key: Buffer, value: null, keySize: number, valueSize: 0): boolean | null
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean
   mapInfo(fd: number): NativeMapInfo
   mapLayout(fd: number): { key: unknown; value: unknown } | null
@@ -42,8 +64,11 @@ export interface NativeAddon {
     values: Buffer,
     count: number,
     flags: number,
+    keySize: number,
+    valueStride: number,
+    parallel?: 0 | 1 | 2,
   ): Promise<number>
-  mapDeleteBatch(fd: number, keys: Buffer, count: number): Promise<number>
+  mapDeleteBatch(fd: number, keys: Buffer, count: number, keySize: number): Promise<number>
   progInfo(fd: number): { type: number; id: number; name: string; tag: string }
   linkInfo(fd: number): { type: number; id: number; progId: number }
   progTestRun(

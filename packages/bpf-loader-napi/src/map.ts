@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer'
 import { unlinkSync } from 'node:fs'
 import { loadAddon, type NativeAddon } from './_addon'
 import { checkPinPath } from './_paths'
@@ -46,6 +47,16 @@ export interface MapOrigin {
 }
 
 const MAP_CTOR = Symbol('BpfMap.ctor')
+// Large batch updates: 'auto' splits them over idle CPUs only (see maps.cc).
+let batchParallel: 0 | 1 | 2 = 0
+
+/**
+ * @internal tests: force the parallel batch-update path on or off regardless of load
+ * ('auto' restores the default).
+ */
+export function setBatchParallel(mode: 'auto' | 'never' | 'always'): void {
+  batchParallel = mode === 'never' ? 1 : mode === 'always' ? 2 : 0
+}
 let ncpus: number | undefined
 
 /** The number of possible CPUs (the per-CPU value count). */
@@ -74,12 +85,20 @@ export class BpfMap {
   // one of its maps would let GC close the fd under this handle (and a reused fd number would
   // point at something else).
   readonly #owner: object | undefined
+  // The hot element calls, read once off the addon's exports: that object is in dictionary
+  // mode (too many properties), so every `addon.mapLookup` read would be a hash lookup.
+  readonly #lookupFn: NativeAddon['mapLookup']
+  readonly #updateFn: NativeAddon['mapUpdate']
+  readonly #deleteFn: NativeAddon['mapDelete']
 
   /** @internal use createMap, openPinnedMap or BpfObject.map */
   constructor(token: symbol, origin: MapOrigin) {
     if (token !== MAP_CTOR)
       throw new TypeError('BpfMap is created by createMap, openPinnedMap or BpfObject.map')
     this.#addon = loadAddon()
+    this.#lookupFn = this.#addon.mapLookup
+    this.#updateFn = this.#addon.mapUpdate
+    this.#deleteFn = this.#addon.mapDelete
     this.#fd = origin.fd
     this.#owned = origin.owned
     this.#pinPath = origin.pinPath
@@ -141,46 +160,70 @@ export class BpfMap {
   }
 
   #key(key: Buffer, what = 'key'): Buffer {
-    if (!Buffer.isBuffer(key) || key.length !== this.#info.keySize) {
-      throw invalid(`map '${this.#info.name}' ${what}`, `a ${this.#info.keySize}-byte Buffer`, key)
+    if (!isBufferOf(key, this.#keySize)) {
+      throw invalid(`map '${this.#info.name}' ${what}`, `a ${this.#keySize}-byte Buffer`, key)
     }
     return key
   }
 
-  #value(value: Buffer, size = this.#info.valueSize): Buffer {
-    if (!Buffer.isBuffer(value) || value.length !== size) {
-      throw invalid(`map '${this.#info.name}' value`, `a ${size}-byte Buffer`, value)
+  #value(value: Buffer, size = this.#info.valueSize, what = 'value'): Buffer {
+    if (!isBufferOf(value, size)) {
+      throw invalid(`map '${this.#info.name}' ${what}`, `a ${size}-byte Buffer`, value)
     }
     return value
+  }
+
+  /**
+   * The error of an element call the addon refused (it returns null when a buffer's real length
+   * is not the map's size): names the argument at fault.
+   */
+  #badArgs(op: string, key: Buffer | null, value: Buffer | null, valueSize: number): BpfError {
+    if (key !== null && !isBufferOf(key, this.#keySize))
+      return invalid(`map '${this.#info.name}' key`, `a ${this.#keySize}-byte Buffer`, key)
+    if (value !== null && !isBufferOf(value, valueSize))
+      return invalid(`map '${this.#info.name}' value`, `a ${valueSize}-byte Buffer`, value)
+    return invalid(`map '${this.#info.name}' ${op}`, "Buffers of the map's sizes")
   }
 
   /**
    * The value stored under `key`, or undefined. For per-CPU maps this is every CPU's slot laid
    * end to end (see {@link BpfMap.lookupPerCpu}).
    */
+  // The element hot paths (lookup, lookupInto, update, delete) make one addon call and nothing
+  // else: the addon checks the buffers' real lengths against #keySize/#stride (returning null
+  // when one is wrong), so validation costs nothing here until it fails; errors and their
+  // context strings are only built on the failure path.
   lookup(key: Buffer): Buffer | undefined {
     if (this.#closed) this.#check()
-    if (!Buffer.isBuffer(key) || key.length !== this.#keySize) this.#key(key)
+    if (!Buffer.isBuffer(key)) this.#key(key)
     const out = Buffer.allocUnsafe(this.#stride)
-    let found: boolean
+    let found: boolean | null
     try {
-      found = this.#addon.mapLookup(this.#fd, key, out)
+      found = this.#lookupFn(this.#fd, key, out, this.#keySize, this.#stride)
     } catch (error) {
       throw fromNative(error, `map '${this.#info.name}' lookup`)
     }
-    return found ? out : undefined
+    if (found === true) return out
+    if (found === false) return undefined
+    throw this.#badArgs('lookup', key, null, this.#stride)
   }
 
-  /** Like lookup, into a caller-provided buffer (no allocation); returns whether it was found. */
+  /**
+   * Like lookup, into a caller-provided buffer of {@link BpfMap.valueStride} bytes (no
+   * allocation); returns whether it was found (`out` is left as it was when not).
+   */
   lookupInto(key: Buffer, out: Buffer): boolean {
     if (this.#closed) this.#check()
-    if (!Buffer.isBuffer(key) || key.length !== this.#keySize) this.#key(key)
-    if (!Buffer.isBuffer(out) || out.length !== this.#stride) this.#value(out, this.#stride)
+    if (!Buffer.isBuffer(key) || !Buffer.isBuffer(out))
+      throw this.#badArgs('lookup', key, out, this.#stride)
+    let found: boolean | null
     try {
-      return this.#addon.mapLookup(this.#fd, key, out)
+      found = this.#lookupFn(this.#fd, key, out, this.#keySize, this.#stride)
     } catch (error) {
       throw fromNative(error, `map '${this.#info.name}' lookup`)
     }
+    if (found === null) throw this.#badArgs('lookup', key, out, this.#stride)
+    return found
   }
 
   /** Per-CPU maps: the value of every possible CPU, one Buffer each. */
@@ -207,7 +250,9 @@ export class BpfMap {
       raw.set(v, i * stride)
     })
     this.#key(key)
-    native(() => this.#addon.mapUpdate(this.#fd, key, raw, flagOf(flags)))
+    native(() =>
+      this.#addon.mapUpdate(this.#fd, key, raw, this.#keySize, raw.length, flagOf(flags)),
+    )
   }
 
   /**
@@ -215,24 +260,31 @@ export class BpfMap {
    * replace only (`exist`: ENOENT when absent).
    */
   update(key: Buffer, value: Buffer, flags: UpdateFlag = 'any'): void {
-    this.#check()
-    this.#key(key)
-    this.#value(value, this.#stride)
-    native(
-      () => this.#addon.mapUpdate(this.#fd, key, value, flagOf(flags)),
-      `map '${this.#info.name}' update`,
-    )
+    if (this.#closed) this.#check()
+    if (!Buffer.isBuffer(key) || !Buffer.isBuffer(value))
+      throw this.#badArgs('update', key, value, this.#stride)
+    const f = flags === 'any' ? 0 : flagOf(flags)
+    let r: null | undefined
+    try {
+      r = this.#updateFn(this.#fd, key, value, this.#keySize, this.#stride, f)
+    } catch (error) {
+      throw fromNative(error, `map '${this.#info.name}' update`)
+    }
+    if (r === null) throw this.#badArgs('update', key, value, this.#stride)
   }
 
   /** Removes `key`; false when it was not there. */
   delete(key: Buffer): boolean {
     if (this.#closed) this.#check()
-    if (!Buffer.isBuffer(key) || key.length !== this.#keySize) this.#key(key)
+    if (!Buffer.isBuffer(key)) this.#key(key)
+    let deleted: boolean | null
     try {
-      return this.#addon.mapDelete(this.#fd, key)
+      deleted = this.#deleteFn(this.#fd, key, null, this.#keySize, 0)
     } catch (error) {
       throw fromNative(error, `map '${this.#info.name}' delete`)
     }
+    if (deleted === null) throw this.#badArgs('delete', key, null, 0)
+    return deleted
   }
 
   /** Looks `key` up and removes it in one call (hash/LRU maps, Linux 5.14+); undefined when absent. */
@@ -241,9 +293,10 @@ export class BpfMap {
     this.#key(key)
     const out = Buffer.allocUnsafe(this.#stride)
     const found = native(
-      () => this.#addon.mapLookupAndDelete(this.#fd, key, out),
+      () => this.#addon.mapLookupAndDelete(this.#fd, key, out, this.#keySize, this.#stride),
       `map '${this.#info.name}' lookupAndDelete`,
     )
+    if (found === null) throw this.#badArgs('lookupAndDelete', key, null, this.#stride)
     return found ? out : undefined
   }
 
@@ -251,18 +304,21 @@ export class BpfMap {
   push(value: Buffer, flags: UpdateFlag = 'any'): void {
     this.#queueOnly('push')
     this.#value(value)
-    native(
-      () => this.#addon.mapUpdate(this.#fd, null, value, flagOf(flags)),
+    const size = this.#info.valueSize
+    const r = native(
+      () => this.#addon.mapUpdate(this.#fd, null, value, 0, size, flagOf(flags)),
       `map '${this.#info.name}' push`,
     )
+    if (r === null) throw this.#badArgs('push', null, value, size)
   }
 
   /** Queue/stack maps: remove and return the next value (FIFO for queue, LIFO for stack). */
   pop(): Buffer | undefined {
     this.#queueOnly('pop')
-    const out = Buffer.allocUnsafe(this.#info.valueSize)
+    const size = this.#info.valueSize
+    const out = Buffer.allocUnsafe(size)
     return native(
-      () => this.#addon.mapLookupAndDelete(this.#fd, null, out),
+      () => this.#addon.mapLookupAndDelete(this.#fd, null, out, 0, size),
       `map '${this.#info.name}' pop`,
     )
       ? out
@@ -272,8 +328,12 @@ export class BpfMap {
   /** Queue/stack maps: the next value without removing it. */
   peek(): Buffer | undefined {
     this.#queueOnly('peek')
-    const out = Buffer.allocUnsafe(this.#info.valueSize)
-    return native(() => this.#addon.mapLookup(this.#fd, null, out), `map '${this.#info.name}' peek`)
+    const size = this.#info.valueSize
+    const out = Buffer.allocUnsafe(size)
+    return native(
+      () => this.#addon.mapLookup(this.#fd, null, out, 0, size),
+      `map '${this.#info.name}' peek`,
+    )
       ? out
       : undefined
   }
@@ -366,9 +426,12 @@ export class BpfMap {
       keys = Buffer.allocUnsafe(count * ks)
       values = Buffer.allocUnsafe(count * vs)
       for (let i = 0; i < count; i++) {
-        const [k, v] = list[i]!
-        this.#key(k, `key [${i}]`)
-        this.#value(v, vs)
+        const pair = list[i]!
+        const k = pair[0]
+        const v = pair[1]
+        // the messages (and their strings) only on failure
+        if (!isBufferOf(k, ks)) this.#key(k, `key [${i}]`)
+        if (!isBufferOf(v, vs)) this.#value(v, vs, `value [${i}]`)
         // TypedArray#set is JIT-compiled; Buffer#copy crosses into C++ for every pair
         keys.set(k, i * ks)
         values.set(v, i * vs)
@@ -377,15 +440,25 @@ export class BpfMap {
       const packed = entries as { keys: Buffer; values: Buffer }
       keys = packed.keys
       values = packed.values
-      if (!Buffer.isBuffer(keys) || keys.length % ks !== 0)
+      if (!Buffer.isBuffer(keys) || byteLengthOf(keys) % ks !== 0)
         throw invalid(`map '${this.#info.name}' packed keys`, `a multiple of ${ks} bytes`, keys)
-      count = keys.length / ks
-      if (!Buffer.isBuffer(values) || values.length !== count * vs)
+      count = byteLengthOf(keys) / ks
+      if (!Buffer.isBuffer(values) || byteLengthOf(values) !== count * vs)
         throw invalid(`map '${this.#info.name}' packed values`, `${count * vs} bytes`, values)
     }
     if (count === 0) return 0
     return nativeAsync(
-      () => this.#addon.mapUpdateBatch(this.#fd, keys, values, count, flagOf(flags)),
+      () =>
+        this.#addon.mapUpdateBatch(
+          this.#fd,
+          keys,
+          values,
+          count,
+          flagOf(flags),
+          ks,
+          vs,
+          batchParallel,
+        ),
       `map '${this.#info.name}' batch update`,
     )
   }
@@ -396,19 +469,19 @@ export class BpfMap {
     const ks = this.#info.keySize
     let packed: Buffer
     if (Buffer.isBuffer(keys)) {
-      if (keys.length % ks !== 0)
+      if (byteLengthOf(keys) % ks !== 0)
         throw invalid(`map '${this.#info.name}' packed keys`, `a multiple of ${ks} bytes`, keys)
       packed = keys
     } else {
       keys.forEach((k, i) => {
-        this.#key(k, `key [${i}]`)
+        if (!isBufferOf(k, ks)) this.#key(k, `key [${i}]`)
       })
       packed = Buffer.concat(keys as Buffer[])
     }
-    const count = packed.length / ks
+    const count = byteLengthOf(packed) / ks
     if (count === 0) return 0
     return nativeAsync(
-      () => this.#addon.mapDeleteBatch(this.#fd, packed, count),
+      () => this.#addon.mapDeleteBatch(this.#fd, packed, count, ks),
       `map '${this.#info.name}' batch delete`,
     )
   }
@@ -427,7 +500,7 @@ export class BpfMap {
     const value = Buffer.alloc(4)
     value.writeUInt32LE(inner.fd)
     native(
-      () => this.#addon.mapUpdate(this.#fd, key, value, 0),
+      () => this.#addon.mapUpdate(this.#fd, key, value, this.#keySize, 4, 0),
       `map '${this.#info.name}' setInner`,
     )
   }
@@ -441,7 +514,7 @@ export class BpfMap {
     const value = Buffer.alloc(4)
     value.writeUInt32LE(program.fd)
     native(
-      () => this.#addon.mapUpdate(this.#fd, key, value, 0),
+      () => this.#addon.mapUpdate(this.#fd, key, value, this.#keySize, 4, 0),
       `map '${this.#info.name}' setProgram`,
     )
   }
@@ -684,6 +757,20 @@ function flagOf(flags: UpdateFlag): number {
   const f = UPDATE_FLAGS[flags]
   if (f === undefined) throw invalid('update flags', "'any', 'noexist' or 'exist'", flags)
   return f
+}
+
+// The byte length V8 keeps for a typed array; an own `length` property cannot shadow it.
+const typedArrayByteLength = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype) as object,
+  'byteLength',
+)!.get as (this: Uint8Array) => number
+
+function byteLengthOf(b: Uint8Array): number {
+  return typedArrayByteLength.call(b)
+}
+
+function isBufferOf(b: unknown, size: number): b is Buffer {
+  return Buffer.isBuffer(b) && byteLengthOf(b) === size
 }
 
 function align8(n: number): number {

@@ -12,6 +12,7 @@ import {
   u32,
   u64,
 } from '../src/index'
+import { setBatchParallel } from '../src/map'
 import { ipv4UdpPacket, testObject, u32le, u64le } from './_helpers'
 
 describeKernel('BpfMap', ['root', 'bpf', 'bpffs'], () => {
@@ -105,6 +106,81 @@ describeKernel('BpfMap', ['root', 'bpf', 'bpffs'], () => {
       m.close()
     })
 
+    it('lookupInto fills a caller buffer, leaves it alone when absent, and checks both sizes', () => {
+      using m = createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 4, name: 'into' })
+      m.update(u32le(1), u64le(11n))
+      const out = Buffer.alloc(8, 0xee)
+      expect(m.lookupInto(u32le(2), out)).toBe(false)
+      expect(out).toEqual(Buffer.alloc(8, 0xee))
+      expect(m.lookupInto(u32le(1), out)).toBe(true)
+      expect(out.readBigUInt64LE()).toBe(11n)
+      expect(() => m.lookupInto(u32le(1), Buffer.alloc(4))).toThrow(
+        expect.objectContaining({
+          code: 'INVALID_INPUT',
+          message: "map 'into' value: expected a 8-byte Buffer, got a 4-byte Buffer",
+        }),
+      )
+      expect(() => m.lookupInto(Buffer.alloc(2), out)).toThrow(
+        "map 'into' key: expected a 4-byte Buffer, got a 2-byte Buffer",
+      )
+      expect(() => m.lookupInto(u32le(1), new Uint8Array(8) as Buffer)).toThrow(
+        expect.objectContaining({ code: 'INVALID_INPUT' }),
+      )
+      expect(() => m.delete(Buffer.alloc(5))).toThrow(/key: expected a 4-byte Buffer/)
+      expect(() => m.delete(null as unknown as Buffer)).toThrow(/key: expected a 4-byte Buffer/)
+      expect(() => m.lookup(new Uint16Array(2) as unknown as Buffer)).toThrow(
+        expect.objectContaining({ code: 'INVALID_INPUT' }),
+      )
+      expect(m.lookup(u32le(1))?.readBigUInt64LE()).toBe(11n)
+      m.close()
+      for (const call of [
+        () => m.lookupInto(u32le(1), out),
+        () => m.update(u32le(1), u64le(1n)),
+        () => m.delete(u32le(1)),
+        () => m.lookupAndDelete(u32le(1)),
+      ])
+        expect(call).toThrow(expect.objectContaining({ code: 'CLOSED' }))
+    })
+
+    // A Buffer whose own `length` property lies: the checks must use the length V8 keeps, or the
+    // kernel would write 8 bytes into a 1-byte buffer (and read past short keys).
+    it('refuses buffers whose length property lies, without touching memory past them', async () => {
+      using m = createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 8, name: 'liar' })
+      m.update(u32le(1), u64le(0x1122334455667788n))
+      const liar = (size: number, claimed: number) => {
+        const backing = Buffer.alloc(64, 0xab)
+        const b = backing.subarray(0, size)
+        Object.defineProperty(b, 'length', { value: claimed })
+        return { b, backing }
+      }
+      const out = liar(1, 8)
+      expect(() => m.lookupInto(u32le(1), out.b)).toThrow(
+        expect.objectContaining({ code: 'INVALID_INPUT', message: expect.stringMatching(/value/) }),
+      )
+      expect(out.backing).toEqual(Buffer.alloc(64, 0xab))
+      const key = liar(1, 4)
+      expect(() => m.lookup(key.b)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }))
+      expect(() => m.lookupInto(key.b, Buffer.alloc(8))).toThrow(/key/)
+      expect(() => m.update(key.b, u64le(1n))).toThrow(/key/)
+      expect(() => m.update(u32le(2), liar(2, 8).b)).toThrow(/value/)
+      expect(() => m.delete(key.b)).toThrow(/key/)
+      expect(() => m.lookupAndDelete(key.b)).toThrow(/key/)
+      await expect(m.batchUpdate({ keys: liar(4, 8).b, values: Buffer.alloc(16) })).rejects.toThrow(
+        expect.objectContaining({ code: 'INVALID_INPUT' }),
+      )
+      await expect(m.batchUpdate({ keys: u32le(3), values: liar(4, 8).b })).rejects.toThrow(
+        expect.objectContaining({ code: 'INVALID_INPUT' }),
+      )
+      await expect(m.batchUpdate([[key.b, u64le(1n)]])).rejects.toThrow(/key \[0\]/)
+      await expect(m.batchUpdate([[u32le(4), liar(4, 8).b]])).rejects.toThrow(/value \[0\]/)
+      await expect(m.batchDelete(liar(2, 4).b)).rejects.toThrow(
+        expect.objectContaining({ code: 'INVALID_INPUT' }),
+      )
+      // nothing was half-applied
+      expect(m.keys().map((k) => k.readUInt32LE())).toEqual([1])
+      expect(m.lookup(u32le(1))?.readBigUInt64LE()).toBe(0x1122334455667788n)
+    })
+
     it('validates createMap options', () => {
       expect(() =>
         createMap({ type: 'hashy' as 'hash', keySize: 4, valueSize: 4, maxEntries: 1 }),
@@ -141,37 +217,55 @@ describeKernel('BpfMap', ['root', 'bpf', 'bpffs'], () => {
     expect(m.keys()).toHaveLength(0)
   })
 
-  it('a large batch (written in parallel parts) keeps every entry, and the last copy of a key wins', async () => {
-    const n = 40_000
-    using m = createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: n, name: 'bigbatch' })
-    // every key twice: first with value 1, later with its real value; the later one must stay
-    const keys = Buffer.alloc(4 * 2 * n)
-    const values = Buffer.alloc(8 * 2 * n)
-    for (let i = 0; i < n; i++) {
-      keys.writeUInt32LE(i, i * 4)
-      values.writeBigUInt64LE(1n, i * 8)
-      keys.writeUInt32LE(i, (n + i) * 4)
-      values.writeBigUInt64LE(BigInt(i) * 7n + 3n, (n + i) * 8)
-    }
-    expect(await m.batchUpdate({ keys, values })).toBe(2 * n)
-    const got = await m.batchLookupPacked()
-    expect(got.count).toBe(n)
-    for (let i = 0; i < got.count; i++) {
-      const k = got.keys.readUInt32LE(i * 4)
-      expect(got.values.readBigUInt64LE(i * 8)).toBe(BigInt(k) * 7n + 3n)
-    }
-    // a failing part reports how much was written and that it is not a prefix
-    using small = createMap({
-      type: 'hash',
-      keySize: 4,
-      valueSize: 8,
-      maxEntries: 100,
-      name: 'full',
-    })
-    const err = await small.batchUpdate({ keys, values }).catch((e: unknown) => e)
-    expect(err).toMatchObject({ call: 'bpf_map_update_batch', code: 'E2BIG' })
-    expect(String((err as Error).message)).toMatch(/not a prefix/)
-  })
+  // Large batches go to parallel parts only when CPUs are idle; both paths are forced here so
+  // that a busy or a quiet machine tests each of them.
+  it.each(['always', 'never'] as const)(
+    'a large batch (parallel parts: %s) keeps every entry, and the last copy of a key wins',
+    async (mode) => {
+      setBatchParallel(mode)
+      try {
+        const n = 40_000
+        using m = createMap({
+          type: 'hash',
+          keySize: 4,
+          valueSize: 8,
+          maxEntries: n,
+          name: 'bigbatch',
+        })
+        // every key twice: first with value 1, later with its real value; the later one must stay
+        const keys = Buffer.alloc(4 * 2 * n)
+        const values = Buffer.alloc(8 * 2 * n)
+        for (let i = 0; i < n; i++) {
+          keys.writeUInt32LE(i, i * 4)
+          values.writeBigUInt64LE(1n, i * 8)
+          keys.writeUInt32LE(i, (n + i) * 4)
+          values.writeBigUInt64LE(BigInt(i) * 7n + 3n, (n + i) * 8)
+        }
+        expect(await m.batchUpdate({ keys, values })).toBe(2 * n)
+        const got = await m.batchLookupPacked()
+        expect(got.count).toBe(n)
+        for (let i = 0; i < got.count; i++) {
+          const k = got.keys.readUInt32LE(i * 4)
+          expect(got.values.readBigUInt64LE(i * 8)).toBe(BigInt(k) * 7n + 3n)
+        }
+        // a failing batch reports how much was written (in parts: that it is not a prefix)
+        using small = createMap({
+          type: 'hash',
+          keySize: 4,
+          valueSize: 8,
+          maxEntries: 100,
+          name: 'full',
+        })
+        const err = await small.batchUpdate({ keys, values }).catch((e: unknown) => e)
+        expect(err).toMatchObject({ call: 'bpf_map_update_batch', code: 'E2BIG' })
+        expect(String((err as Error).message)).toMatch(
+          mode === 'always' ? /not a prefix/ : /100 of 80000 entries written/,
+        )
+      } finally {
+        setBatchParallel('auto')
+      }
+    },
+  )
 
   it('per-CPU values: one slot per possible CPU', () => {
     const n = possibleCpus()

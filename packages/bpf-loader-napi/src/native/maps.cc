@@ -3,7 +3,11 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cstddef>
 
 #include <algorithm>
 #include <cstring>
@@ -17,58 +21,113 @@ namespace membrane {
 
 static int Fd(const Napi::CallbackInfo& info, size_t i = 0) { return ArgInt(info, i, "fd"); }
 
-// Hot paths (lookup/update/delete): the TS layer has already checked every argument (types and
-// sizes), so read them with the bare N-API calls, no re-validation.
-static inline void* BufData(napi_env env, napi_value v) {
-  void* data = nullptr;
-  size_t len = 0;
-  napi_get_buffer_info(env, v, &data, &len);
-  return data;
+// Hot paths (lookup, update, delete, lookup-and-delete) are plain N-API callbacks around the
+// bpf(2) syscall: no node-addon-api wrapper objects, no C++ exceptions, the bpf_attr on the stack
+// (libbpf's element wrappers do the same memset + syscall, plus errno shuffling). The TS layer
+// passes the map's key size and value stride from its handle; the buffer lengths are checked here
+// against them with the length V8 reports (a shadowed `length` property cannot lie to it), so a
+// wrong-size or non-buffer argument never reaches the kernel. On a mismatch the call returns
+// null and the TS layer builds the INVALID_INPUT error.
+static inline int SysBpf(int cmd, union bpf_attr* attr, unsigned size) {
+  return syscall(__NR_bpf, cmd, attr, size) < 0 ? errno : 0;
 }
-static inline int32_t FastInt(napi_env env, napi_value v) {
-  int32_t out = -1;
-  napi_get_value_int32(env, v, &out);
+static constexpr unsigned kElemAttrSize = offsetof(union bpf_attr, flags) + sizeof(__u64);
+
+struct ElemArgs {
+  int fd;
+  void* key;
+  void* value;
+  uint64_t flags;
+};
+
+// (fd, key | null, value | null, keySize, valueSize[, flags]): false when a size does not match.
+// keySize 0 takes a null key (queue/stack); valueSize 0 takes no value (delete).
+static inline bool ReadElemArgs(napi_env env, napi_callback_info cb, ElemArgs* a) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, cb, &argc, argv, nullptr, nullptr);
+  if (argc < 5) return false;
+  int32_t fd = -1, ks = -1, vs = -1;
+  napi_get_value_int32(env, argv[0], &fd);
+  napi_get_value_int32(env, argv[3], &ks);
+  napi_get_value_int32(env, argv[4], &vs);
+  a->fd = fd;
+  a->key = nullptr;
+  a->value = nullptr;
+  a->flags = 0;
+  size_t len = 0;
+  if (ks > 0) {
+    if (napi_get_buffer_info(env, argv[1], &a->key, &len) != napi_ok || len != (size_t)ks) return false;
+  } else if (ks < 0) {
+    return false;
+  }
+  if (vs > 0) {
+    len = 0;
+    if (napi_get_buffer_info(env, argv[2], &a->value, &len) != napi_ok || len != (size_t)vs) return false;
+  } else if (vs < 0) {
+    return false;
+  }
+  if (argc > 5) {
+    int64_t f = 0;
+    if (napi_get_value_int64(env, argv[5], &f) == napi_ok) a->flags = (uint64_t)f;
+  }
+  return true;
+}
+
+static napi_value RawBool(napi_env env, bool v) {
+  napi_value out;
+  napi_get_boolean(env, v, &out);
   return out;
 }
-
-static Napi::Value JS_MapLookup(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  int fd = FastInt(env, info[0]);
-  void* key = BufData(env, info[1]);
-  void* value = BufData(env, info[2]);
-  uint64_t flags = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : 0;
-  int ret = flags ? bpf_map_lookup_elem_flags(fd, key, value, flags) : bpf_map_lookup_elem(fd, key, value);
-  if (ret == 0) return Napi::Boolean::New(info.Env(), true);
-  if (-ret == ENOENT) return Napi::Boolean::New(info.Env(), false);
-  ThrowErrno(info.Env(), "bpf_map_lookup_elem", -ret);
+static napi_value RawNull(napi_env env) {
+  napi_value out;
+  napi_get_null(env, &out);
+  return out;
+}
+// Throws the errno error MakeError builds (errno, syscode, call) without a C++ exception escaping.
+static napi_value RawThrow(napi_env env, const char* call, int err) {
+  try {
+    CallError e;
+    e.err = err;
+    e.call = call;
+    MakeError(Napi::Env(env), e).ThrowAsJavaScriptException();
+  } catch (...) {
+    napi_throw_error(env, nullptr, call);
+  }
+  return nullptr;
 }
 
-static Napi::Value JS_MapLookupAndDelete(const Napi::CallbackInfo& info) {
-  auto key = info[1].IsNull() ? Napi::Buffer<uint8_t>() : ArgBuffer(info, 1, "key");
-  auto value = ArgBuffer(info, 2, "value");
-  int ret = bpf_map_lookup_and_delete_elem(Fd(info), info[1].IsNull() ? nullptr : key.Data(), value.Data());
-  if (ret == 0) return Napi::Boolean::New(info.Env(), true);
-  if (-ret == ENOENT) return Napi::Boolean::New(info.Env(), false);
-  ThrowErrno(info.Env(), "bpf_map_lookup_and_delete_elem", -ret);
+static inline napi_value ElemOp(napi_env env, napi_callback_info cb, int cmd, const char* call,
+                                bool boolResult) {
+  ElemArgs a;
+  if (!ReadElemArgs(env, cb, &a)) return RawNull(env);
+  union bpf_attr attr;
+  memset(&attr, 0, kElemAttrSize);
+  attr.map_fd = (__u32)a.fd;
+  attr.key = (__u64)(uintptr_t)a.key;
+  attr.value = (__u64)(uintptr_t)a.value;
+  attr.flags = a.flags;
+  int err = SysBpf(cmd, &attr, kElemAttrSize);
+  if (err == 0) return boolResult ? RawBool(env, true) : nullptr;
+  if (boolResult && err == ENOENT) return RawBool(env, false);
+  return RawThrow(env, call, err);
 }
 
-static Napi::Value JS_MapUpdate(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  int fd = FastInt(env, info[0]);
-  void* key = info[1].IsNull() ? nullptr : BufData(env, info[1]);
-  void* value = BufData(env, info[2]);
-  uint64_t flags = (uint32_t)FastInt(env, info[3]);
-  int ret = bpf_map_update_elem(fd, key, value, flags);
-  if (ret) ThrowErrno(info.Env(), "bpf_map_update_elem", -ret);
-  return info.Env().Undefined();
+// mapLookup(fd, key | null, value, keySize, valueSize, flags?) -> found | null (size mismatch)
+static napi_value JS_MapLookup(napi_env env, napi_callback_info cb) {
+  return ElemOp(env, cb, BPF_MAP_LOOKUP_ELEM, "bpf_map_lookup_elem", true);
 }
-
-static Napi::Value JS_MapDelete(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  int ret = bpf_map_delete_elem(FastInt(env, info[0]), BufData(env, info[1]));
-  if (ret == 0) return Napi::Boolean::New(info.Env(), true);
-  if (-ret == ENOENT) return Napi::Boolean::New(info.Env(), false);
-  ThrowErrno(info.Env(), "bpf_map_delete_elem", -ret);
+// mapLookupAndDelete(fd, key | null, value, keySize, valueSize) -> found | null
+static napi_value JS_MapLookupAndDelete(napi_env env, napi_callback_info cb) {
+  return ElemOp(env, cb, BPF_MAP_LOOKUP_AND_DELETE_ELEM, "bpf_map_lookup_and_delete_elem", true);
+}
+// mapUpdate(fd, key | null, value, keySize, valueSize, flags) -> undefined | null
+static napi_value JS_MapUpdate(napi_env env, napi_callback_info cb) {
+  return ElemOp(env, cb, BPF_MAP_UPDATE_ELEM, "bpf_map_update_elem", false);
+}
+// mapDelete(fd, key, null, keySize, 0) -> deleted | null
+static napi_value JS_MapDelete(napi_env env, napi_callback_info cb) {
+  return ElemOp(env, cb, BPF_MAP_DELETE_ELEM, "bpf_map_delete_elem", true);
 }
 
 static Napi::Value JS_MapNextKey(const Napi::CallbackInfo& info) {
@@ -165,6 +224,27 @@ static Napi::Value JS_NumPossibleCpus(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), n);
 }
 
+// Memory a worker fills and the JS thread then hands to V8 as the backing store of a Buffer
+// (napi_create_external_buffer: no copy of the batch, no zero-fill of the capacity beforehand).
+struct RawBytes {
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  explicit RawBytes(size_t n) : data(static_cast<uint8_t*>(malloc(n ? n : 1))), size(n) {}
+  ~RawBytes() { free(data); }
+  RawBytes(const RawBytes&) = delete;
+  RawBytes& operator=(const RawBytes&) = delete;
+  // Moves ownership of the first `used` bytes into a JS Buffer.
+  Napi::Value Release(Napi::Env env, size_t used) {
+    if (used == 0) return Napi::Buffer<uint8_t>::New(env, 0);
+    napi_value out;
+    napi_status st = napi_create_external_buffer(
+        env, used, data, [](napi_env, void* d, void*) { free(d); }, nullptr, &out);
+    if (st != napi_ok) return Napi::Buffer<uint8_t>::Copy(env, data, used);  // e.g. no external buffers
+    data = nullptr;
+    return Napi::Value(env, out);
+  }
+};
+
 // mapLookupBatch(fd, keySize, valueStride, capacity, deleteToo) -> Promise<{count, keys, values}>
 static Napi::Value JS_MapLookupBatch(const Napi::CallbackInfo& info) {
   int fd = Fd(info);
@@ -173,26 +253,31 @@ static Napi::Value JS_MapLookupBatch(const Napi::CallbackInfo& info) {
   uint32_t cap = ArgU32(info, 3, "capacity");
   bool del = info.Length() > 4 && info[4].ToBoolean().Value();
   struct Result {
-    std::vector<uint8_t> keys, values;
+    RawBytes keys, values;
     uint32_t count = 0;
+    Result(size_t k, size_t v) : keys(k), values(v) {}
   };
-  auto r = std::make_shared<Result>();
+  std::shared_ptr<Result> r;
+  try {
+    r = std::make_shared<Result>((size_t)cap * ks, (size_t)cap * vs);
+  } catch (const std::bad_alloc&) {
+    ThrowErrno(info.Env(), "malloc", ENOMEM, "batch lookup buffers");
+  }
+  if (!r->keys.data || !r->values.data) ThrowErrno(info.Env(), "malloc", ENOMEM, "batch lookup buffers");
   return PromiseWorker::Run(
       info.Env(),
       [=](CallError& e) {
-        r->keys.resize((size_t)cap * ks);
-        r->values.resize((size_t)cap * vs);
         std::vector<uint8_t> in(std::max<uint32_t>(ks, 8)), out(std::max<uint32_t>(ks, 8));
         bool first = true;
         LIBBPF_OPTS(bpf_map_batch_opts, opts);
         while (r->count < cap) {
           uint32_t n = cap - r->count;
           int ret = del ? bpf_map_lookup_and_delete_batch(fd, first ? nullptr : in.data(), out.data(),
-                                                          r->keys.data() + (size_t)r->count * ks,
-                                                          r->values.data() + (size_t)r->count * vs, &n, &opts)
+                                                          r->keys.data + (size_t)r->count * ks,
+                                                          r->values.data + (size_t)r->count * vs, &n, &opts)
                         : bpf_map_lookup_batch(fd, first ? nullptr : in.data(), out.data(),
-                                               r->keys.data() + (size_t)r->count * ks,
-                                               r->values.data() + (size_t)r->count * vs, &n, &opts);
+                                               r->keys.data + (size_t)r->count * ks,
+                                               r->values.data + (size_t)r->count * vs, &n, &opts);
           r->count += n;
           if (ret == -ENOENT) break;
           if (ret) {
@@ -207,8 +292,8 @@ static Napi::Value JS_MapLookupBatch(const Napi::CallbackInfo& info) {
       [r, ks, vs](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("count", (double)r->count);
-        o.Set("keys", Napi::Buffer<uint8_t>::Copy(env, r->keys.data(), (size_t)r->count * ks));
-        o.Set("values", Napi::Buffer<uint8_t>::Copy(env, r->values.data(), (size_t)r->count * vs));
+        o.Set("keys", r->keys.Release(env, (size_t)r->count * ks));
+        o.Set("values", r->values.Release(env, (size_t)r->count * vs));
         return o;
       });
 }
@@ -219,13 +304,35 @@ static Napi::Value JS_MapLookupBatch(const Napi::CallbackInfo& info) {
 // cores). Entries are split by a hash of the key, so every copy of a key lands in the same part in
 // its original order and "the last one wins" still holds; what changes is that on an error the
 // written entries are no longer a prefix of the batch (the error says so).
+//
+// Extra writers pay only on CPUs that are idle. On a busy machine (this one: 2 shared vCPUs,
+// load ~15) a second writer waits for a CPU, and one preempted while it holds a bucket or
+// free-list lock stalls the other: there, 100k packed entries in two parts ran at 0.3-0.6 of the
+// one-thread C floor while one thread ran at 0.6-2.5 of it. So the part count is capped by the
+// idle CPUs /proc/loadavg shows at the call (running tasks, ours included).
 static constexpr uint32_t kParallelBatchMin = 16384;
 
-static uint32_t UpdateBatchParts(uint32_t count) {
-  if (count < kParallelBatchMin) return 1;
+enum class BatchParallel : uint32_t { Auto = 0, Never = 1, Always = 2 };
+
+static unsigned RunnableTasks() {
+  FILE* f = fopen("/proc/loadavg", "re");
+  if (!f) return ~0u;
+  double l1, l5, l15;
+  unsigned running = ~0u, total;
+  if (fscanf(f, "%lf %lf %lf %u/%u", &l1, &l5, &l15, &running, &total) != 5) running = ~0u;
+  fclose(f);
+  return running;
+}
+
+static uint32_t UpdateBatchParts(uint32_t count, BatchParallel mode) {
+  if (count < kParallelBatchMin || mode == BatchParallel::Never) return 1;
   unsigned hw = std::thread::hardware_concurrency();
   if (hw < 2) return 1;
-  return std::min<uint32_t>(std::min<unsigned>(hw, 4u), count / (kParallelBatchMin / 2));
+  uint32_t parts = std::min<uint32_t>(std::min<unsigned>(hw, 4u), count / (kParallelBatchMin / 2));
+  if (mode == BatchParallel::Always) return parts;
+  unsigned running = RunnableTasks();
+  if (running >= hw) return 1;
+  return std::min<uint32_t>(parts, 1 + (hw - running));
 }
 
 static void UpdateBatchParallel(int fd, const std::vector<uint8_t>& keys,
@@ -275,20 +382,34 @@ static void UpdateBatchParallel(int fd, const std::vector<uint8_t>& keys,
   }
 }
 
-// mapUpdateBatch(fd, keys, values, count, elemFlags) -> Promise<count>
+// The kernel reads count * keySize (and count * valueStride) bytes from the pointers it is given:
+// check the lengths V8 reports, not the ones the TS layer saw (a `length` property can be shadowed).
+static void CheckBatchBuffer(Napi::Env env, const Napi::Buffer<uint8_t>& b, uint32_t count,
+                             uint32_t size, const char* what) {
+  if (b.Length() != (size_t)count * size)
+    throw Napi::RangeError::New(env, std::string(what) + ": expected " + std::to_string((size_t)count * size) +
+                                         " bytes (" + std::to_string(count) + " x " + std::to_string(size) +
+                                         "), got a buffer of " + std::to_string(b.Length()) + " bytes");
+}
+
+// mapUpdateBatch(fd, keys, values, count, elemFlags, keySize, valueStride, parallel?) -> Promise<count>
+// parallel: 0 (default) parts on idle CPUs, 1 one thread, 2 parts regardless of load (tests).
 static Napi::Value JS_MapUpdateBatch(const Napi::CallbackInfo& info) {
   int fd = Fd(info);
   auto kb = ArgBuffer(info, 1, "keys");
   auto vb = ArgBuffer(info, 2, "values");
   uint32_t count = ArgU32(info, 3, "count");
   uint64_t flags = ArgU32(info, 4, "flags");
+  CheckBatchBuffer(info.Env(), kb, count, ArgU32(info, 5, "keySize"), "packed keys");
+  CheckBatchBuffer(info.Env(), vb, count, ArgU32(info, 6, "valueStride"), "packed values");
+  auto mode = static_cast<BatchParallel>(info.Length() > 7 && info[7].IsNumber() ? ArgU32(info, 7, "parallel") : 0);
   auto keys = std::make_shared<std::vector<uint8_t>>(kb.Data(), kb.Data() + kb.Length());
   auto values = std::make_shared<std::vector<uint8_t>>(vb.Data(), vb.Data() + vb.Length());
   auto done = std::make_shared<uint32_t>(0);
   return PromiseWorker::Run(
       info.Env(),
       [=](CallError& e) {
-        uint32_t parts = UpdateBatchParts(count);
+        uint32_t parts = UpdateBatchParts(count, mode);
         if (parts > 1) {
           UpdateBatchParallel(fd, *keys, *values, count, flags, parts, done.get(), e);
           return;
@@ -307,11 +428,12 @@ static Napi::Value JS_MapUpdateBatch(const Napi::CallbackInfo& info) {
       [done](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *done); });
 }
 
-// mapDeleteBatch(fd, keys, count) -> Promise<count>
+// mapDeleteBatch(fd, keys, count, keySize) -> Promise<count>
 static Napi::Value JS_MapDeleteBatch(const Napi::CallbackInfo& info) {
   int fd = Fd(info);
   auto kb = ArgBuffer(info, 1, "keys");
   uint32_t count = ArgU32(info, 2, "count");
+  CheckBatchBuffer(info.Env(), kb, count, ArgU32(info, 3, "keySize"), "packed keys");
   auto keys = std::make_shared<std::vector<uint8_t>>(kb.Data(), kb.Data() + kb.Length());
   auto done = std::make_shared<uint32_t>(0);
   return PromiseWorker::Run(
@@ -331,10 +453,18 @@ static Napi::Value JS_MapDeleteBatch(const Napi::CallbackInfo& info) {
 }
 
 void InitMaps(Napi::Env env, Napi::Object exports) {
-  exports.Set("mapLookup", Napi::Function::New(env, JS_MapLookup, "mapLookup"));
-  exports.Set("mapLookupAndDelete", Napi::Function::New(env, JS_MapLookupAndDelete, "mapLookupAndDelete"));
-  exports.Set("mapUpdate", Napi::Function::New(env, JS_MapUpdate, "mapUpdate"));
-  exports.Set("mapDelete", Napi::Function::New(env, JS_MapDelete, "mapDelete"));
+  const struct {
+    const char* name;
+    napi_callback fn;
+  } raw[] = {{"mapLookup", JS_MapLookup},
+             {"mapLookupAndDelete", JS_MapLookupAndDelete},
+             {"mapUpdate", JS_MapUpdate},
+             {"mapDelete", JS_MapDelete}};
+  for (const auto& r : raw) {
+    napi_value fn;
+    NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, r.name, NAPI_AUTO_LENGTH, r.fn, nullptr, &fn));
+    exports.Set(r.name, Napi::Value(env, fn));
+  }
   exports.Set("mapNextKey", Napi::Function::New(env, JS_MapNextKey, "mapNextKey"));
   exports.Set("mapInfo", Napi::Function::New(env, JS_MapInfo, "mapInfo"));
   exports.Set("mapLayout", Napi::Function::New(env, JS_MapLayout, "mapLayout"));
