@@ -30,6 +30,47 @@ import {
 } from './match'
 import type { RequestHead } from './wire'
 
+/**
+ * The header view of a fast-engine request (match.ts's `headerView`, same keys and values):
+ * `get` and `has` read the named fields from the head's bytes, so a rule that names one header
+ * does not turn every header into strings; the rest builds the whole map on first use.
+ */
+class RequestHeaders implements ReadonlyMap<string, string> {
+  readonly #head: RequestHead
+  #map: Map<string, string> | undefined
+  constructor(head: RequestHead) {
+    this.#head = head
+  }
+  get #all(): Map<string, string> {
+    this.#map ??= headerView(this.#head.rawHeaders)
+    return this.#map
+  }
+  get(key: string): string | undefined {
+    return this.#head.header(key)
+  }
+  has(key: string): boolean {
+    return this.#head.header(key) !== undefined
+  }
+  get size(): number {
+    return this.#all.size
+  }
+  forEach(cb: (value: string, key: string, map: ReadonlyMap<string, string>) => void): void {
+    for (const [k, v] of this.#all) cb(v, k, this)
+  }
+  entries(): MapIterator<[string, string]> {
+    return this.#all.entries()
+  }
+  keys(): MapIterator<string> {
+    return this.#all.keys()
+  }
+  values(): MapIterator<string> {
+    return this.#all.values()
+  }
+  [Symbol.iterator](): MapIterator<[string, string]> {
+    return this.#all.entries()
+  }
+}
+
 /** Options of {@link HttpProxy}. */
 export interface HttpProxyOptions {
   /** Where each accepted connection was going (the datapath, or a stand-in). */
@@ -354,7 +395,7 @@ export class HttpProxy {
           method: h.method,
           path: h.target,
           host: h.host,
-          headers: headerView(h.rawHeaders),
+          headers: new RequestHeaders(h),
         })
         return v.allowed ? (v.edits ?? []) : false
       },
