@@ -6,7 +6,7 @@
  * intact. Requests are served one at a time per connection; pipelined requests wait in the
  * buffer.
  */
-import type { Socket } from 'node:net'
+import type { OnReadOpts, Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { applyHeaderEdits, type HeaderEdit } from './match'
 import {
@@ -28,8 +28,8 @@ export interface FastContext {
   keepAliveTimeoutMs: number
   /** Policy verdict for a request head: false, or the header edits to apply (possibly none). */
   allowed(head: RequestHead): false | readonly HeaderEdit[]
-  /** A new (marked) upstream connection to the original destination. */
-  connect(): Socket
+  /** A new (marked) upstream connection to the original destination, read with `onread`. */
+  connect(onread: OnReadOpts): Socket
   onRequest(head: RequestHead, verdict: 'forwarded' | 'denied'): void
   onResponse(head: RequestHead, status: number, latencyNs: number | undefined, ok: boolean): void
   onBadRequest(kind: 'malformed' | 'headersTooLarge' | 'timeouts', reason: string): void
@@ -42,6 +42,8 @@ const MAX_RESPONSE_HEAD = 64 * 1024
 /** A response body up to this size that came with its head goes out in the head's write. */
 const MAX_MERGED_BODY = 16 * 1024
 const KEEP_ALIVE_1_0 = 'Connection: keep-alive\r\n'
+/** Size of an upstream connection's read buffer. */
+const UPSTREAM_READ_SIZE = 16 * 1024
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
   403: 'Forbidden',
@@ -303,14 +305,31 @@ export function serveFast(client: Socket, ctx: FastContext): void {
 
   const getUpstream = (): Socket => {
     if (upstream && !upstream.destroyed) return upstream
-    const up = ctx.connect()
+    // Responses are read into one buffer per upstream connection (no stream 'data' event, no
+    // allocation per read). Whatever still refers to it after a read is processed — bytes kept
+    // for later, or a write the client socket has queued — gets a copy or a fresh buffer.
+    let readBuf = Buffer.allocUnsafeSlow(UPSTREAM_READ_SIZE)
+    let retained = false
+    const up = ctx.connect({
+      buffer: () => {
+        if (retained) {
+          readBuf = Buffer.allocUnsafeSlow(UPSTREAM_READ_SIZE)
+          retained = false
+        }
+        return readBuf
+      },
+      callback: (n: number, b: Uint8Array) => {
+        if (up !== upstream) return true
+        const d = (b as Buffer).subarray(0, n)
+        upBuf = upBuf.length ? Buffer.concat([upBuf, d]) : d
+        processUpstream()
+        if (upBuf.length > 0 && upBuf.buffer === readBuf.buffer) upBuf = Buffer.from(upBuf)
+        if (client.writableLength > 0) retained = true
+        return true
+      },
+    })
     upstream = up
     upBuf = Buffer.alloc(0)
-    up.on('data', (d: Buffer) => {
-      if (up !== upstream) return
-      upBuf = upBuf.length ? Buffer.concat([upBuf, d]) : d
-      processUpstream()
-    })
     up.on('error', () => {})
     up.on('close', () => {
       if (up !== upstream) return

@@ -12,7 +12,12 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http'
-import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net'
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  type OnReadOpts,
+  type Socket,
+} from 'node:net'
 import { L7ProxyError, L7ProxyErrorCode } from '../errors'
 import { ConnectionPolicy } from '../internal/conn-policy'
 import { type OriginResolver, type ProxyOrigin, plainAddress } from '../origin'
@@ -363,10 +368,10 @@ export class HttpProxy {
     if (this.#engine === 'fast') this.#serveFast(socket, st)
   }
 
-  #openUpstream(st: ConnState): Socket {
+  #openUpstream(st: ConnState, onread?: OnReadOpts): Socket {
     const o = st.origin
     const mark = this.#marker ? upstreamMarkFor(o.srcIdentity) : undefined
-    const s = connectMarked(o.address, o.port, mark, this.#marker)
+    const s = connectMarked(o.address, o.port, mark, this.#marker, onread)
     this.counters.inc('upstreamConnections')
     this.counters.inc('activeUpstreamConnections')
     st.upstreams.add(s)
@@ -399,7 +404,7 @@ export class HttpProxy {
         })
         return v.allowed ? (v.edits ?? []) : false
       },
-      connect: () => this.#openUpstream(st),
+      connect: (onread) => this.#openUpstream(st, onread),
       onRequest: (h, verdict) => {
         this.counters.inc(verdict === 'denied' ? 'denied' : 'allowed')
         this.#record(st, 'request', verdict, info(h), verdict === 'denied' ? 403 : undefined)
