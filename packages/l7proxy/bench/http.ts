@@ -6,6 +6,8 @@
  * unloaded (one connection), and the CPU time (user + system, from /proc) the proxy and the
  * upstream spend per request during the proxied rounds: what the proxy costs next to the server
  * it guards, a figure the load of other work on the machine disturbs less than throughput.
+ * Ratios and overheads are medians over direct/proxied pairs run back to back in alternating
+ * order (the one-connection pairs short and three times as many), so load drift cancels.
  * The proxy and the upstream run in their own processes (bench/_servers.ts); no datapath (a
  * static origin stands in for the redirect), so this measures the proxy itself.
  *
@@ -28,6 +30,9 @@ const SERVERS = fileURLToPath(new URL('./_servers.ts', import.meta.url))
 const TSX = createRequire(import.meta.url).resolve('tsx')
 const SECONDS = Number(process.env.MEMBRANE_L7_SECONDS ?? 5)
 const ROUNDS = Number(process.env.MEMBRANE_L7_ROUNDS ?? 3)
+/** One-connection rounds: short, and three times as many. */
+const ONE_SECONDS = Math.max(1, Math.round(SECONDS / 2))
+const ONE_ROUNDS = ROUNDS * 3
 const CONNECTIONS = 50
 const PACED = fileURLToPath(new URL('./_paced.ts', import.meta.url))
 const PACED_RATE = Number(process.env.MEMBRANE_L7_PACED_RATE ?? 5000)
@@ -67,12 +72,17 @@ function ms(text: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v
 }
 
-async function wrk(url: string, connections = CONNECTIONS, watch: ChildProcess[] = []) {
+async function wrk(
+  url: string,
+  connections = CONNECTIONS,
+  watch: ChildProcess[] = [],
+  seconds = SECONDS,
+) {
   const before = watch.map((c) => cpuTicks(c.pid))
   const { stdout } = await run('wrk', [
     '-t1',
     `-c${connections}`,
-    `-d${SECONDS}s`,
+    `-d${seconds}s`,
     '--latency',
     url,
   ])
@@ -202,8 +212,16 @@ async function main() {
   const p: Round[] = []
   const n: Round[] = []
   for (let i = 0; i < ROUNDS; i++) {
-    d.push(await wrk(direct))
-    p.push(await wrk(proxied, CONNECTIONS, [proxyChild, upstreamChild]))
+    // Direct and proxied back to back, in alternating order, so drift in the machine's load
+    // hits both sides of each round's ratio alike.
+    const viaProxy = () => wrk(proxied, CONNECTIONS, [proxyChild, upstreamChild])
+    if (i % 2 === 0) {
+      d.push(await wrk(direct))
+      p.push(await viaProxy())
+    } else {
+      p.push(await viaProxy())
+      d.push(await wrk(direct))
+    }
     n.push(await wrk(nodeProxied))
   }
   const base = { connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, client: 'wrk -t1' }
@@ -234,12 +252,14 @@ async function main() {
   reportFigure({ name: 'http.proxy.p50', value: sp.p50, unit: 'ms', ...base })
   reportFigure({ name: 'http.direct.p99', value: sd.p99, unit: 'ms', ...base })
   reportFigure({ name: 'http.proxy.p99', value: sp.p99, unit: 'ms', ...base })
+  // The median of the per-round ratios (each from one direct/proxied pair).
+  const ratios = p.map((x, i) => x.rps / (d[i] as Round).rps)
   reportFigure({
     name: 'http.proxy.rps_ratio',
-    value: Number((sp.rps / sd.rps).toFixed(3)),
+    value: Number(median(ratios).toFixed(3)),
     unit: 'ratio',
     ...base,
-    perRound: p.map((x, i) => Number((x.rps / (d[i] as Round).rps).toFixed(3))),
+    perRound: ratios.map((r) => Number(r.toFixed(3))),
     target: 0.6,
   })
   // CPU per request while proxied: the proxy next to the upstream server it guards.
@@ -267,13 +287,21 @@ async function main() {
     target: 1,
   })
   // Unloaded: one connection, one request at a time — the latency the proxy adds per request.
+  // Short pairs, many of them, in alternating order; the overhead is the median of the pairs'
+  // differences.
   const d1: Round[] = []
   const p1: Round[] = []
-  for (let i = 0; i < ROUNDS; i++) {
-    d1.push(await wrk(direct, 1))
-    p1.push(await wrk(proxied, 1))
+  for (let i = 0; i < ONE_ROUNDS; i++) {
+    if (i % 2 === 0) {
+      d1.push(await wrk(direct, 1, [], ONE_SECONDS))
+      p1.push(await wrk(proxied, 1, [], ONE_SECONDS))
+    } else {
+      p1.push(await wrk(proxied, 1, [], ONE_SECONDS))
+      d1.push(await wrk(direct, 1, [], ONE_SECONDS))
+    }
   }
-  const one = { ...base, connections: 1 }
+  const one = { ...base, connections: 1, seconds: ONE_SECONDS, rounds: ONE_ROUNDS }
+  const overheads = p1.map((x, i) => x.p50 - (d1[i] as Round).p50)
   const sd1 = summary(d1)
   const sp1 = summary(p1)
   reportFigure({ name: 'http.direct.p50_1conn', value: sd1.p50, unit: 'ms', ...one })
@@ -281,10 +309,10 @@ async function main() {
   reportFigure({ name: 'http.proxy.rps_1conn', value: Math.round(sp1.rps), unit: 'req/s', ...one })
   reportFigure({
     name: 'http.proxy.p50_overhead_1conn',
-    value: Number((sp1.p50 - sd1.p50).toFixed(3)),
+    value: Number(median(overheads).toFixed(3)),
     unit: 'ms',
     ...one,
-    perRound: p1.map((x, i) => Number((x.p50 - (d1[i] as Round).p50).toFixed(3))),
+    perRound: overheads.map((o) => Number(o.toFixed(3))),
     target: 0.05,
   })
   reportFigure({

@@ -94,7 +94,10 @@ export class RequestHead extends Head {
 /** A parsed response head. */
 export class ResponseHead extends Head {
   status = 0
-  reason = ''
+  /** The reason phrase (read from the bytes on first use). */
+  get reason(): string {
+    return this.lineEnd > 13 ? this.bytes.toString('latin1', 13, this.lineEnd) : ''
+  }
   /** Body length, 'chunked', 'close' (until the connection closes), or 0 for none. */
   body: number | 'chunked' | 'close' = 0
   /** The server keeps the connection after this response. */
@@ -467,7 +470,6 @@ export function parseResponseHead(head: Buffer, method: string): ResponseHead | 
   if (body === 'close') keepAlive = false
   h.minor = minor
   h.status = status
-  h.reason = le > 13 ? head.toString('latin1', 13, le) : ''
   h.body = body
   h.keepAlive = keepAlive
   h.lineEnd = le
@@ -519,30 +521,36 @@ export function forwardHead(
   const b = h.bytes
   const f = h.fields
   const named = h.named
-  let dropped = 0
-  for (let i = 0; i < f.length; i += 5) if (dropField(b, f, i, named)) dropped++
-  if (dropped === 0 && first === undefined && extra === '' && !tail) return b
-  const parts: Buffer[] = []
-  parts.push(
-    first === undefined ? b.subarray(0, h.lineEnd + 2) : Buffer.from(`${first}\r\n`, 'latin1'),
-  )
-  // Copy runs of kept lines: a line runs from its name to the next line's name.
-  let runStart = -1
-  for (let i = 0; i < f.length; i += 5) {
-    const start = f[i] as number
+  const fieldsEnd = b.length - 2 // the blank line
+  // A field line runs from its name to the next line's name.
+  const lineEndOf = (i: number) => (i + 5 < f.length ? (f[i + 5] as number) : fieldsEnd)
+  let droppedBytes = 0
+  let dropped = false
+  for (let i = 0; i < f.length; i += 5)
     if (dropField(b, f, i, named)) {
-      if (runStart >= 0) parts.push(b.subarray(runStart, start))
-      runStart = -1
-    } else if (runStart < 0) runStart = start
-  }
-  if (runStart >= 0) parts.push(b.subarray(runStart, b.length - 2))
-  if (extra) parts.push(Buffer.from(extra, 'latin1'))
-  parts.push(CRLF)
-  if (tail) parts.push(tail)
-  return Buffer.concat(parts)
+      dropped = true
+      droppedBytes += lineEndOf(i) - (f[i] as number)
+    }
+  if (!dropped && first === undefined && extra === '' && !tail) return b
+  const startLine = h.lineEnd + 2
+  const out = Buffer.allocUnsafe(
+    (first === undefined ? startLine : first.length + 2) +
+      (fieldsEnd - startLine - droppedBytes) +
+      extra.length +
+      2 +
+      (tail ? tail.length : 0),
+  )
+  let o = first === undefined ? b.copy(out, 0, 0, startLine) : out.write(`${first}\r\n`, 'latin1')
+  if (!dropped) o += b.copy(out, o, startLine, fieldsEnd)
+  else
+    for (let i = 0; i < f.length; i += 5)
+      if (!dropField(b, f, i, named)) o += b.copy(out, o, f[i] as number, lineEndOf(i))
+  if (extra) o += out.write(extra, o, 'latin1')
+  out[o++] = CR
+  out[o++] = LF
+  if (tail) tail.copy(out, o)
+  return out
 }
-
-const CRLF = Buffer.from('\r\n')
 
 function dropField(b: Buffer, f: Fields, i: number, named: Set<string> | undefined): boolean {
   const kind = f[i + 4]
