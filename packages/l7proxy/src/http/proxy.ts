@@ -29,6 +29,7 @@ import { serveFast } from './fast'
 import {
   applyHeaderEdits,
   evaluateHttp,
+  type HeaderEdit,
   type HttpRequestView,
   type HttpVerdict,
   headerView,
@@ -182,6 +183,7 @@ function forwardable(raw: readonly string[]): string[] {
 }
 
 const DENIED_BODY = 'Access denied\r\n'
+const NO_EDITS: readonly HeaderEdit[] = []
 const UPSTREAM_ERROR_BODY = 'upstream connect error or disconnect/reset before headers\r\n'
 
 interface ConnState {
@@ -402,7 +404,7 @@ export class HttpProxy {
           host: h.host,
           headers: new RequestHeaders(h),
         })
-        return v.allowed ? (v.edits ?? []) : false
+        return v.allowed ? (v.edits ?? NO_EDITS) : false
       },
       connect: (onread) => this.#openUpstream(st, onread),
       onRequest: (h, verdict) => {
