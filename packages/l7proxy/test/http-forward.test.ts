@@ -6,12 +6,15 @@
  * - a forwarded head is the received one minus its hop-by-hop field lines;
  * - through a real proxy and a raw upstream: however a request (or several pipelined ones) is
  *   cut into TCP writes, the upstream receives exactly the client's bytes and the client exactly
- *   the upstream's response bytes.
+ *   the upstream's response bytes;
+ * - the per-connection decision cache (a repeated head reuses its verdict) still lets a policy
+ *   update reach an open connection.
  *
  * No datapath: a StaticOriginResolver stands in for the BPF redirect.
  */
 import { once } from 'node:events'
 import { type AddressInfo, connect, createServer, type Server } from 'node:net'
+import type { L7Policy } from '@membrane/policy'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -21,7 +24,12 @@ import {
   parseRequestHead,
   parseResponseHead,
 } from '../src/http/wire'
-import { HttpProxy, StaticOriginResolver, staticPolicySource } from '../src/index'
+import {
+  HttpProxy,
+  type L7PolicySource,
+  StaticOriginResolver,
+  staticPolicySource,
+} from '../src/index'
 import { referenceParseRequestHead, referenceParseResponseHead } from './_wire-reference'
 
 const TCHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -241,6 +249,26 @@ describe('forwardHead', () => {
   })
 })
 
+/** A fast-engine proxy in front of `upstream` (no datapath: a static origin). */
+async function proxyFor(upstream: Server, source: L7PolicySource): Promise<HttpProxy> {
+  const p = new HttpProxy({
+    origins: new StaticOriginResolver({
+      fallback: {
+        address: '127.0.0.1',
+        port: (upstream.address() as AddressInfo).port,
+        srcIdentity: 1,
+        dstIdentity: 2,
+        endpointId: 1,
+        direction: 'ingress',
+      },
+    }),
+    policy: source,
+    markSockets: false,
+  })
+  await p.listen({ host: '127.0.0.1' })
+  return p
+}
+
 const RESPONSE = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Up: 1\r\n\r\nok')
 
 describe('through the proxy, the forwarded bytes are the received bytes', () => {
@@ -269,21 +297,10 @@ describe('through the proxy, the forwarded bytes are the received bytes', () => 
       s.on('error', () => {})
     })
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()))
-    proxy = new HttpProxy({
-      origins: new StaticOriginResolver({
-        fallback: {
-          address: '127.0.0.1',
-          port: (upstream.address() as AddressInfo).port,
-          srcIdentity: 1,
-          dstIdentity: 2,
-          endpointId: 1,
-          direction: 'ingress',
-        },
-      }),
-      policy: staticPolicySource({ parser: 'http', wildcard: true, rules: [] }),
-      markSockets: false,
-    })
-    await proxy.listen({ host: '127.0.0.1' })
+    proxy = await proxyFor(
+      upstream,
+      staticPolicySource({ parser: 'http', wildcard: true, rules: [] }),
+    )
   })
 
   afterAll(async () => {
@@ -420,4 +437,93 @@ describe('through the proxy, the forwarded bytes are the received bytes', () => 
       { numRuns: 40 },
     )
   }, 60_000)
+})
+
+describe('a policy update reaches an open connection repeating one request', () => {
+  const ALLOW: L7Policy = {
+    parser: 'http',
+    wildcard: false,
+    rules: [{ id: 'a', rules: { parser: 'http', http: [{ method: 'GET', path: '/x' }] } }],
+  }
+  const DENY: L7Policy = {
+    parser: 'http',
+    wildcard: false,
+    rules: [{ id: 'd', rules: { parser: 'http', http: [{ method: 'POST', path: '/x' }] } }],
+  }
+  let upstream: Server
+
+  beforeAll(async () => {
+    upstream = createServer((s) => {
+      s.on('data', () => s.write(RESPONSE))
+      s.on('error', () => {})
+    })
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()))
+  })
+  afterAll(() => new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r())))
+
+  /** One keep-alive connection; `ask()` sends the same request and resolves with the status. */
+  async function connection(port: number) {
+    const s = connect(port, '127.0.0.1')
+    s.on('error', () => {})
+    await once(s, 'connect')
+    let buf = Buffer.alloc(0)
+    let waiting: ((status: number) => void) | undefined
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d])
+      const end = headEnd(buf)
+      if (end < 0) return
+      const length = Number(/content-length: *(\d+)/i.exec(buf.toString('latin1', 0, end))?.[1])
+      if (buf.length < end + length) return
+      const status = Number(buf.toString('latin1', 9, 12))
+      buf = buf.subarray(end + length)
+      waiting?.(status)
+    })
+    return {
+      ask: () =>
+        new Promise<number>((resolve) => {
+          waiting = resolve
+          s.write('GET /x HTTP/1.1\r\nHost: h\r\n\r\n')
+        }),
+      close: () => s.destroy(),
+    }
+  }
+
+  it('at once when the source revision changes', async () => {
+    let current = ALLOW
+    let revision = 1
+    const p = await proxyFor(upstream, {
+      rulesFor: () => current,
+      get revision() {
+        return revision
+      },
+    })
+    const c = await connection(p.port)
+    try {
+      expect([await c.ask(), await c.ask()]).toEqual([200, 200])
+      current = DENY
+      revision++
+      expect(await c.ask()).toBe(403)
+      current = ALLOW
+      revision++
+      expect(await c.ask()).toBe(200)
+    } finally {
+      c.close()
+      await p.close()
+    }
+  })
+
+  it('within the re-read period when the source has no revision', async () => {
+    let current = ALLOW
+    const p = await proxyFor(upstream, { rulesFor: () => current })
+    const c = await connection(p.port)
+    try {
+      expect([await c.ask(), await c.ask()]).toEqual([200, 200])
+      current = DENY
+      await new Promise((r) => setTimeout(r, 1100))
+      expect(await c.ask()).toBe(403)
+    } finally {
+      c.close()
+      await p.close()
+    }
+  })
 })

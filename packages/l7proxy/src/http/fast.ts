@@ -115,6 +115,7 @@ export function serveFast(client: Socket, ctx: FastContext): void {
   let phaseAt = 0
   let timer: NodeJS.Timeout | undefined
   let timerDue = Number.POSITIVE_INFINITY
+  let last: RequestHead | undefined
 
   client.setNoDelay(true)
 
@@ -365,13 +366,21 @@ export function serveFast(client: Socket, ctx: FastContext): void {
           ctx.onBadRequest('headersTooLarge', 'request head too large')
           return endWith(simpleResponse(431, '', false, 1))
         }
-        const head = parseRequestHead(buf.subarray(0, end))
+        // A head byte-for-byte the same as the previous one on this connection (a client
+        // polling or repeating a request) parses the same: reuse it (parsing is a pure function
+        // of the bytes). The proxy keys its policy-decision cache on this object.
+        const bytes = buf.subarray(0, end)
+        const head =
+          last !== undefined && last.bytes.length === end && last.bytes.equals(bytes)
+            ? last
+            : parseRequestHead(bytes)
         buf = buf.subarray(end)
         if (head.error) {
           ctx.onBadRequest('malformed', head.reason)
           return endWith(simpleResponse(head.status === 501 ? 501 : 400, '', false, 1))
         }
         phase = 'none'
+        last = head
         const verdict = ctx.allowed(head)
         if (verdict === false) {
           ctx.onRequest(head, 'denied')

@@ -193,6 +193,10 @@ interface ConnState {
   policy: ConnectionPolicy
   agent: Agent | undefined
   upstreams: Set<Socket>
+  /** The fast engine's last decision: for this head object, under this policy generation. */
+  lastHead: RequestHead | undefined
+  lastGeneration: number
+  lastVerdict: HttpVerdict | undefined
 }
 
 /**
@@ -365,6 +369,9 @@ export class HttpProxy {
       policy: new ConnectionPolicy(this.#options.policy, origin, 'TCP'),
       agent: undefined,
       upstreams: new Set(),
+      lastHead: undefined,
+      lastGeneration: -1,
+      lastVerdict: undefined,
     }
     this.#conns.set(socket, st)
     if (this.#engine === 'fast') this.#serveFast(socket, st)
@@ -398,12 +405,7 @@ export class HttpProxy {
       keepAliveTimeoutMs: this.#options.keepAliveTimeoutMs ?? 60_000,
       allowed: (h) => {
         this.counters.inc('requests')
-        const v = this.#verdictOf(st, {
-          method: h.method,
-          path: h.target,
-          host: h.host,
-          headers: new RequestHeaders(h),
-        })
+        const v = this.#fastVerdict(st, h)
         return v.allowed ? (v.edits ?? NO_EDITS) : false
       },
       connect: (onread) => this.#openUpstream(st, onread),
@@ -483,6 +485,33 @@ export class HttpProxy {
       host: req.headers.host ?? '',
       headers: headerView(req.rawHeaders),
     })
+  }
+
+  /**
+   * The verdict of a fast-engine request. The engine hands the same head object again for a
+   * byte-identical head on the connection; while the connection's policy has not been re-read
+   * since (a new revision, or the periodic re-read), the decision is the same and is reused.
+   */
+  #fastVerdict(st: ConnState, h: RequestHead): HttpVerdict {
+    try {
+      const policy = st.policy.get()
+      const generation = st.policy.generation
+      if (h === st.lastHead && generation === st.lastGeneration && st.lastVerdict)
+        return st.lastVerdict
+      const v = evaluateHttp(policy, {
+        method: h.method,
+        path: h.target,
+        host: h.host,
+        headers: new RequestHeaders(h),
+      })
+      st.lastHead = h
+      st.lastGeneration = generation
+      st.lastVerdict = v
+      return v
+    } catch {
+      this.counters.inc('policyErrors')
+      return { allowed: false, reason: 'no-policy' }
+    }
   }
 
   #verdictOf(st: ConnState, view: HttpRequestView): HttpVerdict {
