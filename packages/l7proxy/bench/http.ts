@@ -3,7 +3,11 @@
  * 50 connections, one thread (the machine has 2 cores), keep-alive; alternating rounds so both see the same machine load.
  * Figures: requests/s and p50/p99 latency per path (the fast engine; the Node-http engine's
  * requests/s and p50 beside it), the throughput ratio, the p50 overhead at 50 connections and
- * unloaded (one connection).
+ * unloaded (one connection), and the CPU time (user + system, from /proc) the proxy and the
+ * upstream spend per request during the proxied rounds: what the proxy costs next to the server
+ * it guards, a figure the load of other work on the machine disturbs less than throughput.
+ * Ratios and overheads are medians over direct/proxied pairs run back to back in alternating
+ * order (the one-connection pairs short and three times as many), so load drift cancels.
  * The proxy and the upstream run in their own processes (bench/_servers.ts); no datapath (a
  * static origin stands in for the redirect), so this measures the proxy itself.
  *
@@ -16,6 +20,7 @@
  * proxy, alternating rounds. Figures: p50/p99 per path, the p50 overhead, achieved rate, errors.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -25,12 +30,19 @@ const SERVERS = fileURLToPath(new URL('./_servers.ts', import.meta.url))
 const TSX = createRequire(import.meta.url).resolve('tsx')
 const SECONDS = Number(process.env.MEMBRANE_L7_SECONDS ?? 5)
 const ROUNDS = Number(process.env.MEMBRANE_L7_ROUNDS ?? 3)
+/** One-connection rounds: short, and three times as many. */
+const ONE_SECONDS = Math.max(1, Math.round(SECONDS / 2))
+const ONE_ROUNDS = ROUNDS * 3
 const CONNECTIONS = 50
 const PACED = fileURLToPath(new URL('./_paced.ts', import.meta.url))
 const PACED_RATE = Number(process.env.MEMBRANE_L7_PACED_RATE ?? 5000)
 const children: ChildProcess[] = []
 
 function start(role: string, arg?: string): Promise<number> {
+  return startChild(role, arg).then(([port]) => port)
+}
+
+function startChild(role: string, arg?: string): Promise<[number, ChildProcess]> {
   const child = spawn(
     process.execPath,
     ['--conditions=@membrane/source', '--import', TSX, SERVERS, role, ...(arg ? [arg] : [])],
@@ -39,10 +51,17 @@ function start(role: string, arg?: string): Promise<number> {
   children.push(child)
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', (l) =>
-      resolve(Number(l)),
+      resolve([Number(l), child]),
     )
     child.once('exit', (code) => reject(new Error(`${role} exited ${code}`)))
   })
+}
+
+/** CPU time (user + system) of a process so far, in clock ticks (/proc/<pid>/stat). */
+function cpuTicks(pid: number | undefined): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return Number(fields[11]) + Number(fields[12])
 }
 
 /** wrk's latency in ms from "1.23ms" / "456.00us" / "1.20s". */
@@ -53,11 +72,17 @@ function ms(text: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v
 }
 
-async function wrk(url: string, connections = CONNECTIONS) {
+async function wrk(
+  url: string,
+  connections = CONNECTIONS,
+  watch: ChildProcess[] = [],
+  seconds = SECONDS,
+) {
+  const before = watch.map((c) => cpuTicks(c.pid))
   const { stdout } = await run('wrk', [
     '-t1',
     `-c${connections}`,
-    `-d${SECONDS}s`,
+    `-d${seconds}s`,
     '--latency',
     url,
   ])
@@ -66,7 +91,10 @@ async function wrk(url: string, connections = CONNECTIONS) {
   const p99 = ms(/\n\s+99%\s+(\S+)/.exec(stdout)?.[1] ?? '')
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1]
   if (errors) throw new Error(`wrk saw ${errors} non-2xx responses on ${url}:\n${stdout}`)
-  return { rps, p50, p99 }
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1])
+  // Microseconds of CPU per request of each watched process (clock ticks are 10 ms).
+  const cpu = watch.map((c, i) => ((cpuTicks(c.pid) - (before[i] as number)) * 1e4) / requests)
+  return { rps, p50, p99, cpu }
 }
 
 interface Paced {
@@ -171,20 +199,29 @@ async function main() {
     reportFigure({ name: 'http.skipped', value: 0, unit: 'none', reason: 'wrk not installed' })
     return
   }
-  const upstream = await start('upstream')
-  const proxy = await start('http-proxy', String(upstream))
+  const [upstream, upstreamChild] = await startChild('upstream')
+  const [proxy, proxyChild] = await startChild('http-proxy', String(upstream))
   const nodeProxy = await start('http-proxy-node', String(upstream))
   const direct = `http://127.0.0.1:${upstream}/public/index.html`
   const proxied = `http://127.0.0.1:${proxy}/public/index.html`
   const nodeProxied = `http://127.0.0.1:${nodeProxy}/public/index.html`
   await wrk(direct) // warm-up (JIT, connection setup)
   await wrk(proxied)
-  const d: Array<{ rps: number; p50: number; p99: number }> = []
-  const p: Array<{ rps: number; p50: number; p99: number }> = []
-  const n: Array<{ rps: number; p50: number; p99: number }> = []
+  type Round = Awaited<ReturnType<typeof wrk>>
+  const d: Round[] = []
+  const p: Round[] = []
+  const n: Round[] = []
   for (let i = 0; i < ROUNDS; i++) {
-    d.push(await wrk(direct))
-    p.push(await wrk(proxied))
+    // Direct and proxied back to back, in alternating order, so drift in the machine's load
+    // hits both sides of each round's ratio alike.
+    const viaProxy = () => wrk(proxied, CONNECTIONS, [proxyChild, upstreamChild])
+    if (i % 2 === 0) {
+      d.push(await wrk(direct))
+      p.push(await viaProxy())
+    } else {
+      p.push(await viaProxy())
+      d.push(await wrk(direct))
+    }
     n.push(await wrk(nodeProxied))
   }
   const base = { connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, client: 'wrk -t1' }
@@ -215,20 +252,56 @@ async function main() {
   reportFigure({ name: 'http.proxy.p50', value: sp.p50, unit: 'ms', ...base })
   reportFigure({ name: 'http.direct.p99', value: sd.p99, unit: 'ms', ...base })
   reportFigure({ name: 'http.proxy.p99', value: sp.p99, unit: 'ms', ...base })
+  // The median of the per-round ratios (each from one direct/proxied pair).
+  const ratios = p.map((x, i) => x.rps / (d[i] as Round).rps)
   reportFigure({
     name: 'http.proxy.rps_ratio',
-    value: Number((sp.rps / sd.rps).toFixed(3)),
+    value: Number(median(ratios).toFixed(3)),
     unit: 'ratio',
     ...base,
+    perRound: ratios.map((r) => Number(r.toFixed(3))),
+    target: 0.6,
+  })
+  // CPU per request while proxied: the proxy next to the upstream server it guards.
+  const proxyCpu = median(p.map((x) => x.cpu[0] as number))
+  const upstreamCpu = median(p.map((x) => x.cpu[1] as number))
+  reportFigure({
+    name: 'http.proxy.cpu_per_request',
+    value: Number(proxyCpu.toFixed(1)),
+    unit: 'us',
+    ...base,
+    perRound: p.map((x) => Number((x.cpu[0] as number).toFixed(1))),
+  })
+  reportFigure({
+    name: 'http.upstream.cpu_per_request',
+    value: Number(upstreamCpu.toFixed(1)),
+    unit: 'us',
+    ...base,
+    perRound: p.map((x) => Number((x.cpu[1] as number).toFixed(1))),
+  })
+  reportFigure({
+    name: 'http.proxy.cpu_ratio_to_upstream',
+    value: Number((proxyCpu / upstreamCpu).toFixed(3)),
+    unit: 'ratio',
+    ...base,
+    target: 1,
   })
   // Unloaded: one connection, one request at a time — the latency the proxy adds per request.
-  const d1 = []
-  const p1 = []
-  for (let i = 0; i < ROUNDS; i++) {
-    d1.push(await wrk(direct, 1))
-    p1.push(await wrk(proxied, 1))
+  // Short pairs, many of them, in alternating order; the overhead is the median of the pairs'
+  // differences.
+  const d1: Round[] = []
+  const p1: Round[] = []
+  for (let i = 0; i < ONE_ROUNDS; i++) {
+    if (i % 2 === 0) {
+      d1.push(await wrk(direct, 1, [], ONE_SECONDS))
+      p1.push(await wrk(proxied, 1, [], ONE_SECONDS))
+    } else {
+      p1.push(await wrk(proxied, 1, [], ONE_SECONDS))
+      d1.push(await wrk(direct, 1, [], ONE_SECONDS))
+    }
   }
-  const one = { ...base, connections: 1 }
+  const one = { ...base, connections: 1, seconds: ONE_SECONDS, rounds: ONE_ROUNDS }
+  const overheads = p1.map((x, i) => x.p50 - (d1[i] as Round).p50)
   const sd1 = summary(d1)
   const sp1 = summary(p1)
   reportFigure({ name: 'http.direct.p50_1conn', value: sd1.p50, unit: 'ms', ...one })
@@ -236,10 +309,11 @@ async function main() {
   reportFigure({ name: 'http.proxy.rps_1conn', value: Math.round(sp1.rps), unit: 'req/s', ...one })
   reportFigure({
     name: 'http.proxy.p50_overhead_1conn',
-    value: Number((sp1.p50 - sd1.p50).toFixed(3)),
+    value: Number(median(overheads).toFixed(3)),
     unit: 'ms',
     ...one,
-    target: 1,
+    perRound: overheads.map((o) => Number(o.toFixed(3))),
+    target: 0.05,
   })
   reportFigure({
     name: 'http.proxy.p50_overhead',

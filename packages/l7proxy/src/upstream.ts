@@ -4,7 +4,7 @@
  * the connection to the proxy again.
  */
 import { createSocket, type Socket as DgramSocket } from 'node:dgram'
-import { Socket } from 'node:net'
+import { type OnReadOpts, Socket, type SocketConstructorOpts } from 'node:net'
 import { L7ProxyError, L7ProxyErrorCode } from './errors'
 
 /** skb->mark magic of proxy upstream sockets (C `MB_MARK_MAGIC_PROXY`). */
@@ -57,15 +57,20 @@ interface HandleWithBind {
  * Connect to `host:port` (an IP address) with `mark` set before the SYN leaves. Node has no
  * public hook between socket creation and connect(); the `lookup` callback runs after the TCP
  * handle exists and before connect(), so the handle is bound there (which creates the file
- * descriptor) and marked. `mark` undefined: a plain connection.
+ * descriptor) and marked. `mark` undefined: a plain connection. `onread` (Node's socket
+ * option): read into the caller's buffer and hand it to a callback instead of 'data' events.
  */
 export function connectMarked(
   host: string,
   port: number,
   mark: number | undefined,
   marker: SocketMarker | undefined,
+  onread?: OnReadOpts,
 ): Socket {
-  const socket = new Socket()
+  // Node reads `onread` in the Socket constructor (socket.connect ignores it); @types/node does
+  // not list it there.
+  const options: SocketConstructorOpts & { onread?: OnReadOpts } = onread ? { onread } : {}
+  const socket = new Socket(options)
   if (mark === undefined || !marker) {
     socket.connect({ host, port, noDelay: true })
     return socket

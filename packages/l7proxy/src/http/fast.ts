@@ -1,15 +1,18 @@
 /**
  * The fast HTTP/1.1 engine: one client connection, one upstream connection, bytes forwarded as
- * they come. Heads are parsed strictly (wire.ts) and rebuilt without hop-by-hop headers; bodies
- * are framed (Content-Length or a validated chunked stream) and forwarded unchanged, so chunked
- * and streamed bodies stay intact. Requests are served one at a time per connection; pipelined
- * requests wait in the buffer.
+ * they come. Heads are parsed strictly (wire.ts) and forwarded as received minus their hop-by-hop
+ * field lines (re-serialised only when a rule edits headers); bodies are framed (Content-Length
+ * or a validated chunked stream) and forwarded unchanged, so chunked and streamed bodies stay
+ * intact. Requests are served one at a time per connection; pipelined requests wait in the
+ * buffer.
  */
-import type { Socket } from 'node:net'
+import type { OnReadOpts, Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import { applyHeaderEdits, type HeaderEdit } from './match'
 import {
   ChunkedFramer,
   endToEnd,
+  forwardHead,
   headEnd,
   parseRequestHead,
   parseResponseHead,
@@ -25,8 +28,8 @@ export interface FastContext {
   keepAliveTimeoutMs: number
   /** Policy verdict for a request head: false, or the header edits to apply (possibly none). */
   allowed(head: RequestHead): false | readonly HeaderEdit[]
-  /** A new (marked) upstream connection to the original destination. */
-  connect(): Socket
+  /** A new (marked) upstream connection to the original destination, read with `onread`. */
+  connect(onread: OnReadOpts): Socket
   onRequest(head: RequestHead, verdict: 'forwarded' | 'denied'): void
   onResponse(head: RequestHead, status: number, latencyNs: number | undefined, ok: boolean): void
   onBadRequest(kind: 'malformed' | 'headersTooLarge' | 'timeouts', reason: string): void
@@ -36,6 +39,11 @@ export interface FastContext {
 const DENIED_BODY = 'Access denied\r\n'
 const UPSTREAM_ERROR_BODY = 'upstream connect error or disconnect/reset before headers\r\n'
 const MAX_RESPONSE_HEAD = 64 * 1024
+/** A response body up to this size that came with its head goes out in the head's write. */
+const MAX_MERGED_BODY = 16 * 1024
+const KEEP_ALIVE_1_0 = 'Connection: keep-alive\r\n'
+/** Size of an upstream connection's read buffer. */
+const UPSTREAM_READ_SIZE = 16 * 1024
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
   403: 'Forbidden',
@@ -79,6 +87,15 @@ interface Exchange {
   keepAlive: boolean
 }
 
+function uncork(s: Socket): void {
+  s.uncork()
+}
+
+/** The status line to send instead of the received one (HTTP/1.0 upstreams, no reason). */
+function statusLine(rh: ResponseHead): string | undefined {
+  return rh.minor === 1 && rh.lineEnd > 12 ? undefined : `HTTP/1.1 ${rh.status} ${rh.reason}`
+}
+
 /** Serve one client connection with the fast engine. */
 export function serveFast(client: Socket, ctx: FastContext): void {
   let buf: Buffer = Buffer.alloc(0)
@@ -91,42 +108,67 @@ export function serveFast(client: Socket, ctx: FastContext): void {
   let respLeft = 0
   let respFramer: ChunkedFramer | undefined
   let respClose = false
+  // One timer per connection, armed lazily: entering a phase only notes the time; the timer
+  // fires at the earliest deadline it was armed for and re-arms itself for what is left, so a
+  // busy keep-alive connection does not create and cancel timers on every request.
+  let phase: 'idle' | 'head' | 'none' = 'none'
+  let phaseAt = 0
   let timer: NodeJS.Timeout | undefined
-  let headArmed = false
+  let timerDue = Number.POSITIVE_INFINITY
+  let last: RequestHead | undefined
 
   client.setNoDelay(true)
 
+  const stopTimer = () => {
+    phase = 'none'
+    clearTimeout(timer)
+    timer = undefined
+    timerDue = Number.POSITIVE_INFINITY
+  }
   const close = () => {
     if (state === 'closed') return
     state = 'closed'
-    clearTimeout(timer)
+    stopTimer()
     upstream?.destroy()
     client.destroy()
   }
   const endWith = (data: Buffer) => {
     state = 'closed'
-    clearTimeout(timer)
+    stopTimer()
     upstream?.destroy()
     client.end(data, () => client.destroy())
   }
-  const armIdle = () => {
+  const schedule = (due: number, now: number) => {
     clearTimeout(timer)
-    headArmed = false
-    timer = setTimeout(() => {
-      if (state === 'head' && buf.length === 0) close()
-    }, ctx.keepAliveTimeoutMs)
+    timerDue = due
+    timer = setTimeout(onTimer, Math.max(1, due - now))
     timer.unref?.()
   }
+  const onTimer = () => {
+    timer = undefined
+    timerDue = Number.POSITIVE_INFINITY
+    if (state === 'closed' || phase === 'none') return
+    const now = performance.now()
+    const due = phaseAt + (phase === 'idle' ? ctx.keepAliveTimeoutMs : ctx.headersTimeoutMs)
+    if (now < due) return schedule(due, now)
+    if (phase === 'idle') {
+      if (state === 'head' && buf.length === 0) close()
+      return
+    }
+    if (state !== 'head') return
+    ctx.onBadRequest('timeouts', 'request head not received in time')
+    endWith(simpleResponse(408, '', false, 1))
+  }
+  const enterPhase = (p: 'idle' | 'head', ms: number) => {
+    const now = performance.now()
+    phase = p
+    phaseAt = now
+    // An armed timer that fires no later than this deadline re-arms itself when it fires.
+    if (timerDue > now + ms) schedule(now + ms, now)
+  }
+  const armIdle = () => enterPhase('idle', ctx.keepAliveTimeoutMs)
   const armHead = () => {
-    if (headArmed) return
-    headArmed = true
-    clearTimeout(timer)
-    timer = setTimeout(() => {
-      if (state !== 'head') return
-      ctx.onBadRequest('timeouts', 'request head not received in time')
-      endWith(simpleResponse(408, '', false, 1))
-    }, ctx.headersTimeoutMs)
-    timer.unref?.()
+    if (phase !== 'head') enterPhase('head', ctx.headersTimeoutMs)
   }
 
   const writeClient = (data: Buffer) => {
@@ -149,7 +191,7 @@ export function serveFast(client: Socket, ctx: FastContext): void {
     cur = undefined
     if (!keep) {
       state = 'closed'
-      clearTimeout(timer)
+      stopTimer()
       upstream?.destroy()
       client.end(() => client.destroy())
       return
@@ -185,7 +227,7 @@ export function serveFast(client: Socket, ctx: FastContext): void {
         if (rh.error) return upstreamFailed(502)
         if (rh.status < 200) {
           if (rh.status === 101) return upstreamFailed(502)
-          writeClient(serializeHead(`HTTP/1.1 ${rh.status} ${rh.reason}`, endToEnd(rh.rawHeaders)))
+          writeClient(forwardHead(rh, statusLine(rh)))
           continue
         }
         startResponse(rh)
@@ -230,16 +272,25 @@ export function serveFast(client: Socket, ctx: FastContext): void {
     x.keepAlive = x.head.keepAlive && rh.body !== 'close'
     keepUpstreamAfter = rh.keepAlive
     ctx.onResponse(x.head, rh.status, Number(process.hrtime.bigint() - x.t0), true)
-    const conn = x.keepAlive
-      ? x.head.minor === 0
-        ? 'Connection: keep-alive\r\n'
-        : ''
-      : 'Connection: close\r\n'
-    writeClient(serializeHead(`HTTP/1.1 ${rh.status} ${rh.reason}`, endToEnd(rh.rawHeaders), conn))
+    const conn = x.keepAlive ? (x.head.minor === 0 ? KEEP_ALIVE_1_0 : '') : 'Connection: close\r\n'
     respClose = rh.body === 'close'
     respFramer = rh.body === 'chunked' ? new ChunkedFramer() : undefined
     respLeft = typeof rh.body === 'number' ? rh.body : 0
     resp = 'body'
+    // A whole small body that came with the head leaves in the same write.
+    if (respLeft > 0 && respLeft <= MAX_MERGED_BODY && upBuf.length >= respLeft) {
+      writeClient(forwardHead(rh, statusLine(rh), conn, upBuf.subarray(0, respLeft)))
+      upBuf = upBuf.subarray(respLeft)
+      respLeft = 0
+      responseDone(keepUpstreamAfter)
+      return
+    }
+    // Body bytes that came with the head leave in the same write (writev) as the head.
+    if (upBuf.length > 0 && !client.writableCorked) {
+      client.cork()
+      process.nextTick(uncork, client)
+    }
+    writeClient(forwardHead(rh, statusLine(rh), conn))
     if (rh.body === 0) responseDone(keepUpstreamAfter)
   }
 
@@ -255,17 +306,31 @@ export function serveFast(client: Socket, ctx: FastContext): void {
 
   const getUpstream = (): Socket => {
     if (upstream && !upstream.destroyed) return upstream
-    const up = ctx.connect()
+    // Responses are read into one buffer per upstream connection (no stream 'data' event, no
+    // allocation per read). Whatever still refers to it after a read is processed — bytes kept
+    // for later, or a write the client socket has queued — gets a copy or a fresh buffer.
+    let readBuf = Buffer.allocUnsafeSlow(UPSTREAM_READ_SIZE)
+    let retained = false
+    const up = ctx.connect({
+      buffer: () => {
+        if (retained) {
+          readBuf = Buffer.allocUnsafeSlow(UPSTREAM_READ_SIZE)
+          retained = false
+        }
+        return readBuf
+      },
+      callback: (n: number, b: Uint8Array) => {
+        if (up !== upstream) return true
+        const d = (b as Buffer).subarray(0, n)
+        upBuf = upBuf.length ? Buffer.concat([upBuf, d]) : d
+        processUpstream()
+        if (upBuf.length > 0 && upBuf.buffer === readBuf.buffer) upBuf = Buffer.from(upBuf)
+        if (client.writableLength > 0) retained = true
+        return true
+      },
+    })
     upstream = up
     upBuf = Buffer.alloc(0)
-    up.on('data', (d: Buffer) => {
-      if (up !== upstream) return
-      upBuf = upBuf.length ? Buffer.concat([upBuf, d]) : d
-      // One write (writev) for a response head and the body bytes that came with it.
-      client.cork()
-      processUpstream()
-      client.uncork()
-    })
     up.on('error', () => {})
     up.on('close', () => {
       if (up !== upstream) return
@@ -286,9 +351,9 @@ export function serveFast(client: Socket, ctx: FastContext): void {
     while (state !== 'closed') {
       if (state === 'head') {
         if (buf.length === 0) return
-        armHead()
         const end = headEnd(buf, Math.max(0, scanned - 3))
         if (end < 0) {
+          armHead()
           scanned = buf.length
           if (buf.length > ctx.maxHeaderSize) {
             ctx.onBadRequest('headersTooLarge', 'request head too large')
@@ -301,13 +366,21 @@ export function serveFast(client: Socket, ctx: FastContext): void {
           ctx.onBadRequest('headersTooLarge', 'request head too large')
           return endWith(simpleResponse(431, '', false, 1))
         }
-        const head = parseRequestHead(buf.subarray(0, end))
+        // A head byte-for-byte the same as the previous one on this connection (a client
+        // polling or repeating a request) parses the same: reuse it (parsing is a pure function
+        // of the bytes). The proxy keys its policy-decision cache on this object.
+        const bytes = buf.subarray(0, end)
+        const head =
+          last !== undefined && last.bytes.length === end && last.bytes.equals(bytes)
+            ? last
+            : parseRequestHead(bytes)
         buf = buf.subarray(end)
         if (head.error) {
           ctx.onBadRequest('malformed', head.reason)
           return endWith(simpleResponse(head.status === 501 ? 501 : 400, '', false, 1))
         }
-        clearTimeout(timer)
+        phase = 'none'
+        last = head
         const verdict = ctx.allowed(head)
         if (verdict === false) {
           ctx.onRequest(head, 'denied')
@@ -329,17 +402,23 @@ export function serveFast(client: Socket, ctx: FastContext): void {
           answered: false,
           keepAlive: head.keepAlive,
         }
-        const extra = head.minor === 0 ? 'Connection: keep-alive\r\n' : ''
+        const extra = head.minor === 0 ? KEEP_ALIVE_1_0 : ''
         const up = getUpstream()
         resp = 'head'
+        // The body bytes that follow leave in the same write (writev) as the head.
+        if (!cur.requestDone && buf.length > 0 && !up.writableCorked) {
+          up.cork()
+          process.nextTick(uncork, up)
+        }
         writeUpstream(
-          serializeHead(
-            `${head.method} ${head.target} HTTP/1.${head.minor}`,
-            endToEnd(verdict.length ? applyHeaderEdits(head.rawHeaders, verdict) : head.rawHeaders),
-            extra,
-          ),
+          verdict.length
+            ? serializeHead(
+                `${head.method} ${head.target} HTTP/1.${head.minor}`,
+                endToEnd(applyHeaderEdits(head.rawHeaders, verdict)),
+                extra,
+              )
+            : forwardHead(head, undefined, extra),
         )
-        void up
         state = cur.requestDone ? 'wait' : 'body'
         continue
       }
@@ -375,15 +454,12 @@ export function serveFast(client: Socket, ctx: FastContext): void {
   client.on('data', (d: Buffer) => {
     if (state === 'closed') return
     buf = buf.length ? Buffer.concat([buf, d]) : d
-    const up = upstream
-    up?.cork()
     processClient()
-    up?.uncork()
   })
   client.on('error', () => {})
   client.on('close', () => {
     state = 'closed'
-    clearTimeout(timer)
+    stopTimer()
     upstream?.destroy()
   })
   // A client that closes its side aborts what is in progress (as Node's http server does).

@@ -12,7 +12,12 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http'
-import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net'
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  type OnReadOpts,
+  type Socket,
+} from 'node:net'
 import { L7ProxyError, L7ProxyErrorCode } from '../errors'
 import { ConnectionPolicy } from '../internal/conn-policy'
 import { type OriginResolver, type ProxyOrigin, plainAddress } from '../origin'
@@ -24,11 +29,53 @@ import { serveFast } from './fast'
 import {
   applyHeaderEdits,
   evaluateHttp,
+  type HeaderEdit,
   type HttpRequestView,
   type HttpVerdict,
   headerView,
 } from './match'
 import type { RequestHead } from './wire'
+
+/**
+ * The header view of a fast-engine request (match.ts's `headerView`, same keys and values):
+ * `get` and `has` read the named fields from the head's bytes, so a rule that names one header
+ * does not turn every header into strings; the rest builds the whole map on first use.
+ */
+class RequestHeaders implements ReadonlyMap<string, string> {
+  readonly #head: RequestHead
+  #map: Map<string, string> | undefined
+  constructor(head: RequestHead) {
+    this.#head = head
+  }
+  get #all(): Map<string, string> {
+    this.#map ??= headerView(this.#head.rawHeaders)
+    return this.#map
+  }
+  get(key: string): string | undefined {
+    return this.#head.header(key)
+  }
+  has(key: string): boolean {
+    return this.#head.header(key) !== undefined
+  }
+  get size(): number {
+    return this.#all.size
+  }
+  forEach(cb: (value: string, key: string, map: ReadonlyMap<string, string>) => void): void {
+    for (const [k, v] of this.#all) cb(v, k, this)
+  }
+  entries(): MapIterator<[string, string]> {
+    return this.#all.entries()
+  }
+  keys(): MapIterator<string> {
+    return this.#all.keys()
+  }
+  values(): MapIterator<string> {
+    return this.#all.values()
+  }
+  [Symbol.iterator](): MapIterator<[string, string]> {
+    return this.#all.entries()
+  }
+}
 
 /** Options of {@link HttpProxy}. */
 export interface HttpProxyOptions {
@@ -136,6 +183,7 @@ function forwardable(raw: readonly string[]): string[] {
 }
 
 const DENIED_BODY = 'Access denied\r\n'
+const NO_EDITS: readonly HeaderEdit[] = []
 const UPSTREAM_ERROR_BODY = 'upstream connect error or disconnect/reset before headers\r\n'
 
 interface ConnState {
@@ -145,6 +193,10 @@ interface ConnState {
   policy: ConnectionPolicy
   agent: Agent | undefined
   upstreams: Set<Socket>
+  /** The fast engine's last decision: for this head object, under this policy generation. */
+  lastHead: RequestHead | undefined
+  lastGeneration: number
+  lastVerdict: HttpVerdict | undefined
 }
 
 /**
@@ -317,15 +369,18 @@ export class HttpProxy {
       policy: new ConnectionPolicy(this.#options.policy, origin, 'TCP'),
       agent: undefined,
       upstreams: new Set(),
+      lastHead: undefined,
+      lastGeneration: -1,
+      lastVerdict: undefined,
     }
     this.#conns.set(socket, st)
     if (this.#engine === 'fast') this.#serveFast(socket, st)
   }
 
-  #openUpstream(st: ConnState): Socket {
+  #openUpstream(st: ConnState, onread?: OnReadOpts): Socket {
     const o = st.origin
     const mark = this.#marker ? upstreamMarkFor(o.srcIdentity) : undefined
-    const s = connectMarked(o.address, o.port, mark, this.#marker)
+    const s = connectMarked(o.address, o.port, mark, this.#marker, onread)
     this.counters.inc('upstreamConnections')
     this.counters.inc('activeUpstreamConnections')
     st.upstreams.add(s)
@@ -350,15 +405,10 @@ export class HttpProxy {
       keepAliveTimeoutMs: this.#options.keepAliveTimeoutMs ?? 60_000,
       allowed: (h) => {
         this.counters.inc('requests')
-        const v = this.#verdictOf(st, {
-          method: h.method,
-          path: h.target,
-          host: h.host,
-          headers: headerView(h.rawHeaders),
-        })
-        return v.allowed ? (v.edits ?? []) : false
+        const v = this.#fastVerdict(st, h)
+        return v.allowed ? (v.edits ?? NO_EDITS) : false
       },
-      connect: () => this.#openUpstream(st),
+      connect: (onread) => this.#openUpstream(st, onread),
       onRequest: (h, verdict) => {
         this.counters.inc(verdict === 'denied' ? 'denied' : 'allowed')
         this.#record(st, 'request', verdict, info(h), verdict === 'denied' ? 403 : undefined)
@@ -435,6 +485,33 @@ export class HttpProxy {
       host: req.headers.host ?? '',
       headers: headerView(req.rawHeaders),
     })
+  }
+
+  /**
+   * The verdict of a fast-engine request. The engine hands the same head object again for a
+   * byte-identical head on the connection; while the connection's policy has not been re-read
+   * since (a new revision, or the periodic re-read), the decision is the same and is reused.
+   */
+  #fastVerdict(st: ConnState, h: RequestHead): HttpVerdict {
+    try {
+      const policy = st.policy.get()
+      const generation = st.policy.generation
+      if (h === st.lastHead && generation === st.lastGeneration && st.lastVerdict)
+        return st.lastVerdict
+      const v = evaluateHttp(policy, {
+        method: h.method,
+        path: h.target,
+        host: h.host,
+        headers: new RequestHeaders(h),
+      })
+      st.lastHead = h
+      st.lastGeneration = generation
+      st.lastVerdict = v
+      return v
+    } catch {
+      this.counters.inc('policyErrors')
+      return { allowed: false, reason: 'no-policy' }
+    }
   }
 
   #verdictOf(st: ConnState, view: HttpRequestView): HttpVerdict {

@@ -13,6 +13,12 @@ export class ConnectionPolicy {
   #value: L7Policy | undefined
   #revision: number | undefined = Number.NaN
   #at = 0
+  #generation = 0
+
+  /** How many times the source was asked: a decision made under the same generation holds. */
+  get generation(): number {
+    return this.#generation
+  }
 
   constructor(
     private readonly source: L7PolicySource,
@@ -34,6 +40,7 @@ export class ConnectionPolicy {
       })
       this.#revision = rev
       this.#at = now
+      this.#generation++
     }
     return this.#value
   }
