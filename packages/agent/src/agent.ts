@@ -13,6 +13,7 @@ import {
 } from '@membrane/l7proxy'
 import { type AgentConfig, resolveConfig } from './config'
 import { AgentError, invalid } from './errors'
+import { crashPoint } from './internal/crash'
 import { type DatapathParts, openDatapath } from './internal/datapath'
 import { createObserver, flowToJson } from './internal/flows'
 import { endpointIdentityLabels, IdentityService, NAMESPACE_LABEL } from './internal/identity'
@@ -27,11 +28,15 @@ import {
   ifindexOf,
   linkExists,
   linkIsUp,
+  listLinks,
+  listNetns,
   macOf,
   netnsExists,
   removeEndpointNetwork,
   removeHostDevice,
   removeInterfaceRoute,
+  removeLink,
+  removeNetns,
 } from './internal/net'
 import {
   bpfEntryView,
@@ -45,6 +50,7 @@ import { createLogger, type Logger } from './log'
 import {
   endpointNames,
   hostDeviceName,
+  isEndpointObjectName,
   validateIfname,
   validateLabels,
   validateName,
@@ -354,6 +360,7 @@ export class Agent {
         'datapath NOT loaded: endpoints get connectivity but policy, services and bandwidth are not enforced',
       )
     }
+    await this.#rollBackCreates()
     this.#running = true
     await this.#serial(() => this.#reconcile())
     this.log.info(
@@ -401,6 +408,7 @@ export class Agent {
         for (const svc of this.#state.services) {
           this.#dp?.dp.services.delete(svc.vip, svc.port, svc.protocol)
         }
+        await this.#removeStrayObjects()
         this.#state = emptyState()
         this.#save()
         await removeHostDevice(hostDeviceName(this.config.prefix))
@@ -459,17 +467,35 @@ export class Agent {
         return { endpoint: this.#view(existing), created: false }
       }
       const record = await this.#newEndpointRecord(spec)
+      // The intent goes to disk before any kernel object exists: after a crash from here on, the
+      // next start finds it and removes what was made (see #rollBackCreates).
+      this.#state.creating.push(record)
+      const forget = () => {
+        this.#state.creating = this.#state.creating.filter((r) => r !== record)
+      }
+      try {
+        this.#save()
+      } catch (error) {
+        forget()
+        this.#ipam.release(record.ipv4)
+        throw error
+      }
+      crashPoint('intent-saved')
       try {
         record.identity = await this.#identity.allocate(record)
         this.#identity.ipcache.upsert(`${record.ipv4}/32`, { identity: record.identity })
+        crashPoint('identity-allocated')
         this.#policy.track(record)
         await this.#realizeEndpoint(record)
+        crashPoint('attached')
       } catch (error) {
         await this.#unrealizeEndpoint(record).catch(() => {})
         this.#policy.untrack(record.id)
         this.#identity.ipcache.delete(`${record.ipv4}/32`)
         if (record.identity !== undefined) await this.#identity.release(record)
         this.#ipam.release(record.ipv4)
+        forget()
+        this.#save()
         throw error instanceof AgentError
           ? error
           : new AgentError(
@@ -482,6 +508,9 @@ export class Agent {
       await this.#applyPolicy()
       this.#refreshServices()
       this.#syncServices()
+      crashPoint('policy-applied')
+      // One write commits the endpoint and drops its intent.
+      forget()
       this.#save()
       this.#notify('endpoint created', {
         endpoint: `${record.namespace}/${record.name}`,
@@ -896,6 +925,48 @@ export class Agent {
       ...(spec.egressBandwidth ? { egressBandwidth: spec.egressBandwidth } : {}),
       ...(spec.ingressBandwidth ? { ingressBandwidth: spec.ingressBandwidth } : {}),
       createdAt: new Date().toISOString(),
+    }
+  }
+
+  /**
+   * Undo the creates a crash interrupted: each intent still in the state names the objects its
+   * create was making (namespace, veth, datapath record and policy entries, host route); they are
+   * removed unless a committed endpoint uses the same names. The client of such a create never got
+   * an answer, so removing (rather than completing) is what it can expect.
+   */
+  async #rollBackCreates(): Promise<void> {
+    if (this.#state.creating.length === 0) return
+    for (const rec of this.#state.creating) {
+      const owner = this.#state.endpoints.find(
+        (e) => e.id === rec.id || e.hostIfname === rec.hostIfname || e.netns === rec.netns,
+      )
+      if (!owner) {
+        await this.#unrealizeEndpoint(rec).catch((error: unknown) => {
+          this.log.error(
+            { err: error, endpoint: `${rec.namespace}/${rec.name}` },
+            'rollback failed',
+          )
+        })
+      }
+      this.#notify('interrupted create rolled back', {
+        endpoint: `${rec.namespace}/${rec.name}`,
+        id: rec.id,
+      })
+    }
+    this.#state.creating = []
+    this.#save()
+  }
+
+  /**
+   * Purge: remove namespaces and interfaces named like this instance's endpoint objects that no
+   * endpoint owns any more (debris of crashes of agents that kept no intent).
+   */
+  async #removeStrayObjects(): Promise<void> {
+    const prefix = this.config.prefix
+    const links = listLinks().filter((l) => isEndpointObjectName(prefix, 'link', l))
+    for (const ifname of links) await removeLink(ifname)
+    for (const ns of listNetns().filter((n) => isEndpointObjectName(prefix, 'netns', n))) {
+      await removeNetns(ns)
     }
   }
 

@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,4 +34,69 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
     socketLbCgroups: [],
   }
   return { config, cleanupDirs: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+const bin = join(import.meta.dirname, '..', 'src', 'bin.ts')
+
+/**
+ * Run `membrane <args>` from the source as a child process (the real CLI, not a wrapper: a
+ * signal sent to the child reaches the agent). `env` adds variables (test hooks).
+ */
+export function spawnMembrane(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(
+    process.execPath,
+    ['--conditions=@membrane/source', '--import', 'tsx', bin, ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    },
+  )
+}
+
+/** The `agent` flags that point an agent (or `agent cleanup`) at a test configuration. */
+export function agentFlags(config: AgentConfig): string[] {
+  return [
+    '--state-dir',
+    config.stateDir,
+    '--socket',
+    config.socketPath,
+    '--bpffs-root',
+    config.bpffsRoot,
+    '--ipam-pool',
+    config.ipamPool,
+    '--prefix',
+    config.prefix,
+    '--metrics-port',
+    '0',
+    '--proxy-port',
+    '0',
+    '--log-level',
+    'warn',
+  ]
+}
+
+/** Resolve with the first match of `pattern` in a child's stdout or stderr (reject after `ms`). */
+export function waitForOutput(child: ChildProcess, pattern: RegExp, ms = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = ''
+    const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${ms} ms: ${out}`)), ms)
+    const onData = (c: Buffer) => {
+      out += c.toString()
+      const m = pattern.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        child.stdout?.off('data', onData)
+        child.stderr?.off('data', onData)
+        resolve(m[0])
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+  })
+}
+
+/** Resolve when a child has exited (at once when it already has). */
+export function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => child.once('exit', () => resolve()))
 }
