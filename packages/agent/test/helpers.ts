@@ -100,3 +100,117 @@ export function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) => child.once('exit', () => resolve()))
 }
+
+/** Follows a chatter.mjs child: the latest echo count, and a wait for `n` more echoes. */
+export function followChatter(child: ChildProcess) {
+  let count = 0
+  let closed = ''
+  const waiters = new Set<() => void>()
+  child.stdout?.on('data', (c: Buffer) => {
+    for (const m of c.toString().matchAll(/echoed (\d+)|(closed|error \S+)/g)) {
+      if (m[1]) count = Number(m[1])
+      if (m[2]) closed = m[2]
+    }
+    for (const w of waiters) w()
+  })
+  return {
+    get count() {
+      return count
+    },
+    more(n: number, ms = 10_000): Promise<number> {
+      const target = count + n
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (count >= target) {
+            waiters.delete(check)
+            clearTimeout(timer)
+            resolve(count)
+          } else if (closed) {
+            waiters.delete(check)
+            clearTimeout(timer)
+            reject(new Error(`connection ${closed} at ${count} echoes`))
+          }
+        }
+        const timer = setTimeout(() => {
+          waiters.delete(check)
+          reject(new Error(`only ${count} of ${target} echoes within ${ms} ms`))
+        }, ms)
+        waiters.add(check)
+        check()
+      })
+    },
+  }
+}
+
+/** What an l7-loop.mjs child has seen so far. */
+export interface L7Tally {
+  /** Allowed requests answered 200. */
+  allowedOk: number
+  /** Allowed requests that got anything else (an error, a 403, a timeout). */
+  allowedFailed: number
+  /** Denied requests answered 403 by the proxy. */
+  denied403: number
+  /** Denied requests that reached the server (answered 200). */
+  deniedLeaked: number
+  /** Denied requests that failed otherwise (no proxy to answer: not a leak). */
+  deniedFailed: number
+  /** The first failures, for the assertion message. */
+  failures: string[]
+}
+
+/** Follows an l7-loop.mjs child: a running tally, and a wait for `n` more allowed successes. */
+export function followL7(child: ChildProcess) {
+  const tally: L7Tally = {
+    allowedOk: 0,
+    allowedFailed: 0,
+    denied403: 0,
+    deniedLeaked: 0,
+    deniedFailed: 0,
+    failures: [],
+  }
+  const waiters = new Set<() => void>()
+  let rest = ''
+  child.stdout?.on('data', (c: Buffer) => {
+    rest += c.toString()
+    const lines = rest.split('\n')
+    rest = lines.pop() ?? ''
+    for (const line of lines) {
+      const [kind, result] = line.split(' ')
+      if (kind === 'allowed') {
+        if (result === '200') tally.allowedOk += 1
+        else tally.allowedFailed += 1
+      } else if (kind === 'denied') {
+        if (result === '403') tally.denied403 += 1
+        else if (result === '200') tally.deniedLeaked += 1
+        else tally.deniedFailed += 1
+      } else continue
+      if (result !== '200' && result !== '403' && tally.failures.length < 5)
+        tally.failures.push(line)
+    }
+    for (const w of waiters) w()
+  })
+  return {
+    tally,
+    more(n: number, ms = 20_000): Promise<void> {
+      const target = tally.allowedOk + n
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (tally.allowedOk < target) return
+          waiters.delete(check)
+          clearTimeout(timer)
+          resolve()
+        }
+        const timer = setTimeout(() => {
+          waiters.delete(check)
+          reject(
+            new Error(
+              `only ${tally.allowedOk} of ${target} allowed requests: ${JSON.stringify(tally)}`,
+            ),
+          )
+        }, ms)
+        waiters.add(check)
+        check()
+      })
+    },
+  }
+}
