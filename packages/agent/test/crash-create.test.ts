@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { openPinnedMap } from '@membrane/bpf-loader-napi'
 import { EndpointMap, policyKeyCodec } from '@membrane/datapath'
 import { describeKernel, killAndWait, run } from '@membrane/test-utils'
@@ -10,6 +11,15 @@ import { startDaemon } from '../src/daemon'
 import { CRASH_ENV, CREATE_STEPS } from '../src/internal/crash'
 import { isEndpointObjectName } from '../src/names'
 import { agentFlags, exited, spawnMembrane, testConfig, waitForOutput } from './helpers'
+
+/** True while `pid` runs (a zombie waiting for init to reap it has stopped running). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return false
+  }
+}
 
 describeKernel('crash-consistent endpoint creates', ['root', 'netns', 'bpf', 'tc'], () => {
   const { config, cleanupDirs } = testConfig()
@@ -129,6 +139,11 @@ describeKernel('crash-consistent endpoint creates', ['root', 'netns', 'bpf', 'tc
     await run('ip', ['netns', 'add', ghost])
     await run('ip', ['link', 'add', host, 'type', 'veth', 'peer', 'name', peer])
     expect(kernelObjects().netns).toContain(ghost)
+    // The L7 proxy the earlier agents left serving is stopped by cleanup too.
+    const proxyPid = Number(
+      readFileSync(join(config.stateDir, 'l7proxy.pid'), 'utf8').split(' ')[0],
+    )
+    expect(running(proxyPid)).toBe(true)
     const cleanup = spawnMembrane(['agent', 'cleanup', ...agentFlags(config)])
     children.add(cleanup)
     await waitForOutput(cleanup, /removed \d+ endpoint/, 60_000)
@@ -136,5 +151,6 @@ describeKernel('crash-consistent endpoint creates', ['root', 'netns', 'bpf', 'tc
     expect(cleanup.exitCode).toBe(0)
     const left = kernelObjects()
     expect([left.netns, left.links]).toEqual([[], []])
+    expect(running(proxyPid)).toBe(false)
   }, 90_000)
 })

@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { EndpointView } from '../src/agent'
+import type { AgentClient } from '../src/client'
 import type { AgentConfig } from '../src/config'
 
 let counter = 0
@@ -117,6 +119,10 @@ export function followChatter(child: ChildProcess) {
     get count() {
       return count
     },
+    /** `closed` or `error <code>` once the connection ended, else ''. */
+    get closed() {
+      return closed
+    },
     more(n: number, ms = 10_000): Promise<number> {
       const target = count + n
       return new Promise((resolve, reject) => {
@@ -169,11 +175,7 @@ export function followL7(child: ChildProcess) {
     failures: [],
   }
   const waiters = new Set<() => void>()
-  let rest = ''
-  child.stdout?.on('data', (c: Buffer) => {
-    rest += c.toString()
-    const lines = rest.split('\n')
-    rest = lines.pop() ?? ''
+  onLines(child, (lines) => {
     for (const line of lines) {
       const [kind, result] = line.split(' ')
       if (kind === 'allowed') {
@@ -213,4 +215,57 @@ export function followL7(child: ChildProcess) {
       })
     },
   }
+}
+
+/** Follows a connect-loop.mjs child: attempts answered (`ok`) and not (timeouts, errors). */
+export function followConnects(child: ChildProcess): { ok: number; failed: number } {
+  const tally = { ok: 0, failed: 0 }
+  onLines(child, (lines) => {
+    for (const line of lines) {
+      if (line === 'ok') tally.ok += 1
+      else if (line !== '' && line !== 'done') tally.failed += 1
+    }
+  })
+  return tally
+}
+
+/** Call `fn` with each batch of complete lines a child prints on stdout. */
+function onLines(child: ChildProcess, fn: (lines: string[]) => void): void {
+  let rest = ''
+  child.stdout?.on('data', (c: Buffer) => {
+    rest += c.toString()
+    const lines = rest.split('\n')
+    rest = lines.pop() ?? ''
+    fn(lines)
+  })
+}
+
+const fixtures = join(import.meta.dirname, 'fixtures')
+const demo = join(import.meta.dirname, '..', '..', '..', 'examples', 'star-wars')
+
+/**
+ * The scene of the restart test and probe: `server` (app=server, a TCP echo on 7000 that only
+ * org=empire may reach), `tie` (org=empire), `xw` (org=alliance) and `deathstar` (the demo's HTTP
+ * server on 80, where org=empire may only POST /v1/request-landing). `inNs` runs a script in an
+ * endpoint's namespace (the caller owns and stops the processes).
+ */
+export async function restartScene(
+  client: AgentClient,
+  inNs: (netns: string, script: string, args: string[]) => ChildProcess,
+): Promise<Record<'server' | 'tie' | 'xw' | 'ds', EndpointView>> {
+  const mk = async (name: string, labels: Record<string, string>) =>
+    (await client.post<{ endpoint: EndpointView }>('/v1/endpoints', { name, labels })).endpoint
+  const server = await mk('server', { app: 'server' })
+  const tie = await mk('tie', { org: 'empire' })
+  const xw = await mk('xw', { org: 'alliance' })
+  const ds = await mk('deathstar', { org: 'empire', class: 'deathstar' })
+  await client.post('/v1/policies', {
+    text: readFileSync(join(fixtures, 'only-empire.yaml'), 'utf8'),
+  })
+  await client.post('/v1/policies', {
+    text: readFileSync(join(demo, 'policies', 'sw_l3_l4_l7_policy.yaml'), 'utf8'),
+  })
+  await waitForOutput(inNs(server.netns!, join(fixtures, 'echo-server.mjs'), ['7000']), /ready/)
+  await waitForOutput(inNs(ds.netns!, join(demo, 'src', 'deathstar.mjs'), ['80', 'ds']), /ready/)
+  return { server, tie, xw, ds }
 }

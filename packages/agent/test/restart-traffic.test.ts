@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { L7FlowType } from '@membrane/flows'
 import { describeKernel, killAndWait, run } from '@membrane/test-utils'
@@ -12,6 +12,7 @@ import {
   exited,
   followChatter,
   followL7,
+  restartScene,
   spawnMembrane,
   testConfig,
   waitForOutput,
@@ -19,28 +20,6 @@ import {
 
 const here = import.meta.dirname
 const fixture = (name: string) => join(here, 'fixtures', name)
-const demo = join(here, '..', '..', '..', 'examples', 'star-wars')
-/** Only org=empire reaches the deathstar on port 80, and only with POST /v1/request-landing. */
-const L7_POLICY = readFileSync(join(demo, 'policies', 'sw_l3_l4_l7_policy.yaml'), 'utf8')
-
-const POLICY = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: only-empire
-  namespace: default
-spec:
-  endpointSelector:
-    matchLabels:
-      app: server
-  ingress:
-    - fromEndpoints:
-        - matchLabels:
-            org: empire
-      toPorts:
-        - ports:
-            - port: "7000"
-              protocol: TCP
-`
 
 describeKernel('restart safety: kill -9 under traffic', ['root', 'netns', 'bpf', 'tc'], () => {
   const { config, cleanupDirs } = testConfig()
@@ -90,18 +69,7 @@ describeKernel('restart safety: kill -9 under traffic', ['root', 'netns', 'bpf',
     const status = await client.get<AgentStatus>('/v1/status')
     expect(status.components.datapath?.state, status.components.datapath?.detail).toBe('ok')
     expect(status.components.l7proxy?.state, status.components.l7proxy?.detail).toBe('ok')
-    const mk = async (name: string, labels: Record<string, string>) =>
-      (await client.post<{ endpoint: EndpointView }>('/v1/endpoints', { name, labels })).endpoint
-    const server = await mk('server', { app: 'server' })
-    const tie = await mk('tie', { org: 'empire' })
-    const xw = await mk('xw', { org: 'alliance' })
-    const ds = await mk('deathstar', { org: 'empire', class: 'deathstar' })
-    await client.post('/v1/policies', { text: POLICY })
-    await client.post('/v1/policies', { text: L7_POLICY })
-    const echo = inNs(server.netns!, fixture('echo-server.mjs'), ['7000'])
-    await waitForOutput(echo, /ready/)
-    const web = inNs(ds.netns!, join(demo, 'src', 'deathstar.mjs'), ['80', 'ds'])
-    await waitForOutput(web, /ready/)
+    const { server, tie, xw, ds } = await restartScene(client, inNs)
     expect(await connectOnce(tie.netns!, server.ipv4)).toBe('ok')
     expect(await connectOnce(xw.netns!, server.ipv4)).toBe('timeout')
 
