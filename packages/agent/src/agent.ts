@@ -333,10 +333,12 @@ export class Agent {
       this.#unsubIpcache = this.#identity.ipcache.subscribe((e) => dp.ipcache.applyEvent(e), {
         replay: true,
       })
+      // Before the ipcache is reconciled: the proxy replays the names it learned while no agent
+      // ran, and their addresses keep their entries.
+      await this.#startProxy()
       // Reconcile by diff: entries of endpoints that no longer exist go; nothing is flushed.
       const wanted = new Set(this.#identity.ipcache.dump().map((e) => e.cidr))
       for (const e of dp.ipcache.entries()) if (!wanted.has(e.cidr)) dp.ipcache.delete(e.cidr)
-      await this.#startProxy()
       for (const cg of this.config.socketLbCgroups) {
         try {
           await dp.attachSocketLb(cg)

@@ -137,6 +137,25 @@ function adopt(socket: Socket): void {
   if (lost > 0) channel.send({ t: 'lost', count: lost })
   lost = 0
   for (const m of pending.splice(0)) channel.send(m)
+  // A new agent knows none of the names this proxy learned: replay them with their remaining TTL,
+  // so that toFQDNs destinations stay open across an agent restart.
+  const now = Date.now()
+  for (const entry of proxy.dns.cache.entries()) {
+    const live = entry.ips.filter((i) => i.expiresAt > now)
+    if (live.length === 0) continue
+    const ttl = Math.max(1, Math.ceil((Math.min(...live.map((i) => i.expiresAt)) - now) / 1000))
+    const event = {
+      name: entry.name,
+      ips: live.map((i) => i.ip),
+      cnames: [],
+      ttl,
+      answerTtl: ttl,
+      endpointId: 0,
+      srcIdentity: 0,
+    }
+    channel.send({ t: 'learn', id: 0, event })
+  }
+  channel.send({ t: 'replayed' })
 }
 
 // ---------------------------------------------------------------- lifetime

@@ -37,6 +37,8 @@ export type ProxyMessage =
   /** Records dropped while no agent was connected (the buffer was full). */
   | { t: 'lost'; count: number }
   | { t: 'learn'; id: number; event: DnsLearnEvent }
+  /** Sent after the hello, once every name still in the proxy's DNS cache was sent as a learn. */
+  | { t: 'replayed' }
   | { t: 'expire'; expired: FqdnExpiry[] }
 
 /** Where the proxy's control socket, pid file and log live in the state directory. */

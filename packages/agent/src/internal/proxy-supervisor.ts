@@ -46,6 +46,8 @@ interface Link {
   socket: Socket
   send(m: AgentMessage): boolean
   hello: Extract<ProxyMessage, { t: 'hello' }>
+  /** Resolves when the proxy replayed its DNS cache and the agent learned all of it. */
+  replayed: Promise<void>
 }
 
 /**
@@ -107,6 +109,9 @@ export class ProxySupervisor {
       link = await this.#spawn(this.#o.port)
     }
     this.#use(link)
+    // Names the proxy learned before this agent started are learned again before the agent
+    // reconciles the policy maps, so that no toFQDNs destination closes across a restart.
+    await bounded(link.replayed, START_TIMEOUT_MS)
     await this.sync()
     return { port: link.hello.port, pid: link.hello.pid, adopted: this.origin === 'adopted' }
   }
@@ -179,14 +184,26 @@ export class ProxySupervisor {
         reject(error)
       })
       let link: Link | undefined
+      const learning: Promise<void>[] = []
+      let replayed: () => void = () => {}
       const channel = lineChannel<ProxyMessage, AgentMessage>(socket, (m) => {
         if (m.t === 'hello' && !link) {
           clearTimeout(timer)
-          link = { socket, send: channel.send, hello: m }
+          const done = new Promise<void>((r) => {
+            replayed = r
+            socket.once('close', () => r())
+          })
+          link = { socket, send: channel.send, hello: m, replayed: done }
           resolve(link)
           return
         }
-        if (link) this.#onMessage(link, m)
+        if (!link) return
+        if (m.t === 'replayed') {
+          void Promise.all(learning).then(() => replayed())
+          return
+        }
+        const learned = this.#onMessage(link, m)
+        if (learned) learning.push(learned)
       })
     })
   }
@@ -231,7 +248,8 @@ export class ProxySupervisor {
     return this.#restarting
   }
 
-  #onMessage(link: Link, m: ProxyMessage): void {
+  /** Handle a message; a learn returns its promise (settled when the agent learned it). */
+  #onMessage(link: Link, m: ProxyMessage): Promise<void> | undefined {
     switch (m.t) {
       case 'synced':
         this.#acks.get(m.seq)?.()
@@ -244,15 +262,14 @@ export class ProxySupervisor {
         this.#o.onLost(m.count)
         return
       case 'learn':
-        void this.#o
+        return this.#o
           .onLearn(m.event)
           .catch((error: unknown) => this.#o.log.warn({ err: error }, 'fqdn learn failed'))
           .finally(() => link.send({ t: 'learned', id: m.id }))
-        return
       case 'expire':
         this.#o.onExpire(m.expired)
         return
-      case 'hello':
+      default:
         return
     }
   }
@@ -342,6 +359,17 @@ function proxyCommand(): { command: string; args: string[] } {
     }
   }
   return { command: process.execPath, args: [join(here, 'l7proxy-main.js')] }
+}
+
+/** Wait for `p`, at most `ms`. */
+function bounded(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  return Promise.race([
+    p,
+    new Promise<void>((r) => {
+      timer = setTimeout(r, ms)
+    }),
+  ]).finally(() => clearTimeout(timer))
 }
 
 function pidFromFile(path: string): number | undefined {
