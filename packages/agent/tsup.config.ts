@@ -1,3 +1,8 @@
 import { membranePackage } from '../../tools/tsup.shared'
 
-export default membranePackage({ index: 'src/index.ts', bin: 'src/bin.ts' })
+export default membranePackage({
+  index: 'src/index.ts',
+  bin: 'src/bin.ts',
+  // The L7 proxy process the agent spawns (it outlives the agent).
+  'l7proxy-main': 'src/internal/proxy-main.ts',
+})

@@ -2,17 +2,17 @@ import { EventEmitter } from 'node:events'
 import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { release } from 'node:os'
 import { parseBandwidth } from '@membrane/bandwidth'
-import { FlowMetrics, type FlowObserver, renderServiceMapSvg } from '@membrane/flows'
-import type { IdentityAllocator } from '@membrane/identity'
 import {
-  type DnsLearnEvent,
-  datapathOriginResolver,
-  type FqdnExpiry,
-  L7Proxy,
-  repositoryPolicySource,
-} from '@membrane/l7proxy'
+  FlowMetrics,
+  type FlowObserver,
+  LostEventSource,
+  renderServiceMapSvg,
+} from '@membrane/flows'
+import type { IdentityAllocator } from '@membrane/identity'
+import type { DnsLearnEvent, FqdnExpiry } from '@membrane/l7proxy'
 import { type AgentConfig, resolveConfig } from './config'
 import { AgentError, invalid } from './errors'
+import { crashPoint } from './internal/crash'
 import { type DatapathParts, openDatapath } from './internal/datapath'
 import { createObserver, flowToJson } from './internal/flows'
 import { endpointIdentityLabels, IdentityService, NAMESPACE_LABEL } from './internal/identity'
@@ -27,11 +27,15 @@ import {
   ifindexOf,
   linkExists,
   linkIsUp,
+  listLinks,
+  listNetns,
   macOf,
   netnsExists,
   removeEndpointNetwork,
   removeHostDevice,
   removeInterfaceRoute,
+  removeLink,
+  removeNetns,
 } from './internal/net'
 import {
   bpfEntryView,
@@ -40,11 +44,14 @@ import {
   PolicyService,
   parsePolicyText,
 } from './internal/policy'
+import type { PolicySnapshot } from './internal/proxy-protocol'
+import { ProxySupervisor } from './internal/proxy-supervisor'
 import { Ipam, parseIpv4 } from './ipam'
 import { createLogger, type Logger } from './log'
 import {
   endpointNames,
   hostDeviceName,
+  isEndpointObjectName,
   validateIfname,
   validateLabels,
   validateName,
@@ -153,7 +160,8 @@ export class Agent {
   #dp: DatapathParts | undefined
   #dpError: string | undefined
   #unsubIpcache: () => void = () => {}
-  #proxy: L7Proxy | undefined
+  /** The L7 proxy process (it outlives the agent; see internal/proxy-supervisor.ts). */
+  #proxy: ProxySupervisor | undefined
   #gcTimer: NodeJS.Timeout | undefined
   /** cgroups with socket-level load balancing attached. */
   #socketLb: string[] = []
@@ -164,6 +172,8 @@ export class Agent {
   readonly #cidrIds = new Map<string, number>()
   /** CIDR identities held for names the DNS proxy learned: ip -> identity. */
   readonly #fqdnIps = new Map<string, number>()
+  /** Names the DNS proxy learned and their addresses (the proxy's policy copy needs them). */
+  readonly #fqdnNames = new Map<string, Set<string>>()
   /** Flows from the datapath and the L7 proxy (a bounded ring; Hubble's Observer semantics). */
   readonly observer: FlowObserver
   /** Prometheus metrics: datapath counters, Hubble flow metrics, agent gauges. */
@@ -250,7 +260,7 @@ export class Agent {
       this.#running = false
       if (this.#gcTimer) clearInterval(this.#gcTimer)
       this.#gcTimer = undefined
-      await this.#proxy?.close().catch(() => {})
+      this.#proxy?.detach()
       this.#proxy = undefined
       if (this.#dp) {
         this.#dp.events.close()
@@ -323,10 +333,12 @@ export class Agent {
       this.#unsubIpcache = this.#identity.ipcache.subscribe((e) => dp.ipcache.applyEvent(e), {
         replay: true,
       })
+      // Before the ipcache is reconciled: the proxy replays the names it learned while no agent
+      // ran, and their addresses keep their entries.
+      await this.#startProxy()
       // Reconcile by diff: entries of endpoints that no longer exist go; nothing is flushed.
       const wanted = new Set(this.#identity.ipcache.dump().map((e) => e.cidr))
       for (const e of dp.ipcache.entries()) if (!wanted.has(e.cidr)) dp.ipcache.delete(e.cidr)
-      await this.#startProxy(dp)
       for (const cg of this.config.socketLbCgroups) {
         try {
           await dp.attachSocketLb(cg)
@@ -354,6 +366,7 @@ export class Agent {
         'datapath NOT loaded: endpoints get connectivity but policy, services and bandwidth are not enforced',
       )
     }
+    await this.#rollBackCreates()
     this.#running = true
     await this.#serial(() => this.#reconcile())
     this.log.info(
@@ -396,22 +409,25 @@ export class Agent {
   async stop(options: { purge?: boolean } = {}): Promise<void> {
     if (!this.#running) return
     await this.#serial(async () => {
+      if (this.#proxy) {
+        // A plain stop leaves the proxy serving (it outlives the agent); purge stops it.
+        if (options.purge) await this.#proxy.stop()
+        else this.#proxy.detach()
+        this.#proxy = undefined
+        this.#proxyError = 'stopped'
+      }
       if (options.purge) {
         for (const ep of [...this.#state.endpoints]) await this.#deleteEndpoint(ep)
         for (const svc of this.#state.services) {
           this.#dp?.dp.services.delete(svc.vip, svc.port, svc.protocol)
         }
+        await this.#removeStrayObjects()
         this.#state = emptyState()
         this.#save()
         await removeHostDevice(hostDeviceName(this.config.prefix))
       }
       if (this.#gcTimer) clearInterval(this.#gcTimer)
       this.#gcTimer = undefined
-      if (this.#proxy) {
-        await this.#proxy.close().catch(() => {})
-        this.#proxy = undefined
-        this.#proxyError = 'stopped'
-      }
       if (this.#dp) {
         if (options.purge) {
           for (const cg of this.#socketLb) await this.#dp.dp.detachSocketLb(cg).catch(() => false)
@@ -459,17 +475,35 @@ export class Agent {
         return { endpoint: this.#view(existing), created: false }
       }
       const record = await this.#newEndpointRecord(spec)
+      // The intent goes to disk before any kernel object exists: after a crash from here on, the
+      // next start finds it and removes what was made (see #rollBackCreates).
+      this.#state.creating.push(record)
+      const forget = () => {
+        this.#state.creating = this.#state.creating.filter((r) => r !== record)
+      }
+      try {
+        this.#save()
+      } catch (error) {
+        forget()
+        this.#ipam.release(record.ipv4)
+        throw error
+      }
+      crashPoint('intent-saved')
       try {
         record.identity = await this.#identity.allocate(record)
         this.#identity.ipcache.upsert(`${record.ipv4}/32`, { identity: record.identity })
+        crashPoint('identity-allocated')
         this.#policy.track(record)
         await this.#realizeEndpoint(record)
+        crashPoint('attached')
       } catch (error) {
         await this.#unrealizeEndpoint(record).catch(() => {})
         this.#policy.untrack(record.id)
         this.#identity.ipcache.delete(`${record.ipv4}/32`)
         if (record.identity !== undefined) await this.#identity.release(record)
         this.#ipam.release(record.ipv4)
+        forget()
+        this.#save()
         throw error instanceof AgentError
           ? error
           : new AgentError(
@@ -482,6 +516,9 @@ export class Agent {
       await this.#applyPolicy()
       this.#refreshServices()
       this.#syncServices()
+      crashPoint('policy-applied')
+      // One write commits the endpoint and drops its intent.
+      forget()
       this.#save()
       this.#notify('endpoint created', {
         endpoint: `${record.namespace}/${record.name}`,
@@ -774,10 +811,15 @@ export class Agent {
               detail: `NOT loaded (${this.#dpError ?? 'not started'}): policy, services and bandwidth are NOT enforced`,
             },
         l7proxy: this.#proxy
-          ? {
-              state: 'ok',
-              detail: `HTTP, Kafka and DNS proxy on ${this.#ipam.router}:${this.#proxyPort}`,
-            }
+          ? this.#proxy.connected
+            ? {
+                state: 'ok',
+                detail: `HTTP, Kafka and DNS proxy on ${this.#ipam.router}:${this.#proxyPort} (process ${this.#proxy.pid}, ${this.#proxy.origin})`,
+              }
+            : {
+                state: 'degraded',
+                detail: `L7 proxy process on port ${this.#proxyPort} is being restarted`,
+              }
           : {
               state: 'unavailable',
               detail: `L7 proxy not running (${this.#proxyError}): L7 rules are NOT enforced`,
@@ -899,6 +941,48 @@ export class Agent {
     }
   }
 
+  /**
+   * Undo the creates a crash interrupted: each intent still in the state names the objects its
+   * create was making (namespace, veth, datapath record and policy entries, host route); they are
+   * removed unless a committed endpoint uses the same names. The client of such a create never got
+   * an answer, so removing (rather than completing) is what it can expect.
+   */
+  async #rollBackCreates(): Promise<void> {
+    if (this.#state.creating.length === 0) return
+    for (const rec of this.#state.creating) {
+      const owner = this.#state.endpoints.find(
+        (e) => e.id === rec.id || e.hostIfname === rec.hostIfname || e.netns === rec.netns,
+      )
+      if (!owner) {
+        await this.#unrealizeEndpoint(rec).catch((error: unknown) => {
+          this.log.error(
+            { err: error, endpoint: `${rec.namespace}/${rec.name}` },
+            'rollback failed',
+          )
+        })
+      }
+      this.#notify('interrupted create rolled back', {
+        endpoint: `${rec.namespace}/${rec.name}`,
+        id: rec.id,
+      })
+    }
+    this.#state.creating = []
+    this.#save()
+  }
+
+  /**
+   * Purge: remove namespaces and interfaces named like this instance's endpoint objects that no
+   * endpoint owns any more (debris of crashes of agents that kept no intent).
+   */
+  async #removeStrayObjects(): Promise<void> {
+    const prefix = this.config.prefix
+    const links = listLinks().filter((l) => isEndpointObjectName(prefix, 'link', l))
+    for (const ifname of links) await removeLink(ifname)
+    for (const ns of listNetns().filter((n) => isEndpointObjectName(prefix, 'netns', n))) {
+      await removeNetns(ns)
+    }
+  }
+
   /** Make the kernel objects of an endpoint match its record (idempotent). */
   async #realizeEndpoint(ep: EndpointRecord, routes?: ReadonlySet<string>): Promise<void> {
     if (ep.mode === 'netns') {
@@ -982,17 +1066,19 @@ export class Agent {
   }
 
   /**
-   * Start the L7 proxy on the router address: the datapath DNATs L7-redirected connections
-   * there; the proxy asks the datapath for the original destination and the policy repository
-   * for the rules, and reports every request as an L7 flow.
+   * Start or adopt the L7 proxy process on the router address: the datapath DNATs L7-redirected
+   * connections there; the proxy reads the original destination from the pinned maps, enforces the
+   * policy this agent syncs to it, and sends every request back as an L7 record. It keeps serving
+   * while the agent is down (records are buffered there, up to 10,000, then dropped and counted).
    */
-  async #startProxy(dp: DatapathParts['dp']): Promise<void> {
-    const proxy = new L7Proxy({
-      origins: datapathOriginResolver(dp),
-      policy: repositoryPolicySource(this.#policy.repo, (endpointId) => {
-        const ep = this.#state.endpoints.find((e) => e.id === endpointId)
-        return ep ? { labels: endpointIdentityLabels(ep) } : undefined
-      }),
+  async #startProxy(): Promise<void> {
+    const proxy = new ProxySupervisor({
+      stateDir: this.config.stateDir,
+      pinRoot: this.config.bpffsRoot,
+      host: this.#ipam.router,
+      port: this.config.proxyPort,
+      log: this.log,
+      snapshot: () => this.#proxySnapshot(),
       onRecord: (record) => {
         try {
           this.observer.ingestL7(record)
@@ -1000,20 +1086,33 @@ export class Agent {
           this.log.warn({ err: error }, 'L7 record rejected')
         }
       },
-      dns: {
-        onLearn: (event) => this.#learnFqdn(event),
-        onExpire: (expired) => void this.#expireFqdn(expired),
-      },
+      onLost: (count) => this.observer.reportLost(LostEventSource.OBSERVER_EVENTS_QUEUE, count),
+      onLearn: (event) => this.#learnFqdn(event),
+      onExpire: (expired) => void this.#expireFqdn(expired),
     })
     try {
-      const { port } = await proxy.listen({ port: this.config.proxyPort, host: this.#ipam.router })
+      const { port, pid, adopted } = await proxy.start()
       this.#proxyPort = port
       this.#proxy = proxy
       this.#proxyError = undefined
+      this.log.info({ port, pid, adopted }, 'L7 proxy process')
     } catch (error) {
       this.#proxyError = (error as Error).message
-      await proxy.close().catch(() => {})
-      this.log.warn({ err: error }, 'L7 proxy could not listen: L7 rules are NOT enforced')
+      this.log.warn({ err: error }, 'L7 proxy could not start: L7 rules are NOT enforced')
+    }
+  }
+
+  /** What the proxy process needs to answer `l7Rules` like this agent's repository. */
+  #proxySnapshot(): PolicySnapshot {
+    return {
+      docs: this.#state.policies.map((p) => p.document),
+      identities: [...this.#policy.repo.selectorCache.identities()].map((i) => i.data),
+      endpoints: this.#state.endpoints.map((ep) => ({
+        id: ep.id,
+        labels: endpointIdentityLabels(ep),
+      })),
+      services: this.#state.services.map(serviceInfo),
+      fqdns: [...this.#fqdnNames].map(([name, ips]) => ({ name, ips: [...ips] })),
     }
   }
 
@@ -1048,6 +1147,9 @@ export class Agent {
       this.#identity.ipcache.upsert(`${ip}/32`, { identity: id, source: 'generated' })
     }
     this.#policy.repo.learnFqdn(event.name, ips)
+    const known = this.#fqdnNames.get(event.name) ?? new Set<string>()
+    for (const ip of ips) known.add(ip)
+    this.#fqdnNames.set(event.name, known)
     await this.#applyPolicy()
     this.#notify('fqdn learned', { name: event.name, ips, ttl: event.ttl })
   }
@@ -1057,6 +1159,9 @@ export class Agent {
       // The name no longer selects these addresses: without this, a later identity for the same
       // /32 would be selected again by the stale name without a fresh lookup.
       this.#policy.repo.selectorCache.forgetFqdn(e.name, e.ips)
+      const known = this.#fqdnNames.get(e.name)
+      for (const ip of e.ips) known?.delete(ip)
+      if (known?.size === 0) this.#fqdnNames.delete(e.name)
       for (const ip of e.ips) {
         const id = this.#fqdnIps.get(ip)
         if (id === undefined) continue
@@ -1070,6 +1175,8 @@ export class Agent {
 
   /** Bring every endpoint's policy up to date and hand the diffs to the datapath. */
   async #applyPolicy(): Promise<number> {
+    // The proxy learns first: a redirect about to be installed then finds its rules there.
+    await this.#proxy?.sync()
     const diffs = this.#policy.refreshAll()
     let n = 0
     for (const [id, d] of diffs) {

@@ -163,3 +163,24 @@ export function endpointNames(prefix: string, namespace: string, name: string): 
 export function hostDeviceName(prefix: string): string {
   return `${prefix}_host`
 }
+
+/**
+ * True when `name` has the shape of a kernel object {@link endpointNames} makes for instance
+ * `prefix`: a namespace `<prefix>-...`, or a host interface `<prefix>l<hex>` / `<prefix>t<hex>`.
+ * `membrane agent cleanup` removes such objects even when no endpoint owns them (debris of a
+ * crash of an older agent), because the prefix belongs to one agent instance.
+ */
+export function isEndpointObjectName(
+  prefix: string,
+  kind: 'netns' | 'link',
+  name: string,
+): boolean {
+  if (kind === 'netns') return name.startsWith(`${prefix}-`)
+  const room = MAX_IFNAME_LENGTH - prefix.length - 1
+  return (
+    name.length === prefix.length + 1 + room &&
+    name.startsWith(prefix) &&
+    (name[prefix.length] === 'l' || name[prefix.length] === 't') &&
+    /^[0-9a-f]+$/.test(name.slice(prefix.length + 1))
+  )
+}

@@ -77,11 +77,17 @@ export interface AgentState {
   endpoints: EndpointRecord[]
   policies: PolicyRecord[]
   services: ServiceRecord[]
+  /**
+   * Endpoints being created: written (atomically) before any of their kernel objects is made and
+   * dropped in the same write that commits or abandons the create, so that an agent restarted
+   * after a crash knows which half-made objects to remove.
+   */
+  creating: EndpointRecord[]
 }
 
 /** An empty state. */
 export function emptyState(): AgentState {
-  return { version: 1, endpoints: [], policies: [], services: [] }
+  return { version: 1, endpoints: [], policies: [], services: [], creating: [] }
 }
 
 /**
@@ -112,6 +118,7 @@ export class StateStore {
         endpoints: doc.endpoints ?? [],
         policies: doc.policies ?? [],
         services: doc.services ?? [],
+        creating: doc.creating ?? [],
       }
     } catch (error) {
       throw new AgentError(

@@ -138,5 +138,20 @@ describeKernel(
       expect(await resolve('api.example.test')).toEqual({ ips: [WEB_IP] })
       expect(await connect(WEB_IP)).toBe('ok')
     })
+
+    it('toFQDNs: a learned address stays open across an agent restart (the proxy replays it)', async () => {
+      expect(await connect(WEB_IP)).toBe('ok') // learned by the test before
+      await daemon.stop()
+      daemon = await startDaemon({ config })
+      // No new lookup. Up to three tries of 1 s: the loaded test VM can be slow to echo; without
+      // the replay every try times out.
+      let answer = ''
+      for (let i = 0; i < 3 && answer !== 'ok'; i++) answer = await connect(WEB_IP)
+      expect(answer).toBe('ok')
+      const ipcache = await new AgentClient(config.socketPath).get<{ cidr: string }[]>(
+        '/v1/ipcache',
+      )
+      expect(ipcache.map((e) => e.cidr)).toContain(`${WEB_IP}/32`)
+    })
   },
 )

@@ -88,4 +88,26 @@ describeKernel('L7 enforcement across an agent restart', ['root', 'netns', 'bpf'
     })
     expect(await ship('POST', '/v1/request-landing')).toMatchObject({ status: 200 })
   })
+
+  it('restarts the proxy process on the same port when it dies', async () => {
+    const client = new AgentClient(config.socketPath)
+    const proxyOf = async () => {
+      const c = (await client.get<AgentStatus>('/v1/status')).components.l7proxy!
+      const m = /:(\d+) \(process (\d+)/.exec(c.detail)
+      return { state: c.state, port: Number(m?.[1]), pid: Number(m?.[2]) }
+    }
+    const before = await proxyOf()
+    expect(before.state).toBe('ok')
+    process.kill(before.pid, 'SIGKILL')
+    let after = await proxyOf()
+    for (let i = 0; i < 300 && (after.state !== 'ok' || after.pid === before.pid); i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      after = await proxyOf()
+    }
+    expect(after.state).toBe('ok')
+    expect(after.pid).not.toBe(before.pid)
+    expect(after.port).toBe(before.port) // the datapath's redirects keep pointing at it
+    expect(await ship('PUT', '/v1/exhaust-port')).toMatchObject({ status: 403 })
+    expect(await ship('POST', '/v1/request-landing')).toMatchObject({ status: 200 })
+  })
 })

@@ -1,98 +1,39 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { L7FlowType } from '@membrane/flows'
 import { describeKernel, killAndWait, run } from '@membrane/test-utils'
 import { afterAll, expect, it } from 'vitest'
 import type { AgentStatus, EndpointView } from '../src/agent'
 import { AgentClient } from '../src/client'
 import { startDaemon } from '../src/daemon'
-import { agentFlags, testConfig, waitFor } from './helpers'
+import {
+  agentFlags,
+  exited,
+  followChatter,
+  followL7,
+  restartScene,
+  spawnMembrane,
+  testConfig,
+  waitFor,
+} from './helpers'
 
 const here = import.meta.dirname
-const bin = join(here, '..', 'src', 'bin.ts')
 const fixture = (name: string) => join(here, 'fixtures', name)
-
-const POLICY = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: only-empire
-  namespace: default
-spec:
-  endpointSelector:
-    matchLabels:
-      app: server
-  ingress:
-    - fromEndpoints:
-        - matchLabels:
-            org: empire
-      toPorts:
-        - ports:
-            - port: "7000"
-              protocol: TCP
-`
-
-/** Follows a chatter.mjs child: the latest echo count, and a wait for `n` more echoes. */
-function follow(child: ChildProcess) {
-  let count = 0
-  let closed = ''
-  const waiters = new Set<() => void>()
-  child.stdout?.on('data', (c: Buffer) => {
-    for (const m of c.toString().matchAll(/echoed (\d+)|(closed|error \S+)/g)) {
-      if (m[1]) count = Number(m[1])
-      if (m[2]) closed = m[2]
-    }
-    for (const w of waiters) w()
-  })
-  return {
-    get count() {
-      return count
-    },
-    more(n: number, ms = 10_000): Promise<number> {
-      const target = count + n
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (count >= target) {
-            waiters.delete(check)
-            clearTimeout(timer)
-            resolve(count)
-          } else if (closed) {
-            waiters.delete(check)
-            clearTimeout(timer)
-            reject(new Error(`connection ${closed} at ${count} echoes`))
-          }
-        }
-        const timer = setTimeout(() => {
-          waiters.delete(check)
-          reject(new Error(`only ${count} of ${target} echoes within ${ms} ms`))
-        }, ms)
-        waiters.add(check)
-        check()
-      })
-    },
-  }
-}
 
 describeKernel('restart safety: kill -9 under traffic', ['root', 'netns', 'bpf', 'tc'], () => {
   const { config, cleanupDirs } = testConfig()
   const children = new Set<ChildProcess>()
   const startAgent = () => {
-    const child = spawn(
-      process.execPath,
-      ['--conditions=@membrane/source', '--import', 'tsx', bin, 'agent', ...agentFlags(config)],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    )
+    const child = spawnMembrane(['agent', ...agentFlags(config)])
     children.add(child)
     child.once('exit', () => children.delete(child))
     return child
   }
   const inNs = (netns: string, script: string, args: string[]) => {
-    const child = spawn(
-      'ip',
-      ['netns', 'exec', netns, process.execPath, fixture(script), ...args],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    )
+    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, script, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     children.add(child)
     child.once('exit', () => children.delete(child))
     return child
@@ -121,53 +62,80 @@ describeKernel('restart safety: kill -9 under traffic', ['root', 'netns', 'bpf',
     cleanupDirs()
   })
 
-  it('keeps open connections and policy while the agent is dead, and reconciles on restart', async () => {
+  it('keeps open connections, policy and L7 enforcement while the agent is dead, and reconciles on restart', async () => {
     let agent = startAgent()
     await waitFor(agent, /API on/)
     const client = new AgentClient(config.socketPath)
     const status = await client.get<AgentStatus>('/v1/status')
     expect(status.components.datapath?.state, status.components.datapath?.detail).toBe('ok')
-    const mk = async (name: string, labels: Record<string, string>) =>
-      (await client.post<{ endpoint: EndpointView }>('/v1/endpoints', { name, labels })).endpoint
-    const server = await mk('server', { app: 'server' })
-    const tie = await mk('tie', { org: 'empire' })
-    const xw = await mk('xw', { org: 'alliance' })
-    await client.post('/v1/policies', { text: POLICY })
-    const echo = inNs(server.netns!, 'echo-server.mjs', ['7000'])
-    await waitFor(echo, /ready/)
+    expect(status.components.l7proxy?.state, status.components.l7proxy?.detail).toBe('ok')
+    const { server, tie, xw, ds } = await restartScene(client, inNs)
     expect(await connectOnce(tie.netns!, server.ipv4)).toBe('ok')
     expect(await connectOnce(xw.netns!, server.ipv4)).toBe('timeout')
 
-    const chatter = follow(inNs(tie.netns!, 'chatter.mjs', [server.ipv4, '7000']))
+    const chatter = followChatter(inNs(tie.netns!, fixture('chatter.mjs'), [server.ipv4, '7000']))
     await chatter.more(5)
+    // Continuous L7 traffic through the proxy: allowed POSTs and denied PUTs, a connection each.
+    const loop = inNs(tie.netns!, fixture('l7-loop.mjs'), [`http://${ds.ipv4}`])
+    const l7 = followL7(loop)
+    await l7.more(5)
 
     // kill -9: no shutdown code runs at all.
     agent.kill('SIGKILL')
-    await new Promise((r) => agent.once('exit', r))
+    await exited(agent)
     expect(existsSync(config.socketPath)).toBe(true) // stale socket left behind, as after a crash
+    const atKill = l7.tally.allowedOk
     await chatter.more(20) // the open connection keeps working
     expect(await connectOnce(tie.netns!, server.ipv4)).toBe('ok') // new allowed connections too
     expect(await connectOnce(xw.netns!, server.ipv4)).toBe('timeout') // policy still enforced
+    await l7.more(20) // L7-allowed requests keep being served by the proxy
+    const whileDown = l7.tally.allowedOk - atKill
 
-    // Restart: reconcile by diff from the state directory and the pins.
+    // Restart: reconcile by diff from the state directory and the pins; adopt the proxy.
     agent = startAgent()
     await waitFor(agent, /API on/)
     const status2 = await client.get<AgentStatus>('/v1/status')
     expect(status2.components.datapath?.state, status2.components.datapath?.detail).toBe('ok')
+    expect(status2.components.l7proxy?.detail).toMatch(/adopted/)
     const eps = await client.get<EndpointView[]>('/v1/endpoints')
     expect(eps.map((e) => [e.name, e.ipv4, e.identity, e.health, e.enforcing])).toEqual([
       ['server', server.ipv4, server.identity, 'ready', true],
       ['tie', tie.ipv4, tie.identity, 'ready', true],
       ['xw', xw.ipv4, xw.identity, 'ready', true],
+      ['deathstar', ds.ipv4, ds.identity, 'ready', true],
     ])
     await chatter.more(20) // never interrupted by the restart
+    await l7.more(20)
     expect(await connectOnce(xw.netns!, server.ipv4)).toBe('timeout')
+    loop.kill('SIGTERM')
+    await exited(loop)
+    const t = l7.tally
+    expect(t.denied403).toBeGreaterThan(0)
+    expect({ allowedFailed: t.allowedFailed, deniedLeaked: t.deniedLeaked }).toEqual({
+      allowedFailed: 0,
+      deniedLeaked: 0,
+    })
+    // The proxy's records of requests served while the agent was dead reached the new agent.
+    const landings = await l7Landings(client)
+    expect(landings).toBeGreaterThanOrEqual(whileDown)
+
     const again = await client.post<{ created: boolean }>('/v1/endpoints', {
       name: 'tie',
       labels: { org: 'empire' },
     })
     expect(again.created).toBe(false)
     agent.kill('SIGTERM')
-    await new Promise((r) => agent.once('exit', r))
-  }, 90_000)
+    await exited(agent)
+  }, 120_000)
 })
+
+/** How many L7 flows of `POST /v1/request-landing` requests the agent's flow ring holds. */
+async function l7Landings(client: AgentClient): Promise<number> {
+  let n = 0
+  const s = client.stream('/v1/flows?last=100000', (item) => {
+    const l7 = (item as { l7?: { type?: number; http?: { url?: string } } }).l7
+    if (l7?.type === L7FlowType.REQUEST && l7.http?.url?.includes('/v1/request-landing')) n += 1
+  })
+  await s.done
+  return n
+}

@@ -5,7 +5,7 @@ import type { EndpointView } from '../src/agent'
 import { runCli } from '../src/cli'
 import { AgentClient } from '../src/client'
 import { type AgentDaemon, startDaemon } from '../src/daemon'
-import { testConfig } from './helpers'
+import { agentFlags, testConfig } from './helpers'
 
 describeKernel('agent restart (graceful)', ['root', 'netns'], () => {
   const { config, cleanupDirs } = testConfig()
@@ -56,32 +56,12 @@ describeKernel('agent restart (graceful)', ['root', 'netns'], () => {
     await daemon!.stop()
     daemon = undefined
     let out = ''
-    const code = await runCli(
-      [
-        'agent',
-        'cleanup',
-        '--state-dir',
-        config.stateDir,
-        '--socket',
-        config.socketPath,
-        '--bpffs-root',
-        config.bpffsRoot,
-        '--ipam-pool',
-        config.ipamPool,
-        '--prefix',
-        config.prefix,
-        '--proxy-port',
-        '0',
-        '--log-level',
-        'silent',
-      ],
-      {
-        out: (t) => {
-          out += t
-        },
-        err: () => {},
+    const code = await runCli(['agent', 'cleanup', ...agentFlags(config)], {
+      out: (t) => {
+        out += t
       },
-    )
+      err: () => {},
+    })
     expect(code).toBe(0)
     expect(out).toMatch(/removed 3 endpoint/)
     for (const ep of eps) expect(existsSync(`/run/netns/${ep.netns}`)).toBe(false)

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { crashPoint } from './crash'
 import { run } from './exec'
 
 // Every name reaching this module was validated by names.ts; commands are argument arrays.
@@ -6,6 +7,20 @@ import { run } from './exec'
 /** True when `/run/netns/<name>` exists. */
 export function netnsExists(name: string): boolean {
   return existsSync(`/run/netns/${name}`)
+}
+
+/** The names of every network namespace under `/run/netns`. */
+export function listNetns(): string[] {
+  try {
+    return readdirSync('/run/netns')
+  } catch {
+    return []
+  }
+}
+
+/** The names of every host interface. */
+export function listLinks(): string[] {
+  return readdirSync('/sys/class/net')
 }
 
 /** True when a host interface of that name exists. */
@@ -71,7 +86,7 @@ export async function ensureHostDevice(ifname: string, routerIp: string): Promis
 
 /** Remove the host device (purge only). */
 export async function removeHostDevice(ifname: string): Promise<void> {
-  if (linkExists(ifname)) await run('ip', ['link', 'del', ifname]).catch(() => {})
+  if (ifname && linkExists(ifname)) await run('ip', ['link', 'del', ifname]).catch(() => {})
 }
 
 /** What {@link ensureEndpointNetwork} needs. */
@@ -132,6 +147,7 @@ export async function ensureEndpointNetwork(n: EndpointNetwork): Promise<void> {
   if (!netnsExists(n.netns) && !linkExists(n.hostIfname) && !linkExists(n.tmpIfname)) {
     // The common case, a new endpoint: two processes in all.
     await ipBatch([['netns', 'add', n.netns], ...makePair, ...hostUp])
+    crashPoint('namespace-made')
     await ipBatch([['link', 'set', n.tmpIfname, 'name', n.podIfname], ...nsSetup], n.netns)
     sysctl(`/proc/sys/net/ipv4/conf/${n.hostIfname}/rp_filter`, '0')
     return
@@ -179,9 +195,19 @@ export async function hostRoutes(): Promise<Set<string>> {
 export async function removeEndpointNetwork(
   n: Pick<EndpointNetwork, 'netns' | 'hostIfname' | 'tmpIfname'>,
 ): Promise<void> {
-  if (linkExists(n.hostIfname)) await run('ip', ['link', 'del', n.hostIfname]).catch(() => {})
-  if (linkExists(n.tmpIfname)) await run('ip', ['link', 'del', n.tmpIfname]).catch(() => {})
-  if (netnsExists(n.netns)) await run('ip', ['netns', 'del', n.netns])
+  await removeLink(n.hostIfname)
+  await removeLink(n.tmpIfname)
+  await removeNetns(n.netns)
+}
+
+/** Delete a host interface (a veth takes its peer with it). Idempotent. */
+export async function removeLink(ifname: string): Promise<void> {
+  if (ifname && linkExists(ifname)) await run('ip', ['link', 'del', ifname]).catch(() => {})
+}
+
+/** Delete a network namespace (its interfaces go with it). Idempotent. */
+export async function removeNetns(name: string): Promise<void> {
+  if (name && netnsExists(name)) await run('ip', ['netns', 'del', name])
 }
 
 /** Route an existing interface's endpoint address on the host (interface mode). */
