@@ -203,6 +203,38 @@ describeKernel(
       expect(existsSync(flags[flags.indexOf('--bpffs-root') + 1]!)).toBe(false)
     }, 900_000)
 
+    it('no prebuilt for this platform: the commands the loader error names build the addon from source', async () => {
+      const app = tempDir('from-source')
+      await npm(['install', '@membrane/bpf-loader-napi'], app)
+      const pkg = join(app, 'node_modules', '@membrane', 'bpf-loader-napi')
+      // As on a platform the package has no prebuilt addon for.
+      rmSync(join(pkg, 'prebuilds'), { recursive: true })
+      const probe = [
+        '--input-type=module',
+        '-e',
+        "const m = await import('@membrane/bpf-loader-napi'); console.log(m.probeMapType('hash'))",
+      ]
+      const failed = await run(process.execPath, probe, { cwd: app }).then(
+        () => undefined,
+        (e: { stderr: string }) => e.stderr,
+      )
+      expect(failed).toContain('prebuilds/linux-x64/membrane_bpf.napi.glibc.node: not found')
+      const commands = (failed ?? '')
+        .split('\n')
+        .map((l) => /^\s+(npm [a-z-]+(?: [a-z-]+)? @membrane\/bpf-loader-napi)/.exec(l)?.[1])
+        .filter((c): c is string => c !== undefined)
+      expect(commands).toEqual([
+        'npm install-scripts approve @membrane/bpf-loader-napi',
+        'npm rebuild @membrane/bpf-loader-napi',
+      ])
+      // No internet here for node-gyp's header download: the headers installed with this node.
+      const env = { ...registry.env, npm_config_nodedir: join(process.execPath, '..', '..') }
+      for (const c of commands)
+        await run('npm', c.split(' ').slice(1), { cwd: app, env, timeout: 600_000 })
+      expect(existsSync(join(pkg, 'build', 'Release', 'membrane_bpf.node'))).toBe(true)
+      expect((await run(process.execPath, probe, { cwd: app })).stdout.trim()).toBe('true')
+    }, 900_000)
+
     it('npm install @membrane/identity alone: the pure core works, the etcd subpath asks for etcd3', async () => {
       const app = tempDir('identity')
       await npm(['install', '@membrane/identity'], app)
