@@ -43,8 +43,11 @@ import {
 import { Ipam, parseIpv4 } from './ipam'
 import { createLogger, type Logger } from './log'
 import {
+  agentDeviceNames,
+  type EndpointNames,
   endpointNames,
   hostDeviceName,
+  ownerOfNames,
   validateIfname,
   validateLabels,
   validateName,
@@ -841,6 +844,12 @@ export class Agent {
     let hostIfname: string
     let netns: string | undefined
     if (spec.interface !== undefined) {
+      if (agentDeviceNames(this.config.prefix).includes(spec.interface)) {
+        throw invalid(
+          'interface',
+          `${spec.interface} is the agent's own router device; give the workload's interface`,
+        )
+      }
       if (!linkExists(spec.interface)) {
         throw new AgentError(
           'NOT_FOUND',
@@ -875,6 +884,14 @@ export class Agent {
       hostIfname = spec.interface
     } else {
       const names = endpointNames(this.config.prefix, spec.namespace, spec.name)
+      const taken = ownerOfNames(this.#state.endpoints, names)
+      if (taken) {
+        throw new AgentError(
+          'CONFLICT',
+          `${taken.object} already belongs to endpoint ${taken.owner.namespace}/${taken.owner.name}; endpoint ${spec.namespace}/${spec.name} will not adopt it`,
+          { field: 'name' },
+        )
+      }
       if (spec.ip !== undefined) {
         this.#ipam.claim(spec.ip)
         ip = spec.ip
@@ -902,7 +919,7 @@ export class Agent {
   /** Make the kernel objects of an endpoint match its record (idempotent). */
   async #realizeEndpoint(ep: EndpointRecord, routes?: ReadonlySet<string>): Promise<void> {
     if (ep.mode === 'netns') {
-      const names = endpointNames(this.config.prefix, ep.namespace, ep.name)
+      const names = this.#netnsNames(ep)
       const net = {
         netns: names.netns,
         hostIfname: names.hostIfname,
@@ -954,6 +971,15 @@ export class Agent {
     }
   }
 
+  /**
+   * The kernel names of a netns-mode endpoint: the ones its record holds (an endpoint made by an
+   * older agent keeps its older namespace name), the rest derived from its name.
+   */
+  #netnsNames(ep: EndpointRecord): EndpointNames {
+    const names = endpointNames(this.config.prefix, ep.namespace, ep.name)
+    return { ...names, netns: ep.netns ?? names.netns, hostIfname: ep.hostIfname }
+  }
+
   async #unrealizeEndpoint(ep: EndpointRecord): Promise<void> {
     if (this.#dp) {
       this.#dp.bandwidth?.removeEndpoint(ep.id)
@@ -962,8 +988,7 @@ export class Agent {
       })
     }
     if (ep.mode === 'netns') {
-      const names = endpointNames(this.config.prefix, ep.namespace, ep.name)
-      await removeEndpointNetwork(names)
+      await removeEndpointNetwork(this.#netnsNames(ep))
     } else {
       await removeInterfaceRoute(ep.hostIfname, ep.ipv4)
     }
