@@ -41,6 +41,8 @@ export {
   SERVICE_ACCOUNT_LABEL,
   Selector,
 } from './labels'
+export type { PolicyLoadLimits } from './load'
+export { DEFAULT_POLICY_LOAD_LIMITS, flowDepthExceeded, loadPolicyObjects } from './load'
 export {
   applyMapStateDiff,
   diffMapState,
