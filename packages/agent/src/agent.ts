@@ -33,13 +33,8 @@ import {
   removeHostDevice,
   removeInterfaceRoute,
 } from './internal/net'
-import {
-  bpfEntryView,
-  entryView,
-  type PolicyEntryView,
-  PolicyService,
-  parsePolicyText,
-} from './internal/policy'
+import { bpfEntryView, entryView, type PolicyEntryView, PolicyService } from './internal/policy'
+import { PolicyParser } from './internal/policy-parser'
 import { Ipam, parseIpv4 } from './ipam'
 import { createLogger, type Logger } from './log'
 import {
@@ -152,6 +147,8 @@ export class Agent {
   #ipam: Ipam
   #identity = new IdentityService()
   #policy: PolicyService
+  /** Parses policy text in a worker thread (bounded in time and memory). */
+  #parser: PolicyParser | undefined
   #unwatch: () => void = () => {}
   #dp: DatapathParts | undefined
   #dpError: string | undefined
@@ -255,6 +252,8 @@ export class Agent {
       this.#gcTimer = undefined
       await this.#proxy?.close().catch(() => {})
       this.#proxy = undefined
+      await this.#parser?.close()
+      this.#parser = undefined
       if (this.#dp) {
         this.#dp.events.close()
         this.#unsubIpcache()
@@ -269,6 +268,8 @@ export class Agent {
 
   async #start(): Promise<void> {
     this.#started = Date.now()
+    this.#parser = new PolicyParser({ timeoutMs: this.config.policyParseTimeoutMs })
+    this.#parser.warm()
     mkdirSync(this.config.stateDir, { recursive: true, mode: 0o700 })
     await ensureBpffsFor(this.config.bpffsRoot)
     mkdirSync(this.config.bpffsRoot, { recursive: true })
@@ -428,6 +429,8 @@ export class Agent {
       if (options.purge) rmSync(this.config.bpffsRoot, { recursive: true, force: true })
     })
     this.#running = false
+    await this.#parser?.close()
+    this.#parser = undefined
     this.#unwatch()
     await this.#identity.close().catch(() => {})
     this.log.info({ purge: options.purge === true }, 'agent stopped')
@@ -590,13 +593,20 @@ export class Agent {
    * Validate and apply policy text (YAML/JSON, one or many documents) atomically: if any document
    * is invalid nothing changes.
    */
-  importPolicy(
+  async importPolicy(
     text: unknown,
     source = 'policy',
   ): Promise<{ revision: number; policies: PolicyView[] }> {
+    if (typeof text !== 'string' || text.trim() === '') {
+      throw invalid('text', `expected the policy document text of ${source}`)
+    }
+    if (!this.#parser) throw new AgentError('UNAVAILABLE', 'the agent is not running')
+    // Parsed and validated in the worker, outside the queue: a long parse delays no other change.
+    const { objects, docs } = await this.#parser.parse(text, source)
     return this.#serial(async () => {
-      const { objects, docs } = parsePolicyText(text, source)
       const revision = this.#policy.repo.upsert(docs)
+      // The steps of a large import each take a while: let the API answer in between.
+      await yieldToEventLoop()
       await this.#syncCidrIdentities()
       const now = new Date().toISOString()
       const records: PolicyRecord[] = docs.map((d, i) => ({
@@ -610,6 +620,7 @@ export class Agent {
       const keys = new Set(records.map((r) => r.key))
       this.#state.policies = [...this.#state.policies.filter((p) => !keys.has(p.key)), ...records]
       this.#save()
+      await yieldToEventLoop()
       const changes = await this.#applyPolicy()
       this.#notify('policy imported', { policies: [...keys], revision, mapChanges: changes })
       return { revision, policies: records.map(policyView) }
@@ -1228,6 +1239,11 @@ export class Agent {
     }
     return out
   }
+}
+
+/** Resolve after the event loop has had a turn (pending I/O served), unlike `await` alone. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
 }
 
 /** A service as policy `toServices` selectors see it. */

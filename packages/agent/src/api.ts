@@ -157,24 +157,42 @@ export async function handle(
   }
 }
 
+function tooLarge(size: string): AgentError {
+  return new AgentError(
+    'TOO_LARGE',
+    `request body is ${size}; the limit is ${MAX_BODY} bytes (4 MiB): split the input`,
+    { field: 'body' },
+  )
+}
+
+/** Over the limit, a body is still read (and dropped) up to this size so the client gets the 413. */
+const MAX_DRAIN = 16 * MAX_BODY
+
+/**
+ * Read a JSON body of at most {@link MAX_BODY} bytes. Over the limit the answer is a 413 naming
+ * it, sent once the client has finished sending (the excess is read and dropped, up to
+ * {@link MAX_DRAIN}): a client still writing would otherwise see a reset, not the answer.
+ */
 function readJson(req: IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? Number.NaN)
+    if (declared > MAX_DRAIN) {
+      reject(tooLarge(`${declared} bytes`))
+      return
+    }
     const chunks: Buffer[] = []
     let size = 0
     req.on('data', (c: Buffer) => {
       size += c.length
-      if (size > MAX_BODY) {
-        reject(
-          new AgentError('INVALID_INPUT', `request body larger than ${MAX_BODY} bytes`, {
-            field: 'body',
-          }),
-        )
+      if (size <= MAX_BODY) chunks.push(c)
+      else if (chunks.length > 0) chunks.length = 0
+      if (size > MAX_DRAIN) {
         req.destroy()
-        return
+        reject(tooLarge(`more than ${MAX_DRAIN} bytes`))
       }
-      chunks.push(c)
     })
     req.on('end', () => {
+      if (size > MAX_BODY) return reject(tooLarge(`${size} bytes`))
       const text = Buffer.concat(chunks).toString('utf8')
       if (text.trim() === '') return resolve(undefined)
       try {

@@ -69,7 +69,7 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     }
     if (error instanceof AgentError) {
       io.err(`membrane: ${error.message}${error.code === 'INTERNAL' ? '' : ` (${error.code})`}\n`)
-      return error.code === 'INVALID_INPUT' ? 2 : 1
+      return error.code === 'INVALID_INPUT' || error.code === 'TOO_LARGE' ? 2 : 1
     }
     io.err(`membrane: ${(error as Error).message}\n`)
     return 1

@@ -1,4 +1,5 @@
 import { request } from 'node:http'
+import type { Socket } from 'node:net'
 import { AgentError, type AgentErrorCode } from './errors'
 
 /** Default socket path of the agent's API. */
@@ -86,6 +87,14 @@ export class AgentClient {
       req.on('error', (error: NodeJS.ErrnoException) =>
         reject(connectError(this.socketPath, error)),
       )
+      // The agent may answer (a 413) and close while the last bytes of a large body are still
+      // queued here: the EPIPE that follows on the socket, after req has let go of it, must not
+      // crash the caller. Errors before the answer still reach req's handler above.
+      req.on('socket', (socket) => {
+        if (guarded.has(socket)) return
+        guarded.add(socket)
+        socket.on('error', () => {})
+      })
       req.end(payload)
     })
   }
@@ -139,6 +148,9 @@ export class AgentClient {
     return { done, close: () => close() }
   }
 }
+
+/** Sockets (kept alive and reused by the http agent) that already ignore late errors. */
+const guarded = new WeakSet<Socket>()
 
 function connectError(socketPath: string, error: NodeJS.ErrnoException): AgentError {
   if (error.code === 'EACCES' || error.code === 'EPERM') {

@@ -43,6 +43,11 @@ export interface AgentConfig {
    * translation of service addresses, also from the host namespace). Default none.
    */
   socketLbCgroups: string[]
+  /**
+   * Longest one policy import may spend parsing (in a worker thread, off the API's event loop)
+   * before it is stopped and answered `TOO_LARGE` (413). Default 60000 ms.
+   */
+  policyParseTimeoutMs: number
 }
 
 /** The defaults of every configuration field. */
@@ -61,6 +66,7 @@ export function defaultConfig(): AgentConfig {
     nodeName: hostname(),
     proxyPort: 15001,
     socketLbCgroups: [],
+    policyParseTimeoutMs: 60_000,
   }
 }
 
@@ -103,6 +109,14 @@ export function resolveConfig(
           throw invalid(field, `expected a port number 0..65535, got ${JSON.stringify(value)}`)
         }
         out[key as 'metricsPort'] = n
+        break
+      }
+      case 'policyParseTimeoutMs': {
+        const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : value
+        if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 600_000) {
+          throw invalid(field, `expected milliseconds 1..600000, got ${JSON.stringify(value)}`)
+        }
+        out.policyParseTimeoutMs = n
         break
       }
       case 'metricsAddress':

@@ -11,6 +11,11 @@ export const AgentErrorCode = {
   CONFLICT: 'CONFLICT',
   /** A resource pool (addresses, endpoint ids) is exhausted. */
   EXHAUSTED: 'EXHAUSTED',
+  /**
+   * The input is over a limit of the agent: a request body over 4 MiB, or policy text whose
+   * parsing needed more time or memory than allowed. The message names the limit.
+   */
+  TOO_LARGE: 'TOO_LARGE',
   /** A component is not available on this node (no datapath, no proxy, missing kernel feature). */
   UNAVAILABLE: 'UNAVAILABLE',
   /** The caller is not allowed to use the API. */
@@ -26,6 +31,7 @@ const httpStatus: Record<AgentErrorCode, number> = {
   NOT_FOUND: 404,
   CONFLICT: 409,
   EXHAUSTED: 507,
+  TOO_LARGE: 413,
   UNAVAILABLE: 503,
   FORBIDDEN: 403,
   INTERNAL: 500,

@@ -1,7 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { afterAll, beforeAll } from 'vitest'
+import { AgentClient } from '../src/client'
 import type { AgentConfig } from '../src/config'
+import { type AgentDaemon, startDaemon } from '../src/daemon'
 
 let counter = 0
 
@@ -31,6 +34,30 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
     nodeName: 'test-node',
     proxyPort: 0,
     socketLbCgroups: [],
+    policyParseTimeoutMs: 60_000,
   }
   return { config, cleanupDirs: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** An agent for a whole suite: started in beforeAll, purged (and its dirs removed) in afterAll. */
+export function suiteDaemon(
+  config: AgentConfig,
+  cleanupDirs: () => void,
+): { readonly daemon: AgentDaemon; readonly client: AgentClient } {
+  let daemon: AgentDaemon | undefined
+  const client = new AgentClient(config.socketPath)
+  beforeAll(async () => {
+    daemon = await startDaemon({ config })
+  })
+  afterAll(async () => {
+    await daemon?.stop({ purge: true })
+    cleanupDirs()
+  })
+  return {
+    get daemon() {
+      if (!daemon) throw new Error('the suite daemon is not running')
+      return daemon
+    },
+    client,
+  }
 }

@@ -79,7 +79,12 @@ export {
   type PortSpec,
   peerKey,
 } from './model'
-export { parsePolicyDocuments, parsePolicyObjects, validatePolicyDocuments } from './parse'
+export {
+  parsePolicyDocuments,
+  parsePolicyObjects,
+  revivePolicyDocuments,
+  validatePolicyDocuments,
+} from './parse'
 export {
   ICMPV4_TYPES,
   ICMPV6_TYPES,

@@ -1,11 +1,16 @@
 /** Bounded loading: length, nesting depth and alias expansion limits, before and after parsing. */
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   flowDepthExceeded,
   loadPolicyObjects,
   PolicyError,
+  PolicyRepository,
   parsePolicyDocuments,
+  revivePolicyDocuments,
+  Selector,
 } from '../src/index'
 
 function fails(fn: () => unknown): PolicyError {
@@ -119,5 +124,28 @@ spec:
   endpointSelector: { matchLabels: { app: "1" } }
 `),
     ).toHaveLength(1)
+  })
+})
+
+describe('revivePolicyDocuments', () => {
+  it('gives cloned documents (a worker postMessage) back what parsing gave', () => {
+    const dir = join(import.meta.dirname, 'fixtures')
+    for (const f of readdirSync(dir)) {
+      const docs = parsePolicyDocuments(readFileSync(join(dir, f), 'utf8'))
+      const revived = revivePolicyDocuments(structuredClone(docs) as unknown[])
+      expect(revived).toEqual(docs)
+      for (const [a, b] of revived.map((d, i) => [d, docs[i]!] as const)) {
+        expect(a.rules[0]!.subject.selector).toBeInstanceOf(Selector)
+        expect(a.rules[0]!.subject.selector.key).toBe(b.rules[0]!.subject.selector.key)
+      }
+      // The revived documents behave the same in a repository.
+      const [x, y] = [new PolicyRepository(), new PolicyRepository()]
+      x.upsert(docs)
+      y.upsert(revived)
+      expect(y.cidrPrefixes()).toEqual(x.cidrPrefixes())
+      expect(y.rules.map((r) => r.subject.selector.key)).toEqual(
+        x.rules.map((r) => r.subject.selector.key),
+      )
+    }
   })
 })

@@ -1,0 +1,110 @@
+// Hostile but honest input against a running agent: work is bounded and never blocks the API.
+import { writeFileSync } from 'node:fs'
+import { request } from 'node:http'
+import { join } from 'node:path'
+import { describeKernel } from '@membrane/test-utils'
+import { expect, it } from 'vitest'
+import { bigPolicyText } from '../bench/_fixture'
+import { runCli } from '../src/cli'
+import { AgentError } from '../src/errors'
+import { suiteDaemon, testConfig } from './helpers'
+
+async function refusal(p: Promise<unknown>): Promise<AgentError> {
+  const e = await p.then(
+    () => undefined,
+    (error: unknown) => error,
+  )
+  expect(e).toBeInstanceOf(AgentError)
+  return e as AgentError
+}
+
+describeKernel('hostile input: bounded parsing off the event loop', ['root', 'netns'], () => {
+  const { config, cleanupDirs } = testConfig()
+  // Generous: the 4 MB import below must finish; bounded work is what the test is about.
+  config.policyParseTimeoutMs = 300_000
+  const { client } = suiteDaemon(config, cleanupDirs)
+
+  it('10^6 "[" is a 400 naming the document, and the agent stays up', async () => {
+    const e = await refusal(
+      client.post('/v1/policies', { text: '['.repeat(1_000_000), source: 'brackets.yaml' }),
+    )
+    expect(e.code).toBe('INVALID_INPUT')
+    expect(e.message).toMatch(/^brackets\.yaml: collections nest deeper than 64 levels/)
+    expect((await client.get<{ version: string }>('/v1/status')).version).toBeDefined()
+  })
+
+  it('a YAML alias bomb is a 400 naming the document', async () => {
+    const lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for (let i = 1; i < 9; i++) {
+      const [prev, name] = [String.fromCharCode(96 + i), String.fromCharCode(97 + i)]
+      lines.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]`)
+    }
+    const e = await refusal(
+      client.post('/v1/policies', { text: `${lines.join('\n')}\n`, source: 'laughs.yaml' }),
+    )
+    expect(e.code).toBe('INVALID_INPUT')
+    expect(e.message).toMatch(/^laughs\.yaml: .*alias/i)
+  })
+
+  it('small requests are answered while a 4 MB import is being parsed', async () => {
+    const text = bigPolicyText(3_700_000)
+    const body = JSON.stringify({ text, source: 'big.yaml' })
+    expect(body.length).toBeGreaterThan(3_900_000)
+    let importDone = false
+    let sent!: () => void
+    const bodySent = new Promise<void>((r) => {
+      sent = r
+    })
+    const imported = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: config.socketPath,
+          path: '/v1/policies',
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': body.length },
+        },
+        (res) => {
+          let out = ''
+          res.on('data', (c: Buffer) => {
+            out += c.toString()
+          })
+          res.on('end', () => {
+            importDone = true
+            resolve({ status: res.statusCode ?? 0, text: out })
+          })
+        },
+      )
+      req.on('error', reject)
+      req.end(body, () => sent())
+    })
+    await bodySent
+    // Sequential small requests from the moment the whole import was handed to the agent.
+    let answeredBefore = 0
+    while (!importDone) {
+      await client.get('/v1/endpoints')
+      if (!importDone) answeredBefore += 1
+    }
+    const res = await imported
+    expect(res.status).toBe(200)
+    expect(JSON.parse(res.text).policies.length).toBeGreaterThan(10_000)
+    expect(answeredBefore).toBeGreaterThanOrEqual(5)
+  }, 360_000)
+
+  it('a body over 4 MiB is a 413 naming the limit, and the CLI exits 2', async () => {
+    const text = `# ${'x'.repeat(5 * 1024 * 1024)}\n`
+    const e = await refusal(client.post('/v1/policies', { text, source: 'huge.yaml' }))
+    expect(e.code).toBe('TOO_LARGE')
+    expect(e.message).toMatch(/limit is 4194304 bytes \(4 MiB\)/)
+    const file = join(config.stateDir, '..', 'huge.yaml')
+    writeFileSync(file, text)
+    let err = ''
+    const code = await runCli(['policy', 'import', '-f', file, '--socket', config.socketPath], {
+      out: () => {},
+      err: (t) => {
+        err += t
+      },
+    })
+    expect(err).toMatch(/4 MiB.*TOO_LARGE/)
+    expect(code).toBe(2)
+  })
+})
