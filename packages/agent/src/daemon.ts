@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { dirname, join } from 'node:path'
 import { type ObserverServer, startObserverServer } from '@membrane/flows'
 import { Agent, type AgentOptions } from './agent'
-import { apiRoutes, handle, isLive, listenUnix } from './api'
+import { apiRoutes, ensureSocketDir, handle, isLive, listenUnix } from './api'
 import { AgentError } from './errors'
 import { webRoutes } from './web'
 
@@ -31,7 +31,9 @@ export interface AgentDaemon {
  */
 export async function startDaemon(options: AgentOptions = {}): Promise<AgentDaemon> {
   const agent = new Agent(options)
-  // Refuse before touching anything when another agent already serves this socket.
+  // Refuse before touching anything: a socket directory others may write to, or another agent
+  // already serving this socket.
+  ensureSocketDir(dirname(agent.config.socketPath))
   if (await isLive(agent.config.socketPath)) {
     throw new AgentError('CONFLICT', `another agent is listening on ${agent.config.socketPath}`, {
       field: 'socketPath',

@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process'
-import { chmodSync, statSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import { describeKernel, run } from '@membrane/test-utils'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runCli } from '../src/cli'
 import { AgentClient } from '../src/client'
 import { type AgentDaemon, startDaemon } from '../src/daemon'
+import type { AgentError } from '../src/errors'
 import { testConfig } from './helpers'
 
 function raw(socketPath: string, method: string, path: string, body?: string) {
@@ -203,5 +204,43 @@ describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
     expect(noAgent.err).toMatch(/no agent is listening/)
     const deleted = await cli(config.socketPath, ['endpoint', 'delete', 'cli-one'])
     expect(deleted.out).toMatch(/deleted endpoint default\/cli-one/)
+  })
+})
+
+describeKernel('the socket directory', ['root', 'netns'], () => {
+  it('refuses a directory others can write to, before touching anything', async () => {
+    const { config, cleanupDirs } = testConfig()
+    const base = join(config.stateDir, '..')
+    const cases: [string, number, number, RegExp][] = [
+      ['open', 0o1777, 0, /is writable by every user \(mode 1777\)/],
+      ['group', 0o770, 0, /is writable by its group \(mode 0770\)/],
+      ['theirs', 0o755, 65534, /is owned by uid 65534, not by the agent's user \(uid 0\)/],
+    ]
+    try {
+      for (const [name, mode, owner, message] of cases) {
+        const dir = join(base, name)
+        mkdirSync(dir)
+        chmodSync(dir, mode)
+        chownSync(dir, owner, owner)
+        // Another local user (nobody) got there first and took the observer socket's name.
+        const planted = join(dir, 'observer.sock')
+        writeFileSync(planted, '')
+        chownSync(planted, 65534, 65534)
+        const e = await startDaemon({ config: { ...config, socketPath: join(dir, 'api.sock') } })
+          .then(async (d) => {
+            await d.stop({ purge: true })
+            return undefined
+          })
+          .catch((error: unknown) => error as AgentError)
+        expect(e?.code).toBe('INVALID_INPUT')
+        expect(e?.message).toContain(`socket directory ${dir} `)
+        expect(e?.message).toMatch(message)
+        // Refused before anything was made: no state directory, no router device.
+        expect(existsSync(config.stateDir)).toBe(false)
+        expect(existsSync(`/sys/class/net/${config.prefix}_host`)).toBe(false)
+      }
+    } finally {
+      cleanupDirs()
+    }
   })
 })
