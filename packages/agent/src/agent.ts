@@ -35,7 +35,7 @@ import {
 } from './internal/net'
 import { bpfEntryView, entryView, type PolicyEntryView, PolicyService } from './internal/policy'
 import { PolicyParser } from './internal/policy-parser'
-import { Ipam, parseIpv4 } from './ipam'
+import { Ipam, parseIpv4, specialRange } from './ipam'
 import { createLogger, type Logger } from './log'
 import {
   agentDeviceNames,
@@ -1335,6 +1335,8 @@ function normalizeEndpointSpec(
     if (typeof s.ip !== 'string' || parseIpv4(s.ip) === undefined) {
       throw invalid('ip', `expected an IPv4 address, got ${JSON.stringify(s.ip)}`)
     }
+    const special = specialRange({ network: parseIpv4(s.ip)!, length: 32 })
+    if (special) throw invalid('ip', `${s.ip} is in ${special}, not an endpoint address`)
     out.ip = s.ip
   }
   for (const k of ['egressBandwidth', 'ingressBandwidth'] as const) {

@@ -3,7 +3,7 @@ import { hostname } from 'node:os'
 import { isAbsolute } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { AgentError, invalid } from './errors'
-import { parseIpv4Prefix } from './ipam'
+import { parsePool } from './ipam'
 import { validatePrefix } from './names'
 
 /** Where identities (and the ipcache) are kept. */
@@ -99,7 +99,7 @@ export function resolveConfig(
         out[key as 'stateDir'] = value
         break
       case 'ipamPool':
-        parseIpv4Prefix(field, value)
+        parsePool(field, value)
         out.ipamPool = value as string
         break
       case 'metricsPort':

@@ -108,3 +108,52 @@ describeKernel('hostile input: bounded parsing off the event loop', ['root', 'ne
     expect(code).toBe(2)
   })
 })
+
+describeKernel(
+  'hostile input: checks before anything reaches the kernel',
+  ['root', 'netns'],
+  () => {
+    const { config, cleanupDirs } = testConfig()
+    const { client } = suiteDaemon(config, cleanupDirs)
+
+    it("refuses the agent's own devices as an endpoint's interface", async () => {
+      for (const dev of [`${config.prefix}_host`, `${config.prefix}_net`]) {
+        const e = await refusal(client.post('/v1/endpoints', { name: 'sneaky', interface: dev }))
+        expect(e.code).toBe('INVALID_INPUT')
+        expect(e.message).toBe(
+          `interface: ${dev} is the agent's own router device; give the workload's interface`,
+        )
+      }
+      expect(await client.get('/v1/endpoints')).toEqual([])
+    })
+
+    it('refuses special-purpose addresses for an endpoint', async () => {
+      for (const [ip, what] of [
+        ['127.0.0.5', 'loopback'],
+        ['224.0.0.9', 'multicast'],
+        ['169.254.1.1', 'link-local'],
+        ['0.0.0.1', 'this network'],
+      ]) {
+        const e = await refusal(
+          client.post('/v1/endpoints', { name: 'odd', interface: 'lo', ip: ip! }),
+        )
+        expect(e.code).toBe('INVALID_INPUT')
+        expect(e.message).toMatch(new RegExp(`^ip: ${ip!.replace(/\./g, '\\.')} is in .*${what}`))
+      }
+    })
+
+    it('refuses a numeric label value in a policy (Kubernetes label values are strings)', async () => {
+      const text = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: numeric, namespace: default }
+spec:
+  endpointSelector: { matchLabels: { app: 1 } }
+`
+      const e = await refusal(client.post('/v1/policies', { text, source: 'numeric.yaml' }))
+      expect(e.code).toBe('INVALID_INPUT')
+      expect(e.field).toBe('spec.endpointSelector.matchLabels.app')
+      expect(e.message).toMatch(/^numeric\.yaml: .*label app has a number value/)
+      expect(await client.get('/v1/policies')).toEqual([])
+    })
+  },
+)
