@@ -181,32 +181,36 @@ export class Agent {
     this.#ipam = new Ipam(this.config.ipamPool)
     this.#policy = new PolicyService(() => this.#proxyPort)
     this.monitor.setMaxListeners(100)
-    this.observer = createObserver(this.config.nodeName, {
-      identityLabels: (id) => this.#identity.labelsOf(id),
-      endpointByIp: (ip) => {
-        // The router address is the host (the L7 proxy's upstream connections come from it).
-        if (ip === this.#ipam.router) return { identity: 1, labels: ['reserved:host'] }
-        const ep = this.#state.endpoints.find((e) => e.ipv4 === ip)
-        if (!ep) return undefined
-        return {
-          endpointId: ep.id,
-          ...(ep.identity !== undefined ? { identity: ep.identity } : {}),
-          namespace: ep.namespace,
-          podName: ep.name,
-          labels: [
-            ...Object.entries(ep.labels).map(([k, v]) => `k8s:${k}=${v}`),
-            `k8s:${NAMESPACE_LABEL}=${ep.namespace}`,
-          ],
-        }
+    this.observer = createObserver(
+      this.config.nodeName,
+      {
+        identityLabels: (id) => this.#identity.labelsOf(id),
+        endpointByIp: (ip) => {
+          // The router address is the host (the L7 proxy's upstream connections come from it).
+          if (ip === this.#ipam.router) return { identity: 1, labels: ['reserved:host'] }
+          const ep = this.#state.endpoints.find((e) => e.ipv4 === ip)
+          if (!ep) return undefined
+          return {
+            endpointId: ep.id,
+            ...(ep.identity !== undefined ? { identity: ep.identity } : {}),
+            namespace: ep.namespace,
+            podName: ep.name,
+            labels: [
+              ...Object.entries(ep.labels).map(([k, v]) => `k8s:${k}=${v}`),
+              `k8s:${NAMESPACE_LABEL}=${ep.namespace}`,
+            ],
+          }
+        },
+        serviceByFrontend: (ip, port, proto) => {
+          const p = proto === 6 ? 'TCP' : proto === 17 ? 'UDP' : ''
+          const svc = this.#state.services.find(
+            (s) => s.vip === ip && s.port === port && s.protocol === p,
+          )
+          return svc ? { name: svc.name, namespace: svc.namespace } : undefined
+        },
       },
-      serviceByFrontend: (ip, port, proto) => {
-        const p = proto === 6 ? 'TCP' : proto === 17 ? 'UDP' : ''
-        const svc = this.#state.services.find(
-          (s) => s.vip === ip && s.port === port && s.protocol === p,
-        )
-        return svc ? { name: svc.name, namespace: svc.namespace } : undefined
-      },
-    })
+      { enabled: this.config.redactFlows, httpHeadersDeny: this.config.redactHttpHeaders },
+    )
     this.observer.addSink(this.metrics)
     // Forward/drop counters come from the datapath's own per-CPU counters, exact.
     this.metrics.useDatapathCounters(() => this.#dp?.dp.counters() ?? [])

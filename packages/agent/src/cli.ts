@@ -324,7 +324,9 @@ async function runAgent(args: string[], io: CliIo): Promise<number> {
     return 0
   }
   const daemon = await startDaemon({ config })
-  io.err(`membrane agent: API on ${daemon.socketPath}, metrics and UI on ${daemon.httpUrl}\n`)
+  io.err(
+    `membrane agent: API on ${daemon.socketPath}, metrics and UI on ${daemon.httpUrl} (token in ${daemon.webTokenFile}; browser: /ui?token=<token>)\n`,
+  )
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop)

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { isAbsolute } from 'node:path'
+import { DEFAULT_REDACTED_HEADERS } from '@membrane/flows'
 import { parse as parseYaml } from 'yaml'
 import { AgentError, invalid } from './errors'
 import { parsePool } from './ipam'
@@ -48,6 +49,13 @@ export interface AgentConfig {
    * before it is stopped and answered `TOO_LARGE` (413). Default 60000 ms.
    */
   policyParseTimeoutMs: number
+  /**
+   * Redact L7 flows (as Hubble's `hubble-redact-*` options do): HTTP URL queries, URL passwords
+   * and the values of the `redactHttpHeaders`. Default true; false keeps them (debugging).
+   */
+  redactFlows: boolean
+  /** HTTP headers whose values are redacted in flows. Default authorization, proxy-authorization, cookie, set-cookie, x-api-key, x-auth-token. */
+  redactHttpHeaders: string[]
 }
 
 /** The defaults of every configuration field. */
@@ -67,6 +75,8 @@ export function defaultConfig(): AgentConfig {
     proxyPort: 15001,
     socketLbCgroups: [],
     policyParseTimeoutMs: 60_000,
+    redactFlows: true,
+    redactHttpHeaders: [...DEFAULT_REDACTED_HEADERS],
   }
 }
 
@@ -117,6 +127,23 @@ export function resolveConfig(
           throw invalid(field, `expected milliseconds 1..600000, got ${JSON.stringify(value)}`)
         }
         out.policyParseTimeoutMs = n
+        break
+      }
+      case 'redactFlows':
+        if (value !== true && value !== false && value !== 'true' && value !== 'false') {
+          throw invalid(field, `expected true or false, got ${JSON.stringify(value)}`)
+        }
+        out.redactFlows = value === true || value === 'true'
+        break
+      case 'redactHttpHeaders': {
+        const list = typeof value === 'string' ? value.split(',').filter(Boolean) : value
+        if (
+          !Array.isArray(list) ||
+          !list.every((v) => typeof v === 'string' && /^[A-Za-z0-9-]+$/.test(v))
+        ) {
+          throw invalid(field, `expected a list of HTTP header names, got ${JSON.stringify(value)}`)
+        }
+        out.redactHttpHeaders = list as string[]
         break
       }
       case 'metricsAddress':

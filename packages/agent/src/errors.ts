@@ -18,6 +18,8 @@ export const AgentErrorCode = {
   TOO_LARGE: 'TOO_LARGE',
   /** A component is not available on this node (no datapath, no proxy, missing kernel feature). */
   UNAVAILABLE: 'UNAVAILABLE',
+  /** The request carries no valid credentials (the metrics/UI listener's token). */
+  UNAUTHORIZED: 'UNAUTHORIZED',
   /** The caller is not allowed to use the API. */
   FORBIDDEN: 'FORBIDDEN',
   /** The agent failed while talking to the kernel or a component; `cause` has details. */
@@ -33,6 +35,7 @@ const httpStatus: Record<AgentErrorCode, number> = {
   EXHAUSTED: 507,
   TOO_LARGE: 413,
   UNAVAILABLE: 503,
+  UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   INTERNAL: 500,
 }

@@ -35,6 +35,8 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
     proxyPort: 0,
     socketLbCgroups: [],
     policyParseTimeoutMs: 60_000,
+    redactFlows: true,
+    redactHttpHeaders: ['authorization', 'cookie'],
   }
   return { config, cleanupDirs: () => rmSync(dir, { recursive: true, force: true }) }
 }
