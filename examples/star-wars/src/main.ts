@@ -151,7 +151,7 @@ async function main(): Promise<number> {
   })
   const client = new AgentClient(daemon.socketPath)
   say(
-    `Membrane agent up (prefix ${daemon.agent.config.prefix}): API ${daemon.socketPath}, UI ${daemon.httpUrl}/ui\n`,
+    `Membrane agent up (prefix ${daemon.agent.config.prefix}): API ${daemon.socketPath}, UI ${daemon.uiLoginUrl}\n`,
   )
 
   const create = async (name: string, labels: Record<string, string>) =>

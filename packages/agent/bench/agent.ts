@@ -4,50 +4,18 @@
 //    Cilium's scalability report, < 600 ms with 250 CNPs);
 // 2. agent RSS with 100 endpoints;
 // 3. restart-to-reconciled with 100 endpoints (graceful stop, start on the same state and pins).
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { median, percentile, reportFigure } from '@membrane/test-utils'
 import type { AgentStatus, EndpointView } from '../src/agent'
 import { AgentClient } from '../src/client'
-import type { AgentConfig } from '../src/config'
 import { type AgentDaemon, startDaemon } from '../src/daemon'
+import { benchConfig, cnp } from './_fixture'
 
 const CNPS = 250
 const TIMED = 50
 const TOTAL = 100
 
-function cnp(i: number): string {
-  return `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: bench-${i}
-  namespace: default
-spec:
-  endpointSelector:
-    matchLabels:
-      app: svc-${i}
-  ingress:
-    - fromEndpoints:
-        - matchLabels:
-            role: client-${i}
-      toPorts:
-        - ports:
-            - port: "${8000 + i}"
-              protocol: TCP
-`
-}
-
-const dir = mkdtempSync(join(tmpdir(), 'mbbench-'))
-const config: Partial<AgentConfig> = {
-  prefix: `bn${(process.pid % 1296).toString(36)}`,
-  stateDir: join(dir, 'state'),
-  socketPath: join(dir, 'run', 'api.sock'),
-  bpffsRoot: `/sys/fs/bpf/mbbench-${process.pid}`,
-  ipamPool: `10.${200 + (process.pid % 8)}.0.0/16`,
-  metricsPort: 0,
-  logLevel: 'silent',
-}
+const { config, dir } = benchConfig('bn')
 
 let daemon: AgentDaemon | undefined
 try {

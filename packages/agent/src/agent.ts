@@ -42,16 +42,19 @@ import {
   entryView,
   type PolicyEntryView,
   PolicyService,
-  parsePolicyText,
 } from './internal/policy'
+import { PolicyParser } from './internal/policy-parser'
 import type { PolicySnapshot } from './internal/proxy-protocol'
 import { ProxySupervisor } from './internal/proxy-supervisor'
-import { Ipam, parseIpv4 } from './ipam'
+import { Ipam, parseIpv4, specialRange } from './ipam'
 import { createLogger, type Logger } from './log'
 import {
+  agentDeviceNames,
+  type EndpointNames,
   endpointNames,
   hostDeviceName,
   isEndpointObjectName,
+  ownerOfNames,
   validateIfname,
   validateLabels,
   validateName,
@@ -156,6 +159,8 @@ export class Agent {
   #ipam: Ipam
   #identity = new IdentityService()
   #policy: PolicyService
+  /** Parses policy text in a worker thread (bounded in time and memory). */
+  #parser: PolicyParser | undefined
   #unwatch: () => void = () => {}
   #dp: DatapathParts | undefined
   #dpError: string | undefined
@@ -191,32 +196,36 @@ export class Agent {
     this.#ipam = new Ipam(this.config.ipamPool)
     this.#policy = new PolicyService(() => this.#proxyPort)
     this.monitor.setMaxListeners(100)
-    this.observer = createObserver(this.config.nodeName, {
-      identityLabels: (id) => this.#identity.labelsOf(id),
-      endpointByIp: (ip) => {
-        // The router address is the host (the L7 proxy's upstream connections come from it).
-        if (ip === this.#ipam.router) return { identity: 1, labels: ['reserved:host'] }
-        const ep = this.#state.endpoints.find((e) => e.ipv4 === ip)
-        if (!ep) return undefined
-        return {
-          endpointId: ep.id,
-          ...(ep.identity !== undefined ? { identity: ep.identity } : {}),
-          namespace: ep.namespace,
-          podName: ep.name,
-          labels: [
-            ...Object.entries(ep.labels).map(([k, v]) => `k8s:${k}=${v}`),
-            `k8s:${NAMESPACE_LABEL}=${ep.namespace}`,
-          ],
-        }
+    this.observer = createObserver(
+      this.config.nodeName,
+      {
+        identityLabels: (id) => this.#identity.labelsOf(id),
+        endpointByIp: (ip) => {
+          // The router address is the host (the L7 proxy's upstream connections come from it).
+          if (ip === this.#ipam.router) return { identity: 1, labels: ['reserved:host'] }
+          const ep = this.#state.endpoints.find((e) => e.ipv4 === ip)
+          if (!ep) return undefined
+          return {
+            endpointId: ep.id,
+            ...(ep.identity !== undefined ? { identity: ep.identity } : {}),
+            namespace: ep.namespace,
+            podName: ep.name,
+            labels: [
+              ...Object.entries(ep.labels).map(([k, v]) => `k8s:${k}=${v}`),
+              `k8s:${NAMESPACE_LABEL}=${ep.namespace}`,
+            ],
+          }
+        },
+        serviceByFrontend: (ip, port, proto) => {
+          const p = proto === 6 ? 'TCP' : proto === 17 ? 'UDP' : ''
+          const svc = this.#state.services.find(
+            (s) => s.vip === ip && s.port === port && s.protocol === p,
+          )
+          return svc ? { name: svc.name, namespace: svc.namespace } : undefined
+        },
       },
-      serviceByFrontend: (ip, port, proto) => {
-        const p = proto === 6 ? 'TCP' : proto === 17 ? 'UDP' : ''
-        const svc = this.#state.services.find(
-          (s) => s.vip === ip && s.port === port && s.protocol === p,
-        )
-        return svc ? { name: svc.name, namespace: svc.namespace } : undefined
-      },
-    })
+      { enabled: this.config.redactFlows, httpHeadersDeny: this.config.redactHttpHeaders },
+    )
     this.observer.addSink(this.metrics)
     // Forward/drop counters come from the datapath's own per-CPU counters, exact.
     this.metrics.useDatapathCounters(() => this.#dp?.dp.counters() ?? [])
@@ -262,6 +271,8 @@ export class Agent {
       this.#gcTimer = undefined
       this.#proxy?.detach()
       this.#proxy = undefined
+      await this.#parser?.close()
+      this.#parser = undefined
       if (this.#dp) {
         this.#dp.events.close()
         this.#unsubIpcache()
@@ -276,6 +287,8 @@ export class Agent {
 
   async #start(): Promise<void> {
     this.#started = Date.now()
+    this.#parser = new PolicyParser({ timeoutMs: this.config.policyParseTimeoutMs })
+    this.#parser.warm()
     mkdirSync(this.config.stateDir, { recursive: true, mode: 0o700 })
     await ensureBpffsFor(this.config.bpffsRoot)
     mkdirSync(this.config.bpffsRoot, { recursive: true })
@@ -441,6 +454,8 @@ export class Agent {
       if (options.purge) rmSync(this.config.bpffsRoot, { recursive: true, force: true })
     })
     this.#running = false
+    await this.#parser?.close()
+    this.#parser = undefined
     this.#unwatch()
     await this.#identity.close().catch(() => {})
     this.log.info({ purge: options.purge === true }, 'agent stopped')
@@ -624,13 +639,20 @@ export class Agent {
    * Validate and apply policy text (YAML/JSON, one or many documents) atomically: if any document
    * is invalid nothing changes.
    */
-  importPolicy(
+  async importPolicy(
     text: unknown,
     source = 'policy',
   ): Promise<{ revision: number; policies: PolicyView[] }> {
+    if (typeof text !== 'string' || text.trim() === '') {
+      throw invalid('text', `expected the policy document text of ${source}`)
+    }
+    if (!this.#parser) throw new AgentError('UNAVAILABLE', 'the agent is not running')
+    // Parsed and validated in the worker, outside the queue: a long parse delays no other change.
+    const { objects, docs } = await this.#parser.parse(text, source)
     return this.#serial(async () => {
-      const { objects, docs } = parsePolicyText(text, source)
       const revision = this.#policy.repo.upsert(docs)
+      // The steps of a large import each take a while: let the API answer in between.
+      await yieldToEventLoop()
       await this.#syncCidrIdentities()
       const now = new Date().toISOString()
       const records: PolicyRecord[] = docs.map((d, i) => ({
@@ -644,6 +666,7 @@ export class Agent {
       const keys = new Set(records.map((r) => r.key))
       this.#state.policies = [...this.#state.policies.filter((p) => !keys.has(p.key)), ...records]
       this.#save()
+      await yieldToEventLoop()
       const changes = await this.#applyPolicy()
       this.#notify('policy imported', { policies: [...keys], revision, mapChanges: changes })
       return { revision, policies: records.map(policyView) }
@@ -883,6 +906,12 @@ export class Agent {
     let hostIfname: string
     let netns: string | undefined
     if (spec.interface !== undefined) {
+      if (agentDeviceNames(this.config.prefix).includes(spec.interface)) {
+        throw invalid(
+          'interface',
+          `${spec.interface} is the agent's own router device; give the workload's interface`,
+        )
+      }
       if (!linkExists(spec.interface)) {
         throw new AgentError(
           'NOT_FOUND',
@@ -917,6 +946,14 @@ export class Agent {
       hostIfname = spec.interface
     } else {
       const names = endpointNames(this.config.prefix, spec.namespace, spec.name)
+      const taken = ownerOfNames(this.#state.endpoints, names)
+      if (taken) {
+        throw new AgentError(
+          'CONFLICT',
+          `${taken.object} already belongs to endpoint ${taken.owner.namespace}/${taken.owner.name}; endpoint ${spec.namespace}/${spec.name} will not adopt it`,
+          { field: 'name' },
+        )
+      }
       if (spec.ip !== undefined) {
         this.#ipam.claim(spec.ip)
         ip = spec.ip
@@ -986,7 +1023,7 @@ export class Agent {
   /** Make the kernel objects of an endpoint match its record (idempotent). */
   async #realizeEndpoint(ep: EndpointRecord, routes?: ReadonlySet<string>): Promise<void> {
     if (ep.mode === 'netns') {
-      const names = endpointNames(this.config.prefix, ep.namespace, ep.name)
+      const names = this.#netnsNames(ep)
       const net = {
         netns: names.netns,
         hostIfname: names.hostIfname,
@@ -1038,6 +1075,15 @@ export class Agent {
     }
   }
 
+  /**
+   * The kernel names of a netns-mode endpoint: the ones its record holds (an endpoint made by an
+   * older agent keeps its older namespace name), the rest derived from its name.
+   */
+  #netnsNames(ep: EndpointRecord): EndpointNames {
+    const names = endpointNames(this.config.prefix, ep.namespace, ep.name)
+    return { ...names, netns: ep.netns ?? names.netns, hostIfname: ep.hostIfname }
+  }
+
   async #unrealizeEndpoint(ep: EndpointRecord): Promise<void> {
     if (this.#dp) {
       this.#dp.bandwidth?.removeEndpoint(ep.id)
@@ -1046,8 +1092,7 @@ export class Agent {
       })
     }
     if (ep.mode === 'netns') {
-      const names = endpointNames(this.config.prefix, ep.namespace, ep.name)
-      await removeEndpointNetwork(names)
+      await removeEndpointNetwork(this.#netnsNames(ep))
     } else {
       await removeInterfaceRoute(ep.hostIfname, ep.ipv4)
     }
@@ -1312,6 +1357,11 @@ export class Agent {
   }
 }
 
+/** Resolve after the event loop has had a turn (pending I/O served), unlike `await` alone. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
+
 /** A service as policy `toServices` selectors see it. */
 function serviceInfo(svc: ServiceRecord) {
   return {
@@ -1401,6 +1451,8 @@ function normalizeEndpointSpec(
     if (typeof s.ip !== 'string' || parseIpv4(s.ip) === undefined) {
       throw invalid('ip', `expected an IPv4 address, got ${JSON.stringify(s.ip)}`)
     }
+    const special = specialRange({ network: parseIpv4(s.ip)!, length: 32 })
+    if (special) throw invalid('ip', `${s.ip} is in ${special}, not an endpoint address`)
     out.ip = s.ip
   }
   for (const k of ['egressBandwidth', 'ingressBandwidth'] as const) {

@@ -157,24 +157,42 @@ export async function handle(
   }
 }
 
+function tooLarge(size: string): AgentError {
+  return new AgentError(
+    'TOO_LARGE',
+    `request body is ${size}; the limit is ${MAX_BODY} bytes (4 MiB): split the input`,
+    { field: 'body' },
+  )
+}
+
+/** Over the limit, a body is still read (and dropped) up to this size so the client gets the 413. */
+const MAX_DRAIN = 16 * MAX_BODY
+
+/**
+ * Read a JSON body of at most {@link MAX_BODY} bytes. Over the limit the answer is a 413 naming
+ * it, sent once the client has finished sending (the excess is read and dropped, up to
+ * {@link MAX_DRAIN}): a client still writing would otherwise see a reset, not the answer.
+ */
 function readJson(req: IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? Number.NaN)
+    if (declared > MAX_DRAIN) {
+      reject(tooLarge(`${declared} bytes`))
+      return
+    }
     const chunks: Buffer[] = []
     let size = 0
     req.on('data', (c: Buffer) => {
       size += c.length
-      if (size > MAX_BODY) {
-        reject(
-          new AgentError('INVALID_INPUT', `request body larger than ${MAX_BODY} bytes`, {
-            field: 'body',
-          }),
-        )
+      if (size <= MAX_BODY) chunks.push(c)
+      else if (chunks.length > 0) chunks.length = 0
+      if (size > MAX_DRAIN) {
         req.destroy()
-        return
+        reject(tooLarge(`more than ${MAX_DRAIN} bytes`))
       }
-      chunks.push(c)
     })
     req.on('end', () => {
+      if (size > MAX_BODY) return reject(tooLarge(`${size} bytes`))
       const text = Buffer.concat(chunks).toString('utf8')
       if (text.trim() === '') return resolve(undefined)
       try {
@@ -192,13 +210,39 @@ function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 /**
+ * Make (0700) or check the directory of the agent's sockets. A directory someone else may write
+ * to is refused: they could put a file or their own socket where the agent's sockets go (the
+ * agent would not start, or clients would talk to theirs). Only its owner may write to it, and
+ * the owner must be the agent's user (root).
+ */
+export function ensureSocketDir(dir: string): void {
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const st = statSync(dir)
+  const uid = process.getuid?.() ?? 0
+  const problem = !st.isDirectory()
+    ? 'is not a directory'
+    : st.uid !== uid
+      ? `is owned by uid ${st.uid}, not by the agent's user (uid ${uid})`
+      : (st.mode & 0o022) !== 0
+        ? `is writable by ${st.mode & 0o002 ? 'every user' : 'its group'} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`
+        : undefined
+  if (problem) {
+    throw new AgentError(
+      'INVALID_INPUT',
+      `socket directory ${dir} ${problem}: anyone who can write there can take the agent's socket names; use a directory only root can write to (the default /var/run/membrane is made 0700)`,
+      { field: 'socketPath' },
+    )
+  }
+}
+
+/**
  * Serve the API on a unix socket only root can use: the socket's directory is made 0700 and the
  * socket 0600, owned by the agent's user (root), so the kernel refuses connect() from anyone
  * else. A stale socket from a dead agent is replaced; a live one is an error.
  */
 export async function listenUnix(routes: Route[], socketPath: string): Promise<Server> {
   const dir = dirname(socketPath)
-  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  ensureSocketDir(dir)
   if (existsSync(socketPath)) {
     if (await isLive(socketPath)) {
       throw new AgentError('CONFLICT', `another agent is listening on ${socketPath}`, {

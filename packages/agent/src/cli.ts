@@ -211,7 +211,9 @@ async function runAgent(args: string[], { io }: Ctx): Promise<number> {
   process.on('SIGTERM', onSignal)
   try {
     const daemon = await startDaemon({ config })
-    io.err(`membrane agent: API on ${daemon.socketPath}, metrics and UI on ${daemon.httpUrl}\n`)
+    io.err(
+      `membrane agent: API on ${daemon.socketPath}, metrics and UI on ${daemon.httpUrl} (token in ${daemon.webTokenFile}; browser: /ui?token=<token>)\n`,
+    )
     if (!stopRequested) await new Promise<void>((resolve) => (wake = resolve))
     await daemon.stop()
   } finally {
@@ -809,7 +811,7 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     }
     if (error instanceof AgentError) {
       fail(error.code, error.message, error.field)
-      return error.code === 'INVALID_INPUT' ? EXIT.USAGE : EXIT.FAILED
+      return error.code === 'INVALID_INPUT' || error.code === 'TOO_LARGE' ? EXIT.USAGE : EXIT.FAILED
     }
     fail('INTERNAL', (error as Error).message)
     return EXIT.FAILED

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { request } from 'node:http'
 import { dirname } from 'node:path'
+import type { Socket } from 'node:net'
 import { AgentError, type AgentErrorCode } from './errors'
 
 /** Default socket path of the agent's API. */
@@ -88,6 +89,14 @@ export class AgentClient {
       req.on('error', (error: NodeJS.ErrnoException) =>
         reject(connectError(this.socketPath, error)),
       )
+      // The agent may answer (a 413) and close while the last bytes of a large body are still
+      // queued here: the EPIPE that follows on the socket, after req has let go of it, must not
+      // crash the caller. Errors before the answer still reach req's handler above.
+      req.on('socket', (socket) => {
+        if (guarded.has(socket)) return
+        guarded.add(socket)
+        socket.on('error', () => {})
+      })
       req.end(payload)
     })
   }
@@ -141,6 +150,9 @@ export class AgentClient {
     return { done, close: () => close() }
   }
 }
+
+/** Sockets (kept alive and reused by the http agent) that already ignore late errors. */
+const guarded = new WeakSet<Socket>()
 
 function connectError(socketPath: string, error: NodeJS.ErrnoException): AgentError {
   if (error.code === 'EACCES' || error.code === 'EPERM') {

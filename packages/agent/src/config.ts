@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { isAbsolute } from 'node:path'
+import { DEFAULT_REDACTED_HEADERS } from '@membrane/flows'
 import { parse as parseYaml } from 'yaml'
 import { AgentError, invalid } from './errors'
-import { parseIpv4Prefix } from './ipam'
+import { parsePool } from './ipam'
 import { validatePrefix } from './names'
 
 /** Where identities (and the ipcache) are kept. */
@@ -43,6 +44,18 @@ export interface AgentConfig {
    * translation of service addresses, also from the host namespace). Default none.
    */
   socketLbCgroups: string[]
+  /**
+   * Longest one policy import may spend parsing (in a worker thread, off the API's event loop)
+   * before it is stopped and answered `TOO_LARGE` (413). Default 60000 ms.
+   */
+  policyParseTimeoutMs: number
+  /**
+   * Redact L7 flows (as Hubble's `hubble-redact-*` options do): HTTP URL queries, URL passwords
+   * and the values of the `redactHttpHeaders`. Default true; false keeps them (debugging).
+   */
+  redactFlows: boolean
+  /** HTTP headers whose values are redacted in flows. Default authorization, proxy-authorization, cookie, set-cookie, x-api-key, x-auth-token. */
+  redactHttpHeaders: string[]
 }
 
 /** The defaults of every configuration field. */
@@ -61,6 +74,9 @@ export function defaultConfig(): AgentConfig {
     nodeName: hostname(),
     proxyPort: 15001,
     socketLbCgroups: [],
+    policyParseTimeoutMs: 60_000,
+    redactFlows: true,
+    redactHttpHeaders: [...DEFAULT_REDACTED_HEADERS],
   }
 }
 
@@ -93,7 +109,7 @@ export function resolveConfig(
         out[key as 'stateDir'] = value
         break
       case 'ipamPool':
-        parseIpv4Prefix(field, value)
+        parsePool(field, value)
         out.ipamPool = value as string
         break
       case 'metricsPort':
@@ -103,6 +119,31 @@ export function resolveConfig(
           throw invalid(field, `expected a port number 0..65535, got ${JSON.stringify(value)}`)
         }
         out[key as 'metricsPort'] = n
+        break
+      }
+      case 'policyParseTimeoutMs': {
+        const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : value
+        if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 600_000) {
+          throw invalid(field, `expected milliseconds 1..600000, got ${JSON.stringify(value)}`)
+        }
+        out.policyParseTimeoutMs = n
+        break
+      }
+      case 'redactFlows':
+        if (value !== true && value !== false && value !== 'true' && value !== 'false') {
+          throw invalid(field, `expected true or false, got ${JSON.stringify(value)}`)
+        }
+        out.redactFlows = value === true || value === 'true'
+        break
+      case 'redactHttpHeaders': {
+        const list = typeof value === 'string' ? value.split(',').filter(Boolean) : value
+        if (
+          !Array.isArray(list) ||
+          !list.every((v) => typeof v === 'string' && /^[A-Za-z0-9-]+$/.test(v))
+        ) {
+          throw invalid(field, `expected a list of HTTP header names, got ${JSON.stringify(value)}`)
+        }
+        out.redactHttpHeaders = list as string[]
         break
       }
       case 'metricsAddress':

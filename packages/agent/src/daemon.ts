@@ -4,9 +4,9 @@ import type { AddressInfo } from 'node:net'
 import { dirname, join } from 'node:path'
 import { type ObserverServer, startObserverServer } from '@membrane/flows'
 import { Agent, type AgentOptions } from './agent'
-import { apiRoutes, handle, isLive, listenUnix } from './api'
+import { apiRoutes, ensureSocketDir, handle, isLive, listenUnix } from './api'
 import { AgentError } from './errors'
-import { webRoutes } from './web'
+import { authorizeWeb, loadOrCreateWebToken, webRoutes } from './web'
 
 /** A running agent with its API socket and its metrics/UI listener. */
 export interface AgentDaemon {
@@ -17,6 +17,12 @@ export interface AgentDaemon {
   observerSocket: string
   /** `http://address:port` of the metrics and web UI listener. */
   httpUrl: string
+  /** The file (0600, next to the API socket) with the token that listener requires. */
+  webTokenFile: string
+  /** The token itself (`Authorization: Bearer <token>`). */
+  webToken: string
+  /** The address that logs a browser in: `/ui?token=...` (it sets a cookie and redirects). */
+  uiLoginUrl: string
   /** Stop serving; the datapath keeps running unless `purge`. */
   stop(options?: { purge?: boolean }): Promise<void>
 }
@@ -31,7 +37,9 @@ export interface AgentDaemon {
  */
 export async function startDaemon(options: AgentOptions = {}): Promise<AgentDaemon> {
   const agent = new Agent(options)
-  // Refuse before touching anything when another agent already serves this socket.
+  // Refuse before touching anything: a socket directory others may write to, or another agent
+  // already serving this socket.
+  ensureSocketDir(dirname(agent.config.socketPath))
   if (await isLive(agent.config.socketPath)) {
     throw new AgentError('CONFLICT', `another agent is listening on ${agent.config.socketPath}`, {
       field: 'socketPath',
@@ -42,12 +50,17 @@ export async function startDaemon(options: AgentOptions = {}): Promise<AgentDaem
   let web: Server | undefined
   let observer: ObserverServer | undefined
   const observerSocket = observerSocketFor(agent.config.socketPath)
+  const webTokenFile = join(dirname(agent.config.socketPath), 'web.token')
+  let webToken = ''
   try {
+    webToken = loadOrCreateWebToken(webTokenFile)
     api = await listenUnix(apiRoutes(agent), agent.config.socketPath)
     observer = await startObserverServer(agent.observer, { address: `unix://${observerSocket}` })
     chmodSync(observerSocket, 0o600)
     const routes = webRoutes(agent, { metrics: () => agent.metrics.metrics() })
-    web = createServer((req, res) => void handle(routes, req, res))
+    web = createServer((req, res) => {
+      if (authorizeWeb(req, res, webToken)) void handle(routes, req, res)
+    })
     await new Promise<void>((resolve, reject) => {
       web!.once('error', reject)
       web!.listen(agent.config.metricsPort, agent.config.metricsAddress, () => resolve())
@@ -67,6 +80,9 @@ export async function startDaemon(options: AgentOptions = {}): Promise<AgentDaem
     socketPath: agent.config.socketPath,
     observerSocket,
     httpUrl: `http://${host}:${addr.port}`,
+    webTokenFile,
+    webToken,
+    uiLoginUrl: `http://${host}:${addr.port}/ui?token=${webToken}`,
     async stop(opts = {}) {
       if (stopped) return
       stopped = true

@@ -11,8 +11,15 @@ export const AgentErrorCode = {
   CONFLICT: 'CONFLICT',
   /** A resource pool (addresses, endpoint ids) is exhausted. */
   EXHAUSTED: 'EXHAUSTED',
+  /**
+   * The input is over a limit of the agent: a request body over 4 MiB, or policy text whose
+   * parsing needed more time or memory than allowed. The message names the limit.
+   */
+  TOO_LARGE: 'TOO_LARGE',
   /** A component is not available on this node (no datapath, no proxy, missing kernel feature). */
   UNAVAILABLE: 'UNAVAILABLE',
+  /** The request carries no valid credentials (the metrics/UI listener's token). */
+  UNAUTHORIZED: 'UNAUTHORIZED',
   /** The caller is not allowed to use the API. */
   FORBIDDEN: 'FORBIDDEN',
   /** The agent failed while talking to the kernel or a component; `cause` has details. */
@@ -26,7 +33,9 @@ const httpStatus: Record<AgentErrorCode, number> = {
   NOT_FOUND: 404,
   CONFLICT: 409,
   EXHAUSTED: 507,
+  TOO_LARGE: 413,
   UNAVAILABLE: 503,
+  UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   INTERNAL: 500,
 }

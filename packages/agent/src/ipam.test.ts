@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { formatIpv4, Ipam, parseIpv4, parseIpv4Prefix } from './ipam'
+import { formatIpv4, Ipam, parseIpv4, parseIpv4Prefix, parsePool } from './ipam'
 
 describe('ipv4 parsing', () => {
   it('round-trips every address', () => {
@@ -65,5 +65,46 @@ describe('Ipam', () => {
         }
       }),
     )
+  })
+})
+
+describe('parsePool', () => {
+  it.each([
+    ['127.0.0.0/8', 'loopback'],
+    ['224.0.0.0/8', 'multicast'],
+    ['0.0.0.0/8', 'this network'],
+    ['169.254.0.0/16', 'link-local'],
+    ['240.0.0.0/8', 'reserved'],
+    ['0.128.0.0/9', 'this network'],
+  ])('refuses %s (%s), naming the range', (pool, what) => {
+    expect(() => parsePool('ipamPool', pool)).toThrow(
+      new RegExp(`ipamPool: ${pool.replace(/\./g, '\\.')} overlaps .*${what}`),
+    )
+    expect(() => new Ipam(pool)).toThrow(/overlaps/)
+  })
+  it('accepts a pool exactly when it avoids every special range', () => {
+    const special = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/3'].map((c) =>
+      parseIpv4Prefix('r', c),
+    )
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 8, max: 28 }),
+        (n, len) => {
+          const mask = (0xffffffff << (32 - len)) >>> 0
+          const network = (n & mask) >>> 0
+          const text = `${formatIpv4(network)}/${len}`
+          const hits = special.some((s) => {
+            const l = Math.min(s.length, len)
+            const m = (0xffffffff << (32 - l)) >>> 0
+            return (s.network & m) >>> 0 === (network & m) >>> 0
+          })
+          if (hits) expect(() => parsePool('p', text)).toThrow(/overlaps/)
+          else expect(parsePool('p', text)).toEqual({ network, length: len })
+        },
+      ),
+    )
+    expect(parsePool('p', '10.200.0.0/16').length).toBe(16)
+    expect(parsePool('p', '192.168.0.0/24').length).toBe(24)
   })
 })

@@ -45,6 +45,52 @@ export function parseIpv4Prefix(field: string, text: unknown): Ipv4Prefix {
 }
 
 /**
+ * Ranges that are never a pod pool: "this network", loopback, link-local, multicast and the
+ * reserved class E (with the limited broadcast). Packets to or from them are not routed like
+ * unicast (RFC 1122, 3927, 5771, 1112).
+ */
+const SPECIAL_RANGES: [string, string][] = [
+  ['0.0.0.0/8', '"this network" (RFC 1122)'],
+  ['127.0.0.0/8', 'loopback'],
+  ['169.254.0.0/16', 'link-local (RFC 3927)'],
+  ['224.0.0.0/4', 'multicast'],
+  ['240.0.0.0/4', 'reserved (class E and broadcast)'],
+]
+
+function overlaps(a: Ipv4Prefix, b: Ipv4Prefix): boolean {
+  const len = Math.min(a.length, b.length)
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0
+  return (a.network & mask) >>> 0 === (b.network & mask) >>> 0
+}
+
+/**
+ * The special-purpose range (loopback, multicast, link-local, "this network", class E) that a
+ * prefix overlaps, as `cidr (what)`, or undefined for an ordinary unicast prefix.
+ */
+export function specialRange(prefix: Ipv4Prefix): string | undefined {
+  for (const [cidr, what] of SPECIAL_RANGES) {
+    if (overlaps(prefix, parseIpv4Prefix('range', cidr))) return `${cidr} (${what})`
+  }
+  return undefined
+}
+
+/** Parse and check an endpoint pool: a CIDR of ordinary unicast addresses, /8 to /28. */
+export function parsePool(field: string, text: unknown): Ipv4Prefix {
+  const pool = parseIpv4Prefix(field, text)
+  if (pool.length < 8 || pool.length > 28) {
+    throw invalid(field, `pool length must be between /8 and /28, got /${pool.length}`)
+  }
+  const special = specialRange(pool)
+  if (special) {
+    throw invalid(
+      field,
+      `${String(text)} overlaps ${special}, which cannot hold endpoint addresses`,
+    )
+  }
+  return pool
+}
+
+/**
  * Host-scope IPv4 address management for one node: the first address of the pool is the router
  * address (the endpoints' gateway, on the agent's host device); endpoints get the lowest free
  * address after it. The allocation set is owned by the caller's state so it survives restarts.
@@ -53,12 +99,9 @@ export class Ipam {
   readonly pool: Ipv4Prefix
   readonly #used = new Set<number>()
 
-  /** @param pool a CIDR of length 8..28, e.g. `10.200.0.0/16` */
+  /** @param pool a unicast CIDR of length 8..28 (see {@link parsePool}), e.g. `10.200.0.0/16` */
   constructor(pool: string, used: Iterable<string> = []) {
-    this.pool = parseIpv4Prefix('ipamPool', pool)
-    if (this.pool.length < 8 || this.pool.length > 28) {
-      throw invalid('ipamPool', `pool length must be between /8 and /28, got /${this.pool.length}`)
-    }
+    this.pool = parsePool('ipamPool', pool)
     for (const ip of used) this.claim(ip)
   }
 

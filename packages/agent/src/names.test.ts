@@ -2,8 +2,10 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { AgentError } from './errors'
 import {
+  agentDeviceNames,
   endpointNames,
   MAX_IFNAME_LENGTH,
+  ownerOfNames,
   parseLabelList,
   validateIfname,
   validateLabels,
@@ -54,10 +56,38 @@ describe('endpointNames', () => {
           expect(n.hostIfname.length).toBeLessThanOrEqual(MAX_IFNAME_LENGTH)
           expect(n.tmpIfname.length).toBeLessThanOrEqual(MAX_IFNAME_LENGTH)
           expect(n.hostIfname).toMatch(/^[a-z0-9]+$/)
-          expect(n.netns).toBe(`${prefix}-${ns}-${name}`)
+          expect(n.netns).toBe(`${prefix}_${ns}_${name}`)
         },
       ),
     )
+  })
+  it('is injective: distinct (prefix, namespace, name) never share a kernel object name', () => {
+    // Short names over a small alphabet with many dashes, so that collisions of a naive
+    // `prefix-namespace-name` join (a/b-c vs a-b/c) come up in almost every run.
+    const part = fc.stringMatching(/^[ab1]([ab1-]{0,4}[ab1])?$/)
+    const triple = fc.tuple(fc.constantFrom('mb', 'm', 'mb1'), part, part)
+    fc.assert(
+      fc.property(triple, triple, ([p1, ns1, n1], [p2, ns2, n2]) => {
+        fc.pre(p1 !== p2 || ns1 !== ns2 || n1 !== n2)
+        const a = endpointNames(p1, ns1, n1)
+        const b = endpointNames(p2, ns2, n2)
+        expect(a.netns).not.toBe(b.netns)
+        expect(a.hostIfname).not.toBe(b.hostIfname)
+        expect(a.tmpIfname).not.toBe(b.tmpIfname)
+        // The other endpoint's objects are not among this one's (ownerOfNames finds nothing).
+        expect(ownerOfNames([{ namespace: ns2, name: n2, ...b }], a)).toBeUndefined()
+      }),
+      { numRuns: 2000 },
+    )
+    expect(endpointNames('mb', 'a', 'b-c').netns).not.toBe(endpointNames('mb', 'a-b', 'c').netns)
+  })
+  it('finds the endpoint owning a name another create would use', () => {
+    const a = { namespace: 'a', name: 'b-c', netns: 'mb-a-b-c', hostIfname: 'mbl123' }
+    const wanted = { netns: 'mb-a-b-c', hostIfname: 'mbl999', tmpIfname: 'mbt999' }
+    expect(ownerOfNames([a], wanted)).toEqual({ owner: a, object: 'mb-a-b-c' })
+    expect(ownerOfNames([a], { hostIfname: 'mbl123' })?.object).toBe('mbl123')
+    expect(ownerOfNames([a], { netns: 'mb_a-b_c', hostIfname: 'mbl999' })).toBeUndefined()
+    expect(agentDeviceNames('mb')).toEqual(['mb_host', 'mb_net'])
   })
   it('differs between endpoints and between agent instances', () => {
     const a = endpointNames('mb', 'default', 'a').hostIfname

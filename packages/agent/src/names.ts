@@ -129,9 +129,9 @@ export function parseLabelList(field: string, text: string): Record<string, stri
 
 /** The names of the kernel objects of one endpoint, derived only from validated input. */
 export interface EndpointNames {
-  /** Network namespace, `/run/netns/<netns>`. */
+  /** Network namespace, `/run/netns/<netns>`: `<prefix>_<namespace>_<name>`. */
   netns: string
-  /** Host side of the veth: prefix + 'lxc' + hash, always ≤ 15 characters. */
+  /** Host side of the veth: prefix + 'l' + hash, always ≤ 15 characters. */
   hostIfname: string
   /** The endpoint's interface inside its namespace. */
   podIfname: string
@@ -142,21 +142,60 @@ export interface EndpointNames {
 }
 
 /**
- * Derive kernel object names for endpoint `namespace/name` of agent instance `prefix`. The
- * interface name is a hash so any valid endpoint name fits IFNAMSIZ; the namespace name stays
- * readable.
+ * Derive kernel object names for endpoint `namespace/name` of agent instance `prefix`. Every
+ * name is injective in (prefix, namespace, name): the namespace name joins the three parts with
+ * `_`, a character none of them may contain (so `a/b-c` and `a-b/c` get `mb_a_b-c` and
+ * `mb_a-b_c`); the interface names are a hash of the exact triple so any valid endpoint fits
+ * IFNAMSIZ (a truncated-hash collision is refused at create time by {@link ownerOfNames}).
+ *
+ * Agents before this scheme named namespaces `<prefix>-<namespace>-<name>`, which two endpoints
+ * could share; endpoints created then keep the name recorded in their state (`netns`), so an
+ * upgrade finds them.
  */
 export function endpointNames(prefix: string, namespace: string, name: string): EndpointNames {
   const hash = createHash('sha256').update(`${prefix}/${namespace}/${name}`).digest('hex')
   const room = MAX_IFNAME_LENGTH - prefix.length - 1
   return {
-    netns: `${prefix}-${namespace}-${name}`,
+    netns: `${prefix}_${namespace}_${name}`,
     hostIfname: `${prefix}l${hash.slice(0, room)}`,
     podIfname: 'eth0',
     tmpIfname: `${prefix}t${hash.slice(0, room)}`,
     // 0x02 in the first octet: locally administered, unicast.
     mac: `02:${hash.slice(20, 22)}:${hash.slice(22, 24)}:${hash.slice(24, 26)}:${hash.slice(26, 28)}:${hash.slice(28, 30)}`,
   }
+}
+
+/** The kernel object names an endpoint record owns (what {@link ownerOfNames} compares). */
+export interface OwnedNames {
+  namespace: string
+  name: string
+  netns?: string | undefined
+  hostIfname: string
+}
+
+/**
+ * The endpoint among `owners` that already owns one of the kernel objects `wanted` would use
+ * (its namespace or its host interface, also as the temporary peer name), or undefined. A create
+ * refuses to adopt such an object: it would put its address on another workload's interface.
+ */
+export function ownerOfNames(
+  owners: readonly OwnedNames[],
+  wanted: { netns?: string | undefined; hostIfname: string; tmpIfname?: string | undefined },
+): { owner: OwnedNames; object: string } | undefined {
+  const mine = [wanted.netns, wanted.hostIfname, wanted.tmpIfname].filter(
+    (n): n is string => n !== undefined,
+  )
+  for (const owner of owners) {
+    for (const theirs of [owner.netns, owner.hostIfname]) {
+      if (theirs !== undefined && mine.includes(theirs)) return { owner, object: theirs }
+    }
+  }
+  return undefined
+}
+
+/** Names of the agent's own devices (the router's veth pair), never an endpoint's interface. */
+export function agentDeviceNames(prefix: string): string[] {
+  return [hostDeviceName(prefix), `${prefix}_net`]
 }
 
 /** Name of the agent's host device carrying the router address. */
@@ -166,7 +205,7 @@ export function hostDeviceName(prefix: string): string {
 
 /**
  * True when `name` has the shape of a kernel object {@link endpointNames} makes for instance
- * `prefix`: a namespace `<prefix>-...`, or a host interface `<prefix>l<hex>` / `<prefix>t<hex>`.
+ * `prefix`: a namespace `<prefix>_...` (or `<prefix>-...`, the names of older agents), or a host interface `<prefix>l<hex>` / `<prefix>t<hex>`.
  * `membrane agent cleanup` removes such objects even when no endpoint owns them (debris of a
  * crash of an older agent), because the prefix belongs to one agent instance.
  */
@@ -175,7 +214,7 @@ export function isEndpointObjectName(
   kind: 'netns' | 'link',
   name: string,
 ): boolean {
-  if (kind === 'netns') return name.startsWith(`${prefix}-`)
+  if (kind === 'netns') return name.startsWith(`${prefix}_`) || name.startsWith(`${prefix}-`)
   const room = MAX_IFNAME_LENGTH - prefix.length - 1
   return (
     name.length === prefix.length + 1 + room &&

@@ -1,9 +1,99 @@
-import type { ServerResponse } from 'node:http'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { closeSync, fstatSync, openSync, readFileSync, writeSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Agent } from './agent'
 import { STREAMED } from './api'
+import { AgentError } from './errors'
 import { flowToJson } from './internal/flows'
 
 type Handler = (ctx: { res: ServerResponse; query: URLSearchParams }) => unknown
+
+/** Name of the cookie that carries the web token for the browser. */
+const COOKIE = 'membrane_token'
+
+/**
+ * The bearer token of the read-only TCP listener, kept in `file` (mode 0600, in the root-only
+ * socket directory): read when it exists, made (32 random bytes, base64url) when it does not, so
+ * it survives restarts and a Prometheus `credentials_file` keeps working.
+ */
+export function loadOrCreateWebToken(file: string): string {
+  try {
+    const fd = openSync(file, 'wx', 0o600)
+    try {
+      const token = randomBytes(32).toString('base64url')
+      writeSync(fd, `${token}\n`)
+      return token
+    } finally {
+      closeSync(fd)
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+  }
+  const fd = openSync(file, 'r')
+  try {
+    const st = fstatSync(fd)
+    if (!st.isFile() || (st.mode & 0o077) !== 0 || st.uid !== (process.getuid?.() ?? 0)) {
+      throw new AgentError(
+        'INVALID_INPUT',
+        `web token file ${file} must be a regular file of the agent's user with mode 0600; remove it to get a new one`,
+        { field: 'socketPath' },
+      )
+    }
+    const token = readFileSync(fd, 'utf8').trim()
+    if (token.length < 32) {
+      throw new AgentError('INVALID_INPUT', `web token file ${file} holds no usable token`, {
+        field: 'socketPath',
+      })
+    }
+    return token
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function sameToken(given: string | undefined, token: string): boolean {
+  if (given === undefined) return false
+  const a = Buffer.from(given)
+  const b = Buffer.from(token)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+/**
+ * Authenticate a request to the read-only TCP listener; answers it (401, or the redirect that
+ * sets the browser's cookie) and returns false when the route must not run.
+ *
+ * - `/healthz` is open (a liveness probe learns only whether the agent runs);
+ * - `Authorization: Bearer <token>` (Prometheus: `authorization.credentials_file`, scripts);
+ * - the `membrane_token` cookie (HttpOnly, SameSite=Strict) the browser gets by opening
+ *   `/ui?token=<token>` once; that answer redirects to `/ui` so the token leaves the address bar.
+ */
+export function authorizeWeb(req: IncomingMessage, res: ServerResponse, token: string): boolean {
+  const url = new URL(req.url ?? '/', 'http://membrane')
+  if (url.pathname === '/healthz') return true
+  const auth = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1]
+  const cookie = (req.headers.cookie ?? '')
+    .split(';')
+    .map((c) => c.trim().split('='))
+    .find(([k]) => k === COOKIE)?.[1]
+  if (sameToken(auth, token) || sameToken(cookie, token)) return true
+  if (url.pathname === '/ui' && sameToken(url.searchParams.get('token') ?? undefined, token)) {
+    res.statusCode = 303
+    res.setHeader('set-cookie', `${COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`)
+    res.setHeader('location', '/ui')
+    res.setHeader('cache-control', 'no-store')
+    res.end()
+    return false
+  }
+  const e = new AgentError(
+    'UNAUTHORIZED',
+    'the metrics and UI listener needs the token of the agent (the web.token file next to its API socket): Authorization: Bearer <token>, or open /ui?token=<token> once in the browser',
+  )
+  res.statusCode = e.status
+  res.setHeader('www-authenticate', 'Bearer realm="membrane"')
+  res.setHeader('content-type', 'application/json')
+  res.end(`${JSON.stringify(e.toJSON())}\n`)
+  return false
+}
 
 /** The flows the UI shows (most recent last). */
 function recentFlows(agent: Agent, n: number) {

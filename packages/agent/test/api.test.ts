@@ -1,12 +1,22 @@
 import { spawn } from 'node:child_process'
-import { chmodSync, statSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { request } from 'node:http'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import { describeKernel, run } from '@membrane/test-utils'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { Agent } from '../src/agent'
 import { runCli } from '../src/cli'
 import { AgentClient } from '../src/client'
 import { type AgentDaemon, startDaemon } from '../src/daemon'
+import type { AgentError } from '../src/errors'
 import { testConfig } from './helpers'
 
 function raw(socketPath: string, method: string, path: string, body?: string) {
@@ -39,6 +49,7 @@ function cli(socket: string, args: string[]) {
 describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
   const { config, cleanupDirs } = testConfig()
   let daemon: AgentDaemon
+  const auth = () => ({ authorization: `Bearer ${daemon.webToken}` })
   beforeAll(async () => {
     daemon = await startDaemon({ config })
   })
@@ -144,8 +155,56 @@ describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
     expect((bad as Error).message).toMatch(/verdict: expected one of/)
   })
 
+  it('the metrics/UI listener needs the token from the root-only web.token file', async () => {
+    expect(statSync(daemon.webTokenFile).mode & 0o777).toBe(0o600)
+    expect(readFileSync(daemon.webTokenFile, 'utf8').trim()).toBe(daemon.webToken)
+    for (const path of ['/ui/state.json', '/metrics', '/ui', '/ui/servicemap.svg']) {
+      const anon = await fetch(`${daemon.httpUrl}${path}`)
+      expect(anon.status).toBe(401)
+      expect(anon.headers.get('www-authenticate')).toBe('Bearer realm="membrane"')
+      expect(await anon.text()).not.toContain('"endpoints"')
+      const wrong = await fetch(`${daemon.httpUrl}${path}`, {
+        headers: { authorization: `Bearer ${'x'.repeat(daemon.webToken.length)}` },
+      })
+      expect(wrong.status).toBe(401)
+    }
+    expect((await fetch(`${daemon.httpUrl}/ui?token=nope`)).status).toBe(401)
+    expect((await fetch(`${daemon.httpUrl}/healthz`)).status).toBe(200)
+    // The browser's way in: /ui?token= sets an HttpOnly cookie and redirects to a clean /ui.
+    const login = await fetch(daemon.uiLoginUrl, { redirect: 'manual' })
+    expect(login.status).toBe(303)
+    expect(login.headers.get('location')).toBe('/ui')
+    const cookie = login.headers.get('set-cookie') ?? ''
+    expect(cookie).toMatch(/HttpOnly; SameSite=Strict/)
+    const state = await fetch(`${daemon.httpUrl}/ui/state.json`, {
+      headers: { cookie: cookie.split(';')[0]! },
+    })
+    expect(state.status).toBe(200)
+    expect(await state.json()).toHaveProperty('endpoints')
+  })
+
+  it('redacts URL queries and credential headers in flows by default, not when turned off', async () => {
+    const record = {
+      source: { ip: '10.1.2.3', port: 40000 },
+      destination: { ip: '10.1.2.4', port: 80 },
+      http: {
+        method: 'GET',
+        url: 'http://deathstar/v1/plans?token=s3cr3t',
+        headers: [{ key: 'Authorization', value: 'Bearer s3cr3t' }],
+      },
+    }
+    daemon.agent.observer.ingestL7(structuredClone(record))
+    const state = await (await fetch(`${daemon.httpUrl}/ui/state.json`, { headers: auth() })).text()
+    expect(state).toContain('http://deathstar/v1/plans')
+    expect(state).not.toContain('s3cr3t')
+    const open = new Agent({ config: { ...config, redactFlows: false } })
+    const kept = open.observer.ingestL7(structuredClone(record))
+    expect(kept.l7?.http?.url).toBe(record.http.url)
+    expect(kept.l7?.http?.headers).toEqual(record.http.headers)
+  })
+
   it('serves Prometheus metrics that promtool accepts, and the UI read-only', async () => {
-    const res = await fetch(`${daemon.httpUrl}/metrics`)
+    const res = await fetch(`${daemon.httpUrl}/metrics`, { headers: auth() })
     expect(res.status).toBe(200)
     const text = await res.text()
     expect(text).toMatch(/^membrane_endpoint/m)
@@ -164,9 +223,13 @@ describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
     })
     expect(lint.out).toBe('')
     expect(lint.code).toBe(0)
-    const ui = await fetch(`${daemon.httpUrl}/ui`)
+    const ui = await fetch(`${daemon.httpUrl}/ui`, { headers: auth() })
     expect(ui.headers.get('content-type')).toContain('text/html')
-    const post = await fetch(`${daemon.httpUrl}/ui/state.json`, { method: 'POST', body: '{}' })
+    const post = await fetch(`${daemon.httpUrl}/ui/state.json`, {
+      method: 'POST',
+      body: '{}',
+      headers: auth(),
+    })
     expect(post.status).toBe(400) // nothing on the TCP listener changes state
   })
 
@@ -203,5 +266,43 @@ describeKernel('the API socket and the CLI', ['root', 'netns'], () => {
     expect(noAgent.err).toMatch(/the directory \/nonexistent does not exist/)
     const deleted = await cli(config.socketPath, ['endpoint', 'delete', 'cli-one'])
     expect(deleted.out).toMatch(/deleted endpoint default\/cli-one/)
+  })
+})
+
+describeKernel('the socket directory', ['root', 'netns'], () => {
+  it('refuses a directory others can write to, before touching anything', async () => {
+    const { config, cleanupDirs } = testConfig()
+    const base = join(config.stateDir, '..')
+    const cases: [string, number, number, RegExp][] = [
+      ['open', 0o1777, 0, /is writable by every user \(mode 1777\)/],
+      ['group', 0o770, 0, /is writable by its group \(mode 0770\)/],
+      ['theirs', 0o755, 65534, /is owned by uid 65534, not by the agent's user \(uid 0\)/],
+    ]
+    try {
+      for (const [name, mode, owner, message] of cases) {
+        const dir = join(base, name)
+        mkdirSync(dir)
+        chmodSync(dir, mode)
+        chownSync(dir, owner, owner)
+        // Another local user (nobody) got there first and took the observer socket's name.
+        const planted = join(dir, 'observer.sock')
+        writeFileSync(planted, '')
+        chownSync(planted, 65534, 65534)
+        const e = await startDaemon({ config: { ...config, socketPath: join(dir, 'api.sock') } })
+          .then(async (d) => {
+            await d.stop({ purge: true })
+            return undefined
+          })
+          .catch((error: unknown) => error as AgentError)
+        expect(e?.code).toBe('INVALID_INPUT')
+        expect(e?.message).toContain(`socket directory ${dir} `)
+        expect(e?.message).toMatch(message)
+        // Refused before anything was made: no state directory, no router device.
+        expect(existsSync(config.stateDir)).toBe(false)
+        expect(existsSync(`/sys/class/net/${config.prefix}_host`)).toBe(false)
+      }
+    } finally {
+      cleanupDirs()
+    }
   })
 })

@@ -1,10 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { describeKernel, run } from '@membrane/test-utils'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { EndpointView } from '../src/agent'
 import { AgentClient } from '../src/client'
 import { type AgentDaemon, startDaemon } from '../src/daemon'
 import { AgentError } from '../src/errors'
+import { endpointNames } from '../src/names'
 import { testConfig } from './helpers'
 
 async function linksWithPrefix(prefix: string): Promise<string[]> {
@@ -137,5 +138,94 @@ describeKernel('endpoints in network namespaces', ['root', 'netns'], () => {
       name: 'xwing2',
     })
     expect(again.endpoint.ipv4).toBe(ep.ipv4)
+  })
+})
+
+describeKernel('endpoint names are injective', ['root', 'netns'], () => {
+  const { config, cleanupDirs } = testConfig()
+  let daemon: AgentDaemon | undefined
+  let client: AgentClient
+  const addressesIn = async (netns: string) =>
+    (await run('ip', ['-n', netns, '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).stdout
+  const pingFrom = async (netns: string, ip: string) =>
+    (await run('ip', ['netns', 'exec', netns, 'ping', '-c1', '-W2', ip])).stdout
+
+  beforeAll(() => {
+    client = new AgentClient(config.socketPath)
+  })
+  afterAll(async () => {
+    await daemon?.stop({ purge: true })
+    cleanupDirs()
+  })
+
+  it('a/b-c and a-b/c get their own namespace and veth; deleting one leaves the other', async () => {
+    daemon = await startDaemon({ config })
+    const one = await client.post<{ endpoint: EndpointView; created: boolean }>('/v1/endpoints', {
+      namespace: 'a',
+      name: 'b-c',
+    })
+    const two = await client.post<{ endpoint: EndpointView; created: boolean }>('/v1/endpoints', {
+      namespace: 'a-b',
+      name: 'c',
+    })
+    expect(one.created && two.created).toBe(true)
+    expect(two.endpoint.netns).not.toBe(one.endpoint.netns)
+    expect(two.endpoint.hostIfname).not.toBe(one.endpoint.hostIfname)
+    // Each workload's eth0 carries its own address only.
+    const a1 = await addressesIn(one.endpoint.netns!)
+    const a2 = await addressesIn(two.endpoint.netns!)
+    expect(a1).toContain(`${one.endpoint.ipv4}/32`)
+    expect(a1).not.toContain(`${two.endpoint.ipv4}/`)
+    expect(a2).toContain(`${two.endpoint.ipv4}/32`)
+    expect(a2).not.toContain(`${one.endpoint.ipv4}/`)
+    expect(await pingFrom(two.endpoint.netns!, one.endpoint.ipv4)).toContain('1 received')
+
+    await client.delete('/v1/endpoints/a-b/c')
+    expect(existsSync(`/run/netns/${two.endpoint.netns}`)).toBe(false)
+    const left = await client.get<EndpointView>('/v1/endpoints/a/b-c')
+    expect(left.health).toBe('ready')
+    expect(await addressesIn(one.endpoint.netns!)).toContain(`${one.endpoint.ipv4}/32`)
+    expect(await pingFrom(one.endpoint.netns!, daemon.agent.router)).toContain('1 received')
+    await client.delete('/v1/endpoints/a/b-c')
+    await daemon.stop({ purge: true })
+    daemon = undefined
+  })
+
+  it('finds an endpoint an older agent recorded under the old namespace name', async () => {
+    // The state an agent before the injective names left: `<prefix>-<namespace>-<name>`.
+    const legacy = `${config.prefix}-default-legacy`
+    const names = endpointNames(config.prefix, 'default', 'legacy')
+    const pool = config.ipamPool.split('/')[0]!.split('.')
+    const ip = `${pool[0]}.${pool[1]}.${pool[2]}.9`
+    mkdirSync(config.stateDir, { recursive: true, mode: 0o700 })
+    writeFileSync(
+      `${config.stateDir}/state.json`,
+      JSON.stringify({
+        version: 1,
+        endpoints: [
+          {
+            id: 7,
+            name: 'legacy',
+            namespace: 'default',
+            labels: {},
+            mode: 'netns',
+            ipv4: ip,
+            hostIfname: names.hostIfname,
+            netns: legacy,
+            createdAt: new Date().toISOString(),
+          },
+        ],
+        policies: [],
+        services: [],
+      }),
+    )
+    daemon = await startDaemon({ config })
+    const ep = await client.get<EndpointView>('/v1/endpoints/default/legacy')
+    expect(ep.netns).toBe(legacy)
+    expect(ep.health).toBe('ready')
+    expect(await addressesIn(legacy)).toContain(`${ip}/32`)
+    expect(existsSync(`/run/netns/${names.netns}`)).toBe(false)
+    await client.delete('/v1/endpoints/default/legacy')
+    expect(existsSync(`/run/netns/${legacy}`)).toBe(false)
   })
 })

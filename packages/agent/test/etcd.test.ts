@@ -47,6 +47,27 @@ describeKernel('kvstore etcd', ['root', 'netns', 'etcd'], () => {
     expect(after.map((e) => e.identity)).toEqual([a.identity, b.identity])
   })
 
+  it('answers 503 UNAVAILABLE when etcd is down during an identity allocation', async () => {
+    expect(daemon).toBeDefined()
+    const client = new AgentClient(config.socketPath)
+    await etcd.kill()
+    try {
+      const e = await client
+        .post('/v1/endpoints', { name: 'c', labels: { app: 'new-during-outage' } })
+        .catch((x: unknown) => x as AgentError)
+      expect(e).toBeInstanceOf(AgentError)
+      expect((e as AgentError).code).toBe('UNAVAILABLE')
+      expect((e as AgentError).message).toMatch(
+        /^identity store unavailable: .*retry once it is back/,
+      )
+      // Nothing half-made: the endpoint is not there.
+      const names = (await client.get<EndpointView[]>('/v1/endpoints')).map((x) => x.name)
+      expect(names).toEqual(['a', 'b'])
+    } finally {
+      await etcd.restart()
+    }
+  }, 60_000)
+
   it('refuses to start against an unreachable etcd, with a clear error', async () => {
     const other = testConfig()
     const e = await startDaemon({

@@ -2,9 +2,11 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { afterAll, beforeAll } from 'vitest'
 import type { EndpointView } from '../src/agent'
-import type { AgentClient } from '../src/client'
+import { AgentClient } from '../src/client'
 import type { AgentConfig } from '../src/config'
+import { type AgentDaemon, startDaemon } from '../src/daemon'
 
 let counter = 0
 
@@ -34,6 +36,9 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
     nodeName: 'test-node',
     proxyPort: 0,
     socketLbCgroups: [],
+    policyParseTimeoutMs: 60_000,
+    redactFlows: true,
+    redactHttpHeaders: ['authorization', 'cookie'],
   }
   return { config, cleanupDirs: () => rmSync(dir, { recursive: true, force: true }) }
 }
@@ -271,4 +276,27 @@ export async function restartScene(
   await waitFor(inNs(server.netns!, join(fixtures, 'echo-server.mjs'), ['7000']), /ready/)
   await waitFor(inNs(ds.netns!, join(demo, 'src', 'deathstar.mjs'), ['80', 'ds']), /ready/)
   return { server, tie, xw, ds }
+}
+
+/** An agent for a whole suite: started in beforeAll, purged (and its dirs removed) in afterAll. */
+export function suiteDaemon(
+  config: AgentConfig,
+  cleanupDirs: () => void,
+): { readonly daemon: AgentDaemon; readonly client: AgentClient } {
+  let daemon: AgentDaemon | undefined
+  const client = new AgentClient(config.socketPath)
+  beforeAll(async () => {
+    daemon = await startDaemon({ config })
+  })
+  afterAll(async () => {
+    await daemon?.stop({ purge: true })
+    cleanupDirs()
+  })
+  return {
+    get daemon() {
+      if (!daemon) throw new Error('the suite daemon is not running')
+      return daemon
+    },
+    client,
+  }
 }

@@ -93,7 +93,7 @@ describeKernel(
 
     it('shows the three workloads, the policy and a denied flow in red', async () => {
       const page = await browser!.newPage()
-      await page.goto(`${daemon.httpUrl}/ui`)
+      await page.goto(daemon.uiLoginUrl)
       await page.waitForSelector('body[data-loaded="true"]', { timeout: 15_000 })
       const names = await page.$$eval('#endpoints tbody tr', (rows) =>
         rows.map((r) => (r as unknown as { dataset: { name?: string } }).dataset.name),

@@ -97,6 +97,8 @@ export {
   PROTO_FILES,
   protoRoot,
 } from './proto'
+export type { RedactOptions } from './redact'
+export { DEFAULT_REDACTED_HEADERS, REDACTED, redactFlow } from './redact'
 export type { RingEntry } from './ring'
 export { DEFAULT_RING_CAPACITY, FlowRing } from './ring'
 export type { ObserverServer, ObserverServerOptions } from './server'

@@ -10,6 +10,7 @@ import { decodeEvent, EventDecodeError } from './event'
 import { compileFilters, type FlowFilter } from './filter'
 import { type L7Record, l7RecordToFlow } from './l7'
 import { encodeFlow, encodeFlowsResponse } from './proto'
+import { type RedactOptions, redactFlow } from './redact'
 import { DEFAULT_RING_CAPACITY, FlowRing, type RingEntry } from './ring'
 import { type Flow, type LostEvent, LostEventSource, type Timestamp } from './types'
 
@@ -42,6 +43,12 @@ export interface ObserverOptions {
   sinks?: FlowSink[]
   /** Version reported by ServerStatus/GetNodes (default 'membrane-0.1.0'). */
   version?: string
+  /**
+   * Redaction of L7 flows before they are stored (every reader sees the redacted flow). Default:
+   * on, with URL queries, URL passwords and credential headers hidden; `{ enabled: false }`
+   * keeps everything.
+   */
+  redact?: RedactOptions
 }
 
 /** A GetFlows request (the decoded observer.GetFlowsRequest). */
@@ -100,6 +107,7 @@ export class FlowObserver {
   private readonly startedNs = process.hrtime.bigint()
   private readonly lostProvider: (() => number | bigint) | undefined
   private readonly lostPollMs: number
+  private readonly redact: RedactOptions
   private lastLost: number | undefined
   private lostTimer: NodeJS.Timeout | undefined
   /** Flows seen since start (including those already overwritten). */
@@ -124,6 +132,7 @@ export class FlowObserver {
     this.sinks = [...(opts.sinks ?? [])]
     this.lostProvider = opts.lostEvents
     this.lostPollMs = opts.lostPollMs ?? 1000
+    this.redact = opts.redact ?? {}
   }
 
   /** Add a flow consumer (e.g. metrics) after construction. */
@@ -221,7 +230,10 @@ export class FlowObserver {
    * @throws L7RecordError for a malformed record.
    */
   ingestL7(record: L7Record): Flow {
-    const flow = l7RecordToFlow(record, { nodeName: this.nodeName, enricher: this.enricher })
+    const flow = redactFlow(
+      l7RecordToFlow(record, { nodeName: this.nodeName, enricher: this.enricher }),
+      this.redact,
+    )
     this.store(flow, 0)
     return flow
   }

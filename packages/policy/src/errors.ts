@@ -35,6 +35,8 @@ export const PolicyErrorCode = {
   DUPLICATE_POLICY: 'DUPLICATE_POLICY',
   /** Two rules put different L7 parsers on the same port of the same endpoint. */
   L7_PARSER_CONFLICT: 'L7_PARSER_CONFLICT',
+  /** The text exceeds a parsing limit (length, nesting depth, alias expansions). */
+  LIMIT: 'LIMIT',
   /** A trace / lookup input is invalid. */
   INVALID_INPUT: 'INVALID_INPUT',
 } as const

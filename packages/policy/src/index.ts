@@ -41,6 +41,8 @@ export {
   SERVICE_ACCOUNT_LABEL,
   Selector,
 } from './labels'
+export type { PolicyLoadLimits } from './load'
+export { DEFAULT_POLICY_LOAD_LIMITS, flowDepthExceeded, loadPolicyObjects } from './load'
 export {
   applyMapStateDiff,
   diffMapState,
@@ -77,7 +79,12 @@ export {
   type PortSpec,
   peerKey,
 } from './model'
-export { parsePolicyDocuments, parsePolicyObjects, validatePolicyDocuments } from './parse'
+export {
+  parsePolicyDocuments,
+  parsePolicyObjects,
+  revivePolicyDocuments,
+  validatePolicyDocuments,
+} from './parse'
 export {
   ICMPV4_TYPES,
   ICMPV6_TYPES,

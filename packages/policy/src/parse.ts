@@ -1,11 +1,11 @@
 /**
  * parsePolicyDocuments(): YAML/JSON text -> validated, compiled PolicyDocuments.
  */
-import { parseAllDocuments } from 'yaml'
 import { type Cidr, cidrContains, parseCidr } from './cidr'
 import { isValidDnsPattern, normalizeDnsName } from './dns'
 import { PolicyError, type PolicyErrorCode } from './errors'
 import { NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, type Requirement, Selector } from './labels'
+import { loadPolicyObjects, type PolicyLoadLimits } from './load'
 import {
   AUTH_TYPES,
   type Direction,
@@ -121,11 +121,17 @@ function parseSelector(ctx: Ctx, v: unknown, path: string): Selector {
       const p = join(join(path, 'matchLabels'), k)
       if (!LABEL_KEY.test(k))
         ctx.fail('INVALID_SELECTOR', p, 'invalid label key', 'a label key like app or k8s:app', k)
-      let value = val
-      if (typeof val === 'number' || typeof val === 'boolean') value = String(val)
-      if (val === null) value = ''
+      // Kubernetes label values are strings: `app: 1` or `ok: true` in YAML is a number or a
+      // boolean, which the API server refuses; quote it (`app: "1"`).
+      const value = val === null ? '' : val
       if (typeof value !== 'string')
-        ctx.fail('INVALID_TYPE', p, 'wrong type', 'a string label value', val)
+        ctx.fail(
+          'INVALID_TYPE',
+          p,
+          `label ${k} has a ${typeof value} value`,
+          'a string label value (quote it in YAML)',
+          val,
+        )
       if (
         value.length > 63 ||
         (value !== '' && !/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(value))
@@ -1335,14 +1341,18 @@ function parseDocument(ctx: Ctx, v: unknown, index: number): PolicyDocument {
  * Parse and validate policy documents: YAML (one or many `---` documents) or JSON (an object,
  * an array of objects, or a `kind: List` with `items`). Throws {@link PolicyError} at the first
  * problem with the document index, field path and what was expected; nothing is returned for a
- * batch with any bad document.
+ * batch with any bad document. Text over `limits` (length, nesting, aliases; see
+ * {@link loadPolicyObjects}) is a `LIMIT` error.
  *
  * @example
  * const docs = parsePolicyDocuments(fs.readFileSync('policy.yaml', 'utf8'))
  * repo.upsert(docs)
  */
-export function parsePolicyDocuments(text: string): PolicyDocument[] {
-  const raw = loadDocuments(text)
+export function parsePolicyDocuments(
+  text: string,
+  limits: PolicyLoadLimits = {},
+): PolicyDocument[] {
+  const raw = loadPolicyObjects(text, limits)
   const out: PolicyDocument[] = []
   const seen = new Map<string, number>()
   raw.forEach((v, i) => {
@@ -1364,7 +1374,42 @@ export function parsePolicyDocuments(text: string): PolicyDocument[] {
 
 /** Parse the already-decoded object form (e.g. from a Kubernetes watch). */
 export function parsePolicyObjects(objects: readonly unknown[]): PolicyDocument[] {
-  return parsePolicyDocuments(JSON.stringify(objects))
+  // Already decoded: no length limit (a saved state may hold more than one text's worth).
+  return parsePolicyDocuments(JSON.stringify(objects), { maxLength: Number.POSITIVE_INFINITY })
+}
+
+/**
+ * Give documents that went through the structured clone algorithm (`postMessage` from a worker
+ * that parsed them) their class instances back: a clone keeps the data of a {@link Selector}
+ * (`requirements`, `key`) but not its prototype. Linear in the documents' size and far cheaper
+ * than parsing again. Returns the same array.
+ *
+ * @example
+ * worker.on('message', (m) => repo.upsert(revivePolicyDocuments(m.docs)))
+ */
+export function revivePolicyDocuments(docs: unknown[]): PolicyDocument[] {
+  const stack: unknown[] = [...docs]
+  while (stack.length > 0) {
+    const v = stack.pop()
+    if (v === null || typeof v !== 'object') continue
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push(x)
+      continue
+    }
+    const o = v as Obj
+    const keys = Object.keys(o)
+    if (
+      keys.length === 2 &&
+      typeof o.key === 'string' &&
+      Array.isArray(o.requirements) &&
+      Object.getPrototypeOf(o) === Object.prototype
+    ) {
+      Object.setPrototypeOf(o, Selector.prototype)
+      continue
+    }
+    for (const k of keys) stack.push(o[k])
+  }
+  return docs as PolicyDocument[]
 }
 
 /**
@@ -1376,7 +1421,7 @@ export function validatePolicyDocuments(
 ): Array<{ index: number; ok: boolean; error?: PolicyError }> {
   let raw: unknown[]
   try {
-    raw = loadDocuments(text)
+    raw = loadPolicyObjects(text)
   } catch (e) {
     return [{ index: 0, ok: false, error: e as PolicyError }]
   }
@@ -1389,69 +1434,4 @@ export function validatePolicyDocuments(
       throw e
     }
   })
-}
-
-/** Fast path: a JSON value, or JSON documents separated by `---` lines. */
-function loadJson(text: string): unknown[] | undefined {
-  const chunks = text.split(/^---[ \t]*$/m)
-  const out: unknown[] = []
-  for (const c of chunks) {
-    const t = c.trim()
-    if (t === '') continue
-    if (t[0] !== '{' && t[0] !== '[') return undefined
-    try {
-      out.push(JSON.parse(t))
-    } catch {
-      return undefined
-    }
-  }
-  return out
-}
-
-function flatten(values: unknown[]): unknown[] {
-  const out: unknown[] = []
-  for (const v of values) {
-    if (v === null || v === undefined) continue
-    if (Array.isArray(v)) out.push(...v)
-    else if (
-      isObj(v) &&
-      typeof v.kind === 'string' &&
-      v.kind.endsWith('List') &&
-      Array.isArray(v.items)
-    )
-      out.push(...v.items)
-    else out.push(v)
-  }
-  return out
-}
-
-function loadDocuments(text: string): unknown[] {
-  const json = loadJson(text)
-  if (json) return flatten(json)
-  // A line that is exactly `---` always starts a new YAML document, so documents can be parsed
-  // one by one (much faster than one big stream with the yaml package).
-  const chunks = text.split(/^---[ \t]*$/m).filter((c) => c.trim() !== '')
-  const values: unknown[] = []
-  chunks.forEach((chunk, i) => {
-    const docs = parseAllDocuments(chunk, { uniqueKeys: true })
-    const list = Array.isArray(docs) ? docs : [docs]
-    for (const d of list) {
-      const err = d.errors[0]
-      if (err) {
-        throw new PolicyError('SYNTAX', `invalid YAML/JSON: ${err.message.split('\n')[0]}`, {
-          documentIndex: i,
-          cause: err,
-        })
-      }
-      try {
-        values.push(d.toJS({ maxAliasCount: 100 }) as unknown)
-      } catch (e) {
-        throw new PolicyError('SYNTAX', `invalid YAML: ${(e as Error).message}`, {
-          documentIndex: i,
-          cause: e,
-        })
-      }
-    }
-  })
-  return flatten(values)
 }

@@ -6,6 +6,7 @@ import {
   type FlowFilter,
   FlowObserver,
   FlowType,
+  type RedactOptions,
   type Service,
   TrafficDirection,
   Verdict,
@@ -126,11 +127,15 @@ export interface EnricherSource {
 }
 
 /** The agent's flow pipeline: an observer ring fed by the datapath and the L7 proxy. */
-export function createObserver(nodeName: string, source: EnricherSource): FlowObserver {
+export function createObserver(
+  nodeName: string,
+  source: EnricherSource,
+  redact: RedactOptions = {},
+): FlowObserver {
   const enricher: Enricher = {
     identityLabels: (id) => source.identityLabels(id),
     endpointByIp: (ip) => source.endpointByIp(ip),
     serviceByFrontend: (ip, port, proto) => source.serviceByFrontend(ip, port, proto),
   }
-  return new FlowObserver({ nodeName, enricher })
+  return new FlowObserver({ nodeName, enricher, redact })
 }

@@ -1,5 +1,6 @@
 import {
   type IdentityAllocator,
+  IdentityError,
   type IdentityRecord,
   IPCache,
   Labels,
@@ -46,6 +47,14 @@ export class IdentityService {
     try {
       return (await this.allocator.allocate(endpointIdentityLabels(ep))).id
     } catch (error) {
+      // The store (etcd) not answering is an outage, not a failure of the agent: 503, retryable.
+      if (error instanceof IdentityError && error.code === 'BACKEND_UNAVAILABLE') {
+        throw new AgentError(
+          'UNAVAILABLE',
+          `identity store unavailable: ${error.message}; retry once it is back`,
+          { field: 'kvstore', cause: error },
+        )
+      }
       throw new AgentError('INTERNAL', `identity allocation failed: ${(error as Error).message}`, {
         cause: error,
       })

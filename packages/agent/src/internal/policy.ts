@@ -3,51 +3,15 @@ import {
   type MapState,
   type MapStateDiff,
   type MapStateEntry,
-  type PolicyDocument,
   PolicyError,
   PolicyRepository,
-  parsePolicyObjects,
   type TraceResult,
   type TrackedEndpointPolicy,
 } from '@membrane/policy'
-import { parseAllDocuments } from 'yaml'
-import { AgentError, invalid } from '../errors'
+import { AgentError } from '../errors'
 import type { EndpointRecord, PolicyRecord } from '../state'
 import { endpointIdentityLabels } from './identity'
-
-/** Parse policy text (YAML or JSON, one or many documents) into plain objects and documents. */
-export function parsePolicyText(
-  text: unknown,
-  source = 'policy',
-): { objects: unknown[]; docs: PolicyDocument[] } {
-  if (typeof text !== 'string' || text.trim() === '') {
-    throw invalid('text', `expected the policy document text of ${source}`)
-  }
-  const objects: unknown[] = []
-  for (const d of parseAllDocuments(text)) {
-    if (d.errors.length > 0) {
-      throw invalid(source, `not valid YAML: ${d.errors[0]?.message ?? 'parse error'}`)
-    }
-    const v = d.toJS()
-    if (v === null || v === undefined) continue
-    if (Array.isArray(v)) objects.push(...v)
-    else if (typeof v === 'object' && (v as { kind?: unknown }).kind === 'List') {
-      objects.push(...((v as { items?: unknown[] }).items ?? []))
-    } else objects.push(v)
-  }
-  if (objects.length === 0) throw invalid(source, 'no policy document found')
-  try {
-    return { objects, docs: parsePolicyObjects(objects) }
-  } catch (error) {
-    if (error instanceof PolicyError) {
-      throw new AgentError('INVALID_INPUT', `${source}: ${error.message}`, {
-        field: error.path ?? source,
-        cause: error,
-      })
-    }
-    throw error
-  }
-}
+import { parseSavedPolicies } from './policy-text'
 
 /** A row of `membrane bpf policy get`. */
 export interface PolicyEntryView {
@@ -165,7 +129,7 @@ export class PolicyService {
   /** Restore documents saved in the state directory. */
   restore(records: PolicyRecord[]): void {
     if (records.length === 0) return
-    this.repo.upsert(parsePolicyObjects(records.map((r) => r.document)))
+    this.repo.upsert(parseSavedPolicies(records.map((r) => r.document)))
   }
 
   /** Trace a connection between two endpoints (both directions, L7 when a request is given). */
