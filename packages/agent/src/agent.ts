@@ -37,12 +37,7 @@ import {
   removeLink,
   removeNetns,
 } from './internal/net'
-import {
-  bpfEntryView,
-  entryView,
-  type PolicyEntryView,
-  PolicyService,
-} from './internal/policy'
+import { bpfEntryView, entryView, type PolicyEntryView, PolicyService } from './internal/policy'
 import { PolicyParser } from './internal/policy-parser'
 import type { PolicySnapshot } from './internal/proxy-protocol'
 import { ProxySupervisor } from './internal/proxy-supervisor'

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { request } from 'node:http'
-import { dirname } from 'node:path'
 import type { Socket } from 'node:net'
+import { dirname } from 'node:path'
 import { AgentError, type AgentErrorCode } from './errors'
 
 /** Default socket path of the agent's API. */

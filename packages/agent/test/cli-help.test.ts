@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { COMMANDS, runCli } from '../src/cli'
 import { defaultConfig } from '../src/config'
@@ -113,7 +113,9 @@ describe('membrane --help at every level prints usage, exits 0 and touches nothi
 describe('membrane exit codes and errors', () => {
   const { config, cleanupDirs } = testConfig()
   afterAll(cleanupDirs)
-  const nowhere = config.socketPath // nothing listens there
+  // Nothing listens there; the directory exists (a missing one has its own message: client.test.ts).
+  const nowhere = config.socketPath
+  mkdirSync(dirname(nowhere), { recursive: true })
 
   it('--version and -V print the package version, exit 0', async () => {
     for (const flag of ['--version', '-V']) {
