@@ -1,0 +1,44 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { bigPolicyText } from '../../bench/_fixture'
+import { AgentError } from '../errors'
+import { PolicyParser } from './policy-parser'
+
+const parsers: PolicyParser[] = []
+function parser(limits: ConstructorParameters<typeof PolicyParser>[0]): PolicyParser {
+  const p = new PolicyParser(limits)
+  parsers.push(p)
+  return p
+}
+afterEach(async () => {
+  await Promise.all(parsers.splice(0).map((p) => p.close()))
+})
+
+async function refusal(p: Promise<unknown>): Promise<AgentError> {
+  const e = await p.then(
+    () => undefined,
+    (error: unknown) => error,
+  )
+  expect(e).toBeInstanceOf(AgentError)
+  return e as AgentError
+}
+
+describe('PolicyParser limits (a real worker thread)', () => {
+  it('a parse past timeoutMs ends the worker with TOO_LARGE; the next job gets a fresh one', async () => {
+    const p = parser({ timeoutMs: 20 })
+    const e = await refusal(p.parse(bigPolicyText(2_000_000), 'slow.yaml'))
+    expect(e.code).toBe('TOO_LARGE')
+    expect(e.message).toMatch(/^slow\.yaml: parsing took longer than 20 ms/)
+    // The limit is per job: a small document still parses, on a new worker.
+    const small = await p.parse(bigPolicyText(1), 'small.yaml')
+    expect(small.docs.length).toBe(1)
+  })
+
+  it('a parse past maxMemoryMb ends the worker with TOO_LARGE, not the process', async () => {
+    const p = parser({ timeoutMs: 120_000, maxMemoryMb: 16 })
+    const e = await refusal(p.parse(bigPolicyText(3_500_000), 'huge.yaml'))
+    expect(e.code).toBe('TOO_LARGE')
+    expect(e.message).toMatch(/^huge\.yaml: parsing needed more than 16 MB/)
+    const small = await p.parse(bigPolicyText(1), 'small.yaml')
+    expect(small.docs.length).toBe(1)
+  })
+})
