@@ -122,7 +122,7 @@ describe('tools/doctest.mjs', { timeout: 120_000 }, () => {
 
   it('runs the bins of the documented package from their source', async () => {
     const r = await check(
-      `<!-- doctest: file p.yaml -->\n${fence}yaml\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: a, namespace: default }\nspec: { podSelector: {}, policyTypes: [Ingress] }\n${fence}\n\n${fence}sh\nnpx membrane-policy validate p.yaml\n${fence}\n\n<!-- doctest: exit 1 -->\n${fence}sh\nmembrane-policy trace -f p.yaml --from default:a=b --to default:c=d --port 80\n${fence}\n`,
+      `<!-- doctest: file p.yaml -->\n${fence}yaml\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: a, namespace: default }\nspec: { podSelector: {}, policyTypes: [Ingress] }\n${fence}\n\n${fence}sh\nnpx membrane-policy validate p.yaml\n${fence}\n\n<!-- doctest: exit 3 -->\n${fence}sh\nmembrane-policy trace -f p.yaml --from default:a=b --to default:c=d --port 80\n${fence}\n`,
     )
     expect(r.failures).toEqual([])
     expect(r.executed).toBe(2)
