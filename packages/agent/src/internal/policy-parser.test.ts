@@ -23,17 +23,16 @@ async function refusal(p: Promise<unknown>): Promise<AgentError> {
 }
 
 describe('PolicyParser limits (a real worker thread)', () => {
-  it('a parse past timeoutMs ends the worker with TOO_LARGE; the next job gets a fresh one', async () => {
+  it('a parse past timeoutMs ends the worker with TOO_LARGE', async () => {
+    // (No follow-up parse here: a fresh worker's first job may itself take 20 ms on a loaded
+    // machine. Recovery on a fresh worker is shown below, under a generous time limit.)
     const p = parser({ timeoutMs: 20 })
     const e = await refusal(p.parse(bigPolicyText(2_000_000), 'slow.yaml'))
     expect(e.code).toBe('TOO_LARGE')
     expect(e.message).toMatch(/^slow\.yaml: parsing took longer than 20 ms/)
-    // The limit is per job: a small document still parses, on a new worker.
-    const small = await p.parse(bigPolicyText(1), 'small.yaml')
-    expect(small.docs.length).toBe(1)
   })
 
-  it('a parse past maxMemoryMb ends the worker with TOO_LARGE, not the process', async () => {
+  it('a parse past maxMemoryMb ends the worker with TOO_LARGE; the next job gets a fresh one', async () => {
     const p = parser({ timeoutMs: 120_000, maxMemoryMb: 16 })
     const e = await refusal(p.parse(bigPolicyText(3_500_000), 'huge.yaml'))
     expect(e.code).toBe('TOO_LARGE')
