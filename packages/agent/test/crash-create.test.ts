@@ -3,14 +3,20 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openPinnedMap } from '@membrane/bpf-loader-napi'
 import { EndpointMap, policyKeyCodec } from '@membrane/datapath'
-import { describeKernel, killAndWait, run } from '@membrane/test-utils'
+import { describeKernel, run } from '@membrane/test-utils'
 import { afterAll, expect, it } from 'vitest'
 import type { EndpointView } from '../src/agent'
 import { AgentClient } from '../src/client'
-import { startDaemon } from '../src/daemon'
 import { CRASH_ENV, CREATE_STEPS } from '../src/internal/crash'
 import { isEndpointObjectName } from '../src/names'
-import { agentFlags, exited, spawnMembrane, testConfig, waitFor } from './helpers'
+import {
+  agentFlags,
+  exited,
+  purgeAfterChildren,
+  spawnMembrane,
+  testConfig,
+  waitFor,
+} from './helpers'
 
 /** True while `pid` runs (a zombie waiting for init to reap it has stopped running). */
 function running(pid: number): boolean {
@@ -68,14 +74,7 @@ describeKernel('crash-consistent endpoint creates', ['root', 'netns', 'bpf', 'tc
     }
   }
 
-  afterAll(async () => {
-    await Promise.all([...children].map((c) => killAndWait(c)))
-    const d = await startDaemon({ config: { ...config, logLevel: 'silent' } }).catch(
-      () => undefined,
-    )
-    await d?.stop({ purge: true })
-    cleanupDirs()
-  })
+  afterAll(() => purgeAfterChildren(children, config, cleanupDirs))
 
   it('after a kill at any step of a create, a restart leaves the endpoint whole or gone, and no debris', async () => {
     // A committed endpoint whose objects must survive every rollback untouched.

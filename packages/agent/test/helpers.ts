@@ -2,11 +2,13 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll } from 'vitest'
+import { killAndWait } from '@membrane/test-utils'
+import { afterAll, beforeAll, expect } from 'vitest'
 import type { EndpointView } from '../src/agent'
 import { AgentClient } from '../src/client'
 import type { AgentConfig } from '../src/config'
 import { type AgentDaemon, startDaemon } from '../src/daemon'
+import { AgentError } from '../src/errors'
 
 let counter = 0
 
@@ -299,4 +301,29 @@ export function suiteDaemon(
     },
     client,
   }
+}
+
+/** The AgentError a promise rejects with (fails the test when it resolves or rejects otherwise). */
+export async function refusal(p: Promise<unknown>): Promise<AgentError> {
+  const e = await p.then(
+    () => undefined,
+    (error: unknown) => error,
+  )
+  expect(e).toBeInstanceOf(AgentError)
+  return e as AgentError
+}
+
+/**
+ * After a test that ran agents as child processes: kill them, then let a fresh in-process agent
+ * on the same state purge whatever they left (endpoints, pins, the proxy), and remove the dirs.
+ */
+export async function purgeAfterChildren(
+  children: Iterable<ChildProcess>,
+  config: AgentConfig,
+  cleanupDirs: () => void,
+): Promise<void> {
+  await Promise.all([...children].map((c) => killAndWait(c)))
+  const d = await startDaemon({ config: { ...config, logLevel: 'silent' } }).catch(() => undefined)
+  await d?.stop({ purge: true })
+  cleanupDirs()
 }

@@ -5,17 +5,7 @@ import { describeKernel } from '@membrane/test-utils'
 import { expect, it } from 'vitest'
 import { bigPolicyText } from '../bench/_fixture'
 import { runCli } from '../src/cli'
-import { AgentError } from '../src/errors'
-import { suiteDaemon, testConfig } from './helpers'
-
-async function refusal(p: Promise<unknown>): Promise<AgentError> {
-  const e = await p.then(
-    () => undefined,
-    (error: unknown) => error,
-  )
-  expect(e).toBeInstanceOf(AgentError)
-  return e as AgentError
-}
+import { refusal, suiteDaemon, testConfig } from './helpers'
 
 describeKernel('hostile input: bounded parsing off the event loop', ['root', 'netns'], () => {
   const { config, cleanupDirs } = testConfig()

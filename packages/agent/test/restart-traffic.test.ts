@@ -2,16 +2,16 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { L7FlowType } from '@membrane/flows'
-import { describeKernel, killAndWait, run } from '@membrane/test-utils'
+import { describeKernel, run } from '@membrane/test-utils'
 import { afterAll, expect, it } from 'vitest'
 import type { AgentStatus, EndpointView } from '../src/agent'
 import { AgentClient } from '../src/client'
-import { startDaemon } from '../src/daemon'
 import {
   agentFlags,
   exited,
   followChatter,
   followL7,
+  purgeAfterChildren,
   restartScene,
   spawnMembrane,
   testConfig,
@@ -52,15 +52,7 @@ describeKernel('restart safety: kill -9 under traffic', ['root', 'netns', 'bpf',
       ])
     ).stdout.trim()
 
-  afterAll(async () => {
-    await Promise.all([...children].map((c) => killAndWait(c)))
-    // Whatever the agents left: a fresh in-process agent on the same state purges it all.
-    const d = await startDaemon({ config: { ...config, logLevel: 'silent' } }).catch(
-      () => undefined,
-    )
-    await d?.stop({ purge: true })
-    cleanupDirs()
-  })
+  afterAll(() => purgeAfterChildren(children, config, cleanupDirs))
 
   it('keeps open connections, policy and L7 enforcement while the agent is dead, and reconciles on restart', async () => {
     let agent = startAgent()

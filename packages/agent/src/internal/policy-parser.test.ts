@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { bigPolicyText } from '../../bench/_fixture'
-import { AgentError } from '../errors'
+import { refusal } from '../../test/helpers'
 import { PolicyParser } from './policy-parser'
 
 const parsers: PolicyParser[] = []
@@ -12,15 +12,6 @@ function parser(limits: ConstructorParameters<typeof PolicyParser>[0]): PolicyPa
 afterEach(async () => {
   await Promise.all(parsers.splice(0).map((p) => p.close()))
 })
-
-async function refusal(p: Promise<unknown>): Promise<AgentError> {
-  const e = await p.then(
-    () => undefined,
-    (error: unknown) => error,
-  )
-  expect(e).toBeInstanceOf(AgentError)
-  return e as AgentError
-}
 
 describe('PolicyParser limits (a real worker thread)', () => {
   it('a parse past timeoutMs ends the worker with TOO_LARGE', async () => {

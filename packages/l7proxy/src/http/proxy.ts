@@ -34,7 +34,7 @@ import {
   type HttpVerdict,
   headerView,
 } from './match'
-import type { RequestHead } from './wire'
+import { HOP_BY_HOP, type RequestHead } from './wire'
 
 /**
  * The header view of a fast-engine request (match.ts's `headerView`, same keys and values):
@@ -148,17 +148,6 @@ export const HTTP_COUNTERS = [
 
 /** One of {@link HTTP_COUNTERS}. */
 export type HttpCounter = (typeof HTTP_COUNTERS)[number]
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'upgrade',
-])
 
 /** Drop hop-by-hop headers (and those the Connection header names); keep Transfer-Encoding. */
 function forwardable(raw: readonly string[]): string[] {

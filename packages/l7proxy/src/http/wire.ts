@@ -152,7 +152,7 @@ function bytesAre(b: Buffer, at: number, lower: string): boolean {
 }
 
 /** Hop-by-hop fields: never forwarded (RFC 9110 7.6.1, plus the proxy ones). */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
