@@ -17,6 +17,7 @@ const PACKAGES = [
   '@membrane/l7proxy',
   '@membrane/maglev',
   '@membrane/policy',
+  '@membrane/types',
 ]
 const starWars = join(root, 'examples', 'star-wars')
 

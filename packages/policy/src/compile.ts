@@ -364,7 +364,6 @@ function sortedIds(s: Set<string>): string[] {
  */
 export class EndpointPolicy {
   mapState = new MapState()
-  private templates: Record<Direction, Template[]> = { ingress: [], egress: [] }
   private wild: Record<Direction, AggMap> = { ingress: new Map(), egress: new Map() }
   selectedRefs = new Set<string>()
   private pending = new Set<number>()
@@ -405,7 +404,6 @@ export class EndpointPolicy {
     this.dispose()
   }
 
-  /** Recompute everything from `rules`; returns the diff against the previous map state. */
   /** Build templates and wildcard contributions from the rules (no state change). */
   private prepare(rules: readonly PolicyRule[]): Prepared {
     const enforcement = this.options.enforcement ?? 'default'
@@ -450,7 +448,6 @@ export class EndpointPolicy {
 
   private install(p: Prepared): void {
     this.selectedRefs = p.selectedRefs
-    this.templates = p.templates
     this.wild = p.wild
     this.all = [
       ...p.templates.ingress.map((t) => ({ dir: 'ingress' as const, t })),
