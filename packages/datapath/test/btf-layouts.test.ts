@@ -3,7 +3,8 @@
  * datapath's map layouts, the event record of @membrane/types and @membrane/bandwidth's throttle
  * map. Every named struct codec registers itself when declared (`namedStructs()`), so a codec
  * added anywhere is checked here; each package also lists its codecs, and a codec missing from
- * its package's list fails the first test.
+ * its package's list fails the first test. The other way round, a struct that a map of the
+ * objects uses as key or value without a codec fails the last.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -14,7 +15,15 @@ import { requireKernel } from '@membrane/test-utils'
 import { EVENT_STRUCT_CODECS, namedStructs, type StructCodec } from '@membrane/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { STRUCT_CODECS } from '../src'
-import { type BtfType, buildObjects, objectPath, REPO_ROOT, readBtf, structLayout } from './_btf'
+import {
+  type BtfType,
+  buildObjects,
+  objectPath,
+  REPO_ROOT,
+  readBtf,
+  resolveType,
+  structLayout,
+} from './_btf'
 
 /** Every package's list of struct codecs. */
 const LISTED: ReadonlyArray<StructCodec<unknown>> = [
@@ -81,4 +90,26 @@ describe.skipIf(!tools.ok)('struct codecs match the compiled objects (BTF)', () 
       expect(ts).toEqual(c)
     })
   }
+
+  it('every struct a map of the objects is keyed by or holds has a codec', () => {
+    const listed = new Set(LISTED.map((c) => c.cName))
+    const missing: string[] = []
+    let structs = 0
+    for (const btf of btfs) {
+      const sec = [...btf.values()].find((t) => t.kind === 'DATASEC' && t.name === '.maps')
+      for (const v of sec?.vars ?? []) {
+        const variable = btf.get(v.type_id) as BtfType
+        const def = resolveType(btf, variable.type_id as number)
+        for (const m of def.members ?? []) {
+          if (m.name !== 'key' && m.name !== 'value') continue
+          const t = resolveType(btf, resolveType(btf, m.type_id).type_id as number)
+          if (t.kind !== 'STRUCT') continue
+          structs++
+          if (!listed.has(t.name)) missing.push(`${variable.name}.${m.name}: struct ${t.name}`)
+        }
+      }
+    }
+    expect(missing).toEqual([])
+    expect(structs).toBeGreaterThan(20)
+  })
 })
