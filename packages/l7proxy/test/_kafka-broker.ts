@@ -4,7 +4,8 @@
  * Produce v0-2 (and an empty Fetch v0-4) — and records what reached it.
  */
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
-import { KafkaApi, KafkaWriter, parseKafkaRequest } from '../src/index'
+import { KafkaApi } from '@membrane/policy'
+import { KafkaWriter, parseKafkaRequest } from '../src/index'
 
 export interface BrokerStandIn {
   port: number

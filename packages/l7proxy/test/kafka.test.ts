@@ -6,10 +6,10 @@
  */
 import { createRequire } from 'node:module'
 import { connect } from 'node:net'
+import { KafkaApi } from '@membrane/policy'
 import { Kafka, logLevel } from 'kafkajs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  KafkaApi,
   KafkaProxy,
   KafkaWriter,
   type L7ProxyRecord,

@@ -2,7 +2,7 @@
  * Identities as plain data (no dependency on @membrane/identity) and how peers select them.
  */
 import { type Cidr, cidrContains, cidrOverlaps, hostCidr, parseCidr } from './cidr'
-import { matchFqdn } from './dns'
+import { matchFqdn } from './l7/dns'
 import { LabelSet, NAMESPACE_LABEL, parseLabel, type Selector } from './labels'
 import type { Peer } from './model'
 
