@@ -22,7 +22,6 @@ export {
 export {
   type DnsQuery,
   type DnsRule,
-  type DnsVerdict,
   dnsRuleMatches,
   evaluateDns,
   isValidDnsPattern,
@@ -50,11 +49,11 @@ export {
   KafkaApi,
   type KafkaRequest,
   type KafkaRule,
-  type KafkaVerdict,
   kafkaApiKey,
   kafkaApiName,
   kafkaRuleSelects,
 } from './l7/kafka'
+export type { L7DenyReason, L7Verdict } from './l7/verdict'
 export {
   formatLabel,
   type Label,

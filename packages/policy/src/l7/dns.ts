@@ -11,6 +11,7 @@
  */
 import { type Ctx, join, obj, str } from '../internal/fields'
 import type { L7Policy } from '../repository'
+import { type L7Verdict, NO_RULE_MATCHED, precheck, ruleLists } from './verdict'
 
 /** One DNS L7 rule (egress only), or a toFQDNs selector: exactly one of the two. */
 export interface DnsRule {
@@ -100,27 +101,20 @@ export function dnsRuleMatches(rule: DnsRule, q: DnsQuery): boolean {
   return matchFqdn(rule, q.name)
 }
 
-/** The verdict of one DNS query; `ruleId`/`index` name the rule that allowed it. */
-export type DnsVerdict =
-  | { allowed: true; ruleId?: string; index?: number }
-  | { allowed: false; reason: 'no-policy' | 'no-rule-matched' | 'parser-mismatch' }
-
 /**
  * Evaluate a query name against the L7 policy of its flow: allowed when any rule matches;
  * `undefined` policy denies (fail closed); a `wildcard` policy allows every name.
  *
  * @example evaluateDns(policy, 'api.github.com').allowed
  */
-export function evaluateDns(policy: L7Policy | undefined, name: string): DnsVerdict {
-  if (!policy) return { allowed: false, reason: 'no-policy' }
-  if (policy.parser !== 'dns') return { allowed: false, reason: 'parser-mismatch' }
-  if (policy.wildcard) return { allowed: true }
-  for (const r of policy.rules) {
-    if (r.rules.parser !== 'dns') continue
+export function evaluateDns(policy: L7Policy | undefined, name: string): L7Verdict {
+  const pre = precheck(policy, 'dns')
+  if (pre) return pre
+  for (const r of ruleLists(policy as L7Policy, 'dns')) {
     const index = r.rules.dns.findIndex((rule) => matchFqdn(rule, name))
     if (index >= 0) return { allowed: true, ruleId: r.id, index }
   }
-  return { allowed: false, reason: 'no-rule-matched' }
+  return NO_RULE_MATCHED
 }
 
 /** Parse and validate a DNS rule or toFQDNs selector; `p` is its field path. Internal. */

@@ -21,6 +21,7 @@
 import { arr, type Ctx, join, obj, str } from '../internal/fields'
 import { compileRe2, type Re2Pattern, re2SyntaxError } from '../re2'
 import type { L7Policy } from '../repository'
+import { type L7DenyReason, NO_RULE_MATCHED, precheck, ruleLists } from './verdict'
 
 /** HTTP header match of an L7 rule (`headerMatches`). */
 export interface HeaderMatch {
@@ -293,7 +294,7 @@ export function headerEdits(rule: HttpRule, req: HttpRequestView): HeaderEdit[] 
 /** The verdict of one request: allowed (by which rule, with which header edits) or denied. */
 export type HttpVerdict =
   | { allowed: true; ruleId?: string; index?: number; edits?: HeaderEdit[] }
-  | { allowed: false; reason: 'no-policy' | 'no-rule-matched' | 'parser-mismatch' }
+  | { allowed: false; reason: L7DenyReason }
 
 /**
  * Evaluate a request against the L7 policy of its flow (`repo.l7Rules(...)`): the first rule
@@ -303,11 +304,9 @@ export type HttpVerdict =
  * @example evaluateHttp(repo.l7Rules(endpoint, query), httpRequestView({ method: 'GET', path: '/' }))
  */
 export function evaluateHttp(policy: L7Policy | undefined, req: HttpRequestView): HttpVerdict {
-  if (!policy) return { allowed: false, reason: 'no-policy' }
-  if (policy.parser !== 'http') return { allowed: false, reason: 'parser-mismatch' }
-  if (policy.wildcard) return { allowed: true }
-  for (const r of policy.rules) {
-    if (r.rules.parser !== 'http') continue
+  const pre = precheck(policy, 'http')
+  if (pre) return pre
+  for (const r of ruleLists(policy as L7Policy, 'http')) {
     const i = r.rules.http.findIndex((rule) => httpRuleMatches(rule, req))
     if (i >= 0) {
       const edits = headerEdits(r.rules.http[i] as HttpRule, req)
@@ -316,5 +315,5 @@ export function evaluateHttp(policy: L7Policy | undefined, req: HttpRequestView)
         : { allowed: true, ruleId: r.id, index: i }
     }
   }
-  return { allowed: false, reason: 'no-rule-matched' }
+  return NO_RULE_MATCHED
 }

@@ -15,6 +15,7 @@
  */
 import { type Ctx, join, obj, str } from '../internal/fields'
 import type { L7Policy } from '../repository'
+import { type L7Verdict, NO_RULE_MATCHED, precheck, ruleLists } from './verdict'
 
 /** Kafka API keys by their protocol names (the Apache Kafka protocol guide). */
 export const KafkaApi = {
@@ -197,38 +198,30 @@ export function kafkaRuleSelects(rule: KafkaRule, req: KafkaRequest): boolean {
   return true
 }
 
-/** The verdict of one Kafka request; `ruleId`/`index` name the first rule that selected it. */
-export type KafkaVerdict =
-  | { allowed: true; ruleId?: string; index?: number }
-  | { allowed: false; reason: 'no-policy' | 'no-rule-matched' | 'parser-mismatch' }
-
 /**
  * Evaluate a request against the L7 policy of its flow (see the module's semantics).
  * `undefined` policy denies (fail closed); a `wildcard` policy allows everything.
  *
  * @example evaluateKafka(policy, { apiKey: 'produce', apiVersion: 7, topics: ['empire-announce'] })
  */
-export function evaluateKafka(policy: L7Policy | undefined, req: KafkaRequest): KafkaVerdict {
-  if (!policy) return { allowed: false, reason: 'no-policy' }
-  if (policy.parser !== 'kafka') return { allowed: false, reason: 'parser-mismatch' }
-  if (policy.wildcard) return { allowed: true }
+export function evaluateKafka(policy: L7Policy | undefined, req: KafkaRequest): L7Verdict {
+  const pre = precheck(policy, 'kafka')
+  if (pre) return pre
   const selecting: Array<{ rule: KafkaRule; ruleId: string; index: number }> = []
-  for (const r of policy.rules) {
-    if (r.rules.parser !== 'kafka') continue
+  for (const r of ruleLists(policy as L7Policy, 'kafka'))
     r.rules.kafka.forEach((rule, index) => {
       if (kafkaRuleSelects(rule, req)) selecting.push({ rule, ruleId: r.id, index })
     })
-  }
-  const denied = { allowed: false, reason: 'no-rule-matched' } as const
-  const by = (s: (typeof selecting)[number] | undefined): KafkaVerdict =>
-    s ? { allowed: true, ruleId: s.ruleId, index: s.index } : denied
+  const by = (s: (typeof selecting)[number] | undefined): L7Verdict =>
+    s ? { allowed: true, ruleId: s.ruleId, index: s.index } : NO_RULE_MATCHED
   if (req.topicsUnknown) return by(selecting.find((s) => s.rule.topic === undefined))
   const topics = req.topics ?? (req.topic === undefined ? [] : [req.topic])
   if (topics.length === 0) return by(selecting[0])
   let first: (typeof selecting)[number] | undefined
   for (const t of topics) {
+    // Every topic must be allowed by some selecting rule (Cilium's per-topic matching).
     const s = selecting.find((x) => x.rule.topic === undefined || x.rule.topic === t)
-    if (!s) return denied
+    if (!s) return NO_RULE_MATCHED
     first ??= s
   }
   return by(first)
