@@ -7,7 +7,6 @@
  * same repository through `repositoryPolicySource`, as the agent wires it. A StaticOriginResolver
  * stands in for the datapath redirect (redirect.e2e.test.ts covers that part).
  */
-import { createRequire } from 'node:module'
 import { connect } from 'node:net'
 import {
   KafkaApi,
@@ -15,6 +14,7 @@ import {
   parsePolicyObjects,
   type PolicyRepository as Repo,
   type TraceEndpoint,
+  type TraceInput,
   traceEndpointLabels,
 } from '@membrane/policy'
 import fc from 'fast-check'
@@ -28,7 +28,7 @@ import {
   StaticOriginResolver,
 } from '../src/index'
 import { eventually, rawExchange, startUpstream, type Upstream } from './_http'
-import { type BrokerStandIn, startBrokerStandIn } from './_kafka-broker'
+import { type BrokerStandIn, encodeRequest, proto, startBrokerStandIn } from './_kafka-broker'
 
 const CLIENT: TraceEndpoint = { namespace: 'default', labels: { app: 'client' } }
 const SERVER: TraceEndpoint = { namespace: 'default', labels: { app: 'server' } }
@@ -61,6 +61,11 @@ function repoWith(port: number, rules: Record<string, unknown>): Repo {
   )
   repo.updateIdentities([{ id: CLIENT_ID, labels: traceEndpointLabels(CLIENT) }])
   return repo
+}
+
+/** What `membrane policy trace` says about a request from the client to the server. */
+function traceVerdict(repo: Repo, port: number, l7: Pick<TraceInput, 'http' | 'kafka'>) {
+  return repo.trace({ source: CLIENT, destination: SERVER, port, ...l7 }).verdict
 }
 
 /** A policy source that follows `current()`: each property run swaps the repository. */
@@ -225,10 +230,7 @@ describe.each(['fast', 'node'] as const)('HTTP: trace() and the %s proxy agree',
           const name = k.toLowerCase()
           headers[name] = headers[name] === undefined ? v : `${headers[name]}, ${v}`
         }
-        const traced = repo.trace({
-          source: CLIENT,
-          destination: SERVER,
-          port: upstream.port,
+        const traced = traceVerdict(repo, upstream.port, {
           http: { method: req.method, path: req.path, headers: { ...headers, host: req.host } },
         })
         const head =
@@ -239,7 +241,7 @@ describe.each(['fast', 'node'] as const)('HTTP: trace() and the %s proxy agree',
         const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(reply)?.[1])
         expect([200, 403], reply).toContain(status)
         const rec = JSON.stringify({ rules, req })
-        expect(status === 200 ? 'allowed' : 'denied', rec).toBe(traced.verdict)
+        expect(status === 200 ? 'allowed' : 'denied', rec).toBe(traced)
         runs++
         if (status === 200) allowed++
       }),
@@ -252,19 +254,6 @@ describe.each(['fast', 'node'] as const)('HTTP: trace() and the %s proxy agree',
 })
 
 // ---------------------------------------------------------------- Kafka
-
-const require = createRequire(import.meta.url)
-const encodeRequest = require('kafkajs/src/protocol/request') as (o: {
-  correlationId: number
-  clientId: string
-  request: unknown
-}) => Promise<{ buffer: Buffer }>
-const proto = (name: string, version: number, args: unknown) =>
-  (
-    require(`kafkajs/src/protocol/requests/${name}`) as {
-      protocol: (o: { version: number }) => (a: unknown) => { request: unknown }
-    }
-  ).protocol({ version })(args).request
 
 const TOPICS = ['t1', 't2', 't3']
 
@@ -300,7 +289,7 @@ function kafkaFrame(r: { api: string; topics: string[]; noTopics: boolean }): {
   apiKey: number
   apiVersion: number
   topics: string[]
-  request: unknown
+  call: ReturnType<typeof proto>
 } {
   switch (r.api) {
     case 'produce':
@@ -308,7 +297,7 @@ function kafkaFrame(r: { api: string; topics: string[]; noTopics: boolean }): {
         apiKey: KafkaApi.Produce,
         apiVersion: 2,
         topics: r.topics,
-        request: proto('produce', 2, {
+        call: proto('produce', 2, {
           acks: 1,
           timeout: 100,
           topicData: r.topics.map((topic) => ({
@@ -322,7 +311,7 @@ function kafkaFrame(r: { api: string; topics: string[]; noTopics: boolean }): {
         apiKey: KafkaApi.Fetch,
         apiVersion: 4,
         topics: r.topics,
-        request: proto('fetch', 4, {
+        call: proto('fetch', 4, {
           maxWaitTime: 10,
           minBytes: 1,
           maxBytes: 100,
@@ -338,7 +327,7 @@ function kafkaFrame(r: { api: string; topics: string[]; noTopics: boolean }): {
         apiKey: KafkaApi.Metadata,
         apiVersion: 1,
         topics,
-        request: proto('metadata', 1, { topics }),
+        call: proto('metadata', 1, { topics }),
       }
     }
     case 'listOffsets':
@@ -346,7 +335,7 @@ function kafkaFrame(r: { api: string; topics: string[]; noTopics: boolean }): {
         apiKey: KafkaApi.ListOffsets,
         apiVersion: 1,
         topics: r.topics,
-        request: proto('listOffsets', 1, {
+        call: proto('listOffsets', 1, {
           replicaId: -1,
           topics: r.topics.map((topic) => ({ topic, partitions: [{ partition: 0 }] })),
         }),
@@ -356,7 +345,7 @@ function kafkaFrame(r: { api: string; topics: string[]; noTopics: boolean }): {
         apiKey: KafkaApi.ApiVersions,
         apiVersion: 0,
         topics: [],
-        request: proto('apiVersions', 0, {}),
+        call: proto('apiVersions', 0, {}),
       }
   }
 }
@@ -390,10 +379,7 @@ describe('Kafka: trace() and the proxy agree', () => {
       fc.asyncProperty(kafkaRules, kafkaRequest, async (rules, req) => {
         repo = repoWith(broker.port, { kafka: rules })
         const f = kafkaFrame(req)
-        const traced = repo.trace({
-          source: CLIENT,
-          destination: SERVER,
-          port: broker.port,
+        const traced = traceVerdict(repo, broker.port, {
           kafka: {
             apiKey: f.apiKey,
             apiVersion: f.apiVersion,
@@ -405,7 +391,7 @@ describe('Kafka: trace() and the proxy agree', () => {
         const frame = await encodeRequest({
           correlationId: id,
           clientId: req.clientId,
-          request: f.request,
+          request: f.call.request,
         })
         const socket = connect(proxy.port, '127.0.0.1')
         socket.on('error', () => {})
@@ -417,7 +403,7 @@ describe('Kafka: trace() and the proxy agree', () => {
         }
         const rec = records.find((r) => r.kafka?.correlationId === id) as L7ProxyRecord
         const proxied = rec.verdict === 'forwarded' ? 'allowed' : 'denied'
-        expect(proxied, JSON.stringify({ rules, req })).toBe(traced.verdict)
+        expect(proxied, JSON.stringify({ rules, req })).toBe(traced)
         if (proxied === 'allowed') allowed++
       }),
       { numRuns: 100 },
