@@ -8,11 +8,15 @@
  * One loaded program serves every endpoint: the endpoint is found by skb->ifindex in
  * mb_ep_direct/mb_endpoints, so attaching a new endpoint needs no new verification.
  *
- * Each direction is a walk of named steps. The steps that do not touch addresses are shared
- * by both families (they take the packet as `const void *p` plus `v6`, which is a constant
- * after inlining); the ones that do (service translation, hairpin, reverse NAT, the L7
- * redirect) have a per-family version each. The four entry points (mb_from_container4/6,
- * mb_to_container4/6) only string steps together. */
+ * Each direction is one walk for both families (mb_from_container, mb_to_container) over
+ * named steps: parse, source check, service translation, related ICMP, conntrack, the new
+ * connection's identity + policy + L7 redirect + conntrack entry, reverse NAT, deliver. The
+ * packet travels as `void *p` plus `v6`, a constant after inlining; steps that touch addresses
+ * dispatch to a per-family version (mb_lb4_translate / mb_lb6_translate, ...), the others are
+ * shared. The four entry points (mb_from_container4/6, mb_to_container4/6) only declare the
+ * family's packet and tuple records and run the walk. The new-connection step keeps a shape
+ * per family: IPv4's is written for the verifier (from_container is the program nearest its
+ * budget), IPv6's for the 512-byte stack (no copies of the trace context or the tuple). */
 #pragma once
 
 #include "lib/common.h"
@@ -29,6 +33,9 @@
 #include "lib/test_hooks.h"
 
 /* ---- Steps shared by both families ---------------------------------------------------- */
+
+/* What a step returns to let the walk go on (any other value is the program's verdict). */
+#define MB_CONTINUE	(-1)
 
 /* Trace events are opt-in (mb_config.flags): every packet, or the first of each connection. */
 static __always_inline bool mb_want_trace(const struct mb_config *cfg, bool is_new)
@@ -261,8 +268,40 @@ static __always_inline int mb_hairpin4_reply(struct __sk_buff *skb, struct mb_pk
 	return mb_dnat4(skb, p, client, client_port);
 }
 
-/* What a step returns to let the walk go on (any other value is the program's verdict). */
-#define MB_CONTINUE	(-1)
+/* L7 redirect of a new IPv4 connection whose policy entry names a proxy port: its entry is
+ * written with MB_CT_F_PROXY_REDIRECT (later packets follow it), the original destination is
+ * recorded for the proxy, and the packet is DNATed to the proxy. Returns the verdict. */
+static __always_inline int mb_l7_redirect4(struct __sk_buff *skb, struct mb_pkt4 *p,
+					   const struct mb_endpoint *ep,
+					   const struct mb_endpoint *dst,
+					   const struct mb_config *cfg, struct mb_trace_ctx *t,
+					   const struct mb_ct_tuple4 *tuple, struct mb_ct_entry *e,
+					   __u16 proxy_port, __u8 proxy_dir, __u16 rev_nat_index,
+					   __u64 now)
+{
+	struct mb_proxy4_value orig = {
+		.orig_daddr = p->daddr,
+		.orig_dport = p->dport,
+		.endpoint_id = proxy_dir == MB_POLICY_INGRESS && dst ?
+			(__u16)dst->endpoint_id : (__u16)ep->endpoint_id,
+		.src_identity = ep->identity,
+		.dst_identity = t->dst_identity,
+		.direction = proxy_dir,
+	};
+	int ret;
+
+	e->flags |= MB_CT_F_PROXY_REDIRECT;
+	e->proxy_port = proxy_port;
+	e->rev_nat_index = rev_nat_index;
+	if (mb_ct_create4(tuple, e, p->tcp_flags, p->len, now) < 0)
+		return mb_drop4(skb, p, t, DROP_CT_CREATE_FAILED, 0);
+	t->proxy_port = proxy_port;
+	ret = mb_redirect_to_proxy4(skb, p, cfg, proxy_port, &orig, t->orig_daddr, t->orig_dport,
+				    rev_nat_index, true, now);
+	if (ret < 0)
+		return mb_drop4(skb, p, t, ret, 0);
+	return mb_deliver_to_proxy(skb, cfg, p, false, p->len, t);
+}
 
 /* A new connection leaving a workload: the sender's egress policy and, for a local
  * destination, the destination's ingress policy (checked here, while the packet can still be
@@ -304,29 +343,9 @@ static __always_inline int mb_new4_egress(struct __sk_buff *skb, struct mb_pkt4 
 		proxy_port = res.proxy_port;
 		proxy_dir = MB_POLICY_INGRESS;
 	}
-	if (proxy_port) {
-		struct mb_proxy4_value orig = {
-			.orig_daddr = p->daddr,
-			.orig_dport = p->dport,
-			.endpoint_id = proxy_dir == MB_POLICY_INGRESS && dst ?
-				(__u16)dst->endpoint_id : (__u16)ep->endpoint_id,
-			.src_identity = ep->identity,
-			.dst_identity = t->dst_identity,
-			.direction = proxy_dir,
-		};
-
-		e.flags |= MB_CT_F_PROXY_REDIRECT;
-		e.proxy_port = proxy_port;
-		e.rev_nat_index = rev_nat_index;
-		if (mb_ct_create4(tuple, &e, p->tcp_flags, p->len, now) < 0)
-			return mb_drop4(skb, p, t, DROP_CT_CREATE_FAILED, 0);
-		t->proxy_port = proxy_port;
-		ret = mb_redirect_to_proxy4(skb, p, cfg, proxy_port, &orig, t->orig_daddr,
-					    t->orig_dport, rev_nat_index, true, now);
-		if (ret < 0)
-			return mb_drop4(skb, p, t, ret, 0);
-		return mb_deliver_to_proxy(skb, cfg, p, false, p->len, t);
-	}
+	if (proxy_port)
+		return mb_l7_redirect4(skb, p, ep, dst, cfg, t, tuple, &e, proxy_port, proxy_dir,
+				       rev_nat_index, now);
 	if (rev_nat_index) {
 		e.flags |= hairpin ? MB_CT_F_HAIRPIN : MB_CT_F_REV_NAT;
 		e.rev_nat_addr = t->orig_daddr;
@@ -601,9 +620,126 @@ static __always_inline int mb_new6_ingress(struct __sk_buff *skb, struct mb_pkt6
 	return 0;
 }
 
-/* ---- Entry points ---------------------------------------------------------------------- */
+/* ---- The walks: one per direction, both families --------------------------------------- */
 
-static __always_inline int mb_from_container4(struct __sk_buff *skb, const struct mb_endpoint *ep)
+/* A family-neutral field of a packet summary (p: struct mb_pkt4 or mb_pkt6, as v6 says). */
+#define MB_PKT(p, v6, field)	\
+	((v6) ? ((const struct mb_pkt6 *)(p))->field : ((const struct mb_pkt4 *)(p))->field)
+
+/* Parse step. Neighbour discovery (IPv6) passes as it is: it keeps the link working and
+ * carries no workload data. Returns MB_CONTINUE or the verdict. */
+static __always_inline int mb_parse_step(struct __sk_buff *skb, void *p, bool v6,
+					 const struct mb_trace_ctx *t)
+{
+	int ret = v6 ? mb_parse6(skb, p) : mb_parse4(skb, p);
+
+	if (ret < 0)
+		return mb_drop(skb, p, v6, MB_PKT(p, v6, len), t, ret, 0);
+	if (ret == 1) {
+		mb_count(MB_METRIC_FORWARD, t->direction, MB_PKT(p, v6, len));
+		return TC_ACT_OK;
+	}
+	return MB_CONTINUE;
+}
+
+/* Source check step: a workload sends from its own address only. */
+static __always_inline bool mb_source_ok(const void *p, bool v6, const struct mb_endpoint *ep)
+{
+	if (v6)
+		return mb_v6_eq(&((const struct mb_pkt6 *)p)->saddr, ep->ip6);
+	return ((const struct mb_pkt4 *)p)->saddr == ep->ip4;
+}
+
+/* Service translation step (per family: mb_lb4_translate, mb_lb6_translate). `tuple` is the
+ * packet's tuple before DNAT on entry (IPv6 keys its service entry by it) and the translated
+ * packet's on return. */
+static __always_inline int mb_service_step(struct __sk_buff *skb, void *p, bool v6,
+					   const struct mb_endpoint *ep,
+					   const struct mb_config *cfg, struct mb_trace_ctx *t,
+					   void *tuple, __u16 *rev_nat_index, bool *hairpin,
+					   __u64 now)
+{
+	int ret;
+
+	if (v6) {
+		mb_ct_tuple6_of(p, tuple);
+		ret = mb_lb6_translate(skb, p, ep, cfg, t, tuple, rev_nat_index, hairpin, now);
+		if (*rev_nat_index)
+			mb_ct_tuple6_of(p, tuple);
+		return ret;
+	}
+	/* The destination the client addressed (reported with MB_EVF_NAT once translated). */
+	t->orig_daddr = ((struct mb_pkt4 *)p)->daddr;
+	t->orig_dport = ((struct mb_pkt4 *)p)->dport;
+	ret = mb_lb4_translate(skb, p, ep, cfg, t, rev_nat_index, hairpin, now);
+	mb_ct_tuple4_of(p, tuple);
+	return ret;
+}
+
+/* Conntrack step: the packet's entry (ESTABLISHED, REPLY) or none (NEW). */
+static __always_inline enum mb_ct_status mb_ct_step(void *tuple, bool v6,
+						    struct mb_ct_entry **ct)
+{
+	return v6 ? mb_ct_lookup6(tuple, ct) : mb_ct_lookup4(tuple, ct);
+}
+
+/* Related step: an ICMP error about a tracked connection passes like a reply. */
+static __always_inline bool mb_related_step(const void *p, bool v6)
+{
+	if (likely(!MB_PKT(p, v6, related)))
+		return false;
+	return v6 ? mb_ct_related6(p) : mb_ct_related4(p);
+}
+
+/* L7 redirect step of an established flow that goes to the proxy: DNAT only (the original
+ * destination was recorded by its first packet). */
+static __always_inline int mb_proxy_step(struct __sk_buff *skb, void *p, bool v6,
+					 const struct mb_config *cfg, __u16 proxy_port, __u64 now)
+{
+	if (v6)
+		return mb_redirect_to_proxy6(skb, p, cfg, proxy_port, NULL, NULL, NULL, now);
+	return mb_redirect_to_proxy4(skb, p, cfg, proxy_port, NULL, 0, 0, 0, false, now);
+}
+
+/* New outgoing connection step (identity, egress policy, local ingress policy, L7 redirect,
+ * conntrack entry). Returns MB_CONTINUE (deliver) or the verdict. */
+static __always_inline int mb_new_egress_step(struct __sk_buff *skb, void *p, bool v6,
+					      const struct mb_endpoint *ep,
+					      const struct mb_config *cfg, struct mb_trace_ctx *t,
+					      void *tuple, __u16 rev_nat_index, bool hairpin,
+					      __u64 now)
+{
+	int ret;
+
+	if (!v6)
+		return mb_new4_egress(skb, p, ep, cfg, t, tuple, rev_nat_index, hairpin, now);
+	ret = mb_new6_egress(skb, p, ep, cfg, t, tuple, rev_nat_index, hairpin, now);
+	if (ret < 0)
+		return mb_drop6(skb, p, t, ret, 0);
+	if (ret == 1)
+		return mb_deliver_to_proxy(skb, cfg, p, true, MB_PKT(p, v6, len), t);
+	return MB_CONTINUE;
+}
+
+/* Reverse NAT step of a reply to a service or proxied flow (to-container): the source the
+ * client addressed comes back. Returns 1 (rewritten), 0 or a DROP_* code. */
+static __always_inline int mb_rev_nat_step(struct __sk_buff *skb, void *p, bool v6,
+					   struct mb_trace_ctx *t, const struct mb_ct_entry *ct)
+{
+	struct mb_pkt4 *p4 = p;
+	int ret;
+
+	if (v6)
+		return mb_rev_nat6(skb, p, ct);
+	t->orig_daddr = p4->saddr;
+	t->orig_dport = p4->sport;
+	ret = mb_snat4_fast(skb, p4, ct->rev_nat_addr, ct->rev_nat_port);
+	return ret < 0 ? ret : 1;
+}
+
+/* The workload's egress (from-container), over the caller's packet and tuple records. */
+static __always_inline int mb_from_container(struct __sk_buff *skb, const struct mb_endpoint *ep,
+					     void *p, void *tuple, bool v6)
 {
 	struct mb_config *cfg = mb_get_config();
 	struct mb_trace_ctx t = {
@@ -611,72 +747,71 @@ static __always_inline int mb_from_container4(struct __sk_buff *skb, const struc
 		.endpoint_id = (__u16)ep->endpoint_id,
 		.direction = MB_DIR_EGRESS,
 	};
-	struct mb_pkt4 p = {};
-	struct mb_ct_tuple4 tuple = {};
 	struct mb_ct_entry *ct = NULL;
 	__u16 rev_nat_index = 0;
 	bool hairpin = false;
 	__u64 now;
 	int ret;
 
-	ret = mb_parse4(skb, &p);
-	if (ret < 0)
-		return mb_drop4(skb, &p, &t, ret, 0);
-	if (p.saddr != ep->ip4)
-		return mb_drop4(skb, &p, &t, DROP_INVALID_SIP, 0);
+	ret = mb_parse_step(skb, p, v6, &t);
+	if (ret != MB_CONTINUE)
+		return ret;
+	if (!mb_source_ok(p, v6, ep))
+		return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, DROP_INVALID_SIP, 0);
 	now = mb_ct_now();
-	/* The destination the client addressed (reported with MB_EVF_NAT once translated). */
-	t.orig_daddr = p.daddr;
-	t.orig_dport = p.dport;
-	ret = mb_lb4_translate(skb, &p, ep, cfg, &t, &rev_nat_index, &hairpin, now);
+	ret = mb_service_step(skb, p, v6, ep, cfg, &t, tuple, &rev_nat_index, &hairpin, now);
 	if (ret < 0)
-		return mb_drop4(skb, &p, &t, ret, 0);
-	mb_ct_tuple4_of(&p, &tuple);
+		return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret, 0);
 
-	if (unlikely(p.related) && mb_ct_related4(&p)) {
+	if (mb_related_step(p, v6)) {
 		t.flags |= MB_EVF_REPLY;
 		goto deliver;
 	}
-	switch (mb_ct_opens(p.proto, p.tcp_flags) ? MB_CT_NEW : mb_ct_lookup4(&tuple, &ct)) {
+	switch (mb_ct_opens(MB_PKT(p, v6, proto), MB_PKT(p, v6, tcp_flags)) ?
+		MB_CT_NEW : mb_ct_step(tuple, v6, &ct)) {
 	case MB_CT_ESTABLISHED:
-		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, false, now);
+		mb_ct_touch(ct, MB_PKT(p, v6, proto), MB_PKT(p, v6, tcp_flags), MB_PKT(p, v6, len),
+			    false, now);
 		if (ct->flags & MB_CT_F_PROXY_REDIRECT) {
 			t.proxy_port = ct->proxy_port;
-			ret = mb_redirect_to_proxy4(skb, &p, cfg, ct->proxy_port, NULL, 0, 0, 0,
-						    false, now);
+			ret = mb_proxy_step(skb, p, v6, cfg, ct->proxy_port, now);
 			if (ret < 0)
-				return mb_drop4(skb, &p, &t, ret, 0);
-			return mb_deliver_to_proxy(skb, cfg, &p, false, p.len, &t);
+				return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret, 0);
+			return mb_deliver_to_proxy(skb, cfg, p, v6, MB_PKT(p, v6, len), &t);
 		}
 		break;
 	case MB_CT_REPLY:
 		/* Replies of allowed connections pass without a policy lookup. */
-		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, true, now);
+		mb_ct_touch(ct, MB_PKT(p, v6, proto), MB_PKT(p, v6, tcp_flags), MB_PKT(p, v6, len),
+			    true, now);
 		t.flags |= MB_EVF_REPLY;
 		t.dst_identity = ct->src_identity;
 		if (ct->flags & MB_CT_F_HAIRPIN) {
-			ret = mb_hairpin4_reply(skb, &p, ct);
+			ret = v6 ? mb_hairpin6_reply(skb, p, ct) : mb_hairpin4_reply(skb, p, ct);
 			if (ret < 0)
-				return mb_drop4(skb, &p, &t, ret, 0);
+				return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret, 0);
 			t.flags |= MB_EVF_NAT;
 		}
 		break;
 	default:
 		t.flags |= MB_EVF_CT_NEW;
-		ret = mb_new4_egress(skb, &p, ep, cfg, &t, &tuple, rev_nat_index, hairpin, now);
+		ret = mb_new_egress_step(skb, p, v6, ep, cfg, &t, tuple, rev_nat_index, hairpin,
+					 now);
 		if (ret != MB_CONTINUE)
 			return ret;
 		break;
 	}
 
 deliver:
-	ret = mb_deliver(skb, cfg, &p, false, p.len, ep, &t, true);
-	if (rev_nat_index && ret == TC_ACT_OK)
-		MB_TEST_FORWARDED_SVC4(skb, &p, t.orig_daddr, t.orig_dport);
+	ret = mb_deliver(skb, cfg, p, v6, MB_PKT(p, v6, len), ep, &t, true);
+	if (!v6 && rev_nat_index && ret == TC_ACT_OK)
+		MB_TEST_FORWARDED_SVC4(skb, p, t.orig_daddr, t.orig_dport);
 	return ret;
 }
 
-static __always_inline int mb_to_container4(struct __sk_buff *skb, const struct mb_endpoint *ep)
+/* The workload's ingress (to-container), over the caller's packet and tuple records. */
+static __always_inline int mb_to_container(struct __sk_buff *skb, const struct mb_endpoint *ep,
+					   void *p, void *tuple, bool v6)
 {
 	struct mb_config *cfg = mb_get_config();
 	struct mb_trace_ctx t = {
@@ -684,191 +819,85 @@ static __always_inline int mb_to_container4(struct __sk_buff *skb, const struct 
 		.endpoint_id = (__u16)ep->endpoint_id,
 		.direction = MB_DIR_INGRESS,
 	};
-	struct mb_pkt4 p = {};
-	struct mb_ct_tuple4 tuple = {};
 	struct mb_ct_entry *ct;
 	__u64 now;
 	int ret;
 
-	ret = mb_parse4(skb, &p);
-	if (ret < 0)
-		return mb_drop4(skb, &p, &t, ret, 0);
+	ret = mb_parse_step(skb, p, v6, &t);
+	if (ret != MB_CONTINUE)
+		return ret;
 	now = mb_ct_now();
-	mb_ct_tuple4_of(&p, &tuple);
+	if (v6)
+		mb_ct_tuple6_of(p, tuple);
+	else
+		mb_ct_tuple4_of(p, tuple);
 
-	if (unlikely(p.related) && mb_ct_related4(&p)) {
+	if (mb_related_step(p, v6)) {
 		t.flags |= MB_EVF_REPLY;
 		goto deliver;
 	}
-	switch (mb_ct_lookup4(&tuple, &ct)) {
+	switch (mb_ct_step(tuple, v6, &ct)) {
 	case MB_CT_ESTABLISHED:
-		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, false, now);
+		mb_ct_touch(ct, MB_PKT(p, v6, proto), MB_PKT(p, v6, tcp_flags), MB_PKT(p, v6, len),
+			    false, now);
 		t.src_identity = ct->src_identity;
 		break;
 	case MB_CT_REPLY:
-		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, true, now);
+		mb_ct_touch(ct, MB_PKT(p, v6, proto), MB_PKT(p, v6, tcp_flags), MB_PKT(p, v6, len),
+			    true, now);
 		t.flags |= MB_EVF_REPLY;
 		if (ct->flags & MB_CT_F_REV_NAT) {
-			/* Reply of a service or proxied flow: restore the address the client used. */
-			t.flags |= MB_EVF_NAT;
-			t.orig_daddr = p.saddr;
-			t.orig_dport = p.sport;
-			ret = mb_snat4_fast(skb, &p, ct->rev_nat_addr, ct->rev_nat_port);
+			ret = mb_rev_nat_step(skb, p, v6, &t, ct);
 			if (ret < 0)
-				return mb_drop4(skb, &p, &t, ret, 0);
-		}
-		break;
-	default:
-		t.flags |= MB_EVF_CT_NEW;
-		ret = mb_new4_ingress(skb, &p, ep, cfg, &t, &tuple, now);
-		if (ret < 0)
-			return mb_drop4(skb, &p, &t, ret, ret == DROP_PROXY_SET_FAILED);
-		break;
-	}
-
-deliver:
-	return mb_deliver(skb, cfg, &p, false, p.len, ep, &t, false);
-}
-
-/* The start of both IPv6 walks: parse (neighbour discovery passes as it is: it keeps the link
- * working and carries no workload data). Returns 0 to go on, else the verdict. */
-static __always_inline int mb_start6(struct __sk_buff *skb, struct mb_pkt6 *p,
-				     const struct mb_trace_ctx *t, bool *done)
-{
-	int ret = mb_parse6(skb, p);
-
-	*done = true;
-	if (ret < 0)
-		return mb_drop6(skb, p, t, ret, 0);
-	if (ret == 1) {
-		mb_count(MB_METRIC_FORWARD, t->direction, p->len);
-		return TC_ACT_OK;
-	}
-	*done = false;
-	return 0;
-}
-
-static __always_inline int mb_from_container6(struct __sk_buff *skb, const struct mb_endpoint *ep)
-{
-	struct mb_config *cfg = mb_get_config();
-	struct mb_trace_ctx t = {
-		.src_identity = ep->identity,
-		.endpoint_id = (__u16)ep->endpoint_id,
-		.direction = MB_DIR_EGRESS,
-	};
-	struct mb_pkt6 p = {};
-	struct mb_ct_tuple6 tuple = {};
-	struct mb_ct_entry *ct;
-	__u16 rev_nat_index = 0;
-	bool hairpin = false, done;
-	__u64 now;
-	int ret;
-
-	ret = mb_start6(skb, &p, &t, &done);
-	if (done)
-		return ret;
-	if (!mb_v6_eq(&p.saddr, ep->ip6))
-		return mb_drop6(skb, &p, &t, DROP_INVALID_SIP, 0);
-	now = mb_ct_now();
-	/* The tuple before service DNAT (the service selection's key, and a hairpin flow's
-	 * entry for its replies); rewritten to the translated packet's after. */
-	mb_ct_tuple6_of(&p, &tuple);
-	ret = mb_lb6_translate(skb, &p, ep, cfg, &t, &tuple, &rev_nat_index, &hairpin, now);
-	if (ret < 0)
-		return mb_drop6(skb, &p, &t, ret, 0);
-	if (rev_nat_index)
-		mb_ct_tuple6_of(&p, &tuple);
-
-	if (unlikely(p.related) && mb_ct_related6(&p)) {
-		t.flags |= MB_EVF_REPLY;
-		goto deliver;
-	}
-	switch (mb_ct_lookup6(&tuple, &ct)) {
-	case MB_CT_ESTABLISHED:
-		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, false, now);
-		if (ct->flags & MB_CT_F_PROXY_REDIRECT) {
-			t.proxy_port = ct->proxy_port;
-			ret = mb_redirect_to_proxy6(skb, &p, cfg, ct->proxy_port, NULL, NULL, NULL,
-						    now);
-			if (ret < 0)
-				return mb_drop6(skb, &p, &t, ret, 0);
-			return mb_deliver_to_proxy(skb, cfg, &p, true, p.len, &t);
-		}
-		break;
-	case MB_CT_REPLY:
-		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, true, now);
-		t.flags |= MB_EVF_REPLY;
-		t.dst_identity = ct->src_identity;
-		if (ct->flags & MB_CT_F_HAIRPIN) {
-			ret = mb_hairpin6_reply(skb, &p, ct);
-			if (ret < 0)
-				return mb_drop6(skb, &p, &t, ret, 0);
-			t.flags |= MB_EVF_NAT;
-		}
-		break;
-	default:
-		t.flags |= MB_EVF_CT_NEW;
-		ret = mb_new6_egress(skb, &p, ep, cfg, &t, &tuple, rev_nat_index, hairpin, now);
-		if (ret < 0)
-			return mb_drop6(skb, &p, &t, ret, 0);
-		if (ret == 1)
-			return mb_deliver_to_proxy(skb, cfg, &p, true, p.len, &t);
-		break;
-	}
-
-deliver:
-	return mb_deliver(skb, cfg, &p, true, p.len, ep, &t, true);
-}
-
-static __always_inline int mb_to_container6(struct __sk_buff *skb, const struct mb_endpoint *ep)
-{
-	struct mb_config *cfg = mb_get_config();
-	struct mb_trace_ctx t = {
-		.dst_identity = ep->identity,
-		.endpoint_id = (__u16)ep->endpoint_id,
-		.direction = MB_DIR_INGRESS,
-	};
-	struct mb_pkt6 p = {};
-	struct mb_ct_tuple6 tuple = {};
-	struct mb_ct_entry *ct;
-	bool done;
-	__u64 now;
-	int ret;
-
-	ret = mb_start6(skb, &p, &t, &done);
-	if (done)
-		return ret;
-	now = mb_ct_now();
-	mb_ct_tuple6_of(&p, &tuple);
-
-	if (unlikely(p.related) && mb_ct_related6(&p)) {
-		t.flags |= MB_EVF_REPLY;
-		goto deliver;
-	}
-	switch (mb_ct_lookup6(&tuple, &ct)) {
-	case MB_CT_ESTABLISHED:
-		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, false, now);
-		t.src_identity = ct->src_identity;
-		break;
-	case MB_CT_REPLY:
-		mb_ct_touch(ct, p.proto, p.tcp_flags, p.len, true, now);
-		t.flags |= MB_EVF_REPLY;
-		if (ct->flags & MB_CT_F_REV_NAT) {
-			ret = mb_rev_nat6(skb, &p, ct);
-			if (ret < 0)
-				return mb_drop6(skb, &p, &t, ret, 0);
+				return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret, 0);
 			if (ret == 1)
 				t.flags |= MB_EVF_NAT;
 		}
 		break;
 	default:
 		t.flags |= MB_EVF_CT_NEW;
-		ret = mb_new6_ingress(skb, &p, ep, cfg, &t, &tuple, now);
+		ret = v6 ? mb_new6_ingress(skb, p, ep, cfg, &t, tuple, now) :
+			   mb_new4_ingress(skb, p, ep, cfg, &t, tuple, now);
 		if (ret < 0)
-			return mb_drop6(skb, &p, &t, ret, ret == DROP_PROXY_SET_FAILED);
+			return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret,
+				       ret == DROP_PROXY_SET_FAILED);
 		break;
 	}
 
 deliver:
-	return mb_deliver(skb, cfg, &p, true, p.len, ep, &t, false);
+	return mb_deliver(skb, cfg, p, v6, MB_PKT(p, v6, len), ep, &t, false);
+}
+
+/* ---- Entry points: the per-family records, then the walk ------------------------------- */
+
+static __always_inline int mb_from_container4(struct __sk_buff *skb, const struct mb_endpoint *ep)
+{
+	struct mb_pkt4 p = {};
+	struct mb_ct_tuple4 tuple = {};
+
+	return mb_from_container(skb, ep, &p, &tuple, false);
+}
+
+static __always_inline int mb_to_container4(struct __sk_buff *skb, const struct mb_endpoint *ep)
+{
+	struct mb_pkt4 p = {};
+	struct mb_ct_tuple4 tuple = {};
+
+	return mb_to_container(skb, ep, &p, &tuple, false);
+}
+
+static __always_inline int mb_from_container6(struct __sk_buff *skb, const struct mb_endpoint *ep)
+{
+	struct mb_pkt6 p = {};
+	struct mb_ct_tuple6 tuple = {};
+
+	return mb_from_container(skb, ep, &p, &tuple, true);
+}
+
+static __always_inline int mb_to_container6(struct __sk_buff *skb, const struct mb_endpoint *ep)
+{
+	struct mb_pkt6 p = {};
+	struct mb_ct_tuple6 tuple = {};
+
+	return mb_to_container(skb, ep, &p, &tuple, true);
 }
