@@ -357,38 +357,6 @@ static __always_inline int mb_new4_egress(struct __sk_buff *skb, struct mb_pkt4 
 	return MB_CONTINUE;
 }
 
-/* A new connection arriving at a workload: source identity (the proxy's mark, a local
- * endpoint, the ipcache), ingress policy, conntrack entry. Returns 0 or a DROP_* code. */
-static __always_inline int mb_new4_ingress(struct __sk_buff *skb, struct mb_pkt4 *p,
-					   const struct mb_endpoint *ep,
-					   const struct mb_config *cfg, struct mb_trace_ctx *t,
-					   const struct mb_ct_tuple4 *tuple, __u64 now)
-{
-	__u32 mark = skb->mark;
-	bool from_proxy = mb_from_proxy_mark(mark);
-	struct mb_ct_entry e = {
-		.endpoint_id = (__u16)ep->endpoint_id,
-	};
-	int ret;
-
-	if (from_proxy) {
-		t->src_identity = MB_MARK_IDENTITY(mark);
-		e.flags |= MB_CT_F_FROM_PROXY;
-	} else {
-		struct mb_endpoint *src = mb_lookup_lxc4(cfg, &p->saddr);
-
-		t->src_identity = src ? src->identity : mb_ipcache_identity4(p->saddr);
-	}
-	e.src_identity = t->src_identity;
-	ret = mb_ingress_policy(skb, cfg, p, false, p->proto, mb_policy_port4(p), p->len, ep, t,
-				from_proxy);
-	if (ret < 0)
-		return ret;
-	if (mb_ct_create4(tuple, &e, p->tcp_flags, p->len, now) < 0)
-		return DROP_CT_CREATE_FAILED;
-	return 0;
-}
-
 /* ---- IPv6 steps ------------------------------------------------------------------------ */
 
 /* Hairpin, as mb_hairpin4, with mb_config.hairpin_ip6. `ht` is the packet's tuple before DNAT
@@ -589,37 +557,6 @@ static __always_inline int mb_new6_egress(struct __sk_buff *skb, struct mb_pkt6 
 	return 0;
 }
 
-/* A new connection arriving at a workload, as mb_new4_ingress. */
-static __always_inline int mb_new6_ingress(struct __sk_buff *skb, struct mb_pkt6 *p,
-					   const struct mb_endpoint *ep,
-					   const struct mb_config *cfg, struct mb_trace_ctx *t,
-					   const struct mb_ct_tuple6 *tuple, __u64 now)
-{
-	__u32 mark = skb->mark;
-	bool from_proxy = mb_from_proxy_mark(mark);
-	struct mb_ct_entry e = {
-		.endpoint_id = (__u16)ep->endpoint_id,
-	};
-	int ret;
-
-	if (from_proxy) {
-		t->src_identity = MB_MARK_IDENTITY(mark);
-		e.flags |= MB_CT_F_FROM_PROXY;
-	} else {
-		struct mb_endpoint *src = mb_lookup_lxc6(cfg, &p->saddr);
-
-		t->src_identity = src ? src->identity : mb_ipcache_identity6(&p->saddr);
-	}
-	e.src_identity = t->src_identity;
-	ret = mb_ingress_policy(skb, cfg, p, true, p->proto, mb_policy_port6(p), p->len, ep, t,
-				from_proxy);
-	if (ret < 0)
-		return ret;
-	if (mb_ct_create6(tuple, &e, p->tcp_flags, p->len, now) < 0)
-		return DROP_CT_CREATE_FAILED;
-	return 0;
-}
-
 /* ---- The walks: one per direction, both families --------------------------------------- */
 
 /* A family-neutral field of a packet summary (p: struct mb_pkt4 or mb_pkt6, as v6 says). */
@@ -735,6 +672,54 @@ static __always_inline int mb_rev_nat_step(struct __sk_buff *skb, void *p, bool 
 	t->orig_dport = p4->sport;
 	ret = mb_snat4_fast(skb, p4, ct->rev_nat_addr, ct->rev_nat_port);
 	return ret < 0 ? ret : 1;
+}
+
+/* Identity step of a new incoming connection's source: the proxy's mark (the proxy's
+ * upstream connections carry the client's identity), else a local endpoint's, else the
+ * ipcache's. */
+static __always_inline __u32 mb_src_identity_step(struct __sk_buff *skb, const void *p, bool v6,
+						  const struct mb_config *cfg, bool from_proxy)
+{
+	struct mb_endpoint *src;
+
+	if (from_proxy)
+		return MB_MARK_IDENTITY(skb->mark);
+	if (v6) {
+		const union mb_v6addr *saddr = &((const struct mb_pkt6 *)p)->saddr;
+
+		src = mb_lookup_lxc6(cfg, saddr);
+		return src ? src->identity : mb_ipcache_identity6(saddr);
+	}
+	src = mb_lookup_lxc4(cfg, &((const struct mb_pkt4 *)p)->saddr);
+	return src ? src->identity : mb_ipcache_identity4(((const struct mb_pkt4 *)p)->saddr);
+}
+
+/* New incoming connection step: source identity, ingress policy, conntrack entry. Returns 0
+ * or a DROP_* code. */
+static __always_inline int mb_new_ingress_step(struct __sk_buff *skb, const void *p, bool v6,
+					       const struct mb_endpoint *ep,
+					       const struct mb_config *cfg, struct mb_trace_ctx *t,
+					       const void *tuple, __u64 now)
+{
+	bool from_proxy = mb_from_proxy_mark(skb->mark);
+	__u8 proto = MB_PKT(p, v6, proto), tcp_flags = MB_PKT(p, v6, tcp_flags);
+	__u32 len = MB_PKT(p, v6, len);
+	struct mb_ct_entry e = {
+		.endpoint_id = (__u16)ep->endpoint_id,
+		.flags = from_proxy ? MB_CT_F_FROM_PROXY : 0,
+	};
+	int ret;
+
+	t->src_identity = mb_src_identity_step(skb, p, v6, cfg, from_proxy);
+	e.src_identity = t->src_identity;
+	ret = mb_ingress_policy(skb, cfg, p, v6, proto,
+				v6 ? mb_policy_port6(p) : mb_policy_port4(p), len, ep, t,
+				from_proxy);
+	if (ret < 0)
+		return ret;
+	ret = v6 ? mb_ct_create6(tuple, &e, tcp_flags, len, now) :
+		   mb_ct_create4(tuple, &e, tcp_flags, len, now);
+	return ret < 0 ? DROP_CT_CREATE_FAILED : 0;
 }
 
 /* The workload's egress (from-container), over the caller's packet and tuple records. */
@@ -856,8 +841,7 @@ static __always_inline int mb_to_container(struct __sk_buff *skb, const struct m
 		break;
 	default:
 		t.flags |= MB_EVF_CT_NEW;
-		ret = v6 ? mb_new6_ingress(skb, p, ep, cfg, &t, tuple, now) :
-			   mb_new4_ingress(skb, p, ep, cfg, &t, tuple, now);
+		ret = mb_new_ingress_step(skb, p, v6, ep, cfg, &t, tuple, now);
 		if (ret < 0)
 			return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret,
 				       ret == DROP_PROXY_SET_FAILED);
