@@ -104,9 +104,20 @@ static __always_inline void __mb_event_emit(struct mb_event *ev, __u8 type, __u8
 	bpf_ringbuf_submit(ev, 0);
 }
 
-/* One event of `type` about an IPv4 packet (subtype: drop reason, trace point or 0). */
-MB_EVENT_SUBPROG int mb_event4(struct __sk_buff *skb, const struct mb_pkt4 *p,
-			       const struct mb_trace_ctx *t, __u32 type_subtype, __u32 ext)
+/* Fill an event from a packet of either family (p: struct mb_pkt4 or mb_pkt6, as v6 says). */
+static __always_inline void mb_event_fill(struct mb_event *ev, struct __sk_buff *skb,
+					  const void *p, bool v6, const struct mb_trace_ctx *t)
+{
+	if (v6)
+		mb_event_fill6(ev, skb, p, t);
+	else
+		mb_event_fill4(ev, skb, p, t);
+}
+
+/* Reserve, fill and submit one event about a packet of either family. */
+static __always_inline int __mb_event_report(struct __sk_buff *skb, const void *p, bool v6,
+					     const struct mb_trace_ctx *t, __u32 type_subtype,
+					     __u32 ext)
 {
 	struct mb_event *ev;
 
@@ -115,25 +126,23 @@ MB_EVENT_SUBPROG int mb_event4(struct __sk_buff *skb, const struct mb_pkt4 *p,
 	ev = mb_event_reserve();
 	if (!ev)
 		return 0;
-	mb_event_fill4(ev, skb, p, t);
+	mb_event_fill(ev, skb, p, v6, t);
 	__mb_event_emit(ev, type_subtype >> 8, type_subtype & 0xff, t, ext);
 	return 0;
 }
 
-/* The same about an IPv6 packet. */
+/* One event about an IPv4 packet (type_subtype: type << 8 | drop reason, trace point or 0). */
+MB_EVENT_SUBPROG int mb_event4(struct __sk_buff *skb, const struct mb_pkt4 *p,
+			       const struct mb_trace_ctx *t, __u32 type_subtype, __u32 ext)
+{
+	return __mb_event_report(skb, p, false, t, type_subtype, ext);
+}
+
+/* The same about an IPv6 packet (a global function takes typed pointers: one per family). */
 MB_EVENT_SUBPROG int mb_event6(struct __sk_buff *skb, const struct mb_pkt6 *p,
 			       const struct mb_trace_ctx *t, __u32 type_subtype, __u32 ext)
 {
-	struct mb_event *ev;
-
-	if (!p || !t)
-		return 0;
-	ev = mb_event_reserve();
-	if (!ev)
-		return 0;
-	mb_event_fill6(ev, skb, p, t);
-	__mb_event_emit(ev, type_subtype >> 8, type_subtype & 0xff, t, ext);
-	return 0;
+	return __mb_event_report(skb, p, true, t, type_subtype, ext);
 }
 
 /* An event about a packet of either family (p: struct mb_pkt4 or mb_pkt6, as v6 says). */
