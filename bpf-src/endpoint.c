@@ -5,10 +5,15 @@
  * See lib/lxc.h for the packet walk. IPv6 packets continue in from_container6 /
  * to_container6 through a tail call: each program is verified on its own (the verifier's
  * 1M-instruction budget and the 512-byte stack are per program, and IPv4 alone uses most of
- * from_container's). */
+ * from_container's).
+ *
+ * Features: ENABLE_BANDWIDTH (EDT shaping and ingress policing, lib/bandwidth_hook.h) and
+ * ENABLE_IPV6 (the IPv6 programs; without it IPv6 packets are dropped as DROP_UNKNOWN_L3). */
 #define ENABLE_BANDWIDTH 1
+#define ENABLE_IPV6 1
 #include "lib/lxc.h"
-#include "lib/lxc6.h"
+
+#ifdef ENABLE_IPV6
 
 #define MB_CALL_FROM6	0
 #define MB_CALL_TO6	1
@@ -30,6 +35,21 @@ struct {
 	},
 };
 
+/* IPv6 packets continue in this object's IPv6 program of the same direction. */
+static __always_inline int mb_endpoint_ipv6(struct __sk_buff *skb, struct mb_endpoint *ep,
+					    bool from_container, __u8 dir)
+{
+	bpf_tail_call(skb, &mb_calls, from_container ? MB_CALL_FROM6 : MB_CALL_TO6);
+	return mb_drop_raw(skb, dir, (__u16)ep->endpoint_id, DROP_MISSED_TAIL_CALL);
+}
+#else
+static __always_inline int mb_endpoint_ipv6(struct __sk_buff *skb, struct mb_endpoint *ep,
+					    bool from_container, __u8 dir)
+{
+	return mb_drop_raw(skb, dir, (__u16)ep->endpoint_id, DROP_UNKNOWN_L3);
+}
+#endif
+
 static __always_inline int mb_endpoint_entry(struct __sk_buff *skb, bool from_container)
 {
 	__u32 ifindex = skb->ifindex;
@@ -42,8 +62,7 @@ static __always_inline int mb_endpoint_entry(struct __sk_buff *skb, bool from_co
 	case ETH_P_IP:
 		return from_container ? mb_from_container4(skb, ep) : mb_to_container4(skb, ep);
 	case ETH_P_IPV6:
-		bpf_tail_call(skb, &mb_calls, from_container ? MB_CALL_FROM6 : MB_CALL_TO6);
-		return mb_drop_raw(skb, dir, (__u16)ep->endpoint_id, DROP_MISSED_TAIL_CALL);
+		return mb_endpoint_ipv6(skb, ep, from_container, dir);
 	case ETH_P_ARP:
 		return TC_ACT_OK;
 	default:
@@ -51,6 +70,7 @@ static __always_inline int mb_endpoint_entry(struct __sk_buff *skb, bool from_co
 	}
 }
 
+#ifdef ENABLE_IPV6
 static __always_inline int mb_endpoint_entry6(struct __sk_buff *skb, bool from_container)
 {
 	__u8 dir = from_container ? MB_DIR_EGRESS : MB_DIR_INGRESS;
@@ -58,8 +78,9 @@ static __always_inline int mb_endpoint_entry6(struct __sk_buff *skb, bool from_c
 
 	if (!ep)
 		return mb_drop_raw(skb, dir, 0, DROP_NO_CONFIG);
-	return mb_endpoint6(skb, ep, from_container);
+	return from_container ? mb_from_container6(skb, ep) : mb_to_container6(skb, ep);
 }
+#endif
 
 SEC("tc")
 int from_container(struct __sk_buff *skb)
@@ -73,6 +94,7 @@ int to_container(struct __sk_buff *skb)
 	return mb_endpoint_entry(skb, false);
 }
 
+#ifdef ENABLE_IPV6
 SEC("tc")
 int from_container6(struct __sk_buff *skb)
 {
@@ -84,5 +106,6 @@ int to_container6(struct __sk_buff *skb)
 {
 	return mb_endpoint_entry6(skb, false);
 }
+#endif
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

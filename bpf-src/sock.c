@@ -4,7 +4,7 @@
  *   sock_recvmsg4 (cgroup/recvmsg4), sock_getpeername4 (cgroup/getpeername4),
  * and their IPv6 twins sock_connect6, sock_sendmsg6, sock_recvmsg6, sock_getpeername6.
  * They share the service maps with endpoint.o through the pin root. See lib/sock_lb.h. */
-#define MB_SOCK_LB_IPV6 1
+#define ENABLE_IPV6 1
 #include "lib/sock_lb.h"
 
 SEC("cgroup/connect4")
@@ -31,6 +31,7 @@ int sock_getpeername4(struct bpf_sock_addr *ctx)
 	return mb_sock4_reverse(ctx);
 }
 
+#ifdef ENABLE_IPV6
 SEC("cgroup/connect6")
 int sock_connect6(struct bpf_sock_addr *ctx)
 {
@@ -54,5 +55,6 @@ int sock_getpeername6(struct bpf_sock_addr *ctx)
 {
 	return mb_sock6_reverse(ctx);
 }
+#endif
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Node configuration, endpoint records, identities and skb marks shared by every datapath
- * object. Every map here is pinned by name (LIBBPF_PIN_BY_NAME) so that endpoint.o and sock.o,
+/* Node configuration, endpoint records (by veth ifindex and by address, both families),
+ * identities, skb marks and the IPv6 address type shared by every datapath object. Every map here is pinned by name (LIBBPF_PIN_BY_NAME) so that endpoint.o and sock.o,
  * loaded with the same pin root, share one copy, and the maps outlive the agent. */
 #pragma once
 
@@ -34,6 +34,29 @@
 #define MB_CFG_VERDICTS		(1 << 2)	/* policy verdict events for new connections */
 #define MB_CFG_SOCK_LB_EVENTS	(1 << 3)	/* MB_EVENT_SOCK_LB for socket translations */
 
+/* An IPv6 address, readable as bytes, words (hash input) or two u64 halves (compare). */
+union mb_v6addr {
+	__u8   b[16];
+	__u32  w[4];
+	__u64  d[2];
+};
+
+static __always_inline bool mb_v6_eq(const union mb_v6addr *a, const __u8 *b)
+{
+	union mb_v6addr x;
+
+	__builtin_memcpy(&x, b, 16);
+	return a->d[0] == x.d[0] && a->d[1] == x.d[1];
+}
+
+static __always_inline bool mb_v6_is_zero(const __u8 *a)
+{
+	union mb_v6addr x;
+
+	__builtin_memcpy(&x, a, 16);
+	return (x.d[0] | x.d[1]) == 0;
+}
+
 /* One global configuration record (array of 1), written by @membrane/datapath. */
 struct mb_config {
 	__u32 flags;		/* MB_CFG_* */
@@ -53,7 +76,7 @@ struct mb_config {
 #define MB_EP_F_ENFORCE_EGRESS	(1 << 1)
 
 /* One endpoint (workload). Keyed by the ifindex of its host-side veth in mb_endpoints and by
- * its IPv4 address in mb_lxc4 (local delivery: the destination's ingress policy). */
+ * its addresses in mb_lxc4 / mb_lxc6 (local delivery: the destination's ingress policy). */
 struct mb_endpoint {
 	__u32 endpoint_id;	/* 1..65535 */
 	__u32 identity;		/* security identity of the workload */
@@ -104,6 +127,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_lxc4 SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, union mb_v6addr);	/* endpoint IPv6 address */
+	__type(value, struct mb_endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_lxc6 SEC(".maps");
+
 static __always_inline struct mb_config *mb_get_config(void)
 {
 	__u32 zero = 0;
@@ -131,4 +162,11 @@ static __always_inline struct mb_endpoint *mb_lookup_lxc4(const struct mb_config
 	if (cfg && (*addr & cfg->local_mask4) != cfg->local_net4)
 		return NULL;
 	return bpf_map_lookup_elem(&mb_lxc4, addr);
+}
+
+/* A local endpoint by IPv6 address (the configuration names no IPv6 endpoint CIDR). */
+static __always_inline struct mb_endpoint *mb_lookup_lxc6(const struct mb_config *cfg,
+							  const union mb_v6addr *addr)
+{
+	return bpf_map_lookup_elem(&mb_lxc6, addr);
 }

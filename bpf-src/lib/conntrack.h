@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Connection tracking: one LRU hash shared by every endpoint program. The key is the tuple as
+/* Connection tracking: one LRU hash per address family (mb_ct4, mb_ct6) shared by every
+ * endpoint program, with one entry type and one set of lifetimes. The lookup, the related-ICMP
+ * check and the insert are family-generic cores taking the map and a tuple pointer (both tuple
+ * layouts are {daddr, saddr, dport, sport, nexthdr, flags}, addresses of MB_CT_ALEN4/6 bytes);
+ * the per-family functions are thin wrappers. The key is the tuple as
  * the first packet carried it (after service DNAT); a lookup tries the packet's tuple
  * (established) and then the reversed tuple (reply). Entries expire by time: user space
  * (@membrane/datapath CtMap.gc) deletes those whose expires_ns passed; the LRU evicts the
@@ -8,6 +12,8 @@
 #pragma once
 
 #include "lib/common.h"
+#include "lib/parse.h"
+#include "lib/test_hooks.h"
 
 #define MB_CT_TUPLE_F_SERVICE	(1 << 0)
 
@@ -20,6 +26,19 @@ struct mb_ct_tuple4 {
 	__u8   flags;		/* MB_CT_TUPLE_F_* */
 	__u16  pad;
 };
+
+struct mb_ct_tuple6 {
+	union mb_v6addr daddr;
+	union mb_v6addr saddr;
+	__be16 dport;
+	__be16 sport;
+	__u8   nexthdr;
+	__u8   flags;		/* MB_CT_TUPLE_F_* */
+	__u16  pad;
+};
+
+#define MB_CT_ALEN4	4
+#define MB_CT_ALEN6	16
 
 /* mb_ct_entry.flags */
 #define MB_CT_F_REV_NAT		(1 << 0)	/* replies get saddr/sport = rev_nat_addr/port */
@@ -55,13 +74,25 @@ struct mb_ct_entry {
 #define MB_CT_CLOSE_TIMEOUT	(10ULL * NSEC_PER_SEC)
 #define MB_CT_SERVICE_TIMEOUT	MB_CT_TCP_TIMEOUT
 
+/* Both families get the same capacity: a dual-stack workload opens as many connections over
+ * one as over the other. */
+#define MB_CT_MAP_SIZE		131072
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 131072);
+	__uint(max_entries, MB_CT_MAP_SIZE);
 	__type(key, struct mb_ct_tuple4);
 	__type(value, struct mb_ct_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_ct4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MB_CT_MAP_SIZE);
+	__type(key, struct mb_ct_tuple6);
+	__type(value, struct mb_ct_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mb_ct6 SEC(".maps");
 
 /* Conntrack's clock: CLOCK_MONOTONIC at tick resolution. Lifetimes are seconds, and the coarse
  * read skips the clocksource access a precise one costs on every packet. User space compares
@@ -77,15 +108,19 @@ enum mb_ct_status {
 	MB_CT_REPLY = 2,
 };
 
-static __always_inline void mb_ct_reverse4(const struct mb_ct_tuple4 *t, struct mb_ct_tuple4 *r)
+/* Swap a tuple's addresses and ports in place (alen: MB_CT_ALEN4 or MB_CT_ALEN6). */
+static __always_inline void __mb_ct_reverse(void *tuple, __u32 alen)
 {
-	r->daddr = t->saddr;
-	r->saddr = t->daddr;
-	r->dport = t->sport;
-	r->sport = t->dport;
-	r->nexthdr = t->nexthdr;
-	r->flags = t->flags;
-	r->pad = 0;
+	__u8 *t = tuple;
+	__u8 tmp[16];
+	__be16 port;
+
+	__builtin_memcpy(tmp, t, alen);
+	__builtin_memcpy(t, t + alen, alen);
+	__builtin_memcpy(t + alen, tmp, alen);
+	__builtin_memcpy(&port, t + 2 * alen, 2);
+	__builtin_memcpy(t + 2 * alen, t + 2 * alen + 2, 2);
+	__builtin_memcpy(t + 2 * alen + 2, &port, 2);
 }
 
 static __always_inline __u64 mb_ct_lifetime(const struct mb_ct_entry *e, __u8 proto)
@@ -134,41 +169,115 @@ static __always_inline void mb_ct_touch(struct mb_ct_entry *e, __u8 proto, __u8 
 	e->expires_ns = now + mb_ct_lifetime(e, proto);
 }
 
-/* Look a packet's tuple up: ESTABLISHED (forward hit), REPLY (reverse hit) or NEW. */
-static __always_inline enum mb_ct_status mb_ct_lookup4(const struct mb_ct_tuple4 *tuple,
-						       struct mb_ct_entry **entry)
+/* Look a packet's tuple up: ESTABLISHED (forward hit), REPLY (reverse hit) or NEW. The tuple
+ * is reversed for the second lookup and put back before returning. */
+static __always_inline enum mb_ct_status __mb_ct_lookup(void *map, void *tuple, __u32 alen,
+							struct mb_ct_entry **entry)
 {
-	struct mb_ct_tuple4 rev;
 	struct mb_ct_entry *e;
 
-	e = bpf_map_lookup_elem(&mb_ct4, tuple);
+	e = bpf_map_lookup_elem(map, tuple);
 	if (e) {
 		*entry = e;
 		return MB_CT_ESTABLISHED;
 	}
-	mb_ct_reverse4(tuple, &rev);
-	e = bpf_map_lookup_elem(&mb_ct4, &rev);
-	if (e) {
-		*entry = e;
-		return MB_CT_REPLY;
-	}
-	*entry = NULL;
-	return MB_CT_NEW;
+	__mb_ct_reverse(tuple, alen);
+	e = bpf_map_lookup_elem(map, tuple);
+	__mb_ct_reverse(tuple, alen);
+	*entry = e;
+	return e ? MB_CT_REPLY : MB_CT_NEW;
 }
 
-static __always_inline int mb_ct_create4(const struct mb_ct_tuple4 *tuple, struct mb_ct_entry *e,
-					 __u8 tcp_flags, __u32 len, __u64 now)
+static __always_inline enum mb_ct_status mb_ct_lookup4(struct mb_ct_tuple4 *tuple,
+						       struct mb_ct_entry **entry)
 {
-#ifdef MB_CT_CREATE_DISABLED
-	/* Benchmark objects measure the new-connection path over and over. */
-	return 0;
-#endif
+	return __mb_ct_lookup(&mb_ct4, tuple, MB_CT_ALEN4, entry);
+}
+
+static __always_inline enum mb_ct_status mb_ct_lookup6(struct mb_ct_tuple6 *tuple,
+						       struct mb_ct_entry **entry)
+{
+	return __mb_ct_lookup(&mb_ct6, tuple, MB_CT_ALEN6, entry);
+}
+
+/* Insert a new entry for `tuple` (its first packet: tcp_flags, len). */
+static __always_inline int __mb_ct_create(void *map, const void *tuple, __u8 nexthdr,
+					  struct mb_ct_entry *e, __u8 tcp_flags, __u32 len,
+					  __u64 now)
+{
+	if (MB_TEST_CT_CREATE_SKIP())
+		return 0;
 	e->created_ns = now;
 	e->packets = 1;
 	e->bytes = len;
 	e->tx_flags_seen = tcp_flags;
 	if (tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
 		e->flags |= MB_CT_F_TX_CLOSING;
-	e->expires_ns = now + mb_ct_lifetime(e, tuple->nexthdr);
-	return bpf_map_update_elem(&mb_ct4, tuple, e, BPF_ANY);
+	e->expires_ns = now + mb_ct_lifetime(e, nexthdr);
+	return bpf_map_update_elem(map, tuple, e, BPF_ANY);
+}
+
+static __always_inline int mb_ct_create4(const struct mb_ct_tuple4 *tuple, struct mb_ct_entry *e,
+					 __u8 tcp_flags, __u32 len, __u64 now)
+{
+	return __mb_ct_create(&mb_ct4, tuple, tuple->nexthdr, e, tcp_flags, len, now);
+}
+
+static __always_inline int mb_ct_create6(const struct mb_ct_tuple6 *tuple, struct mb_ct_entry *e,
+					 __u8 tcp_flags, __u32 len, __u64 now)
+{
+	return __mb_ct_create(&mb_ct6, tuple, tuple->nexthdr, e, tcp_flags, len, now);
+}
+
+/* The tuple of a parsed packet (flags 0). */
+static __always_inline void mb_ct_tuple4_of(const struct mb_pkt4 *p, struct mb_ct_tuple4 *t)
+{
+	t->daddr = p->daddr;
+	t->saddr = p->saddr;
+	t->dport = p->dport;
+	t->sport = p->sport;
+	t->nexthdr = p->proto;
+}
+
+static __always_inline void mb_ct_tuple6_of(const struct mb_pkt6 *p, struct mb_ct_tuple6 *t)
+{
+	__builtin_memcpy(&t->daddr, &p->daddr, 16);
+	__builtin_memcpy(&t->saddr, &p->saddr, 16);
+	t->dport = p->dport;
+	t->sport = p->sport;
+	t->nexthdr = p->proto;
+}
+
+/* An ICMP error about a tracked connection (its inner packet's tuple, either way round) is
+ * related traffic: it passes without a policy lookup, like a reply (IPv6's Packet Too Big must
+ * reach the sender for path MTU discovery). Its inner header is not translated back for service
+ * flows. */
+static __always_inline bool mb_ct_related4(const struct mb_pkt4 *p)
+{
+	struct mb_ct_tuple4 t = {
+		.daddr = p->in_daddr,
+		.saddr = p->in_saddr,
+		.dport = p->in_dport,
+		.sport = p->in_sport,
+		.nexthdr = p->in_proto,
+	};
+	struct mb_ct_entry *e;
+
+	return p->related && __mb_ct_lookup(&mb_ct4, &t, MB_CT_ALEN4, &e) != MB_CT_NEW;
+}
+
+static __always_inline bool mb_ct_related6(const struct mb_pkt6 *p)
+{
+	struct mb_ct_tuple6 t = {
+		.dport = p->in_dport,
+		.sport = p->in_sport,
+		.nexthdr = p->in_proto,
+	};
+	struct mb_ct_entry *e;
+
+	if (!p->related)
+		return false;
+	__builtin_memcpy(&t.daddr, &p->in_daddr, 16);
+	__builtin_memcpy(&t.saddr, &p->in_saddr, 16);
+	return __mb_ct_lookup(&mb_ct6, &t, MB_CT_ALEN6, &e) != MB_CT_NEW;
 }

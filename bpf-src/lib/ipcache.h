@@ -33,16 +33,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_ipcache SEC(".maps");
 
-/* Identity of an IPv4 address: the ipcache's longest match, else reserved:world. */
-static __always_inline __u32 mb_ipcache_identity4(__be32 addr)
+/* Identity of an address (alen bytes, family MB_IPCACHE_FAMILY_*): the ipcache's longest
+ * match, else reserved:world. */
+static __always_inline __u32 __mb_ipcache_identity(const void *addr, __u32 alen, __u8 family)
 {
 	struct mb_ipcache_key key = {
-		.prefixlen = MB_IPCACHE_STATIC_PREFIX + 32,
-		.family = MB_IPCACHE_FAMILY_V4,
+		.prefixlen = MB_IPCACHE_STATIC_PREFIX + alen * 8,
+		.family = family,
 	};
 	struct mb_ipcache_value *v;
 
-	__builtin_memcpy(key.ip, &addr, 4);
+	__builtin_memcpy(key.ip, addr, alen);
 	v = bpf_map_lookup_elem(&mb_ipcache, &key);
 	return v ? v->identity : MB_ID_WORLD;
+}
+
+static __always_inline __u32 mb_ipcache_identity4(__be32 addr)
+{
+	return __mb_ipcache_identity(&addr, 4, MB_IPCACHE_FAMILY_V4);
+}
+
+static __always_inline __u32 mb_ipcache_identity6(const union mb_v6addr *addr)
+{
+	return __mb_ipcache_identity(addr, 16, MB_IPCACHE_FAMILY_V6);
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Address/port rewrites with incremental checksum updates (IPv4 header, and the TCP/UDP
- * pseudo-header + port). UDP's "no checksum" (0) stays 0 (BPF_F_MARK_MANGLED_0). */
+/* Address/port rewrites with incremental checksum updates, both families: IPv4 (header
+ * checksum, and the TCP/UDP pseudo-header + port, computed inline on the hot paths) and IPv6
+ * (no header checksum; the L4 checksum through bpf_csum_diff). UDP's "no checksum" (0) stays 0
+ * (BPF_F_MARK_MANGLED_0). */
 #pragma once
 
 #include "lib/parse.h"
@@ -222,4 +224,48 @@ static __always_inline int mb_snat4_fast(struct __sk_buff *skb, struct mb_pkt4 *
 					 __be32 new_addr, __be16 new_port)
 {
 	return mb_nat4(skb, p, false, new_addr, new_port, true);
+}
+
+#define MB_IP6_SADDR_OFF	(ETH_HLEN + offsetof(struct ipv6hdr, saddr))
+#define MB_IP6_DADDR_OFF	(ETH_HLEN + offsetof(struct ipv6hdr, daddr))
+
+/* Rewrite the destination (dst) or source address and port of an IPv6 TCP/UDP packet. IPv6 has
+ * no header checksum; the L4 checksum gets the address difference as a pseudo-header change. */
+static __always_inline int mb_nat6(struct __sk_buff *skb, struct mb_pkt6 *p, bool dst,
+				   const union mb_v6addr *new_addr, __be16 new_port)
+{
+	union mb_v6addr old, neu;
+	__be16 old_port = dst ? p->dport : p->sport;
+	__u32 csum_off = mb_l4_csum_off(p->proto);
+	__u64 mangled = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	__s64 diff;
+
+	if (!csum_off)
+		return DROP_UNSUPP_SERVICE_PROTO;
+	csum_off += p->l4_off;
+	__builtin_memcpy(&old, dst ? &p->daddr : &p->saddr, 16);
+	__builtin_memcpy(&neu, new_addr, 16);
+	diff = bpf_csum_diff((__be32 *)&old, 16, (__be32 *)&neu, 16, 0);
+	if (diff < 0)
+		return DROP_CSUM_L4;
+	if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | mangled) < 0)
+		return DROP_CSUM_L4;
+	if (bpf_skb_store_bytes(skb, dst ? MB_IP6_DADDR_OFF : MB_IP6_SADDR_OFF, &neu, 16, 0) < 0)
+		return DROP_WRITE_ERROR;
+	if (old_port != new_port) {
+		if (bpf_l4_csum_replace(skb, csum_off, old_port, new_port,
+					mangled | sizeof(new_port)) < 0)
+			return DROP_CSUM_L4;
+		if (bpf_skb_store_bytes(skb, p->l4_off + (dst ? 2 : 0), &new_port,
+					sizeof(new_port), 0) < 0)
+			return DROP_WRITE_ERROR;
+	}
+	if (dst) {
+		__builtin_memcpy(&p->daddr, &neu, 16);
+		p->dport = new_port;
+	} else {
+		__builtin_memcpy(&p->saddr, &neu, 16);
+		p->sport = new_port;
+	}
+	return 0;
 }

@@ -1,13 +1,26 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* L7 redirect: a flow whose policy entry carries a proxy port is DNATed to
- * (mb_config.router_ip4, proxy port) and enters the host stack; the original destination is
- * recorded in mb_proxy4 under the client's {address, port, protocol} so that the proxy can
- * ask where the client wanted to go (@membrane/datapath lookupProxyOrigin). Replies from the
- * proxy are reverse-NATed through conntrack, so the client sees the original destination. */
+/* L7 redirect, both families: a flow whose policy entry carries a proxy port is DNATed to
+ * (mb_config.router_ip4 / router_ip6, proxy port) and enters the host stack; the original
+ * destination is recorded in mb_proxy4 / mb_proxy6 under the client's {address, port,
+ * protocol} so that the proxy can ask where the client wanted to go (@membrane/datapath
+ * lookupProxyOrigin). Replies from the proxy are reverse-NATed through conntrack, so the client
+ * sees the original destination. */
 #pragma once
 
 #include "lib/conntrack.h"
+#include "lib/lb.h"
 #include "lib/nat.h"
+
+/* What both families check before redirecting: a proxy address and port, and a protocol the
+ * proxy takes. Returns 0 or a DROP_* code. */
+static __always_inline int mb_proxy_can_redirect(bool have_router, __u16 proxy_port, __u8 proto)
+{
+	if (!have_router || !proxy_port)
+		return DROP_PROXY_SET_FAILED;
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return DROP_PROXY_UNKNOWN_PROTO;
+	return 0;
+}
 
 struct mb_proxy4_key {
 	__be32 client_ip;
@@ -49,10 +62,9 @@ static __always_inline int mb_redirect_to_proxy4(struct __sk_buff *skb, struct m
 	};
 	int ret;
 
-	if (!cfg || !cfg->router_ip4 || !proxy_port)
-		return DROP_PROXY_SET_FAILED;
-	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
-		return DROP_PROXY_UNKNOWN_PROTO;
+	ret = mb_proxy_can_redirect(cfg && cfg->router_ip4, proxy_port, p->proto);
+	if (ret < 0)
+		return ret;
 	if (record) {
 		struct mb_ct_entry e = {
 			.src_identity = orig->src_identity,
@@ -84,8 +96,6 @@ static __always_inline int mb_redirect_to_proxy4(struct __sk_buff *skb, struct m
  * the client -> proxy leg has room for an IPv4 reverse-NAT address only, so the proxy's
  * replies take their source from the service's mb_lb6_reverse_nat record (rev_nat_index, a
  * redirected service flow) or from the mb_proxy6 record of the client (every other flow). */
-#include "lib/ipv6.h"
-
 struct mb_proxy6_key {
 	__u8   client_ip[16];	/* bytes, not union mb_v6addr: 20 bytes without tail padding */
 	__be16 client_port;
@@ -111,14 +121,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_proxy6 SEC(".maps");
 
-static __always_inline bool mb_v6_is_zero(const __u8 *a)
-{
-	union mb_v6addr x;
-
-	__builtin_memcpy(&x, a, 16);
-	return (x.d[0] | x.d[1]) == 0;
-}
-
 /* Record the original destination (when `orig` is given), create the conntrack entry of the
  * client -> proxy leg, and DNAT to the proxy. With `orig`, `tuple` and `e` are the flow's
  * tuple and the entry just written for it: both are reused for the proxy leg (the BPF stack of
@@ -130,10 +132,11 @@ static __always_inline int mb_redirect_to_proxy6(struct __sk_buff *skb, struct m
 						 struct mb_ct_tuple6 *tuple, struct mb_ct_entry *e,
 						 __u64 now)
 {
-	if (!cfg || !proxy_port || mb_v6_is_zero(cfg->router_ip6))
-		return DROP_PROXY_SET_FAILED;
-	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
-		return DROP_PROXY_UNKNOWN_PROTO;
+	int ret = mb_proxy_can_redirect(cfg && !mb_v6_is_zero(cfg->router_ip6), proxy_port,
+					p->proto);
+
+	if (ret < 0)
+		return ret;
 	if (orig && tuple && e) {
 		struct mb_proxy6_key pk = { .client_port = p->sport, .proto = p->proto };
 
@@ -159,8 +162,7 @@ static __always_inline int mb_proxy6_rev_nat(struct __sk_buff *skb, struct mb_pk
 					     const struct mb_ct_entry *ct)
 {
 	if (ct->rev_nat_index) {
-		__u32 idx = ct->rev_nat_index;
-		struct mb_lb6_revnat *rn = bpf_map_lookup_elem(&mb_lb6_reverse_nat, &idx);
+		struct mb_lb6_revnat *rn = mb_lb6_revnat(ct->rev_nat_index);
 
 		if (!rn)
 			return DROP_PROXY_LOOKUP_FAILED;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Socket-level load balancing (IPv4): connect4/sendmsg4 translate a service address to a
- * backend once per socket (or datagram); recvmsg4/getpeername4 translate back through
- * mb_sock_revnat4, keyed by the socket cookie and the backend, so the application only ever
- * sees the service address. */
+/* Socket-level load balancing: connect/sendmsg translate a service address to a backend once
+ * per socket (or datagram); recvmsg/getpeername translate back through mb_sock_revnat4 /
+ * mb_sock_revnat6, keyed by the socket cookie and the backend, so the application only ever
+ * sees the service address. The IPv6 hooks are compiled in with ENABLE_IPV6. */
 #pragma once
 
 #include "lib/common.h"
@@ -68,7 +68,7 @@ static __always_inline int mb_sock4_forward(struct bpf_sock_addr *ctx, __u8 hook
 	__be32 addr = ctx->user_ip4;
 	__be16 port = (__be16)ctx->user_port;
 	__u8 proto = ctx->protocol;
-	struct mb_lb4_service *svc;
+	struct mb_lb_service *svc;
 	struct mb_lb4_backend *be;
 	__u32 backend_id;
 	__u64 cookie;
@@ -79,17 +79,7 @@ static __always_inline int mb_sock4_forward(struct bpf_sock_addr *ctx, __u8 hook
 	if (!svc || (svc->flags & MB_SVC_F_SOCK_LB_SKIP) || svc->count == 0)
 		return 1;
 	/* No 5-tuple exists yet at connect time: socket LB always picks at random. */
-	{
-		struct mb_lb_slot_key sk = {
-			.rev_nat_index = svc->rev_nat_index,
-			.slot = (bpf_get_prandom_u32() % svc->count) + 1,
-		};
-		__u32 *id = bpf_map_lookup_elem(&mb_lb_slots, &sk);
-
-		if (!id)
-			return 1;
-		backend_id = *id;
-	}
+	backend_id = mb_lb_random(svc);
 	be = mb_lb4_backend(&backend_id);
 	if (!be)
 		return 1;
@@ -131,8 +121,7 @@ static __always_inline int mb_sock4_reverse(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-#ifdef MB_SOCK_LB_IPV6
-#include "lib/ipv6.h"
+#ifdef ENABLE_IPV6
 
 #define MB_SOCK_HOOK_CONNECT6		5
 #define MB_SOCK_HOOK_SENDMSG6		6
@@ -164,35 +153,24 @@ struct {
 /* connect6 / sendmsg6: IPv6 service -> backend (random slot). Always returns 1. */
 static __always_inline int mb_sock6_forward(struct bpf_sock_addr *ctx)
 {
-	struct mb_lb6_key key = {};
-	struct mb_lb4_service *svc;
+	union mb_v6addr addr;
+	__be16 port = (__be16)ctx->user_port;
+	struct mb_lb_service *svc;
 	struct mb_lb6_backend *be;
 	__u8 proto = ctx->protocol;
 	__u32 backend_id;
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 1;
-	key.address.w[0] = ctx->user_ip6[0];
-	key.address.w[1] = ctx->user_ip6[1];
-	key.address.w[2] = ctx->user_ip6[2];
-	key.address.w[3] = ctx->user_ip6[3];
-	key.dport = (__be16)ctx->user_port;
-	key.proto = proto;
-	svc = bpf_map_lookup_elem(&mb_lb6_services, &key);
+	addr.w[0] = ctx->user_ip6[0];
+	addr.w[1] = ctx->user_ip6[1];
+	addr.w[2] = ctx->user_ip6[2];
+	addr.w[3] = ctx->user_ip6[3];
+	svc = mb_lb6_lookup(&addr, port, proto);
 	if (!svc || (svc->flags & MB_SVC_F_SOCK_LB_SKIP) || svc->count == 0)
 		return 1;
-	{
-		struct mb_lb_slot_key sk = {
-			.rev_nat_index = svc->rev_nat_index,
-			.slot = (bpf_get_prandom_u32() % svc->count) + 1,
-		};
-		__u32 *id = bpf_map_lookup_elem(&mb_lb_slots, &sk);
-
-		if (!id)
-			return 1;
-		backend_id = *id;
-	}
-	be = bpf_map_lookup_elem(&mb_lb6_backends, &backend_id);
+	backend_id = mb_lb_random(svc);
+	be = mb_lb6_backend(&backend_id);
 	if (!be)
 		return 1;
 	{
@@ -201,8 +179,8 @@ static __always_inline int mb_sock6_forward(struct bpf_sock_addr *ctx)
 			.port = be->port,
 		};
 		struct mb_sock_revnat6_value v = {
-			.address = key.address,
-			.port = key.dport,
+			.address = addr,
+			.port = port,
 			.rev_nat_index = svc->rev_nat_index,
 		};
 

@@ -130,7 +130,7 @@ SEC("tc")
 int probe_svc_select(struct __sk_buff *skb)
 {
 	struct mb_pkt4 p = {};
-	struct mb_lb4_service *svc;
+	struct mb_lb_service *svc;
 	__u32 id;
 
 	if (mb_parse4(skb, &p))

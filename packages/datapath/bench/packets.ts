@@ -10,15 +10,25 @@
  *   b_established: a packet of an established connection (endpoint.o itself);
  *   c_service_dnat: a new connection to a ClusterIP: service lookup, Maglev selection, DNAT
  *     with checksum updates, policy (benchmark build: no conntrack inserts, and one extra
- *     rewrite that undoes the DNAT so the next run translates again).
+ *     rewrite that undoes the DNAT so the next run translates again);
+ *   a_new_connection6, b_established6: the IPv6 twins of a) and b) (the same endpoint's IPv6
+ *     address, the same policy entry; IPv6 runs in from_container6 behind a tail call).
  * Also single runs with a fresh packet each (`*_single`: conntrack inserts included, cold
  * packet data, plus the fixed measurement cost shown by `baseline_single`).
  */
 import { median, reportFigure, tempBpffsDir } from '@membrane/test-utils'
-import { buildPacket, Datapath, TcpFlags } from '../src'
+import { buildPacket, buildPacket6, Datapath, TcpFlags } from '../src'
 
-const EP = { id: 10, identity: 1000, ifindex: 1, ip: '10.0.1.10', mac: '02:00:00:00:01:0a' }
+const EP = {
+  id: 10,
+  identity: 1000,
+  ifindex: 1,
+  ip: '10.0.1.10',
+  ip6: 'fd00:1::a',
+  mac: '02:00:00:00:01:0a',
+}
 const DST = '10.0.2.5'
+const DST6 = 'fd00:2::5'
 const SAMPLES = Number(process.env.DP_BENCH_SAMPLES ?? 2000)
 const ROUNDS = Number(process.env.DP_BENCH_ROUNDS ?? 11)
 
@@ -65,6 +75,7 @@ async function setup(
   // endpoints without limits skip the throttle lookup; this endpoint has none.
   dp.map('mb_throttle_on').update(Buffer.alloc(4), Buffer.from([1, 0, 0, 0]))
   dp.ipcache.upsert(`${DST}/32`, 2000)
+  dp.ipcache.upsert(`${DST6}/128`, 2000)
   for (let i = 0; i < prefixes; i++)
     dp.ipcache.upsert(`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`, 256 + (i % 60000))
   // Policy: the entries the measured flows hit, plus filler over 500 endpoints.
@@ -138,10 +149,17 @@ async function setup(
 const pkt = (sport: number, daddr: string, dport: number, flags: number) =>
   buildPacket({ saddr: EP.ip, sport, daddr, dport, protocol: 'TCP', tcpFlags: flags })
 
+const pkt6 = (sport: number, daddr: string, dport: number, flags: number) =>
+  buildPacket6({ saddr: EP.ip6, sport, daddr, dport, protocol: 'TCP', tcpFlags: flags })
+
 const scales = [await setup('small', 10, 100, 100), await setup('big', 10_000, 50_000, 10_000)]
 try {
   const est = pkt(60000, DST, 80, TcpFlags.ACK)
-  for (const s of scales) await s.prog.testRun({ data: est })
+  const est6 = pkt6(60000, DST6, 80, TcpFlags.ACK)
+  for (const s of scales) {
+    await s.prog.testRun({ data: est })
+    await s.prog.testRun({ data: est6 })
+  }
   const repeatCases: Record<string, (s: Setup) => [Prog, Buffer]> = {
     a_new_connection: (s) => [s.bench, pkt(1024, DST, 80, TcpFlags.SYN)],
     // endpoint.o itself: a SYN always takes the new-connection path (no conntrack lookup),
@@ -149,6 +167,8 @@ try {
     a_new_connection_ct_write: (s) => [s.prog, pkt(1100, DST, 80, TcpFlags.SYN)],
     b_established: (s) => [s.prog, est],
     c_service_dnat: (s) => [s.bench, pkt(2048, s.vip, 80, TcpFlags.SYN)],
+    a_new_connection6: (s) => [s.bench, pkt6(1024, DST6, 80, TcpFlags.SYN)],
+    b_established6: (s) => [s.prog, est6],
   }
   const runs = new Map<string, number[]>()
   for (let round = 0; round < ROUNDS; round++) {

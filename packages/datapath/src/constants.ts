@@ -61,13 +61,13 @@ export const PolicyEntryFlag = {
   WILDCARD_PORT: 1 << 1,
 } as const
 
-/** mb_lb4_service.algorithm. C: `MB_LB_ALG_*`. */
+/** mb_lb_service.algorithm. C: `MB_LB_ALG_*`. */
 export const LbAlgorithm = {
   RANDOM: 1,
   MAGLEV: 2,
 } as const
 
-/** mb_lb4_service.flags. C: `MB_SVC_F_*`. */
+/** mb_lb_service.flags. C: `MB_SVC_F_*`. */
 export const ServiceFlag = {
   SOCK_LB_SKIP: 1 << 0,
 } as const

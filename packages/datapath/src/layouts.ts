@@ -76,7 +76,7 @@ export const ctTuple4Codec = struct('mb_ct_tuple4', {
   pad: pad(2, 2),
 })
 
-/** `struct mb_ct_tuple6` (lib/ipv6.h): IPv6 conntrack key (value: mb_ct_entry). */
+/** `struct mb_ct_tuple6` (lib/conntrack.h): IPv6 conntrack key (value: mb_ct_entry). */
 export const ctTuple6Codec = struct('mb_ct_tuple6', {
   daddr: v6addr,
   saddr: v6addr,
@@ -179,8 +179,8 @@ export const lb4KeyCodec = struct('mb_lb4_key', {
   scope: u8,
 })
 
-/** `struct mb_lb4_service` (lib/lb.h). */
-export const lb4ServiceCodec = struct('mb_lb4_service', {
+/** `struct mb_lb_service` (lib/lb.h): value of mb_lb4_services and mb_lb6_services. */
+export const lbServiceCodec = struct('mb_lb_service', {
   count: u32,
   revNatIndex: u16,
   algorithm: u8,
@@ -195,7 +195,7 @@ export const lb4BackendCodec = struct('mb_lb4_backend', {
   flags: u8,
 })
 
-/** `struct mb_lb6_key` (lib/ipv6.h): IPv6 service frontend (value: mb_lb4_service). */
+/** `struct mb_lb6_key` (lib/lb.h): IPv6 service frontend (value: mb_lb_service). */
 export const lb6KeyCodec = struct('mb_lb6_key', {
   address: v6addr,
   dport: be16,
@@ -203,7 +203,7 @@ export const lb6KeyCodec = struct('mb_lb6_key', {
   scope: u8,
 })
 
-/** `struct mb_lb6_backend` (lib/ipv6.h), keyed by a u32 backend id. */
+/** `struct mb_lb6_backend` (lib/lb.h), keyed by a u32 backend id. */
 export const lb6BackendCodec = struct('mb_lb6_backend', {
   address: v6addr,
   port: be16,
@@ -211,7 +211,7 @@ export const lb6BackendCodec = struct('mb_lb6_backend', {
   flags: u8,
 })
 
-/** `struct mb_lb6_revnat` (lib/ipv6.h), keyed by u32 rev_nat_index. */
+/** `struct mb_lb6_revnat` (lib/lb.h), keyed by u32 rev_nat_index. */
 export const lb6RevnatCodec = struct('mb_lb6_revnat', {
   address: v6addr,
   port: be16,
@@ -337,7 +337,7 @@ export const STRUCT_CODECS = [
   authKeyCodec,
   authValueCodec,
   lb4KeyCodec,
-  lb4ServiceCodec,
+  lbServiceCodec,
   lb4BackendCodec,
   lb6KeyCodec,
   lb6BackendCodec,

@@ -29,7 +29,7 @@ export const MAP_SPECS: Readonly<Record<string, MapSpec>> = {
   mb_lxc4: { type: 'hash', keySize: 4, valueSize: 48, maxEntries: 4096, flags: 0 },
   mb_metrics: { type: 'percpu_array', keySize: 4, valueSize: 16, maxEntries: 1024, flags: 0 },
   mb_ct4: { type: 'lru_hash', keySize: 16, valueSize: 56, maxEntries: 131072, flags: 0 },
-  mb_ct6: { type: 'lru_hash', keySize: 40, valueSize: 56, maxEntries: 65536, flags: 0 },
+  mb_ct6: { type: 'lru_hash', keySize: 40, valueSize: 56, maxEntries: 131072, flags: 0 },
   mb_lxc6: { type: 'hash', keySize: 16, valueSize: 48, maxEntries: 4096, flags: 0 },
   mb_ipcache: {
     type: 'lpm_trie',

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import {
   lb4BackendCodec,
   lb4KeyCodec,
-  lb4ServiceCodec,
+  lbServiceCodec,
   lbSlotKeyCodec,
   MAGLEV_TABLE_SIZE,
   ServiceMaps,
@@ -32,7 +32,7 @@ describe('ServiceMaps', () => {
     const m = maps()
     const s = new ServiceMaps(m).upsert({ address: '10.96.0.10', port: 80, backends: three })
     expect(s.id).toBe(1)
-    const svc = lb4ServiceCodec.decode(
+    const svc = lbServiceCodec.decode(
       m.services.lookup(
         lb4KeyCodec.encode({ address: '10.96.0.10', dport: 80, proto: 6, scope: 0 }),
       ) as Buffer,

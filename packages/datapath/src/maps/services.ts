@@ -7,10 +7,10 @@ import type { MapLike } from '../internal/loader'
 import {
   lb4BackendCodec,
   lb4KeyCodec,
-  lb4ServiceCodec,
   lb6BackendCodec,
   lb6KeyCodec,
   lb6RevnatCodec,
+  lbServiceCodec,
   lbSlotKeyCodec,
   MAGLEV_TABLE_SIZE,
   maglevCodec,
@@ -158,7 +158,7 @@ export class ServiceMaps {
         const vb = map.lookup(kb)
         if (!vb) continue
         const k = keyCodec.decode(kb)
-        const v = lb4ServiceCodec.decode(vb)
+        const v = lbServiceCodec.decode(vb)
         const backends: BackendState[] = []
         for (let slot = 1; slot <= v.count; slot++) {
           const idb = this.#m.slots.lookup(
@@ -338,7 +338,7 @@ export class ServiceMaps {
     const sk = this.#serviceKey(address, input.port, proto)
     sk.map.update(
       sk.key,
-      lb4ServiceCodec.encode({
+      lbServiceCodec.encode({
         count: active.length,
         revNatIndex: id,
         algorithm: algorithm === 'maglev' ? LbAlgorithm.MAGLEV : LbAlgorithm.RANDOM,
