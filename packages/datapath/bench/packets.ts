@@ -63,7 +63,7 @@ async function setup(
   dp.endpoints.upsert(EP)
   // A node's BandwidthManager (given `present`) keeps mb_throttle_on and sets its switch, so
   // endpoints without limits skip the throttle lookup; this endpoint has none.
-  dp.map('mb_throttle_on').update(Buffer.alloc(4), Buffer.from([1, 0, 0, 0]))
+  dp.unsafeMap('mb_throttle_on').update(Buffer.alloc(4), Buffer.from([1, 0, 0, 0]))
   dp.ipcache.upsert(`${DST}/32`, 2000)
   for (let i = 0; i < prefixes; i++)
     dp.ipcache.upsert(`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`, 256 + (i % 60000))
@@ -112,7 +112,7 @@ async function setup(
     })
   }
   dp.ipcache.upsert('10.0.0.0/16', 3000) // backends
-  const entries = dp.map('mb_policy').keys().length
+  const entries = dp.unsafeMap('mb_policy').keys().length
   process.stderr.write(
     `datapath bench ${name}: ${services} services, ${entries} policy entries, ${prefixes} prefixes\n`,
   )

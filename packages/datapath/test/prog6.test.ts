@@ -334,7 +334,7 @@ describeKernel(
           },
         ],
       })
-      const calls = dp.map('mb_calls')
+      const calls = dp.unsafeMap('mb_calls')
       const slot = Buffer.alloc(4) // MB_CALL_FROM6
       const packet = tcp(EP.ip6, 41000, 'fd00:2::5', 80)
       expect((await run('from_container', packet)).retval).toBe(TC_ACT_OK)

@@ -34,10 +34,8 @@ export async function openDatapath(options: {
   let bandwidth: BandwidthManager | undefined
   let bandwidthError: string | undefined
   try {
-    bandwidth = await BandwidthManager.create({
-      map: dp.map('mb_throttle'),
-      present: dp.map('mb_throttle_on'),
-    })
+    const { throttle, present } = dp.bandwidthMaps()
+    bandwidth = await BandwidthManager.create({ map: throttle, present })
   } catch (error) {
     bandwidthError = (error as Error).message
   }
