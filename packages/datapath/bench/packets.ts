@@ -15,7 +15,8 @@
  * packet data, plus the fixed measurement cost shown by `baseline_single`).
  */
 import { median, reportFigure, tempBpffsDir } from '@membrane/test-utils'
-import { buildPacket, Datapath, TcpFlags } from '../src'
+import { Datapath } from '../src/index'
+import { buildPacket, TcpFlags } from '../src/testing'
 
 const EP = { id: 10, identity: 1000, ifindex: 1, ip: '10.0.1.10', mac: '02:00:00:00:01:0a' }
 const DST = '10.0.2.5'

@@ -19,7 +19,6 @@ import {
 } from '@membrane/test-utils'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
 import {
-  buildPacket,
   CtFlag,
   ctEntryCodec,
   Datapath,
@@ -31,13 +30,12 @@ import {
   ipv4Codec,
   lb4BackendCodec,
   MAGLEV_TABLE_SIZE,
-  monotonicNowNs,
-  type PacketSpec,
   type ServiceState,
-  TcpFlags,
   u32Codec,
-} from '../src'
+} from '../src/index'
+import { monotonicNowNs } from '../src/maps/ct'
 import { policyAnySlot } from '../src/maps/policy'
+import { buildPacket, type PacketSpec, TcpFlags } from '../src/testing'
 import { buildObjects } from './_btf'
 import { decodeRawEvent, type RawEvent } from './_event'
 import { maglevPredictor, progHelpers } from './_prog'

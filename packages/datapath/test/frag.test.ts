@@ -7,16 +7,15 @@
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
 import fc from 'fast-check'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { Datapath, DropReason } from '../src/index'
 import {
   buildPacket,
-  Datapath,
-  DropReason,
   fragmentPacket,
   inetChecksum,
   type PacketSpec,
   parsePacket,
   reassemblePacket,
-} from '../src'
+} from '../src/testing'
 import { buildObjects } from './_btf'
 
 const TC_ACT_OK = 0

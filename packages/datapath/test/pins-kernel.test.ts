@@ -11,7 +11,8 @@ import {
   tempCgroup,
 } from '@membrane/test-utils'
 import { afterEach, beforeAll, expect, it } from 'vitest'
-import { Datapath, DatapathError, MAP_SPECS, specMismatches } from '../src'
+import { Datapath, DatapathError, MAP_SPECS } from '../src/index'
+import { specMismatches } from '../src/pins'
 import { buildObjects } from './_btf'
 
 describeKernel('pins under the pin root', ['root', 'bpf', 'bpffs', 'clang', 'cgroup2'], () => {

@@ -1,7 +1,8 @@
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
-import { buildPacket6, Datapath, DropReason, type PacketSpec6, TcpFlags } from '../src'
+import { Datapath, DropReason } from '../src/index'
 import { formatIpv6 } from '../src/internal/ip'
+import { buildPacket6, type PacketSpec6, TcpFlags } from '../src/testing'
 import { buildObjects } from './_btf'
 import { maglevPredictor, progHelpers6 } from './_prog'
 
