@@ -4,7 +4,6 @@ import { BandwidthError } from './errors'
  * The throttle map's C layout (bpf-src/lib/edt.h). A test reads the BTF of the compiled object
  * and checks every name, offset and size here against it.
  */
-export const THROTTLE_MAP_NAME = 'mb_throttle'
 /** `sizeof(struct mb_throttle_key)` */
 export const THROTTLE_KEY_SIZE = 4
 /** `sizeof(struct mb_throttle_val)` */
