@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'no
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_SEED, decodeSeed } from '@membrane/maglev'
-import { u32Codec } from './codec'
+import { u32 as u32Codec } from '@membrane/types'
 import { ConfigFlag } from './constants'
 import { DatapathError, DatapathErrorCode, describeValue } from './errors'
 import { inCidr4, isIpv4, parseCidr4, parseIpv6 } from './internal/ip'

@@ -1,7 +1,5 @@
 // @membrane/datapath: the Membrane eBPF datapath — map layouts mirroring bpf-src, loading and
 // attaching the programs.
-export type { Codec, FieldKind, FieldSpec, StructCodec, StructValue } from './codec'
-export { cNameOf, field, ipv4Codec, snakeCase, struct, u32Codec } from './codec'
 export {
   BackendFlag,
   ConfigFlag,

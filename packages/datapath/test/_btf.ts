@@ -53,7 +53,7 @@ export function readBtf(objectFile: string): Map<number, BtfType> {
 }
 
 /** Follow typedefs/const/volatile to the underlying type. */
-function resolveType(btf: Map<number, BtfType>, id: number): BtfType {
+export function resolveType(btf: Map<number, BtfType>, id: number): BtfType {
   let t = btf.get(id)
   while (t && ['TYPEDEF', 'CONST', 'VOLATILE', 'RESTRICT', 'TYPE_TAG'].includes(t.kind))
     t = btf.get(t.type_id as number)

@@ -17,6 +17,7 @@ import {
   tempCgroup,
   uniqueName,
 } from '@membrane/test-utils'
+import { ipv4 as ipv4Codec, u32 as u32Codec } from '@membrane/types'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
 import {
   CtFlag,
@@ -27,11 +28,9 @@ import {
   DropReason,
   EndpointMap,
   type EndpointRecord,
-  ipv4Codec,
   lb4BackendCodec,
   MAGLEV_TABLE_SIZE,
   type ServiceState,
-  u32Codec,
 } from '../src/index'
 import { monotonicNowNs } from '../src/maps/ct'
 import { policyAnySlot } from '../src/maps/policy'

@@ -5,6 +5,8 @@
  * properties over random operation sequences (with and without a "crash" between the two
  * writes of one operation).
  */
+
+import { u32 as u32Codec } from '@membrane/types'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
@@ -18,7 +20,6 @@ import {
   policyEntryCodec,
   policyFastKeyCodec,
   ServiceMaps,
-  u32Codec,
 } from '../src/index'
 import { directMirror, syncDirectMirror } from '../src/internal/mirror'
 import {

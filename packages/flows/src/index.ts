@@ -18,7 +18,6 @@ export {
   EventType,
   encodeEvent,
   formatIpv6,
-  MB_EVENT_OFFSETS,
   MB_EVENT_SIZE,
   PolicyAction,
   parseIpBytes,

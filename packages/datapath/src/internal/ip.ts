@@ -1,27 +1,8 @@
-import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
-
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/
 
 /** True for a dotted-quad IPv4 address. */
 export function isIpv4(value: unknown): value is string {
   return typeof value === 'string' && IPV4.test(value)
-}
-
-/** Write an IPv4 address in network order at `offset`. */
-export function writeIpv4(buf: Buffer, offset: number, value: unknown, path: string): void {
-  if (!isIpv4(value))
-    throw new DatapathError(
-      DatapathErrorCode.INVALID_VALUE,
-      `expected an IPv4 address (a.b.c.d), got ${describeValue(value)}`,
-      { path },
-    )
-  const parts = value.split('.')
-  for (let i = 0; i < 4; i++) buf[offset + i] = Number(parts[i])
-}
-
-/** Read a network-order IPv4 address. */
-export function readIpv4(buf: Buffer, offset: number): string {
-  return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`
 }
 
 /** Parse an IPv6 address into 16 bytes; undefined when malformed. */
@@ -90,27 +71,6 @@ export function formatIpv6(buf: Buffer, offset = 0): string {
   const hex = words.map((w) => w.toString(16))
   if (bestStart < 0) return hex.join(':')
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`
-}
-
-const MAC = /^([0-9a-fA-F]{2})(:[0-9a-fA-F]{2}){5}$/
-
-/** Write a MAC address (aa:bb:cc:dd:ee:ff). */
-export function writeMac(buf: Buffer, offset: number, value: unknown, path: string): void {
-  if (typeof value !== 'string' || !MAC.test(value))
-    throw new DatapathError(
-      DatapathErrorCode.INVALID_VALUE,
-      `expected a MAC address (aa:bb:cc:dd:ee:ff), got ${describeValue(value)}`,
-      { path },
-    )
-  const parts = value.split(':')
-  for (let i = 0; i < 6; i++) buf[offset + i] = Number.parseInt(parts[i] as string, 16)
-}
-
-/** Read a MAC address. */
-export function readMac(buf: Buffer, offset: number): string {
-  const out: string[] = []
-  for (let i = 0; i < 6; i++) out.push((buf[offset + i] as number).toString(16).padStart(2, '0'))
-  return out.join(':')
 }
 
 /** An IPv4 CIDR as network and mask (dotted quads); undefined when `value` is not one. */

@@ -1,4 +1,4 @@
-import { ipv4Codec, u32Codec } from '../codec'
+import { ipv4 as ipv4Codec, u32 as u32Codec } from '@membrane/types'
 import { EndpointFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
 import { inCidr4, isIpv4, parseCidr4, parseIpv6 } from '../internal/ip'

@@ -1,4 +1,4 @@
-import { u32Codec } from '../codec'
+import { u32 as u32Codec } from '@membrane/types'
 import { TrafficDirection } from '../constants'
 import { dropReasonName } from '../drop-reasons'
 import type { MapLike } from '../internal/loader'

@@ -1,5 +1,5 @@
 import { buildLookupTable, DEFAULT_SEED, diffTables } from '@membrane/maglev'
-import { u32Codec } from '../codec'
+import { u32 as u32Codec } from '@membrane/types'
 import { BackendFlag, LbAlgorithm, ServiceFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
 import { formatIpv6, isIpv4, parseIpv6 } from '../internal/ip'
