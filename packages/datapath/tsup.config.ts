@@ -1,3 +1,3 @@
 import { membranePackage } from '../../tools/tsup.shared'
 
-export default membranePackage()
+export default membranePackage({ index: 'src/index.ts', testing: 'src/testing.ts' })

@@ -16,9 +16,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 const here = dirname(fileURLToPath(import.meta.url))
 const source = join(here, '..', 'src', 'bin.ts')
 if (existsSync(source)) {
-  register(
-    'data:text/javascript,export function resolve(s,c,next){return next(s,{...c,conditions:[...c.conditions,"@membrane/source"]})}',
-  )
+  // A resolve hook as a data: URL (kept in a variable: it is code, not a module to install).
+  const sourceCondition =
+    'data:text/javascript,export function resolve(s,c,next){return next(s,{...c,conditions:[...c.conditions,"@membrane/source"]})}'
+  register(sourceCondition)
   await import('tsx')
   await import(pathToFileURL(source).href)
 } else {

@@ -16,7 +16,19 @@ import { crashPoint } from './internal/crash'
 import { type DatapathParts, openDatapath } from './internal/datapath'
 import { createObserver, flowToJson } from './internal/flows'
 import { endpointIdentityLabels, IdentityService, NAMESPACE_LABEL } from './internal/identity'
+import { Ipam, parseIpv4, specialRange } from './internal/ipam'
 import { ensureBpffsFor, ensureCgroup2At, onBpffs } from './internal/mounts'
+import {
+  agentDeviceNames,
+  type EndpointNames,
+  endpointNames,
+  hostDeviceName,
+  isEndpointObjectName,
+  ownerOfNames,
+  validateIfname,
+  validateLabels,
+  validateName,
+} from './internal/names'
 import {
   endpointNetworkIntact,
   ensureEndpointNetwork,
@@ -41,19 +53,7 @@ import { bpfEntryView, entryView, type PolicyEntryView, PolicyService } from './
 import { PolicyParser } from './internal/policy-parser'
 import type { PolicySnapshot } from './internal/proxy-protocol'
 import { ProxySupervisor } from './internal/proxy-supervisor'
-import { Ipam, parseIpv4, specialRange } from './ipam'
 import { createLogger, type Logger } from './log'
-import {
-  agentDeviceNames,
-  type EndpointNames,
-  endpointNames,
-  hostDeviceName,
-  isEndpointObjectName,
-  ownerOfNames,
-  validateIfname,
-  validateLabels,
-  validateName,
-} from './names'
 import {
   type AgentState,
   type EndpointRecord,
@@ -1397,7 +1397,7 @@ function sameLabels(a: Record<string, string>, b: Record<string, string>): boole
 }
 
 /** Split `namespace/name` (or `name`, meaning `default/name`) and validate both parts. */
-export function parseRef(field: string, ref: unknown): { namespace: string; name: string } {
+function parseRef(field: string, ref: unknown): { namespace: string; name: string } {
   if (typeof ref !== 'string')
     throw invalid(field, `expected namespace/name, got ${JSON.stringify(ref)}`)
   const parts = ref.split('/')

@@ -8,7 +8,7 @@ import { AgentClient, DEFAULT_SOCKET } from './client'
 import { type AgentConfig, defaultConfig, loadConfig } from './config'
 import { observerSocketFor, startDaemon } from './daemon'
 import { AgentError } from './errors'
-import { parseLabelList } from './names'
+import { parseLabelList } from './internal/names'
 import type { ServiceRecord } from './state'
 import { formatLabels, renderTable } from './table'
 
@@ -30,7 +30,7 @@ class UsageError extends Error {}
  * The exit codes of `membrane` (and of `membrane-policy`): the README's CLI section documents
  * the same table.
  */
-export const EXIT = {
+const EXIT = {
   /** Done; `policy trace`: allowed. */
   OK: 0,
   /** The agent refused or failed (not found, conflict, no agent on the socket, ...). */

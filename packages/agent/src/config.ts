@@ -4,8 +4,8 @@ import { isAbsolute } from 'node:path'
 import { DEFAULT_REDACTED_HEADERS } from '@membrane/flows'
 import { parse as parseYaml } from 'yaml'
 import { AgentError, invalid } from './errors'
-import { parsePool } from './ipam'
-import { validatePrefix } from './names'
+import { parsePool } from './internal/ipam'
+import { validatePrefix } from './internal/names'
 
 /** Where identities (and the ipcache) are kept. */
 export type KvstoreConfig = { type: 'memory' } | { type: 'etcd'; endpoints: string[] }
@@ -211,7 +211,7 @@ function parseKvstore(field: string, value: unknown): KvstoreConfig {
 }
 
 /** Read a YAML or JSON configuration file (keys as in {@link AgentConfig}). */
-export function readConfigFile(path: string): Record<string, unknown> {
+function readConfigFile(path: string): Record<string, unknown> {
   let text: string
   try {
     text = readFileSync(path, 'utf8')

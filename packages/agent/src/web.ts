@@ -103,7 +103,7 @@ function recentFlows(agent: Agent, n: number) {
 }
 
 /** What the web page polls: one JSON document with everything it draws. */
-export function uiState(agent: Agent) {
+function uiState(agent: Agent) {
   const status = agent.status()
   return {
     node: status.nodeName,

@@ -8,7 +8,7 @@ import { afterAll, expect, it } from 'vitest'
 import type { EndpointView } from '../src/agent'
 import { AgentClient } from '../src/client'
 import { CRASH_ENV, CREATE_STEPS } from '../src/internal/crash'
-import { isEndpointObjectName } from '../src/names'
+import { isEndpointObjectName } from '../src/internal/names'
 import {
   agentFlags,
   exited,

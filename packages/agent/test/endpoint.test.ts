@@ -5,7 +5,7 @@ import type { EndpointView } from '../src/agent'
 import { AgentClient } from '../src/client'
 import { type AgentDaemon, startDaemon } from '../src/daemon'
 import { AgentError } from '../src/errors'
-import { endpointNames } from '../src/names'
+import { endpointNames } from '../src/internal/names'
 import { testConfig } from './helpers'
 
 async function linksWithPrefix(prefix: string): Promise<string[]> {

@@ -1,8 +1,6 @@
 import { named, pad, struct, u8, u16, u32, u64 } from '@membrane/types'
 import { BandwidthError } from './errors'
 
-/** The throttle map's name (bpf-src/lib/edt.h). */
-export const THROTTLE_MAP_NAME = 'mb_throttle'
 /** `MB_THROTTLE_MAX_ENTRIES` */
 export const THROTTLE_MAX_ENTRIES = 16384
 

@@ -23,7 +23,7 @@ export function udpFrame(len: number): Buffer {
 }
 
 /** `struct __sk_buff` for BPF_PROG_TEST_RUN's ctx_in (192 bytes on 6.x). */
-export const SKB_CTX_SIZE = 192
+const SKB_CTX_SIZE = 192
 /** Offsets of the `struct __sk_buff` fields the bandwidth tests use. */
 export const SKB = {
   tstamp: 152,

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 /** The repository root. */
-export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
 
 /** Path of a BPF test object (bpf-src/build/tests/<name>.o), built on demand. */
 export function testObject(name: string): string {

@@ -17,7 +17,8 @@
  * packet data, plus the fixed measurement cost shown by `baseline_single`).
  */
 import { median, reportFigure, tempBpffsDir } from '@membrane/test-utils'
-import { buildPacket, buildPacket6, Datapath, TcpFlags } from '../src'
+import { Datapath } from '../src/index'
+import { buildPacket, buildPacket6, TcpFlags } from '../src/testing'
 
 const EP = {
   id: 10,
@@ -73,7 +74,7 @@ async function setup(
   dp.endpoints.upsert(EP)
   // A node's BandwidthManager (given `present`) keeps mb_throttle_on and sets its switch, so
   // endpoints without limits skip the throttle lookup; this endpoint has none.
-  dp.map('mb_throttle_on').update(Buffer.alloc(4), Buffer.from([1, 0, 0, 0]))
+  dp.unsafeMap('mb_throttle_on').update(Buffer.alloc(4), Buffer.from([1, 0, 0, 0]))
   dp.ipcache.upsert(`${DST}/32`, 2000)
   dp.ipcache.upsert(`${DST6}/128`, 2000)
   for (let i = 0; i < prefixes; i++)
@@ -123,7 +124,7 @@ async function setup(
     })
   }
   dp.ipcache.upsert('10.0.0.0/16', 3000) // backends
-  const entries = dp.map('mb_policy').keys().length
+  const entries = dp.unsafeMap('mb_policy').keys().length
   process.stderr.write(
     `datapath bench ${name}: ${services} services, ${entries} policy entries, ${prefixes} prefixes\n`,
   )

@@ -470,8 +470,32 @@ export class Datapath {
     )
   }
 
-  /** A map of the endpoint object by name (escape hatch for tools and tests). */
-  map(name: string): MapLike {
+  /**
+   * The maps @membrane/bandwidth's `BandwidthManager` writes: `throttle` is `mb_throttle`
+   * (per-endpoint EDT / token-bucket entries), `present` is `mb_throttle_on` (which endpoints
+   * have an entry, so the programs can skip the lookup). Both are pinned under `pinRoot`.
+   *
+   * @example
+   * const { throttle, present } = dp.bandwidthMaps()
+   * const bw = await BandwidthManager.create({ map: throttle, present })
+   */
+  bandwidthMaps(): { throttle: MapLike; present: MapLike } {
+    this.#check()
+    return {
+      throttle: this.#endpointObj.map('mb_throttle'),
+      present: this.#endpointObj.map('mb_throttle_on'),
+    }
+  }
+
+  /**
+   * A map of the endpoint object by its C name, untyped. An escape hatch for the datapath's own
+   * tests and benchmarks, which poke at maps that have no typed accessor (`mb_ep_direct`,
+   * `mb_frag4`, ...): writing to a map behind the typed wrappers' back breaks their invariants
+   * (mirrors, index maps). Packages use the typed accessors (`endpoints`, `ipcache`,
+   * `services`, `ct`, `metrics`, `proxy`, {@link Datapath.policyMap},
+   * {@link Datapath.bandwidthMaps}) instead.
+   */
+  unsafeMap(name: string): MapLike {
     this.#check()
     return this.#endpointObj.map(name)
   }

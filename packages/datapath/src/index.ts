@@ -67,11 +67,11 @@ export {
   sockRevnat6ValueCodec,
 } from './layouts'
 export type { CtEntry, CtGcResult } from './maps/ct'
-export { CtMap, monotonicNowNs } from './maps/ct'
+export { CtMap } from './maps/ct'
 export type { EndpointRecord } from './maps/endpoints'
 export { EndpointMap } from './maps/endpoints'
 export type { IpcacheEventInput, IpcacheMapEntry, PrefixInput } from './maps/ipcache'
-export { IPCACHE_STATIC_PREFIX, IpcacheMap } from './maps/ipcache'
+export { IpcacheMap } from './maps/ipcache'
 export type { Counter } from './maps/metrics'
 export { MetricsMap } from './maps/metrics'
 export type {
@@ -81,14 +81,7 @@ export type {
   PolicyProtocol,
   PolicyValueInput,
 } from './maps/policy'
-export {
-  normalizePolicyKey,
-  POLICY_FULL_PREFIX,
-  POLICY_STATIC_PREFIX,
-  POLICY_SUMMARY,
-  PolicyMap,
-  rebuildPolicyIndex,
-} from './maps/policy'
+export { POLICY_SUMMARY, PolicyMap } from './maps/policy'
 export type { ProxyOrigin } from './maps/proxy'
 export { ProxyMap } from './maps/proxy'
 export type {
@@ -100,25 +93,5 @@ export type {
   ServiceState,
 } from './maps/services'
 export { ServiceMaps } from './maps/services'
-export type { PacketSpec, PacketSpec6, ParsedPacket } from './packet'
-export {
-  buildPacket,
-  buildPacket6,
-  fragmentPacket,
-  inetChecksum,
-  parsePacket,
-  parsePacket6,
-  reassemblePacket,
-  skbContext,
-  TcpFlags,
-} from './packet'
 export type { MapSpec } from './pins'
-export {
-  bpffsMounts,
-  checkPinnedMaps,
-  DEFAULT_PIN_ROOT,
-  MAP_SPECS,
-  specMismatches,
-  validatePinName,
-  validatePinRoot,
-} from './pins'
+export { DEFAULT_PIN_ROOT, MAP_SPECS } from './pins'

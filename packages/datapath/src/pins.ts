@@ -97,7 +97,7 @@ export function validatePinName(name: unknown, path = 'name'): string {
 }
 
 /** The bpffs mount points of this mount namespace. */
-export function bpffsMounts(): string[] {
+function bpffsMounts(): string[] {
   try {
     return readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 
 /** The repository root (tests run from it or from the package). */
 export const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url))
-export const BUILD_DIR = join(REPO_ROOT, 'bpf-src', 'build')
+const BUILD_DIR = join(REPO_ROOT, 'bpf-src', 'build')
 
 /** Build the BPF objects (incremental) under the shared lock. */
 export function buildObjects(): void {
@@ -62,7 +62,7 @@ export function resolveType(btf: Map<number, BtfType>, id: number): BtfType {
 }
 
 /** sizeof a BTF type. */
-export function sizeOf(btf: Map<number, BtfType>, id: number): number {
+function sizeOf(btf: Map<number, BtfType>, id: number): number {
   const t = resolveType(btf, id)
   if (t.kind === 'ARRAY') {
     const arr = t as BtfType & { type_id: number; nr_elems: number }

@@ -5,20 +5,18 @@
  * keeps its own Datapath setup (options and what is reset differ).
  */
 import { buildLookupTable, flowHash } from '@membrane/maglev'
+import { type Datapath, MAGLEV_TABLE_SIZE, type ServiceState } from '../src/index'
 import {
   buildPacket,
   buildPacket6,
-  type Datapath,
-  MAGLEV_TABLE_SIZE,
   type PacketSpec,
   type PacketSpec6,
   type ParsedPacket,
   parsePacket,
   parsePacket6,
-  type ServiceState,
   skbContext,
   TcpFlags,
-} from '../src'
+} from '../src/testing'
 import type { RawEvent } from './_event'
 
 /** skb fields a test may set: a mark (a number means the mark) and/or the ifindex. */

@@ -111,7 +111,7 @@ describeKernel(
     it('the endpoint on ifindex >= 65536 sends and receives under its own policy (found through mb_endpoints)', async () => {
       expect(bIfindex).toBeGreaterThanOrEqual(65536)
       expect(dp.endpoints.get(bIfindex)).toMatchObject({ id: b.id, identity: 1002, ip: b.ip })
-      expect(dp.map('mb_ep_direct').info.maxEntries).toBeLessThanOrEqual(bIfindex)
+      expect(dp.unsafeMap('mb_ep_direct').info.maxEntries).toBeLessThanOrEqual(bIfindex)
       // a -> b: the allowed port connects, the port without an ingress entry at b does not
       // (local delivery inside localCidr4 checks b's ingress policy in a's program).
       expect(
@@ -157,11 +157,11 @@ describeKernel(
           expect([
             m,
             dp
-              .map(m)
+              .unsafeMap(m)
               .lookup(key(k))
               ?.some((x) => x !== 0),
           ]).toEqual([m, true])
-          dp.map(m).update(key(k), Buffer.alloc(dp.map(m).info.valueSize))
+          dp.unsafeMap(m).update(key(k), Buffer.alloc(dp.unsafeMap(m).info.valueSize))
         }
         dp.ct.flush()
         expect(

@@ -20,7 +20,6 @@ import {
 import { ipv4 as ipv4Codec, u32 as u32Codec } from '@membrane/types'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
 import {
-  buildPacket,
   CtFlag,
   ctEntryCodec,
   Datapath,
@@ -31,12 +30,11 @@ import {
   type EndpointRecord,
   lb4BackendCodec,
   MAGLEV_TABLE_SIZE,
-  monotonicNowNs,
-  type PacketSpec,
   type ServiceState,
-  TcpFlags,
-} from '../src'
+} from '../src/index'
+import { monotonicNowNs } from '../src/maps/ct'
 import { policyAnySlot } from '../src/maps/policy'
+import { buildPacket, type PacketSpec, TcpFlags } from '../src/testing'
 import { buildObjects } from './_btf'
 import { decodeRawEvent, type RawEvent } from './_event'
 import { maglevPredictor, progHelpers } from './_prog'
@@ -111,7 +109,7 @@ describeKernel(
     // ---- mb_ep_direct -------------------------------------------------------------------
 
     it('an endpoint on an interface whose ifindex is >= 65536 (no array slot) is found through mb_endpoints', async () => {
-      expect(dp.map('mb_ep_direct').info).toMatchObject({ type: 'array', maxEntries: 65536 })
+      expect(dp.unsafeMap('mb_ep_direct').info).toMatchObject({ type: 'array', maxEntries: 65536 })
       const name = uniqueName()
       let ifindex = 0
       for (let attempt = 0; attempt < 5 && !ifindex; attempt++) {
@@ -181,12 +179,12 @@ describeKernel(
 
     it('mb_ep_direct: a cleared slot falls back to mb_endpoints; a slot whose ifindex matches is read first', async () => {
       allowAll(EP.id)
-      const slot = () => dp.map('mb_ep_direct').lookup(k32(EP.ifindex))
+      const slot = () => dp.unsafeMap('mb_ep_direct').lookup(k32(EP.ifindex))
       // The mirror wrote the slot with the hash's record.
-      expect(slot()).toEqual(dp.map('mb_endpoints').lookup(k32(EP.ifindex)))
+      expect(slot()).toEqual(dp.unsafeMap('mb_endpoints').lookup(k32(EP.ifindex)))
       expect(slot()).toEqual(EndpointMap.encode(EP))
 
-      dp.map('mb_ep_direct').update(k32(EP.ifindex), Buffer.alloc(EP_SIZE))
+      dp.unsafeMap('mb_ep_direct').update(k32(EP.ifindex), Buffer.alloc(EP_SIZE))
       expect((await run('from_container', tcp(EP.ip, 42000, '10.0.2.5', 80))).retval).toBe(
         TC_ACT_OK,
       )
@@ -196,13 +194,16 @@ describeKernel(
 
       // Proof that the slot is what the programs read first: a (stale, hand-written) slot for
       // this ifindex with another address makes EP's packets spoofed.
-      dp.map('mb_ep_direct').update(k32(EP.ifindex), EndpointMap.encode({ ...EP, ip: '10.0.1.99' }))
+      dp.unsafeMap('mb_ep_direct').update(
+        k32(EP.ifindex),
+        EndpointMap.encode({ ...EP, ip: '10.0.1.99' }),
+      )
       expect((await run('from_container', tcp(EP.ip, 42001, '10.0.2.5', 80))).retval).toBe(
         TC_ACT_SHOT,
       )
       expect(drops(DropReason.INVALID_SIP, 'egress')).toBeGreaterThan(0n)
       // A slot naming another ifindex is empty for this one: the hash answers.
-      dp.map('mb_ep_direct').update(
+      dp.unsafeMap('mb_ep_direct').update(
         k32(EP.ifindex),
         EndpointMap.encode({ ...EP, ifindex: 5, ip: '10.0.1.99' }),
       )
@@ -225,10 +226,10 @@ describeKernel(
           backends: [{ address: '10.0.3.1', port: 8080 }],
         })
         const id = svc.backends[0]?.id as number
-        const slot = () => dp.map('mb_lb4_be_direct').lookup(k32(id))
-        expect(slot()).toEqual(dp.map('mb_lb4_backends').lookup(k32(id)))
+        const slot = () => dp.unsafeMap('mb_lb4_be_direct').lookup(k32(id))
+        expect(slot()).toEqual(dp.unsafeMap('mb_lb4_backends').lookup(k32(id)))
         const base = algorithm === 'maglev' ? 43000 : 43100
-        dp.map('mb_lb4_be_direct').update(k32(id), Buffer.alloc(lb4BackendCodec.size))
+        dp.unsafeMap('mb_lb4_be_direct').update(k32(id), Buffer.alloc(lb4BackendCodec.size))
         const out = await run('from_container', tcp(EP.ip, base, '10.96.0.10', 80))
         expect([algorithm, out.retval, out.pkt.daddr, out.pkt.dport]).toEqual([
           algorithm,
@@ -236,7 +237,7 @@ describeKernel(
           '10.0.3.1',
           8080,
         ])
-        dp.map('mb_lb4_be_direct').update(
+        dp.unsafeMap('mb_lb4_be_direct').update(
           k32(id),
           lb4BackendCodec.encode({ address: '10.0.3.77', port: 9090, proto: 6, flags: 0 }),
         )
@@ -250,7 +251,7 @@ describeKernel(
         dp.ct.flush()
         expect(dp.gc().backendsDeleted).toContain(id)
         // Deleting the backend cleared its slot before the hash entry went.
-        expect(dp.map('mb_lb4_backends').lookup(k32(id))).toBeUndefined()
+        expect(dp.unsafeMap('mb_lb4_backends').lookup(k32(id))).toBeUndefined()
         expect(slot()).toEqual(Buffer.alloc(lb4BackendCodec.size))
       }
     })
@@ -260,7 +261,10 @@ describeKernel(
     it('maglevDirectTables: 2 — services with id >= 2 (no slot) still get the backend @membrane/maglev predicts; id 1 is read from its slot', async () => {
       allowAll(EP.id)
       expect(dp.maglevDirectTables).toBe(2)
-      expect(dp.map('mb_lb_maglev_direct').info).toMatchObject({ type: 'array', maxEntries: 2 })
+      expect(dp.unsafeMap('mb_lb_maglev_direct').info).toMatchObject({
+        type: 'array',
+        maxEntries: 2,
+      })
       const svcs = [1, 2, 3].map((i) =>
         dp.services.upsert({
           address: `10.96.1.${i}`,
@@ -269,10 +273,10 @@ describeKernel(
         }),
       )
       expect(svcs.map((s) => s.id)).toEqual([1, 2, 3])
-      const direct = dp.map('mb_lb_maglev_direct')
+      const direct = dp.unsafeMap('mb_lb_maglev_direct')
       // Id 1 mirrored; ids 2 and 3 are out of range (only the hash has them).
-      expect(direct.lookup(k32(1))).toEqual(dp.map('mb_lb_maglev').lookup(k32(1)))
-      for (const id of [2, 3]) expect(dp.map('mb_lb_maglev').lookup(k32(id))).toBeDefined()
+      expect(direct.lookup(k32(1))).toEqual(dp.unsafeMap('mb_lb_maglev').lookup(k32(1)))
+      for (const id of [2, 3]) expect(dp.unsafeMap('mb_lb_maglev').lookup(k32(id))).toBeDefined()
       expect(() => direct.lookup(k32(2))).not.toThrow()
       expect(direct.lookup(k32(2)) ?? Buffer.alloc(0)).toHaveLength(0)
 
@@ -317,7 +321,7 @@ describeKernel(
         port: 80,
         backends: [{ address: '10.0.19.1', port: 8080 }],
       })
-      const before = dp.map('mb_lb_maglev_direct').lookup(k32(1))
+      const before = dp.unsafeMap('mb_lb_maglev_direct').lookup(k32(1))
       for (const maglevDirectTables of [undefined, 3]) {
         const attempt = Datapath.open({
           pinRoot: pins.path,
@@ -340,8 +344,8 @@ describeKernel(
         )
       }
       // The pinned map and the running datapath are untouched.
-      expect(dp.map('mb_lb_maglev_direct').info.maxEntries).toBe(2)
-      expect(dp.map('mb_lb_maglev_direct').lookup(k32(1))).toEqual(before)
+      expect(dp.unsafeMap('mb_lb_maglev_direct').info.maxEntries).toBe(2)
+      expect(dp.unsafeMap('mb_lb_maglev_direct').lookup(k32(1))).toEqual(before)
       // Bad sizes are refused before anything is opened.
       for (const bad of [0, 65537, 1.5, Number.NaN])
         await expect(
@@ -386,19 +390,19 @@ describeKernel(
       const want = new Map<string, Buffer | undefined>()
       for (const [hash, direct, keys] of pairs)
         for (const k of keys) {
-          const v = dp.map(hash).lookup(k32(k))
+          const v = dp.unsafeMap(hash).lookup(k32(k))
           expect(v).toBeDefined()
-          expect(dp.map(direct).lookup(k32(k))).toEqual(v)
+          expect(dp.unsafeMap(direct).lookup(k32(k))).toEqual(v)
           want.set(`${direct}/${k}`, v)
         }
-      const anyWant = dp.map('mb_policy_any').lookup(anySlot)
+      const anyWant = dp.unsafeMap('mb_policy_any').lookup(anySlot)
       expect(anyWant).toEqual(Buffer.from([0, 0, 0, 0, 1, 0, 0, 0])) // {shorter 0, full 1}
 
       // Clear every slot by hand, as a crash between the two writes (or an older version) would.
       for (const [, direct, keys] of pairs)
         for (const k of keys)
-          dp.map(direct).update(k32(k), Buffer.alloc(dp.map(direct).info.valueSize))
-      dp.map('mb_policy_any').update(anySlot, Buffer.alloc(8))
+          dp.unsafeMap(direct).update(k32(k), Buffer.alloc(dp.unsafeMap(direct).info.valueSize))
+      dp.unsafeMap('mb_policy_any').update(anySlot, Buffer.alloc(8))
       // The zeroed identity-0 summary hides the L4-only allow: the new connection is denied.
       expect((await run('from_container', tcp(EP.ip, 44000, '10.0.2.5', 80))).retval).toBe(
         TC_ACT_SHOT,
@@ -407,12 +411,12 @@ describeKernel(
       await reopen()
       for (const [, direct, keys] of pairs)
         for (const k of keys)
-          expect([direct, k, dp.map(direct).lookup(k32(k))]).toEqual([
+          expect([direct, k, dp.unsafeMap(direct).lookup(k32(k))]).toEqual([
             direct,
             k,
             want.get(`${direct}/${k}`),
           ])
-      expect(dp.map('mb_policy_any').lookup(anySlot)).toEqual(anyWant)
+      expect(dp.unsafeMap('mb_policy_any').lookup(anySlot)).toEqual(anyWant)
       // And the programs of the new object use them: allowed again, Maglev's prediction holds.
       expect((await run('from_container', tcp(EP.ip, 44001, '10.0.2.5', 80))).retval).toBe(
         TC_ACT_OK,
@@ -461,7 +465,9 @@ describeKernel(
         ],
       })
       const slot = k32(policyAnySlot(EP.id, 0))
-      expect(dp.map('mb_policy_any').lookup(slot)).toEqual(Buffer.from([1, 0, 0, 0, 2, 0, 0, 0]))
+      expect(dp.unsafeMap('mb_policy_any').lookup(slot)).toEqual(
+        Buffer.from([1, 0, 0, 0, 2, 0, 0, 0]),
+      )
       const udp = (sport: number): PacketSpec => ({
         saddr: '10.0.9.9',
         daddr: EP.ip,
@@ -486,7 +492,7 @@ describeKernel(
 
       // The slot is the gate for every identity-0 entry: zeroed, they are all invisible
       // (allows become drops, and the identity-0 deny no longer beats the identity allow).
-      dp.map('mb_policy_any').update(slot, Buffer.alloc(8))
+      dp.unsafeMap('mb_policy_any').update(slot, Buffer.alloc(8))
       dp.ct.flush()
       expect(await check(45100)).toEqual({
         l4only: TC_ACT_SHOT,
@@ -496,7 +502,9 @@ describeKernel(
       })
       await reopen()
       dp.ct.flush()
-      expect(dp.map('mb_policy_any').lookup(slot)).toEqual(Buffer.from([1, 0, 0, 0, 2, 0, 0, 0]))
+      expect(dp.unsafeMap('mb_policy_any').lookup(slot)).toEqual(
+        Buffer.from([1, 0, 0, 0, 2, 0, 0, 0]),
+      )
       expect(await check(45200)).toEqual({
         l4only: TC_ACT_OK,
         otherPort: TC_ACT_SHOT,
@@ -505,7 +513,7 @@ describeKernel(
       })
       // Removing the entries empties the slot (and the allow goes with them).
       dp.policyMap(EP.id).clear()
-      expect(dp.map('mb_policy_any').lookup(slot)).toEqual(Buffer.alloc(8))
+      expect(dp.unsafeMap('mb_policy_any').lookup(slot)).toEqual(Buffer.alloc(8))
       dp.ct.flush()
       expect((await run('to_container', tcp('10.0.9.9', 45300, EP.ip, 443))).retval).toBe(
         TC_ACT_SHOT,
@@ -566,7 +574,7 @@ describeKernel(
       expect((err as Error).message).toContain('10.0.2.21')
       expect(dp.endpoints.get(998)).toBeUndefined()
       expect(dp.endpoints.byIp('10.0.2.21')).toBeUndefined()
-      expect(dp.map('mb_ep_direct').lookup(k32(998))).toEqual(Buffer.alloc(EP_SIZE))
+      expect(dp.unsafeMap('mb_ep_direct').lookup(k32(998))).toEqual(Buffer.alloc(EP_SIZE))
       // The edges of the CIDR are inside.
       for (const ip of ['10.0.1.0', '10.0.1.255']) {
         dp.endpoints.upsert({ ...outside, ip })
@@ -640,7 +648,7 @@ describeKernel(
 
     it('localCidr4: outside the CIDR the local-endpoint lookup is skipped (a hand-written mb_lxc4 entry is ignored, the ipcache identity counts); inside it is used', async () => {
       const lxc = (ip: string, rec: EndpointRecord) =>
-        dp.map('mb_lxc4').update(ipv4Codec.encode(ip), EndpointMap.encode(rec))
+        dp.unsafeMap('mb_lxc4').update(ipv4Codec.encode(ip), EndpointMap.encode(rec))
       const stray = (ip: string, id: number): EndpointRecord => ({
         id,
         identity: 5000,
@@ -689,7 +697,8 @@ describeKernel(
         const [inDenied] = await waitEvents((e) => e.type === 1 && e.sport === 47003)
         expect(inDenied).toMatchObject({ srcIdentity: 5000, dstIdentity: EP.identity })
       } finally {
-        for (const ip of ['10.0.2.31', '10.0.1.31']) dp.map('mb_lxc4').delete(ipv4Codec.encode(ip))
+        for (const ip of ['10.0.2.31', '10.0.1.31'])
+          dp.unsafeMap('mb_lxc4').delete(ipv4Codec.encode(ip))
         dp.ipcache.delete('10.0.2.0/24')
         dp.ipcache.delete('10.0.1.31/32')
       }
@@ -851,7 +860,7 @@ describeKernel(
         id: number
         address: string
       }
-      const ctMap = dp.map('mb_ct4')
+      const ctMap = dp.unsafeMap('mb_ct4')
       let patched = 0
       for (const kb of ctMap.keys()) {
         const vb = ctMap.lookup(kb)

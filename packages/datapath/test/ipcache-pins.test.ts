@@ -1,15 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import {
-  checkPinnedMaps,
-  DatapathError,
-  EndpointMap,
-  IpcacheMap,
-  MAP_SPECS,
-  validatePinName,
-  validatePinRoot,
-} from '../src'
+import { DatapathError, EndpointMap, IpcacheMap, MAP_SPECS } from '../src/index'
+import { checkPinnedMaps, validatePinName, validatePinRoot } from '../src/pins'
 import { FakeMap } from './_fake-map'
 
 describe('IpcacheMap', () => {

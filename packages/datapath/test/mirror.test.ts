@@ -19,11 +19,15 @@ import {
   PolicyMap,
   policyEntryCodec,
   policyFastKeyCodec,
-  rebuildPolicyIndex,
   ServiceMaps,
-} from '../src'
+} from '../src/index'
 import { directMirror, syncDirectMirror } from '../src/internal/mirror'
-import { policyAnySlot, syncPolicyAny, withPolicyAnyMirror } from '../src/maps/policy'
+import {
+  policyAnySlot,
+  rebuildPolicyIndex,
+  syncPolicyAny,
+  withPolicyAnyMirror,
+} from '../src/maps/policy'
 import { FakeMap } from './_fake-map'
 
 type Op = { map: string; op: 'update' | 'delete'; key: number }

@@ -7,8 +7,8 @@ import {
   policyEntryCodec,
   policyFastKeyCodec,
   policyKeyCodec,
-  rebuildPolicyIndex,
-} from '../src'
+} from '../src/index'
+import { rebuildPolicyIndex } from '../src/maps/policy'
 import { FakeMap } from './_fake-map'
 
 const newMap = () => new FakeMap({ type: 'lpm_trie', keySize: 20, valueSize: 24 })

@@ -1,13 +1,7 @@
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
-import {
-  buildPacket,
-  Datapath,
-  DropReason,
-  type PacketSpec,
-  proxySocketMark,
-  TcpFlags,
-} from '../src'
+import { Datapath, DropReason, proxySocketMark } from '../src/index'
+import { buildPacket, type PacketSpec, TcpFlags } from '../src/testing'
 import { buildObjects } from './_btf'
 import { decodeRawEvent, type RawEvent } from './_event'
 import { maglevPredictor, progHelpers } from './_prog'

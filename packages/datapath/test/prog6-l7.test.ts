@@ -7,15 +7,9 @@
  */
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
-import {
-  Datapath,
-  DEFAULT_HAIRPIN_IP6,
-  DropReason,
-  type PacketSpec6,
-  proxySocketMark,
-  TcpFlags,
-} from '../src'
+import { Datapath, DEFAULT_HAIRPIN_IP6, DropReason, proxySocketMark } from '../src/index'
 import { formatIpv6 } from '../src/internal/ip'
+import { type PacketSpec6, TcpFlags } from '../src/testing'
 import { buildObjects } from './_btf'
 import { progHelpers6 } from './_prog'
 

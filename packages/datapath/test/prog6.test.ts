@@ -1,7 +1,8 @@
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
-import { buildPacket6, Datapath, DropReason, type PacketSpec6, TcpFlags } from '../src'
+import { Datapath, DropReason } from '../src/index'
 import { formatIpv6 } from '../src/internal/ip'
+import { buildPacket6, type PacketSpec6, TcpFlags } from '../src/testing'
 import { buildObjects } from './_btf'
 import { maglevPredictor, progHelpers6 } from './_prog'
 
@@ -334,7 +335,7 @@ describeKernel(
           },
         ],
       })
-      const calls = dp.map('mb_calls')
+      const calls = dp.unsafeMap('mb_calls')
       const slot = Buffer.alloc(4) // MB_CALL_FROM6
       const packet = tcp(EP.ip6, 41000, 'fd00:2::5', 80)
       expect((await run('from_container', packet)).retval).toBe(TC_ACT_OK)

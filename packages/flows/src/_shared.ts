@@ -3,7 +3,7 @@
  * encoder keeps their protobuf bytes, so a part shared by many flows is encoded once. (A symbol
  * property read is a fast property access; a WeakMap keyed by frozen objects is not.)
  */
-export const ENCODED: unique symbol = Symbol('membrane.flows.encoded')
+const ENCODED: unique symbol = Symbol('membrane.flows.encoded')
 
 /** The slot the encoder fills. */
 export interface EncodedSlot {

@@ -45,7 +45,7 @@ export function monotonicClock(): MonotonicClock {
 }
 
 /** Cilium's trace point number -> Hubble's TraceObservationPoint. */
-export function traceObservationPoint(point: number): number {
+function traceObservationPoint(point: number): number {
   return point === TracePoint.TO_LXC ? TraceObservationPoint.TO_ENDPOINT : point
 }
 

@@ -120,7 +120,7 @@ interface ParsedLabel {
 }
 
 /** Split `source:key=value` (source optional, value optional). */
-export function parseLabel(label: string): ParsedLabel {
+function parseLabel(label: string): ParsedLabel {
   const eq = label.indexOf('=')
   const head = eq >= 0 ? label.slice(0, eq) : label
   const value = eq >= 0 ? label.slice(eq + 1) : ''

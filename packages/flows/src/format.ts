@@ -34,7 +34,7 @@ function paint(text: string, color: keyof typeof ANSI, on: boolean): string {
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
 
 /** 'Nov 21 20:30:01.123' in UTC. */
-export function compactTime(t: Timestamp | undefined): string {
+function compactTime(t: Timestamp | undefined): string {
   if (!t) return '(no time)'
   const d = new Date(t.seconds * 1000 + Math.floor(t.nanos / 1e6))
   const p = (n: number, w = 2) => String(n).padStart(w, '0')
@@ -42,7 +42,7 @@ export function compactTime(t: Timestamp | undefined): string {
 }
 
 /** RFC 3339 with nanoseconds, as protojson prints a Timestamp. */
-export function rfc3339(t: Timestamp): string {
+function rfc3339(t: Timestamp): string {
   const d = new Date(t.seconds * 1000)
   const base = d.toISOString().slice(0, 19)
   const nanos = t.nanos ? `.${String(t.nanos).padStart(9, '0').replace(/0+$/, '')}` : ''
@@ -56,7 +56,7 @@ function port(flow: Flow, src: boolean): number | undefined {
 }
 
 /** Hubble-style endpoint text: `ns/pod:port (ID:identity)` or `ip:port (world)`. */
-export function endpointText(flow: Flow, src: boolean): string {
+function endpointText(flow: Flow, src: boolean): string {
   const ep: Endpoint | undefined = src ? flow.source : flow.destination
   const ip = src ? flow.IP?.source : flow.IP?.destination
   const pt = port(flow, src)
@@ -86,7 +86,7 @@ export function endpointText(flow: Flow, src: boolean): string {
 }
 
 /** The type column: observation point, drop reason, policy verdict, L7 kind. */
-export function typeText(flow: Flow): string {
+function typeText(flow: Flow): string {
   const type = eventTypeName(flow)
   switch (type) {
     case 'Trace':
@@ -111,7 +111,7 @@ export function typeText(flow: Flow): string {
 }
 
 /** The summary column: TCP flags, ICMP type, or the L7 request/response line. */
-export function summaryText(flow: Flow): string {
+function summaryText(flow: Flow): string {
   const l7 = flow.l7
   if (l7?.http) {
     const h = l7.http
@@ -141,7 +141,7 @@ export function summaryText(flow: Flow): string {
 }
 
 /** The verdict as printed: policy verdicts read ALLOWED / DENIED, like hubble observe. */
-export function verdictText(flow: Flow): string {
+function verdictText(flow: Flow): string {
   if (eventTypeName(flow) === 'PolicyVerdict') {
     if (flow.verdict === Verdict.FORWARDED) return 'ALLOWED'
     if (flow.verdict === Verdict.DROPPED) return 'DENIED'
@@ -198,7 +198,7 @@ export function flowToJSON(flow: Flow): Record<string, unknown> {
 }
 
 /** A GetFlowsResponse as JSON (`{"flow": ..., "node_name": ..., "time": ...}`). */
-export function responseToJSON(r: FlowsResponse): Record<string, unknown> {
+function responseToJSON(r: FlowsResponse): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   if (r.flow) out.flow = flowToJSON(r.flow)
   if (r.lostEvents) {
@@ -214,7 +214,7 @@ export function responseToJSON(r: FlowsResponse): Record<string, unknown> {
 }
 
 /** Column widths of the table format. */
-export const TABLE_COLUMNS = [
+const TABLE_COLUMNS = [
   ['TIMESTAMP', 19],
   ['SOURCE', 36],
   ['DESTINATION', 36],
@@ -229,7 +229,7 @@ export function tableHeader(): string {
 }
 
 /** One table row. */
-export function tableRow(flow: Flow, opts: { color?: boolean } = {}): string {
+function tableRow(flow: Flow, opts: { color?: boolean } = {}): string {
   const cells = [
     compactTime(flow.time),
     endpointText(flow, true),
@@ -248,7 +248,7 @@ export function tableRow(flow: Flow, opts: { color?: boolean } = {}): string {
 }
 
 /** One flow as a `key: value` block (hubble observe -o dict), ending with a separator line. */
-export function dictBlock(flow: Flow, opts: { color?: boolean; nodeName?: boolean } = {}): string {
+function dictBlock(flow: Flow, opts: { color?: boolean; nodeName?: boolean } = {}): string {
   const rows: [string, string][] = [['TIMESTAMP', compactTime(flow.time)]]
   if (opts.nodeName && flow.nodeName) rows.push(['NODE', flow.nodeName])
   rows.push(

@@ -59,7 +59,7 @@ export const observerServiceDefinition = {
 } as const
 
 /** Default number of responses queued per GetFlows stream before waiting for the socket. */
-export const DEFAULT_MAX_BUFFERED = 1024
+const DEFAULT_MAX_BUFFERED = 1024
 
 /** Options of {@link startGrpcJsObserverServer}. */
 export interface GrpcJsServerOptions {

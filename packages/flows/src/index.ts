@@ -1,7 +1,7 @@
 // @membrane/flows: Hubble-compatible flows from datapath events: Observer gRPC API, observe CLI,
 // Prometheus metrics, service map.
 export type { ConvertOptions, MonotonicClock } from './convert'
-export { EndpointCache, eventToFlow, monotonicClock, traceObservationPoint } from './convert'
+export { eventToFlow, monotonicClock } from './convert'
 export {
   dropReasonDescription,
   dropReasonFromName,
@@ -24,31 +24,11 @@ export {
   TracePoint,
 } from './event'
 export type { FlowFilter } from './filter'
-export {
-  compileFilter,
-  compileFilters,
-  FilterError,
-  labelsMatch,
-  parseLabel,
-  parseLabelSelector,
-} from './filter'
+export { compileFilters, FilterError } from './filter'
 export type { OutputFormat } from './format'
-export {
-  compactLine,
-  endpointText,
-  flowToJSON,
-  formatResponse,
-  responseToJSON,
-  rfc3339,
-  summaryText,
-  tableHeader,
-  tableRow,
-  typeText,
-  verdictText,
-} from './format'
+export { flowToJSON } from './format'
 export type { GrpcJsObserverServer, GrpcJsServerOptions, ObserverNode } from './grpc'
 export {
-  DEFAULT_MAX_BUFFERED,
   ObserverClient,
   observerServiceDefinition,
   observerServiceImpl,
@@ -58,24 +38,8 @@ export type { L7Peer, L7Record } from './l7'
 export { L7RecordError, l7RecordToFlow } from './l7'
 export type { DatapathCounter, FlowMetricsOptions, MetricsServer } from './metrics'
 export { FlowMetrics, serveMetrics } from './metrics'
-export {
-  eventTypeName,
-  flowTypeName,
-  l4ProtocolName,
-  l7ProtocolName,
-  observationPointName,
-  tcpFlagsText,
-  trafficDirectionName,
-  verdictName,
-} from './names'
 export type { ObserveIO, ObserveOptions } from './observe'
-export {
-  OBSERVE_USAGE,
-  ObserveUsageError,
-  parseDuration,
-  parseObserveArgs,
-  runObserve,
-} from './observe'
+export { OBSERVE_USAGE, ObserveUsageError, parseObserveArgs, runObserve } from './observe'
 export type {
   FlowSink,
   GetFlowsRequest,
@@ -83,33 +47,15 @@ export type {
   ObserverStatus,
   StreamItem,
 } from './observer'
-export { FlowCursor, FlowObserver, frame } from './observer'
-export {
-  decodeFlow,
-  decodeFlowsResponse,
-  decodeMessage,
-  encodeFlow,
-  encodeFlowReference,
-  encodeFlowsResponse,
-  encodeMessage,
-  PROTO_DIR,
-  PROTO_FILES,
-  protoRoot,
-} from './proto'
+export { FlowObserver } from './observer'
+export { decodeFlow, encodeFlow, PROTO_DIR, PROTO_FILES } from './proto'
 export type { RedactOptions } from './redact'
 export { DEFAULT_REDACTED_HEADERS, REDACTED, redactFlow } from './redact'
 export type { RingEntry } from './ring'
-export { DEFAULT_RING_CAPACITY, FlowRing } from './ring'
 export type { ObserverServer, ObserverServerOptions } from './server'
 export { GrpcStatus, startObserverServer } from './server'
 export type { MapEdge, MapNode, ServiceMap, ServiceMapSvgOptions } from './servicemap'
-export {
-  buildServiceMap,
-  EDGE_COLORS,
-  edgeClass,
-  renderServiceMapSvg,
-  ServiceMapBuilder,
-} from './servicemap'
+export { buildServiceMap, renderServiceMapSvg } from './servicemap'
 export type {
   DNS,
   Endpoint,

@@ -3,7 +3,6 @@ import { EventType } from './event'
 import {
   type Flow,
   FlowType,
-  IPVersion,
   L7FlowType,
   LostEventSource,
   type TCPFlags,
@@ -17,23 +16,17 @@ function invert<T extends Record<string, number>>(o: T): Record<number, string> 
 }
 
 const VERDICT = invert(Verdict)
-const FLOW_TYPE = invert(FlowType)
 const DIRECTION = invert(TrafficDirection)
 const POINT = invert(TraceObservationPoint)
-const IPVER = invert(IPVersion)
 const L7TYPE = invert(L7FlowType)
 const LOST = invert(LostEventSource)
 
 /** Verdict enum name ('FORWARDED', 'DROPPED', ...). */
 export const verdictName = (v: number): string => VERDICT[v] ?? String(v)
-/** FlowType enum name. */
-export const flowTypeName = (v: number): string => FLOW_TYPE[v] ?? String(v)
 /** TrafficDirection enum name. */
 export const trafficDirectionName = (v: number): string => DIRECTION[v] ?? String(v)
 /** TraceObservationPoint enum name ('TO_ENDPOINT', ...). */
 export const observationPointName = (v: number): string => POINT[v] ?? String(v)
-/** IPVersion enum name. */
-export const ipVersionName = (v: number): string => IPVER[v] ?? String(v)
 /** L7FlowType enum name. */
 export const l7TypeName = (v: number): string => L7TYPE[v] ?? String(v)
 /** LostEventSource enum name. */

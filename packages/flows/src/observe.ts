@@ -138,7 +138,7 @@ const TRACE_POINTS: Record<string, number> = {
 }
 
 /** Parse `30s`, `5m`, `1h30m`, `2h` into milliseconds. */
-export function parseDuration(text: string): number | undefined {
+function parseDuration(text: string): number | undefined {
   const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text)
   if (!m || text === '') return undefined
   return ((Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0)) * 60 + Number(m[3] ?? 0)) * 1000

@@ -327,7 +327,7 @@ export class FlowObserver {
  * `until`, whitelist/blacklist. `poll()` is synchronous so a server can batch everything that is
  * ready into one write.
  */
-export class FlowCursor {
+class FlowCursor {
   private cursor: number
   private readonly end: number
   private readonly limit: number

@@ -7,7 +7,6 @@ import {
   LOCAL_IDENTITY_FLAG,
   MAX_LOCAL_IDENTITY_INDEX,
   makeIdentity,
-  reservedIdentity,
   reservedIdentityList,
   reservedIdentityOf,
   toIdentityRecord,
@@ -312,9 +311,6 @@ export function localIdentityPool(): IdentityPool {
 export function reservedSnapshot(): Identity[] {
   return [...reservedIdentityList()]
 }
-
-/** Look up a reserved identity by id (re-exported for backends). @internal */
-export { reservedIdentity }
 
 /** The error every call on a closed allocator gets. @internal */
 export function closedError(what: string): IdentityError {

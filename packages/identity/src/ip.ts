@@ -139,7 +139,7 @@ export function formatIP(family: IPFamily, address: bigint): string {
 }
 
 /** The number of bits of an address of `family`. */
-export function familyBits(family: IPFamily): 32 | 128 {
+function familyBits(family: IPFamily): 32 | 128 {
   return family === 4 ? 32 : 128
 }
 

@@ -21,7 +21,7 @@ export interface LookupTableOptions {
 }
 
 /** Validate a table size; returns it typed. */
-export function checkTableSize(tableSize: unknown, path = 'tableSize'): TableSize {
+function checkTableSize(tableSize: unknown, path = 'tableSize'): TableSize {
   if (!(TABLE_SIZES as readonly unknown[]).includes(tableSize))
     throw new MaglevError(
       MaglevErrorCode.INVALID_TABLE_SIZE,

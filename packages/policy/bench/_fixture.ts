@@ -4,8 +4,8 @@
  */
 import type { IdentityData } from '../src/index'
 
-export const NAMESPACES = 20
-export const APPS = 50
+const NAMESPACES = 20
+const APPS = 50
 
 export function podLabels(i: number): string[] {
   const ns = `ns${i % NAMESPACES}`
@@ -35,7 +35,7 @@ export function identities(n: number): IdentityData[] {
   return out.slice(0, n)
 }
 
-export function rule(i: number): unknown {
+function rule(i: number): unknown {
   const ns = `ns${i % NAMESPACES}`
   const app = (k: number) => `app${k % APPS}`
   const kind = i % 10

@@ -29,7 +29,7 @@ export interface CliIo {
  * 1 `validate` found invalid documents (or an unexpected failure), 2 bad usage or input
  * (including an unreadable file or an invalid policy given to trace/compile), 3 trace: denied.
  */
-export const CLI_EXIT = { OK: 0, FAILED: 1, USAGE: 2, DENIED: 3 } as const
+const CLI_EXIT = { OK: 0, FAILED: 1, USAGE: 2, DENIED: 3 } as const
 
 /** The commands of `membrane-policy` (each one's usage is in {@link CLI_USAGE}). */
 export const CLI_COMMANDS = ['validate', 'trace', 'compile'] as const

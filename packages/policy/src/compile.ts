@@ -65,7 +65,7 @@ function namedPortProto(np: NamedPort): number {
 }
 
 /** Resolve a port spec to concrete (protocol, port-range) pieces. */
-export function resolvePortSpec(
+function resolvePortSpec(
   spec: PortSpec,
   named: Readonly<Record<string, NamedPort | readonly NamedPort[]>> | undefined,
 ): Array<{ proto: number; from: number; to: number }> {

@@ -79,7 +79,7 @@ export class LabelSet {
 }
 
 /** Parse a selector key: `k8s:app` -> {source k8s, key app}; `app` -> {source any, key app}. */
-export function parseSelectorKey(key: string): { source: string; key: string } {
+function parseSelectorKey(key: string): { source: string; key: string } {
   const colon = key.indexOf(':')
   // A key like `io.kubernetes.pod.namespace` has no colon; `k8s:app` does.
   if (colon > 0) return { source: key.slice(0, colon), key: key.slice(colon + 1) }
@@ -179,11 +179,4 @@ export class Selector {
   toString(): string {
     return this.key
   }
-}
-
-/** Build a selector from matchLabels (already validated). */
-export function selectorFromMatchLabels(matchLabels: Record<string, string>): Selector {
-  return new Selector(
-    Object.entries(matchLabels).map(([key, value]) => ({ key, operator: 'In', values: [value] })),
-  )
 }

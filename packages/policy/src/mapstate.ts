@@ -54,7 +54,7 @@ const P24 = 0x1000000
 const P16 = 0x10000
 
 /** Encode (protocol, prefix length, port) into one number (internal layout of MapState). */
-export function l4Code(protocol: number, portPrefixLen: number, port: number): number {
+function l4Code(protocol: number, portPrefixLen: number, port: number): number {
   return protocol * P24 + portPrefixLen * P16 + port
 }
 

@@ -19,9 +19,7 @@ export const NAMESPACES = ['x', 'y', 'z'] as const
 export const PODS = ['a', 'b', 'c'] as const
 export type PodName = `${(typeof NAMESPACES)[number]}/${(typeof PODS)[number]}`
 
-export const ALL_PODS: PodName[] = NAMESPACES.flatMap((ns) =>
-  PODS.map((p) => `${ns}/${p}` as PodName),
-)
+const ALL_PODS: PodName[] = NAMESPACES.flatMap((ns) => PODS.map((p) => `${ns}/${p}` as PodName))
 
 export function podIp(pod: PodName): string {
   const [ns, p] = pod.split('/') as [string, string]
@@ -34,7 +32,7 @@ for (const port of [80, 81]) {
     namedPorts[`serve-${port}-${proto.toLowerCase()}`] = { port, protocol: proto }
 }
 
-export function podEndpoint(pod: PodName): TraceEndpoint {
+function podEndpoint(pod: PodName): TraceEndpoint {
   const [ns, p] = pod.split('/') as [string, string]
   return {
     namespace: ns,
@@ -45,7 +43,7 @@ export function podEndpoint(pod: PodName): TraceEndpoint {
   }
 }
 
-export function podIdentity(pod: PodName): IdentityData {
+function podIdentity(pod: PodName): IdentityData {
   return {
     id: 1000 + ALL_PODS.indexOf(pod),
     labels: traceEndpointLabels(podEndpoint(pod)),
@@ -54,7 +52,7 @@ export function podIdentity(pod: PodName): IdentityData {
   }
 }
 
-export const RESERVED_IDENTITIES: IdentityData[] = [
+const RESERVED_IDENTITIES: IdentityData[] = [
   { id: 1, labels: ['reserved:host'] },
   { id: 2, labels: ['reserved:world'] },
   { id: 6, labels: ['reserved:remote-node'] },

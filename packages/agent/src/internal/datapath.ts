@@ -1,6 +1,5 @@
 import { BandwidthManager } from '@membrane/bandwidth/host'
 import { Datapath, type EventSubscription } from '@membrane/datapath'
-import { run } from './exec'
 
 /** The loaded datapath and what hangs off it. */
 export interface DatapathParts {
@@ -34,22 +33,10 @@ export async function openDatapath(options: {
   let bandwidth: BandwidthManager | undefined
   let bandwidthError: string | undefined
   try {
-    bandwidth = await BandwidthManager.create({
-      map: dp.map('mb_throttle'),
-      present: dp.map('mb_throttle_on'),
-    })
+    const { throttle, present } = dp.bandwidthMaps()
+    bandwidth = await BandwidthManager.create({ map: throttle, present })
   } catch (error) {
     bandwidthError = (error as Error).message
   }
   return { parts: { dp, bandwidth, bandwidthError, events } }
-}
-
-/** The MAC address of an interface inside a network namespace (the workload's side). */
-export async function macInNetns(netns: string, ifname: string): Promise<string | undefined> {
-  try {
-    const out = await run('ip', ['-n', netns, '-j', 'link', 'show', 'dev', ifname])
-    return (JSON.parse(out) as { address?: string }[])[0]?.address
-  } catch {
-    return undefined
-  }
 }

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 
 /** A command that failed; the command line is shown as an argument array, never a shell string. */
-export class CommandError extends Error {
+class CommandError extends Error {
   readonly file: string
   readonly args: readonly string[]
   readonly exitCode: number | null

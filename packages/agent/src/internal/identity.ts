@@ -13,7 +13,7 @@ import type { EndpointRecord } from '../state'
 export const NAMESPACE_LABEL = 'io.kubernetes.pod.namespace'
 
 /** Prefix of the namespace's own labels in a pod identity (Cilium's convention). */
-export const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.'
+const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.'
 
 /**
  * The source-prefixed identity labels of an endpoint, as Cilium builds them for a pod:

@@ -108,7 +108,7 @@ const TOKEN = /^[A-Za-z0-9_.:/-]+$/
  * array like everywhere else; every token is checked against a strict character set before it is
  * joined into ip's batch syntax, so no input can add words or commands.
  */
-export async function ipBatch(commands: string[][], netns?: string): Promise<void> {
+async function ipBatch(commands: string[][], netns?: string): Promise<void> {
   if (commands.length === 0) return
   for (const cmd of commands) {
     for (const t of cmd) {

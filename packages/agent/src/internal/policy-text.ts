@@ -8,7 +8,7 @@ import {
 import { AgentError, invalid } from '../errors'
 
 /** What the agent accepts in one import: no more than its API body, nesting as real policies. */
-export const POLICY_TEXT_LIMITS: Required<PolicyLoadLimits> = {
+const POLICY_TEXT_LIMITS: Required<PolicyLoadLimits> = {
   maxLength: 4 * 1024 * 1024,
   maxDepth: 64,
   maxAliasCount: 100,

@@ -4,7 +4,7 @@ import type { MapLike } from '../internal/loader'
 import { ipcacheKeyCodec, ipcacheValueCodec } from '../layouts'
 
 /** Bits of the ipcache key before the address (pad + cluster id + family). */
-export const IPCACHE_STATIC_PREFIX = 32
+const IPCACHE_STATIC_PREFIX = 32
 const FAMILY_V4 = 1
 const FAMILY_V6 = 2
 

@@ -5,9 +5,9 @@ import type { MapLike } from '../internal/loader'
 import { policyAnyCodec, policyEntryCodec, policyFastKeyCodec, policyKeyCodec } from '../layouts'
 
 /** Bits of the policy LPM key before the protocol: endpoint id 32 + identity 32 + direction 8. */
-export const POLICY_STATIC_PREFIX = 72
+const POLICY_STATIC_PREFIX = 72
 /** Bits of a full policy key (protocol 8 + port 16 more). */
-export const POLICY_FULL_PREFIX = 96
+const POLICY_FULL_PREFIX = 96
 
 /**
  * Direction bit of a summary record in the exact-match index (`mb_policy_fast`). C:
@@ -95,7 +95,7 @@ interface NormalKey {
 }
 
 /** Validate a key and compute its LPM prefix (the port masked to its prefix). */
-export function normalizePolicyKey(key: PolicyKeyInput, path = 'key'): NormalKey {
+function normalizePolicyKey(key: PolicyKeyInput, path = 'key'): NormalKey {
   if (typeof key !== 'object' || key === null) throw fail(path, 'a policy key object', key)
   if (!isUint(key.identity, 0xffffffff))
     throw fail(`${path}.identity`, 'an identity 0..4294967295', key.identity)

@@ -86,7 +86,7 @@ export function connect(options: EtcdConnectionOptions): {
 }
 
 /** The first key-value of the i-th range response of a transaction. @internal */
-export function txnKv(r: ITxnResponse, i: number): IKeyValue | undefined {
+function txnKv(r: ITxnResponse, i: number): IKeyValue | undefined {
   return r.responses[i]?.response_range?.kvs[0]
 }
 

@@ -5,7 +5,7 @@
 // subtraction. Same visiting order, same table, no matrix.
 
 /** Marks an empty slot while filling; backend indices are < 2^32 - 1. */
-export const EMPTY = 0xffffffff
+const EMPTY = 0xffffffff
 
 /**
  * Fill `out` (length M) with backend indices 0..N-1 in Cilium's order: turn n goes to backend

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { AgentError } from './errors'
+import { AgentError } from '../errors'
 import {
   agentDeviceNames,
   endpointNames,

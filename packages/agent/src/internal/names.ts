@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
-import { invalid } from './errors'
+import { invalid } from '../errors'
 
 /** Longest endpoint or namespace name the agent accepts. */
-export const MAX_NAME_LENGTH = 40
+const MAX_NAME_LENGTH = 40
 /** The kernel's interface name limit (IFNAMSIZ 16, including the terminating NUL). */
 export const MAX_IFNAME_LENGTH = 15
 /** Longest instance prefix: it starts every interface and namespace name the agent makes. */
-export const MAX_PREFIX_LENGTH = 6
+const MAX_PREFIX_LENGTH = 6
 
 const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/
 const PREFIX = /^[a-z][a-z0-9]*$/

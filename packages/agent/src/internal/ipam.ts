@@ -1,4 +1,4 @@
-import { AgentError, invalid } from './errors'
+import { AgentError, invalid } from '../errors'
 
 /** An IPv4 prefix: network address (as a number) and length. */
 export interface Ipv4Prefix {
