@@ -24,6 +24,7 @@ const pkg = (name: string) => project(name, `packages/${name}`)
 export const projects: TestProjectInlineConfiguration[] = [
   project('tools', 'tools'),
   pkg('test-utils'),
+  pkg('types'),
   pkg('bpf-loader-napi'),
   pkg('maglev'),
   pkg('policy'),

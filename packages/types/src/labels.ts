@@ -1,0 +1,43 @@
+/**
+ * Label keys that more than one package writes or reads (Cilium's and Kubernetes' names). The
+ * label algorithms stay with their owners (@membrane/identity builds label sets,
+ * @membrane/policy matches selectors); only the shared names live here.
+ */
+
+/**
+ * Where a label comes from, as Cilium names it (the `source` of `source:key=value`).
+ */
+export const LabelSource = {
+  K8S: 'k8s',
+  RESERVED: 'reserved',
+  CIDR: 'cidr',
+  CONTAINER: 'container',
+  /** Only in selectors: matches a label of any source. */
+  ANY: 'any',
+  /** What a label written without a source gets. */
+  UNSPEC: 'unspec',
+} as const
+
+/** A label source. */
+export type LabelSource = (typeof LabelSource)[keyof typeof LabelSource]
+
+/** The key (source `k8s`) under which every pod identity carries its namespace. */
+export const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace'
+
+/** Prefix of the keys (source `k8s`) that carry the labels of the pod's namespace. */
+export const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.'
+
+/** The key (source `k8s`) that carries the pod's service account. */
+export const SERVICE_ACCOUNT_LABEL = 'io.cilium.k8s.policy.serviceaccount'
+
+/** The key (source `k8s`) that carries the cluster name. */
+export const CLUSTER_LABEL = 'io.cilium.k8s.policy.cluster'
+
+/** The key of the label a policy rule derives from: `CiliumNetworkPolicy`, `NetworkPolicy`... */
+export const POLICY_DERIVED_FROM_LABEL = 'io.cilium.k8s.policy.derived-from'
+
+/** The key of the label that names the policy a rule came from. */
+export const POLICY_NAME_LABEL = 'io.cilium.k8s.policy.name'
+
+/** The key of the label that names the namespace of the policy a rule came from. */
+export const POLICY_NAMESPACE_LABEL = 'io.cilium.k8s.policy.namespace'
