@@ -49,7 +49,6 @@ export {
 } from './ip'
 export {
   CLUSTER_LABEL,
-  LabelSource,
   NAMESPACE_LABELS_PREFIX,
   POD_NAMESPACE_LABEL,
   POLICY_DERIVED_FROM_LABEL,

@@ -4,23 +4,6 @@
  * @membrane/policy matches selectors); only the shared names live here.
  */
 
-/**
- * Where a label comes from, as Cilium names it (the `source` of `source:key=value`).
- */
-export const LabelSource = {
-  K8S: 'k8s',
-  RESERVED: 'reserved',
-  CIDR: 'cidr',
-  CONTAINER: 'container',
-  /** Only in selectors: matches a label of any source. */
-  ANY: 'any',
-  /** What a label written without a source gets. */
-  UNSPEC: 'unspec',
-} as const
-
-/** A label source. */
-export type LabelSource = (typeof LabelSource)[keyof typeof LabelSource]
-
 /** The key (source `k8s`) under which every pod identity carries its namespace. */
 export const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace'
 
