@@ -1,11 +1,13 @@
 import {
-  CLUSTER_LABEL,
   NAMESPACE_LABELS_PREFIX,
   POD_NAMESPACE_LABEL,
   SERVICE_ACCOUNT_LABEL,
 } from '@membrane/types'
 import type { LabelFilter } from './filter'
 import { type Label, Labels } from './labels'
+
+/** The cluster name. */
+export const CLUSTER_LABEL = 'io.cilium.k8s.policy.cluster'
 
 /** What {@link podIdentityLabels} builds a pod's identity labels from. */
 export interface PodLabelsInput {

@@ -48,12 +48,8 @@ export {
   writeIp,
 } from './ip'
 export {
-  CLUSTER_LABEL,
   NAMESPACE_LABELS_PREFIX,
   POD_NAMESPACE_LABEL,
-  POLICY_DERIVED_FROM_LABEL,
-  POLICY_NAME_LABEL,
-  POLICY_NAMESPACE_LABEL,
   SERVICE_ACCOUNT_LABEL,
 } from './labels'
 export {

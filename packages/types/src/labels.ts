@@ -12,15 +12,3 @@ export const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.'
 
 /** The key (source `k8s`) that carries the pod's service account. */
 export const SERVICE_ACCOUNT_LABEL = 'io.cilium.k8s.policy.serviceaccount'
-
-/** The key (source `k8s`) that carries the cluster name. */
-export const CLUSTER_LABEL = 'io.cilium.k8s.policy.cluster'
-
-/** The key of the label a policy rule derives from: `CiliumNetworkPolicy`, `NetworkPolicy`... */
-export const POLICY_DERIVED_FROM_LABEL = 'io.cilium.k8s.policy.derived-from'
-
-/** The key of the label that names the policy a rule came from. */
-export const POLICY_NAME_LABEL = 'io.cilium.k8s.policy.name'
-
-/** The key of the label that names the namespace of the policy a rule came from. */
-export const POLICY_NAMESPACE_LABEL = 'io.cilium.k8s.policy.namespace'
