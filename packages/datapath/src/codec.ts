@@ -1,5 +1,6 @@
+import { formatIpv4Bytes, formatIpv6Bytes, ipFamily, writeIp } from '@membrane/types'
 import { DatapathError, DatapathErrorCode, describeValue } from './errors'
-import { formatIpv6, parseIpv6, readIpv4, readMac, writeIpv4, writeMac } from './internal/ip'
+import { readMac, writeMac } from './internal/mac'
 
 /** Encodes values of `T` to the bytes of a C struct and back. */
 export interface Codec<T> {
@@ -219,14 +220,13 @@ export function struct<F extends Record<string, FieldSpec>>(
         return
       }
       case 'ipv4':
-        writeIpv4(buf, at, v, path)
+        if (ipFamily(v as string) !== 4) throw invalid(path, 'an IPv4 address (a.b.c.d)', v)
+        writeIp(v as string, buf, at)
         return
-      case 'ipv6': {
-        const bytes = typeof v === 'string' ? parseIpv6(v) : undefined
-        if (!bytes) throw invalid(path, 'an IPv6 address', v)
-        bytes.copy(buf, at)
+      case 'ipv6':
+        if (ipFamily(v as string) !== 6) throw invalid(path, 'an IPv6 address', v)
+        writeIp(v as string, buf, at)
         return
-      }
       case 'mac':
         writeMac(buf, at, v, path)
         return
@@ -262,9 +262,9 @@ export function struct<F extends Record<string, FieldSpec>>(
       case 'u64':
         return buf.readBigUInt64LE(at)
       case 'ipv4':
-        return readIpv4(buf, at)
+        return formatIpv4Bytes(buf, at)
       case 'ipv6':
-        return formatIpv6(buf, at)
+        return formatIpv6Bytes(buf, at)
       case 'mac':
         return readMac(buf, at)
       case 'u32array': {
@@ -331,10 +331,11 @@ export const ipv4Codec: Codec<string> = {
   size: 4,
   encode(value, target, offset = 0) {
     const buf = target ?? Buffer.alloc(4)
-    writeIpv4(buf, offset, value, 'ipv4')
+    if (ipFamily(value) !== 4) throw invalid('ipv4', 'an IPv4 address (a.b.c.d)', value)
+    writeIp(value, buf, offset)
     return buf
   },
   decode(buf, offset = 0) {
-    return readIpv4(buf, offset)
+    return formatIpv4Bytes(buf, offset)
   },
 }

@@ -1,7 +1,7 @@
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
+import { formatIpv6Bytes as formatIpv6 } from '@membrane/types'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
 import { buildPacket6, Datapath, DropReason, type PacketSpec6, TcpFlags } from '../src'
-import { formatIpv6 } from '../src/internal/ip'
 import { buildObjects } from './_btf'
 import { maglevPredictor, progHelpers6 } from './_prog'
 

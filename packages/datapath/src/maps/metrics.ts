@@ -1,6 +1,6 @@
+import { dropReasonName } from '@membrane/types'
 import { u32Codec } from '../codec'
 import { TrafficDirection } from '../constants'
-import { dropReasonName } from '../drop-reasons'
 import type { MapLike } from '../internal/loader'
 import { METRICS_ENTRIES, metricsIndex, metricsValueCodec } from '../layouts'
 
