@@ -80,7 +80,6 @@ export {
   type ProxyOrigin,
   type ProxyOriginLookup,
   type ProxyPeer,
-  plainAddress,
   StaticOriginResolver,
 } from './origin'
 export {
@@ -95,8 +94,6 @@ export {
   bindMarkedUdp,
   connectMarked,
   defaultSocketMarker,
-  PROXY_MARK_MAGIC,
   type SocketMarker,
-  upstreamMark,
   upstreamMarkFor,
 } from './upstream'
