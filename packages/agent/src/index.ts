@@ -16,7 +16,7 @@ export type { AgentDaemon } from './daemon'
 export { startDaemon } from './daemon'
 export { AgentError, AgentErrorCode } from './errors'
 export type { Ipv4Prefix } from './ipam'
-export { formatIpv4, Ipam, parseIpv4, parseIpv4Prefix } from './ipam'
+export { Ipam, parseIpv4Prefix } from './ipam'
 export type { EndpointNames } from './names'
 export {
   endpointNames,
