@@ -7,10 +7,6 @@
 export type { Prefix } from '@membrane/types'
 export {
   LOCAL_IDENTITY_FLAG,
-  MAX_CLUSTER_ID,
-  MAX_CLUSTER_IDENTITY,
-  MAX_LOCAL_IDENTITY_INDEX,
-  MIN_CLUSTER_IDENTITY,
   makePrefix,
   parsePrefix,
   prefixBytes,
