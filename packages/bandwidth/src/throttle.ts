@@ -1,33 +1,43 @@
+import { named, pad, struct, u8, u16, u32, u64 } from '@membrane/types'
 import { BandwidthError } from './errors'
 
-/**
- * The throttle map's C layout (bpf-src/lib/edt.h). A test reads the BTF of the compiled object
- * and checks every name, offset and size here against it.
- */
+/** The throttle map's name (bpf-src/lib/edt.h). */
 export const THROTTLE_MAP_NAME = 'mb_throttle'
-/** `sizeof(struct mb_throttle_key)` */
-export const THROTTLE_KEY_SIZE = 4
-/** `sizeof(struct mb_throttle_val)` */
-export const THROTTLE_VALUE_SIZE = 80
 /** `MB_THROTTLE_MAX_ENTRIES` */
 export const THROTTLE_MAX_ENTRIES = 16384
 
-/** Byte offsets of `struct mb_throttle_key` members. */
-export const THROTTLE_KEY_LAYOUT = { endpoint_id: 0, direction: 2, pad: 3 } as const
-/** Byte offsets of `struct mb_throttle_val` members. */
-export const THROTTLE_VALUE_LAYOUT = {
-  bytes_per_sec: 0,
-  horizon_ns: 8,
-  burst_ns: 16,
-  t_last: 24,
-  t_tat: 32,
-  packets: 40,
-  bytes: 48,
-  drops: 56,
-  drop_bytes: 64,
-  mode: 72,
-  lock: 76,
-} as const
+/**
+ * `struct mb_throttle_key` (lib/edt.h). Direction is the `MB_DIR_*` number; the repository's
+ * BTF check compares this codec with the compiled object.
+ */
+export const throttleKeyCodec = struct('mb_throttle_key', {
+  endpointId: u16,
+  direction: u8,
+  pad: pad(1),
+})
+
+/** `struct mb_throttle_val` (lib/edt.h): mode is `MB_THROTTLE_MODE_*`; the spin lock is zero. */
+export const throttleValueCodec = struct('mb_throttle_val', {
+  bytesPerSecond: named('bytes_per_sec', u64),
+  horizonNs: u64,
+  burstNs: u64,
+  tLast: u64,
+  tTat: u64,
+  packets: u64,
+  bytes: u64,
+  drops: u64,
+  dropBytes: u64,
+  mode: u32,
+  lock: pad(4, 4),
+})
+
+/** The struct codecs this package declares, for the BTF check. */
+export const THROTTLE_STRUCT_CODECS = [throttleKeyCodec, throttleValueCodec] as const
+
+/** `sizeof(struct mb_throttle_key)` */
+export const THROTTLE_KEY_SIZE = throttleKeyCodec.size
+/** `sizeof(struct mb_throttle_val)` */
+export const THROTTLE_VALUE_SIZE = throttleValueCodec.size
 
 /** EDT drop horizon when an entry leaves it at 0: 2 s (Cilium's default). */
 export const DEFAULT_HORIZON_NS = 2_000_000_000n
@@ -82,16 +92,13 @@ export function encodeThrottleKey(key: ThrottleKey): Buffer {
       { field: 'direction', value: key.direction },
     )
   }
-  const b = Buffer.alloc(THROTTLE_KEY_SIZE)
-  b.writeUInt16LE(key.endpointId, THROTTLE_KEY_LAYOUT.endpoint_id)
-  b.writeUInt8(direction, THROTTLE_KEY_LAYOUT.direction)
-  return b
+  return throttleKeyCodec.encode({ endpointId: key.endpointId, direction })
 }
 
 /** Decode a 4-byte `struct mb_throttle_key`. */
 export function decodeThrottleKey(buf: Uint8Array): ThrottleKey {
-  const b = sized(buf, THROTTLE_KEY_SIZE, 'throttle key')
-  const d = b.readUInt8(THROTTLE_KEY_LAYOUT.direction)
+  const raw = throttleKeyCodec.decode(sized(buf, THROTTLE_KEY_SIZE, 'throttle key'))
+  const d = raw.direction
   const direction = d === 1 ? 'ingress' : d === 2 ? 'egress' : undefined
   if (!direction) {
     throw new BandwidthError('INVALID_VALUE', `throttle key: direction ${d} is not 1 or 2`, {
@@ -99,22 +106,11 @@ export function decodeThrottleKey(buf: Uint8Array): ThrottleKey {
       value: d,
     })
   }
-  return { endpointId: b.readUInt16LE(THROTTLE_KEY_LAYOUT.endpoint_id), direction }
+  return { endpointId: raw.endpointId, direction }
 }
 
 /** Encode a value into the 80-byte `struct mb_throttle_val` (the spin lock is written as 0). */
 export function encodeThrottleValue(v: ThrottleValue): Buffer {
-  const b = Buffer.alloc(THROTTLE_VALUE_SIZE)
-  const L = THROTTLE_VALUE_LAYOUT
-  b.writeBigUInt64LE(u64(v.bytesPerSecond, 'bytesPerSecond'), L.bytes_per_sec)
-  b.writeBigUInt64LE(u64(v.horizonNs, 'horizonNs'), L.horizon_ns)
-  b.writeBigUInt64LE(u64(v.burstNs, 'burstNs'), L.burst_ns)
-  b.writeBigUInt64LE(u64(v.tLast, 'tLast'), L.t_last)
-  b.writeBigUInt64LE(u64(v.tTat, 'tTat'), L.t_tat)
-  b.writeBigUInt64LE(u64(v.packets, 'packets'), L.packets)
-  b.writeBigUInt64LE(u64(v.bytes, 'bytes'), L.bytes)
-  b.writeBigUInt64LE(u64(v.drops, 'drops'), L.drops)
-  b.writeBigUInt64LE(u64(v.dropBytes, 'dropBytes'), L.drop_bytes)
   const mode = THROTTLE_MODE[v.mode]
   if (mode === undefined) {
     throw new BandwidthError(
@@ -123,27 +119,24 @@ export function encodeThrottleValue(v: ThrottleValue): Buffer {
       { field: 'mode', value: v.mode },
     )
   }
-  b.writeUInt32LE(mode, L.mode)
-  return b
+  return throttleValueCodec.encode({
+    bytesPerSecond: u64Of(v.bytesPerSecond, 'bytesPerSecond'),
+    horizonNs: u64Of(v.horizonNs, 'horizonNs'),
+    burstNs: u64Of(v.burstNs, 'burstNs'),
+    tLast: u64Of(v.tLast, 'tLast'),
+    tTat: u64Of(v.tTat, 'tTat'),
+    packets: u64Of(v.packets, 'packets'),
+    bytes: u64Of(v.bytes, 'bytes'),
+    drops: u64Of(v.drops, 'drops'),
+    dropBytes: u64Of(v.dropBytes, 'dropBytes'),
+    mode,
+  })
 }
 
 /** Decode an 80-byte `struct mb_throttle_val`. */
 export function decodeThrottleValue(buf: Uint8Array): ThrottleValue {
-  const b = sized(buf, THROTTLE_VALUE_SIZE, 'throttle value')
-  const L = THROTTLE_VALUE_LAYOUT
-  const mode = b.readUInt32LE(L.mode)
-  return {
-    bytesPerSecond: b.readBigUInt64LE(L.bytes_per_sec),
-    horizonNs: b.readBigUInt64LE(L.horizon_ns),
-    burstNs: b.readBigUInt64LE(L.burst_ns),
-    tLast: b.readBigUInt64LE(L.t_last),
-    tTat: b.readBigUInt64LE(L.t_tat),
-    packets: b.readBigUInt64LE(L.packets),
-    bytes: b.readBigUInt64LE(L.bytes),
-    drops: b.readBigUInt64LE(L.drops),
-    dropBytes: b.readBigUInt64LE(L.drop_bytes),
-    mode: mode === THROTTLE_MODE.police ? 'police' : 'edt',
-  }
+  const raw = throttleValueCodec.decode(sized(buf, THROTTLE_VALUE_SIZE, 'throttle value'))
+  return { ...raw, mode: raw.mode === THROTTLE_MODE.police ? 'police' : 'edt' }
 }
 
 /** What {@link throttleEntry} needs. */
@@ -229,7 +222,7 @@ function checkEndpointId(id: number): void {
 
 const U64_MAX = (1n << 64n) - 1n
 
-function u64(v: bigint, field: string): bigint {
+function u64Of(v: bigint, field: string): bigint {
   if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) {
     throw new BandwidthError(
       'INVALID_OPTION',
@@ -257,7 +250,7 @@ function positive(v: number | bigint, field: string): bigint {
   return BigInt(v)
 }
 
-function sized(buf: Uint8Array, size: number, what: string): Buffer {
+function sized(buf: Uint8Array, size: number, what: string): Uint8Array {
   if (buf.length !== size) {
     throw new BandwidthError(
       'INVALID_VALUE',
@@ -268,5 +261,5 @@ function sized(buf: Uint8Array, size: number, what: string): Buffer {
       },
     )
   }
-  return Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
+  return buf
 }

@@ -1,4 +1,17 @@
-import { array, bytes, type Codec, i8, i16, i32, i64, structAt, u8, u16, u32, u64 } from './codecs'
+import {
+  array,
+  bytes,
+  type Codec,
+  i8,
+  i16,
+  i32,
+  i64,
+  structAt,
+  u8,
+  u16,
+  u32,
+  u64,
+} from '@membrane/types'
 import { invalid } from './errors'
 
 /** A C type as an object's BTF describes it (sizes and offsets in bytes). */

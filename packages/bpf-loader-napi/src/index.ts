@@ -1,9 +1,7 @@
 // @membrane/bpf-loader-napi: a native eBPF loader for Node.js (N-API addon over libbpf).
-export type { AddonAttempt } from './_addon'
-export { addonCandidates } from './_addon'
-export type { TypeLayout } from './btf'
-export { codecFromLayout } from './btf'
-export type { Codec, LpmKey, StructFields } from './codecs'
+
+// The codecs are @membrane/types' (one implementation), re-exported for the loader's users.
+export type { Codec, LpmKey, StructFields } from '@membrane/types'
 export {
   array,
   be16,
@@ -22,7 +20,11 @@ export {
   u16,
   u32,
   u64,
-} from './codecs'
+} from '@membrane/types'
+export type { AddonAttempt } from './_addon'
+export { addonCandidates } from './_addon'
+export type { TypeLayout } from './btf'
+export { codecFromLayout } from './btf'
 export type { MapType, ProgramType, UpdateFlag } from './constants'
 export {
   BPF_F_LOCK,

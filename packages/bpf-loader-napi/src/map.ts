@@ -1,9 +1,9 @@
 import { Buffer } from 'node:buffer'
 import { unlinkSync } from 'node:fs'
+import type { Codec } from '@membrane/types'
 import { loadAddon, type NativeAddon } from './_addon'
 import { checkPinPath } from './_paths'
 import { codecFromLayout, type TypeLayout } from './btf'
-import type { Codec } from './codecs'
 import {
   MAP_TYPES,
   type MapType,

@@ -10,8 +10,8 @@ import {
   type ProxyOrigin,
   prefixContainsIp,
   prefixMask,
+  u32 as u32Codec,
 } from '@membrane/types'
-import { u32Codec } from './codec'
 import { ConfigFlag } from './constants'
 import { DatapathError, DatapathErrorCode, describeValue } from './errors'
 import { missingKernelFeature } from './internal/kernel'

@@ -4,8 +4,6 @@
 export const DatapathErrorCode = {
   /** A value does not fit the C field it is written to (the path names the field). */
   INVALID_VALUE: 'INVALID_VALUE',
-  /** A buffer read from a map has the wrong size for its struct. */
-  INVALID_BUFFER: 'INVALID_BUFFER',
   /** A name that would become a pin path, interface or map name is not acceptable. */
   INVALID_NAME: 'INVALID_NAME',
   /** A pinned map exists but its layout differs from the one this version needs. */

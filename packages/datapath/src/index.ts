@@ -5,8 +5,6 @@
 // here; their home is @membrane/types (generated from bpf-src/lib/drop_reasons.h).
 export type { DropReasonName, ProxyOrigin } from '@membrane/types'
 export { DropReason, dropReasonName } from '@membrane/types'
-export type { Codec, FieldKind, FieldSpec, StructCodec, StructValue } from './codec'
-export { cNameOf, field, ipv4Codec, snakeCase, struct, u32Codec } from './codec'
 export {
   BackendFlag,
   ConfigFlag,

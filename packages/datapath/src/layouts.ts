@@ -1,35 +1,54 @@
 /**
- * Codecs of every map key and value of bpf-src, one per C struct, with the C offsets. A test
- * reads the BTF of the compiled objects and checks each size and offset here against it.
+ * Codecs of the map keys and values only the datapath reads, one per C struct, declared with
+ * @membrane/types' struct codecs (offsets computed by the C layout rules). The repository's BTF
+ * check (test/btf-layouts.test.ts) compares every one with the compiled objects.
  */
-import { field as f, struct } from './codec'
+import {
+  aligned,
+  be16,
+  bytes,
+  ipv4,
+  ipv6,
+  mac,
+  pad,
+  struct,
+  u8,
+  u16,
+  u32,
+  u32array,
+  u64,
+} from '@membrane/types'
+
+/** `union mb_v6addr` (lib/common.h): 16 address bytes, aligned like its `__u64[2]` member. */
+const v6addr = aligned(ipv6, 8)
 
 /** Size of one Maglev table in the datapath (MB_MAGLEV_TABLE_SIZE in lib/lb.h). */
 export const MAGLEV_TABLE_SIZE = 1021
 
 /** `struct mb_config` (lib/common.h): the one global configuration record. */
-export const configCodec = struct('mb_config', 64, {
-  flags: f.u32(0),
-  routerIp4: f.ipv4(4),
-  hashSeed: f.u32(8),
-  hairpinIp4: f.ipv4(12),
-  routerIp6: f.ipv6(16),
-  hashSeed6: f.u32(32),
-  localNet4: f.ipv4(36),
-  localMask4: f.ipv4(40),
-  hairpinIp6: f.ipv6(48),
+export const configCodec = struct('mb_config', {
+  flags: u32,
+  routerIp4: ipv4,
+  hashSeed: u32,
+  hairpinIp4: ipv4,
+  routerIp6: ipv6,
+  hashSeed6: u32,
+  localNet4: ipv4,
+  localMask4: ipv4,
+  pad: pad(4, 4),
+  hairpinIp6: ipv6,
 })
 
 /** `struct mb_endpoint` (lib/common.h): value of mb_endpoints (by ifindex) and mb_lxc4 (by IP). */
-export const endpointCodec = struct('mb_endpoint', 48, {
-  endpointId: f.u32(0),
-  identity: f.u32(4),
-  ifindex: f.u32(8),
-  ip4: f.ipv4(12),
-  ip6: f.ipv6(16),
-  mac: f.mac(32),
-  nodeMac: f.mac(38),
-  flags: f.u32(44),
+export const endpointCodec = struct('mb_endpoint', {
+  endpointId: u32,
+  identity: u32,
+  ifindex: u32,
+  ip4: ipv4,
+  ip6: ipv6,
+  mac: mac,
+  nodeMac: mac,
+  flags: u32,
 })
 
 /** Rows of `mb_metrics` (MB_METRICS_ENTRIES in lib/metrics.h). */
@@ -41,73 +60,77 @@ export function metricsIndex(reason: number, direction: number): number {
 }
 
 /** `struct mb_metrics_value` (lib/metrics.h), one per CPU. */
-export const metricsValueCodec = struct('mb_metrics_value', 16, {
-  packets: f.u64(0),
-  bytes: f.u64(8),
+export const metricsValueCodec = struct('mb_metrics_value', {
+  packets: u64,
+  bytes: u64,
 })
 
 /** `struct mb_ct_tuple4` (lib/conntrack.h): conntrack key. */
-export const ctTuple4Codec = struct('mb_ct_tuple4', 16, {
-  daddr: f.ipv4(0),
-  saddr: f.ipv4(4),
-  dport: f.be16(8),
-  sport: f.be16(10),
-  nexthdr: f.u8(12),
-  flags: f.u8(13),
+export const ctTuple4Codec = struct('mb_ct_tuple4', {
+  daddr: ipv4,
+  saddr: ipv4,
+  dport: be16,
+  sport: be16,
+  nexthdr: u8,
+  flags: u8,
+  pad: pad(2, 2),
 })
 
 /** `struct mb_ct_tuple6` (lib/ipv6.h): IPv6 conntrack key (value: mb_ct_entry). */
-export const ctTuple6Codec = struct('mb_ct_tuple6', 40, {
-  daddr: f.ipv6(0),
-  saddr: f.ipv6(16),
-  dport: f.be16(32),
-  sport: f.be16(34),
-  nexthdr: f.u8(36),
-  flags: f.u8(37),
+export const ctTuple6Codec = struct('mb_ct_tuple6', {
+  daddr: v6addr,
+  saddr: v6addr,
+  dport: be16,
+  sport: be16,
+  nexthdr: u8,
+  flags: u8,
+  pad: pad(2, 2),
 })
 
 /** `struct mb_ct_entry` (lib/conntrack.h): conntrack value. */
-export const ctEntryCodec = struct('mb_ct_entry', 56, {
-  expiresNs: f.u64(0),
-  packets: f.u64(8),
-  bytes: f.u64(16),
-  srcIdentity: f.u32(24),
-  backendId: f.u32(28),
-  revNatAddr: f.ipv4(32),
-  revNatPort: f.be16(36),
-  revNatIndex: f.u16(38),
-  flags: f.u16(40),
-  proxyPort: f.u16(42),
-  endpointId: f.u16(44),
-  txFlagsSeen: f.u8(46),
-  rxFlagsSeen: f.u8(47),
-  createdNs: f.u64(48),
+export const ctEntryCodec = struct('mb_ct_entry', {
+  expiresNs: u64,
+  packets: u64,
+  bytes: u64,
+  srcIdentity: u32,
+  backendId: u32,
+  revNatAddr: ipv4,
+  revNatPort: be16,
+  revNatIndex: u16,
+  flags: u16,
+  proxyPort: u16,
+  endpointId: u16,
+  txFlagsSeen: u8,
+  rxFlagsSeen: u8,
+  createdNs: u64,
 })
 
 /** `struct mb_ipcache_key` (lib/ipcache.h): LPM key, address bytes in network order. */
-export const ipcacheKeyCodec = struct('mb_ipcache_key', 24, {
-  prefixlen: f.u32(0),
-  pad1: f.u16(4),
-  clusterId: f.u8(6),
-  family: f.u8(7),
-  ip: f.bytes(8, 16),
+export const ipcacheKeyCodec = struct('mb_ipcache_key', {
+  prefixlen: u32,
+  pad1: pad(2, 2),
+  clusterId: u8,
+  family: u8,
+  ip: bytes(16),
 })
 
 /** `struct mb_ipcache_value` (lib/ipcache.h). */
-export const ipcacheValueCodec = struct('mb_ipcache_value', 12, {
-  identity: f.u32(0),
-  tunnelEndpoint: f.ipv4(4),
-  flags: f.u8(8),
+export const ipcacheValueCodec = struct('mb_ipcache_value', {
+  identity: u32,
+  tunnelEndpoint: ipv4,
+  flags: u8,
+  pad: pad(3),
 })
 
 /** `struct mb_policy_key` (lib/policy.h): LPM key of the global policy map. */
-export const policyKeyCodec = struct('mb_policy_key', 20, {
-  prefixlen: f.u32(0),
-  endpointId: f.u32(4),
-  identity: f.u32(8),
-  direction: f.u8(12),
-  protocol: f.u8(13),
-  dport: f.be16(14),
+export const policyKeyCodec = struct('mb_policy_key', {
+  prefixlen: u32,
+  endpointId: u32,
+  identity: u32,
+  direction: u8,
+  protocol: u8,
+  dport: be16,
+  pad: pad(4, 4),
 })
 
 /**
@@ -115,178 +138,190 @@ export const policyKeyCodec = struct('mb_policy_key', 20, {
  * in front of the policy trie (full-port entries, and per identity/direction summary records
  * with `direction | POLICY_SUMMARY`).
  */
-export const policyFastKeyCodec = struct('mb_policy_fast_key', 12, {
-  endpointId: f.u32(0),
-  identity: f.u32(4),
-  direction: f.u8(8),
-  protocol: f.u8(9),
-  dport: f.be16(10),
+export const policyFastKeyCodec = struct('mb_policy_fast_key', {
+  endpointId: u32,
+  identity: u32,
+  direction: u8,
+  protocol: u8,
+  dport: be16,
 })
 
 /** `struct mb_policy_entry` (lib/policy.h). */
-export const policyEntryCodec = struct('mb_policy_entry', 24, {
-  proxyPort: f.u16(0),
-  deny: f.u8(2),
-  authType: f.u8(3),
-  flags: f.u8(4),
-  prefixLen: f.u8(5),
-  packets: f.u64(8),
-  bytes: f.u64(16),
+export const policyEntryCodec = struct('mb_policy_entry', {
+  proxyPort: u16,
+  deny: u8,
+  authType: u8,
+  flags: u8,
+  prefixLen: u8,
+  pad: pad(2, 2),
+  packets: u64,
+  bytes: u64,
 })
 
 /** `struct mb_auth_key` (lib/policy.h). */
-export const authKeyCodec = struct('mb_auth_key', 12, {
-  localIdentity: f.u32(0),
-  remoteIdentity: f.u32(4),
-  authType: f.u8(8),
+export const authKeyCodec = struct('mb_auth_key', {
+  localIdentity: u32,
+  remoteIdentity: u32,
+  authType: u8,
+  pad: pad(3),
 })
 
 /** `struct mb_auth_value` (lib/policy.h). */
-export const authValueCodec = struct('mb_auth_value', 8, {
-  expiresNs: f.u64(0),
+export const authValueCodec = struct('mb_auth_value', {
+  expiresNs: u64,
 })
 
 /** `struct mb_lb4_key` (lib/lb.h): service frontend. */
-export const lb4KeyCodec = struct('mb_lb4_key', 8, {
-  address: f.ipv4(0),
-  dport: f.be16(4),
-  proto: f.u8(6),
-  scope: f.u8(7),
+export const lb4KeyCodec = struct('mb_lb4_key', {
+  address: ipv4,
+  dport: be16,
+  proto: u8,
+  scope: u8,
 })
 
 /** `struct mb_lb4_service` (lib/lb.h). */
-export const lb4ServiceCodec = struct('mb_lb4_service', 8, {
-  count: f.u32(0),
-  revNatIndex: f.u16(4),
-  algorithm: f.u8(6),
-  flags: f.u8(7),
+export const lb4ServiceCodec = struct('mb_lb4_service', {
+  count: u32,
+  revNatIndex: u16,
+  algorithm: u8,
+  flags: u8,
 })
 
 /** `struct mb_lb4_backend` (lib/lb.h), keyed by a u32 backend id. */
-export const lb4BackendCodec = struct('mb_lb4_backend', 8, {
-  address: f.ipv4(0),
-  port: f.be16(4),
-  proto: f.u8(6),
-  flags: f.u8(7),
+export const lb4BackendCodec = struct('mb_lb4_backend', {
+  address: ipv4,
+  port: be16,
+  proto: u8,
+  flags: u8,
 })
 
 /** `struct mb_lb6_key` (lib/ipv6.h): IPv6 service frontend (value: mb_lb4_service). */
-export const lb6KeyCodec = struct('mb_lb6_key', 24, {
-  address: f.ipv6(0),
-  dport: f.be16(16),
-  proto: f.u8(18),
-  scope: f.u8(19),
+export const lb6KeyCodec = struct('mb_lb6_key', {
+  address: v6addr,
+  dport: be16,
+  proto: u8,
+  scope: u8,
 })
 
 /** `struct mb_lb6_backend` (lib/ipv6.h), keyed by a u32 backend id. */
-export const lb6BackendCodec = struct('mb_lb6_backend', 24, {
-  address: f.ipv6(0),
-  port: f.be16(16),
-  proto: f.u8(18),
-  flags: f.u8(19),
+export const lb6BackendCodec = struct('mb_lb6_backend', {
+  address: v6addr,
+  port: be16,
+  proto: u8,
+  flags: u8,
 })
 
 /** `struct mb_lb6_revnat` (lib/ipv6.h), keyed by u32 rev_nat_index. */
-export const lb6RevnatCodec = struct('mb_lb6_revnat', 24, {
-  address: f.ipv6(0),
-  port: f.be16(16),
+export const lb6RevnatCodec = struct('mb_lb6_revnat', {
+  address: v6addr,
+  port: be16,
+  pad: pad(2, 2),
 })
 
 /** `struct mb_lb_slot_key` (lib/lb.h), value: u32 backend id. */
-export const lbSlotKeyCodec = struct('mb_lb_slot_key', 4, {
-  revNatIndex: f.u16(0),
-  slot: f.u16(2),
+export const lbSlotKeyCodec = struct('mb_lb_slot_key', {
+  revNatIndex: u16,
+  slot: u16,
 })
 
 /** `struct mb_lb_maglev` (lib/lb.h), keyed by u32 rev_nat_index. */
-export const maglevCodec = struct('mb_lb_maglev', MAGLEV_TABLE_SIZE * 4, {
-  backendIds: f.u32array(0, MAGLEV_TABLE_SIZE),
+export const maglevCodec = struct('mb_lb_maglev', {
+  backendIds: u32array(MAGLEV_TABLE_SIZE),
 })
 
 /** `struct mb_proxy4_key` (lib/proxy.h). */
-export const proxy4KeyCodec = struct('mb_proxy4_key', 8, {
-  clientIp: f.ipv4(0),
-  clientPort: f.be16(4),
-  proto: f.u8(6),
+export const proxy4KeyCodec = struct('mb_proxy4_key', {
+  clientIp: ipv4,
+  clientPort: be16,
+  proto: u8,
+  pad: pad(1),
 })
 
 /** `struct mb_proxy4_value` (lib/proxy.h). */
-export const proxy4ValueCodec = struct('mb_proxy4_value', 20, {
-  origDaddr: f.ipv4(0),
-  origDport: f.be16(4),
-  endpointId: f.u16(6),
-  srcIdentity: f.u32(8),
-  dstIdentity: f.u32(12),
-  direction: f.u8(16),
+export const proxy4ValueCodec = struct('mb_proxy4_value', {
+  origDaddr: ipv4,
+  origDport: be16,
+  endpointId: u16,
+  srcIdentity: u32,
+  dstIdentity: u32,
+  direction: u8,
+  pad: pad(3),
 })
 
 /** `struct mb_proxy6_key` (lib/proxy.h): an IPv6 client of the L7 proxy. */
-export const proxy6KeyCodec = struct('mb_proxy6_key', 20, {
-  clientIp: f.ipv6(0),
-  clientPort: f.be16(16),
-  proto: f.u8(18),
+export const proxy6KeyCodec = struct('mb_proxy6_key', {
+  clientIp: ipv6,
+  clientPort: be16,
+  proto: u8,
+  pad: pad(1),
 })
 
 /** `struct mb_proxy6_value` (lib/proxy.h): where an IPv6 client's connection was going. */
-export const proxy6ValueCodec = struct('mb_proxy6_value', 32, {
-  origDaddr: f.ipv6(0),
-  origDport: f.be16(16),
-  endpointId: f.u16(18),
-  srcIdentity: f.u32(20),
-  dstIdentity: f.u32(24),
-  direction: f.u8(28),
+export const proxy6ValueCodec = struct('mb_proxy6_value', {
+  origDaddr: v6addr,
+  origDport: be16,
+  endpointId: u16,
+  srcIdentity: u32,
+  dstIdentity: u32,
+  direction: u8,
+  pad: pad(3),
 })
 
 /** `struct mb_sock_revnat4_key` (lib/sock_lb.h). */
-export const sockRevnat4KeyCodec = struct('mb_sock_revnat4_key', 16, {
-  cookie: f.u64(0),
-  address: f.ipv4(8),
-  port: f.be16(12),
+export const sockRevnat4KeyCodec = struct('mb_sock_revnat4_key', {
+  cookie: u64,
+  address: ipv4,
+  port: be16,
+  pad: pad(2, 2),
 })
 
 /** `struct mb_sock_revnat4_value` (lib/sock_lb.h). */
-export const sockRevnat4ValueCodec = struct('mb_sock_revnat4_value', 8, {
-  address: f.ipv4(0),
-  port: f.be16(4),
-  revNatIndex: f.u16(6),
+export const sockRevnat4ValueCodec = struct('mb_sock_revnat4_value', {
+  address: ipv4,
+  port: be16,
+  revNatIndex: u16,
 })
 
 /** `struct mb_sock_revnat6_key` (lib/sock_lb.h). */
-export const sockRevnat6KeyCodec = struct('mb_sock_revnat6_key', 32, {
-  cookie: f.u64(0),
-  address: f.ipv6(8),
-  port: f.be16(24),
+export const sockRevnat6KeyCodec = struct('mb_sock_revnat6_key', {
+  cookie: u64,
+  address: v6addr,
+  port: be16,
+  pad: pad(6, 2),
 })
 
 /** `struct mb_sock_revnat6_value` (lib/sock_lb.h). */
-export const sockRevnat6ValueCodec = struct('mb_sock_revnat6_value', 24, {
-  address: f.ipv6(0),
-  port: f.be16(16),
-  revNatIndex: f.u16(18),
+export const sockRevnat6ValueCodec = struct('mb_sock_revnat6_value', {
+  address: v6addr,
+  port: be16,
+  revNatIndex: u16,
+  pad: pad(4, 4),
 })
 
-/** Every struct codec, for the layout test and for tools. */
 /** `struct mb_frag4_key` (lib/parse.h): an IPv4 datagram being fragmented. */
-export const frag4KeyCodec = struct('mb_frag4_key', 12, {
-  daddr: f.ipv4(0),
-  saddr: f.ipv4(4),
-  id: f.be16(8),
-  proto: f.u8(10),
+export const frag4KeyCodec = struct('mb_frag4_key', {
+  daddr: ipv4,
+  saddr: ipv4,
+  id: be16,
+  proto: u8,
+  pad: pad(1),
 })
 
 /** `struct mb_frag4_l4` (lib/parse.h): the first fragment's L4 fields. */
-export const frag4L4Codec = struct('mb_frag4_l4', 8, {
-  sport: f.be16(0),
-  dport: f.be16(2),
-  icmpTypeCode: f.u16(4),
+export const frag4L4Codec = struct('mb_frag4_l4', {
+  sport: be16,
+  dport: be16,
+  icmpTypeCode: u16,
+  pad: pad(2, 2),
 })
 
 /** `struct mb_policy_any` (lib/policy.h): an identity-0 summary slot. */
-export const policyAnyCodec = struct('mb_policy_any', 8, {
-  shorter: f.u32(0),
-  full: f.u32(4),
+export const policyAnyCodec = struct('mb_policy_any', {
+  shorter: u32,
+  full: u32,
 })
 
+/** Every struct codec this package declares (the BTF check requires each to be listed). */
 export const STRUCT_CODECS = [
   configCodec,
   endpointCodec,

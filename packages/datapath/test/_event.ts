@@ -1,4 +1,6 @@
-/** Minimal decoding of `struct mb_event` for assertions (@membrane/flows owns the real decoder). */
+import { eventCodec, ipv4 } from '@membrane/types'
+
+/** `struct mb_event` as the datapath tests assert on it (IPv4 addresses as text). */
 export interface RawEvent {
   type: number
   subtype: number
@@ -19,27 +21,27 @@ export interface RawEvent {
   origDaddr: string
 }
 
-const ip = (b: Buffer, o: number) => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`
-
+/** Decode a ring-buffer record with the one event layout (@membrane/types' eventCodec). */
 export function decodeRawEvent(b: Buffer): RawEvent {
-  if (b.length !== 120) throw new Error(`event of ${b.length} bytes`)
+  if (b.length !== eventCodec.size) throw new Error(`event of ${b.length} bytes`)
+  const e = eventCodec.decode(b)
   return {
-    type: b[0] as number,
-    subtype: b[1] as number,
-    direction: b[2] as number,
-    flags: b[3] as number,
-    matchType: b[4] as number,
-    action: b[5] as number,
-    protocol: b[6] as number,
-    endpointId: b.readUInt16LE(8),
-    proxyPort: b.readUInt16LE(10),
-    srcIdentity: b.readUInt32LE(16),
-    dstIdentity: b.readUInt32LE(20),
-    sport: b.readUInt16LE(48),
-    dport: b.readUInt16LE(50),
-    origDport: b.readUInt16LE(52),
-    saddr: ip(b, 56),
-    daddr: ip(b, 72),
-    origDaddr: ip(b, 88),
+    type: e.type,
+    subtype: e.subtype,
+    direction: e.direction,
+    flags: e.flags,
+    matchType: e.matchType,
+    action: e.action,
+    protocol: e.protocol,
+    endpointId: e.endpointId,
+    proxyPort: e.proxyPort,
+    srcIdentity: e.srcIdentity,
+    dstIdentity: e.dstIdentity,
+    sport: e.sport,
+    dport: e.dport,
+    origDport: e.origDport,
+    saddr: ipv4.decode(e.saddr),
+    daddr: ipv4.decode(e.daddr),
+    origDaddr: ipv4.decode(e.origDaddr),
   }
 }

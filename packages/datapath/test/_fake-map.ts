@@ -10,8 +10,15 @@ export class FakeMap implements MapLike {
   updates = 0
   deletes = 0
 
-  constructor(info: Partial<MapInfoLike> & { keySize: number; valueSize: number }) {
-    this.info = { name: 'fake', type: 'hash', maxEntries: 1 << 20, flags: 0, ...info }
+  constructor(
+    info: Partial<Omit<MapInfoLike, 'type'>> & {
+      type?: string
+      keySize: number
+      valueSize: number
+    },
+  ) {
+    const type = (info.type ?? 'hash') as MapInfoLike['type']
+    this.info = { name: 'fake', maxEntries: 1 << 20, flags: 0, id: 0, ...info, type }
   }
 
   #check(key: Buffer): void {

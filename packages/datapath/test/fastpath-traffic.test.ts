@@ -15,8 +15,9 @@ import {
   type WorkloadNamespace,
   workloadNamespace,
 } from '@membrane/test-utils'
+import { u32 as u32Codec } from '@membrane/types'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { Datapath, u32Codec } from '../src'
+import { Datapath } from '../src'
 import { buildObjects } from './_btf'
 import { attach, client, startServer, type Workload, workload } from './_topology'
 

@@ -17,6 +17,7 @@ import {
   tempCgroup,
   uniqueName,
 } from '@membrane/test-utils'
+import { ipv4 as ipv4Codec, u32 as u32Codec } from '@membrane/types'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
 import {
   buildPacket,
@@ -28,14 +29,12 @@ import {
   DropReason,
   EndpointMap,
   type EndpointRecord,
-  ipv4Codec,
   lb4BackendCodec,
   MAGLEV_TABLE_SIZE,
   monotonicNowNs,
   type PacketSpec,
   type ServiceState,
   TcpFlags,
-  u32Codec,
 } from '../src'
 import { policyAnySlot } from '../src/maps/policy'
 import { buildObjects } from './_btf'

@@ -2,60 +2,18 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { requireKernel } from '@membrane/test-utils'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { cNameOf, MAP_SPECS, METRICS_ENTRIES, STRUCT_CODECS } from '../src'
+import { MAP_SPECS, METRICS_ENTRIES } from '../src'
 import * as C from '../src/constants'
-import {
-  type BtfType,
-  buildObjects,
-  mapDefinitions,
-  objectPath,
-  REPO_ROOT,
-  readBtf,
-  structLayout,
-} from './_btf'
+import { type BtfType, buildObjects, mapDefinitions, objectPath, REPO_ROOT, readBtf } from './_btf'
 
 const tools = requireKernel(['clang', 'bin:bpftool'])
 
-describe.skipIf(!tools.ok)('codecs match the C structs (BTF of the built objects)', () => {
+describe.skipIf(!tools.ok)('map definitions match the built objects (BTF)', () => {
   let btfs: Map<number, BtfType>[] = []
   beforeAll(() => {
     buildObjects()
     btfs = [readBtf(objectPath('endpoint')), readBtf(objectPath('sock'))]
   })
-
-  const find = (name: string) => {
-    for (const b of btfs) {
-      const s = structLayout(b, name)
-      if (s) return s
-    }
-    return undefined
-  }
-
-  for (const codec of STRUCT_CODECS) {
-    it(`struct ${codec.cName}: sizeof and every offset`, () => {
-      const layout = find(codec.cName)
-      expect(layout, `struct ${codec.cName} is not in the objects' BTF`).toBeDefined()
-      if (!layout) return
-      expect(codec.size).toBe(layout.size)
-      const covered = new Set<string>()
-      for (const [name, spec] of Object.entries(codec.fields)) {
-        const cName = cNameOf(name, spec)
-        const member = layout.members.get(cName)
-        expect(member, `${codec.cName}.${cName} missing in C`).toBeDefined()
-        expect({ field: cName, offset: spec.offset, size: spec.size }).toEqual({
-          field: cName,
-          offset: member?.offset,
-          size: member?.size,
-        })
-        covered.add(cName)
-      }
-      // Every C member that is not padding has a TS field.
-      const uncovered = [...layout.members.keys()].filter(
-        (m) => !covered.has(m) && !/^pad\d*$/.test(m),
-      )
-      expect(uncovered).toEqual([])
-    })
-  }
 
   it('MAP_SPECS equal the map definitions of endpoint.o and sock.o', () => {
     const defs = new Map([

@@ -5,6 +5,8 @@
  * properties over random operation sequences (with and without a "crash" between the two
  * writes of one operation).
  */
+
+import { u32 as u32Codec } from '@membrane/types'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
@@ -19,7 +21,6 @@ import {
   policyFastKeyCodec,
   rebuildPolicyIndex,
   ServiceMaps,
-  u32Codec,
 } from '../src'
 import { directMirror, syncDirectMirror } from '../src/internal/mirror'
 import { policyAnySlot, syncPolicyAny, withPolicyAnyMirror } from '../src/maps/policy'

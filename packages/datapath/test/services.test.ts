@@ -1,4 +1,5 @@
 import { buildLookupTable, flowHash } from '@membrane/maglev'
+import { u32 as u32Codec } from '@membrane/types'
 import { describe, expect, it } from 'vitest'
 import {
   lb4BackendCodec,
@@ -7,7 +8,6 @@ import {
   lbSlotKeyCodec,
   MAGLEV_TABLE_SIZE,
   ServiceMaps,
-  u32Codec,
 } from '../src'
 import { flowHash4 } from '../src/hash'
 import { FakeMap } from './_fake-map'

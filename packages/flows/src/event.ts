@@ -1,11 +1,13 @@
 /**
  * The datapath event record (`struct mb_event` in bpf-src/lib/events.h): constants, a decoder and
- * an encoder. Offsets are checked against the C header by test/event-layout.test.ts.
+ * an encoder. The layout is @membrane/types' `eventCodec` (checked against the compiled BTF with
+ * every other struct codec); the decoder reads at offsets derived from it, field by field
+ * without allocating, because it runs once per flow.
  */
-import { formatIpv4Bytes, formatIpv6Bytes, writeIp } from '@membrane/types'
+import { eventCodec, formatIpv4Bytes, formatIpv6Bytes, writeIp } from '@membrane/types'
 
 /** Size in bytes of one `struct mb_event` record. */
-export const MB_EVENT_SIZE = 120
+export const MB_EVENT_SIZE = eventCodec.size
 
 /** Event types: Cilium's monitor message type numbers. */
 export const EventType = {
@@ -45,36 +47,34 @@ export const EventFlag = {
   CT_NEW: 1 << 4,
 } as const
 
-/** Byte offsets of every field of `struct mb_event` (checked against the C header in tests). */
-export const MB_EVENT_OFFSETS = {
-  type: 0,
-  subtype: 1,
-  direction: 2,
-  flags: 3,
-  match_type: 4,
-  action: 5,
-  protocol: 6,
-  tcp_flags: 7,
-  endpoint_id: 8,
-  proxy_port: 10,
-  ifindex: 12,
-  src_identity: 16,
-  dst_identity: 20,
-  len: 24,
-  ext_error: 28,
-  ktime_ns: 32,
-  sock_cookie: 40,
-  sport: 48,
-  dport: 50,
-  orig_dport: 52,
-  icmp_type_code: 54,
-  saddr: 56,
-  daddr: 72,
-  orig_daddr: 88,
-  smac: 104,
-  dmac: 110,
-  _pad: 116,
-} as const
+// Offsets of the members the decoder reads, from the one layout.
+const at = (name: Parameters<typeof eventCodec.offsetOf>[0]) => eventCodec.offsetOf(name)
+const TYPE = at('type')
+const SUBTYPE = at('subtype')
+const DIRECTION = at('direction')
+const FLAGS = at('flags')
+const MATCH_TYPE = at('matchType')
+const ACTION = at('action')
+const PROTOCOL = at('protocol')
+const TCP_FLAGS = at('tcpFlags')
+const ENDPOINT_ID = at('endpointId')
+const PROXY_PORT = at('proxyPort')
+const IFINDEX = at('ifindex')
+const SRC_IDENTITY = at('srcIdentity')
+const DST_IDENTITY = at('dstIdentity')
+const LEN = at('len')
+const EXT_ERROR = at('extError')
+const KTIME_NS = at('ktimeNs')
+const SOCK_COOKIE = at('sockCookie')
+const SPORT = at('sport')
+const DPORT = at('dport')
+const ORIG_DPORT = at('origDport')
+const ICMP_TYPE_CODE = at('icmpTypeCode')
+const SADDR = at('saddr')
+const DADDR = at('daddr')
+const ORIG_DADDR = at('origDaddr')
+const SMAC = at('smac')
+const DMAC = at('dmac')
 
 /** One decoded datapath event. Addresses are strings (dotted IPv4 / RFC 5952 IPv6). */
 export interface MbEvent {
@@ -175,38 +175,40 @@ export function decodeEvent(buf: Buffer): MbEvent {
       `decodeEvent: record is ${buf.length} bytes, expected ${MB_EVENT_SIZE} (struct mb_event)`,
     )
   }
-  const flags = buf[3] as number
+  const flags = buf[FLAGS] as number
   const v6 = (flags & EventFlag.IPV6) !== 0
   const nat = (flags & EventFlag.NAT) !== 0
   return {
-    type: buf[0] as number,
-    subtype: buf[1] as number,
-    direction: buf[2] as number,
+    type: buf[TYPE] as number,
+    subtype: buf[SUBTYPE] as number,
+    direction: buf[DIRECTION] as number,
     flags,
-    matchType: buf[4] as number,
-    action: buf[5] as number,
-    protocol: buf[6] as number,
-    tcpFlags: buf[7] as number,
-    endpointId: buf.readUInt16LE(8),
-    proxyPort: buf.readUInt16LE(10),
-    ifindex: buf.readUInt32LE(12),
-    srcIdentity: buf.readUInt32LE(16),
-    dstIdentity: buf.readUInt32LE(20),
-    len: buf.readUInt32LE(24),
-    extError: buf.readUInt32LE(28),
-    ktimeNs: buf.readUInt32LE(32) + buf.readUInt32LE(36) * 0x1_0000_0000,
+    matchType: buf[MATCH_TYPE] as number,
+    action: buf[ACTION] as number,
+    protocol: buf[PROTOCOL] as number,
+    tcpFlags: buf[TCP_FLAGS] as number,
+    endpointId: buf.readUInt16LE(ENDPOINT_ID),
+    proxyPort: buf.readUInt16LE(PROXY_PORT),
+    ifindex: buf.readUInt32LE(IFINDEX),
+    srcIdentity: buf.readUInt32LE(SRC_IDENTITY),
+    dstIdentity: buf.readUInt32LE(DST_IDENTITY),
+    len: buf.readUInt32LE(LEN),
+    extError: buf.readUInt32LE(EXT_ERROR),
+    ktimeNs: buf.readUInt32LE(KTIME_NS) + buf.readUInt32LE(KTIME_NS + 4) * 0x1_0000_0000,
     // BigInt only when there is a cookie (socket events): most events carry 0.
     sockCookie:
-      buf.readUInt32LE(40) === 0 && buf.readUInt32LE(44) === 0 ? 0n : buf.readBigUInt64LE(40),
-    sport: buf.readUInt16LE(48),
-    dport: buf.readUInt16LE(50),
-    origDport: buf.readUInt16LE(52),
-    icmpTypeCode: buf.readUInt16LE(54),
-    saddr: addrAt(buf, 56, v6),
-    daddr: addrAt(buf, 72, v6),
-    origDaddr: nat ? addrAt(buf, 88, v6) : '',
-    smac: macAt(buf, 104),
-    dmac: macAt(buf, 110),
+      buf.readUInt32LE(SOCK_COOKIE) === 0 && buf.readUInt32LE(SOCK_COOKIE + 4) === 0
+        ? 0n
+        : buf.readBigUInt64LE(SOCK_COOKIE),
+    sport: buf.readUInt16LE(SPORT),
+    dport: buf.readUInt16LE(DPORT),
+    origDport: buf.readUInt16LE(ORIG_DPORT),
+    icmpTypeCode: buf.readUInt16LE(ICMP_TYPE_CODE),
+    saddr: addrAt(buf, SADDR, v6),
+    daddr: addrAt(buf, DADDR, v6),
+    origDaddr: nat ? addrAt(buf, ORIG_DADDR, v6) : '',
+    smac: macAt(buf, SMAC),
+    dmac: macAt(buf, DMAC),
   }
 }
 
@@ -224,13 +226,11 @@ export function parseIpBytes(ip: string): Uint8Array {
   return out
 }
 
-function writeMac(buf: Buffer, off: number, mac: string): void {
-  if (mac === '') return
-  const parts = mac.split(':')
-  if (parts.length !== 6) throw new EventDecodeError(`invalid MAC address '${mac}'`)
-  parts.forEach((p, i) => {
-    buf[off + i] = Number.parseInt(p, 16)
-  })
+const NO_MAC = '00:00:00:00:00:00'
+
+function ipBytes(ip = ''): Buffer {
+  const b = parseIpBytes(ip)
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 }
 
 /**
@@ -239,34 +239,37 @@ function writeMac(buf: Buffer, off: number, mac: string): void {
  */
 export function encodeEvent(ev: Partial<MbEvent>, into?: Buffer): Buffer {
   const buf = into ?? Buffer.alloc(MB_EVENT_SIZE)
-  if (into) buf.fill(0, 0, MB_EVENT_SIZE)
-  buf[0] = ev.type ?? 0
-  buf[1] = ev.subtype ?? 0
-  buf[2] = ev.direction ?? 0
-  buf[3] = ev.flags ?? 0
-  buf[4] = ev.matchType ?? 0
-  buf[5] = ev.action ?? 0
-  buf[6] = ev.protocol ?? 0
-  buf[7] = ev.tcpFlags ?? 0
-  buf.writeUInt16LE(ev.endpointId ?? 0, 8)
-  buf.writeUInt16LE(ev.proxyPort ?? 0, 10)
-  buf.writeUInt32LE(ev.ifindex ?? 0, 12)
-  buf.writeUInt32LE(ev.srcIdentity ?? 0, 16)
-  buf.writeUInt32LE(ev.dstIdentity ?? 0, 20)
-  buf.writeUInt32LE(ev.len ?? 0, 24)
-  buf.writeUInt32LE(ev.extError ?? 0, 28)
-  const kt = ev.ktimeNs ?? 0
-  buf.writeUInt32LE(kt % 0x1_0000_0000, 32)
-  buf.writeUInt32LE(Math.floor(kt / 0x1_0000_0000), 36)
-  buf.writeBigUInt64LE(ev.sockCookie ?? 0n, 40)
-  buf.writeUInt16LE(ev.sport ?? 0, 48)
-  buf.writeUInt16LE(ev.dport ?? 0, 50)
-  buf.writeUInt16LE(ev.origDport ?? 0, 52)
-  buf.writeUInt16LE(ev.icmpTypeCode ?? 0, 54)
-  buf.set(parseIpBytes(ev.saddr ?? ''), 56)
-  buf.set(parseIpBytes(ev.daddr ?? ''), 72)
-  buf.set(parseIpBytes(ev.origDaddr ?? ''), 88)
-  writeMac(buf, 104, ev.smac ?? '')
-  writeMac(buf, 110, ev.dmac ?? '')
+  eventCodec.write(
+    {
+      type: ev.type ?? 0,
+      subtype: ev.subtype ?? 0,
+      direction: ev.direction ?? 0,
+      flags: ev.flags ?? 0,
+      matchType: ev.matchType ?? 0,
+      action: ev.action ?? 0,
+      protocol: ev.protocol ?? 0,
+      tcpFlags: ev.tcpFlags ?? 0,
+      endpointId: ev.endpointId ?? 0,
+      proxyPort: ev.proxyPort ?? 0,
+      ifindex: ev.ifindex ?? 0,
+      srcIdentity: ev.srcIdentity ?? 0,
+      dstIdentity: ev.dstIdentity ?? 0,
+      len: ev.len ?? 0,
+      extError: ev.extError ?? 0,
+      ktimeNs: BigInt(ev.ktimeNs ?? 0),
+      sockCookie: ev.sockCookie ?? 0n,
+      sport: ev.sport ?? 0,
+      dport: ev.dport ?? 0,
+      origDport: ev.origDport ?? 0,
+      icmpTypeCode: ev.icmpTypeCode ?? 0,
+      saddr: ipBytes(ev.saddr),
+      daddr: ipBytes(ev.daddr),
+      origDaddr: ipBytes(ev.origDaddr),
+      smac: ev.smac || NO_MAC,
+      dmac: ev.dmac || NO_MAC,
+    },
+    buf,
+    0,
+  )
   return buf
 }

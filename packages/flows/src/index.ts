@@ -17,7 +17,6 @@ export {
   EventFlag,
   EventType,
   encodeEvent,
-  MB_EVENT_OFFSETS,
   MB_EVENT_SIZE,
   PolicyAction,
   parseIpBytes,

@@ -12,7 +12,6 @@ export {
   type DnsLearnEvent,
   DnsProxy,
   type DnsProxyOptions,
-  evaluateDns,
 } from './dns/proxy'
 export {
   answerAddresses,
@@ -28,24 +27,11 @@ export {
 } from './dns/wire'
 export { L7ProxyError, L7ProxyErrorCode, WireFormatError } from './errors'
 export {
-  applyHeaderEdits,
-  compileFullMatch,
-  evaluateHttp,
-  type FullMatcher,
-  type HeaderEdit,
-  type HttpRequestView,
-  type HttpVerdict,
-  headerEdits,
-  headerView,
-  httpRuleAllows,
-} from './http/match'
-export {
   HTTP_COUNTERS,
   type HttpCounter,
   HttpProxy,
   type HttpProxyOptions,
 } from './http/proxy'
-export { evaluateKafka, kafkaRuleSelects } from './kafka/match'
 export {
   KAFKA_COUNTERS,
   type KafkaCounter,
@@ -56,12 +42,10 @@ export {
   buildKafkaErrorResponse,
   ERROR_RESPONSE_MAX_VERSION,
   isFlexible,
-  KafkaApi,
   KafkaError,
   KafkaReader,
   type KafkaRequestInfo,
   KafkaWriter,
-  kafkaApiName,
   parseKafkaHeader,
   parseKafkaRequest,
   requestPartitions,

@@ -3,8 +3,10 @@
  * just the protocol bytes a kafkajs producer needs — ApiVersions v0-2, Metadata v0-1,
  * Produce v0-2 (and an empty Fetch v0-4) — and records what reached it.
  */
+import { createRequire } from 'node:module'
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
-import { KafkaApi, KafkaWriter, parseKafkaRequest } from '../src/index'
+import { KafkaApi } from '@membrane/policy'
+import { KafkaWriter, parseKafkaRequest } from '../src/index'
 
 export interface BrokerStandIn {
   port: number
@@ -117,3 +119,25 @@ export async function startBrokerStandIn(
       }),
   }
 }
+
+const require = createRequire(import.meta.url)
+
+/** kafkajs' request framing (size, header, body), used to send real client bytes. */
+export const encodeRequest = require('kafkajs/src/protocol/request') as (o: {
+  correlationId: number
+  clientId: string
+  request: unknown
+}) => Promise<{ buffer: Buffer }>
+/** kafkajs' encoder and decoder of one API version (`name` as in kafkajs/src/protocol/requests). */
+export const proto = (name: string, version: number, args: unknown) =>
+  (
+    require(`kafkajs/src/protocol/requests/${name}`) as {
+      protocol: (o: { version: number }) => (a: unknown) => {
+        request: unknown
+        response: {
+          decode: (b: Buffer) => Promise<unknown>
+          parse: (d: unknown) => Promise<unknown>
+        }
+      }
+    }
+  ).protocol({ version })(args)

@@ -9,7 +9,6 @@ import {
   buildDnsQuery,
   DnsRcode,
   DnsType,
-  evaluateDns,
   FqdnCache,
   parseDnsMessage,
   WireFormatError,
@@ -138,32 +137,6 @@ describe('DNS wire format', () => {
     const r = parseDnsMessage(buildDnsError(q, parseDnsMessage(q), DnsRcode.REFUSED))
     expect(r).toMatchObject({ id: 0xbeef, qr: true, rd: true, rcode: 5, answers: [] })
     expect(r.questions).toEqual([{ name: 'denied.test', type: DnsType.AAAA, class: 1 }])
-  })
-})
-
-describe('evaluateDns', () => {
-  const policy = (dns: Array<{ matchName?: string; matchPattern?: string }>) => ({
-    parser: 'dns' as const,
-    wildcard: false,
-    rules: [{ id: 'r', rules: { parser: 'dns' as const, dns } }],
-  })
-
-  it('matchName, `*` one label, `**.` any depth', () => {
-    const p = policy([
-      { matchName: 'api.example.test' },
-      { matchPattern: '*.one.test' },
-      { matchPattern: '**.deep.test' },
-    ])
-    expect(evaluateDns(p, 'api.example.test')).toBe(true)
-    expect(evaluateDns(p, 'API.example.test.')).toBe(true)
-    expect(evaluateDns(p, 'x.api.example.test')).toBe(false)
-    expect(evaluateDns(p, 'a.one.test')).toBe(true)
-    expect(evaluateDns(p, 'a.b.one.test')).toBe(false)
-    expect(evaluateDns(p, 'one.test')).toBe(false)
-    expect(evaluateDns(p, 'a.b.c.deep.test')).toBe(true)
-    expect(evaluateDns(p, 'deep.test')).toBe(false)
-    expect(evaluateDns(undefined, 'api.example.test')).toBe(false)
-    expect(evaluateDns({ ...p, wildcard: true }, 'anything.test')).toBe(true)
   })
 })
 

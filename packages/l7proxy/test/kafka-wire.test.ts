@@ -4,12 +4,11 @@
  * TOPIC_AUTHORIZATION_FAILED answers. Plus fast-check for arbitrary and truncated bytes.
  */
 import { createRequire } from 'node:module'
+import { KafkaApi } from '@membrane/policy'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   buildKafkaErrorResponse,
-  evaluateKafka,
-  KafkaApi,
   KafkaWriter,
   parseKafkaRequest,
   WireFormatError,
@@ -216,54 +215,5 @@ describe('Kafka parser robustness', () => {
       Buffer.from([1, 0, 0, 0]), // allow auto creation, include ops x2, tagged
     ])
     expect(parseKafkaRequest(b).topics).toEqual(['ab', 'c'])
-  })
-})
-
-describe('evaluateKafka (Cilium semantics)', () => {
-  const policy = (kafka: object[]) => ({
-    parser: 'kafka' as const,
-    wildcard: false,
-    rules: [{ id: 'r', rules: { parser: 'kafka' as const, kafka } }],
-  })
-  const req = (apiKey: number, topics: string[] = [], extra: object = {}) => ({
-    apiKey,
-    apiVersion: 2,
-    clientId: 'c',
-    topics,
-    topicsParsed: true,
-    ...extra,
-  })
-
-  it('produce role on topic1', () => {
-    const p = policy([{ role: 'produce', topic: 'topic1' }])
-    expect(evaluateKafka(p, req(KafkaApi.Produce, ['topic1']))).toBe(true)
-    expect(evaluateKafka(p, req(KafkaApi.Produce, ['topic2']))).toBe(false)
-    expect(evaluateKafka(p, req(KafkaApi.Produce, ['topic1', 'topic2']))).toBe(false)
-    expect(evaluateKafka(p, req(KafkaApi.Metadata, ['topic1']))).toBe(true)
-    expect(evaluateKafka(p, req(KafkaApi.ApiVersions))).toBe(true)
-    expect(evaluateKafka(p, req(KafkaApi.Fetch, ['topic1']))).toBe(false)
-  })
-
-  it('consume role passes group requests without topics', () => {
-    const p = policy([{ role: 'consume', topic: 'topic1' }])
-    expect(evaluateKafka(p, req(KafkaApi.Heartbeat))).toBe(true)
-    expect(evaluateKafka(p, req(KafkaApi.JoinGroup))).toBe(true)
-    expect(evaluateKafka(p, req(KafkaApi.Fetch, ['topic1']))).toBe(true)
-    expect(evaluateKafka(p, req(KafkaApi.Produce, ['topic1']))).toBe(false)
-    expect(evaluateKafka(p, req(KafkaApi.Fetch, ['x'], { topicsParsed: false }))).toBe(false)
-  })
-
-  it('apiKey, apiVersion and clientID', () => {
-    const p = policy([{ apiKey: 'fetch', apiVersion: '4', clientID: 'good' }])
-    expect(evaluateKafka(p, req(KafkaApi.Fetch, ['t'], { apiVersion: 4, clientId: 'good' }))).toBe(
-      true,
-    )
-    expect(evaluateKafka(p, req(KafkaApi.Fetch, ['t'], { apiVersion: 3, clientId: 'good' }))).toBe(
-      false,
-    )
-    expect(evaluateKafka(p, req(KafkaApi.Fetch, ['t'], { apiVersion: 4, clientId: 'bad' }))).toBe(
-      false,
-    )
-    expect(evaluateKafka(undefined, req(KafkaApi.Fetch))).toBe(false)
   })
 })

@@ -4,12 +4,11 @@
  * producer needs). No datapath: a StaticOriginResolver stands in for the BPF redirect and sends
  * every client to the stand-in; the stand-in advertises the proxy's address in Metadata.
  */
-import { createRequire } from 'node:module'
 import { connect } from 'node:net'
+import { KafkaApi } from '@membrane/policy'
 import { Kafka, logLevel } from 'kafkajs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  KafkaApi,
   KafkaProxy,
   KafkaWriter,
   type L7ProxyRecord,
@@ -17,26 +16,7 @@ import {
   staticPolicySource,
 } from '../src/index'
 import { eventually } from './_http'
-import { type BrokerStandIn, startBrokerStandIn } from './_kafka-broker'
-
-const require = createRequire(import.meta.url)
-const encodeRequest = require('kafkajs/src/protocol/request') as (o: {
-  correlationId: number
-  clientId: string
-  request: unknown
-}) => Promise<{ buffer: Buffer }>
-const proto = (name: string, version: number, args: unknown) =>
-  (
-    require(`kafkajs/src/protocol/requests/${name}`) as {
-      protocol: (o: { version: number }) => (a: unknown) => {
-        request: unknown
-        response: {
-          decode: (b: Buffer) => Promise<unknown>
-          parse: (d: unknown) => Promise<unknown>
-        }
-      }
-    }
-  ).protocol({ version })(args)
+import { type BrokerStandIn, encodeRequest, proto, startBrokerStandIn } from './_kafka-broker'
 
 /** Send frames in one write; collect `n` response frames. */
 function exchange(port: number, frames: Buffer[], n: number): Promise<Buffer[]> {

@@ -40,7 +40,9 @@ export const CLI_USAGE = `membrane-policy — validate, trace and compile Cilium
 usage:
   membrane-policy validate <file>...                       check documents (exit 1 on errors)
   membrane-policy trace -f <file>... --from <ep> --to <ep> --port <n> [--protocol TCP]
-                  [--http-method M --http-path P --http-host H] [--dns-name N]
+                  [--http-method M --http-path P --http-host H --http-header 'Name: value'...]
+                  [--kafka-api-key K --kafka-api-version N --kafka-client-id C
+                   --kafka-topic T...] [--dns-name N]
   membrane-policy compile -f <file>... --endpoint <ep> [--identities <file.json>]
                   [--named-port name=port/proto]...
 options:
@@ -63,6 +65,34 @@ interface Args {
   cmd: string | undefined
   positional: string[]
   flags: Map<string, string[]>
+}
+
+/** Request header lines as a client sends them (`Name: value`), repeated names joined. */
+function requestHeaders(lines: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const line of lines) {
+    const colon = line.indexOf(':')
+    const name = colon < 0 ? '' : line.slice(0, colon).trim().toLowerCase()
+    if (!name)
+      throw new PolicyError('INVALID_INPUT', `invalid --http-header ${JSON.stringify(line)}`, {
+        path: 'http-header',
+        expected: '"Name: value", as an HTTP request sends it',
+        got: line,
+      })
+    const value = line.slice(colon + 1).trim()
+    out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`
+  }
+  return out
+}
+
+function integerArg(flag: string, v: string): number {
+  if (!/^\d+$/.test(v))
+    throw new PolicyError('INVALID_INPUT', `invalid --${flag} ${JSON.stringify(v)}`, {
+      path: flag,
+      expected: 'a non-negative integer',
+      got: v,
+    })
+  return Number(v)
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -306,10 +336,21 @@ function run(argv: readonly string[], io: CliIo, json: boolean): number {
       }
       const method = args.flags.get('http-method')?.[0]
       const path = args.flags.get('http-path')?.[0]
-      if (method !== undefined || path !== undefined) {
+      const headerLines = args.flags.get('http-header') ?? []
+      if (method !== undefined || path !== undefined || headerLines.length > 0) {
         input.http = { method: method ?? 'GET', path: path ?? '/' }
         const host = args.flags.get('http-host')?.[0]
         if (host !== undefined) input.http.host = host
+        if (headerLines.length) input.http.headers = requestHeaders(headerLines)
+      }
+      const apiKey = args.flags.get('kafka-api-key')?.[0]
+      if (apiKey !== undefined) {
+        const version = args.flags.get('kafka-api-version')?.[0]
+        const clientID = args.flags.get('kafka-client-id')?.[0]
+        input.kafka = { apiKey: /^\d+$/.test(apiKey) ? Number(apiKey) : apiKey }
+        if (version !== undefined) input.kafka.apiVersion = integerArg('kafka-api-version', version)
+        if (clientID !== undefined) input.kafka.clientID = clientID
+        input.kafka.topics = args.flags.get('kafka-topic') ?? []
       }
       const dnsName = args.flags.get('dns-name')?.[0]
       if (dnsName !== undefined) input.dns = { name: dnsName }

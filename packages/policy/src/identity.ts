@@ -11,7 +11,7 @@ import {
   reservedIdentityName,
 } from '@membrane/types'
 import { hostCidr, parseCidr } from './cidr'
-import { matchFqdn } from './dns'
+import { matchFqdn } from './l7/dns'
 import { LabelSet, parseLabel, type Selector } from './labels'
 import type { Peer } from './model'
 

@@ -11,7 +11,6 @@ export type {
   RuleMatch,
   RuleMiss,
 } from './compile'
-export { isValidDnsPattern, matchDnsPattern, matchFqdn, normalizeDnsName } from './dns'
 export { PolicyError, PolicyErrorCode, type PolicyErrorDetails, PolicyParseError } from './errors'
 export {
   type IdentityData,
@@ -20,18 +19,43 @@ export {
   ResolvedIdentity,
   type ServiceInfo,
 } from './identity'
+// L7 rules: one module per rule kind owns the rule type, its validation and its matching;
+// trace() and @membrane/l7proxy use the same evaluators.
 export {
   type DnsQuery,
+  type DnsRule,
   dnsRuleMatches,
+  evaluateDns,
+  isValidDnsPattern,
+  matchDnsPattern,
+  matchFqdn,
+  normalizeDnsName,
+} from './l7/dns'
+export {
+  evaluateHttp,
+  type HeaderEdit,
+  type HeaderMatch,
+  type HeaderRequirement,
   type HttpRequest,
+  type HttpRequestView,
+  type HttpRule,
+  type HttpVerdict,
+  headerEdits,
+  httpRequestView,
   httpRuleMatches,
+  parseHeaderEntry,
+} from './l7/http'
+export {
+  evaluateKafka,
   KAFKA_ROLE_KEYS,
+  KafkaApi,
   type KafkaRequest,
+  type KafkaRule,
   kafkaApiKey,
-  kafkaRuleMatches,
-  type L7Request,
-  l7Match,
-} from './l7'
+  kafkaApiName,
+  kafkaRuleSelects,
+} from './l7/kafka'
+export type { L7DenyReason, L7Verdict } from './l7/verdict'
 export {
   formatLabel,
   type Label,
@@ -61,12 +85,8 @@ export {
 export {
   AUTH_TYPES,
   type Direction,
-  type DnsRule,
   ENTITIES,
   type Entity,
-  type HeaderMatch,
-  type HttpRule,
-  type KafkaRule,
   type L4Rule,
   type L7Parser,
   type L7Rules,

@@ -2,6 +2,9 @@
  * The compiled policy model: what parsePolicyDocuments() produces and the repository consumes.
  */
 import type { Prefix } from '@membrane/types'
+import type { DnsRule } from './l7/dns'
+import type { HttpRule } from './l7/http'
+import type { KafkaRule } from './l7/kafka'
 import type { Selector } from './labels'
 
 /** Traffic direction, seen from the endpoint that the rule selects. */
@@ -43,40 +46,6 @@ export type Peer =
   | { kind: 'cidrGroup'; name: string; except: Prefix[] }
   /** toServices: backends of a Kubernetes service (see PolicyRepository.updateService). */
   | { kind: 'service'; namespace: string; name?: string; selector?: Selector }
-
-/** HTTP header match of an L7 rule (`headerMatches`). */
-export interface HeaderMatch {
-  name: string
-  value?: string
-  mismatch?: 'LOG' | 'ADD' | 'DELETE' | 'REPLACE'
-  /** A secret reference: the value is not known to the compiler; the rule is reported, not evaluated. */
-  secret?: { namespace?: string; name: string }
-}
-
-/** One HTTP L7 rule. method/path/host are RE2 regular expressions, matched in full. */
-export interface HttpRule {
-  method?: string
-  path?: string
-  host?: string
-  /** `Name: value` or `Name` (presence) strings. */
-  headers?: string[]
-  headerMatches?: HeaderMatch[]
-}
-
-/** One Kafka L7 rule. */
-export interface KafkaRule {
-  role?: 'produce' | 'consume'
-  apiKey?: string
-  apiVersion?: string
-  clientID?: string
-  topic?: string
-}
-
-/** One DNS L7 rule (egress only). */
-export interface DnsRule {
-  matchName?: string
-  matchPattern?: string
-}
 
 /** The L7 rules of one toPorts entry; exactly one parser. */
 export type L7Rules =

@@ -8,19 +8,18 @@ import {
   prefixContains,
 } from '@membrane/types'
 import { parseCidr } from './cidr'
-import { isValidDnsPattern, normalizeDnsName } from './dns'
-import { PolicyError, type PolicyErrorCode } from './errors'
+import { PolicyError } from './errors'
+import { arr, bool, Ctx, isObj, join, type Obj, obj, str } from './internal/fields'
+import { type DnsRule, parseDnsRule } from './l7/dns'
+import { parseHttpRule } from './l7/http'
+import { parseKafkaRule } from './l7/kafka'
 import { type Requirement, Selector } from './labels'
 import { loadPolicyObjects, type PolicyLoadLimits } from './load'
 import {
   AUTH_TYPES,
   type Direction,
-  type DnsRule,
   ENTITIES,
   type Entity,
-  type HeaderMatch,
-  type HttpRule,
-  type KafkaRule,
   type L4Rule,
   type L7Rules,
   type Peer,
@@ -31,87 +30,6 @@ import {
   type PortSpec,
 } from './model'
 import { ICMPV4_TYPES, ICMPV6_TYPES, isValidPortName } from './ports'
-import { re2SyntaxError } from './re2'
-
-type Obj = Record<string, unknown>
-
-class Ctx {
-  constructor(
-    readonly index: number,
-    public label: string | undefined,
-  ) {}
-
-  fail(
-    code: PolicyErrorCode,
-    path: string,
-    reason: string,
-    expected?: string,
-    ...rest: unknown[]
-  ): never {
-    const details: ConstructorParameters<typeof PolicyError>[2] = {
-      documentIndex: this.index,
-      path,
-    }
-    if (this.label) details.document = this.label
-    if (expected !== undefined) details.expected = expected
-    if (rest.length > 0) details.got = rest[0]
-    throw new PolicyError(code, reason, details)
-  }
-}
-
-const join = (path: string, key: string | number) =>
-  typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${key}` : key
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
-function obj(
-  ctx: Ctx,
-  v: unknown,
-  path: string,
-  known: readonly string[],
-  unsupported: readonly string[] = [],
-): Obj {
-  if (!isObj(v)) ctx.fail('INVALID_TYPE', path, 'wrong type', 'an object', v)
-  for (const k of Object.keys(v)) {
-    if (unsupported.includes(k)) {
-      if (
-        v[k] === undefined ||
-        v[k] === null ||
-        (Array.isArray(v[k]) && (v[k] as unknown[]).length === 0)
-      )
-        continue
-      ctx.fail(
-        'UNSUPPORTED_FIELD',
-        join(path, k),
-        `field "${k}" is not supported by @membrane/policy`,
-      )
-    }
-    if (!known.includes(k)) {
-      ctx.fail('UNKNOWN_FIELD', join(path, k), `unknown field "${k}"`, `one of ${known.join(', ')}`)
-    }
-  }
-  return v
-}
-
-function arr(ctx: Ctx, v: unknown, path: string): unknown[] | undefined {
-  if (v === undefined || v === null) return undefined
-  if (!Array.isArray(v)) ctx.fail('INVALID_TYPE', path, 'wrong type', 'a list', v)
-  return v
-}
-
-function str(ctx: Ctx, v: unknown, path: string): string | undefined {
-  if (v === undefined || v === null) return undefined
-  if (typeof v !== 'string') ctx.fail('INVALID_TYPE', path, 'wrong type', 'a string', v)
-  return v
-}
-
-function bool(ctx: Ctx, v: unknown, path: string): boolean | undefined {
-  if (v === undefined || v === null) return undefined
-  if (typeof v !== 'boolean') ctx.fail('INVALID_TYPE', path, 'wrong type', 'true or false', v)
-  return v
-}
 
 // ---------------------------------------------------------------- selectors
 
@@ -405,52 +323,6 @@ function parsePortProtocols(ctx: Ctx, v: unknown, path: string, pc: PortCtx): Po
   return spec
 }
 
-function parseRegexField(ctx: Ctx, v: unknown, path: string): string | undefined {
-  const s = str(ctx, v, path)
-  if (s === undefined) return undefined
-  const err = re2SyntaxError(s)
-  if (err)
-    ctx.fail('INVALID_REGEX', path, `invalid RE2 regular expression: ${err}`, 'an RE2 pattern', s)
-  return s
-}
-
-const KAFKA_API_KEYS = [
-  'produce',
-  'fetch',
-  'offsets',
-  'metadata',
-  'leaderandisr',
-  'stopreplica',
-  'updatemetadata',
-  'controlledshutdown',
-  'offsetcommit',
-  'offsetfetch',
-  'findcoordinator',
-  'joingroup',
-  'heartbeat',
-  'leavegroup',
-  'syncgroup',
-  'describegroups',
-  'listgroups',
-  'saslhandshake',
-  'apiversions',
-  'createtopics',
-  'deletetopics',
-  'deleterecords',
-  'initproducerid',
-  'offsetforleaderepoch',
-  'addpartitionstotxn',
-  'addoffsetstotxn',
-  'endtxn',
-  'writetxnmarkers',
-  'txnoffsetcommit',
-  'describeacls',
-  'createacls',
-  'deleteacls',
-  'describeconfigs',
-  'alterconfigs',
-]
-
 function parseL7(
   ctx: Ctx,
   v: unknown,
@@ -512,176 +384,18 @@ function parseL7(
       )
   })
   const list = arr(ctx, o[parser], join(path, parser)) as unknown[]
-  if (parser === 'http') {
-    const http: HttpRule[] = list.map((r, i) => {
-      const p = join(join(path, 'http'), i)
-      const ro = obj(ctx, r, p, ['method', 'path', 'host', 'headers', 'headerMatches'])
-      const rule: HttpRule = {}
-      const method = parseRegexField(ctx, ro.method, join(p, 'method'))
-      if (method !== undefined) rule.method = method
-      const hp = parseRegexField(ctx, ro.path, join(p, 'path'))
-      if (hp !== undefined) rule.path = hp
-      const host = parseRegexField(ctx, ro.host, join(p, 'host'))
-      if (host !== undefined) rule.host = host
-      const headers = arr(ctx, ro.headers, join(p, 'headers'))
-      if (headers) {
-        rule.headers = headers.map((h, j) => {
-          const hs = str(ctx, h, join(join(p, 'headers'), j))
-          if (!hs)
-            ctx.fail(
-              'INVALID_L7',
-              join(join(p, 'headers'), j),
-              'empty header',
-              'a "Name" or "Name: value" string',
-              h,
-            )
-          return hs
-        })
-      }
-      const hm = arr(ctx, ro.headerMatches, join(p, 'headerMatches'))
-      if (hm) {
-        rule.headerMatches = hm.map((h, j) => {
-          const hp2 = join(join(p, 'headerMatches'), j)
-          const ho = obj(ctx, h, hp2, ['name', 'value', 'secret', 'mismatch'])
-          const name = str(ctx, ho.name, join(hp2, 'name'))
-          if (!name)
-            ctx.fail('MISSING_FIELD', join(hp2, 'name'), 'missing header name', 'a header name')
-          const m: HeaderMatch = { name }
-          const value = str(ctx, ho.value, join(hp2, 'value'))
-          if (value !== undefined) m.value = value
-          const mm = str(ctx, ho.mismatch, join(hp2, 'mismatch'))
-          if (mm !== undefined) {
-            if (!['LOG', 'ADD', 'DELETE', 'REPLACE'].includes(mm))
-              ctx.fail(
-                'INVALID_L7',
-                join(hp2, 'mismatch'),
-                'invalid mismatch action',
-                'LOG, ADD, DELETE or REPLACE',
-                mm,
-              )
-            m.mismatch = mm as NonNullable<HeaderMatch['mismatch']>
-          }
-          if (ho.secret !== undefined && ho.secret !== null) {
-            const so = obj(ctx, ho.secret, join(hp2, 'secret'), ['namespace', 'name'])
-            const sn = str(ctx, so.name, join(join(hp2, 'secret'), 'name'))
-            if (!sn)
-              ctx.fail(
-                'MISSING_FIELD',
-                join(join(hp2, 'secret'), 'name'),
-                'missing secret name',
-                'a secret name',
-              )
-            const sns = str(ctx, so.namespace, join(join(hp2, 'secret'), 'namespace'))
-            m.secret = sns === undefined ? { name: sn } : { namespace: sns, name: sn }
-          }
-          return m
-        })
-      }
-      return rule
-    })
-    return { parser, http }
-  }
-  if (parser === 'kafka') {
-    const kafka: KafkaRule[] = list.map((r, i) => {
-      const p = join(join(path, 'kafka'), i)
-      const ro = obj(ctx, r, p, ['role', 'apiKey', 'apiVersion', 'clientID', 'topic'])
-      const rule: KafkaRule = {}
-      const role = str(ctx, ro.role, join(p, 'role'))
-      const apiKey = str(ctx, ro.apiKey, join(p, 'apiKey'))
-      if (role !== undefined && apiKey !== undefined)
-        ctx.fail(
-          'INVALID_COMBINATION',
-          p,
-          'role and apiKey are mutually exclusive',
-          'either role or apiKey',
-        )
-      if (role !== undefined) {
-        if (role !== 'produce' && role !== 'consume')
-          ctx.fail('INVALID_L7', join(p, 'role'), 'invalid Kafka role', 'produce or consume', role)
-        rule.role = role
-      }
-      if (apiKey !== undefined) {
-        if (!KAFKA_API_KEYS.includes(apiKey.toLowerCase()))
-          ctx.fail(
-            'INVALID_L7',
-            join(p, 'apiKey'),
-            'unknown Kafka apiKey',
-            'a Kafka API name such as produce, fetch, metadata',
-            apiKey,
-          )
-        rule.apiKey = apiKey.toLowerCase()
-      }
-      const apiVersion =
-        ro.apiVersion === undefined || ro.apiVersion === null ? undefined : String(ro.apiVersion)
-      if (apiVersion !== undefined) {
-        if (!/^\d+$/.test(apiVersion) || Number(apiVersion) > 32767)
-          ctx.fail(
-            'INVALID_L7',
-            join(p, 'apiVersion'),
-            'invalid Kafka apiVersion',
-            'an integer 0..32767',
-            ro.apiVersion,
-          )
-        rule.apiVersion = apiVersion
-      }
-      const clientID = str(ctx, ro.clientID, join(p, 'clientID'))
-      if (clientID !== undefined) rule.clientID = clientID
-      const topic = str(ctx, ro.topic, join(p, 'topic'))
-      if (topic !== undefined) {
-        if (topic.length > 255 || !/^[a-zA-Z0-9._-]+$/.test(topic))
-          ctx.fail(
-            'INVALID_L7',
-            join(p, 'topic'),
-            'invalid Kafka topic',
-            'at most 255 of [a-zA-Z0-9._-]',
-            topic,
-          )
-        rule.topic = topic
-      }
-      return rule
-    })
-    return { parser, kafka }
-  }
+  if (parser === 'http')
+    return { parser, http: list.map((r, i) => parseHttpRule(ctx, r, join(join(path, 'http'), i))) }
+  if (parser === 'kafka')
+    return {
+      parser,
+      kafka: list.map((r, i) => parseKafkaRule(ctx, r, join(join(path, 'kafka'), i))),
+    }
   const dns: DnsRule[] = list.map((r, i) => {
     const p = join(join(path, 'dns'), i)
-    return parseFqdnSelector(ctx, r, p)
+    return parseDnsRule(ctx, r, p)
   })
   return { parser, dns }
-}
-
-function parseFqdnSelector(ctx: Ctx, v: unknown, p: string): DnsRule {
-  const ro = obj(ctx, v, p, ['matchName', 'matchPattern'])
-  const matchName = str(ctx, ro.matchName, join(p, 'matchName'))
-  const matchPattern = str(ctx, ro.matchPattern, join(p, 'matchPattern'))
-  if ((matchName === undefined) === (matchPattern === undefined))
-    ctx.fail(
-      'INVALID_COMBINATION',
-      p,
-      'exactly one of matchName and matchPattern',
-      'matchName or matchPattern',
-    )
-  if (matchName !== undefined) {
-    const n = normalizeDnsName(matchName)
-    if (!isValidDnsPattern(n) || n.includes('*'))
-      ctx.fail(
-        'INVALID_VALUE',
-        join(p, 'matchName'),
-        'invalid DNS name',
-        'a DNS name of [-a-zA-Z0-9_.]',
-        matchName,
-      )
-    return { matchName: n }
-  }
-  const n = normalizeDnsName(matchPattern as string)
-  if (!isValidDnsPattern(n))
-    ctx.fail(
-      'INVALID_VALUE',
-      join(p, 'matchPattern'),
-      'invalid DNS pattern',
-      'a DNS name of [-a-zA-Z0-9_.] with * wildcards',
-      matchPattern,
-    )
-  return { matchPattern: n }
 }
 
 function parseToPorts(ctx: Ctx, v: unknown, path: string, pc: PortCtx): L4Rule[] | undefined {
@@ -896,7 +610,7 @@ function parseCiliumPeerRule(
         break
       case 'toFQDNs':
         list.forEach((f, i) => {
-          const s = parseFqdnSelector(ctx, f, join(p, i))
+          const s = parseDnsRule(ctx, f, join(p, i))
           peers.push(
             s.matchName !== undefined
               ? { kind: 'fqdn', matchName: s.matchName }

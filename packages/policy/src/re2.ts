@@ -1,12 +1,20 @@
 /**
- * A small RE2-syntax regular expression engine with linear-time matching (Thompson NFA
- * simulation): no backtracking, so no catastrophic patterns. Used to validate and evaluate the
- * HTTP method/path/host regexes of L7 rules, which Cilium (Envoy) treats as RE2, matched in full.
+ * An RE2-syntax regular expression engine with linear-time matching (Thompson NFA simulation:
+ * no backtracking, so no catastrophic patterns or inputs). It validates the HTTP method/path/
+ * host patterns of L7 rules when policies are parsed, and matches them for trace() AND in the
+ * @membrane/l7proxy HTTP proxy: one engine, so a pattern that validates is the pattern that
+ * runs. Cilium (Envoy) treats these patterns as RE2, matched against the whole value.
  *
- * Supported: literals and escapes, `.`, classes `[...]` / `[^...]` with ranges, `\d \D \w \W \s
- * \S`, POSIX classes `[[:alpha:]]`, groups `(...)` `(?:...)` `(?P<name>...)`, a leading `(?i)`,
- * alternation, `* + ? {n} {n,} {n,m}` (and their lazy forms), anchors `^ $ \A \z`.
- * Rejected (not RE2): backreferences and lookaround.
+ * Semantics are RE2's, on the code points of a JS string (a differential test checks them
+ * against Google's RE2 compiled to wasm): literals and escapes (`\x41`, `\x{1F600}`, octal
+ * `\012`, `\a \f \t \n \r \v`, `\Q...\E`, any escaped ASCII punctuation), `.`, classes
+ * `[...]` / `[^...]` with ranges, `\d \D \w \W \s \S` (ASCII), POSIX classes `[[:alpha:]]`,
+ * groups `(...)` `(?:...)` `(?P<name>...)` `(?<name>...)`, flags `(?imsU-imsU)` and
+ * `(?flags:...)` (i: Unicode simple case folding; m: `^`/`$` at line ends; s: `.` matches
+ * `\n`; U: ungreedy, which does not change a full match), alternation, `* + ? {n} {n,}
+ * {n,m}` (n, m <= 1000) and their lazy forms, anchors `^ $ \A \z`, word boundaries `\b \B`.
+ * Rejected: backreferences, lookaround and, although RE2 has them, Unicode classes (`\pL`,
+ * `\p{Greek}`) and `\C`; a parse error names the offset.
  */
 
 /** A syntax error in a pattern; `offset` is the position in the pattern. */
@@ -22,14 +30,28 @@ export class Re2SyntaxError extends Error {
 }
 
 type CharTest = (c: number) => boolean
+type Assertion = 'bol' | 'eol' | 'bot' | 'eot' | 'wb' | 'nwb'
 type Node =
-  | { t: 'lit'; test: CharTest }
+  | {
+      t: 'lit'
+      test: CharTest
+      /** One code point, no folding (for the fast paths). */
+      cp?: number
+      /** A `.` that does not match `\n` (for the fast paths). */
+      dot?: true
+    }
   | { t: 'cat'; items: Node[] }
   | { t: 'alt'; items: Node[] }
   | { t: 'rep'; item: Node; min: number; max: number } // max -1 = unbounded
-  | { t: 'bol' }
-  | { t: 'eol' }
+  | { t: 'assert'; kind: Assertion }
   | { t: 'empty' }
+
+interface Flags {
+  i: boolean
+  m: boolean
+  s: boolean
+  U: boolean
+}
 
 const MAX_REPEAT = 1000
 const MAX_PROGRAM = 20_000
@@ -37,7 +59,8 @@ const MAX_PROGRAM = 20_000
 const isDigit: CharTest = (c) => c >= 48 && c <= 57
 const isWord: CharTest = (c) =>
   (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95
-const isSpace: CharTest = (c) => c === 32 || (c >= 9 && c <= 13)
+// RE2's \s is [\t\n\f\r ] (no \v).
+const isSpace: CharTest = (c) => c === 32 || c === 9 || c === 10 || c === 12 || c === 13
 
 const POSIX: Record<string, CharTest> = {
   alnum: (c) => isDigit(c) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122),
@@ -49,38 +72,104 @@ const POSIX: Record<string, CharTest> = {
   graph: (c) => c > 32 && c < 127,
   lower: (c) => c >= 97 && c <= 122,
   print: (c) => c >= 32 && c < 127,
-  punct: (c) => (c > 32 && c < 127 && !isWord(c)) || c === 95,
-  space: isSpace,
+  punct: (c) =>
+    c > 32 && c < 127 && !((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)),
+  space: (c) => isSpace(c) || c === 11,
   upper: (c) => c >= 65 && c <= 90,
   word: isWord,
   xdigit: (c) => isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102),
 }
 
+// ---- case folding (RE2's (?i): Unicode simple case folding orbits) ----
+
+/** A single code point's case mapping, or the code point itself when it maps to several. */
+function mapOne(c: number, upper: boolean): number {
+  const s = String.fromCodePoint(c)
+  const m = upper ? s.toUpperCase() : s.toLowerCase()
+  const r = m.codePointAt(0) as number
+  return m.length === (r > 0xffff ? 2 : 1) ? r : c
+}
+
+/** The representative of a code point's fold orbit. */
+function canon(c: number): number {
+  return mapOne(mapOne(c, true), false)
+}
+
+let orbits: Map<number, number[]> | undefined
+
+/** Every code point that folds to the same representative as `c` (including `c`). */
+function orbit(c: number): readonly number[] {
+  if (c < 128) {
+    const l = c | 0x20
+    if (l < 97 || l > 122) return [c]
+    // K (U+212A KELVIN SIGN) and ſ (U+017F LONG S) fold with k and s.
+    if (l === 107) return [c, c ^ 0x20, 0x212a]
+    if (l === 115) return [c, c ^ 0x20, 0x17f]
+    return [c, c ^ 0x20]
+  }
+  if (!orbits) {
+    // Built once, on the first non-ASCII character a case-insensitive pattern meets.
+    orbits = new Map()
+    for (let cp = 0; cp < 0x20000; cp++) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue
+      const k = canon(cp)
+      if (k === cp && mapOne(cp, true) === cp && mapOne(cp, false) === cp) continue
+      let list = orbits.get(k)
+      if (!list) {
+        list = [k]
+        orbits.set(k, list)
+      }
+      if (!list.includes(cp)) list.push(cp)
+    }
+  }
+  return orbits.get(canon(c)) ?? [c]
+}
+
+function folded(test: CharTest): CharTest {
+  return (c) => {
+    if (test(c)) return true
+    for (const o of orbit(c)) if (o !== c && test(o)) return true
+    return false
+  }
+}
+
+// ---- parser ----
+
 class Parser {
   pos = 0
-  foldCase = false
+  flags: Flags = { i: false, m: false, s: false, U: false }
+  readonly names = new Set<string>()
   constructor(readonly src: string) {}
 
   fail(msg: string, at = this.pos): never {
     throw new Re2SyntaxError(msg, this.src, at)
   }
 
+  /** The code point at `pos` (undefined at the end). */
+  peek(): number | undefined {
+    return this.src.codePointAt(this.pos)
+  }
+
+  next(): number {
+    const c = this.src.codePointAt(this.pos) as number
+    this.pos += c > 0xffff ? 2 : 1
+    return c
+  }
+
   parse(): Node {
-    if (this.src.startsWith('(?i)')) {
-      this.foldCase = true
-      this.pos = 4
-    }
     const n = this.alt()
     if (this.pos < this.src.length) this.fail(`unexpected ${JSON.stringify(this.src[this.pos])}`)
     return n
   }
 
   alt(): Node {
+    const saved = { ...this.flags }
     const items = [this.cat()]
     while (this.src[this.pos] === '|') {
       this.pos++
       items.push(this.cat())
     }
+    this.flags = saved // a `(?i)` inside a group ends with the group
     return items.length === 1 ? (items[0] as Node) : { t: 'alt', items }
   }
 
@@ -89,15 +178,20 @@ class Parser {
     while (this.pos < this.src.length) {
       const c = this.src[this.pos]
       if (c === '|' || c === ')') break
-      let atom = this.atom()
-      atom = this.quantifiers(atom)
-      items.push(atom)
+      const atom = this.atom()
+      if (atom === undefined) continue // a flag group: changes flags, matches nothing
+      if (Array.isArray(atom)) {
+        items.push(...atom)
+        continue
+      }
+      items.push(this.quantifiers(atom))
     }
     if (items.length === 0) return { t: 'empty' }
     return items.length === 1 ? (items[0] as Node) : { t: 'cat', items }
   }
 
   quantifiers(atom: Node): Node {
+    let repeated = false
     for (;;) {
       const c = this.src[this.pos]
       let min: number
@@ -117,7 +211,7 @@ class Parser {
         this.pos++
       } else if (c === '{') {
         const m = /^\{(\d+)(,(\d*))?\}/.exec(this.src.slice(this.pos))
-        if (!m) return atom // RE2 treats a non-repeat `{` as a literal
+        if (!m) return atom // RE2 treats a `{` that starts no repeat as a literal
         min = Number(m[1])
         max = m[2] === undefined ? min : m[3] === '' ? -1 : Number(m[3])
         if (min > MAX_REPEAT || max > MAX_REPEAT) this.fail(`repeat count above ${MAX_REPEAT}`, at)
@@ -126,76 +220,112 @@ class Parser {
       } else {
         return atom
       }
-      if (atom.t === 'bol' || atom.t === 'eol' || atom.t === 'empty')
-        this.fail('missing argument to repetition operator', at)
-      if (atom.t === 'rep' && this.src[at - 1] !== ')')
-        this.fail('invalid nested repetition operator', at)
+      if (repeated) this.fail('invalid nested repetition operator', at)
+      if (atom.t === 'empty') this.fail('missing argument to repetition operator', at)
       if (this.src[this.pos] === '?') this.pos++ // lazy: same language for a full match
       atom = { t: 'rep', item: atom, min, max }
+      repeated = true
     }
   }
 
-  lit(test: CharTest): Node {
-    if (!this.foldCase) return { t: 'lit', test }
-    return {
-      t: 'lit',
-      test: (c) =>
-        test(c) || (c >= 65 && c <= 90 && test(c + 32)) || (c >= 97 && c <= 122 && test(c - 32)),
-    }
+  lit(test: CharTest, cp?: number): Node {
+    if (this.flags.i) return { t: 'lit', test: folded(test) }
+    return cp === undefined ? { t: 'lit', test } : { t: 'lit', test, cp }
   }
 
-  atom(): Node {
+  litCp(cp: number): Node {
+    return this.lit((ch) => ch === cp, cp)
+  }
+
+  /** One atom; undefined for a flag group; a list for `\Q...\E`. */
+  atom(): Node | Node[] | undefined {
     const c = this.src[this.pos] as string
     const at = this.pos
     switch (c) {
       case '(': {
         this.pos++
+        const saved = { ...this.flags }
         if (this.src[this.pos] === '?') {
           const rest = this.src.slice(this.pos)
+          const named = /^\?P?<([A-Za-z_][A-Za-z0-9_]*)>/.exec(rest)
           if (rest.startsWith('?:')) this.pos += 2
-          else if (/^\?P?<[A-Za-z_][A-Za-z0-9_]*>/.test(rest)) {
-            this.pos += (/^\?P?<[A-Za-z_][A-Za-z0-9_]*>/.exec(rest) as RegExpExecArray)[0].length
-          } else if (rest.startsWith('?=') || rest.startsWith('?!') || rest.startsWith('?<')) {
+          else if (named) {
+            if (this.names.has(named[1] as string)) this.fail('duplicate capture group name', at)
+            this.names.add(named[1] as string)
+            this.pos += named[0].length
+          } else if (/^\?(<?[=!])/.test(rest)) {
             this.fail('lookaround is not supported by RE2', at)
-          } else this.fail('unsupported group flags', at)
+          } else {
+            // Flags: (?imsU), (?-i), (?i-s), and (?flags:re) scoped to the group.
+            let i = this.pos + 1
+            let negated = false
+            let any = false
+            let sawAfterMinus = false
+            for (; ; i++) {
+              const f = this.src[i]
+              if (f === 'i' || f === 'm' || f === 's' || f === 'U') {
+                this.flags[f] = !negated
+                any = true
+                if (negated) sawAfterMinus = true
+              } else if (f === '-' && !negated) negated = true
+              else if ((f === ':' || f === ')') && any && (!negated || sawAfterMinus)) break
+              else this.fail('invalid or unsupported group flags', at)
+            }
+            this.pos = i + 1
+            if (this.src[i] === ')') return undefined // (?i): for the rest of the group
+          }
         }
         const inner = this.alt()
         if (this.src[this.pos] !== ')') this.fail('missing closing )', at)
         this.pos++
+        this.flags = saved
         return inner
       }
       case ')':
-        this.fail('unexpected )')
-        break
+        return this.fail('unexpected )')
       case '*':
       case '+':
       case '?':
-        this.fail('missing argument to repetition operator')
+        return this.fail('missing argument to repetition operator')
+      case '{':
+        if (/^\{\d+(,\d*)?\}/.test(this.src.slice(this.pos)))
+          this.fail('missing argument to repetition operator')
         break
       case '[':
         return this.lit(this.cls())
-      case '.':
+      case '.': {
         this.pos++
-        return { t: 'lit', test: (ch) => ch !== 10 }
+        if (this.flags.s) return { t: 'lit', test: () => true }
+        return { t: 'lit', test: (ch) => ch !== 10, dot: true }
+      }
       case '^':
         this.pos++
-        return { t: 'bol' }
+        return { t: 'assert', kind: this.flags.m ? 'bol' : 'bot' }
       case '$':
         this.pos++
-        return { t: 'eol' }
+        return { t: 'assert', kind: this.flags.m ? 'eol' : 'eot' }
       case '\\': {
+        if (this.src.startsWith('\\Q', this.pos)) {
+          this.pos += 2
+          const end = this.src.indexOf('\\E', this.pos)
+          const text = this.src.slice(this.pos, end < 0 ? undefined : end)
+          this.pos = end < 0 ? this.src.length : end + 2
+          const lits = [...text].map((ch) => this.litCp(ch.codePointAt(0) as number))
+          if (lits.length === 0) return undefined
+          // A quantifier after \Q...\E applies to its last character.
+          const last = this.quantifiers(lits.pop() as Node)
+          return [...lits, last]
+        }
         const e = this.escape(false)
-        if (e === 'bol' || e === 'eol') return { t: e }
-        return this.lit(e)
+        if (typeof e === 'string') return { t: 'assert', kind: e }
+        return typeof e === 'number' ? this.litCp(e) : this.lit(e)
       }
     }
-    this.pos++
-    const code = c.charCodeAt(0)
-    return this.lit((ch) => ch === code)
+    return this.litCp(this.next())
   }
 
-  /** Parse an escape at `pos` (which is the backslash). */
-  escape(inClass: boolean): CharTest | 'bol' | 'eol' {
+  /** Parse an escape at `pos` (the backslash): a code point, a class, or an assertion. */
+  escape(inClass: boolean): number | CharTest | Assertion {
     const at = this.pos
     this.pos++
     const c = this.src[this.pos]
@@ -214,34 +344,43 @@ class Parser {
         return isSpace
       case 'S':
         return (ch) => !isSpace(ch)
+      case 'a':
+        return 7
       case 't':
-        return (ch) => ch === 9
+        return 9
       case 'n':
-        return (ch) => ch === 10
-      case 'r':
-        return (ch) => ch === 13
-      case 'f':
-        return (ch) => ch === 12
+        return 10
       case 'v':
-        return (ch) => ch === 11
+        return 11
+      case 'f':
+        return 12
+      case 'r':
+        return 13
       case 'A':
-        if (inClass) this.fail('invalid escape in class', at)
-        return 'bol'
       case 'z':
+      case 'b':
+      case 'B':
         if (inClass) this.fail('invalid escape in class', at)
-        return 'eol'
+        return c === 'A' ? 'bot' : c === 'z' ? 'eot' : c === 'b' ? 'wb' : 'nwb'
       case 'x': {
-        const m = /^([0-9a-fA-F]{2}|\{[0-9a-fA-F]{1,6}\})/.exec(this.src.slice(this.pos))
+        const m = /^([0-9a-fA-F]{2}|\{[0-9a-fA-F]+\})/.exec(this.src.slice(this.pos))
         if (!m) this.fail('invalid \\x escape', at)
-        this.pos += m[0].length
         const v = Number.parseInt(m[0].replace(/[{}]/g, ''), 16)
-        return (ch) => ch === v
+        if (v > 0x10ffff) this.fail('invalid \\x escape', at)
+        this.pos += m[0].length
+        return v
       }
     }
-    if (/[0-9]/.test(c)) this.fail('backreferences are not supported by RE2', at)
-    if (/[A-Za-z]/.test(c)) this.fail(`invalid escape \\${c}`, at)
+    if (/[0-7]/.test(c)) {
+      // Octal: \0, or \1-\7 followed by another octal digit (a lone \1 is a backreference).
+      const m = /^[0-7]{0,2}/.exec(this.src.slice(this.pos)) as RegExpExecArray
+      if (c !== '0' && m[0] === '') this.fail('backreferences are not supported by RE2', at)
+      this.pos += m[0].length
+      return Number.parseInt(c + m[0], 8)
+    }
     const code = c.charCodeAt(0)
-    return (ch) => ch === code
+    if (code >= 128 || /[0-9A-Za-z]/.test(c)) this.fail(`invalid escape \\${c}`, at)
+    return code
   }
 
   cls(): CharTest {
@@ -289,32 +428,20 @@ class Parser {
         tests.push((ch) => ch === lo)
       }
     }
+    // Fold first, then negate: (?i)[^a] excludes both a and A, as in RE2.
     const any: CharTest = (ch) => tests.some((t) => t(ch))
-    return negate ? (ch) => !any(ch) : any
+    const set = this.flags.i ? folded(any) : any
+    return negate ? (ch) => !set(ch) : set
   }
 
   classAtom(): number | CharTest {
-    const c = this.src[this.pos] as string
-    if (c === '\\') {
+    if (this.src[this.pos] === '\\') {
       const at = this.pos
-      const next = this.src[this.pos + 1]
-      if (next !== undefined && /[dDwWsS]/.test(next)) {
-        return this.escape(true) as CharTest
-      }
       const e = this.escape(true)
-      if (typeof e !== 'function') this.fail('invalid escape in class', at)
-      // Single-character escape: find its code by probing the escaped character.
-      const esc = this.src.slice(at + 1, this.pos)
-      if (esc === 't') return 9
-      if (esc === 'n') return 10
-      if (esc === 'r') return 13
-      if (esc === 'f') return 12
-      if (esc === 'v') return 11
-      if (esc.startsWith('x')) return Number.parseInt(esc.slice(1).replace(/[{}]/g, ''), 16)
-      return esc.charCodeAt(0)
+      if (typeof e === 'string') this.fail('invalid escape in class', at)
+      return e
     }
-    this.pos++
-    return c.charCodeAt(0)
+    return this.next()
   }
 }
 
@@ -322,9 +449,7 @@ class Parser {
 type Inst =
   | { op: 'char'; test: CharTest; next: number }
   | { op: 'split'; a: number; b: number }
-  | { op: 'jmp'; next: number }
-  | { op: 'bol'; next: number }
-  | { op: 'eol'; next: number }
+  | { op: 'assert'; kind: Assertion; next: number }
   | { op: 'match' }
 
 class Compiler {
@@ -345,10 +470,8 @@ class Compiler {
         return next
       case 'lit':
         return this.emit({ op: 'char', test: n.test, next })
-      case 'bol':
-        return this.emit({ op: 'bol', next })
-      case 'eol':
-        return this.emit({ op: 'eol', next })
+      case 'assert':
+        return this.emit({ op: 'assert', kind: n.kind, next })
       case 'cat': {
         let entry = next
         for (let i = n.items.length - 1; i >= 0; i--) entry = this.build(n.items[i] as Node, entry)
@@ -383,6 +506,115 @@ class Compiler {
   }
 }
 
+/** Does the assertion hold between code points `prev` and `next` (-1 = none)? */
+function holds(kind: Assertion, prev: number, next: number): boolean {
+  switch (kind) {
+    case 'bot':
+      return prev === -1
+    case 'eot':
+      return next === -1
+    case 'bol':
+      return prev === -1 || prev === 10
+    case 'eol':
+      return next === -1 || next === 10
+    case 'wb':
+    case 'nwb': {
+      const at = (prev !== -1 && isWord(prev)) !== (next !== -1 && isWord(next))
+      return kind === 'wb' ? at : !at
+    }
+  }
+}
+
+/** The Thompson simulation of a program: O(input x program), whatever the pattern. */
+function nfaMatcher(prog: readonly Inst[], start: number): (input: string) => boolean {
+  return (input) => {
+    const cps: number[] = []
+    for (let i = 0; i < input.length; i++) {
+      const c = input.codePointAt(i) as number
+      cps.push(c)
+      if (c > 0xffff) i++
+    }
+    let cur: number[] = []
+    let nxt: number[] = []
+    const mark = new Int32Array(prog.length).fill(-1)
+    const stack: number[] = []
+    let gen = 0
+    const add = (list: number[], pc: number, pos: number) => {
+      const prev = pos > 0 ? (cps[pos - 1] as number) : -1
+      const next = pos < cps.length ? (cps[pos] as number) : -1
+      stack.push(pc)
+      while (stack.length) {
+        const p = stack.pop() as number
+        if (mark[p] === gen) continue
+        mark[p] = gen
+        const inst = prog[p] as Inst
+        if (inst.op === 'split') stack.push(inst.b, inst.a)
+        else if (inst.op === 'assert') {
+          if (holds(inst.kind, prev, next)) stack.push(inst.next)
+        } else list.push(p)
+      }
+    }
+    add(cur, start, 0)
+    for (let i = 0; i < cps.length; i++) {
+      const ch = cps[i] as number
+      gen++
+      nxt.length = 0
+      for (const p of cur) {
+        const inst = prog[p] as Inst
+        if (inst.op === 'char' && inst.test(ch)) add(nxt, inst.next, i + 1)
+      }
+      ;[cur, nxt] = [nxt, cur]
+      if (cur.length === 0) return false
+    }
+    return cur.some((p) => (prog[p] as Inst).op === 'match')
+  }
+}
+
+/** The literal string of a node made of unfolded single code points only, else undefined. */
+function literal(n: Node): string | undefined {
+  if (n.t === 'lit') return n.cp === undefined ? undefined : String.fromCodePoint(n.cp)
+  if (n.t === 'empty') return ''
+  if (n.t !== 'cat') return undefined
+  let s = ''
+  for (const it of n.items) {
+    const l = literal(it)
+    if (l === undefined) return undefined
+    s += l
+  }
+  return s
+}
+
+/** A node that is `.*` without the s flag (any run of code points but `\n`). */
+function isDotStar(n: Node | undefined): boolean {
+  return n?.t === 'rep' && n.min === 0 && n.max === -1 && n.item.t === 'lit' && n.item.dot === true
+}
+
+/**
+ * A linear matcher for the common rule shapes, decided on the parsed pattern: a literal
+ * (`GET`), an alternation of literals (`GET|POST`), a literal followed by `.*` (`/v1/.*`).
+ * Anything else runs on the NFA.
+ */
+function fastPath(ast: Node): ((input: string) => boolean) | undefined {
+  const lit = literal(ast)
+  if (lit !== undefined) return (s) => s === lit
+  if (ast.t === 'alt') {
+    const set = new Set<string>()
+    for (const it of ast.items) {
+      const l = literal(it)
+      if (l === undefined) return undefined
+      set.add(l)
+    }
+    return (s) => set.has(s)
+  }
+  if (isDotStar(ast)) return (s) => !s.includes('\n')
+  if (ast.t === 'cat' && isDotStar(ast.items[ast.items.length - 1])) {
+    const prefix = literal({ t: 'cat', items: ast.items.slice(0, -1) })
+    if (prefix !== undefined)
+      return (s) => s.startsWith(prefix) && s.indexOf('\n', prefix.length) < 0
+  }
+  return undefined
+}
+
 /** A compiled pattern. */
 export interface Re2Pattern {
   readonly source: string
@@ -391,7 +623,9 @@ export interface Re2Pattern {
 }
 
 /**
- * Compile an RE2-syntax pattern. Throws {@link Re2SyntaxError} for invalid or non-RE2 syntax.
+ * Compile an RE2-syntax pattern for full matching. Throws {@link Re2SyntaxError} for invalid or
+ * unsupported syntax. Matching is linear in the input; answers for short inputs (methods,
+ * hosts, most paths) are memoized per pattern, as requests repeat them.
  *
  * @example compileRe2('/v1/.*').fullMatch('/v1/request-landing') // true
  */
@@ -400,53 +634,21 @@ export function compileRe2(pattern: string): Re2Pattern {
   const c = new Compiler(pattern)
   const match = c.emit({ op: 'match' })
   const start = c.build(ast, match)
-  const prog = c.prog
+  const fast = fastPath(ast)
+  if (fast) return { source: pattern, fullMatch: fast }
+  const run = nfaMatcher(c.prog, start)
+  const memo = new Map<string, boolean>()
   return {
     source: pattern,
     fullMatch(input: string): boolean {
-      let cur: number[] = []
-      let nxt: number[] = []
-      const mark = new Int32Array(prog.length).fill(-1)
-      let gen = 0
-      const add = (list: number[], pc: number, pos: number) => {
-        // iterative epsilon closure
-        const stack = [pc]
-        while (stack.length) {
-          const p = stack.pop() as number
-          if (mark[p] === gen) continue
-          mark[p] = gen
-          const inst = prog[p] as Inst
-          switch (inst.op) {
-            case 'jmp':
-              stack.push(inst.next)
-              break
-            case 'split':
-              stack.push(inst.b, inst.a)
-              break
-            case 'bol':
-              if (pos === 0) stack.push(inst.next)
-              break
-            case 'eol':
-              if (pos === input.length) stack.push(inst.next)
-              break
-            default:
-              list.push(p)
-          }
-        }
+      if (input.length > 256) return run(input)
+      let r = memo.get(input)
+      if (r === undefined) {
+        r = run(input)
+        if (memo.size >= 1024) memo.clear()
+        memo.set(input, r)
       }
-      add(cur, start, 0)
-      for (let i = 0; i < input.length; i++) {
-        const ch = input.charCodeAt(i)
-        gen++
-        nxt.length = 0
-        for (const p of cur) {
-          const inst = prog[p] as Inst
-          if (inst.op === 'char' && inst.test(ch)) add(nxt, inst.next, i + 1)
-        }
-        ;[cur, nxt] = [nxt, cur]
-        if (cur.length === 0) return false
-      }
-      return cur.some((p) => (prog[p] as Inst).op === 'match')
+      return r
     },
   }
 }

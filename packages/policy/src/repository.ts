@@ -17,7 +17,6 @@ import {
   type RuleMiss,
   ruleSelects,
 } from './compile'
-import { matchFqdn } from './dns'
 import { PolicyError } from './errors'
 import {
   type IdentityData,
@@ -26,7 +25,9 @@ import {
   ResolvedIdentity,
   type ServiceInfo,
 } from './identity'
-import { type DnsQuery, type HttpRequest, type KafkaRequest, type L7Request, l7Match } from './l7'
+import { type DnsQuery, evaluateDns, matchFqdn } from './l7/dns'
+import { evaluateHttp, type HttpRequest, httpRequestView } from './l7/http'
+import { evaluateKafka, type KafkaRequest } from './l7/kafka'
 import { LabelSet } from './labels'
 import type { MapState, MapStateDiff } from './mapstate'
 import type { Direction, L7Parser, L7Rules, PolicyDocument, PolicyRule } from './model'
@@ -52,6 +53,12 @@ export interface TraceEndpoint {
   /** Exact identity labels (overrides namespace/labels/reserved). */
   identityLabels?: readonly string[]
 }
+
+/** The L7 request of a trace, for one of the three parsers. */
+type L7Request =
+  | { parser: 'http'; http: HttpRequest }
+  | { parser: 'kafka'; kafka: KafkaRequest }
+  | { parser: 'dns'; dns: DnsQuery }
 
 /** trace() input. */
 export interface TraceInput {
@@ -653,18 +660,16 @@ export class PolicyRepository {
     }
     if (l7.wildcard) trace.verdict = 'allowed'
     else if (req) {
-      if (req.parser !== l7.parser) trace.verdict = 'denied'
-      else {
-        trace.verdict = 'denied'
-        for (const r of l7.rules) {
-          const i = l7Match(r.rules, req)
-          if (i >= 0) {
-            trace.verdict = 'allowed'
-            trace.matched = { id: r.id, index: i }
-            break
-          }
-        }
-      }
+      // The same evaluators as the proxy's (one semantics for trace and enforcement).
+      const v =
+        req.parser === 'http'
+          ? evaluateHttp(l7, httpRequestView(req.http))
+          : req.parser === 'kafka'
+            ? evaluateKafka(l7, req.kafka)
+            : evaluateDns(l7, req.dns.name)
+      trace.verdict = v.allowed ? 'allowed' : 'denied'
+      if (v.allowed && v.ruleId !== undefined && v.index !== undefined)
+        trace.matched = { id: v.ruleId, index: v.index }
     }
     if (trace.verdict === 'denied') {
       return {

@@ -71,6 +71,45 @@ describe('membrane-policy CLI', () => {
     ])
   })
 
+  it('trace: HTTP headers and Kafka requests', () => {
+    const policy = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: l7, namespace: default }
+spec:
+  endpointSelector: { matchLabels: { app: server } }
+  ingress:
+    - fromEndpoints: [{ matchLabels: { app: client } }]
+      toPorts:
+        - ports: [{ port: "80", protocol: TCP }]
+          rules: { http: [{ path: /v1/.*, headers: ["X-Token s3cr3t"] }] }
+        - ports: [{ port: "9092", protocol: TCP }]
+          rules: { kafka: [{ role: produce, topic: t1 }] }
+`
+    const base = [
+      'trace',
+      '-f',
+      'p.yaml',
+      '--from',
+      'default:app=client',
+      '--to',
+      'default:app=server',
+    ]
+    const trace = (...more: string[]) => run([...base, ...more], { 'p.yaml': policy }).code
+    // The request header as a client sends it; the rule spells it `Name value` (Cilium).
+    expect(trace('--port', '80', '--http-path', '/v1/x', '--http-header', 'X-Token: s3cr3t')).toBe(
+      0,
+    )
+    expect(trace('--port', '80', '--http-path', '/v1/x', '--http-header', 'x-token:s3cr3t')).toBe(0)
+    expect(trace('--port', '80', '--http-path', '/v1/x', '--http-header', 'X-Token: no')).toBe(3)
+    expect(trace('--port', '80', '--http-path', '/v1/x')).toBe(3)
+    expect(trace('--port', '80', '--http-header', 'no colon')).toBe(2)
+    const kafka = ['--port', '9092', '--kafka-api-key', 'produce', '--kafka-api-version', '2']
+    expect(trace(...kafka, '--kafka-topic', 't1')).toBe(0)
+    expect(trace(...kafka, '--kafka-topic', 't1', '--kafka-topic', 't2')).toBe(3)
+    expect(trace('--port', '9092', '--kafka-api-key', '3')).toBe(0) // metadata, no topics
+    expect(trace('--port', '9092', '--kafka-api-key', 'fetch', '--kafka-topic', 't1')).toBe(3)
+  })
+
   it('compile: prints the map state of one endpoint', () => {
     const ids = JSON.stringify([
       {

@@ -33,8 +33,46 @@ describe('RE2 engine', () => {
     expect(full('[[:alpha:]]+', 'abc')).toBe(true)
     expect(full('', '')).toBe(true)
   })
+  it('follows RE2 on code points, flags, boundaries and escapes', () => {
+    expect(full('.', '😀')).toBe(true) // one code point, not two UTF-16 units
+    expect(full('[^a]', '😀')).toBe(true)
+    expect(full('\\x{1F600}+', '😀😀')).toBe(true)
+    expect(full('(?i)k', '\u212a')).toBe(true) // KELVIN SIGN folds with k
+    expect(full('(?i)é', 'É')).toBe(true)
+    expect(full('(?i)[^a]', 'A')).toBe(false) // folded first, then negated
+    expect(full('a(?i)b|c', 'aB')).toBe(true)
+    expect(full('(?i:a)b', 'AB')).toBe(false)
+    expect(full('(?s).', '\n')).toBe(true)
+    expect(full('.', '\n')).toBe(false)
+    expect(full('(?m)a$\\n^b', 'a\nb')).toBe(true)
+    expect(full('a$\\n^b', 'a\nb')).toBe(false)
+    expect(full('\\bab\\b', 'ab')).toBe(true)
+    expect(full('a\\Bb', 'ab')).toBe(true)
+    expect(full('\\Q.*\\E', '.*')).toBe(true)
+    expect(full('\\Q.*\\E', 'ab')).toBe(false)
+    expect(full('\\012\\0\\a', '\n\0\x07')).toBe(true)
+    expect(full('a{,2}', 'a{,2}')).toBe(true) // not a repeat: literal, as in RE2
+    expect(full('/v1/.*', '/v1/a\nb')).toBe(false) // the fast path keeps `.` off newlines
+  })
   it('rejects non-RE2 syntax', () => {
-    for (const p of ['(a', 'a)', '*a', '(?=x)', '(?!x)', '\\1', 'a{1001}', '[z-a]', '[abc']) {
+    for (const p of [
+      '(a',
+      'a)',
+      '*a',
+      '(?=x)',
+      '(?!x)',
+      '\\1',
+      'a{1001}',
+      '[z-a]',
+      '[abc',
+      '{2}',
+      'a(?i)*',
+      'a**',
+      '\\pL',
+      '(?i-)a',
+      '(?P<n>a)(?P<n>b)',
+      '\\é',
+    ]) {
       expect(() => compileRe2(p), p).toThrow(Re2SyntaxError)
     }
   })

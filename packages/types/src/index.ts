@@ -2,6 +2,46 @@
  * @membrane/types — the vocabulary every Membrane package shares. Each concept has its one
  * home here, and the other packages import it instead of keeping a copy.
  */
+export type {
+  Codec,
+  CodecErrorCodeName,
+  LpmKey,
+  NamedField,
+  PadCodec,
+  StructCodec,
+  StructField,
+  StructFields,
+  StructMembers,
+  StructValue,
+} from './codec'
+export {
+  aligned,
+  array,
+  be16,
+  be32,
+  bytes,
+  CodecError,
+  CodecErrorCode,
+  i8,
+  i16,
+  i32,
+  i64,
+  ipv4,
+  ipv6,
+  lpmKey,
+  mac,
+  named,
+  namedStructs,
+  pad,
+  snakeCase,
+  struct,
+  structAt,
+  u8,
+  u16,
+  u32,
+  u32array,
+  u64,
+} from './codec'
 export type { DropReasonName } from './drop-reasons'
 export { DropReason, dropReasonName, isDropReason } from './drop-reasons'
 export type { ReservedIdentityName } from './identity'
@@ -52,6 +92,7 @@ export {
   POD_NAMESPACE_LABEL,
   SERVICE_ACCOUNT_LABEL,
 } from './labels'
+export { EVENT_STRUCT_CODECS, eventCodec } from './layouts/events'
 export {
   isProxyMark,
   MARK_MAGIC_MASK,

@@ -1,94 +1,38 @@
 /**
- * The part of @membrane/bpf-loader-napi's API this package uses, typed structurally so the map
- * wrappers can be driven by an in-memory fake in unit tests (and so this package type-checks
- * whatever the loader's build state).
+ * The loader's types, imported (never re-declared), and the loader itself loaded lazily: the
+ * native addon is only opened when a Datapath is, so importing this package (for its layouts,
+ * constants and map wrappers over fakes) needs no addon. `import type` costs nothing at run
+ * time.
  */
+import type * as Loader from '@membrane/bpf-loader-napi'
 
 /** Kernel facts about a map. */
-export interface MapInfoLike {
-  name: string
-  type: string
-  keySize: number
-  valueSize: number
-  maxEntries: number
-  flags: number
-  id?: number
-}
+export type MapInfoLike = Loader.MapInfo
 
-/** A BPF map handle. */
-export interface MapLike {
-  readonly info: MapInfoLike
-  lookup(key: Buffer): Buffer | undefined
-  update(key: Buffer, value: Buffer, flags?: 'any' | 'noexist' | 'exist'): void
-  delete(key: Buffer): boolean
-  keys(): Buffer[]
-  lookupPerCpu?(key: Buffer): Buffer[] | undefined
-  close?(): void
-}
+/**
+ * The part of a BPF map the map wrappers use: the loader's `BpfMap` fits, and so does the
+ * in-memory fake of the unit tests (a class with private fields cannot be faked whole).
+ */
+export type MapLike = Pick<Loader.BpfMap, 'info' | 'lookup' | 'update' | 'delete' | 'keys'> &
+  Partial<Pick<Loader.BpfMap, 'lookupPerCpu' | 'close'>>
 
-export interface TcAttachmentLike {
-  detach(): void | Promise<void>
-}
-
-export interface LinkLike {
-  pin(path: string): void
-  detach(): void | Promise<void>
-  close(): void
-}
-
-export interface ProgramLike {
-  readonly name: string
-  testRun(options: {
-    data: Buffer
-    ctxIn?: Buffer
-    repeat?: number
-    dataSizeOut?: number
-  }): Promise<{ retval: number; data: Buffer; durationNs: number }>
-  attachTc(options: {
-    ifindex?: number
-    ifname?: string
-    direction: 'ingress' | 'egress'
-    priority?: number
-    handle?: number
-    replace?: boolean
-  }): Promise<TcAttachmentLike>
-  attachCgroup(options: {
-    cgroupPath: string
-    attachType: string
-    multi?: boolean
-  }): Promise<LinkLike>
-}
-
-export interface ObjectLike {
-  readonly maps: MapLike[]
-  readonly programs: ProgramLike[]
-  map(name: string): MapLike
-  program(name: string): ProgramLike
-  setGlobal(name: string, value: Buffer | number | bigint): void
-  setMaxEntries(map: string, maxEntries: number): void
-  load(options?: { logLevel?: 0 | 1 | 2 }): Promise<void>
-  close(): void
-}
-
-export interface RingBufferLike {
-  close(): void
-}
-
-/** The loader module, as far as this package uses it. */
-export interface LoaderModule {
-  BpfObject: {
-    open(pathOrBuffer: string | Buffer, options?: { pinRoot?: string; name?: string }): ObjectLike
-  }
-  RingBuffer: new (map: MapLike, callback: (record: Buffer) => void) => RingBufferLike
-  openPinnedMap(path: string): MapLike
-  probeMapType(type: string): boolean
-  NotSupportedError: new (feature: string, options: { minKernel?: string }) => Error
-}
+/** A TC attachment of a program. */
+export type TcAttachmentLike = Loader.TcAttachment
+/** A BPF link (cgroup attachments). */
+export type LinkLike = Loader.BpfLink
+/** A loaded program. */
+export type ProgramLike = Loader.BpfProgram
+/** An opened BPF object. */
+export type ObjectLike = Loader.BpfObject
+/** A ring buffer reader. */
+export type RingBufferLike = Loader.RingBuffer
+/** The loader module. */
+export type LoaderModule = typeof Loader
 
 let cached: Promise<LoaderModule> | undefined
 
 /** Load @membrane/bpf-loader-napi (once). */
 export function loadLoader(): Promise<LoaderModule> {
-  cached ??= import('@membrane/bpf-loader-napi').then((m) => m as unknown as LoaderModule)
+  cached ??= import('@membrane/bpf-loader-napi')
   return cached
 }

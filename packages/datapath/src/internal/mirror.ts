@@ -5,7 +5,7 @@
  * writes through {@link directMirror}: the hash first and the slot second, and on delete the
  * slot is cleared before the hash entry goes, so a slot never holds what the hash does not.
  */
-import { u32Codec } from '../codec'
+import { u32 as u32Codec } from '@membrane/types'
 import type { MapLike } from './loader'
 
 /** A MapLike that writes `hash` and mirrors every write into `direct` (u32 keys). */

@@ -1,12 +1,13 @@
 import {
   isIpv4,
   isIpv6,
+  ipv4 as ipv4Codec,
   type Prefix,
   parseIp,
   parsePrefixOrUndefined,
   prefixContainsIp,
+  u32 as u32Codec,
 } from '@membrane/types'
-import { ipv4Codec, u32Codec } from '../codec'
 import { EndpointFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
 import type { MapLike } from '../internal/loader'

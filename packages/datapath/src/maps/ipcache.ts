@@ -66,7 +66,6 @@ export class IpcacheMap {
   #key(p: Parsed): Buffer {
     return ipcacheKeyCodec.encode({
       prefixlen: IPCACHE_STATIC_PREFIX + p.length,
-      pad1: 0,
       clusterId: 0,
       family: p.family === 4 ? FAMILY_V4 : FAMILY_V6,
       ip: p.bytes,

@@ -1,5 +1,4 @@
-import { dropReasonName } from '@membrane/types'
-import { u32Codec } from '../codec'
+import { dropReasonName, u32 as u32Codec } from '@membrane/types'
 import { TrafficDirection } from '../constants'
 import type { MapLike } from '../internal/loader'
 import { METRICS_ENTRIES, metricsIndex, metricsValueCodec } from '../layouts'

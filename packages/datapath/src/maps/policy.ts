@@ -1,4 +1,4 @@
-import { u32Codec } from '../codec'
+import { u32 as u32Codec } from '@membrane/types'
 import { PolicyDirection, PolicyEntryFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
 import type { MapLike } from '../internal/loader'

@@ -1,6 +1,5 @@
 import { buildLookupTable, DEFAULT_SEED, diffTables } from '@membrane/maglev'
-import { canonicalIp } from '@membrane/types'
-import { u32Codec } from '../codec'
+import { canonicalIp, u32 as u32Codec } from '@membrane/types'
 import { BackendFlag, LbAlgorithm, ServiceFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
 import type { MapLike } from '../internal/loader'

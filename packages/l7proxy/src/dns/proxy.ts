@@ -7,7 +7,7 @@
  */
 import { createSocket, type Socket as DgramSocket, type RemoteInfo } from 'node:dgram'
 import { createServer, type Server, type Socket } from 'node:net'
-import { dnsRuleMatches, type L7Policy, normalizeDnsName } from '@membrane/policy'
+import { evaluateDns, type L7Policy } from '@membrane/policy'
 import { type ProxyOrigin, unmapIp } from '@membrane/types'
 import { L7ProxyError, L7ProxyErrorCode } from '../errors'
 import { ConnectionPolicy } from '../internal/conn-policy'
@@ -102,18 +102,6 @@ export const DNS_COUNTERS = [
 
 /** One of {@link DNS_COUNTERS}. */
 export type DnsCounter = (typeof DNS_COUNTERS)[number]
-
-/** The verdict on one query name. */
-export function evaluateDns(policy: L7Policy | undefined, name: string): boolean {
-  if (policy?.parser !== 'dns') return false
-  if (policy.wildcard) return true
-  const n = normalizeDnsName(name)
-  for (const r of policy.rules) {
-    if (r.rules.parser !== 'dns') continue
-    if (r.rules.dns.some((rule) => dnsRuleMatches(rule, { name: n }))) return true
-  }
-  return false
-}
 
 interface Pending {
   reply: (b: Buffer) => void
@@ -366,7 +354,7 @@ export class DnsProxy {
     const allowed = evaluateDns(
       this.#policyFor(origin, transport === 'tcp' ? 'TCP' : 'UDP'),
       q.name,
-    )
+    ).allowed
     const dns = { query: `${q.name}.`, qtypes: [dnsTypeName(q.type)] }
     if (!allowed) {
       this.counters.inc('denied')

@@ -8,7 +8,8 @@
  */
 import type { OnReadOpts, Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { applyHeaderEdits, type HeaderEdit } from './match'
+import type { HeaderEdit } from '@membrane/policy'
+import { applyHeaderEdits } from '../internal/http-headers'
 import {
   ChunkedFramer,
   endToEnd,

@@ -18,65 +18,23 @@ import {
   type OnReadOpts,
   type Socket,
 } from 'node:net'
+import {
+  evaluateHttp,
+  type HeaderEdit,
+  type HttpRequestView,
+  type HttpVerdict,
+} from '@membrane/policy'
 import { type ProxyOrigin, unmapIp } from '@membrane/types'
 import { L7ProxyError, L7ProxyErrorCode } from '../errors'
 import { ConnectionPolicy } from '../internal/conn-policy'
+import { applyHeaderEdits, headerView } from '../internal/http-headers'
 import type { OriginResolver } from '../origin'
 import type { L7PolicySource } from '../policy'
 import type { L7ProxyRecord, RecordSink } from '../records'
 import { Counters } from '../stats'
 import { connectMarked, defaultSocketMarker, type SocketMarker, upstreamMarkFor } from '../upstream'
 import { serveFast } from './fast'
-import {
-  applyHeaderEdits,
-  evaluateHttp,
-  type HeaderEdit,
-  type HttpRequestView,
-  type HttpVerdict,
-  headerView,
-} from './match'
 import { HOP_BY_HOP, type RequestHead } from './wire'
-
-/**
- * The header view of a fast-engine request (match.ts's `headerView`, same keys and values):
- * `get` and `has` read the named fields from the head's bytes, so a rule that names one header
- * does not turn every header into strings; the rest builds the whole map on first use.
- */
-class RequestHeaders implements ReadonlyMap<string, string> {
-  readonly #head: RequestHead
-  #map: Map<string, string> | undefined
-  constructor(head: RequestHead) {
-    this.#head = head
-  }
-  get #all(): Map<string, string> {
-    this.#map ??= headerView(this.#head.rawHeaders)
-    return this.#map
-  }
-  get(key: string): string | undefined {
-    return this.#head.header(key)
-  }
-  has(key: string): boolean {
-    return this.#head.header(key) !== undefined
-  }
-  get size(): number {
-    return this.#all.size
-  }
-  forEach(cb: (value: string, key: string, map: ReadonlyMap<string, string>) => void): void {
-    for (const [k, v] of this.#all) cb(v, k, this)
-  }
-  entries(): MapIterator<[string, string]> {
-    return this.#all.entries()
-  }
-  keys(): MapIterator<string> {
-    return this.#all.keys()
-  }
-  values(): MapIterator<string> {
-    return this.#all.values()
-  }
-  [Symbol.iterator](): MapIterator<[string, string]> {
-    return this.#all.entries()
-  }
-}
 
 /** Options of {@link HttpProxy}. */
 export interface HttpProxyOptions {
@@ -492,7 +450,9 @@ export class HttpProxy {
         method: h.method,
         path: h.target,
         host: h.host,
-        headers: new RequestHeaders(h),
+        // Fields are read from the head's bytes on demand: a rule naming one header does not
+        // turn every header into strings.
+        headers: { get: (name) => h.header(name) },
       })
       st.lastHead = h
       st.lastGeneration = generation

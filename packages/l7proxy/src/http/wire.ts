@@ -55,7 +55,7 @@ abstract class Head {
 
   /**
    * The value of the fields named `lower` (a lower-case name; repeated fields joined with `, `),
-   * as match.ts's `headerView(rawHeaders).get(lower)` gives it, read from the bytes.
+   * as `headerView(rawHeaders).get(lower)` (internal/http-headers.ts) gives it, read from the bytes.
    */
   header(lower: string): string | undefined {
     const b = this.bytes

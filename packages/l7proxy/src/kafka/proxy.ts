@@ -4,6 +4,7 @@
  * with TOPIC_AUTHORIZATION_FAILED — keeping responses in request order, as Kafka clients expect.
  */
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
+import { evaluateKafka, kafkaApiName } from '@membrane/policy'
 import { type ProxyOrigin, unmapIp } from '@membrane/types'
 import { L7ProxyError, L7ProxyErrorCode } from '../errors'
 import { ConnectionPolicy } from '../internal/conn-policy'
@@ -12,13 +13,12 @@ import type { L7PolicySource } from '../policy'
 import type { L7ProxyRecord, RecordSink } from '../records'
 import { Counters } from '../stats'
 import { connectMarked, defaultSocketMarker, type SocketMarker, upstreamMarkFor } from '../upstream'
-import { evaluateKafka } from './match'
 import {
   buildKafkaErrorResponse,
   KafkaError,
   type KafkaRequestInfo,
-  kafkaApiName,
   parseKafkaRequest,
+  TOPIC_APIS,
 } from './wire'
 
 /** Options of {@link KafkaProxy}. */
@@ -265,7 +265,13 @@ export class KafkaProxy {
         this.counters.inc('requests')
         let allowed: boolean
         try {
-          allowed = evaluateKafka(policy.get(), info)
+          allowed = evaluateKafka(policy.get(), {
+            apiKey: info.apiKey,
+            apiVersion: info.apiVersion,
+            clientID: info.clientId,
+            topics: info.topics,
+            topicsUnknown: TOPIC_APIS.has(info.apiKey) && !info.topicsParsed,
+          }).allowed
         } catch {
           this.counters.inc('policyErrors')
           allowed = false

@@ -3,53 +3,8 @@
  * responses for denied requests. Versions follow the Apache Kafka protocol guide; "flexible"
  * versions (KIP-482: compact strings/arrays and tagged fields) are parsed for topics too.
  */
+import { KafkaApi, kafkaApiName } from '@membrane/policy'
 import { WireFormatError } from '../errors'
-
-/** API keys the proxy knows by name. */
-export const KafkaApi = {
-  Produce: 0,
-  Fetch: 1,
-  ListOffsets: 2,
-  Metadata: 3,
-  LeaderAndIsr: 4,
-  StopReplica: 5,
-  UpdateMetadata: 6,
-  ControlledShutdown: 7,
-  OffsetCommit: 8,
-  OffsetFetch: 9,
-  FindCoordinator: 10,
-  JoinGroup: 11,
-  Heartbeat: 12,
-  LeaveGroup: 13,
-  SyncGroup: 14,
-  DescribeGroups: 15,
-  ListGroups: 16,
-  SaslHandshake: 17,
-  ApiVersions: 18,
-  CreateTopics: 19,
-  DeleteTopics: 20,
-  DeleteRecords: 21,
-  InitProducerId: 22,
-  OffsetForLeaderEpoch: 23,
-  AddPartitionsToTxn: 24,
-  AddOffsetsToTxn: 25,
-  EndTxn: 26,
-  WriteTxnMarkers: 27,
-  TxnOffsetCommit: 28,
-  DescribeAcls: 29,
-  CreateAcls: 30,
-  DeleteAcls: 31,
-  DescribeConfigs: 32,
-  AlterConfigs: 33,
-} as const
-
-const API_NAMES = new Map<number, string>(Object.entries(KafkaApi).map(([k, v]) => [v, k]))
-
-/** Cilium's lower-case API name (`produce`, `fetch`, `offsets`...), or the number as text. */
-export function kafkaApiName(apiKey: number): string {
-  if (apiKey === KafkaApi.ListOffsets) return 'offsets'
-  return API_NAMES.get(apiKey)?.toLowerCase() ?? String(apiKey)
-}
 
 /** Kafka error codes the proxy sends. */
 export const KafkaError = {
