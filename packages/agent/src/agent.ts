@@ -10,13 +10,14 @@ import {
 } from '@membrane/flows'
 import type { IdentityAllocator } from '@membrane/identity'
 import type { DnsLearnEvent, FqdnExpiry } from '@membrane/l7proxy'
+import { POD_NAMESPACE_LABEL, parseIpv4 } from '@membrane/types'
 import { type AgentConfig, resolveConfig } from './config'
 import { AgentError, invalid } from './errors'
 import { crashPoint } from './internal/crash'
 import { type DatapathParts, openDatapath } from './internal/datapath'
 import { createObserver, flowToJson } from './internal/flows'
-import { endpointIdentityLabels, IdentityService, NAMESPACE_LABEL } from './internal/identity'
-import { Ipam, parseIpv4, specialRange } from './internal/ipam'
+import { endpointIdentityLabels, IdentityService } from './internal/identity'
+import { Ipam, specialRange } from './internal/ipam'
 import { ensureBpffsFor, ensureCgroup2At, onBpffs } from './internal/mounts'
 import {
   agentDeviceNames,
@@ -207,7 +208,7 @@ export class Agent {
             podName: ep.name,
             labels: [
               ...Object.entries(ep.labels).map(([k, v]) => `k8s:${k}=${v}`),
-              `k8s:${NAMESPACE_LABEL}=${ep.namespace}`,
+              `k8s:${POD_NAMESPACE_LABEL}=${ep.namespace}`,
             ],
           }
         },

@@ -1,18 +1,8 @@
 /**
  * Numbers shared with bpf-src (each object mirrors a family of `#define`s; a test parses the
- * headers and compares). Names drop the C prefix given in the comment.
+ * headers and compares). Names drop the C prefix given in the comment. Reserved identities, the
+ * proxy mark and drop reasons, which other packages share, live in @membrane/types.
  */
-
-/** Reserved identities (Cilium's numbering). C: `MB_ID_*`. */
-export const ReservedIdentity = {
-  UNKNOWN: 0,
-  HOST: 1,
-  WORLD: 2,
-  UNMANAGED: 3,
-  HEALTH: 4,
-  INIT: 5,
-  REMOTE_NODE: 6,
-} as const
 
 /** mb_config.flags. C: `MB_CFG_*`. */
 export const ConfigFlag = {
@@ -83,22 +73,6 @@ export const TrafficDirection = {
   INGRESS: 1,
   EGRESS: 2,
 } as const
-
-/** skb->mark magic of the L7 proxy's upstream sockets. C: `MB_MARK_MAGIC_PROXY`. */
-export const MARK_MAGIC_PROXY = 0x0a00
-
-/**
- * The SO_MARK the L7 proxy sets on its upstream connection for a client of `identity`
- * (`0x0A00 | identity << 16`, Cilium's magic mark layout): the destination's ingress policy
- * reads the source identity from it and does not redirect the flow to the proxy again.
- *
- * @example proxySocketMark(12345) // 0x30390a00
- */
-export function proxySocketMark(identity: number): number {
-  if (!Number.isInteger(identity) || identity < 0 || identity > 0xffff)
-    throw new RangeError(`identity must be 0..65535 to fit the mark, got ${identity}`)
-  return ((identity << 16) | MARK_MAGIC_PROXY) >>> 0
-}
 
 /** IP protocol numbers used in keys. */
 export const IpProto = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58, SCTP: 132 } as const

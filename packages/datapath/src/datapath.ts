@@ -3,10 +3,17 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'no
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_SEED, decodeSeed } from '@membrane/maglev'
-import { u32 as u32Codec } from '@membrane/types'
+import {
+  formatIpv4,
+  isIpv4,
+  isIpv6,
+  type ProxyOrigin,
+  prefixContainsIp,
+  prefixMask,
+  u32 as u32Codec,
+} from '@membrane/types'
 import { ConfigFlag } from './constants'
 import { DatapathError, DatapathErrorCode, describeValue } from './errors'
-import { inCidr4, isIpv4, parseCidr4, parseIpv6 } from './internal/ip'
 import { missingKernelFeature } from './internal/kernel'
 import {
   type LinkLike,
@@ -21,11 +28,11 @@ import {
 import { directMirror, syncDirectMirror } from './internal/mirror'
 import { configCodec } from './layouts'
 import { type CtGcResult, CtMap } from './maps/ct'
-import { EndpointMap, type EndpointRecord } from './maps/endpoints'
+import { EndpointMap, type EndpointRecord, parseLocalCidr4 } from './maps/endpoints'
 import { IpcacheMap } from './maps/ipcache'
 import { type Counter, MetricsMap } from './maps/metrics'
 import { PolicyMap, rebuildPolicyIndex, syncPolicyAny, withPolicyAnyMirror } from './maps/policy'
-import { ProxyMap, type ProxyOrigin } from './maps/proxy'
+import { ProxyMap } from './maps/proxy'
 import { ServiceMaps } from './maps/services'
 import {
   checkPinnedMaps,
@@ -284,7 +291,7 @@ export class Datapath {
       m('mb_lxc6'),
       options.localCidr4 !== undefined ? { localCidr4: options.localCidr4 } : {},
     )
-    const local = options.localCidr4 !== undefined ? parseCidr4(options.localCidr4) : undefined
+    const local = options.localCidr4 !== undefined ? parseLocalCidr4(options.localCidr4) : undefined
     this.ipcache = new IpcacheMap(m('mb_ipcache'))
     this.services = new ServiceMaps(
       {
@@ -311,8 +318,8 @@ export class Datapath {
       flags: current?.flags ?? 0,
       hashSeed: decodeSeed(options.maglevSeed ?? DEFAULT_SEED).jhash0,
       hashSeed6: decodeSeed(options.maglevSeed ?? DEFAULT_SEED).jhash1,
-      localNet4: local?.net ?? '0.0.0.0',
-      localMask4: local?.mask ?? '0.0.0.0',
+      localNet4: formatIpv4(Number(local?.address ?? 0n)),
+      localMask4: formatIpv4(Number(local ? prefixMask(4, local.length) : 0n)),
     }
   }
 
@@ -322,7 +329,7 @@ export class Datapath {
    */
   static async open(options: DatapathOptions = {}): Promise<Datapath> {
     const pinRoot = validatePinRoot(options.pinRoot ?? DEFAULT_PIN_ROOT)
-    if (options.localCidr4 !== undefined && !parseCidr4(options.localCidr4))
+    if (options.localCidr4 !== undefined && !parseLocalCidr4(options.localCidr4))
       throw new DatapathError(
         DatapathErrorCode.INVALID_VALUE,
         `expected an IPv4 CIDR such as 10.0.1.0/24, got ${describeValue(options.localCidr4)}`,
@@ -370,8 +377,10 @@ export class Datapath {
       // attached and reading them): endpoints already pinned outside localCidr4 would lose
       // their ingress check for local senders, who would take them for remote.
       if (options.localCidr4 !== undefined) {
-        const local = parseCidr4(options.localCidr4)
-        const outside = local ? dp.endpoints.list().filter((e) => !inCidr4(e.ip, local)) : []
+        const local = parseLocalCidr4(options.localCidr4)
+        const outside = local
+          ? dp.endpoints.list().filter((e) => !prefixContainsIp(local, e.ip))
+          : []
         if (outside.length > 0)
           throw new DatapathError(
             DatapathErrorCode.INVALID_VALUE,
@@ -425,7 +434,7 @@ export class Datapath {
     this.#check()
     for (const key of ['routerIp6', 'hairpinIp6'] as const) {
       const value = options[key]
-      if (value !== undefined && (typeof value !== 'string' || !parseIpv6(value)))
+      if (value !== undefined && !isIpv6(value))
         throw new DatapathError(
           DatapathErrorCode.INVALID_VALUE,
           `expected an IPv6 address, got ${describeValue(value)}`,

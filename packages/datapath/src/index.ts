@@ -1,5 +1,10 @@
 // @membrane/datapath: the Membrane eBPF datapath — map layouts mirroring bpf-src, loading and
 // attaching the programs.
+
+// Drop reasons are what the metrics map counts: re-exported for the users who import them from
+// here; their home is @membrane/types (generated from bpf-src/lib/drop_reasons.h).
+export type { DropReasonName, ProxyOrigin } from '@membrane/types'
+export { DropReason, dropReasonName } from '@membrane/types'
 export {
   BackendFlag,
   ConfigFlag,
@@ -8,11 +13,8 @@ export {
   EndpointFlag,
   IpProto,
   LbAlgorithm,
-  MARK_MAGIC_PROXY,
   PolicyDirection,
   PolicyEntryFlag,
-  proxySocketMark,
-  ReservedIdentity,
   ServiceFlag,
   TrafficDirection,
 } from './constants'
@@ -23,8 +25,6 @@ export type {
   EventSubscription,
 } from './datapath'
 export { Datapath, DEFAULT_HAIRPIN_IP6 } from './datapath'
-export type { DropReasonName } from './drop-reasons'
-export { DropReason, dropReasonName } from './drop-reasons'
 export { DatapathError, DatapathErrorCode } from './errors'
 export { flowHash4 } from './hash'
 export type { MapInfoLike, MapLike } from './internal/loader'
@@ -82,7 +82,6 @@ export type {
   PolicyValueInput,
 } from './maps/policy'
 export { POLICY_SUMMARY, PolicyMap } from './maps/policy'
-export type { ProxyOrigin } from './maps/proxy'
 export { ProxyMap } from './maps/proxy'
 export type {
   BackendInput,

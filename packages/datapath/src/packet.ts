@@ -2,7 +2,7 @@
  * A small packet builder and parser for BPF_PROG_TEST_RUN tests and benchmarks: Ethernet +
  * IPv4 + TCP/UDP/ICMP with correct checksums, and checksum verification of rewritten packets.
  */
-import { formatIpv6, isIpv4, parseIpv6 } from './internal/ip'
+import { formatIpv6Bytes, parseIp, parseIpv4 } from '@membrane/types'
 
 /** What to put in a test packet. */
 export interface PacketSpec {
@@ -32,8 +32,11 @@ function macBytes(mac: string): Buffer {
 }
 
 function ipBytes(ip: string): Buffer {
-  if (!isIpv4(ip)) throw new TypeError(`not an IPv4 address: ${ip}`)
-  return Buffer.from(ip.split('.').map(Number))
+  const n = parseIpv4(ip)
+  if (n === undefined) throw new TypeError(`not an IPv4 address: ${ip}`)
+  const b = Buffer.alloc(4)
+  b.writeUInt32BE(n)
+  return b
 }
 
 /** The Internet checksum (RFC 1071) of `buf`, seeded with `initial` (a partial sum). */
@@ -197,9 +200,9 @@ export interface PacketSpec6 {
 }
 
 function ip6Bytes(ip: string): Buffer {
-  const b = parseIpv6(ip)
-  if (!b) throw new TypeError(`not an IPv6 address: ${ip}`)
-  return b
+  const a = parseIp(ip)
+  if (a?.family !== 6) throw new TypeError(`not an IPv6 address: ${ip}`)
+  return Buffer.from(a.bytes)
 }
 
 function pseudoSum6(src: Buffer, dst: Buffer, proto: number, len: number): number {
@@ -266,8 +269,8 @@ export function parsePacket6(frame: Buffer): Omit<ParsedPacket, 'ttl' | 'ipCheck
   const sport = proto === 6 || proto === 17 ? l4.readUInt16BE(0) : 0
   const dport = proto === 6 || proto === 17 ? l4.readUInt16BE(2) : 0
   return {
-    saddr: formatIpv6(src),
-    daddr: formatIpv6(dst),
+    saddr: formatIpv6Bytes(src),
+    daddr: formatIpv6Bytes(dst),
     protocol: proto,
     sport,
     dport,

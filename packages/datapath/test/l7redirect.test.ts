@@ -7,8 +7,9 @@
 import { createServer, type Server, Socket } from 'node:net'
 import { setSocketMark } from '@membrane/bpf-loader-napi'
 import { describeKernel, run, TestNetwork, tempBpffsDir } from '@membrane/test-utils'
+import { proxyMark } from '@membrane/types'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { Datapath, type ProxyOrigin, proxySocketMark } from '../src'
+import { Datapath, type ProxyOrigin } from '../src'
 import { buildObjects } from './_btf'
 import { client, startServer, type Workload, workload } from './_topology'
 
@@ -81,7 +82,7 @@ describeKernel(
         const up = connectMarked(
           origin.address,
           origin.port,
-          markUpstream ? proxySocketMark(origin.srcIdentity) : undefined,
+          markUpstream ? proxyMark(origin.srcIdentity) : undefined,
         )
         up.on('data', (d) => down.write(`proxied:${d}`))
         down.on('data', (d) => up.write(d))

@@ -1,6 +1,7 @@
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
+import { proxyMark } from '@membrane/types'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
-import { Datapath, DropReason, proxySocketMark } from '../src/index'
+import { Datapath, DropReason } from '../src/index'
 import { buildPacket, type PacketSpec, TcpFlags } from '../src/testing'
 import { buildObjects } from './_btf'
 import { decodeRawEvent, type RawEvent } from './_event'
@@ -596,7 +597,7 @@ describeKernel(
           },
         ],
       })
-      const marked = await run('to_container', tcp(ROUTER, 50000, EP.ip, 80), proxySocketMark(2000))
+      const marked = await run('to_container', tcp(ROUTER, 50000, EP.ip, 80), proxyMark(2000))
       expect(marked.retval).toBe(TC_ACT_OK)
       expect(marked.pkt.daddr).toBe(EP.ip)
       expect(
@@ -604,7 +605,7 @@ describeKernel(
       ).toContain('FROM_PROXY')
       // A mark with another identity is not allowed.
       expect(
-        (await run('to_container', tcp(ROUTER, 50001, EP.ip, 80), proxySocketMark(2001))).retval,
+        (await run('to_container', tcp(ROUTER, 50001, EP.ip, 80), proxyMark(2001))).retval,
       ).toBe(TC_ACT_SHOT)
       // Without the mark, an L7 ingress rule cannot be enforced on this path: dropped (179).
       dp.ipcache.upsert('10.0.2.0/24', 2000)

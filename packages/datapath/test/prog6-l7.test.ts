@@ -6,9 +6,9 @@
  * registered on ifindex 1.
  */
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
+import { formatIpv6Bytes as formatIpv6, proxyMark } from '@membrane/types'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
-import { Datapath, DEFAULT_HAIRPIN_IP6, DropReason, proxySocketMark } from '../src/index'
-import { formatIpv6 } from '../src/internal/ip'
+import { Datapath, DEFAULT_HAIRPIN_IP6, DropReason } from '../src/index'
 import { type PacketSpec6, TcpFlags } from '../src/testing'
 import { buildObjects } from './_btf'
 import { progHelpers6 } from './_prog'
@@ -277,11 +277,7 @@ describeKernel(
           },
         ],
       })
-      const marked = await run(
-        'to_container',
-        tcp(ROUTER6, 50000, EP.ip6, 80),
-        proxySocketMark(2000),
-      )
+      const marked = await run('to_container', tcp(ROUTER6, 50000, EP.ip6, 80), proxyMark(2000))
       expect(marked.retval).toBe(OK)
       expect(marked.pkt).toMatchObject({ saddr: ROUTER6, daddr: EP.ip6, dport: 80 })
       expect(
@@ -295,7 +291,7 @@ describeKernel(
       ).toBe(OK)
       // A mark with another identity has no entry.
       expect(
-        (await run('to_container', tcp(ROUTER6, 50001, EP.ip6, 80), proxySocketMark(2001))).retval,
+        (await run('to_container', tcp(ROUTER6, 50001, EP.ip6, 80), proxyMark(2001))).retval,
       ).toBe(SHOT)
       const before = dp.metrics.packets(DropReason.PROXY_SET_FAILED, 'ingress')
       expect((await run('to_container', tcp(PEER, 50002, EP.ip6, 80))).retval).toBe(SHOT)

@@ -1,7 +1,7 @@
 import { describeKernel, tempBpffsDir } from '@membrane/test-utils'
+import { formatIpv6Bytes as formatIpv6 } from '@membrane/types'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
 import { Datapath, DropReason } from '../src/index'
-import { formatIpv6 } from '../src/internal/ip'
 import { buildPacket6, type PacketSpec6, TcpFlags } from '../src/testing'
 import { buildObjects } from './_btf'
 import { maglevPredictor, progHelpers6 } from './_prog'

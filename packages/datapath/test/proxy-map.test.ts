@@ -1,4 +1,6 @@
 /** ProxyMap: the lookup picks mb_proxy4 or mb_proxy6 by the client's address family. */
+
+import { parseIp } from '@membrane/types'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
@@ -8,7 +10,10 @@ import {
   proxy6KeyCodec,
   proxy6ValueCodec,
 } from '../src'
-import { parseIpv6 } from '../src/internal/ip'
+
+const parseIpv6 = (a: string) =>
+  parseIp(a)?.family === 6 ? Buffer.from((parseIp(a) as { bytes: Uint8Array }).bytes) : undefined
+
 import { FakeMap } from './_fake-map'
 
 function maps() {

@@ -1,4 +1,5 @@
 /** Datapath events -> Flow records. */
+import { POD_NAMESPACE_LABEL } from '@membrane/types'
 import { shared } from './_shared'
 import type { EndpointInfo, Enricher } from './enrich'
 import { RESERVED_IDENTITY_LABELS } from './enrich'
@@ -110,7 +111,7 @@ function layer4(ev: MbEvent): Layer4 | undefined {
   }
 }
 
-const NS_LABEL = 'k8s:io.kubernetes.pod.namespace='
+const NS_LABEL = `k8s:${POD_NAMESPACE_LABEL}=`
 
 function buildEndpoint(
   identity: number,

@@ -1,3 +1,4 @@
+import { RESERVED_IDENTITY_BY_NAME, RESERVED_IDENTITY_NAMES } from '@membrane/types'
 import type { Service } from './types'
 
 /** What the agent knows about the owner of an IP address. */
@@ -32,18 +33,14 @@ export interface Enricher {
 }
 
 /** Labels of Cilium's reserved identities, used when the enricher knows nothing better. */
-export const RESERVED_IDENTITY_LABELS: Readonly<Record<number, readonly string[]>> = {
-  1: ['reserved:host'],
-  2: ['reserved:world'],
-  3: ['reserved:unmanaged'],
-  4: ['reserved:health'],
-  5: ['reserved:init'],
-  6: ['reserved:remote-node'],
-  7: ['reserved:kube-apiserver'],
-  8: ['reserved:ingress'],
-  9: ['reserved:world-ipv4'],
-  10: ['reserved:world-ipv6'],
-}
+export const RESERVED_IDENTITY_LABELS: Readonly<Record<number, readonly string[]>> = Object.freeze(
+  Object.fromEntries(
+    RESERVED_IDENTITY_NAMES.map((name) => [
+      RESERVED_IDENTITY_BY_NAME[name],
+      Object.freeze([`reserved:${name}`]),
+    ]),
+  ),
+)
 
 /**
  * A simple in-memory {@link Enricher} backed by maps (handy for tests, embedding and the agent's

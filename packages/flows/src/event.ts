@@ -4,7 +4,7 @@
  * every other struct codec); the decoder reads at offsets derived from it, field by field
  * without allocating, because it runs once per flow.
  */
-import { eventCodec } from '@membrane/types'
+import { eventCodec, formatIpv4Bytes, formatIpv6Bytes, writeIp } from '@membrane/types'
 
 /** Size in bytes of one `struct mb_event` record. */
 export const MB_EVENT_SIZE = eventCodec.size
@@ -137,45 +137,11 @@ function ipv4At(buf: Buffer, off: number): string {
   const n = buf.readUInt32BE(off)
   let s = ipv4Memo.get(n)
   if (s === undefined) {
-    s = `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`
+    s = formatIpv4Bytes(buf, off)
     if (ipv4Memo.size >= MEMO_MAX) ipv4Memo.clear()
     ipv4Memo.set(n, s)
   }
   return s
-}
-
-/** Format 16 network-order bytes as an RFC 5952 IPv6 string (longest zero run compressed). */
-export function formatIpv6(buf: Uint8Array, off = 0): string {
-  const words: number[] = []
-  for (let i = 0; i < 8; i++)
-    words.push(((buf[off + 2 * i] ?? 0) << 8) | (buf[off + 2 * i + 1] ?? 0))
-  let bestStart = -1
-  let bestLen = 0
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && words[j] === 0) j++
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i
-      bestLen = j - i
-    }
-    i = j
-  }
-  // IPv4-mapped ::ffff:a.b.c.d
-  if (bestStart === 0 && bestLen === 5 && words[5] === 0xffff) {
-    return `::ffff:${buf[off + 12]}.${buf[off + 13]}.${buf[off + 14]}.${buf[off + 15]}`
-  }
-  const hex = (w: number) => w.toString(16)
-  if (bestStart < 0) return words.map(hex).join(':')
-  const head = words.slice(0, bestStart).map(hex).join(':')
-  const tail = words
-    .slice(bestStart + bestLen)
-    .map(hex)
-    .join(':')
-  return `${head}::${tail}`
 }
 
 function macAt(buf: Buffer, off: number): string {
@@ -192,7 +158,7 @@ function macAt(buf: Buffer, off: number): string {
 }
 
 function addrAt(buf: Buffer, off: number, v6: boolean): string {
-  return v6 ? formatIpv6(buf, off) : ipv4At(buf, off)
+  return v6 ? formatIpv6Bytes(buf, off) : ipv4At(buf, off)
 }
 
 /**
@@ -246,45 +212,17 @@ export function decodeEvent(buf: Buffer): MbEvent {
   }
 }
 
-/** Parse an IPv4 or IPv6 address into 16 network-order bytes (IPv4 in the first 4). */
+/**
+ * An address as the event's 16-byte address field holds it: network order, IPv4 in the first 4
+ * bytes; '' is all zeros.
+ *
+ * @throws EventDecodeError when `ip` is not an address.
+ */
 export function parseIpBytes(ip: string): Uint8Array {
   const out = new Uint8Array(16)
   if (ip === '') return out
-  if (!ip.includes(':')) {
-    const parts = ip.split('.')
-    if (parts.length !== 4) throw new EventDecodeError(`invalid IPv4 address '${ip}'`)
-    parts.forEach((p, i) => {
-      const n = Number(p)
-      if (!/^\d{1,3}$/.test(p) || n > 255)
-        throw new EventDecodeError(`invalid IPv4 address '${ip}'`)
-      out[i] = n
-    })
-    return out
-  }
-  let text = ip
-  const tailV4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)
-  let v4: Uint8Array | undefined
-  if (tailV4?.[1]) {
-    v4 = parseIpBytes(tailV4[1]).slice(0, 4)
-    text = `${text.slice(0, -tailV4[1].length)}0:0`
-  }
-  const halves = text.split('::')
-  if (halves.length > 2) throw new EventDecodeError(`invalid IPv6 address '${ip}'`)
-  const parse = (s: string) => (s === '' ? [] : s.split(':'))
-  const head = parse(halves[0] ?? '')
-  const tail = halves.length === 2 ? parse(halves[1] ?? '') : []
-  const missing = 8 - head.length - tail.length
-  if ((halves.length === 1 && missing !== 0) || missing < 0) {
-    throw new EventDecodeError(`invalid IPv6 address '${ip}'`)
-  }
-  const words = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail]
-  words.forEach((w, i) => {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(w)) throw new EventDecodeError(`invalid IPv6 address '${ip}'`)
-    const n = Number.parseInt(w, 16)
-    out[2 * i] = n >> 8
-    out[2 * i + 1] = n & 0xff
-  })
-  if (v4) out.set(v4, 12)
+  if (writeIp(ip, out, 0) === undefined)
+    throw new EventDecodeError(`invalid ${ip.includes(':') ? 'IPv6' : 'IPv4'} address '${ip}'`)
   return out
 }
 

@@ -17,7 +17,6 @@ export {
   EventFlag,
   EventType,
   encodeEvent,
-  formatIpv6,
   MB_EVENT_SIZE,
   PolicyAction,
   parseIpBytes,

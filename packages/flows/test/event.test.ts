@@ -1,3 +1,4 @@
+import { formatIpv6Bytes } from '@membrane/types'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
@@ -5,7 +6,6 @@ import {
   EventDecodeError,
   EventFlag,
   encodeEvent,
-  formatIpv6,
   MB_EVENT_SIZE,
   type MbEvent,
   parseIpBytes,
@@ -20,7 +20,7 @@ const u32 = fc.integer({ min: 0, max: 0xffffffff })
 const ipv4 = fc.ipV4()
 const ipv6 = fc
   .array(u8, { minLength: 16, maxLength: 16 })
-  .map((b) => formatIpv6(Uint8Array.from(b)))
+  .map((b) => formatIpv6Bytes(Uint8Array.from(b)))
 const mac = fc.oneof(
   fc.constant(''),
   fc
@@ -129,10 +129,10 @@ describe('decodeEvent / encodeEvent', () => {
   })
 
   it('formats IPv6 per RFC 5952 and parses it back', () => {
-    expect(formatIpv6(parseIpBytes('fd00::1'))).toBe('fd00::1')
-    expect(formatIpv6(parseIpBytes('2001:db8:0:0:1:0:0:1'))).toBe('2001:db8::1:0:0:1')
-    expect(formatIpv6(parseIpBytes('::'))).toBe('::')
-    expect(formatIpv6(parseIpBytes('::ffff:10.0.0.1'))).toBe('::ffff:10.0.0.1')
+    expect(formatIpv6Bytes(parseIpBytes('fd00::1'))).toBe('fd00::1')
+    expect(formatIpv6Bytes(parseIpBytes('2001:db8:0:0:1:0:0:1'))).toBe('2001:db8::1:0:0:1')
+    expect(formatIpv6Bytes(parseIpBytes('::'))).toBe('::')
+    expect(formatIpv6Bytes(parseIpBytes('::ffff:10.0.0.1'))).toBe('::ffff:10.0.0.1')
     expect(() => parseIpBytes('1.2.3')).toThrow(/invalid IPv4 address '1.2.3'/)
   })
 })

@@ -1,17 +1,16 @@
+import { LOCAL_IDENTITY_FLAG, MAX_LOCAL_IDENTITY_INDEX, type Prefix } from '@membrane/types'
+import { toPrefix } from './_prefix'
 import { IdentityError, IdentityErrorCode } from './errors'
 import {
   cidrLabels,
   type Identity,
   type IdentityRecord,
   isCIDRLabelSet,
-  LOCAL_IDENTITY_FLAG,
-  MAX_LOCAL_IDENTITY_INDEX,
   makeIdentity,
   reservedIdentityList,
   reservedIdentityOf,
   toIdentityRecord,
 } from './identity'
-import { type Prefix, parsePrefix } from './ip'
 import { cidrFromLabelKey, Labels, type LabelsInput } from './labels'
 
 /** The answer of {@link IdentityAllocator.allocate}. */
@@ -113,7 +112,7 @@ export function classifyLabels(input: LabelsInput): Classified {
     let longest: Prefix | undefined
     for (const l of labels) {
       if (l.source !== 'cidr') continue
-      const p = parsePrefix(cidrFromLabelKey(l.key))
+      const p = toPrefix(cidrFromLabelKey(l.key))
       if (
         !longest ||
         p.length > longest.length ||

@@ -1,5 +1,5 @@
+import { toPrefix } from './_prefix'
 import type { IdentityAllocator } from './allocator'
-import { parsePrefix } from './ip'
 import type { IPCache } from './ipcache'
 
 /**
@@ -38,7 +38,7 @@ export class CIDRIdentities {
   update(prefixes: Iterable<string>): Promise<ReadonlyMap<string, number>> {
     let wanted: Set<string>
     try {
-      wanted = new Set([...prefixes].map((p) => parsePrefix(p).cidr))
+      wanted = new Set([...prefixes].map((p) => toPrefix(p).cidr))
     } catch (error) {
       return Promise.reject(error)
     }

@@ -1,48 +1,18 @@
+import {
+  LOCAL_IDENTITY_FLAG,
+  MAX_CLUSTER_ID,
+  MAX_CLUSTER_IDENTITY,
+  MAX_LOCAL_IDENTITY_INDEX,
+  MIN_CLUSTER_IDENTITY,
+  makePrefix,
+  type Prefix,
+  prefixMask,
+  RESERVED_IDENTITY_BY_NAME,
+  ReservedIdentity,
+} from '@membrane/types'
+import { toPrefix } from './_prefix'
 import { IdentityError, IdentityErrorCode } from './errors'
-import { makePrefix, type Prefix, parsePrefix, prefixMask } from './ip'
 import { cidrLabelKey, type Label, Labels, makeLabel } from './labels'
-
-/** Reserved identities, numbered as Cilium numbers them. */
-export const ReservedIdentity = {
-  Unknown: 0,
-  Host: 1,
-  World: 2,
-  Unmanaged: 3,
-  Health: 4,
-  Init: 5,
-  RemoteNode: 6,
-  KubeAPIServer: 7,
-  Ingress: 8,
-  WorldIPv4: 9,
-  WorldIPv6: 10,
-} as const
-
-export type ReservedIdentity = (typeof ReservedIdentity)[keyof typeof ReservedIdentity]
-
-/** `reserved:<key>` -> identity number. */
-export const RESERVED_IDENTITY_BY_LABEL: Readonly<Record<string, number>> = Object.freeze({
-  host: 1,
-  world: 2,
-  unmanaged: 3,
-  health: 4,
-  init: 5,
-  'remote-node': 6,
-  'kube-apiserver': 7,
-  ingress: 8,
-  'world-ipv4': 9,
-  'world-ipv6': 10,
-})
-
-/** The first cluster-local identity (before the cluster id is added). */
-export const MIN_CLUSTER_IDENTITY = 256
-/** The last cluster-local identity (before the cluster id is added). */
-export const MAX_CLUSTER_IDENTITY = 65535
-/** Highest cluster id (8 bits, as Cilium's ClusterMesh default). */
-export const MAX_CLUSTER_ID = 255
-/** Node-local identities (CIDR identities) have this bit set: `1 << 24 | n`. */
-export const LOCAL_IDENTITY_FLAG = 1 << 24
-/** Highest `n` of a node-local identity. */
-export const MAX_LOCAL_IDENTITY_INDEX = (1 << 24) - 1
 
 /** A security identity: a number and the labels it stands for. */
 export interface Identity {
@@ -107,7 +77,7 @@ export function clusterIdentityRange(clusterId = 0): { min: number; max: number 
 }
 
 const reservedIdentities: readonly Identity[] = Object.freeze(
-  Object.entries(RESERVED_IDENTITY_BY_LABEL).map(([key, id]) =>
+  Object.entries(RESERVED_IDENTITY_BY_NAME).map(([key, id]) =>
     makeIdentity(id, Labels.from([makeLabel('reserved', key)])),
   ),
 )
@@ -133,10 +103,12 @@ export function reservedIdentity(id: number): Identity | undefined {
 export function reservedIdentityOf(labels: Labels): Identity | undefined {
   const reserved = labels.bySource('reserved')
   if (reserved.size === 0) return undefined
-  if (reserved.get('reserved', 'host') !== undefined) return reservedById.get(ReservedIdentity.Host)
+  if (reserved.get('reserved', 'host') !== undefined) return reservedById.get(ReservedIdentity.HOST)
   if (labels.size === 1) {
     const key = (reserved.toArray()[0] as Label).key
-    return reservedById.get(RESERVED_IDENTITY_BY_LABEL[key] as number)
+    return reservedById.get(
+      RESERVED_IDENTITY_BY_NAME[key as keyof typeof RESERVED_IDENTITY_BY_NAME],
+    )
   }
   // CIDR identities carry reserved:world next to their cidr: labels.
   if (isCIDRLabelSet(labels)) return undefined
@@ -156,7 +128,7 @@ export function reservedIdentityOf(labels: Labels): Identity | undefined {
  * @example cidrLabels('10.1.2.3/32').has('cidr:10.0.0.0/8') // true
  */
 export function cidrLabels(prefix: string | Prefix): Labels {
-  const p = typeof prefix === 'string' ? parsePrefix(prefix) : prefix
+  const p = toPrefix(prefix)
   const out: Label[] = [makeLabel('reserved', 'world')]
   for (let len = 0; len <= p.length; len++) {
     const q = makePrefix(p.family, p.address & prefixMask(p.family, len), len)

@@ -1,6 +1,18 @@
 // @membrane/identity: labels -> security identities (Cilium numbering), the in-memory allocator
 // and the ipcache model. Pure: no Node-only imports. The etcd backend lives in
 // `@membrane/identity/etcd`.
+
+// The shared vocabulary this package's API speaks, re-exported for the users who import it from
+// here; its home is @membrane/types.
+export type { Prefix } from '@membrane/types'
+export {
+  LOCAL_IDENTITY_FLAG,
+  makePrefix,
+  parsePrefix,
+  prefixBytes,
+  prefixContains,
+  ReservedIdentity,
+} from '@membrane/types'
 export type {
   AllocateResult,
   IdentityAllocator,
@@ -20,28 +32,12 @@ export {
   identityScope,
   isCIDRLabelSet,
   isLocalIdentity,
-  LOCAL_IDENTITY_FLAG,
-  MAX_CLUSTER_ID,
-  MAX_CLUSTER_IDENTITY,
-  MAX_LOCAL_IDENTITY_INDEX,
-  MIN_CLUSTER_IDENTITY,
   makeIdentity,
-  RESERVED_IDENTITY_BY_LABEL,
-  ReservedIdentity,
   reservedIdentity,
   reservedIdentityList,
   reservedIdentityOf,
   toIdentityRecord,
 } from './identity'
-export type { IPFamily, Prefix } from './ip'
-export {
-  formatIP,
-  makePrefix,
-  parseIP,
-  parsePrefix,
-  prefixBytes,
-  prefixContains,
-} from './ip'
 export type {
   IPCacheEntry,
   IPCacheEntryInput,
@@ -52,13 +48,7 @@ export type {
 } from './ipcache'
 export { IPCACHE_SOURCES, IPCache } from './ipcache'
 export type { PodLabelsInput } from './k8s'
-export {
-  CLUSTER_LABEL,
-  NAMESPACE_LABELS_PREFIX,
-  POD_NAMESPACE_LABEL,
-  podIdentityLabels,
-  SERVICE_ACCOUNT_LABEL,
-} from './k8s'
+export { podIdentityLabels } from './k8s'
 export type { Label, LabelsInput } from './labels'
 export {
   cidrFromLabelKey,
@@ -71,7 +61,6 @@ export {
   makeLabel,
   parseLabel,
   parseLabels,
-  RESERVED_LABEL_KEYS,
 } from './labels'
 export type { MemoryAllocatorOptions } from './memory'
 export { MemoryAllocator } from './memory'

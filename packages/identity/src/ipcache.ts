@@ -1,5 +1,6 @@
+import { type IpFamily, ipToBigInt, mustParseIp, type Prefix, parseIpv4 } from '@membrane/types'
+import { toPrefix } from './_prefix'
 import { IdentityError, IdentityErrorCode } from './errors'
-import { type IPFamily, type Prefix, parseIP, parseIPv4Number, parsePrefix } from './ip'
 
 /**
  * Who wrote an ipcache entry, lowest precedence first. When several sources hold an entry for
@@ -116,7 +117,7 @@ function validateEntry(prefix: string, input: IPCacheEntryInput): IPCacheEntry {
   let tunnelEndpoint: string | undefined
   if (input.tunnelEndpoint !== undefined) {
     try {
-      tunnelEndpoint = parsePrefix(input.tunnelEndpoint).cidr.replace(/\/\d+$/, '')
+      tunnelEndpoint = toPrefix(input.tunnelEndpoint).cidr.replace(/\/\d+$/, '')
     } catch (error) {
       throw fail('tunnelEndpoint', `must be an IP address: ${(error as Error).message}`)
     }
@@ -179,10 +180,10 @@ export class IPCache {
    * Set the entry of `source` (default `local`) for a prefix (`10.0.0.0/8`, or an address for a
    * /32 or /128). Emits `upsert` when the effective entry changed. Returns true when it did.
    *
-   * @throws IdentityError `INVALID_PREFIX` / `INVALID_IDENTITY` naming the prefix and the field.
+   * @throws AddressError (@membrane/types) / `INVALID_IDENTITY` naming the prefix and the field.
    */
   upsert(prefix: string | Prefix, entry: IPCacheEntryInput): boolean {
-    const p = typeof prefix === 'string' ? parsePrefix(prefix) : prefix
+    const p = toPrefix(prefix)
     const e = validateEntry(p.cidr, entry)
     let slot = this.#slot(p)
     const previous = slot?.effective
@@ -206,7 +207,7 @@ export class IPCache {
    * effective entry changed.
    */
   delete(prefix: string | Prefix, source?: IPCacheSource): boolean {
-    const p = typeof prefix === 'string' ? parsePrefix(prefix) : prefix
+    const p = toPrefix(prefix)
     const slot = this.#slot(p)
     if (!slot) return false
     const previous = slot.effective
@@ -227,26 +228,26 @@ export class IPCache {
 
   /** The effective entry of exactly this prefix (no longest-prefix match). */
   get(prefix: string | Prefix): IPCacheEntry | undefined {
-    const p = typeof prefix === 'string' ? parsePrefix(prefix) : prefix
+    const p = toPrefix(prefix)
     return this.#slot(p)?.effective
   }
 
   /** Every source's entry for exactly this prefix. */
   sources(prefix: string | Prefix): IPCacheEntry[] {
-    const p = typeof prefix === 'string' ? parsePrefix(prefix) : prefix
+    const p = toPrefix(prefix)
     return [...(this.#slot(p)?.bySource.values() ?? [])]
   }
 
   /**
    * Longest-prefix match of an IP address, as the BPF LPM trie answers it.
    *
-   * @throws IdentityError `INVALID_PREFIX` when `ip` is not an address.
+   * @throws AddressError (@membrane/types) when `ip` is not an address.
    */
   lookup(ip: string): IPCacheMatch | undefined {
-    const v4 = parseIPv4Number(ip)
+    const v4 = parseIpv4(ip)
     if (v4 !== undefined) return this.lookupV4(v4)
-    const parsed = parseIP(ip)
-    return this.lookupAddress(parsed.family, parsed.address)
+    const parsed = mustParseIp(ip)
+    return this.lookupAddress(parsed.family, ipToBigInt(parsed))
   }
 
   /** {@link lookup} of an IPv4 address given as a 32-bit number. */
@@ -260,7 +261,7 @@ export class IPCache {
   }
 
   /** {@link lookup} of an address given as family + integer. */
-  lookupAddress(family: IPFamily, address: bigint): IPCacheMatch | undefined {
+  lookupAddress(family: IpFamily, address: bigint): IPCacheMatch | undefined {
     if (family === 4) return this.lookupV4(Number(address))
     const t = this.#v6
     for (const len of t.lengths) {

@@ -1,14 +1,13 @@
+import {
+  NAMESPACE_LABELS_PREFIX,
+  POD_NAMESPACE_LABEL,
+  SERVICE_ACCOUNT_LABEL,
+} from '@membrane/types'
 import type { LabelFilter } from './filter'
 import { type Label, Labels } from './labels'
 
-/** The label Cilium gives every pod identity for its namespace. */
-export const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace'
-/** Prefix of the namespace's own labels inside a pod identity. */
-export const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.'
-/** The pod's service account. */
-export const SERVICE_ACCOUNT_LABEL = 'io.cilium.k8s.policy.serviceaccount'
 /** The cluster name. */
-export const CLUSTER_LABEL = 'io.cilium.k8s.policy.cluster'
+const CLUSTER_LABEL = 'io.cilium.k8s.policy.cluster'
 
 /** What {@link podIdentityLabels} builds a pod's identity labels from. */
 export interface PodLabelsInput {

@@ -1,5 +1,5 @@
+import { parsePrefix, RESERVED_IDENTITY_NAMES } from '@membrane/types'
 import { IdentityError, IdentityErrorCode } from './errors'
-import { parsePrefix } from './ip'
 
 /**
  * Where a label comes from, as Cilium names it. `any` only appears in selectors (it matches a
@@ -18,21 +18,7 @@ export type LabelSource = (typeof LabelSource)[keyof typeof LabelSource]
 
 const SOURCES: ReadonlySet<string> = new Set(Object.values(LabelSource))
 
-/** The reserved label keys (`reserved:<key>`) this package knows, with their identity numbers. */
-export const RESERVED_LABEL_KEYS = [
-  'host',
-  'world',
-  'unmanaged',
-  'health',
-  'init',
-  'remote-node',
-  'kube-apiserver',
-  'ingress',
-  'world-ipv4',
-  'world-ipv6',
-] as const
-
-const RESERVED_KEYS: ReadonlySet<string> = new Set(RESERVED_LABEL_KEYS)
+const RESERVED_KEYS: ReadonlySet<string> = new Set(RESERVED_IDENTITY_NAMES)
 
 /** One label: `source:key=value`. Values may be empty (`reserved:host`). */
 export interface Label {
@@ -92,7 +78,10 @@ function validate(input: unknown, source: string, key: string, value: string): L
   }
   if (source === LabelSource.Reserved) {
     if (!RESERVED_KEYS.has(key)) {
-      throw bad(input, `unknown reserved label (expected one of ${RESERVED_LABEL_KEYS.join(', ')})`)
+      throw bad(
+        input,
+        `unknown reserved label (expected one of ${RESERVED_IDENTITY_NAMES.join(', ')})`,
+      )
     }
     if (value !== '') throw bad(input, 'a reserved label has no value')
   }

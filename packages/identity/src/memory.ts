@@ -1,3 +1,4 @@
+import type { Prefix } from '@membrane/types'
 import {
   type AllocateResult,
   classifyLabels,
@@ -20,7 +21,6 @@ import {
   reservedIdentity,
   toIdentityRecord,
 } from './identity'
-import type { Prefix } from './ip'
 import type { Labels, LabelsInput } from './labels'
 
 /** Options of {@link MemoryAllocator}. */

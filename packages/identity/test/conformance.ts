@@ -75,7 +75,7 @@ export function describeAllocatorBackend(name: string, backend: AllocatorBackend
         { id: 9, labels: ['reserved:world-ipv4'] },
         { id: 10, labels: ['reserved:world-ipv6'] },
       ])
-      expect(a.lookupById(ReservedIdentity.Health)?.labels.toStrings()).toEqual(['reserved:health'])
+      expect(a.lookupById(ReservedIdentity.HEALTH)?.labels.toStrings()).toEqual(['reserved:health'])
       expect(a.lookupByLabels(['reserved:world'])?.id).toBe(2)
     })
 

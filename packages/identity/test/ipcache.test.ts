@@ -1,3 +1,4 @@
+import { type IpAddress, ipToBigInt, parseIp } from '@membrane/types'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
@@ -6,7 +7,6 @@ import {
   type IPCacheEvent,
   makePrefix,
   type Prefix,
-  parseIP,
   prefixContains,
 } from '../src/index'
 
@@ -148,7 +148,9 @@ describe('IPCache', () => {
             const got = ipc.lookup(ip)
             expect(got?.prefix.cidr).toBe(best?.p.cidr)
             expect(got?.entry.identity).toBe(best?.id)
-            const { family, address } = parseIP(ip)
+            const parsed = parseIp(ip) as IpAddress
+            const { family } = parsed
+            const address = ipToBigInt(parsed)
             expect(ipc.lookupAddress(family, address)?.prefix.cidr).toBe(best?.p.cidr)
           }
         },

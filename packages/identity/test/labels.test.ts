@@ -1,3 +1,4 @@
+import { RESERVED_IDENTITY_NAMES } from '@membrane/types'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
@@ -12,7 +13,6 @@ import {
   parseLabelFilterRule,
   podIdentityLabels,
   prefixContains,
-  RESERVED_LABEL_KEYS,
 } from '../src/index'
 
 const keyChar = fc.constantFrom(
@@ -29,7 +29,7 @@ export const labelArb: fc.Arbitrary<Label> = fc.oneof(
   }),
   fc.record({
     source: fc.constant('reserved'),
-    key: fc.constantFrom(...RESERVED_LABEL_KEYS),
+    key: fc.constantFrom(...RESERVED_IDENTITY_NAMES),
     value: fc.constant(''),
   }),
   fc

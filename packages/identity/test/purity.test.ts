@@ -26,7 +26,9 @@ describe('the core stays pure', () => {
     const files = reachable('index.ts')
     expect(files.size).toBeGreaterThan(5)
     for (const [file, specs] of files) {
-      for (const s of specs) expect(s.startsWith('.'), `${file} imports ${s}`).toBe(true)
+      // @membrane/types is pure too (its own test checks it).
+      for (const s of specs)
+        expect(s.startsWith('.') || s === '@membrane/types', `${file} imports ${s}`).toBe(true)
       expect(file).not.toMatch(/_etcd/)
       const text = readFileSync(file, 'utf8')
         .replace(/\/\*[\s\S]*?\*\//g, '')

@@ -64,7 +64,6 @@ export {
   type ProxyOrigin,
   type ProxyOriginLookup,
   type ProxyPeer,
-  plainAddress,
   StaticOriginResolver,
 } from './origin'
 export {
@@ -79,8 +78,6 @@ export {
   bindMarkedUdp,
   connectMarked,
   defaultSocketMarker,
-  PROXY_MARK_MAGIC,
   type SocketMarker,
-  upstreamMark,
   upstreamMarkFor,
 } from './upstream'

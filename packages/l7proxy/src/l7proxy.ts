@@ -6,11 +6,12 @@
 import { createSocket, type Socket as DgramSocket } from 'node:dgram'
 import { createServer, type Server, type Socket } from 'node:net'
 import type { L7Parser } from '@membrane/policy'
+import { type ProxyOrigin, unmapIp } from '@membrane/types'
 import { type DnsCounter, DnsProxy, type DnsProxyOptions } from './dns/proxy'
 import { L7ProxyError, L7ProxyErrorCode } from './errors'
 import { type HttpCounter, HttpProxy, type HttpProxyOptions } from './http/proxy'
 import { type KafkaCounter, KafkaProxy, type KafkaProxyOptions } from './kafka/proxy'
-import { type OriginResolver, type ProxyOrigin, plainAddress } from './origin'
+import type { OriginResolver } from './origin'
 import type { L7PolicySource } from './policy'
 import type { RecordSink } from './records'
 import { Counters } from './stats'
@@ -187,11 +188,7 @@ export class L7Proxy {
 
   #onTcp(socket: Socket): void {
     this.counters.inc('tcpConnections')
-    const origin = this.#resolve(
-      plainAddress(socket.remoteAddress ?? ''),
-      socket.remotePort ?? 0,
-      'TCP',
-    )
+    const origin = this.#resolve(unmapIp(socket.remoteAddress ?? ''), socket.remotePort ?? 0, 'TCP')
     if (!origin) {
       this.counters.inc('noOrigin')
       socket.destroy()
@@ -223,7 +220,7 @@ export class L7Proxy {
 
   #onUdp(buf: Buffer, address: string, port: number): void {
     this.counters.inc('udpDatagrams')
-    const client = { address: plainAddress(address), port }
+    const client = { address: unmapIp(address), port }
     const origin = this.#resolve(client.address, port, 'UDP')
     if (!origin) {
       this.counters.inc('noOrigin')

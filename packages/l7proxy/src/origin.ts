@@ -3,20 +3,9 @@
  * connection to the proxy (see the README, "Redirect"); the proxy asks by the client's address.
  */
 
-/** The original destination and identities of one redirected client connection or datagram. */
-export interface ProxyOrigin {
-  /** The destination address the client used (after service translation). */
-  address: string
-  port: number
-  /** Security identity of the client. */
-  srcIdentity: number
-  /** Security identity of the original destination. */
-  dstIdentity: number
-  /** The endpoint whose policy redirected the traffic. */
-  endpointId: number
-  /** Whose policy redirected: the client's egress or the server's ingress. */
-  direction: 'ingress' | 'egress'
-}
+import { type ProxyOrigin, unmapIp } from '@membrane/types'
+
+export type { ProxyOrigin }
 
 /** The client side of a connection the proxy accepted (or the sender of a datagram). */
 export interface ProxyPeer {
@@ -42,11 +31,6 @@ export interface ProxyOriginLookup {
   ): ProxyOrigin | undefined
 }
 
-/** Node reports IPv4 peers of a dual-stack listener as `::ffff:a.b.c.d`. */
-export function plainAddress(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
-}
-
 /**
  * The origin resolver of the real redirect: reads `mb_proxy4` (IPv4 clients) or `mb_proxy6`
  * (IPv6 clients) through the datapath. IPv6 peers are passed as they are; IPv4 peers of a
@@ -57,8 +41,7 @@ export function plainAddress(address: string): string {
  */
 export function datapathOriginResolver(datapath: ProxyOriginLookup): OriginResolver {
   return {
-    resolve: (peer) =>
-      datapath.lookupProxyOrigin(plainAddress(peer.address), peer.port, peer.protocol),
+    resolve: (peer) => datapath.lookupProxyOrigin(unmapIp(peer.address), peer.port, peer.protocol),
   }
 }
 
@@ -90,7 +73,7 @@ export class StaticOriginResolver implements OriginResolver {
   }
 
   resolve(peer: ProxyPeer): ProxyOrigin | undefined {
-    const a = plainAddress(peer.address)
+    const a = unmapIp(peer.address)
     return this.#byPeer.get(`${a}:${peer.port}`) ?? this.#byPeer.get(a) ?? this.fallback
   }
 }

@@ -5,32 +5,20 @@
  */
 import { createSocket, type Socket as DgramSocket } from 'node:dgram'
 import { type OnReadOpts, Socket, type SocketConstructorOpts } from 'node:net'
-import { L7ProxyError, L7ProxyErrorCode } from './errors'
-
-/** skb->mark magic of proxy upstream sockets (C `MB_MARK_MAGIC_PROXY`). */
-export const PROXY_MARK_MAGIC = 0x0a00
-
-/** The SO_MARK of upstream sockets for a client of `identity` (identity must fit 16 bits). */
-export function upstreamMark(identity: number): number {
-  if (!Number.isInteger(identity) || identity < 0 || identity > 0xffff)
-    throw new L7ProxyError(
-      L7ProxyErrorCode.INVALID_ARGUMENT,
-      `expected an identity 0..65535 to fit the mark, got ${identity}`,
-      { path: 'srcIdentity' },
-    )
-  return ((identity << 16) | PROXY_MARK_MAGIC) >>> 0
-}
-
-/** Reserved identity `world`. */
-const WORLD_IDENTITY = 2
+import { proxyMark, ReservedIdentity } from '@membrane/types'
 
 /**
  * The mark for a client of `identity`. Identities above 16 bits (CIDR / node-local ones,
  * `1 << 24 | n`) do not fit the mark; truncating them would name some other identity, so such
- * clients are marked as `world` (2), the identity a CIDR identity falls back to.
+ * clients are marked as `world` (2), the identity a CIDR identity falls back to. The layout
+ * (`identity << 16 | 0x0A00`) is @membrane/types' `proxyMark`.
  */
 export function upstreamMarkFor(identity: number): number {
-  return upstreamMark(identity >= 0 && identity <= 0xffff ? identity : WORLD_IDENTITY)
+  return proxyMark(
+    Number.isInteger(identity) && identity >= 0 && identity <= 0xffff
+      ? identity
+      : ReservedIdentity.WORLD,
+  )
 }
 
 /** Sets SO_MARK on a socket; the default uses @membrane/bpf-loader-napi's `setSocketMark`. */

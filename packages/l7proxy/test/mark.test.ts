@@ -5,17 +5,15 @@
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { describeKernel, TestNetwork } from '@membrane/test-utils'
+import { proxyMark as upstreamMark } from '@membrane/types'
 import { afterAll, expect, it } from 'vitest'
-import { L7ProxyError, upstreamMark, upstreamMarkFor } from '../src/index'
+import { upstreamMarkFor } from '../src/index'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/mark-check.ts', import.meta.url))
 const TSX = createRequire(import.meta.url).resolve('tsx')
 
-it('upstreamMark is 0x0A00 | identity << 16 and rejects identities over 16 bits', () => {
-  expect(upstreamMark(12345)).toBe(0x30390a00)
-  expect(upstreamMark(0)).toBe(0x0a00)
-  expect(upstreamMark(0xffff)).toBe(0xffff0a00)
-  expect(() => upstreamMark(0x10000)).toThrow(L7ProxyError)
+it('upstreamMarkFor marks identities of 16 bits and falls back to world', () => {
+  expect(upstreamMarkFor(12345)).toBe(0x30390a00)
   // CIDR identities do not fit: world, never a truncated (other) identity.
   expect(upstreamMarkFor((1 << 24) | 5)).toBe(upstreamMark(2))
   expect(upstreamMarkFor(1001)).toBe(upstreamMark(1001))

@@ -1,6 +1,8 @@
 /** datapathOriginResolver hands the datapath the client address it recorded. */
+
+import { unmapIp } from '@membrane/types'
 import { describe, expect, it } from 'vitest'
-import { datapathOriginResolver, type ProxyOrigin, plainAddress } from '../src'
+import { datapathOriginResolver, type ProxyOrigin } from '../src'
 
 const ORIGIN: ProxyOrigin = {
   address: 'fd00:2::5',
@@ -31,6 +33,6 @@ describe('datapathOriginResolver', () => {
       ['10.0.1.10', 40001, 'UDP'],
     ])
     // An IPv6 address ending in a dotted quad that is not IPv4-mapped stays as it is.
-    expect(plainAddress('64:ff9b::10.0.0.1')).toBe('64:ff9b::10.0.0.1')
+    expect(unmapIp('64:ff9b::10.0.0.1')).toBe('64:ff9b::10.0.0.1')
   })
 })

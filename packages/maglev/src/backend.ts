@@ -1,5 +1,5 @@
+import { canonicalIp } from '@membrane/types'
 import { describe, MaglevError, MaglevErrorCode } from './errors'
-import { canonicalIp } from './internal/ip'
 
 /** L4 protocols as Cilium spells them in a backend's hash string. */
 export const PROTOCOLS = ['TCP', 'UDP', 'SCTP', 'ANY', 'NONE'] as const

@@ -1,5 +1,5 @@
+import { parseIp } from '@membrane/types'
 import { describe, MaglevError, MaglevErrorCode } from './errors'
-import { parseIp } from './internal/ip'
 import { DEFAULT_SEED, decodeSeed } from './seed'
 
 // Bob Jenkins' lookup3 final mix and mix, as the Linux kernel's jhash.h (and Cilium's

@@ -13,6 +13,8 @@ describe('browser build', () => {
       entryPoints: [fileURLToPath(new URL('../src/index.ts', import.meta.url))],
       bundle: true,
       platform: 'browser',
+      // Sibling packages (@membrane/types) from their TypeScript source, as the tests resolve them.
+      conditions: ['@membrane/source'],
       format: 'iife',
       globalName: 'maglev',
       write: false,

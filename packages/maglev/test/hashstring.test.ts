@@ -1,7 +1,7 @@
+import { formatIp, parseIp } from '@membrane/types'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { backendHashString, decodeSeed, murmur3x64_128, permutationOf } from '../src/index'
-import { formatIp, parseIp } from '../src/internal/ip'
 
 describe('backendHashString (Cilium BackendInfo.setHashString)', () => {
   it.each([

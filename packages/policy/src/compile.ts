@@ -151,11 +151,11 @@ function describePeer(p: Peer): string {
     case 'entity':
       return `entity ${p.entity}`
     case 'cidr':
-      return `cidr ${p.cidr.text}${p.except.length ? ` except ${p.except.map((c) => c.text).join(', ')}` : ''}`
+      return `cidr ${p.cidr.cidr}${p.except.length ? ` except ${p.except.map((c) => c.cidr).join(', ')}` : ''}`
     case 'nodes':
       return `nodes ${p.selector.key}`
     case 'cidrGroup':
-      return `CIDR group ${p.name}${p.except.length ? ` except ${p.except.map((c) => c.text).join(', ')}` : ''}`
+      return `CIDR group ${p.name}${p.except.length ? ` except ${p.except.map((c) => c.cidr).join(', ')}` : ''}`
     case 'fqdn':
       return p.matchName !== undefined ? `fqdn ${p.matchName}` : `fqdn pattern ${p.matchPattern}`
     case 'service':

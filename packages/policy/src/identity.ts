@@ -1,31 +1,22 @@
 /**
  * Identities as plain data (no dependency on @membrane/identity) and how peers select them.
  */
-import { type Cidr, cidrContains, cidrOverlaps, hostCidr, parseCidr } from './cidr'
+import {
+  POD_NAMESPACE_LABEL,
+  type Prefix,
+  prefixContains,
+  prefixOverlaps,
+  type ReservedIdentityName,
+  reservedIdentityByName,
+  reservedIdentityName,
+} from '@membrane/types'
+import { hostCidr, parseCidr } from './cidr'
 import { matchFqdn } from './l7/dns'
-import { LabelSet, NAMESPACE_LABEL, parseLabel, type Selector } from './labels'
+import { LabelSet, parseLabel, type Selector } from './labels'
 import type { Peer } from './model'
 
-/** Cilium's reserved identity numbers. */
-export const ReservedIdentity = {
-  host: 1,
-  world: 2,
-  unmanaged: 3,
-  health: 4,
-  init: 5,
-  'remote-node': 6,
-  'kube-apiserver': 7,
-  ingress: 8,
-  'world-ipv4': 9,
-  'world-ipv6': 10,
-} as const
-
-/** A reserved identity name. */
-export type ReservedName = keyof typeof ReservedIdentity
-
-const RESERVED_BY_ID = new Map<number, ReservedName>(
-  Object.entries(ReservedIdentity).map(([k, v]) => [v, k as ReservedName]),
-)
+/** A reserved identity name (`host`, `world`, ...: the key of its `reserved:` label). */
+export type ReservedName = ReservedIdentityName
 
 /** A named port of an endpoint (container port name -> port/protocol). */
 export interface NamedPort {
@@ -53,9 +44,9 @@ export class ResolvedIdentity {
   readonly labels: LabelSet
   readonly reserved: ReadonlySet<ReservedName>
   /** The most specific `cidr:` label, if any (CIDR identities). */
-  readonly cidr: Cidr | undefined
+  readonly cidr: Prefix | undefined
   /** Host prefixes of `ips`. */
-  readonly ips: readonly Cidr[]
+  readonly ips: readonly Prefix[]
   readonly namedPorts: Readonly<Record<string, NamedPort>> | undefined
   readonly data: IdentityData
 
@@ -64,19 +55,20 @@ export class ResolvedIdentity {
     this.id = data.id
     this.labels = new LabelSet(data.labels)
     const reserved = new Set<ReservedName>()
-    let cidr: Cidr | undefined
+    let cidr: Prefix | undefined
     for (const l of this.labels.parsed) {
-      if (l.source === 'reserved' && l.key in ReservedIdentity) reserved.add(l.key as ReservedName)
+      if (l.source === 'reserved' && reservedIdentityByName(l.key) !== undefined)
+        reserved.add(l.key as ReservedName)
       if (l.source === 'cidr') {
         const c = parseCidr(l.key)
-        if (c && (!cidr || c.bits > cidr.bits)) cidr = c
+        if (c && (!cidr || c.length > cidr.length)) cidr = c
       }
     }
-    const byId = RESERVED_BY_ID.get(data.id)
+    const byId = reservedIdentityName(data.id)
     if (byId) reserved.add(byId)
     this.reserved = reserved
     this.cidr = cidr
-    this.ips = (data.ips ?? []).map(hostCidr).filter((c): c is Cidr => c !== undefined)
+    this.ips = (data.ips ?? []).map(hostCidr).filter((c): c is Prefix => c !== undefined)
     this.namedPorts = data.namedPorts
   }
 
@@ -92,13 +84,13 @@ export class ResolvedIdentity {
 
   /** Namespace of a pod identity. */
   get namespace(): string | undefined {
-    return this.labels.bySourceKey.get(`k8s:${NAMESPACE_LABEL}`)
+    return this.labels.bySourceKey.get(`k8s:${POD_NAMESPACE_LABEL}`)
   }
 }
 
 /** Learned DNS data for toFQDNs: name -> IPs. */
 export interface FqdnLookup {
-  namesForIp(ip: Cidr): Iterable<string>
+  namesForIp(ip: Prefix): Iterable<string>
 }
 
 /** A Kubernetes service for toServices. */
@@ -118,18 +110,18 @@ export interface PeerContext {
   fqdn: FqdnLookup
   services: ReadonlyMap<string, ServiceInfo>
   /** CiliumCIDRGroup name -> CIDRs. */
-  cidrGroups: ReadonlyMap<string, readonly Cidr[]>
+  cidrGroups: ReadonlyMap<string, readonly Prefix[]>
 }
 
 function cidrPeerMatches(peer: Extract<Peer, { kind: 'cidr' }>, id: ResolvedIdentity): boolean {
-  const outside = (c: Cidr) => !peer.except.some((e) => cidrOverlaps(e, c))
-  if (id.cidr) return cidrContains(peer.cidr, id.cidr) && outside(id.cidr)
-  if (peer.cidr.bits === 0 && peer.except.length === 0) {
+  const outside = (c: Prefix) => !peer.except.some((e) => prefixOverlaps(e, c))
+  if (id.cidr) return prefixContains(peer.cidr, id.cidr) && outside(id.cidr)
+  if (peer.cidr.length === 0 && peer.except.length === 0) {
     if (id.reserved.has('world')) return true
     if (peer.cidr.family === 4 && id.reserved.has('world-ipv4')) return true
     if (peer.cidr.family === 6 && id.reserved.has('world-ipv6')) return true
   }
-  if (peer.matchPodIps) return id.ips.some((ip) => cidrContains(peer.cidr, ip) && outside(ip))
+  if (peer.matchPodIps) return id.ips.some((ip) => prefixContains(peer.cidr, ip) && outside(ip))
   return false
 }
 
@@ -141,7 +133,7 @@ function serviceSelects(svc: ServiceInfo, id: ResolvedIdentity): boolean {
   const backends = (svc.backendIps ?? []).map(hostCidr)
   const mine = id.cidr ? [id.cidr] : id.ips
   return backends.some(
-    (b) => b !== undefined && mine.some((m) => cidrContains(m, b) && cidrContains(b, m)),
+    (b) => b !== undefined && mine.some((m) => prefixContains(m, b) && prefixContains(b, m)),
   )
 }
 
@@ -189,7 +181,7 @@ export function peerSelects(peer: Peer, id: ResolvedIdentity, ctx: PeerContext):
     case 'fqdn': {
       const ips = id.cidr ? [id.cidr] : []
       for (const ip of ips) {
-        if (ip.bits !== (ip.family === 4 ? 32 : 128)) continue
+        if (ip.length !== (ip.family === 4 ? 32 : 128)) continue
         for (const name of ctx.fqdn.namesForIp(ip)) if (matchFqdn(peer, name)) return true
       }
       return false

@@ -1,6 +1,9 @@
 // @membrane/policy: compile CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy and Kubernetes
 // NetworkPolicy into per-endpoint policy map state, and explain verdicts.
-export { type Cidr, cidrContains, cidrOverlaps, parseCidr, parseIp, subtractCidrs } from './cidr'
+
+// Re-exported for the users who import it from here; its home is @membrane/types.
+export { ReservedIdentity } from '@membrane/types'
+export { parseCidr, subtractCidrs } from './cidr'
 export type {
   ComputeOptions,
   DirectionEvaluation,
@@ -12,7 +15,6 @@ export { PolicyError, PolicyErrorCode, type PolicyErrorDetails, PolicyParseError
 export {
   type IdentityData,
   type NamedPort,
-  ReservedIdentity,
   type ReservedName,
   ResolvedIdentity,
   type ServiceInfo,
@@ -58,11 +60,8 @@ export {
   formatLabel,
   type Label,
   LabelSet,
-  NAMESPACE_LABEL,
-  NAMESPACE_LABELS_PREFIX,
   parseLabel,
   type Requirement,
-  SERVICE_ACCOUNT_LABEL,
   Selector,
 } from './labels'
 export type { PolicyLoadLimits } from './load'

@@ -12,13 +12,6 @@ export interface Label {
   value: string
 }
 
-/** The key under which pods carry their namespace (source `k8s`). */
-export const NAMESPACE_LABEL = 'io.kubernetes.pod.namespace'
-/** Prefix of the keys that carry the pod's namespace's labels. */
-export const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.'
-/** The key that carries the pod's service account. */
-export const SERVICE_ACCOUNT_LABEL = 'io.cilium.k8s.policy.serviceaccount'
-
 /**
  * Parse `source:key=value`. The source is the text before the first `:` when that colon comes
  * before any `=`; `cidr:` labels keep every colon in the key (IPv6).

@@ -1,7 +1,7 @@
 /**
  * The compiled policy model: what parsePolicyDocuments() produces and the repository consumes.
  */
-import type { Cidr } from './cidr'
+import type { Prefix } from '@membrane/types'
 import type { DnsRule } from './l7/dns'
 import type { HttpRule } from './l7/http'
 import type { KafkaRule } from './l7/kafka'
@@ -39,11 +39,11 @@ export type Peer =
   /** fromNodes/toNodes: node identities (host, remote-node) whose node labels match. */
   | { kind: 'nodes'; selector: Selector }
   /** CIDR identities inside `cidr` and outside every `except`; NetworkPolicy ipBlock also matches pod IPs. */
-  | { kind: 'cidr'; cidr: Cidr; except: Cidr[]; matchPodIps: boolean }
+  | { kind: 'cidr'; cidr: Prefix; except: Prefix[]; matchPodIps: boolean }
   /** toFQDNs: IPs learned from DNS answers for matching names (see PolicyRepository.fqdn). */
   | { kind: 'fqdn'; matchName?: string; matchPattern?: string }
   /** A CIDR set's `cidrGroupRef`: the CIDRs of a CiliumCIDRGroup (minus `except`). */
-  | { kind: 'cidrGroup'; name: string; except: Cidr[] }
+  | { kind: 'cidrGroup'; name: string; except: Prefix[] }
   /** toServices: backends of a Kubernetes service (see PolicyRepository.updateService). */
   | { kind: 'service'; namespace: string; name?: string; selector?: Selector }
 
@@ -131,7 +131,7 @@ export interface PolicyDocument {
   ref: string
   rules: PolicyRule[]
   /** A CiliumCIDRGroup: its CIDRs (referenced by `cidrGroupRef`); `rules` is empty. */
-  cidrGroup?: { cidrs: Cidr[] }
+  cidrGroup?: { cidrs: Prefix[] }
 }
 
 /** Canonical text of a peer: equal peers select the same identities. */
@@ -146,9 +146,9 @@ export function peerKey(p: Peer): string {
     case 'nodes':
       return `nodes:${p.selector.key}`
     case 'cidr':
-      return `cidr:${p.cidr.text}${p.except.length ? ` except ${p.except.map((c) => c.text).join(',')}` : ''}${p.matchPodIps ? ' +pods' : ''}`
+      return `cidr:${p.cidr.cidr}${p.except.length ? ` except ${p.except.map((c) => c.cidr).join(',')}` : ''}${p.matchPodIps ? ' +pods' : ''}`
     case 'cidrGroup':
-      return `cidrgroup:${p.name}${p.except.length ? ` except ${p.except.map((c) => c.text).join(',')}` : ''}`
+      return `cidrgroup:${p.name}${p.except.length ? ` except ${p.except.map((c) => c.cidr).join(',')}` : ''}`
     case 'fqdn':
       return p.matchName !== undefined
         ? `fqdn:name=${p.matchName}`

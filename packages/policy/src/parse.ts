@@ -1,13 +1,19 @@
 /**
  * parsePolicyDocuments(): YAML/JSON text -> validated, compiled PolicyDocuments.
  */
-import { type Cidr, cidrContains, parseCidr } from './cidr'
+import {
+  NAMESPACE_LABELS_PREFIX,
+  POD_NAMESPACE_LABEL,
+  type Prefix,
+  prefixContains,
+} from '@membrane/types'
+import { parseCidr } from './cidr'
 import { PolicyError } from './errors'
 import { arr, bool, Ctx, isObj, join, type Obj, obj, str } from './internal/fields'
 import { type DnsRule, parseDnsRule } from './l7/dns'
 import { parseHttpRule } from './l7/http'
 import { parseKafkaRule } from './l7/kafka'
-import { NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, type Requirement, Selector } from './labels'
+import { type Requirement, Selector } from './labels'
 import { loadPolicyObjects, type PolicyLoadLimits } from './load'
 import {
   AUTH_TYPES,
@@ -114,7 +120,7 @@ function parseSelector(ctx: Ctx, v: unknown, path: string): Selector {
 }
 
 const nsReq = (ns: string): Requirement => ({
-  key: `k8s:${NAMESPACE_LABEL}`,
+  key: `k8s:${POD_NAMESPACE_LABEL}`,
   operator: 'In',
   values: [ns],
 })
@@ -132,10 +138,10 @@ function scopePeerSelector(
   namespace: string | undefined,
   subjectMatchesInit: boolean,
 ): Selector {
-  if (sel.hasSource('reserved') || sel.hasKey(`k8s:${NAMESPACE_LABEL}`)) return sel
+  if (sel.hasSource('reserved') || sel.hasKey(`k8s:${POD_NAMESPACE_LABEL}`)) return sel
   if (namespace === undefined) {
     if (subjectMatchesInit) return sel
-    return sel.with({ key: `k8s:${NAMESPACE_LABEL}`, operator: 'Exists', values: [] })
+    return sel.with({ key: `k8s:${POD_NAMESPACE_LABEL}`, operator: 'Exists', values: [] })
   }
   const selectsNamespaceLabels = sel.requirements.some((r) => {
     const k = r.key.slice(r.key.indexOf(':') + 1)
@@ -148,7 +154,7 @@ function scopePeerSelector(
 
 // ---------------------------------------------------------------- CIDRs
 
-function parseCidrText(ctx: Ctx, v: unknown, path: string): Cidr {
+function parseCidrText(ctx: Ctx, v: unknown, path: string): Prefix {
   const s = str(ctx, v, path)
   const c = s === undefined ? undefined : parseCidr(s)
   if (!c) ctx.fail('INVALID_CIDR', path, 'invalid CIDR', 'an IPv4/IPv6 prefix like 10.0.0.0/8', v)
@@ -208,13 +214,13 @@ function parseCidrSet(
     const p = join(join(path, 'except'), i)
     const c = parseCidrText(ctx, e, p)
     // As Cilium: the except prefix must start inside the CIDR (same family).
-    const start = parseCidr(`${c.text.slice(0, c.text.indexOf('/'))}/${c.family === 4 ? 32 : 128}`)
-    if (!start || !cidrContains(cidr, start))
+    const start = parseCidr(`${c.cidr.slice(0, c.cidr.indexOf('/'))}/${c.family === 4 ? 32 : 128}`)
+    if (!start || !prefixContains(cidr, start))
       ctx.fail(
         'INVALID_CIDR',
         p,
-        `except ${c.text} is not inside ${cidr.text}`,
-        `a prefix inside ${cidr.text}`,
+        `except ${c.cidr} is not inside ${cidr.cidr}`,
+        `a prefix inside ${cidr.cidr}`,
         e,
       )
     return c
@@ -748,7 +754,7 @@ function parseCiliumSpec(
     // As Cilium: the endpointSelector always applies in the policy's namespace; a
     // `k8s:io.kubernetes.pod.namespace` match of the user is replaced, not combined.
     subjectSel = new Selector([
-      ...subjectSel.requirements.filter((r) => r.key !== `k8s:${NAMESPACE_LABEL}`),
+      ...subjectSel.requirements.filter((r) => r.key !== `k8s:${POD_NAMESPACE_LABEL}`),
       nsReq(namespace),
     ])
   }
@@ -854,7 +860,7 @@ function parseK8sPeer(ctx: Ctx, v: unknown, path: string, namespace: string): Pe
       reqs.push({ ...r, key: `k8s:${NAMESPACE_LABELS_PREFIX}${key}` })
     }
     // Pods only: anything in some namespace.
-    reqs.push({ key: `k8s:${NAMESPACE_LABEL}`, operator: 'Exists', values: [] })
+    reqs.push({ key: `k8s:${POD_NAMESPACE_LABEL}`, operator: 'Exists', values: [] })
     sel = new Selector(reqs)
   } else {
     sel = sel.with(nsReq(namespace))

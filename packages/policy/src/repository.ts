@@ -1,3 +1,8 @@
+import {
+  NAMESPACE_LABELS_PREFIX,
+  POD_NAMESPACE_LABEL,
+  SERVICE_ACCOUNT_LABEL,
+} from '@membrane/types'
 /**
  * PolicyRepository: holds rules, resolves selectors, computes map state, traces flows.
  */
@@ -23,7 +28,7 @@ import {
 import { type DnsQuery, evaluateDns, matchFqdn } from './l7/dns'
 import { evaluateHttp, type HttpRequest, httpRequestView } from './l7/http'
 import { evaluateKafka, type KafkaRequest } from './l7/kafka'
-import { LabelSet, NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX, SERVICE_ACCOUNT_LABEL } from './labels'
+import { LabelSet } from './labels'
 import type { MapState, MapStateDiff } from './mapstate'
 import type { Direction, L7Parser, L7Rules, PolicyDocument, PolicyRule } from './model'
 import { peerKey } from './model'
@@ -127,7 +132,7 @@ export function traceEndpointLabels(e: TraceEndpoint): string[] {
     return ['reserved:world', ...cidrLabels(e.ips)]
   }
   const ns = e.namespace ?? 'default'
-  labels.push(`k8s:${NAMESPACE_LABEL}=${ns}`)
+  labels.push(`k8s:${POD_NAMESPACE_LABEL}=${ns}`)
   const nsLabels: Record<string, string> = {
     'kubernetes.io/metadata.name': ns,
     ...(e.namespaceLabels ?? {}),
@@ -142,11 +147,13 @@ function cidrLabels(ips: readonly string[] | undefined): string[] {
   const ip = ips?.[0]
   if (ip === undefined) return []
   const c = hostCidr(ip)
-  return c ? [`cidr:${c.text}`] : []
+  return c ? [`cidr:${c.cidr}`] : []
 }
 
 function isClusterEndpoint(labels: LabelSet): boolean {
-  return labels.bySourceKey.has(`k8s:${NAMESPACE_LABEL}`) || labels.bySourceKey.has('reserved:host')
+  return (
+    labels.bySourceKey.has(`k8s:${POD_NAMESPACE_LABEL}`) || labels.bySourceKey.has('reserved:host')
+  )
 }
 
 /** What {@link PolicyRepository.learnFqdn} did. */
@@ -337,7 +344,7 @@ export class PolicyRepository {
 
   /** Rules that may select an endpoint with these labels (its namespace's and the unscoped). */
   candidateRules(labels: LabelSet): readonly PolicyRule[] {
-    const ns = labels.bySourceKey.get(`k8s:${NAMESPACE_LABEL}`)
+    const ns = labels.bySourceKey.get(`k8s:${POD_NAMESPACE_LABEL}`)
     const scoped = ns === undefined ? undefined : this.rulesByNs.get(ns)
     if (!scoped) return this.unscoped
     if (this.unscoped.length === 0) return scoped
@@ -470,13 +477,13 @@ export class PolicyRepository {
     const selectors = this.fqdnSelectors().filter((s) => matchFqdn(s, name))
     const change = this.selectorCache.learnFqdn(name, ips)
     const have = new Set<string>()
-    for (const ident of this.selectorCache.identities()) if (ident.cidr) have.add(ident.cidr.text)
+    for (const ident of this.selectorCache.identities()) if (ident.cidr) have.add(ident.cidr.cidr)
     const needIdentities: FqdnLearnResult['needIdentities'] = []
     if (selectors.length) {
       for (const ip of ips) {
         const c = hostCidr(ip)
-        if (c && !have.has(c.text))
-          needIdentities.push({ ip, labels: [`cidr:${c.text}`, 'reserved:world'] })
+        if (c && !have.has(c.cidr))
+          needIdentities.push({ ip, labels: [`cidr:${c.cidr}`, 'reserved:world'] })
       }
     }
     return { change, selectors, needIdentities }
@@ -493,10 +500,10 @@ export class PolicyRepository {
     for (const r of this.ruleList) {
       for (const pr of [...r.ingress, ...r.egress]) {
         for (const p of pr.peers) {
-          if (p.kind === 'cidr') for (const c of subtractCidrs(p.cidr, p.except)) out.add(c.text)
+          if (p.kind === 'cidr') for (const c of subtractCidrs(p.cidr, p.except)) out.add(c.cidr)
           if (p.kind === 'cidrGroup') {
             const group = this.docs.get(`CiliumCIDRGroup/${p.name}`)?.cidrGroup?.cidrs ?? []
-            for (const g of group) for (const c of subtractCidrs(g, p.except)) out.add(c.text)
+            for (const g of group) for (const c of subtractCidrs(g, p.except)) out.add(c.cidr)
           }
         }
       }
@@ -784,7 +791,7 @@ export class TrackedEndpointPolicy {
 function subjectNamespace(r: PolicyRule): string | undefined {
   if (r.subject.kind !== 'endpoints') return undefined
   for (const q of r.subject.selector.requirements) {
-    if (q.key === `k8s:${NAMESPACE_LABEL}` && q.operator === 'In' && q.values.length === 1)
+    if (q.key === `k8s:${POD_NAMESPACE_LABEL}` && q.operator === 'In' && q.values.length === 1)
       return q.values[0]
   }
   return undefined

@@ -2,7 +2,8 @@
  * The selector cache: every peer selector of every rule, resolved to the set of identities it
  * selects, kept up to date incrementally as identities come and go.
  */
-import { type Cidr, hostCidr } from './cidr'
+import type { Prefix } from '@membrane/types'
+import { hostCidr } from './cidr'
 import {
   type IdentityData,
   indexKeysOfIdentity,
@@ -32,8 +33,8 @@ interface Selection {
 class FqdnCache {
   /** ip text -> names */
   readonly byIp = new Map<string, Set<string>>()
-  namesForIp(ip: Cidr): Iterable<string> {
-    return this.byIp.get(ip.text) ?? []
+  namesForIp(ip: Prefix): Iterable<string> {
+    return this.byIp.get(ip.cidr) ?? []
   }
 }
 
@@ -57,7 +58,7 @@ export class SelectorCache {
   private readonly listeners = new Set<(c: SelectionChange) => void>()
   private readonly fqdnCache = new FqdnCache()
   private readonly services = new Map<string, ServiceInfo>()
-  private readonly cidrGroups = new Map<string, readonly Cidr[]>()
+  private readonly cidrGroups = new Map<string, readonly Prefix[]>()
   /** Context for peer predicates (learned DNS names, services, CIDR groups). */
   readonly context: PeerContext = {
     fqdn: this.fqdnCache,
@@ -322,7 +323,7 @@ export class SelectorCache {
   }
 
   /** Set (or, with undefined, remove) the CIDRs of a CiliumCIDRGroup. */
-  setCidrGroup(name: string, cidrs: readonly Cidr[] | undefined): SelectionChange {
+  setCidrGroup(name: string, cidrs: readonly Prefix[] | undefined): SelectionChange {
     if (cidrs) this.cidrGroups.set(name, cidrs)
     else this.cidrGroups.delete(name)
     return this.reevaluate(['cidrGroup'])
@@ -344,7 +345,7 @@ export class SelectorCache {
 const EMPTY: ReadonlySet<number> = new Set()
 
 function hostKey(ip: string): string | undefined {
-  return hostCidr(ip)?.text
+  return hostCidr(ip)?.cidr
 }
 
 function sameIdentity(a: IdentityData, b: IdentityData): boolean {

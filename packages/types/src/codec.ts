@@ -9,6 +9,8 @@
  * plain `Uint8Array`.
  */
 
+import { formatIpv4Bytes, formatIpv6Bytes, ipFamily, writeIp } from './ip'
+
 /**
  * A fixed-size binary codec: `encode` yields exactly `size` bytes, `decode` reads them back.
  * Integers are little-endian (BPF on x86-64 and arm64), addresses and `be*` integers are in
@@ -284,77 +286,24 @@ export const ipv4: Codec<string> = make(
   4,
   4,
   (v, b, o) => {
-    const parts = typeof v === 'string' ? v.split('.') : []
-    if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255))
-      throw invalid('ipv4', 'a dotted-quad IPv4 address', v)
-    for (let i = 0; i < 4; i++) b[o + i] = Number(parts[i])
+    if (ipFamily(v) !== 4) throw invalid('ipv4', 'a dotted-quad IPv4 address', v)
+    writeIp(v, b, o)
   },
-  (b, o) => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`,
+  (b, o) => formatIpv4Bytes(b, o),
 )
 
-function parseIpv6(s: string): number[] | undefined {
-  if (typeof s !== 'string' || !/^[0-9a-fA-F:.]+$/.test(s)) return undefined
-  let text = s
-  const tail: number[] = []
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)
-  if (v4) {
-    const q = (v4[1] as string).split('.').map(Number)
-    if (q.some((x) => x > 255)) return undefined
-    tail.push(
-      ((q[0] as number) << 8) | (q[1] as number),
-      ((q[2] as number) << 8) | (q[3] as number),
-    )
-    text = text.slice(0, -(v4[1] as string).length)
-    if (text.endsWith(':') && !text.endsWith('::')) text = text.slice(0, -1)
-  }
-  const halves = text.split('::')
-  if (halves.length > 2) return undefined
-  const parse = (h: string) => (h === '' ? [] : h.split(':'))
-  const head = parse(halves[0] as string)
-  const rest = halves.length === 2 ? parse(halves[1] as string) : []
-  if ([...head, ...rest].some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined
-  const groups = head.map((g) => Number.parseInt(g, 16))
-  const after = [...rest.map((g) => Number.parseInt(g, 16)), ...tail]
-  const missing = 8 - groups.length - after.length
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined
-  return [...groups, ...new Array<number>(missing).fill(0), ...after]
-}
-
-/** Canonical RFC 5952 text of eight 16-bit groups. */
-function formatIpv6(g: number[]): string {
-  let bestStart = -1
-  let bestLen = 0
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && g[j] === 0) j++
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i
-      bestLen = j - i
-    }
-    i = j
-  }
-  const hex = g.map((x) => x.toString(16))
-  if (bestStart < 0) return hex.join(':')
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`
-}
-
 /**
- * An IPv6 address (text in, canonical RFC 5952 text out), stored in network order (16 bytes,
- * aligned like `struct in6_addr`). For `union mb_v6addr` use `aligned(ipv6, 8)`.
+ * An IPv6 address (text in, canonical text out as ./ip prints it), stored in network order (16
+ * bytes, aligned like `struct in6_addr`). For `union mb_v6addr` use `aligned(ipv6, 8)`.
  */
 export const ipv6: Codec<string> = make(
   16,
   4,
   (v, b, o) => {
-    const g = parseIpv6(v)
-    if (!g) throw invalid('ipv6', 'an IPv6 address', v)
-    for (let i = 0; i < 8; i++) wr16be(b, g[i] as number, o + 2 * i)
+    if (ipFamily(v) !== 6) throw invalid('ipv6', 'an IPv6 address', v)
+    writeIp(v, b, o)
   },
-  (b, o) => formatIpv6(Array.from({ length: 8 }, (_, i) => rd16be(b, o + 2 * i))),
+  (b, o) => formatIpv6Bytes(b, o),
 )
 
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))

@@ -6,14 +6,9 @@ import {
   Labels,
   MemoryAllocator,
 } from '@membrane/identity'
+import { NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL } from '@membrane/types'
 import { AgentError } from '../errors'
 import type { EndpointRecord } from '../state'
-
-/** The Kubernetes namespace label Cilium adds to every pod's identity. */
-export const NAMESPACE_LABEL = 'io.kubernetes.pod.namespace'
-
-/** Prefix of the namespace's own labels in a pod identity (Cilium's convention). */
-const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.'
 
 /**
  * The source-prefixed identity labels of an endpoint, as Cilium builds them for a pod:
@@ -23,7 +18,7 @@ const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.'
 export function endpointIdentityLabels(ep: Pick<EndpointRecord, 'labels' | 'namespace'>): string[] {
   return [
     ...Object.entries(ep.labels).map(([k, v]) => `k8s:${k}=${v}`),
-    `k8s:${NAMESPACE_LABEL}=${ep.namespace}`,
+    `k8s:${POD_NAMESPACE_LABEL}=${ep.namespace}`,
     `k8s:${NAMESPACE_LABELS_PREFIX}kubernetes.io/metadata.name=${ep.namespace}`,
   ]
 }

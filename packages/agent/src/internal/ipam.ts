@@ -1,3 +1,4 @@
+import { formatIpv4, parseIpv4, parsePrefixOrUndefined } from '@membrane/types'
 import { AgentError, invalid } from '../errors'
 
 /** An IPv4 prefix: network address (as a number) and length. */
@@ -6,42 +7,20 @@ export interface Ipv4Prefix {
   length: number
 }
 
-/** Parse a dotted IPv4 address into an unsigned 32-bit number; undefined when malformed. */
-export function parseIpv4(text: string): number | undefined {
-  const parts = text.split('.')
-  if (parts.length !== 4) return undefined
-  let n = 0
-  for (const p of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return undefined
-    const v = Number(p)
-    if (v > 255) return undefined
-    n = n * 256 + v
-  }
-  return n
-}
-
-/** Format an unsigned 32-bit number as a dotted IPv4 address. */
-export function formatIpv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')
-}
-
-/** Parse `a.b.c.d/len`; the address must be the network address (no host bits). */
+/**
+ * Parse `a.b.c.d/len` (addresses and prefixes as @membrane/types reads them); the address must
+ * be the network address (no host bits).
+ */
 export function parseIpv4Prefix(field: string, text: unknown): Ipv4Prefix {
-  if (typeof text !== 'string') throw invalid(field, `expected a CIDR like 10.200.0.0/16`)
-  const [addr, len, extra] = text.split('/')
-  const network = addr === undefined ? undefined : parseIpv4(addr)
-  const length = len !== undefined && /^[0-9]{1,2}$/.test(len) ? Number(len) : Number.NaN
-  if (network === undefined || extra !== undefined || !(length >= 0 && length <= 32)) {
-    throw invalid(field, `expected a CIDR like 10.200.0.0/16, got ${JSON.stringify(text)}`)
+  const expected = 'expected a CIDR like 10.200.0.0/16'
+  if (typeof text !== 'string') throw invalid(field, expected)
+  const slash = text.indexOf('/')
+  const prefix = slash === -1 ? undefined : parsePrefixOrUndefined(text)
+  if (prefix?.family !== 4) throw invalid(field, `${expected}, got ${JSON.stringify(text)}`)
+  if (parseIpv4(text.slice(0, slash)) !== Number(prefix.address)) {
+    throw invalid(field, `${text} has host bits set; the network address is ${prefix.cidr}`)
   }
-  const mask = length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0
-  if ((network & ~mask) >>> 0 !== 0) {
-    throw invalid(
-      field,
-      `${text} has host bits set; the network address is ${formatIpv4((network & mask) >>> 0)}/${length}`,
-    )
-  }
-  return { network, length }
+  return { network: Number(prefix.address), length: prefix.length }
 }
 
 /**

@@ -1,7 +1,15 @@
-import { ipv4 as ipv4Codec, u32 as u32Codec } from '@membrane/types'
+import {
+  ipv4 as ipv4Codec,
+  isIpv4,
+  isIpv6,
+  type Prefix,
+  parseIp,
+  parsePrefixOrUndefined,
+  prefixContainsIp,
+  u32 as u32Codec,
+} from '@membrane/types'
 import { EndpointFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
-import { inCidr4, isIpv4, parseCidr4, parseIpv6 } from '../internal/ip'
 import type { MapLike } from '../internal/loader'
 import { endpointCodec } from '../layouts'
 
@@ -43,7 +51,7 @@ function check(ep: EndpointRecord): void {
   if (!Number.isInteger(ep.ifindex) || ep.ifindex < 1)
     throw bad('ifindex', 'an ifindex >= 1', ep.ifindex)
   if (!isIpv4(ep.ip)) throw bad('ip', 'an IPv4 address', ep.ip)
-  if (ep.ip6 !== undefined && !parseIpv6(ep.ip6)) throw bad('ip6', 'an IPv6 address', ep.ip6)
+  if (ep.ip6 !== undefined && !isIpv6(ep.ip6)) throw bad('ip6', 'an IPv6 address', ep.ip6)
 }
 
 /** Options of {@link EndpointMap}. */
@@ -55,6 +63,19 @@ export interface EndpointMapOptions {
   localCidr4?: string
 }
 
+/** An IPv4 CIDR (`a.b.c.d/n`) as the node's endpoint range, or undefined when `value` is not one. */
+export function parseLocalCidr4(value: unknown): Prefix | undefined {
+  if (typeof value !== 'string' || !value.includes('/')) return undefined
+  const p = parsePrefixOrUndefined(value)
+  return p?.family === 4 ? p : undefined
+}
+
+/** The 16-byte mb_lxc6 key of an IPv6 address, or undefined. */
+function ipv6Key(ip: string): Buffer | undefined {
+  const a = parseIp(ip)
+  return a?.family === 6 ? Buffer.from(a.bytes) : undefined
+}
+
 /**
  * Endpoint records: `mb_endpoints` by host-veth ifindex (the Datapath passes it wrapped in its
  * array mirror `mb_ep_direct`, what the programs read per packet) and `mb_lxc4`/`mb_lxc6` by
@@ -64,7 +85,7 @@ export class EndpointMap {
   readonly #byIfindex: MapLike
   readonly #byIp: MapLike
   readonly #byIp6: MapLike | undefined
-  readonly #local: { net: string; mask: string; cidr: string } | undefined
+  readonly #local: Prefix | undefined
 
   constructor(
     byIfindex: MapLike,
@@ -76,14 +97,14 @@ export class EndpointMap {
     this.#byIp = byIp
     this.#byIp6 = byIp6
     if (options.localCidr4 !== undefined) {
-      const c = parseCidr4(options.localCidr4)
+      const c = parseLocalCidr4(options.localCidr4)
       if (!c)
         throw new DatapathError(
           DatapathErrorCode.INVALID_VALUE,
           `expected an IPv4 CIDR such as 10.0.1.0/24, got ${describeValue(options.localCidr4)}`,
           { path: 'localCidr4' },
         )
-      this.#local = { ...c, cidr: options.localCidr4 }
+      this.#local = c
     }
   }
 
@@ -122,19 +143,19 @@ export class EndpointMap {
   /** Write (or rewrite) an endpoint; an address change removes the old lxc entry. */
   upsert(ep: EndpointRecord): void {
     const value = EndpointMap.encode(ep)
-    if (this.#local && !inCidr4(ep.ip, this.#local))
+    if (this.#local && !prefixContainsIp(this.#local, ep.ip))
       throw new DatapathError(
         DatapathErrorCode.INVALID_VALUE,
         `expected an address inside the node's endpoint CIDR ${this.#local.cidr}, got ${ep.ip}`,
         { path: 'endpoint.ip' },
       )
     const old = this.get(ep.ifindex)
-    const v6 = ep.ip6 ? parseIpv6(ep.ip6) : undefined
+    const v6 = ep.ip6 ? ipv6Key(ep.ip6) : undefined
     this.#byIp.update(ipv4Codec.encode(ep.ip), value)
     if (v6 && this.#byIp6) this.#byIp6.update(v6, value)
     this.#byIfindex.update(u32Codec.encode(ep.ifindex), value)
     if (old && old.ip !== ep.ip) this.#byIp.delete(ipv4Codec.encode(old.ip))
-    const old6 = old?.ip6 ? parseIpv6(old.ip6) : undefined
+    const old6 = old?.ip6 ? ipv6Key(old.ip6) : undefined
     if (old6 && this.#byIp6 && (!v6 || !old6.equals(v6))) this.#byIp6.delete(old6)
   }
 

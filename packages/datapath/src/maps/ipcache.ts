@@ -1,5 +1,5 @@
+import { isIpv4, parsePrefixOrUndefined, prefixBytes, readIp } from '@membrane/types'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
-import { isIpv4, parseIpv6 } from '../internal/ip'
 import type { MapLike } from '../internal/loader'
 import { ipcacheKeyCodec, ipcacheValueCodec } from '../layouts'
 
@@ -35,42 +35,21 @@ interface Parsed {
 
 function parseCidr(input: PrefixInput, path: string): Parsed {
   const text = typeof input === 'string' ? input : input?.cidr
-  if (typeof text !== 'string')
+  const p = typeof text === 'string' ? parsePrefixOrUndefined(text) : undefined
+  if (!p || typeof text !== 'string')
     throw new DatapathError(
       DatapathErrorCode.INVALID_VALUE,
-      `expected a CIDR, got ${describeValue(input)}`,
+      `expected an IPv4 or IPv6 CIDR (a.b.c.d/n), got ${describeValue(typeof input === 'string' ? input : (text ?? input))}`,
       { path },
     )
-  const [addr = '', len] = text.split('/')
-  const v4 = isIpv4(addr)
-  const bytes = v4 ? Buffer.from(addr.split('.').map(Number)) : parseIpv6(addr)
-  const max = v4 ? 32 : 128
-  const length = len === undefined ? max : Number(len)
-  if (
-    !bytes ||
-    !Number.isInteger(length) ||
-    length < 0 ||
-    length > max ||
-    (len !== undefined && !/^\d+$/.test(len))
-  )
-    throw new DatapathError(
-      DatapathErrorCode.INVALID_VALUE,
-      `expected an IPv4 or IPv6 CIDR (a.b.c.d/n), got ${describeValue(text)}`,
-      { path },
-    )
-  // Clear host bits so that equal prefixes encode to equal keys.
-  const masked = Buffer.alloc(16)
-  bytes.copy(masked)
-  for (let bit = length; bit < max; bit++)
-    masked[bit >> 3] = (masked[bit >> 3] as number) & ~(0x80 >> (bit & 7))
-  return { family: v4 ? 4 : 6, bytes: masked, length, cidr: text }
+  // Host bits are cleared (equal prefixes encode to equal keys); the LPM key holds 16 bytes.
+  const bytes = Buffer.alloc(16)
+  bytes.set(prefixBytes(p))
+  return { family: p.family, bytes, length: p.length, cidr: text }
 }
 
 function formatKey(family: number, ip: Buffer, length: number): string {
-  if (family === FAMILY_V4) return `${ip[0]}.${ip[1]}.${ip[2]}.${ip[3]}/${length}`
-  const words: string[] = []
-  for (let i = 0; i < 8; i++) words.push(ip.readUInt16BE(i * 2).toString(16))
-  return `${words.join(':')}/${length}`
+  return `${readIp(ip, 0, family === FAMILY_V4 ? 4 : 6)}/${length}`
 }
 
 /**

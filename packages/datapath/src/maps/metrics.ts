@@ -1,6 +1,5 @@
-import { u32 as u32Codec } from '@membrane/types'
+import { dropReasonName, u32 as u32Codec } from '@membrane/types'
 import { TrafficDirection } from '../constants'
-import { dropReasonName } from '../drop-reasons'
 import type { MapLike } from '../internal/loader'
 import { METRICS_ENTRIES, metricsIndex, metricsValueCodec } from '../layouts'
 

@@ -1,27 +1,8 @@
-import { isIpv4, parseIpv6 } from '../internal/ip'
+import { isIpv4, isIpv6, type ProxyOrigin, unmapIp } from '@membrane/types'
 import type { MapLike } from '../internal/loader'
 import { proxy4KeyCodec, proxy4ValueCodec, proxy6KeyCodec, proxy6ValueCodec } from '../layouts'
 
-/** Where a proxied client connection was going. */
-export interface ProxyOrigin {
-  /** The destination the client's packet had (after service DNAT). */
-  address: string
-  port: number
-  srcIdentity: number
-  dstIdentity: number
-  /** Endpoint whose policy redirected the flow. */
-  endpointId: number
-  /** Whose policy redirected: the sender's egress or the receiver's ingress. */
-  direction: 'ingress' | 'egress'
-}
-
 const PROTO: Record<string, number> = { TCP: 6, UDP: 17 }
-
-/** The IPv4 address inside an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`), as dual-stack sockets report IPv4 peers. */
-function unmapIpv4(address: string): string {
-  const lower = address.toLowerCase()
-  return lower.startsWith('::ffff:') && isIpv4(lower.slice(7)) ? lower.slice(7) : address
-}
 
 /**
  * `mb_proxy4` and `mb_proxy6`: the L7 proxy's original-destination tables, keyed by the
@@ -50,14 +31,14 @@ export class ProxyMap {
   ): ProxyOrigin | undefined {
     const proto = typeof protocol === 'number' ? protocol : PROTO[protocol]
     if (proto === undefined) return undefined
-    const ip = unmapIpv4(clientIp)
+    const ip = unmapIp(clientIp)
     if (isIpv4(ip)) {
       const vb = this.#map4.lookup(proxy4KeyCodec.encode({ clientIp: ip, clientPort, proto }))
       if (!vb) return undefined
       const v = proxy4ValueCodec.decode(vb)
       return origin(v.origDaddr, v)
     }
-    if (!this.#map6 || !parseIpv6(ip)) return undefined
+    if (!this.#map6 || !isIpv6(ip)) return undefined
     const vb = this.#map6.lookup(proxy6KeyCodec.encode({ clientIp: ip, clientPort, proto }))
     if (!vb) return undefined
     const v = proxy6ValueCodec.decode(vb)

@@ -1,8 +1,7 @@
 import { buildLookupTable, DEFAULT_SEED, diffTables } from '@membrane/maglev'
-import { u32 as u32Codec } from '@membrane/types'
+import { canonicalIp, u32 as u32Codec } from '@membrane/types'
 import { BackendFlag, LbAlgorithm, ServiceFlag } from '../constants'
 import { DatapathError, DatapathErrorCode, describeValue } from '../errors'
-import { formatIpv6, isIpv4, parseIpv6 } from '../internal/ip'
 import type { MapLike } from '../internal/loader'
 import {
   lb4BackendCodec,
@@ -83,10 +82,7 @@ export interface ServiceMapSet {
 
 /** Canonical text of an IPv4 or IPv6 address, or undefined. */
 function canonical(address: unknown): string | undefined {
-  if (isIpv4(address)) return address
-  if (typeof address !== 'string') return undefined
-  const b = parseIpv6(address)
-  return b ? formatIpv6(b) : undefined
+  return typeof address === 'string' ? canonicalIp(address) : undefined
 }
 
 const isV6 = (address: string) => address.includes(':')

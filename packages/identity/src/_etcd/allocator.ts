@@ -1,3 +1,4 @@
+import { LOCAL_IDENTITY_FLAG, type Prefix } from '@membrane/types'
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import {
   type AllocateResult,
@@ -16,12 +17,10 @@ import {
   clusterIdentityRange,
   type Identity,
   type IdentityRecord,
-  LOCAL_IDENTITY_FLAG,
   makeIdentity,
   reservedIdentity,
   toIdentityRecord,
 } from '../identity'
-import type { Prefix } from '../ip'
 import { Labels, type LabelsInput } from '../labels'
 import {
   connect,

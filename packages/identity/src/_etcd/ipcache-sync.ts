@@ -1,6 +1,7 @@
+import type { Prefix } from '@membrane/types'
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
+import { toPrefix } from '../_prefix'
 import { IdentityError, IdentityErrorCode } from '../errors'
-import { type Prefix, parsePrefix } from '../ip'
 import type { IPCache, IPCacheEntry } from '../ipcache'
 import {
   connect,
@@ -150,7 +151,7 @@ export class EtcdIPCacheSync {
     let prefix: Prefix
     try {
       value = JSON.parse(kv.value.toString()) as SharedIPCacheEntry
-      prefix = parsePrefix(this.#cidrOf(key))
+      prefix = toPrefix(this.#cidrOf(key))
       if (typeof value !== 'object' || value === null) throw new Error('not a JSON object')
       if (value.node === this.node) {
         // Our own entry (already applied as `local`); it replaced whatever another node had.
@@ -178,7 +179,7 @@ export class EtcdIPCacheSync {
   #applyDelete(kv: IKeyValue): void {
     let cidr: string
     try {
-      cidr = parsePrefix(this.#cidrOf(kv.key.toString())).cidr
+      cidr = toPrefix(this.#cidrOf(kv.key.toString())).cidr
     } catch {
       return
     }
@@ -218,7 +219,7 @@ export class EtcdIPCacheSync {
    */
   async upsert(prefix: string | Prefix, entry: Omit<IPCacheEntry, 'source'>): Promise<void> {
     if (this.#closed) throw new IdentityError(IdentityErrorCode.CLOSED, 'ipcache sync is closed')
-    const p = typeof prefix === 'string' ? parsePrefix(prefix) : prefix
+    const p = toPrefix(prefix)
     this.#ipcache.upsert(p, { ...entry, source: 'local' })
     const applied = this.#ipcache.sources(p).find((e) => e.source === 'local') as IPCacheEntry
     const shared: SharedIPCacheEntry = { cidr: p.cidr, identity: applied.identity, node: this.node }
@@ -247,7 +248,7 @@ export class EtcdIPCacheSync {
   /** Withdraw this node's entry for a prefix, locally and in etcd. */
   async delete(prefix: string | Prefix): Promise<void> {
     if (this.#closed) throw new IdentityError(IdentityErrorCode.CLOSED, 'ipcache sync is closed')
-    const p = typeof prefix === 'string' ? parsePrefix(prefix) : prefix
+    const p = toPrefix(prefix)
     this.#published.delete(p.cidr)
     this.#ipcache.delete(p, 'local')
     const key = `${this.keyPrefix}${p.cidr}`

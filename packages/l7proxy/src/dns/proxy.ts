@@ -8,9 +8,10 @@
 import { createSocket, type Socket as DgramSocket, type RemoteInfo } from 'node:dgram'
 import { createServer, type Server, type Socket } from 'node:net'
 import { evaluateDns, type L7Policy } from '@membrane/policy'
+import { type ProxyOrigin, unmapIp } from '@membrane/types'
 import { L7ProxyError, L7ProxyErrorCode } from '../errors'
 import { ConnectionPolicy } from '../internal/conn-policy'
-import { type OriginResolver, type ProxyOrigin, plainAddress } from '../origin'
+import type { OriginResolver } from '../origin'
 import type { L7PolicySource } from '../policy'
 import type { L7ProxyRecord, RecordSink } from '../records'
 import { Counters } from '../stats'
@@ -439,7 +440,7 @@ export class DnsProxy {
   // ------------------------------------------------------------------ UDP
 
   #onUdp(buf: Buffer, rinfo: RemoteInfo): void {
-    const client = { address: plainAddress(rinfo.address), port: rinfo.port }
+    const client = { address: unmapIp(rinfo.address), port: rinfo.port }
     let origin: ProxyOrigin | undefined
     try {
       origin = this.#options.origins.resolve({ ...client, protocol: 'UDP' })
@@ -527,7 +528,7 @@ export class DnsProxy {
       return
     }
     const p = u.pending.get(buf.readUInt16BE(0))
-    const from = plainAddress(rinfo.address)
+    const from = unmapIp(rinfo.address)
     if (!p || p.server.address !== from || p.server.port !== rinfo.port) {
       this.counters.inc('badResponses')
       return
@@ -568,7 +569,7 @@ export class DnsProxy {
     socket.on('error', () => {})
     socket.setTimeout(this.#options.tcpIdleMs ?? 30_000, () => socket.destroy())
     const client = {
-      address: plainAddress(socket.remoteAddress ?? ''),
+      address: unmapIp(socket.remoteAddress ?? ''),
       port: socket.remotePort ?? 0,
     }
     let origin = preset

@@ -3,6 +3,7 @@
  * resource records of answers (A, AAAA, CNAME decoded; others kept raw). Names may be
  * compressed; pointers must point backwards, so a malicious packet cannot loop.
  */
+import { formatIpv4Bytes, formatIpv6Bytes } from '@membrane/types'
 import { WireFormatError } from '../errors'
 
 /** Record types the proxy names. */
@@ -121,33 +122,6 @@ function readU32(buf: Uint8Array, off: number): number {
   return (buf[off] as number) * 0x1000000 + ((buf[off + 1] as number) << 16) + readU16(buf, off + 2)
 }
 
-function ipv4(b: Uint8Array): string {
-  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`
-}
-
-function ipv6(b: Uint8Array): string {
-  const parts: string[] = []
-  for (let i = 0; i < 16; i += 2) parts.push(readU16(b, i).toString(16))
-  // Compress the longest run of zero groups (RFC 5952).
-  let best = -1
-  let bestLen = 0
-  for (let i = 0; i < 8; ) {
-    if (parts[i] !== '0') {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && parts[j] === '0') j++
-    if (j - i > bestLen && j - i > 1) {
-      best = i
-      bestLen = j - i
-    }
-    i = j
-  }
-  if (best < 0) return parts.join(':')
-  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`
-}
-
 /**
  * Parse a DNS message. Reads the header, every question and the answer section (authority and
  * additional records are not needed and not read).
@@ -184,11 +158,11 @@ export function parseDnsMessage(buf: Uint8Array): DnsMessage {
     const rec: DnsRecord = { name: n.name, type, class: cls, ttl, rdata }
     if (type === DnsType.A) {
       if (rdlen !== 4) throw new WireFormatError('dns', `${field}.rdata`, rstart, '4 bytes (A)')
-      rec.data = ipv4(rdata)
+      rec.data = formatIpv4Bytes(rdata)
     } else if (type === DnsType.AAAA) {
       if (rdlen !== 16)
         throw new WireFormatError('dns', `${field}.rdata`, rstart, '16 bytes (AAAA)')
-      rec.data = ipv6(rdata)
+      rec.data = formatIpv6Bytes(rdata)
     } else if (type === DnsType.CNAME) {
       const t = readName(buf, rstart, `${field}.rdata`)
       if (t.end > rstart + rdlen)

@@ -24,10 +24,11 @@ import {
   type HttpRequestView,
   type HttpVerdict,
 } from '@membrane/policy'
+import { type ProxyOrigin, unmapIp } from '@membrane/types'
 import { L7ProxyError, L7ProxyErrorCode } from '../errors'
 import { ConnectionPolicy } from '../internal/conn-policy'
 import { applyHeaderEdits, headerView } from '../internal/http-headers'
-import { type OriginResolver, type ProxyOrigin, plainAddress } from '../origin'
+import type { OriginResolver } from '../origin'
 import type { L7PolicySource } from '../policy'
 import type { L7ProxyRecord, RecordSink } from '../records'
 import { Counters } from '../stats'
@@ -290,7 +291,7 @@ export class HttpProxy {
         this.#dropUpstreams(st)
       }
     })
-    const peerAddress = plainAddress(socket.remoteAddress ?? '')
+    const peerAddress = unmapIp(socket.remoteAddress ?? '')
     const peerPort = socket.remotePort ?? 0
     let origin = this.#preset.get(socket)
     if (!origin) {

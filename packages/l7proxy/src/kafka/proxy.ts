@@ -5,9 +5,10 @@
  */
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
 import { evaluateKafka, kafkaApiName } from '@membrane/policy'
+import { type ProxyOrigin, unmapIp } from '@membrane/types'
 import { L7ProxyError, L7ProxyErrorCode } from '../errors'
 import { ConnectionPolicy } from '../internal/conn-policy'
-import { type OriginResolver, type ProxyOrigin, plainAddress } from '../origin'
+import type { OriginResolver } from '../origin'
 import type { L7PolicySource } from '../policy'
 import type { L7ProxyRecord, RecordSink } from '../records'
 import { Counters } from '../stats'
@@ -190,7 +191,7 @@ export class KafkaProxy {
     socket.setNoDelay(true)
     socket.setTimeout(this.#options.idleMs ?? 600_000, () => socket.destroy())
     const client = {
-      address: plainAddress(socket.remoteAddress ?? ''),
+      address: unmapIp(socket.remoteAddress ?? ''),
       port: socket.remotePort ?? 0,
     }
     let origin = preset
