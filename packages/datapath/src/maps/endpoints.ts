@@ -1,7 +1,7 @@
 import {
+  ipv4 as ipv4Codec,
   isIpv4,
   isIpv6,
-  ipv4 as ipv4Codec,
   type Prefix,
   parseIp,
   parsePrefixOrUndefined,
