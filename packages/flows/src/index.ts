@@ -1,5 +1,7 @@
 // @membrane/flows: Hubble-compatible flows from datapath events: Observer gRPC API, observe CLI,
 // Prometheus metrics, service map.
+
+export type { L7Peer, L7Record } from '@membrane/types'
 export type { ConvertOptions, MonotonicClock } from './convert'
 export { eventToFlow, monotonicClock } from './convert'
 export {
@@ -33,7 +35,6 @@ export {
   observerServiceImpl,
   startGrpcJsObserverServer,
 } from './grpc'
-export type { L7Peer, L7Record } from './l7'
 export { L7RecordError, l7RecordToFlow } from './l7'
 export type { DatapathCounter, FlowMetricsOptions, MetricsServer } from './metrics'
 export { FlowMetrics, serveMetrics } from './metrics'

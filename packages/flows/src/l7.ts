@@ -1,54 +1,18 @@
 /** L7 records from the proxy -> Flow records. */
+import type { L7Peer, L7Record } from '@membrane/types'
 import type { Enricher } from './enrich'
 import { RESERVED_IDENTITY_LABELS } from './enrich'
 import { EventType, parseIpBytes } from './event'
 import {
-  type DNS,
   type Endpoint,
   type Flow,
   FlowType,
-  type HTTP,
   IPVersion,
-  type Kafka,
   L7FlowType,
   type Timestamp,
   TrafficDirection,
   Verdict,
 } from './types'
-
-/** One side of an L7 connection. */
-export interface L7Peer {
-  ip: string
-  port: number
-  /** Security identity when the proxy knows it. */
-  identity?: number
-}
-
-/**
- * What the L7 proxy reports for one request or response (Cilium's access-log record, in short).
- * Exactly one of `http`, `kafka`, `dns` must be set.
- */
-export interface L7Record {
-  /** When it happened (default: now). */
-  time?: Date | Timestamp
-  /** Default 'request'. */
-  type?: 'request' | 'response' | 'sample'
-  /** Default 'forwarded'. */
-  verdict?: 'forwarded' | 'denied' | 'error' | 'redirected'
-  /** Default 'ingress' (the proxy enforces the receiver's policy). */
-  trafficDirection?: 'ingress' | 'egress'
-  source: L7Peer
-  destination: L7Peer
-  /** Transport of the connection; default 'udp' for DNS, else 'tcp'. */
-  transport?: 'tcp' | 'udp'
-  /** Response latency (responses). */
-  latencyNs?: number
-  /** The proxy's listening port. */
-  proxyPort?: number
-  http?: HTTP
-  kafka?: Kafka
-  dns?: DNS
-}
 
 /** Thrown for a malformed L7 record; the message names the field. */
 export class L7RecordError extends Error {

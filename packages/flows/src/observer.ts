@@ -3,12 +3,13 @@
  * and serves GetFlows-style reads (last/first N, time window, follow) with filters.
  */
 import { hostname } from 'node:os'
+import type { L7Record } from '@membrane/types'
 import { fastEncodeFramedResponse } from './_encode'
 import { EndpointCache, eventToFlow, type MonotonicClock, monotonicClock } from './convert'
 import type { Enricher } from './enrich'
 import { decodeEvent, EventDecodeError } from './event'
 import { compileFilters, type FlowFilter } from './filter'
-import { type L7Record, l7RecordToFlow } from './l7'
+import { l7RecordToFlow } from './l7'
 import { encodeFlow, encodeFlowsResponse } from './proto'
 import { type RedactOptions, redactFlow } from './redact'
 import { DEFAULT_RING_CAPACITY, FlowRing, type RingEntry } from './ring'

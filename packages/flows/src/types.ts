@@ -1,3 +1,4 @@
+import type { L7Dns, L7Http, L7Kafka } from '@membrane/types'
 /**
  * The Flow record in memory. Field names are the protobufjs (camelCase) names of Hubble's
  * flow.proto fields, so a Flow encodes with our .proto as-is and its JSON reads like Hubble's.
@@ -114,32 +115,14 @@ export interface Layer4 {
   SCTP?: Ports
 }
 
-export interface HTTP {
-  code?: number
-  method?: string
-  url?: string
-  protocol?: string
-  headers?: { key: string; value: string }[]
-}
+/** Hubble's `HTTP` message (the shape is owned by @membrane/types). */
+export type HTTP = L7Http
 
-export interface Kafka {
-  errorCode?: number
-  apiVersion?: number
-  apiKey?: string
-  correlationId?: number
-  topic?: string
-}
+/** Hubble's `Kafka` message (the shape is owned by @membrane/types). */
+export type Kafka = L7Kafka
 
-export interface DNS {
-  query?: string
-  ips?: string[]
-  ttl?: number
-  cnames?: string[]
-  observationSource?: string
-  rcode?: number
-  qtypes?: string[]
-  rrtypes?: string[]
-}
+/** Hubble's `DNS` message (the shape is owned by @membrane/types). */
+export type DNS = L7Dns
 
 export interface Layer7 {
   type?: L7FlowType

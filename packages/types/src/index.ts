@@ -87,6 +87,7 @@ export {
   unmapIp,
   writeIp,
 } from './ip'
+export type { L7Dns, L7Http, L7Kafka, L7Peer, L7Record } from './l7-record'
 export {
   NAMESPACE_LABELS_PREFIX,
   POD_NAMESPACE_LABEL,
