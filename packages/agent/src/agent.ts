@@ -50,7 +50,13 @@ import {
   removeLink,
   removeNetns,
 } from './internal/net'
-import { bpfEntryView, entryView, type PolicyEntryView, PolicyService } from './internal/policy'
+import {
+  bpfEntryView,
+  entryView,
+  type PolicyEntryView,
+  PolicyService,
+  type TraceL7,
+} from './internal/policy'
 import { PolicyParser } from './internal/policy-parser'
 import type { PolicySnapshot } from './internal/proxy-protocol'
 import { ProxySupervisor } from './internal/proxy-supervisor'
@@ -709,27 +715,23 @@ export class Agent {
   /** Would a connection from one endpoint to another be allowed? (both directions, L7 too). */
   tracePolicy(input: unknown): { verdict: string; explanation: string[]; trace: unknown } {
     if (typeof input !== 'object' || input === null)
-      throw invalid('trace', 'expected { from, to, port, protocol?, http? }')
+      throw invalid('trace', 'expected { from, to, port, protocol?, http?, kafka?, dns? }')
     const q = input as {
       from?: unknown
       to?: unknown
       port?: unknown
       protocol?: unknown
       http?: unknown
+      kafka?: unknown
+      dns?: unknown
     }
     const from = this.#mustFindEndpoint(String(q.from ?? ''))
     const to = this.#mustFindEndpoint(String(q.to ?? ''))
     const port = validatePort('port', q.port)
     const protocol = q.protocol === undefined ? 'TCP' : String(q.protocol)
-    let http: { method: string; path: string } | undefined
-    if (q.http !== undefined) {
-      const h = q.http as { method?: unknown; path?: unknown }
-      if (typeof h.method !== 'string' || typeof h.path !== 'string') {
-        throw invalid('http', 'expected { method, path }')
-      }
-      http = { method: h.method, path: h.path }
-    }
-    const r = this.#policy.trace(from, to, port, protocol, http)
+    const l7 = traceL7Request(q)
+    const r = this.#policy.trace(from, to, port, protocol, l7)
+    const http = l7.http
     return {
       verdict: r.verdict,
       explanation: [
@@ -1523,4 +1525,55 @@ function normalizeServiceSpec(
     ...(selector ? { selector } : {}),
     ...(backends ? { backends } : {}),
   }
+}
+
+/** The L7 request of a trace API call, checked field by field (policy validates the rest). */
+function traceL7Request(q: { http?: unknown; kafka?: unknown; dns?: unknown }): TraceL7 {
+  const out: TraceL7 = {}
+  const record = (what: string, v: unknown): Record<string, unknown> => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      throw invalid(what, `expected an object, got ${JSON.stringify(v)}`)
+    return v as Record<string, unknown>
+  }
+  const text = (what: string, v: unknown): string => {
+    if (typeof v !== 'string') throw invalid(what, `expected a string, got ${JSON.stringify(v)}`)
+    return v
+  }
+  if (q.http !== undefined) {
+    const h = record('http', q.http)
+    const http: NonNullable<TraceL7['http']> = {
+      method: text('http.method', h.method),
+      path: text('http.path', h.path),
+    }
+    if (h.host !== undefined) http.host = text('http.host', h.host)
+    if (h.headers !== undefined) {
+      const headers: Record<string, string> = {}
+      for (const [k, v] of Object.entries(record('http.headers', h.headers)))
+        headers[k] = text(`http.headers.${k}`, v)
+      http.headers = headers
+    }
+    out.http = http
+  }
+  if (q.kafka !== undefined) {
+    const k = record('kafka', q.kafka)
+    if (typeof k.apiKey !== 'string' && !Number.isInteger(k.apiKey))
+      throw invalid('kafka.apiKey', `expected a name or number, got ${JSON.stringify(k.apiKey)}`)
+    const kafka: NonNullable<TraceL7['kafka']> = { apiKey: k.apiKey as string | number }
+    if (k.apiVersion !== undefined) {
+      if (!Number.isInteger(k.apiVersion) || (k.apiVersion as number) < 0)
+        throw invalid(
+          'kafka.apiVersion',
+          `expected an integer >= 0, got ${JSON.stringify(k.apiVersion)}`,
+        )
+      kafka.apiVersion = k.apiVersion as number
+    }
+    if (k.clientID !== undefined) kafka.clientID = text('kafka.clientID', k.clientID)
+    if (k.topics !== undefined) {
+      if (!Array.isArray(k.topics)) throw invalid('kafka.topics', 'expected a list of topics')
+      kafka.topics = k.topics.map((t, i) => text(`kafka.topics[${i}]`, t))
+    }
+    out.kafka = kafka
+  }
+  if (q.dns !== undefined) out.dns = { name: text('dns.name', record('dns', q.dns).name) }
+  return out
 }

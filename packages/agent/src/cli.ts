@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { OBSERVE_USAGE, ObserveUsageError, parseObserveArgs, runObserve } from '@membrane/flows'
+import { parseRequestHeaderLines } from '@membrane/policy'
 import { Agent, type AgentStatus, type EndpointView } from './agent'
 import { isLive } from './api'
 import { AgentClient, DEFAULT_SOCKET } from './client'
@@ -41,8 +42,8 @@ const EXIT = {
   DENIED: 3,
 } as const
 
-type Flags = Record<string, string | boolean | undefined>
-type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>
+type Flags = Record<string, string | boolean | string[] | undefined>
+type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>
 
 /** What a command's `run` gets besides its arguments. */
 interface Ctx {
@@ -472,7 +473,7 @@ export const COMMANDS: readonly CliCommand[] = [
   },
   {
     path: ['policy', 'trace'],
-    args: '--from NS/NAME --to NS/NAME --port N [--protocol TCP|UDP] [--http-method M --http-path P]',
+    args: "--from NS/NAME --to NS/NAME --port N [--protocol TCP|UDP] [--http-method M --http-path P --http-host H --http-header 'Name: value'...] [--kafka-api-key K --kafka-api-version N --kafka-client-id C --kafka-topic T...] [--dns-name N]",
     summary: `would this connection be allowed? both directions, L7 too (exit ${EXIT.DENIED} when denied)`,
     async run(args, { io, client, show }) {
       const { flags } = parse(args, {
@@ -482,16 +483,52 @@ export const COMMANDS: readonly CliCommand[] = [
         protocol: { type: 'string' },
         'http-method': { type: 'string' },
         'http-path': { type: 'string' },
+        'http-host': { type: 'string' },
+        'http-header': { type: 'string', multiple: true },
+        'kafka-api-key': { type: 'string' },
+        'kafka-api-version': { type: 'string' },
+        'kafka-client-id': { type: 'string' },
+        'kafka-topic': { type: 'string', multiple: true },
+        'dns-name': { type: 'string' },
       })
-      const body = {
+      const body: Record<string, unknown> = {
         from: refPath(need(flags, 'from'), '--from'),
         to: refPath(need(flags, 'to'), '--to'),
         port: num(flags, 'port') ?? need(flags, 'port'),
         protocol: String(flags.protocol ?? 'TCP').toUpperCase(),
-        ...(flags['http-method'] !== undefined || flags['http-path'] !== undefined
-          ? { http: { method: flags['http-method'] ?? 'GET', path: flags['http-path'] ?? '/' } }
-          : {}),
       }
+      const headerLines = (flags['http-header'] as string[] | undefined) ?? []
+      if (
+        flags['http-method'] !== undefined ||
+        flags['http-path'] !== undefined ||
+        flags['http-host'] !== undefined ||
+        headerLines.length > 0
+      ) {
+        let headers: Record<string, string>
+        try {
+          headers = parseRequestHeaderLines(headerLines)
+        } catch (error) {
+          throw new UsageError((error as Error).message)
+        }
+        body.http = {
+          method: flags['http-method'] ?? 'GET',
+          path: flags['http-path'] ?? '/',
+          ...(flags['http-host'] !== undefined ? { host: flags['http-host'] } : {}),
+          headers,
+        }
+      }
+      const apiKey = flags['kafka-api-key'] as string | undefined
+      if (apiKey !== undefined) {
+        body.kafka = {
+          apiKey: /^[0-9]+$/.test(apiKey) ? Number(apiKey) : apiKey,
+          ...(flags['kafka-api-version'] !== undefined
+            ? { apiVersion: num(flags, 'kafka-api-version') }
+            : {}),
+          ...(flags['kafka-client-id'] !== undefined ? { clientID: flags['kafka-client-id'] } : {}),
+          topics: (flags['kafka-topic'] as string[] | undefined) ?? [],
+        }
+      }
+      if (flags['dns-name'] !== undefined) body.dns = { name: flags['dns-name'] }
       const out = await client(flags).post<{ verdict: string; explanation: string[] }>(
         '/v1/policy/trace',
         body,

@@ -89,6 +89,57 @@ describeKernel('membrane CLI against a running agent', ['root', 'netns'], () => 
     expect(del.out).toMatch(/deleted CiliumNetworkPolicy\/default\/rule1/)
   })
 
+  it('policy trace takes HTTP headers, Kafka requests and DNS names', async () => {
+    const file = join(files, 'l7-trace.yaml')
+    writeFileSync(
+      file,
+      `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: l7-trace }
+spec:
+  endpointSelector: { matchLabels: { class: deathstar } }
+  ingress:
+    - fromEndpoints: [{ matchLabels: { org: empire } }]
+      toPorts:
+        - ports: [{ port: "80", protocol: TCP }]
+          rules:
+            http: [{ method: GET, path: "/v1/.*", headers: ["X-Has-Force true"] }]
+        - ports: [{ port: "9092", protocol: TCP }]
+          rules:
+            kafka: [{ role: produce, topic: deathstar-plans }]
+`,
+    )
+    expect((await cli('policy', 'import', '-f', file)).code).toBe(0)
+    const http = (...extra: string[]) =>
+      cli('policy', 'trace', '--from', 'tiefighter', '--to', 'deathstar', '--port', '80', ...extra)
+    const get = ['--http-method', 'GET', '--http-path', '/v1/plans']
+    expect((await http(...get, '--http-header', 'X-Has-Force: true')).code).toBe(0)
+    expect((await http(...get, '--http-header', 'X-Has-Force: false')).code).toBe(3)
+    expect((await http(...get)).code).toBe(3)
+    const bad = await http(...get, '--http-header', 'no colon here')
+    expect([bad.code, bad.err]).toEqual([2, expect.stringMatching(/http-header/)])
+    const kafka = (topic: string) =>
+      cli(
+        'policy',
+        'trace',
+        '--from',
+        'tiefighter',
+        '--to',
+        'deathstar',
+        '--port',
+        '9092',
+        '--kafka-api-key',
+        'produce',
+        '--kafka-api-version',
+        '3',
+        '--kafka-topic',
+        topic,
+      )
+    expect((await kafka('deathstar-plans')).code).toBe(0)
+    expect((await kafka('rebel-bases')).code).toBe(3)
+    expect((await cli('policy', 'delete', 'l7-trace')).code).toBe(0)
+  })
+
   it('service create / list / delete, and bpf lb list', async () => {
     const c = await cli(
       'service',

@@ -5,6 +5,7 @@
 import type { ComputeOptions } from './compile'
 import { PolicyError } from './errors'
 import type { IdentityData } from './identity'
+import { parseRequestHeaderLines } from './l7/http'
 import type { MapState } from './mapstate'
 import { parsePolicyDocuments, validatePolicyDocuments } from './parse'
 import { protocolName } from './ports'
@@ -65,24 +66,6 @@ interface Args {
   cmd: string | undefined
   positional: string[]
   flags: Map<string, string[]>
-}
-
-/** Request header lines as a client sends them (`Name: value`), repeated names joined. */
-function requestHeaders(lines: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const line of lines) {
-    const colon = line.indexOf(':')
-    const name = colon < 0 ? '' : line.slice(0, colon).trim().toLowerCase()
-    if (!name)
-      throw new PolicyError('INVALID_INPUT', `invalid --http-header ${JSON.stringify(line)}`, {
-        path: 'http-header',
-        expected: '"Name: value", as an HTTP request sends it',
-        got: line,
-      })
-    const value = line.slice(colon + 1).trim()
-    out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`
-  }
-  return out
 }
 
 function integerArg(flag: string, v: string): number {
@@ -341,7 +324,7 @@ function run(argv: readonly string[], io: CliIo, json: boolean): number {
         input.http = { method: method ?? 'GET', path: path ?? '/' }
         const host = args.flags.get('http-host')?.[0]
         if (host !== undefined) input.http.host = host
-        if (headerLines.length) input.http.headers = requestHeaders(headerLines)
+        if (headerLines.length) input.http.headers = parseRequestHeaderLines(headerLines)
       }
       const apiKey = args.flags.get('kafka-api-key')?.[0]
       if (apiKey !== undefined) {

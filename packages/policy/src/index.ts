@@ -44,6 +44,7 @@ export {
   httpRequestView,
   httpRuleMatches,
   parseHeaderEntry,
+  parseRequestHeaderLines,
 } from './l7/http'
 export {
   evaluateKafka,

@@ -5,6 +5,7 @@ import {
   type MapStateEntry,
   PolicyError,
   PolicyRepository,
+  type TraceInput,
   type TraceResult,
   type TrackedEndpointPolicy,
 } from '@membrane/policy'
@@ -138,7 +139,7 @@ export class PolicyService {
     to: EndpointRecord,
     port: number,
     protocol: string,
-    http?: { method: string; path: string },
+    l7: TraceL7 = {},
   ): TraceResult {
     try {
       return this.repo.trace({
@@ -146,7 +147,7 @@ export class PolicyService {
         destination: { identityLabels: endpointIdentityLabels(to), ips: [to.ipv4] },
         port,
         protocol,
-        ...(http ? { http: { method: http.method, path: http.path, headers: {} } } : {}),
+        ...l7,
       })
     } catch (error) {
       if (error instanceof PolicyError) {
@@ -159,3 +160,6 @@ export class PolicyService {
     }
   }
 }
+
+/** The L7 request of a trace: the `http`, `kafka` and `dns` parts of policy's TraceInput. */
+export type TraceL7 = Pick<TraceInput, 'http' | 'kafka' | 'dns'>

@@ -18,6 +18,7 @@
  * - A request is allowed when any rule matches (all fields of a rule must match).
  * - A header sent several times is seen as its values joined with `, `.
  */
+import { PolicyError } from '../errors'
 import { arr, type Ctx, join, obj, str } from '../internal/fields'
 import { compileRe2, type Re2Pattern, re2SyntaxError } from '../re2'
 import type { L7Policy } from '../repository'
@@ -54,6 +55,31 @@ export interface HttpRequest {
    * with `, ` (as the proxy joins a repeated header).
    */
   headers?: Readonly<Record<string, string>>
+}
+
+/**
+ * Request header lines as a client sends them (`Name: value`) -> the `headers` of an
+ * {@link HttpRequest}: names lower-cased, a repeated name's values joined with `, ` (as the
+ * proxy joins them). The policy and agent CLIs' `--http-header` flags use it.
+ *
+ * @throws PolicyError `INVALID_INPUT` for a line without `Name:`.
+ * @example parseRequestHeaderLines(['X-Token: a', 'x-token: b']) // { 'x-token': 'a, b' }
+ */
+export function parseRequestHeaderLines(lines: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const line of lines) {
+    const colon = line.indexOf(':')
+    const name = colon < 0 ? '' : line.slice(0, colon).trim().toLowerCase()
+    if (!name)
+      throw new PolicyError('INVALID_INPUT', `invalid --http-header ${JSON.stringify(line)}`, {
+        path: 'http-header',
+        expected: '"Name: value", as an HTTP request sends it',
+        got: line,
+      })
+    const value = line.slice(colon + 1).trim()
+    out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`
+  }
+  return out
 }
 
 /** The parts of a request the rules look at, as the proxy sees them. */
