@@ -265,7 +265,8 @@ describeKernel(
       const app = tempDir('policy')
       await npm(['install', '@membrane/policy'], app)
       const installed = readdirSync(join(app, 'node_modules', '@membrane'))
-      expect(installed).toEqual(['policy'])
+      // The policy compiler brings only its pure vocabulary, nothing native or agent-side.
+      expect(installed).toEqual(['policy', 'types'])
       const code = firstCodeBlock(readFileSync(join(root, 'packages/policy/README.md'), 'utf8'))
       writeFileSync(join(app, 'example.mts'), code)
       // TypeScript as the README shows it: tsx strips the types; imports resolve from app/.
