@@ -51,16 +51,6 @@ export function identityScope(id: number): IdentityScope {
   return 'invalid'
 }
 
-/** True for a node-local (CIDR) identity. */
-export function isLocalIdentity(id: number): boolean {
-  return identityScope(id) === 'local'
-}
-
-/** The cluster id encoded in a cluster-scoped identity (bits 16..23). */
-export function clusterIdOf(id: number): number {
-  return (id >>> 16) & 0xff
-}
-
 /** The first and last identity a cluster allocates: `clusterId << 16 | 256..65535`. */
 export function clusterIdentityRange(clusterId = 0): { min: number; max: number } {
   if (!Number.isInteger(clusterId) || clusterId < 0 || clusterId > MAX_CLUSTER_ID) {

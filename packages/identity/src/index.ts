@@ -23,19 +23,13 @@ export type {
 export { CIDRIdentities } from './cidr-identities'
 export { IdentityError, IdentityErrorCode } from './errors'
 export type { LabelFilter, LabelFilterOptions, LabelFilterRule } from './filter'
-export { createLabelFilter, DEFAULT_LABEL_FILTER_RULES, parseLabelFilterRule } from './filter'
+export { createLabelFilter, DEFAULT_LABEL_FILTER_RULES } from './filter'
 export type { Identity, IdentityRecord, IdentityScope } from './identity'
 export {
   cidrLabels,
   clusterIdentityRange,
-  clusterIdOf,
   identityScope,
-  isCIDRLabelSet,
-  isLocalIdentity,
-  makeIdentity,
-  reservedIdentity,
   reservedIdentityList,
-  reservedIdentityOf,
   toIdentityRecord,
 } from './identity'
 export type {
@@ -46,21 +40,16 @@ export type {
   IPCacheMatch,
   IPCacheSource,
 } from './ipcache'
-export { IPCACHE_SOURCES, IPCache } from './ipcache'
+export { IPCache } from './ipcache'
 export type { PodLabelsInput } from './k8s'
 export { podIdentityLabels } from './k8s'
 export type { Label, LabelsInput } from './labels'
 export {
-  cidrFromLabelKey,
-  cidrLabelKey,
   formatLabel,
   LabelSource,
   Labels,
-  MAX_LABEL_KEY_LENGTH,
-  MAX_LABEL_VALUE_LENGTH,
   makeLabel,
   parseLabel,
-  parseLabels,
 } from './labels'
 export type { MemoryAllocatorOptions } from './memory'
 export { MemoryAllocator } from './memory'

@@ -28,9 +28,9 @@ export interface Label {
 }
 
 /** Longest key accepted (a Kubernetes key is at most 253 + 1 + 63 characters). */
-export const MAX_LABEL_KEY_LENGTH = 317
+const MAX_LABEL_KEY_LENGTH = 317
 /** Longest value accepted. */
-export const MAX_LABEL_VALUE_LENGTH = 1024
+const MAX_LABEL_VALUE_LENGTH = 1024
 
 // Printable ASCII without space; '=' and ';' are separators and never part of a key, ';' never
 // part of a value (it separates labels in the canonical key string).
@@ -314,13 +314,4 @@ export class Labels implements Iterable<Label> {
   toString(): string {
     return this.toStrings().join(',')
   }
-}
-
-/**
- * Parse a list of label strings into a {@link Labels} set.
- *
- * @example parseLabels(['k8s:app=web', 'reserved:host'])
- */
-export function parseLabels(input: Iterable<string>): Labels {
-  return Labels.from(input)
 }

@@ -1,6 +1,7 @@
 import { RESERVED_IDENTITY_NAMES } from '@membrane/types'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { parseLabelFilterRule } from '../src/filter'
 import {
   cidrLabels,
   createLabelFilter,
@@ -10,7 +11,6 @@ import {
   Labels,
   makePrefix,
   parseLabel,
-  parseLabelFilterRule,
   podIdentityLabels,
   prefixContains,
 } from '../src/index'

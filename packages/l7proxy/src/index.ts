@@ -7,7 +7,6 @@ export {
   type FqdnPolicyUpdaterOptions,
 } from './dns/fqdn-policy'
 export {
-  DNS_COUNTERS,
   type DnsCounter,
   type DnsLearnEvent,
   DnsProxy,
@@ -22,37 +21,28 @@ export {
   DnsRcode,
   type DnsRecord,
   DnsType,
-  dnsTypeName,
   parseDnsMessage,
 } from './dns/wire'
 export { L7ProxyError, L7ProxyErrorCode, WireFormatError } from './errors'
 export {
-  HTTP_COUNTERS,
   type HttpCounter,
   HttpProxy,
   type HttpProxyOptions,
 } from './http/proxy'
 export {
-  KAFKA_COUNTERS,
   type KafkaCounter,
   KafkaProxy,
   type KafkaProxyOptions,
 } from './kafka/proxy'
 export {
   buildKafkaErrorResponse,
-  ERROR_RESPONSE_MAX_VERSION,
-  isFlexible,
   KafkaError,
   KafkaReader,
   type KafkaRequestInfo,
   KafkaWriter,
-  parseKafkaHeader,
   parseKafkaRequest,
-  requestPartitions,
-  TOPIC_APIS,
 } from './kafka/wire'
 export {
-  DISPATCH_COUNTERS,
   type DispatchCounter,
   L7Proxy,
   type L7ProxyOptions,
@@ -73,11 +63,8 @@ export {
   staticPolicySource,
 } from './policy'
 export type { L7ProxyRecord, L7RecordPeer, RecordSink } from './records'
-export { Counters } from './stats'
 export {
-  bindMarkedUdp,
   connectMarked,
-  defaultSocketMarker,
   type SocketMarker,
   upstreamMarkFor,
 } from './upstream'

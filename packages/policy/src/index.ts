@@ -3,7 +3,6 @@
 
 // Re-exported for the users who import it from here; its home is @membrane/types.
 export { ReservedIdentity } from '@membrane/types'
-export { parseCidr, subtractCidrs } from './cidr'
 export type {
   ComputeOptions,
   DirectionEvaluation,
@@ -12,12 +11,11 @@ export type {
   RuleMiss,
 } from './compile'
 export { PolicyError, PolicyErrorCode, type PolicyErrorDetails, PolicyParseError } from './errors'
-export {
-  type IdentityData,
-  type NamedPort,
-  type ReservedName,
-  ResolvedIdentity,
-  type ServiceInfo,
+export type {
+  IdentityData,
+  NamedPort,
+  ReservedName,
+  ServiceInfo,
 } from './identity'
 // L7 rules: one module per rule kind owns the rule type, its validation and its matching;
 // trace() and @membrane/l7proxy use the same evaluators.
@@ -26,7 +24,6 @@ export {
   type DnsRule,
   dnsRuleMatches,
   evaluateDns,
-  isValidDnsPattern,
   matchDnsPattern,
   matchFqdn,
   normalizeDnsName,
@@ -57,20 +54,11 @@ export {
   kafkaRuleSelects,
 } from './l7/kafka'
 export type { L7DenyReason, L7Verdict } from './l7/verdict'
-export {
-  formatLabel,
-  type Label,
-  LabelSet,
-  parseLabel,
-  type Requirement,
-  Selector,
-} from './labels'
 export type { PolicyLoadLimits } from './load'
-export { DEFAULT_POLICY_LOAD_LIMITS, flowDepthExceeded, loadPolicyObjects } from './load'
+export { loadPolicyObjects } from './load'
 export {
   applyMapStateDiff,
   diffMapState,
-  keyPrefixLength,
   type LookupOrder,
   lookupMapState,
   MapState,
@@ -79,25 +67,20 @@ export {
   type MapStateKey,
   type MapStateQuery,
   type MapStateValue,
-  mapStateKeyString,
   mapStateVerdict,
-  sameDatapathValue,
 } from './mapstate'
-export {
-  AUTH_TYPES,
-  type Direction,
-  ENTITIES,
-  type Entity,
-  type L4Rule,
-  type L7Parser,
-  type L7Rules,
-  type Peer,
-  type PeerRule,
-  type PolicyDocument,
-  type PolicyKind,
-  type PolicyRule,
-  type PortSpec,
-  peerKey,
+export type {
+  Direction,
+  Entity,
+  L4Rule,
+  L7Parser,
+  L7Rules,
+  Peer,
+  PeerRule,
+  PolicyDocument,
+  PolicyKind,
+  PolicyRule,
+  PortSpec,
 } from './model'
 export {
   parsePolicyDocuments,
@@ -106,15 +89,9 @@ export {
   validatePolicyDocuments,
 } from './parse'
 export {
-  ICMPV4_TYPES,
-  ICMPV6_TYPES,
   type PortPrefix,
   Protocol,
   portRangeToPrefixes,
-  prefixContains,
-  prefixCovers,
-  protocolName,
-  protocolNumber,
 } from './ports'
 export { compileRe2, type Re2Pattern, Re2SyntaxError } from './re2'
 export {
@@ -131,4 +108,4 @@ export {
   TrackedEndpointPolicy,
   traceEndpointLabels,
 } from './repository'
-export { type SelectionChange, SelectorCache } from './selector-cache'
+export type { SelectionChange, SelectorCache } from './selector-cache'

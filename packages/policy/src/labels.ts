@@ -30,11 +30,6 @@ export function parseLabel(text: string): Label {
   return { source, key: rest.slice(0, e), value: rest.slice(e + 1) }
 }
 
-/** Format a label as `source:key=value` (`source:key` when the value is empty). */
-export function formatLabel(l: Label): string {
-  return l.value === '' ? `${l.source}:${l.key}` : `${l.source}:${l.key}=${l.value}`
-}
-
 /**
  * A label set prepared for selector matching: by `source:key` and by bare key.
  */

@@ -20,7 +20,7 @@ export interface PolicyLoadLimits {
 }
 
 /** The defaults of {@link PolicyLoadLimits}. */
-export const DEFAULT_POLICY_LOAD_LIMITS: Required<PolicyLoadLimits> = {
+const DEFAULT_POLICY_LOAD_LIMITS: Required<PolicyLoadLimits> = {
   maxLength: 8 * 1024 * 1024,
   maxDepth: 64,
   maxAliasCount: 100,

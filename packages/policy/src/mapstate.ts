@@ -299,7 +299,7 @@ export interface MapStateQuery {
 }
 
 /** LPM length of a key over (protocol 8 bits, port 16 bits). */
-export function keyPrefixLength(k: Pick<MapStateKey, 'protocol' | 'portPrefixLen'>): number {
+function keyPrefixLength(k: Pick<MapStateKey, 'protocol' | 'portPrefixLen'>): number {
   return k.protocol === 0 ? 0 : 8 + k.portPrefixLen
 }
 

@@ -89,11 +89,6 @@ export function prefixCovers(p: PortPrefix, port: number): boolean {
   return p.prefixLen === 0 || port >>> shift === p.port >>> shift
 }
 
-/** Is prefix `inner` inside (or equal to) `outer`? */
-export function prefixContains(outer: PortPrefix, inner: PortPrefix): boolean {
-  return inner.prefixLen >= outer.prefixLen && prefixCovers(outer, inner.port)
-}
-
 /** ICMPv4 type names accepted by Cilium's `icmps[].fields[].type`. */
 export const ICMPV4_TYPES: Record<string, number> = {
   EchoReply: 0,

@@ -10,10 +10,10 @@ import {
   lookupMapState,
   type NamedPort,
   type PolicyRepository,
-  protocolNumber,
   type TraceEndpoint,
   traceEndpointLabels,
 } from '../src/index'
+import { protocolNumber } from '../src/ports'
 
 export const NAMESPACES = ['x', 'y', 'z'] as const
 export const PODS = ['a', 'b', 'c'] as const

@@ -4,14 +4,14 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
-  flowDepthExceeded,
   loadPolicyObjects,
   PolicyError,
   PolicyRepository,
   parsePolicyDocuments,
   revivePolicyDocuments,
-  Selector,
 } from '../src/index'
+import { Selector } from '../src/labels'
+import { flowDepthExceeded } from '../src/load'
 
 function fails(fn: () => unknown): PolicyError {
   try {

@@ -10,13 +10,11 @@ import {
   type IdentityData,
   lookupMapState,
   type MapState,
-  mapStateKeyString,
   PolicyRepository,
   portRangeToPrefixes,
-  prefixCovers,
-  protocolNumber,
-  sameDatapathValue,
 } from '../src/index'
+import { mapStateKeyString, sameDatapathValue } from '../src/mapstate'
+import { prefixCovers, protocolNumber } from '../src/ports'
 
 /** POLICY_FC_SCALE=10 runs every property ten times longer (for a deeper local search). */
 const runs = (n: number) => Math.round(n * Number(process.env.POLICY_FC_SCALE ?? 1))

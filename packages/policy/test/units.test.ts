@@ -2,16 +2,9 @@
 import { prefixContains, prefixOverlaps } from '@membrane/types'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import {
-  compileRe2,
-  LabelSet,
-  matchDnsPattern,
-  parseCidr,
-  parseLabel,
-  Re2SyntaxError,
-  Selector,
-  subtractCidrs,
-} from '../src/index'
+import { parseCidr, subtractCidrs } from '../src/cidr'
+import { compileRe2, matchDnsPattern, Re2SyntaxError } from '../src/index'
+import { LabelSet, parseLabel, Selector } from '../src/labels'
 
 describe('RE2 engine', () => {
   const full = (p: string, s: string) => compileRe2(p).fullMatch(s)

@@ -52,7 +52,7 @@ const FIRST_FLEXIBLE: Record<number, number> = {
 }
 
 /** Is this request version flexible (KIP-482)? */
-export function isFlexible(apiKey: number, apiVersion: number): boolean {
+function isFlexible(apiKey: number, apiVersion: number): boolean {
   const f = FIRST_FLEXIBLE[apiKey]
   return f !== undefined && apiVersion >= f
 }
@@ -190,7 +190,7 @@ export class KafkaReader {
 }
 
 /** Parse the request header (v1, or v2 for flexible versions; v0 for ControlledShutdown v0). */
-export function parseKafkaHeader(
+function parseKafkaHeader(
   frame: Uint8Array,
 ): Omit<KafkaRequestInfo, 'topics' | 'topicsParsed' | 'noResponse'> {
   const r = new KafkaReader(frame, false, 'header')
@@ -501,10 +501,7 @@ export class KafkaWriter {
 }
 
 /** Partitions of each topic in a request, for error responses (topic -> partition indexes). */
-export function requestPartitions(
-  frame: Uint8Array,
-  info: KafkaRequestInfo,
-): Map<string, number[]> {
+function requestPartitions(frame: Uint8Array, info: KafkaRequestInfo): Map<string, number[]> {
   const out = new Map<string, number[]>()
   const r = new KafkaReader(
     frame,
@@ -586,7 +583,7 @@ export function requestPartitions(
 }
 
 /** Highest (non-flexible) versions whose error responses {@link buildKafkaErrorResponse} writes. */
-export const ERROR_RESPONSE_MAX_VERSION: Readonly<Record<number, number>> = {
+const ERROR_RESPONSE_MAX_VERSION: Readonly<Record<number, number>> = {
   [KafkaApi.Produce]: 8,
   [KafkaApi.Fetch]: 11,
   [KafkaApi.ListOffsets]: 5,

@@ -31,7 +31,7 @@ export function normalizeDnsName(name: string): string {
 }
 
 /** Is `p` a syntactically valid name or pattern (after normalizing)? */
-export function isValidDnsPattern(p: string): boolean {
+function isValidDnsPattern(p: string): boolean {
   if (p === '*') return true
   if (p.length === 0 || p.length > 253) return false
   const body = p.startsWith('**.') ? p.slice(3) : p
