@@ -27,7 +27,7 @@ import {
 } from './identity'
 import { type DnsQuery, evaluateDns, matchFqdn } from './l7/dns'
 import { evaluateHttp, type HttpRequest, httpRequestView } from './l7/http'
-import { evaluateKafka, type KafkaRequest } from './l7/kafka'
+import { evaluateKafka, type KafkaRequest, kafkaApiKey } from './l7/kafka'
 import { LabelSet } from './labels'
 import type { MapState, MapStateDiff } from './mapstate'
 import type { Direction, L7Parser, L7Rules, PolicyDocument, PolicyRule } from './model'
@@ -534,6 +534,16 @@ export class PolicyRepository {
         expected: 'an integer 0..65535',
         got: input.port,
       })
+    if (input.kafka) {
+      // An API name nobody knows would otherwise trace as "matches no rule": a wrong answer.
+      const key = kafkaApiKey(input.kafka.apiKey)
+      if (key === undefined || !Number.isInteger(key) || key < 0 || key > 32767)
+        throw new PolicyError('INVALID_INPUT', 'unknown Kafka API key', {
+          path: 'kafka.apiKey',
+          expected: 'a Kafka API name (produce, fetch, ...) or a number 0..32767',
+          got: input.kafka.apiKey,
+        })
+    }
     const srcLabels = traceEndpointLabels(input.source)
     const dstLabels = traceEndpointLabels(input.destination)
     const src = new ResolvedIdentity({

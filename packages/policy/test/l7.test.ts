@@ -240,4 +240,13 @@ spec:
       },
     )
   })
+
+  it('an unknown API key is an input error naming the field, not a denial', () => {
+    for (const apiKey of ['bogus', -1, 40000, 1.5]) {
+      expect(() => trace({ apiKey })).toThrow(
+        expect.objectContaining({ code: 'INVALID_INPUT', path: 'kafka.apiKey' }),
+      )
+    }
+    expect(trace({ apiKey: 18, apiVersion: 1 }).verdict).toBe('allowed')
+  })
 })
