@@ -272,7 +272,8 @@ export function serveFast(client: Socket, ctx: FastContext): void {
     x.answered = true
     x.keepAlive = x.head.keepAlive && rh.body !== 'close'
     keepUpstreamAfter = rh.keepAlive
-    ctx.onResponse(x.head, rh.status, Number(process.hrtime.bigint() - x.t0), true)
+    // Latency to the response head; the record is made after the head is on its way.
+    const latencyNs = Number(process.hrtime.bigint() - x.t0)
     const conn = x.keepAlive ? (x.head.minor === 0 ? KEEP_ALIVE_1_0 : '') : 'Connection: close\r\n'
     respClose = rh.body === 'close'
     respFramer = rh.body === 'chunked' ? new ChunkedFramer() : undefined
@@ -283,6 +284,7 @@ export function serveFast(client: Socket, ctx: FastContext): void {
       writeClient(forwardHead(rh, statusLine(rh), conn, upBuf.subarray(0, respLeft)))
       upBuf = upBuf.subarray(respLeft)
       respLeft = 0
+      ctx.onResponse(x.head, rh.status, latencyNs, true)
       responseDone(keepUpstreamAfter)
       return
     }
@@ -292,6 +294,7 @@ export function serveFast(client: Socket, ctx: FastContext): void {
       process.nextTick(uncork, client)
     }
     writeClient(forwardHead(rh, statusLine(rh), conn))
+    ctx.onResponse(x.head, rh.status, latencyNs, true)
     if (rh.body === 0) responseDone(keepUpstreamAfter)
   }
 
@@ -383,16 +386,20 @@ export function serveFast(client: Socket, ctx: FastContext): void {
         phase = 'none'
         last = head
         const verdict = ctx.allowed(head)
+        // Records and counters follow the write: they are not on the request's path.
         if (verdict === false) {
-          ctx.onRequest(head, 'denied')
           const keep = head.keepAlive && head.body === 0
           const res = simpleResponse(403, DENIED_BODY, keep, head.minor, head.method === 'HEAD')
-          if (!keep) return endWith(res)
+          if (!keep) {
+            endWith(res)
+            ctx.onRequest(head, 'denied')
+            return
+          }
           writeClient(res)
+          ctx.onRequest(head, 'denied')
           armIdle()
           continue
         }
-        ctx.onRequest(head, 'forwarded')
         cur = {
           head,
           t0: process.hrtime.bigint(),
@@ -420,6 +427,7 @@ export function serveFast(client: Socket, ctx: FastContext): void {
               )
             : forwardHead(head, undefined, extra),
         )
+        ctx.onRequest(head, 'forwarded')
         state = cur.requestDone ? 'wait' : 'body'
         continue
       }

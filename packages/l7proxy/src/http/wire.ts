@@ -522,14 +522,12 @@ export function forwardHead(
   const f = h.fields
   const named = h.named
   const fieldsEnd = b.length - 2 // the blank line
-  // A field line runs from its name to the next line's name.
-  const lineEndOf = (i: number) => (i + 5 < f.length ? (f[i + 5] as number) : fieldsEnd)
   let droppedBytes = 0
   let dropped = false
   for (let i = 0; i < f.length; i += 5)
     if (dropField(b, f, i, named)) {
       dropped = true
-      droppedBytes += lineEndOf(i) - (f[i] as number)
+      droppedBytes += lineEndOf(f, i, fieldsEnd) - (f[i] as number)
     }
   if (!dropped && first === undefined && extra === '' && !tail) return b
   const startLine = h.lineEnd + 2
@@ -544,12 +542,18 @@ export function forwardHead(
   if (!dropped) o += b.copy(out, o, startLine, fieldsEnd)
   else
     for (let i = 0; i < f.length; i += 5)
-      if (!dropField(b, f, i, named)) o += b.copy(out, o, f[i] as number, lineEndOf(i))
+      if (!dropField(b, f, i, named))
+        o += b.copy(out, o, f[i] as number, lineEndOf(f, i, fieldsEnd))
   if (extra) o += out.write(extra, o, 'latin1')
   out[o++] = CR
   out[o++] = LF
   if (tail) tail.copy(out, o)
   return out
+}
+
+/** Where field line `i` ends: at the next line's name, or at the blank line. */
+function lineEndOf(f: Fields, i: number, fieldsEnd: number): number {
+  return i + 5 < f.length ? (f[i + 5] as number) : fieldsEnd
 }
 
 function dropField(b: Buffer, f: Fields, i: number, named: Set<string> | undefined): boolean {
