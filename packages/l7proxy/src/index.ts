@@ -62,7 +62,14 @@ export {
   repositoryPolicySource,
   staticPolicySource,
 } from './policy'
-export type { L7ProxyRecord, L7RecordPeer, RecordSink } from './records'
+export {
+  type BatchRecordsOptions,
+  batchRecords,
+  type L7ProxyRecord,
+  type L7RecordPeer,
+  type RecordBatcher,
+  type RecordSink,
+} from './records'
 export {
   connectMarked,
   type SocketMarker,

@@ -1,10 +1,11 @@
 /**
  * The proxy's records are what @membrane/flows takes: assignable to its L7Record (checked by the
- * type checker) and converted by l7RecordToFlow for HTTP, DNS and Kafka.
+ * type checker) and converted by l7RecordToFlow for HTTP, DNS and Kafka. batchRecords hands them
+ * on in order, in batches bounded in size and delay.
  */
 import { type L7Record, l7RecordToFlow } from '@membrane/flows'
-import { describe, expect, it } from 'vitest'
-import type { L7ProxyRecord } from '../src/index'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { batchRecords, type L7ProxyRecord } from '../src/index'
 
 const base = {
   time: new Date(0),
@@ -62,5 +63,65 @@ describe('records feed @membrane/flows', () => {
       kafka: { apiKey: 'produce', apiVersion: 2, correlationId: 4, topic: 'topic2', errorCode: 29 },
     } satisfies L7ProxyRecord)
     expect(kafka.l7?.kafka).toMatchObject({ topic: 'topic2', errorCode: 29 })
+  })
+})
+
+describe('batchRecords', () => {
+  const rec = (port: number): L7ProxyRecord => ({
+    ...base,
+    source: { ...base.source, port },
+    type: 'request',
+    verdict: 'forwarded',
+  })
+  const ports = (rs: L7ProxyRecord[]) => rs.map((r) => r.source.port)
+  beforeEach(() => {
+    vi.useFakeTimers()
+  })
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('hands records on in order, once maxDelayMs has passed', () => {
+    const batches: number[][] = []
+    const sink = batchRecords((rs) => batches.push(ports(rs)), { maxDelayMs: 10 })
+    sink(rec(1))
+    sink(rec(2))
+    vi.advanceTimersByTime(9)
+    expect(batches).toEqual([])
+    vi.advanceTimersByTime(1)
+    expect(batches).toEqual([[1, 2]])
+    sink(rec(3))
+    vi.advanceTimersByTime(10)
+    expect(batches).toEqual([[1, 2], [3]])
+    vi.advanceTimersByTime(100)
+    expect(batches).toHaveLength(2)
+  })
+
+  it('hands on a full batch at once, and what waits on flush()', () => {
+    const batches: number[][] = []
+    const sink = batchRecords((rs) => batches.push(ports(rs)), { maxRecords: 3 })
+    for (let i = 1; i <= 4; i++) sink(rec(i))
+    expect(batches).toEqual([[1, 2, 3]])
+    sink.flush()
+    expect(batches).toEqual([[1, 2, 3], [4]])
+    sink.flush()
+    vi.advanceTimersByTime(1000)
+    expect(batches).toHaveLength(2)
+  })
+
+  it('a throwing sink loses its batch only', () => {
+    const seen: number[] = []
+    const sink = batchRecords(
+      (rs) => {
+        seen.push(...ports(rs))
+        if (rs.length === 2) throw new Error('sink down')
+      },
+      { maxRecords: 2 },
+    )
+    sink(rec(1))
+    expect(() => sink(rec(2))).not.toThrow()
+    sink(rec(3))
+    vi.advanceTimersByTime(10)
+    expect(seen).toEqual([1, 2, 3])
   })
 })
