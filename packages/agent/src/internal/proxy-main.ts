@@ -12,11 +12,11 @@ import { connect, createServer, type Socket } from 'node:net'
 import { parseArgs } from 'node:util'
 import { openPinnedMap } from '@membrane/bpf-loader-napi'
 import { ProxyMap } from '@membrane/datapath'
-import { L7Proxy, type L7ProxyRecord } from '@membrane/l7proxy'
+import { batchRecords, L7Proxy } from '@membrane/l7proxy'
 import { ReplicatedPolicy } from './proxy-policy'
 import { type AgentMessage, lineChannel, type ProxyMessage } from './proxy-protocol'
 
-/** Records kept while no agent is connected; older ones are dropped and counted. */
+/** Records and messages kept while no agent is connected; the oldest are dropped and counted. */
 const BUFFER_LIMIT = 10_000
 
 const { values } = parseArgs({
@@ -56,28 +56,38 @@ const policy = new ReplicatedPolicy()
 // ---------------------------------------------------------------- the agent link
 let agent: { socket: Socket; send(m: ProxyMessage): boolean } | undefined
 const pending: ProxyMessage[] = []
+/** Records and other messages in `pending`. */
+let pendingSize = 0
 let lost = 0
 const learnWaits = new Map<number, () => void>()
 let learnId = 0
+
+const sizeOf = (m: ProxyMessage) => (m.t === 'records' ? m.records.length : 1)
 
 function toAgent(message: ProxyMessage): void {
   if (agent && !agent.socket.destroyed) {
     agent.send(message)
     return
   }
-  if (pending.length >= BUFFER_LIMIT) {
-    pending.shift()
-    lost += 1
-  }
   pending.push(message)
+  pendingSize += sizeOf(message)
+  while (pendingSize > BUFFER_LIMIT && pending.length > 1) {
+    const n = sizeOf(pending.shift() as ProxyMessage)
+    pendingSize -= n
+    lost += n
+  }
 }
+
+// Records leave in batches (one message, one write, one parse by the agent per batch), after the
+// responses they describe: one write per record would cost more than the request.
+const records = batchRecords((batch) => toAgent({ t: 'records', records: batch }))
 
 const proxy = new L7Proxy({
   origins: {
     resolve: (peer) => origins.lookup(peer.address, peer.port, peer.protocol),
   },
   policy,
-  onRecord: (record: L7ProxyRecord) => toAgent({ t: 'record', record }),
+  onRecord: records,
   dns: {
     // Awaited before the answer goes out, so the agent can open the datapath for the addresses.
     // Without an agent the event is queued and the answer goes out at once: the datapath then
@@ -137,6 +147,7 @@ function adopt(socket: Socket): void {
   if (lost > 0) channel.send({ t: 'lost', count: lost })
   lost = 0
   for (const m of pending.splice(0)) channel.send(m)
+  pendingSize = 0
   // A new agent knows none of the names this proxy learned: replay them with their remaining TTL,
   // so that toFQDNs destinations stay open across an agent restart.
   const now = Date.now()
@@ -163,6 +174,7 @@ let stopping = false
 async function shutdown(code: number): Promise<void> {
   if (stopping) return
   stopping = true
+  records.flush()
   server.close()
   rmSync(pidFile!, { force: true })
   rmSync(control!, { force: true })

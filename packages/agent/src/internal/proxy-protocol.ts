@@ -33,8 +33,11 @@ export type AgentMessage =
 export type ProxyMessage =
   | { t: 'hello'; pid: number; port: number; host: string }
   | { t: 'synced'; seq: number }
+  /** L7 records, in order (the proxy batches them: two records a request). */
+  | { t: 'records'; records: L7ProxyRecord[] }
+  /** One L7 record (what proxy processes started before batching send). */
   | { t: 'record'; record: L7ProxyRecord }
-  /** Records dropped while no agent was connected (the buffer was full). */
+  /** Records (and other messages) dropped while no agent was connected (the buffer was full). */
   | { t: 'lost'; count: number }
   | { t: 'learn'; id: number; event: DnsLearnEvent }
   /** Sent after the hello, once every name still in the proxy's DNS cache was sent as a learn. */

@@ -255,6 +255,9 @@ export class ProxySupervisor {
         this.#acks.get(m.seq)?.()
         this.#acks.delete(m.seq)
         return
+      case 'records':
+        for (const r of m.records) this.#o.onRecord({ ...r, time: new Date(r.time) })
+        return
       case 'record':
         this.#o.onRecord({ ...m.record, time: new Date(m.record.time) })
         return
