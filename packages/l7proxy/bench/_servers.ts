@@ -2,17 +2,28 @@
  * Child processes of the benchmarks (`node --import tsx _servers.ts <role> ...`), so the load
  * generator, the proxy and the upstream do not share one event loop:
  *   upstream            an HTTP server answering 200 with a small body; prints its port
- *   http-proxy <port>   HttpProxy (fast engine) in front of 127.0.0.1:<port>; prints its port
- *   http-proxy-node <port>  the same with the Node (llhttp) engine
+ *   agent <socket>      the agent's end of the proxy's control socket: reads the JSON lines the
+ *                       proxy sends and parses each one; prints 0 once listening
+ *   http-proxy <port> <socket>  the proxy as the agent runs it (agent/src/internal/proxy-main.ts):
+ *                       one L7Proxy listener, the fast HTTP engine in front of 127.0.0.1:<port>,
+ *                       its records sent to the agent at <socket> in batches, a JSON line
+ *                       a batch (as proxy-main.ts sends them); prints its port
+ *   http-proxy-node <port> <socket>  the same with the Node (llhttp) engine
  *   dns-proxy <port>    DnsProxy in front of 127.0.0.1:<port> (UDP); prints its port
  * No datapath here: a StaticOriginResolver stands in for the BPF redirect, and upstream sockets
  * are not marked.
  */
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { DnsProxy, HttpProxy, StaticOriginResolver, staticPolicySource } from '../src/index'
+import { type AddressInfo, connect, createServer as createNetServer } from 'node:net'
+import {
+  batchRecords,
+  DnsProxy,
+  L7Proxy,
+  StaticOriginResolver,
+  staticPolicySource,
+} from '../src/index'
 
-const [role, arg] = process.argv.slice(2)
+const [role, arg, agentSocket] = process.argv.slice(2)
 const origin = (port: number) =>
   new StaticOriginResolver({
     fallback: {
@@ -36,9 +47,24 @@ if (role === 'upstream') {
   server.listen(0, '127.0.0.1', () => {
     process.stdout.write(`${(server.address() as AddressInfo).port}\n`)
   })
+} else if (role === 'agent') {
+  const server = createNetServer((socket) => {
+    let buffered = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => {
+      buffered += chunk
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        JSON.parse(buffered.slice(0, nl))
+        buffered = buffered.slice(nl + 1)
+      }
+    })
+  })
+  server.listen(arg, () => process.stdout.write('0\n'))
 } else if (role === 'http-proxy' || role === 'http-proxy-node') {
-  const proxy = new HttpProxy({
-    engine: role === 'http-proxy' ? 'fast' : 'node',
+  const link = connect(agentSocket as string)
+  link.on('error', () => {})
+  const proxy = new L7Proxy({
+    http: { engine: role === 'http-proxy' ? 'fast' : 'node' },
     origins: origin(Number(arg)),
     policy: staticPolicySource({
       parser: 'http',
@@ -57,7 +83,9 @@ if (role === 'upstream') {
       ],
     }),
     markSockets: false,
-    onRecord: () => {},
+    onRecord: batchRecords((records) =>
+      link.write(`${JSON.stringify({ t: 'records', records })}\n`),
+    ),
   })
   proxy.listen({ host: '127.0.0.1' }).then((a) => process.stdout.write(`${a.port}\n`))
 } else if (role === 'dns-proxy') {

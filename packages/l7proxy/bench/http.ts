@@ -8,8 +8,10 @@
  * it guards, a figure the load of other work on the machine disturbs less than throughput.
  * Ratios and overheads are medians over direct/proxied pairs run back to back in alternating
  * order (the one-connection pairs short and three times as many), so load drift cancels.
- * The proxy and the upstream run in their own processes (bench/_servers.ts); no datapath (a
- * static origin stands in for the redirect), so this measures the proxy itself.
+ * The proxy and the upstream run in their own processes (bench/_servers.ts); the proxy as the
+ * agent runs it (one L7Proxy listener, each request's two records sent as JSON lines to a
+ * stand-in of the agent in a third process); no datapath (a static origin stands in for the
+ * redirect), so this measures the proxy itself.
  *
  * wrk is closed-loop: each connection sends its next request as soon as the previous answer is
  * in, so at 50 connections the machine runs saturated and p50 is ~50 / throughput — queueing on
@@ -20,8 +22,10 @@
  * proxy, alternating rounds. Figures: p50/p99 per path, the p50 overhead, achieved rate, errors.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { hasCommand, median, reportFigure, run } from '@membrane/test-utils'
@@ -38,14 +42,14 @@ const PACED = fileURLToPath(new URL('./_paced.ts', import.meta.url))
 const PACED_RATE = Number(process.env.MEMBRANE_L7_PACED_RATE ?? 5000)
 const children: ChildProcess[] = []
 
-function start(role: string, arg?: string): Promise<number> {
-  return startChild(role, arg).then(([port]) => port)
+function start(role: string, ...args: string[]): Promise<number> {
+  return startChild(role, ...args).then(([port]) => port)
 }
 
-function startChild(role: string, arg?: string): Promise<[number, ChildProcess]> {
+function startChild(role: string, ...args: string[]): Promise<[number, ChildProcess]> {
   const child = spawn(
     process.execPath,
-    ['--conditions=@membrane/source', '--import', TSX, SERVERS, role, ...(arg ? [arg] : [])],
+    ['--conditions=@membrane/source', '--import', TSX, SERVERS, role, ...args],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   )
   children.push(child)
@@ -200,8 +204,12 @@ async function main() {
     return
   }
   const [upstream, upstreamChild] = await startChild('upstream')
-  const [proxy, proxyChild] = await startChild('http-proxy', String(upstream))
-  const nodeProxy = await start('http-proxy-node', String(upstream))
+  // The proxies send their records to a stand-in of the agent, as the agent's proxy process does.
+  const agentSocket = join(tmpdir(), `membrane-bench-agent-${process.pid}.sock`)
+  rmSync(agentSocket, { force: true })
+  await start('agent', agentSocket)
+  const [proxy, proxyChild] = await startChild('http-proxy', String(upstream), agentSocket)
+  const nodeProxy = await start('http-proxy-node', String(upstream), agentSocket)
   const direct = `http://127.0.0.1:${upstream}/public/index.html`
   const proxied = `http://127.0.0.1:${proxy}/public/index.html`
   const nodeProxied = `http://127.0.0.1:${nodeProxy}/public/index.html`
