@@ -1,18 +1,10 @@
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { eventLabel } from '../src/names'
-import type { Flow } from '../src/types'
+import { starWarsFlows } from './_star-wars'
 
 describe('eventLabel', () => {
   it('tells apart every kind of event of the Star Wars scenario (flows recorded from a real run)', () => {
-    const flows = readFileSync(
-      join(import.meta.dirname, 'fixtures', 'star-wars-flows.ndjson'),
-      'utf8',
-    )
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Flow)
+    const flows = starWarsFlows()
     const seen = new Map<string, number>()
     for (const f of flows) seen.set(eventLabel(f), (seen.get(eventLabel(f)) ?? 0) + 1)
     expect(Object.fromEntries(seen)).toEqual({

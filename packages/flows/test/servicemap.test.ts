@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { buildServiceMap, edgeClass, renderServiceMapSvg } from '../src/servicemap'
 import { type Flow, TraceObservationPoint, Verdict } from '../src/types'
+import { starWarsFlows } from './_star-wars'
 
 type Who = [string, string] | 'world'
 
@@ -119,17 +118,7 @@ describe('service map', () => {
 })
 
 describe('service map of the Star Wars scenario (flows recorded from a real run)', () => {
-  // examples/star-wars with the datapath and the L7 proxy: step 1 (no policy) both ships land,
-  // step 2 (L3/L4) the xwing's SYN is dropped (and retransmitted), step 3 (L7) the tiefighter's
-  // POST goes through the proxy, its PUT is denied with 403.
-  const recorded = readFileSync(
-    join(import.meta.dirname, 'fixtures', 'star-wars-flows.ndjson'),
-    'utf8',
-  )
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Flow)
-  const map = buildServiceMap(recorded)
+  const map = buildServiceMap(starWarsFlows())
 
   it('draws one edge per ship to the deathstar service, no node for the proxy hop', () => {
     expect(map.nodes.map((n) => [n.id, n.kind])).toEqual([
