@@ -197,7 +197,10 @@ interface Connection {
   attributed: boolean
 }
 
-/** Connections remembered (oldest forgotten first); a forgotten one that shows again counts again. */
+/**
+ * Connections remembered (the least recently seen forgotten first); a forgotten one that shows
+ * again counts again, and so does a new connection that reuses a remembered 5-tuple.
+ */
 const MAX_CONNECTIONS = 65_536
 
 /**
@@ -257,6 +260,11 @@ export class ServiceMapBuilder {
 
     const key = connectionKey(flow)
     let conn = key === undefined ? undefined : this.connections.get(key)
+    if (conn && key !== undefined) {
+      // Least recently seen is forgotten first.
+      this.connections.delete(key)
+      this.connections.set(key, conn)
+    }
     const edge = conn?.edge ?? this.edge(a, b)
     const policies = decidingPolicies(flow, verdict)
     for (const p of policies)
