@@ -94,7 +94,8 @@ describe('service map', () => {
   })
 
   it('colours audit verdicts apart and names the deciding policies (or says none is known)', () => {
-    const rule = { name: 'rule1', namespace: 'default', kind: 'CiliumNetworkPolicy' }
+    const named = { name: 'rule1', namespace: 'default', kind: 'CiliumNetworkPolicy' }
+    const rule = { ...named, labels: ['k8s:io.cilium.k8s.policy.name=rule1'], revision: 2 }
     const audited = {
       ...flow(['default', 'xwing'], ['default', 'deathstar'], 80, Verdict.AUDIT),
       ingressDeniedBy: [rule],
@@ -103,7 +104,7 @@ describe('service map', () => {
     const map = buildServiceMap([audited, plain])
     const [tie, xw] = map.edges
     expect(xw).toMatchObject({ from: 'default/xwing', audited: 1, unattributed: 0 })
-    expect(xw!.policies).toEqual([{ verdict: 'audit', ...rule }])
+    expect(xw!.policies).toEqual([{ verdict: 'audit', ...named }])
     expect(edgeClass(xw!)).toBe('audit')
     expect(tie).toMatchObject({ allowed: 1, unattributed: 1, policies: [] })
     const svg = renderServiceMapSvg(map)
@@ -252,7 +253,8 @@ describe('service map counting (property)', () => {
   })
 
   it('a connection decided by a named policy is attributed whatever the order of its events', () => {
-    const rule = [{ name: 'rule1', namespace: 'default', kind: 'CiliumNetworkPolicy' }]
+    const named = { name: 'rule1', namespace: 'default', kind: 'CiliumNetworkPolicy' }
+    const rule = [{ ...named, labels: [], revision: 1 }]
     fc.assert(
       fc.property(fc.boolean(), fc.infiniteStream(fc.nat()), (denied, picks) => {
         const v = denied ? Verdict.DROPPED : Verdict.FORWARDED
@@ -275,7 +277,7 @@ describe('service map counting (property)', () => {
           denied: denied ? 1 : 0,
           unattributed: 0,
         })
-        expect(e!.policies).toEqual([{ verdict: denied ? 'denied' : 'allowed', ...rule[0] }])
+        expect(e!.policies).toEqual([{ verdict: denied ? 'denied' : 'allowed', ...named }])
       }),
     )
   })
