@@ -219,7 +219,13 @@ function cell(tr, text, cls) {
   tr.appendChild(td)
   return td
 }
+// Rows are rebuilt only when their data changed, so a tooltip or a text selection survives
+// the poll.
+const shown = {}
 function fill(id, rows, render) {
+  const key = JSON.stringify(rows)
+  if (shown[id] === key) return
+  shown[id] = key
   const body = document.querySelector('#' + id + ' tbody')
   body.replaceChildren()
   for (const r of rows) {
