@@ -21,9 +21,14 @@ import {
 const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
 const jsonOut = args.includes('--json')
-const unknown = args.filter((a) => a !== '--json')
+// --hold: after the steps keep the agent (and its web UI) up until stdin closes or Ctrl-C, so the
+// page can be looked at (and tested) with the scenario's flows in it.
+const hold = args.includes('--hold')
+const unknown = args.filter((a) => a !== '--json' && a !== '--hold')
 if (unknown.length > 0) {
-  process.stderr.write(`star-wars demo: unknown argument ${unknown[0]} (only --json is known)\n`)
+  process.stderr.write(
+    `star-wars demo: unknown argument ${unknown[0]} (only --json and --hold are known)\n`,
+  )
   process.exit(2)
 }
 
@@ -305,8 +310,14 @@ async function main(): Promise<number> {
   say(mismatched.length ? `; ${mismatched.length} result(s) differ from the expectation\n` : '\n')
   if (jsonOut) {
     process.stdout.write(
-      `${JSON.stringify({ steps: results.map((r) => ({ step: r.step, from: r.from, request: r.request, result: r.result, detail: r.detail })) })}\n`,
+      `${JSON.stringify({ steps: results.map((r) => ({ step: r.step, from: r.from, request: r.request, result: r.result, detail: r.detail })), ...(hold ? { ui: daemon.uiLoginUrl } : {}) })}\n`,
     )
+  }
+  if (hold) {
+    say(`\nHolding: the UI stays at ${daemon.uiLoginUrl} until stdin closes or Ctrl-C\n`)
+    await new Promise<void>((resolve) => {
+      process.stdin.once('end', resolve).once('close', resolve).resume()
+    })
   }
   return mismatched.length ? 1 : 0
 }

@@ -3,10 +3,12 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { release } from 'node:os'
 import { parseBandwidth } from '@membrane/bandwidth'
 import {
+  buildServiceMap,
   FlowMetrics,
   type FlowObserver,
   LostEventSource,
   renderServiceMapSvg,
+  type ServiceMap,
 } from '@membrane/flows'
 import type { IdentityAllocator } from '@membrane/identity'
 import type { DnsLearnEvent, FqdnExpiry } from '@membrane/l7proxy'
@@ -756,11 +758,16 @@ export class Agent {
     return { source: 'computed', entries: ms ? ms.sorted().map(entryView) : [] }
   }
 
-  /** The service map of the flows seen so far (SVG from @membrane/flows). */
-  serviceMapSvg(): string {
+  /** The service map of the flows in the ring: connections and L7 requests per edge. */
+  serviceMap(): ServiceMap {
     const flows = []
     for (const e of this.observer.ring.entries()) if (e.flow) flows.push(e.flow)
-    return renderServiceMapSvg(flows, { title: `Membrane service map — ${this.config.nodeName}` })
+    return buildServiceMap(flows)
+  }
+
+  /** The service map of the flows seen so far (SVG from @membrane/flows). */
+  serviceMapSvg(map: ServiceMap = this.serviceMap()): string {
+    return renderServiceMapSvg(map, { title: `Membrane service map — ${this.config.nodeName}` })
   }
 
   /** The services as the BPF maps hold them (or the desired state when no datapath runs). */

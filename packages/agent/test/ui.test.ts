@@ -116,7 +116,7 @@ describeKernel(
       await page.waitForSelector('#servicemap svg', { timeout: 10_000 })
       const svg = await page.innerHTML('#servicemap')
       expect(svg).toContain('xwing')
-      expect(svg).toMatch(/TCP\/7000 \([^)]*\d+ denied\)/) // the xwing edge counts denied flows
+      expect(svg).toMatch(/TCP\/7000 · 1 denied</) // the dropped SYN is one denied connection
       const shot = process.env.MEMBRANE_UI_SCREENSHOT
       if (shot) await page.screenshot({ path: shot, fullPage: true })
       await page.close()

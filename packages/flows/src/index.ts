@@ -38,6 +38,7 @@ export {
 export { L7RecordError, l7RecordToFlow } from './l7'
 export type { DatapathCounter, FlowMetricsOptions, MetricsServer } from './metrics'
 export { FlowMetrics, serveMetrics } from './metrics'
+export { eventLabel } from './names'
 export type { ObserveIO, ObserveOptions } from './observe'
 export { OBSERVE_USAGE, ObserveUsageError, parseObserveArgs, runObserve } from './observe'
 export type {
@@ -54,8 +55,15 @@ export { DEFAULT_REDACTED_HEADERS, REDACTED, redactFlow } from './redact'
 export type { RingEntry } from './ring'
 export type { ObserverServer, ObserverServerOptions } from './server'
 export { GrpcStatus, startObserverServer } from './server'
-export type { MapEdge, MapNode, ServiceMap, ServiceMapSvgOptions } from './servicemap'
-export { buildServiceMap, renderServiceMapSvg } from './servicemap'
+export type {
+  MapEdge,
+  MapL7,
+  MapNode,
+  MapPolicy,
+  ServiceMap,
+  ServiceMapSvgOptions,
+} from './servicemap'
+export { buildServiceMap, EDGE_COLORS, renderServiceMapSvg } from './servicemap'
 export type {
   DNS,
   Endpoint,

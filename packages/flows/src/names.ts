@@ -54,6 +54,40 @@ export function eventTypeName(flow: Flow): string {
   }
 }
 
+/**
+ * What kind of event a flow is, in words for a person: 'policy verdict (ingress)', 'drop',
+ * 'trace (to-endpoint)', 'L7 request', 'L7 response' — so two rows about one packet (a policy
+ * verdict and the drop it caused) read apart.
+ * @example
+ * eventLabel(flow) // 'trace (from-endpoint)'
+ */
+export function eventLabel(flow: Flow): string {
+  switch (eventTypeName(flow)) {
+    case 'Drop':
+      return 'drop'
+    case 'Trace':
+      return `trace (${kebab(observationPointName(flow.traceObservationPoint ?? 0))})`
+    case 'PolicyVerdict': {
+      const dir = flow.trafficDirection
+      return dir === TrafficDirection.INGRESS
+        ? 'policy verdict (ingress)'
+        : dir === TrafficDirection.EGRESS
+          ? 'policy verdict (egress)'
+          : 'policy verdict'
+    }
+    case 'L7':
+      return flow.l7?.type === L7FlowType.RESPONSE
+        ? 'L7 response'
+        : flow.l7?.type === L7FlowType.REQUEST
+          ? 'L7 request'
+          : 'L7 record'
+    case 'SockTrace':
+      return 'socket translation'
+    default:
+      return 'unknown event'
+  }
+}
+
 /** L4 protocol name of a flow (TCP, UDP, SCTP, ICMPv4, ICMPv6) or '' . */
 export function l4ProtocolName(flow: Flow): string {
   const l4 = flow.l4

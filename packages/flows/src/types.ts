@@ -168,6 +168,35 @@ export interface Flow {
   sockXlatePoint?: number
   /** uint64 as a decimal string (socket cookies can exceed 2^53). */
   socketCookie?: string
+  /** Policies that decided the verdict (Hubble's egress_allowed_by ... ingress_denied_by). */
+  egressAllowedBy?: {
+    name: string
+    namespace?: string
+    labels?: string[]
+    revision?: number
+    kind?: string
+  }[]
+  ingressAllowedBy?: {
+    name: string
+    namespace?: string
+    labels?: string[]
+    revision?: number
+    kind?: string
+  }[]
+  egressDeniedBy?: {
+    name: string
+    namespace?: string
+    labels?: string[]
+    revision?: number
+    kind?: string
+  }[]
+  ingressDeniedBy?: {
+    name: string
+    namespace?: string
+    labels?: string[]
+    revision?: number
+    kind?: string
+  }[]
 }
 
 /** A loss notice delivered in a flow stream. */

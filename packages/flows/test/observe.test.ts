@@ -220,7 +220,9 @@ describe('runObserve against a real Observer server', () => {
     expect(text).toContain('<svg')
     expect(text).toContain('default/xwing')
     expect(text).toContain('default/deathstar')
-    expect(text).toContain('class="edge mixed"') // TCP/80 has forwarded and dropped flows
+    // The SYN's trace (forwarded) and its drop are one connection, denied; the L7 request counts apart.
+    expect(text).toMatch(/class="edge denied"[^>]*data-allowed="0" data-denied="1"/)
+    expect(text).toContain('POST /v1/request-landing 1 allowed')
     const e1 = capture()
     expect(
       await runObserve(['--from-ip', '10.0.0.0/99'], {

@@ -2,6 +2,7 @@ import {
   dropReasonName,
   type EndpointInfo,
   type Enricher,
+  eventLabel,
   type Flow,
   type FlowFilter,
   FlowObserver,
@@ -33,6 +34,12 @@ export interface FlowJson {
   l7?: Flow['l7']
   isReply?: boolean
   nodeName?: string
+  /** What kind of event: 'policy verdict (ingress)', 'drop', 'trace (to-endpoint)', 'L7 request' ... */
+  event: string
+  egressAllowedBy?: Flow['egressAllowedBy']
+  ingressAllowedBy?: Flow['ingressAllowedBy']
+  egressDeniedBy?: Flow['egressDeniedBy']
+  ingressDeniedBy?: Flow['ingressDeniedBy']
   summary: string
 }
 
@@ -70,6 +77,11 @@ export function flowToJson(f: Flow): FlowJson {
     ...(f.l7 ? { l7: f.l7 } : {}),
     ...(f.isReply ? { isReply: f.isReply.value } : {}),
     ...(f.nodeName ? { nodeName: f.nodeName } : {}),
+    event: eventLabel(f),
+    ...(f.egressAllowedBy?.length ? { egressAllowedBy: f.egressAllowedBy } : {}),
+    ...(f.ingressAllowedBy?.length ? { ingressAllowedBy: f.ingressAllowedBy } : {}),
+    ...(f.egressDeniedBy?.length ? { egressDeniedBy: f.egressDeniedBy } : {}),
+    ...(f.ingressDeniedBy?.length ? { ingressDeniedBy: f.ingressDeniedBy } : {}),
     summary,
   }
 }
