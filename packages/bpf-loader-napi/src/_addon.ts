@@ -35,6 +35,11 @@ export interface NativeAddon {
     flags: number,
   ): null | undefined
   mapDelete(fd: number, key: Buffer, value: null, keySize: number, valueSize: 0): boolean | null
+  /**
+   * Binds a map's element slot (16-byte header, key at 16, value at 16 + align8(keySize)) and
+   * returns the function that runs the element call the header names on it (see maps.cc).
+   */
+  mapBindSlot(slot: ArrayBuffer, keySize: number, valueStride: number): () => undefined
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean
   mapInfo(fd: number): NativeMapInfo
   mapLayout(fd: number): { key: unknown; value: unknown } | null

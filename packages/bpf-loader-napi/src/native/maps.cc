@@ -130,6 +130,106 @@ static napi_value JS_MapDelete(napi_env env, napi_callback_info cb) {
   return ElemOp(env, cb, BPF_MAP_DELETE_ELEM, "bpf_map_delete_elem", true);
 }
 
+// The element hot path without per-call arguments: at map open, the TS layer hands over one
+// ArrayBuffer per map (its "slot": a 16-byte header, then the key, then the value, all in one page)
+// and gets back a function bound to it. Each call reads the command and flags from the header,
+// makes the bpf(2) call on the slot's own key and value, and writes the outcome back into the
+// header. Nothing crosses N-API per call but the callback itself: no argument conversions, no
+// buffer introspection, no result object. The kernel only ever sees the slot's memory, whose
+// size was fixed at bind time, so no JS value can make it read or write out of bounds.
+//
+// Header (int32 words): [0] command in (BPF_MAP_*_ELEM), outcome out (0 done, 1 not found);
+// [1] the map fd (the TS layer sets -1 at close, so a stale call gets EBADF); [2] flags.
+struct ElemSlot {
+  uint8_t* base;
+  uint32_t keyOffset;   // 0 for maps without keys (queue/stack)
+  uint32_t valueOffset;
+  napi_ref keep;        // the slot's ArrayBuffer, alive as long as the function
+};
+static constexpr uint32_t kSlotHeader = 16;
+
+static napi_value JS_SlotOp(napi_env env, napi_callback_info cb) {
+  size_t argc = 0;
+  void* data = nullptr;
+  napi_get_cb_info(env, cb, &argc, nullptr, nullptr, &data);
+  auto* s = static_cast<ElemSlot*>(data);
+  int32_t* hdr = reinterpret_cast<int32_t*>(s->base);
+  const int cmd = hdr[0];
+  const char* call;
+  bool notFoundOk = true;
+  union bpf_attr attr;
+  memset(&attr, 0, kElemAttrSize);
+  attr.map_fd = (__u32)hdr[1];
+  attr.key = s->keyOffset ? (__u64)(uintptr_t)(s->base + s->keyOffset) : 0;
+  attr.flags = (__u64)(uint32_t)hdr[2];
+  switch (cmd) {
+    case BPF_MAP_LOOKUP_ELEM:
+      call = "bpf_map_lookup_elem";
+      attr.value = (__u64)(uintptr_t)(s->base + s->valueOffset);
+      break;
+    case BPF_MAP_LOOKUP_AND_DELETE_ELEM:
+      call = "bpf_map_lookup_and_delete_elem";
+      attr.value = (__u64)(uintptr_t)(s->base + s->valueOffset);
+      break;
+    case BPF_MAP_UPDATE_ELEM:
+      call = "bpf_map_update_elem";
+      attr.value = (__u64)(uintptr_t)(s->base + s->valueOffset);
+      notFoundOk = false;
+      break;
+    case BPF_MAP_DELETE_ELEM:
+      call = "bpf_map_delete_elem";
+      break;
+    default:
+      return RawThrow(env, "map element call", EINVAL);
+  }
+  int err = SysBpf(cmd, &attr, kElemAttrSize);
+  if (err == 0 || (notFoundOk && err == ENOENT)) {
+    hdr[0] = err ? 1 : 0;
+    return nullptr;
+  }
+  return RawThrow(env, call, err);
+}
+
+// mapBindSlot(slot: ArrayBuffer, keySize, valueStride) -> () => undefined (see ElemSlot)
+static napi_value JS_MapBindSlot(napi_env env, napi_callback_info cb) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, cb, &argc, argv, nullptr, nullptr);
+  int32_t ks = -1, vs = -1;
+  void* base = nullptr;
+  size_t len = 0;
+  if (argc < 3 || napi_get_arraybuffer_info(env, argv[0], &base, &len) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &ks) != napi_ok || napi_get_value_int32(env, argv[2], &vs) != napi_ok ||
+      ks < 0 || vs < 0) {
+    napi_throw_type_error(env, nullptr, "mapBindSlot(slot: ArrayBuffer, keySize, valueStride)");
+    return nullptr;
+  }
+  const size_t keyOffset = ks ? kSlotHeader : 0;
+  const size_t valueOffset = kSlotHeader + (((size_t)ks + 7) & ~(size_t)7);
+  if (len < valueOffset + (size_t)vs || ((uintptr_t)base & 7)) {
+    napi_throw_range_error(env, nullptr, "mapBindSlot: the slot is smaller than header + key + value");
+    return nullptr;
+  }
+  auto* s = new ElemSlot{static_cast<uint8_t*>(base), (uint32_t)keyOffset, (uint32_t)valueOffset, nullptr};
+  napi_value fn;
+  if (napi_create_reference(env, argv[0], 1, &s->keep) != napi_ok ||
+      napi_create_function(env, "mapSlotOp", NAPI_AUTO_LENGTH, JS_SlotOp, s, &fn) != napi_ok ||
+      napi_add_finalizer(
+          env, fn, s,
+          [](napi_env env, void* d, void*) {
+            auto* slot = static_cast<ElemSlot*>(d);
+            if (slot->keep) napi_delete_reference(env, slot->keep);
+            delete slot;
+          },
+          nullptr, nullptr) != napi_ok) {
+    if (s->keep) napi_delete_reference(env, s->keep);
+    delete s;
+    napi_throw_error(env, nullptr, "mapBindSlot: could not create the element function");
+    return nullptr;
+  }
+  return fn;
+}
+
 static Napi::Value JS_MapNextKey(const Napi::CallbackInfo& info) {
   auto next = ArgBuffer(info, 2, "nextKey");
   const void* key = nullptr;
@@ -459,7 +559,8 @@ void InitMaps(Napi::Env env, Napi::Object exports) {
   } raw[] = {{"mapLookup", JS_MapLookup},
              {"mapLookupAndDelete", JS_MapLookupAndDelete},
              {"mapUpdate", JS_MapUpdate},
-             {"mapDelete", JS_MapDelete}};
+             {"mapDelete", JS_MapDelete},
+             {"mapBindSlot", JS_MapBindSlot}};
   for (const auto& r : raw) {
     napi_value fn;
     NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, r.name, NAPI_AUTO_LENGTH, r.fn, nullptr, &fn));
