@@ -229,6 +229,14 @@ export class BpfMap {
     return hdr[0] === 0
   }
 
+  /** A new Buffer holding the value the last element call left in the slot. */
+  #slotCopy(): Buffer {
+    const stride = this.#stride
+    const out = Buffer.allocUnsafe(stride)
+    copyBytes(out, this.#slotValue, stride)
+    return out
+  }
+
   /**
    * The value stored under `key`, or undefined. For per-CPU maps this is every CPU's slot laid
    * end to end (see {@link BpfMap.lookupPerCpu}).
@@ -240,11 +248,7 @@ export class BpfMap {
   lookup(key: Buffer): Buffer | undefined {
     if (this.#closed) this.#check()
     if (!isBufferOf(key, this.#keySize)) this.#key(key)
-    if (!this.#elem(CMD_LOOKUP, key, 0, 'lookup')) return undefined
-    const stride = this.#stride
-    const out = Buffer.allocUnsafe(stride)
-    copyBytes(out, this.#slotValue, stride)
-    return out
+    return this.#elem(CMD_LOOKUP, key, 0, 'lookup') ? this.#slotCopy() : undefined
   }
 
   /**
@@ -278,16 +282,16 @@ export class BpfMap {
     if (!Array.isArray(values) || values.length !== n) {
       throw invalid(`map '${this.#info.name}' per-CPU values`, `an array of ${n} Buffers`, values)
     }
-    const stride = align8(this.#info.valueSize)
-    const raw = Buffer.alloc(stride * n)
-    values.forEach((v, i) => {
-      this.#value(v)
-      raw.set(v, i * stride)
-    })
+    for (const v of values) this.#value(v)
     this.#key(key)
-    native(() =>
-      this.#addon.mapUpdate(this.#fd, key, raw, this.#keySize, raw.length, flagOf(flags)),
-    )
+    const f = flagOf(flags)
+    if (this.#slotOp === undefined) this.#bind()
+    // the padding between per-CPU values goes to the kernel too: zero, not a previous call's
+    const raw = this.#slotValue
+    const stride = align8(this.#info.valueSize)
+    raw.fill(0)
+    values.forEach((v, i) => raw.set(v, i * stride))
+    this.#elem(CMD_UPDATE, key, f, 'update')
   }
 
   /**
@@ -316,49 +320,31 @@ export class BpfMap {
   lookupAndDelete(key: Buffer): Buffer | undefined {
     if (this.#closed) this.#check()
     if (!isBufferOf(key, this.#keySize)) this.#key(key)
-    if (!this.#elem(CMD_LOOKUP_AND_DELETE, key, 0, 'lookupAndDelete')) return undefined
-    const stride = this.#stride
-    const out = Buffer.allocUnsafe(stride)
-    copyBytes(out, this.#slotValue, stride)
-    return out
+    return this.#elem(CMD_LOOKUP_AND_DELETE, key, 0, 'lookupAndDelete')
+      ? this.#slotCopy()
+      : undefined
   }
 
   /** Queue/stack maps: append `value` (`'exist'` overwrites the oldest when full: BPF_EXIST). */
   push(value: Buffer, flags: UpdateFlag = 'any'): void {
     this.#queueOnly('push')
     this.#value(value)
-    const size = this.#info.valueSize
-    const r = native(
-      () => this.#addon.mapUpdate(this.#fd, null, value, 0, size, flagOf(flags)),
-      `map '${this.#info.name}' push`,
-    )
-    if (r === null) throw this.#badArgs('push', null, value, size)
+    const f = flagOf(flags)
+    if (this.#slotOp === undefined) this.#bind()
+    copyBytes(this.#slotValue, value, this.#stride)
+    this.#elem(CMD_UPDATE, null, f, 'push')
   }
 
   /** Queue/stack maps: remove and return the next value (FIFO for queue, LIFO for stack). */
   pop(): Buffer | undefined {
     this.#queueOnly('pop')
-    const size = this.#info.valueSize
-    const out = Buffer.allocUnsafe(size)
-    return native(
-      () => this.#addon.mapLookupAndDelete(this.#fd, null, out, 0, size),
-      `map '${this.#info.name}' pop`,
-    )
-      ? out
-      : undefined
+    return this.#elem(CMD_LOOKUP_AND_DELETE, null, 0, 'pop') ? this.#slotCopy() : undefined
   }
 
   /** Queue/stack maps: the next value without removing it. */
   peek(): Buffer | undefined {
     this.#queueOnly('peek')
-    const size = this.#info.valueSize
-    const out = Buffer.allocUnsafe(size)
-    return native(
-      () => this.#addon.mapLookup(this.#fd, null, out, 0, size),
-      `map '${this.#info.name}' peek`,
-    )
-      ? out
-      : undefined
+    return this.#elem(CMD_LOOKUP, null, 0, 'peek') ? this.#slotCopy() : undefined
   }
 
   #queueOnly(op: string): void {
@@ -520,12 +506,7 @@ export class BpfMap {
       )
     }
     this.#key(key)
-    const value = Buffer.alloc(4)
-    value.writeUInt32LE(inner.fd)
-    native(
-      () => this.#addon.mapUpdate(this.#fd, key, value, this.#keySize, 4, 0),
-      `map '${this.#info.name}' setInner`,
-    )
+    this.#setFd(key, inner.fd, 'setInner')
   }
 
   /** prog_array (tail calls): store `program` under `key`. */
@@ -534,12 +515,14 @@ export class BpfMap {
     if (this.#info.type !== 'prog_array')
       throw invalid(`map '${this.#info.name}' setProgram`, 'a prog_array map', this.#info.type)
     this.#key(key)
-    const value = Buffer.alloc(4)
-    value.writeUInt32LE(program.fd)
-    native(
-      () => this.#addon.mapUpdate(this.#fd, key, value, this.#keySize, 4, 0),
-      `map '${this.#info.name}' setProgram`,
-    )
+    this.#setFd(key, program.fd, 'setProgram')
+  }
+
+  // Map-in-map and prog_array values are a 4-byte fd (the kernel creates them with valueSize 4).
+  #setFd(key: Buffer, fd: number, op: string): void {
+    if (this.#slotOp === undefined) this.#bind()
+    new DataView(this.#slotValue.buffer, this.#slotValue.byteOffset, 4).setUint32(0, fd, true)
+    this.#elem(CMD_UPDATE, key, 0, op)
   }
 
   /** Map-in-map: the kernel id of the inner map stored under `key`. */

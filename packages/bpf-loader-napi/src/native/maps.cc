@@ -21,69 +21,25 @@ namespace membrane {
 
 static int Fd(const Napi::CallbackInfo& info, size_t i = 0) { return ArgInt(info, i, "fd"); }
 
-// Hot paths (lookup, update, delete, lookup-and-delete) are plain N-API callbacks around the
-// bpf(2) syscall: no node-addon-api wrapper objects, no C++ exceptions, the bpf_attr on the stack
-// (libbpf's element wrappers do the same memset + syscall, plus errno shuffling). The TS layer
-// passes the map's key size and value stride from its handle; the buffer lengths are checked here
-// against them with the length V8 reports (a shadowed `length` property cannot lie to it), so a
-// wrong-size or non-buffer argument never reaches the kernel. On a mismatch the call returns
-// null and the TS layer builds the INVALID_INPUT error.
+// The element calls (lookup, update, delete, lookup-and-delete) go straight to bpf(2), the
+// bpf_attr on the stack (libbpf's element wrappers do the same memset + syscall, plus errno
+// shuffling). On x86-64 the syscall instruction is issued inline: with page-table isolation and
+// no PCID every syscall flushes the TLB, so each code page touched between two calls (libc's
+// syscall()) costs a page walk.
 static inline int SysBpf(int cmd, union bpf_attr* attr, unsigned size) {
+#if defined(__x86_64__)
+  long ret;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "0"((long)__NR_bpf), "D"((long)cmd), "S"(attr), "d"((long)size)
+                   : "rcx", "r11", "memory");
+  return ret < 0 ? (int)-ret : 0;
+#else
   return syscall(__NR_bpf, cmd, attr, size) < 0 ? errno : 0;
+#endif
 }
 static constexpr unsigned kElemAttrSize = offsetof(union bpf_attr, flags) + sizeof(__u64);
 
-struct ElemArgs {
-  int fd;
-  void* key;
-  void* value;
-  uint64_t flags;
-};
-
-// (fd, key | null, value | null, keySize, valueSize[, flags]): false when a size does not match.
-// keySize 0 takes a null key (queue/stack); valueSize 0 takes no value (delete).
-static inline bool ReadElemArgs(napi_env env, napi_callback_info cb, ElemArgs* a) {
-  size_t argc = 6;
-  napi_value argv[6];
-  napi_get_cb_info(env, cb, &argc, argv, nullptr, nullptr);
-  if (argc < 5) return false;
-  int32_t fd = -1, ks = -1, vs = -1;
-  napi_get_value_int32(env, argv[0], &fd);
-  napi_get_value_int32(env, argv[3], &ks);
-  napi_get_value_int32(env, argv[4], &vs);
-  a->fd = fd;
-  a->key = nullptr;
-  a->value = nullptr;
-  a->flags = 0;
-  size_t len = 0;
-  if (ks > 0) {
-    if (napi_get_buffer_info(env, argv[1], &a->key, &len) != napi_ok || len != (size_t)ks) return false;
-  } else if (ks < 0) {
-    return false;
-  }
-  if (vs > 0) {
-    len = 0;
-    if (napi_get_buffer_info(env, argv[2], &a->value, &len) != napi_ok || len != (size_t)vs) return false;
-  } else if (vs < 0) {
-    return false;
-  }
-  if (argc > 5) {
-    int64_t f = 0;
-    if (napi_get_value_int64(env, argv[5], &f) == napi_ok) a->flags = (uint64_t)f;
-  }
-  return true;
-}
-
-static napi_value RawBool(napi_env env, bool v) {
-  napi_value out;
-  napi_get_boolean(env, v, &out);
-  return out;
-}
-static napi_value RawNull(napi_env env) {
-  napi_value out;
-  napi_get_null(env, &out);
-  return out;
-}
 // Throws the errno error MakeError builds (errno, syscode, call) without a C++ exception escaping.
 static napi_value RawThrow(napi_env env, const char* call, int err) {
   try {
@@ -97,41 +53,8 @@ static napi_value RawThrow(napi_env env, const char* call, int err) {
   return nullptr;
 }
 
-static inline napi_value ElemOp(napi_env env, napi_callback_info cb, int cmd, const char* call,
-                                bool boolResult) {
-  ElemArgs a;
-  if (!ReadElemArgs(env, cb, &a)) return RawNull(env);
-  union bpf_attr attr;
-  memset(&attr, 0, kElemAttrSize);
-  attr.map_fd = (__u32)a.fd;
-  attr.key = (__u64)(uintptr_t)a.key;
-  attr.value = (__u64)(uintptr_t)a.value;
-  attr.flags = a.flags;
-  int err = SysBpf(cmd, &attr, kElemAttrSize);
-  if (err == 0) return boolResult ? RawBool(env, true) : nullptr;
-  if (boolResult && err == ENOENT) return RawBool(env, false);
-  return RawThrow(env, call, err);
-}
-
-// mapLookup(fd, key | null, value, keySize, valueSize, flags?) -> found | null (size mismatch)
-static napi_value JS_MapLookup(napi_env env, napi_callback_info cb) {
-  return ElemOp(env, cb, BPF_MAP_LOOKUP_ELEM, "bpf_map_lookup_elem", true);
-}
-// mapLookupAndDelete(fd, key | null, value, keySize, valueSize) -> found | null
-static napi_value JS_MapLookupAndDelete(napi_env env, napi_callback_info cb) {
-  return ElemOp(env, cb, BPF_MAP_LOOKUP_AND_DELETE_ELEM, "bpf_map_lookup_and_delete_elem", true);
-}
-// mapUpdate(fd, key | null, value, keySize, valueSize, flags) -> undefined | null
-static napi_value JS_MapUpdate(napi_env env, napi_callback_info cb) {
-  return ElemOp(env, cb, BPF_MAP_UPDATE_ELEM, "bpf_map_update_elem", false);
-}
-// mapDelete(fd, key, null, keySize, 0) -> deleted | null
-static napi_value JS_MapDelete(napi_env env, napi_callback_info cb) {
-  return ElemOp(env, cb, BPF_MAP_DELETE_ELEM, "bpf_map_delete_elem", true);
-}
-
-// The element hot path without per-call arguments: at map open, the TS layer hands over one
-// ArrayBuffer per map (its "slot": a 16-byte header, then the key, then the value, all in one page)
+// The element hot path, a plain N-API callback without per-call arguments: at its first element
+// call, a map hands over one ArrayBuffer (its "slot": a 16-byte header, then the key, then the value, all in one page)
 // and gets back a function bound to it. Each call reads the command and flags from the header,
 // makes the bpf(2) call on the slot's own key and value, and writes the outcome back into the
 // header. Nothing crosses N-API per call but the callback itself: no argument conversions, no
@@ -553,19 +476,10 @@ static Napi::Value JS_MapDeleteBatch(const Napi::CallbackInfo& info) {
 }
 
 void InitMaps(Napi::Env env, Napi::Object exports) {
-  const struct {
-    const char* name;
-    napi_callback fn;
-  } raw[] = {{"mapLookup", JS_MapLookup},
-             {"mapLookupAndDelete", JS_MapLookupAndDelete},
-             {"mapUpdate", JS_MapUpdate},
-             {"mapDelete", JS_MapDelete},
-             {"mapBindSlot", JS_MapBindSlot}};
-  for (const auto& r : raw) {
-    napi_value fn;
-    NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, r.name, NAPI_AUTO_LENGTH, r.fn, nullptr, &fn));
-    exports.Set(r.name, Napi::Value(env, fn));
-  }
+  napi_value bind;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "mapBindSlot", NAPI_AUTO_LENGTH, JS_MapBindSlot,
+                                                      nullptr, &bind));
+  exports.Set("mapBindSlot", Napi::Value(env, bind));
   exports.Set("mapNextKey", Napi::Function::New(env, JS_MapNextKey, "mapNextKey"));
   exports.Set("mapInfo", Napi::Function::New(env, JS_MapInfo, "mapInfo"));
   exports.Set("mapLayout", Napi::Function::New(env, JS_MapLayout, "mapLayout"));
