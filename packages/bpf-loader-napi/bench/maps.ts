@@ -1,11 +1,14 @@
 // Map operations, ours vs the npm `bpf` package, in one run:
 //  - single lookup / update on a hash map with 4-byte keys and 8-byte values (ops/s)
 //  - batch update / lookup of 100k entries (entries/s)
+// Each side is also measured per second of its process's CPU time (user + system, all
+// threads: GC and worker threads count against us): on a loaded machine the wall-clock rates
+// follow the share of the CPUs each process was given, the CPU-time rates the work it did.
 import { execFileSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { median, opsPerSecond, reportFigure } from '@membrane/test-utils'
+import { median, reportFigure } from '@membrane/test-utils'
 import { createMap } from '../src/index'
 import { loadPeer } from './_peer'
 
@@ -43,9 +46,45 @@ try {
 }
 interface Floor {
   lookup: number
+  lookupCpu: number
   update: number
+  updateCpu: number
   batchUpdate: number
+  batchUpdateCpu: number
   batchLookup: number
+  batchLookupCpu: number
+}
+/** Wall-clock and CPU-time rates of each round. */
+interface Runs {
+  wall: number[]
+  cpu: number[]
+}
+const runs = (): Runs => ({ wall: [], cpu: [] })
+/** CPU seconds (user + system, every thread) this process used since `c0`. */
+const cpuSince = (c0: NodeJS.CpuUsage) => {
+  const c = process.cpuUsage(c0)
+  return (c.user + c.system) / 1e6
+}
+
+/**
+ * `op` (doing `opsPerCall` operations) after 100 warm-up calls, in chunks of 64 calls for about
+ * SLICE_MS: operations per second of wall time and per second of this process's CPU time.
+ */
+function measure(into: Runs, op: () => void, opsPerCall: number): void {
+  for (let i = 0; i < 100; i++) op()
+  const limit = BigInt(SLICE_MS) * 1_000_000n
+  let calls = 0
+  let elapsed = 0n
+  const c0 = process.cpuUsage()
+  const t0 = process.hrtime.bigint()
+  do {
+    for (let i = 0; i < 64; i++) op()
+    calls += 64
+    elapsed = process.hrtime.bigint() - t0
+  } while (elapsed < limit)
+  const cpu = cpuSince(c0)
+  into.wall.push((calls * opsPerCall) / (Number(elapsed) / 1e9))
+  into.cpu.push((calls * opsPerCall) / cpu)
 }
 function floor(ms: number, withBatch = false): Floor | undefined {
   if (!floorBin) return undefined
@@ -60,26 +99,33 @@ function pairedRatio(ours: readonly number[], base: readonly number[]) {
   return { ratio: two(median(r)), range: [two(Math.min(...r)), two(Math.max(...r))] }
 }
 
-function ratios(
-  ours: readonly number[],
-  peerRuns: readonly number[],
-  floorRuns: readonly number[],
-) {
-  const vsPeer = peerRuns.length ? pairedRatio(ours, peerRuns) : undefined
-  const vsC = floorRuns.length ? pairedRatio(ours, floorRuns) : undefined
+function ratios(ours: Runs, peer: Runs, floor: Runs) {
+  const vsPeer = peer.wall.length ? pairedRatio(ours.wall, peer.wall) : undefined
+  const vsC = floor.wall.length ? pairedRatio(ours.wall, floor.wall) : undefined
+  const cpuVsPeer = peer.cpu.length ? pairedRatio(ours.cpu, peer.cpu) : undefined
+  const cpuVsC = floor.cpu.length ? pairedRatio(ours.cpu, floor.cpu) : undefined
   return {
     ...(vsPeer
       ? {
-          peerValue: Math.round(median(peerRuns)),
+          peerValue: Math.round(median(peer.wall)),
           ratioVsPeer: vsPeer.ratio,
           ratioVsPeerRange: vsPeer.range,
         }
       : {}),
     ...(vsC
       ? {
-          cSyscallFloor: Math.round(median(floorRuns)),
+          cSyscallFloor: Math.round(median(floor.wall)),
           ratioVsC: vsC.ratio,
           ratioVsCRange: vsC.range,
+        }
+      : {}),
+    cpuValue: Math.round(median(ours.cpu)),
+    ...(cpuVsPeer ? { cpuRatioVsPeer: cpuVsPeer.ratio, cpuRatioVsPeerRange: cpuVsPeer.range } : {}),
+    ...(cpuVsC
+      ? {
+          cSyscallFloorCpu: Math.round(median(floor.cpu)),
+          cpuRatioVsC: cpuVsC.ratio,
+          cpuRatioVsCRange: cpuVsC.range,
         }
       : {}),
   }
@@ -108,70 +154,67 @@ async function singleOps() {
     ours.update(k, value)
     theirs?.map.set(k, value)
   }
-  const results: Record<string, number[]> = {
-    oursLookup: [],
-    oursUpdate: [],
-    oursLookupInto: [],
-    peerLookup: [],
-    peerUpdate: [],
-    cLookup: [],
-    cUpdate: [],
+  const results = {
+    oursLookup: runs(),
+    oursUpdate: runs(),
+    oursLookupInto: runs(),
+    peerLookup: runs(),
+    peerUpdate: runs(),
+    cLookup: runs(),
+    cUpdate: runs(),
   }
   for (let r = 0; r < SINGLE_ROUNDS; r++) {
     const f = floor(SLICE_MS)
     if (f) {
-      results.cLookup!.push(f.lookup)
-      results.cUpdate!.push(f.update)
+      results.cLookup.wall.push(f.lookup)
+      results.cLookup.cpu.push(f.lookupCpu)
+      results.cUpdate.wall.push(f.update)
+      results.cUpdate.cpu.push(f.updateCpu)
     }
-    results.oursLookup!.push(
-      await opsPerSecond(
-        () => {
-          for (let i = 0; i < N; i++) ours.lookup(keys[i]!)
-        },
-        { opsPerCall: N, durationMs: SLICE_MS },
-      ),
+    measure(
+      results.oursLookup,
+      () => {
+        for (let i = 0; i < N; i++) ours.lookup(keys[i]!)
+      },
+      N,
     )
     if (theirs)
-      results.peerLookup!.push(
-        await opsPerSecond(
-          () => {
-            for (let i = 0; i < N; i++) theirs.map.get(keys[i]!)
-          },
-          { opsPerCall: N, durationMs: SLICE_MS },
-        ),
+      measure(
+        results.peerLookup,
+        () => {
+          for (let i = 0; i < N; i++) theirs.map.get(keys[i]!)
+        },
+        N,
       )
-    results.oursLookupInto!.push(
-      await opsPerSecond(
-        () => {
-          for (let i = 0; i < N; i++) ours.lookupInto(keys[i]!, into)
-        },
-        { opsPerCall: N, durationMs: SLICE_MS },
-      ),
+    measure(
+      results.oursLookupInto,
+      () => {
+        for (let i = 0; i < N; i++) ours.lookupInto(keys[i]!, into)
+      },
+      N,
     )
-    results.oursUpdate!.push(
-      await opsPerSecond(
-        () => {
-          for (let i = 0; i < N; i++) ours.update(keys[i]!, value)
-        },
-        { opsPerCall: N, durationMs: SLICE_MS },
-      ),
+    measure(
+      results.oursUpdate,
+      () => {
+        for (let i = 0; i < N; i++) ours.update(keys[i]!, value)
+      },
+      N,
     )
     if (theirs)
-      results.peerUpdate!.push(
-        await opsPerSecond(
-          () => {
-            for (let i = 0; i < N; i++) theirs.map.set(keys[i]!, value)
-          },
-          { opsPerCall: N, durationMs: SLICE_MS },
-        ),
+      measure(
+        results.peerUpdate,
+        () => {
+          for (let i = 0; i < N; i++) theirs.map.set(keys[i]!, value)
+        },
+        N,
       )
   }
-  const out = (name: string, ours: number[], theirs: number[], c: number[]) => {
+  const out = (name: string, ours: Runs, theirs: Runs, c: Runs) => {
     reportFigure({
       name,
-      value: Math.round(median(ours)),
+      value: Math.round(median(ours.wall)),
       unit: 'ops/s',
-      rounds: ours.length,
+      rounds: ours.wall.length,
       ...peerInfo,
       ...ratios(ours, theirs, c),
       target: '>= 0.85 of the C syscall floor and faster than the peer',
@@ -179,15 +222,15 @@ async function singleOps() {
       valueSize: 8,
     })
   }
-  out('hash single lookup', results.oursLookup!, results.peerLookup!, results.cLookup!)
-  out('hash single update', results.oursUpdate!, results.peerUpdate!, results.cUpdate!)
+  out('hash single lookup', results.oursLookup, results.peerLookup, results.cLookup)
+  out('hash single update', results.oursUpdate, results.peerUpdate, results.cUpdate)
   // lookupInto (no allocation per lookup) against the same floor; the peer has no equivalent,
   // so its row is the peer's plain lookup
   out(
     'hash single lookupInto (no allocation)',
-    results.oursLookupInto!,
-    results.peerLookup!,
-    results.cLookup!,
+    results.oursLookupInto,
+    results.peerLookup,
+    results.cLookup,
   )
   ours.close()
   theirs?.close()
@@ -205,26 +248,30 @@ async function batchOps() {
   // Every round writes into fresh maps, like the C floor: inserts, not replacements.
   const fresh = () =>
     createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: ENTRIES, name: 'bench_batch' })
-  const cUpd: number[] = []
-  const cLook: number[] = []
+  const cUpd = runs()
+  const cLook = runs()
   const t = {
-    oursUpd: [] as number[],
-    oursUpdPairs: [] as number[],
-    oursLook: [] as number[],
-    peerUpd: [] as number[],
-    peerLook: [] as number[],
+    oursUpd: runs(),
+    oursUpdPairs: runs(),
+    oursLook: runs(),
+    peerUpd: runs(),
+    peerLook: runs(),
   }
-  const time = async (fn: () => unknown) => {
+  const time = async (into: Runs, fn: () => unknown) => {
+    const c0 = process.cpuUsage()
     const t0 = process.hrtime.bigint()
     await fn()
-    return ENTRIES / (Number(process.hrtime.bigint() - t0) / 1e9)
+    into.wall.push(ENTRIES / (Number(process.hrtime.bigint() - t0) / 1e9))
+    into.cpu.push(ENTRIES / cpuSince(c0))
   }
   const settle = () => new Promise((r) => setTimeout(r, 250))
   for (let r = 0; r < BATCH_ROUNDS; r++) {
     const f = floor(50, true)
     if (f) {
-      cUpd.push(f.batchUpdate)
-      cLook.push(f.batchLookup)
+      cUpd.wall.push(f.batchUpdate)
+      cUpd.cpu.push(f.batchUpdateCpu)
+      cLook.wall.push(f.batchLookup)
+      cLook.cpu.push(f.batchLookupCpu)
     }
     const ours = fresh()
     const ours2 = fresh()
@@ -232,38 +279,34 @@ async function batchOps() {
     // The kernel frees closed 100k-entry maps (the C floor's, the last round's) in a worker
     // thread; let that finish so it doesn't share the two cores with the timed writes.
     await settle()
-    t.oursUpd.push(await time(() => ours.batchUpdate({ keys, values })))
+    await time(t.oursUpd, () => ours.batchUpdate({ keys, values }))
     await settle()
-    t.oursUpdPairs.push(await time(() => ours2.batchUpdate(pairs)))
+    await time(t.oursUpdPairs, () => ours2.batchUpdate(pairs))
     ours2.close()
     await settle()
-    t.oursLook.push(
-      await time(async () => {
-        const p = await ours.batchLookupPacked()
-        if (p.count !== ENTRIES) throw new Error(`batch lookup returned ${p.count}`)
-      }),
-    )
+    await time(t.oursLook, async () => {
+      const p = await ours.batchLookupPacked()
+      if (p.count !== ENTRIES) throw new Error(`batch lookup returned ${p.count}`)
+    })
     if (theirs) {
       await settle()
-      t.peerUpd.push(await time(() => theirs.map.setBatch(pairs)))
-      t.peerLook.push(
-        await time(() => {
-          let n = 0
-          for (const batch of theirs.map.getBatch(ENTRIES)) n += batch.length
-          if (n !== ENTRIES) throw new Error(`peer batch lookup returned ${n}`)
-        }),
-      )
+      await time(t.peerUpd, () => theirs.map.setBatch(pairs))
+      await time(t.peerLook, () => {
+        let n = 0
+        for (const batch of theirs.map.getBatch(ENTRIES)) n += batch.length
+        if (n !== ENTRIES) throw new Error(`peer batch lookup returned ${n}`)
+      })
     }
     ours.close()
     theirs?.close()
   }
-  const out = (name: string, ours: number[], theirs: number[], c: number[]) => {
+  const out = (name: string, ours: Runs, theirs: Runs, c: Runs) => {
     reportFigure({
       name,
-      value: Math.round(median(ours)),
+      value: Math.round(median(ours.wall)),
       unit: 'entries/s',
       entries: ENTRIES,
-      rounds: ours.length,
+      rounds: ours.wall.length,
       ...peerInfo,
       ...ratios(ours, theirs, c),
       target: '>= 0.85 of the C syscall floor and faster than the peer',

@@ -9,32 +9,11 @@ export interface NativeAddon {
   close(fd: number): void
   setDebug(on: boolean): void
   NativeObject: new (source: string | Buffer, pinRoot?: string, name?: string) => NativeObjectHandle
-  // Element ops: keySize/valueSize are the map's (0 = no key / no value); they return null,
-  // without a syscall, when a buffer's real length differs from them.
-  mapLookup(
-    fd: number,
-    key: Buffer | null,
-    value: Buffer,
-    keySize: number,
-    valueSize: number,
-    flags?: number,
-  ): boolean | null
-  mapLookupAndDelete(
-    fd: number,
-    key: Buffer | null,
-    value: Buffer,
-    keySize: number,
-    valueSize: number,
-  ): boolean | null
-  mapUpdate(
-    fd: number,
-    key: Buffer | null,
-    value: Buffer,
-    keySize: number,
-    valueSize: number,
-    flags: number,
-  ): null | undefined
-  mapDelete(fd: number, key: Buffer, value: null, keySize: number, valueSize: 0): boolean | null
+  /**
+   * Binds a map's element slot (16-byte header, key at 16, value at 16 + align8(keySize)) and
+   * returns the function that runs the element call the header names on it (see maps.cc).
+   */
+  mapBindSlot(slot: ArrayBuffer, keySize: number, valueStride: number): () => undefined
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean
   mapInfo(fd: number): NativeMapInfo
   mapLayout(fd: number): { key: unknown; value: unknown } | null

@@ -47,6 +47,15 @@ export interface MapOrigin {
 }
 
 const MAP_CTOR = Symbol('BpfMap.ctor')
+// The element slot's header (maps.cc): [0] command in, outcome out; [1] fd; [2] flags.
+const SLOT_HEADER = 16
+const CMD_LOOKUP = 1 // BPF_MAP_LOOKUP_ELEM
+const CMD_UPDATE = 2 // BPF_MAP_UPDATE_ELEM
+const CMD_DELETE = 3 // BPF_MAP_DELETE_ELEM
+const CMD_LOOKUP_AND_DELETE = 21 // BPF_MAP_LOOKUP_AND_DELETE_ELEM
+// Placeholders until the first element call binds the slot (a closed map writes its fd = -1 here).
+const EMPTY_HDR = new Int32Array(4)
+const EMPTY_BYTES = new Uint8Array(0)
 // Large batch updates: 'auto' splits them over idle CPUs only (see maps.cc).
 let batchParallel: 0 | 1 | 2 = 0
 
@@ -85,20 +94,18 @@ export class BpfMap {
   // one of its maps would let GC close the fd under this handle (and a reused fd number would
   // point at something else).
   readonly #owner: object | undefined
-  // The hot element calls, read once off the addon's exports: that object is in dictionary
-  // mode (too many properties), so every `addon.mapLookup` read would be a hash lookup.
-  readonly #lookupFn: NativeAddon['mapLookup']
-  readonly #updateFn: NativeAddon['mapUpdate']
-  readonly #deleteFn: NativeAddon['mapDelete']
+  // The element slot (see #bind): one ArrayBuffer with a header, the key and the value, and the
+  // native function bound to it. Created on the first element call.
+  #slotOp: (() => undefined) | undefined
+  #slotHdr: Int32Array = EMPTY_HDR
+  #slotKey: Uint8Array = EMPTY_BYTES
+  #slotValue: Uint8Array = EMPTY_BYTES
 
   /** @internal use createMap, openPinnedMap or BpfObject.map */
   constructor(token: symbol, origin: MapOrigin) {
     if (token !== MAP_CTOR)
       throw new TypeError('BpfMap is created by createMap, openPinnedMap or BpfObject.map')
     this.#addon = loadAddon()
-    this.#lookupFn = this.#addon.mapLookup
-    this.#updateFn = this.#addon.mapUpdate
-    this.#deleteFn = this.#addon.mapDelete
     this.#fd = origin.fd
     this.#owned = origin.owned
     this.#pinPath = origin.pinPath
@@ -186,26 +193,62 @@ export class BpfMap {
   }
 
   /**
+   * The slot the element hot paths run on: `key` goes into it, the kernel reads and writes only
+   * its bytes (sized once, here), and the native call takes no arguments. Per call that leaves
+   * one N-API callback and the syscall: no argument conversions or buffer introspection in C++,
+   * no result object, and the kernel touches one user page instead of two.
+   */
+  #bind(): () => undefined {
+    const ks = this.#keySize
+    const valueAt = SLOT_HEADER + align8(ks)
+    const slot = new ArrayBuffer(valueAt + this.#stride)
+    this.#slotHdr = new Int32Array(slot, 0, SLOT_HEADER / 4)
+    this.#slotKey = new Uint8Array(slot, SLOT_HEADER, ks)
+    this.#slotValue = new Uint8Array(slot, valueAt, this.#stride)
+    this.#slotHdr[1] = this.#fd
+    const op = native(() => this.#addon.mapBindSlot(slot, ks, this.#stride))
+    this.#slotOp = op
+    return op
+  }
+
+  /**
+   * One element call on the slot (key already validated): true when done, false when the
+   * kernel said ENOENT (only for the commands where that means "not found").
+   */
+  #elem(cmd: number, key: Buffer | null, flags: number, op: string): boolean {
+    const fn = this.#slotOp ?? this.#bind()
+    if (key !== null) copyBytes(this.#slotKey, key, this.#keySize)
+    const hdr = this.#slotHdr
+    hdr[0] = cmd
+    hdr[2] = flags
+    try {
+      fn()
+    } catch (error) {
+      throw fromNative(error, `map '${this.#info.name}' ${op}`)
+    }
+    return hdr[0] === 0
+  }
+
+  /** A new Buffer holding the value the last element call left in the slot. */
+  #slotCopy(): Buffer {
+    const stride = this.#stride
+    const out = Buffer.allocUnsafe(stride)
+    copyBytes(out, this.#slotValue, stride)
+    return out
+  }
+
+  /**
    * The value stored under `key`, or undefined. For per-CPU maps this is every CPU's slot laid
    * end to end (see {@link BpfMap.lookupPerCpu}).
    */
-  // The element hot paths (lookup, lookupInto, update, delete) make one addon call and nothing
-  // else: the addon checks the buffers' real lengths against #keySize/#stride (returning null
-  // when one is wrong), so validation costs nothing here until it fails; errors and their
-  // context strings are only built on the failure path.
+  // The element hot paths (lookup, lookupInto, update, delete) check the arguments with the
+  // byte length V8 keeps (a shadowed `length` property cannot lie to it), then make one
+  // argument-free native call on the map's slot (#bind); errors and their context strings are
+  // only built on the failure path.
   lookup(key: Buffer): Buffer | undefined {
     if (this.#closed) this.#check()
-    if (!Buffer.isBuffer(key)) this.#key(key)
-    const out = Buffer.allocUnsafe(this.#stride)
-    let found: boolean | null
-    try {
-      found = this.#lookupFn(this.#fd, key, out, this.#keySize, this.#stride)
-    } catch (error) {
-      throw fromNative(error, `map '${this.#info.name}' lookup`)
-    }
-    if (found === true) return out
-    if (found === false) return undefined
-    throw this.#badArgs('lookup', key, null, this.#stride)
+    if (!isBufferOf(key, this.#keySize)) this.#key(key)
+    return this.#elem(CMD_LOOKUP, key, 0, 'lookup') ? this.#slotCopy() : undefined
   }
 
   /**
@@ -214,16 +257,12 @@ export class BpfMap {
    */
   lookupInto(key: Buffer, out: Buffer): boolean {
     if (this.#closed) this.#check()
-    if (!Buffer.isBuffer(key) || !Buffer.isBuffer(out))
-      throw this.#badArgs('lookup', key, out, this.#stride)
-    let found: boolean | null
-    try {
-      found = this.#lookupFn(this.#fd, key, out, this.#keySize, this.#stride)
-    } catch (error) {
-      throw fromNative(error, `map '${this.#info.name}' lookup`)
-    }
-    if (found === null) throw this.#badArgs('lookup', key, out, this.#stride)
-    return found
+    const stride = this.#stride
+    if (!isBufferOf(key, this.#keySize) || !isBufferOf(out, stride))
+      throw this.#badArgs('lookup', key, out, stride)
+    if (!this.#elem(CMD_LOOKUP, key, 0, 'lookup')) return false
+    copyBytes(out, this.#slotValue, stride)
+    return true
   }
 
   /** Per-CPU maps: the value of every possible CPU, one Buffer each. */
@@ -243,16 +282,16 @@ export class BpfMap {
     if (!Array.isArray(values) || values.length !== n) {
       throw invalid(`map '${this.#info.name}' per-CPU values`, `an array of ${n} Buffers`, values)
     }
-    const stride = align8(this.#info.valueSize)
-    const raw = Buffer.alloc(stride * n)
-    values.forEach((v, i) => {
-      this.#value(v)
-      raw.set(v, i * stride)
-    })
+    for (const v of values) this.#value(v)
     this.#key(key)
-    native(() =>
-      this.#addon.mapUpdate(this.#fd, key, raw, this.#keySize, raw.length, flagOf(flags)),
-    )
+    const f = flagOf(flags)
+    if (this.#slotOp === undefined) this.#bind()
+    // the padding between per-CPU values goes to the kernel too: zero, not a previous call's
+    const raw = this.#slotValue
+    const stride = align8(this.#info.valueSize)
+    raw.fill(0)
+    values.forEach((v, i) => raw.set(v, i * stride))
+    this.#elem(CMD_UPDATE, key, f, 'update')
   }
 
   /**
@@ -261,81 +300,51 @@ export class BpfMap {
    */
   update(key: Buffer, value: Buffer, flags: UpdateFlag = 'any'): void {
     if (this.#closed) this.#check()
-    if (!Buffer.isBuffer(key) || !Buffer.isBuffer(value))
-      throw this.#badArgs('update', key, value, this.#stride)
+    const stride = this.#stride
+    if (!isBufferOf(key, this.#keySize) || !isBufferOf(value, stride))
+      throw this.#badArgs('update', key, value, stride)
     const f = flags === 'any' ? 0 : flagOf(flags)
-    let r: null | undefined
-    try {
-      r = this.#updateFn(this.#fd, key, value, this.#keySize, this.#stride, f)
-    } catch (error) {
-      throw fromNative(error, `map '${this.#info.name}' update`)
-    }
-    if (r === null) throw this.#badArgs('update', key, value, this.#stride)
+    if (this.#slotOp === undefined) this.#bind()
+    copyBytes(this.#slotValue, value, stride)
+    this.#elem(CMD_UPDATE, key, f, 'update')
   }
 
   /** Removes `key`; false when it was not there. */
   delete(key: Buffer): boolean {
     if (this.#closed) this.#check()
-    if (!Buffer.isBuffer(key)) this.#key(key)
-    let deleted: boolean | null
-    try {
-      deleted = this.#deleteFn(this.#fd, key, null, this.#keySize, 0)
-    } catch (error) {
-      throw fromNative(error, `map '${this.#info.name}' delete`)
-    }
-    if (deleted === null) throw this.#badArgs('delete', key, null, 0)
-    return deleted
+    if (!isBufferOf(key, this.#keySize)) this.#key(key)
+    return this.#elem(CMD_DELETE, key, 0, 'delete')
   }
 
   /** Looks `key` up and removes it in one call (hash/LRU maps, Linux 5.14+); undefined when absent. */
   lookupAndDelete(key: Buffer): Buffer | undefined {
     if (this.#closed) this.#check()
-    this.#key(key)
-    const out = Buffer.allocUnsafe(this.#stride)
-    const found = native(
-      () => this.#addon.mapLookupAndDelete(this.#fd, key, out, this.#keySize, this.#stride),
-      `map '${this.#info.name}' lookupAndDelete`,
-    )
-    if (found === null) throw this.#badArgs('lookupAndDelete', key, null, this.#stride)
-    return found ? out : undefined
+    if (!isBufferOf(key, this.#keySize)) this.#key(key)
+    return this.#elem(CMD_LOOKUP_AND_DELETE, key, 0, 'lookupAndDelete')
+      ? this.#slotCopy()
+      : undefined
   }
 
   /** Queue/stack maps: append `value` (`'exist'` overwrites the oldest when full: BPF_EXIST). */
   push(value: Buffer, flags: UpdateFlag = 'any'): void {
     this.#queueOnly('push')
     this.#value(value)
-    const size = this.#info.valueSize
-    const r = native(
-      () => this.#addon.mapUpdate(this.#fd, null, value, 0, size, flagOf(flags)),
-      `map '${this.#info.name}' push`,
-    )
-    if (r === null) throw this.#badArgs('push', null, value, size)
+    const f = flagOf(flags)
+    if (this.#slotOp === undefined) this.#bind()
+    copyBytes(this.#slotValue, value, this.#stride)
+    this.#elem(CMD_UPDATE, null, f, 'push')
   }
 
   /** Queue/stack maps: remove and return the next value (FIFO for queue, LIFO for stack). */
   pop(): Buffer | undefined {
     this.#queueOnly('pop')
-    const size = this.#info.valueSize
-    const out = Buffer.allocUnsafe(size)
-    return native(
-      () => this.#addon.mapLookupAndDelete(this.#fd, null, out, 0, size),
-      `map '${this.#info.name}' pop`,
-    )
-      ? out
-      : undefined
+    return this.#elem(CMD_LOOKUP_AND_DELETE, null, 0, 'pop') ? this.#slotCopy() : undefined
   }
 
   /** Queue/stack maps: the next value without removing it. */
   peek(): Buffer | undefined {
     this.#queueOnly('peek')
-    const size = this.#info.valueSize
-    const out = Buffer.allocUnsafe(size)
-    return native(
-      () => this.#addon.mapLookup(this.#fd, null, out, 0, size),
-      `map '${this.#info.name}' peek`,
-    )
-      ? out
-      : undefined
+    return this.#elem(CMD_LOOKUP, null, 0, 'peek') ? this.#slotCopy() : undefined
   }
 
   #queueOnly(op: string): void {
@@ -497,12 +506,7 @@ export class BpfMap {
       )
     }
     this.#key(key)
-    const value = Buffer.alloc(4)
-    value.writeUInt32LE(inner.fd)
-    native(
-      () => this.#addon.mapUpdate(this.#fd, key, value, this.#keySize, 4, 0),
-      `map '${this.#info.name}' setInner`,
-    )
+    this.#setFd(key, inner.fd, 'setInner')
   }
 
   /** prog_array (tail calls): store `program` under `key`. */
@@ -511,12 +515,14 @@ export class BpfMap {
     if (this.#info.type !== 'prog_array')
       throw invalid(`map '${this.#info.name}' setProgram`, 'a prog_array map', this.#info.type)
     this.#key(key)
-    const value = Buffer.alloc(4)
-    value.writeUInt32LE(program.fd)
-    native(
-      () => this.#addon.mapUpdate(this.#fd, key, value, this.#keySize, 4, 0),
-      `map '${this.#info.name}' setProgram`,
-    )
+    this.#setFd(key, program.fd, 'setProgram')
+  }
+
+  // Map-in-map and prog_array values are a 4-byte fd (the kernel creates them with valueSize 4).
+  #setFd(key: Buffer, fd: number, op: string): void {
+    if (this.#slotOp === undefined) this.#bind()
+    new DataView(this.#slotValue.buffer, this.#slotValue.byteOffset, 4).setUint32(0, fd, true)
+    this.#elem(CMD_UPDATE, key, 0, op)
   }
 
   /** Map-in-map: the kernel id of the inner map stored under `key`. */
@@ -599,12 +605,14 @@ export class BpfMap {
     this.#closed = true
     if (this.#owned) this.#addon.close(this.#fd)
     this.#fd = -1
+    this.#slotHdr[1] = -1
   }
 
   /** @internal called by the owning BpfObject's close */
   markClosed(): void {
     this.#closed = true
     this.#fd = -1
+    this.#slotHdr[1] = -1
   }
 
   /** @internal the owning object, if any */
@@ -771,6 +779,15 @@ function byteLengthOf(b: Uint8Array): number {
 
 function isBufferOf(b: unknown, size: number): b is Buffer {
   return Buffer.isBuffer(b) && byteLengthOf(b) === size
+}
+
+/**
+ * Copies `n` bytes (both sides checked to hold them): an element-by-element loop for the small
+ * keys and values of the hot paths, which the JIT compiles inline, TypedArray#set for the rest.
+ */
+function copyBytes(dst: Uint8Array, src: Uint8Array, n: number): void {
+  if (n <= 32) for (let i = 0; i < n; i++) dst[i] = src[i]!
+  else dst.set(src)
 }
 
 function align8(n: number): number {

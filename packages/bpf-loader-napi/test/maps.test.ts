@@ -285,6 +285,16 @@ describeKernel('BpfMap', ['root', 'bpf', 'bpffs'], () => {
     expect(() => m.updatePerCpu(u32le(1), [u32le(1)].slice(0, n - 1 || 0))).toThrow(
       /array of \d+ Buffers/,
     )
+    // updatePerCpu sends the padding between slots as zeros, whatever an earlier call (here a
+    // raw update with 0xff everywhere, which the kernel keeps) left in the map's element slot
+    m.update(u32le(8), Buffer.alloc(8 * n, 0xff))
+    expect(m.lookup(u32le(8))).toEqual(Buffer.alloc(8 * n, 0xff))
+    m.updatePerCpu(u32le(8), values)
+    const raw = m.lookup(u32le(8))!
+    for (let c = 0; c < n; c++) {
+      expect(raw.readUInt32LE(8 * c)).toBe(100 + c)
+      expect(raw.readUInt32LE(8 * c + 4)).toBe(0)
+    }
     using plain = createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1 })
     expect(() => plain.lookupPerCpu(u32le(0))).toThrow(/a per-CPU map/)
   })

@@ -21,69 +21,25 @@ namespace membrane {
 
 static int Fd(const Napi::CallbackInfo& info, size_t i = 0) { return ArgInt(info, i, "fd"); }
 
-// Hot paths (lookup, update, delete, lookup-and-delete) are plain N-API callbacks around the
-// bpf(2) syscall: no node-addon-api wrapper objects, no C++ exceptions, the bpf_attr on the stack
-// (libbpf's element wrappers do the same memset + syscall, plus errno shuffling). The TS layer
-// passes the map's key size and value stride from its handle; the buffer lengths are checked here
-// against them with the length V8 reports (a shadowed `length` property cannot lie to it), so a
-// wrong-size or non-buffer argument never reaches the kernel. On a mismatch the call returns
-// null and the TS layer builds the INVALID_INPUT error.
+// The element calls (lookup, update, delete, lookup-and-delete) go straight to bpf(2), the
+// bpf_attr on the stack (libbpf's element wrappers do the same memset + syscall, plus errno
+// shuffling). On x86-64 the syscall instruction is issued inline: with page-table isolation and
+// no PCID every syscall flushes the TLB, so each code page touched between two calls (libc's
+// syscall()) costs a page walk.
 static inline int SysBpf(int cmd, union bpf_attr* attr, unsigned size) {
+#if defined(__x86_64__)
+  long ret;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "0"((long)__NR_bpf), "D"((long)cmd), "S"(attr), "d"((long)size)
+                   : "rcx", "r11", "memory");
+  return ret < 0 ? (int)-ret : 0;
+#else
   return syscall(__NR_bpf, cmd, attr, size) < 0 ? errno : 0;
+#endif
 }
 static constexpr unsigned kElemAttrSize = offsetof(union bpf_attr, flags) + sizeof(__u64);
 
-struct ElemArgs {
-  int fd;
-  void* key;
-  void* value;
-  uint64_t flags;
-};
-
-// (fd, key | null, value | null, keySize, valueSize[, flags]): false when a size does not match.
-// keySize 0 takes a null key (queue/stack); valueSize 0 takes no value (delete).
-static inline bool ReadElemArgs(napi_env env, napi_callback_info cb, ElemArgs* a) {
-  size_t argc = 6;
-  napi_value argv[6];
-  napi_get_cb_info(env, cb, &argc, argv, nullptr, nullptr);
-  if (argc < 5) return false;
-  int32_t fd = -1, ks = -1, vs = -1;
-  napi_get_value_int32(env, argv[0], &fd);
-  napi_get_value_int32(env, argv[3], &ks);
-  napi_get_value_int32(env, argv[4], &vs);
-  a->fd = fd;
-  a->key = nullptr;
-  a->value = nullptr;
-  a->flags = 0;
-  size_t len = 0;
-  if (ks > 0) {
-    if (napi_get_buffer_info(env, argv[1], &a->key, &len) != napi_ok || len != (size_t)ks) return false;
-  } else if (ks < 0) {
-    return false;
-  }
-  if (vs > 0) {
-    len = 0;
-    if (napi_get_buffer_info(env, argv[2], &a->value, &len) != napi_ok || len != (size_t)vs) return false;
-  } else if (vs < 0) {
-    return false;
-  }
-  if (argc > 5) {
-    int64_t f = 0;
-    if (napi_get_value_int64(env, argv[5], &f) == napi_ok) a->flags = (uint64_t)f;
-  }
-  return true;
-}
-
-static napi_value RawBool(napi_env env, bool v) {
-  napi_value out;
-  napi_get_boolean(env, v, &out);
-  return out;
-}
-static napi_value RawNull(napi_env env) {
-  napi_value out;
-  napi_get_null(env, &out);
-  return out;
-}
 // Throws the errno error MakeError builds (errno, syscode, call) without a C++ exception escaping.
 static napi_value RawThrow(napi_env env, const char* call, int err) {
   try {
@@ -97,37 +53,104 @@ static napi_value RawThrow(napi_env env, const char* call, int err) {
   return nullptr;
 }
 
-static inline napi_value ElemOp(napi_env env, napi_callback_info cb, int cmd, const char* call,
-                                bool boolResult) {
-  ElemArgs a;
-  if (!ReadElemArgs(env, cb, &a)) return RawNull(env);
+// The element hot path, a plain N-API callback without per-call arguments: at its first element
+// call, a map hands over one ArrayBuffer (its "slot": a 16-byte header, then the key, then the value, all in one page)
+// and gets back a function bound to it. Each call reads the command and flags from the header,
+// makes the bpf(2) call on the slot's own key and value, and writes the outcome back into the
+// header. Nothing crosses N-API per call but the callback itself: no argument conversions, no
+// buffer introspection, no result object. The kernel only ever sees the slot's memory, whose
+// size was fixed at bind time, so no JS value can make it read or write out of bounds.
+//
+// Header (int32 words): [0] command in (BPF_MAP_*_ELEM), outcome out (0 done, 1 not found);
+// [1] the map fd (the TS layer sets -1 at close, so a stale call gets EBADF); [2] flags.
+struct ElemSlot {
+  uint8_t* base;
+  uint32_t keyOffset;   // 0 for maps without keys (queue/stack)
+  uint32_t valueOffset;
+  napi_ref keep;        // the slot's ArrayBuffer, alive as long as the function
+};
+static constexpr uint32_t kSlotHeader = 16;
+
+static napi_value JS_SlotOp(napi_env env, napi_callback_info cb) {
+  size_t argc = 0;
+  void* data = nullptr;
+  napi_get_cb_info(env, cb, &argc, nullptr, nullptr, &data);
+  auto* s = static_cast<ElemSlot*>(data);
+  int32_t* hdr = reinterpret_cast<int32_t*>(s->base);
+  const int cmd = hdr[0];
+  const char* call;
+  bool notFoundOk = true;
   union bpf_attr attr;
   memset(&attr, 0, kElemAttrSize);
-  attr.map_fd = (__u32)a.fd;
-  attr.key = (__u64)(uintptr_t)a.key;
-  attr.value = (__u64)(uintptr_t)a.value;
-  attr.flags = a.flags;
+  attr.map_fd = (__u32)hdr[1];
+  attr.key = s->keyOffset ? (__u64)(uintptr_t)(s->base + s->keyOffset) : 0;
+  attr.flags = (__u64)(uint32_t)hdr[2];
+  switch (cmd) {
+    case BPF_MAP_LOOKUP_ELEM:
+      call = "bpf_map_lookup_elem";
+      attr.value = (__u64)(uintptr_t)(s->base + s->valueOffset);
+      break;
+    case BPF_MAP_LOOKUP_AND_DELETE_ELEM:
+      call = "bpf_map_lookup_and_delete_elem";
+      attr.value = (__u64)(uintptr_t)(s->base + s->valueOffset);
+      break;
+    case BPF_MAP_UPDATE_ELEM:
+      call = "bpf_map_update_elem";
+      attr.value = (__u64)(uintptr_t)(s->base + s->valueOffset);
+      notFoundOk = false;
+      break;
+    case BPF_MAP_DELETE_ELEM:
+      call = "bpf_map_delete_elem";
+      break;
+    default:
+      return RawThrow(env, "map element call", EINVAL);
+  }
   int err = SysBpf(cmd, &attr, kElemAttrSize);
-  if (err == 0) return boolResult ? RawBool(env, true) : nullptr;
-  if (boolResult && err == ENOENT) return RawBool(env, false);
+  if (err == 0 || (notFoundOk && err == ENOENT)) {
+    hdr[0] = err ? 1 : 0;
+    return nullptr;
+  }
   return RawThrow(env, call, err);
 }
 
-// mapLookup(fd, key | null, value, keySize, valueSize, flags?) -> found | null (size mismatch)
-static napi_value JS_MapLookup(napi_env env, napi_callback_info cb) {
-  return ElemOp(env, cb, BPF_MAP_LOOKUP_ELEM, "bpf_map_lookup_elem", true);
-}
-// mapLookupAndDelete(fd, key | null, value, keySize, valueSize) -> found | null
-static napi_value JS_MapLookupAndDelete(napi_env env, napi_callback_info cb) {
-  return ElemOp(env, cb, BPF_MAP_LOOKUP_AND_DELETE_ELEM, "bpf_map_lookup_and_delete_elem", true);
-}
-// mapUpdate(fd, key | null, value, keySize, valueSize, flags) -> undefined | null
-static napi_value JS_MapUpdate(napi_env env, napi_callback_info cb) {
-  return ElemOp(env, cb, BPF_MAP_UPDATE_ELEM, "bpf_map_update_elem", false);
-}
-// mapDelete(fd, key, null, keySize, 0) -> deleted | null
-static napi_value JS_MapDelete(napi_env env, napi_callback_info cb) {
-  return ElemOp(env, cb, BPF_MAP_DELETE_ELEM, "bpf_map_delete_elem", true);
+// mapBindSlot(slot: ArrayBuffer, keySize, valueStride) -> () => undefined (see ElemSlot)
+static napi_value JS_MapBindSlot(napi_env env, napi_callback_info cb) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, cb, &argc, argv, nullptr, nullptr);
+  int32_t ks = -1, vs = -1;
+  void* base = nullptr;
+  size_t len = 0;
+  if (argc < 3 || napi_get_arraybuffer_info(env, argv[0], &base, &len) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &ks) != napi_ok || napi_get_value_int32(env, argv[2], &vs) != napi_ok ||
+      ks < 0 || vs < 0) {
+    napi_throw_type_error(env, nullptr, "mapBindSlot(slot: ArrayBuffer, keySize, valueStride)");
+    return nullptr;
+  }
+  const size_t keyOffset = ks ? kSlotHeader : 0;
+  const size_t valueOffset = kSlotHeader + (((size_t)ks + 7) & ~(size_t)7);
+  if (len < valueOffset + (size_t)vs || ((uintptr_t)base & 7)) {
+    napi_throw_range_error(env, nullptr, "mapBindSlot: the slot is smaller than header + key + value");
+    return nullptr;
+  }
+  auto* s = new ElemSlot{static_cast<uint8_t*>(base), (uint32_t)keyOffset, (uint32_t)valueOffset, nullptr};
+  napi_value fn;
+  if (napi_create_reference(env, argv[0], 1, &s->keep) != napi_ok ||
+      napi_create_function(env, "mapSlotOp", NAPI_AUTO_LENGTH, JS_SlotOp, s, &fn) != napi_ok ||
+      napi_add_finalizer(
+          env, fn, s,
+          [](napi_env env, void* d, void*) {
+            auto* slot = static_cast<ElemSlot*>(d);
+            if (slot->keep) napi_delete_reference(env, slot->keep);
+            delete slot;
+          },
+          nullptr, nullptr) != napi_ok) {
+    if (s->keep) napi_delete_reference(env, s->keep);
+    delete s;
+    napi_throw_error(env, nullptr, "mapBindSlot: could not create the element function");
+    return nullptr;
+  }
+  return fn;
 }
 
 static Napi::Value JS_MapNextKey(const Napi::CallbackInfo& info) {
@@ -453,18 +476,10 @@ static Napi::Value JS_MapDeleteBatch(const Napi::CallbackInfo& info) {
 }
 
 void InitMaps(Napi::Env env, Napi::Object exports) {
-  const struct {
-    const char* name;
-    napi_callback fn;
-  } raw[] = {{"mapLookup", JS_MapLookup},
-             {"mapLookupAndDelete", JS_MapLookupAndDelete},
-             {"mapUpdate", JS_MapUpdate},
-             {"mapDelete", JS_MapDelete}};
-  for (const auto& r : raw) {
-    napi_value fn;
-    NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, r.name, NAPI_AUTO_LENGTH, r.fn, nullptr, &fn));
-    exports.Set(r.name, Napi::Value(env, fn));
-  }
+  napi_value bind;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "mapBindSlot", NAPI_AUTO_LENGTH, JS_MapBindSlot,
+                                                      nullptr, &bind));
+  exports.Set("mapBindSlot", Napi::Value(env, bind));
   exports.Set("mapNextKey", Napi::Function::New(env, JS_MapNextKey, "mapNextKey"));
   exports.Set("mapInfo", Napi::Function::New(env, JS_MapInfo, "mapInfo"));
   exports.Set("mapLayout", Napi::Function::New(env, JS_MapLayout, "mapLayout"));
