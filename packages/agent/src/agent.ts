@@ -10,7 +10,9 @@ import {
 } from '@membrane/flows'
 import type { IdentityAllocator } from '@membrane/identity'
 import type { DnsLearnEvent, FqdnExpiry } from '@membrane/l7proxy'
+import type { MapStateDiff } from '@membrane/policy'
 import { POD_NAMESPACE_LABEL, parseIpv4 } from '@membrane/types'
+import { Counter } from 'prom-client'
 import { type AgentConfig, resolveConfig } from './config'
 import { AgentError, invalid } from './errors'
 import { crashPoint } from './internal/crash'
@@ -185,6 +187,13 @@ export class Agent {
   readonly observer: FlowObserver
   /** Prometheus metrics: datapath counters, Hubble flow metrics, agent gauges. */
   readonly metrics = new FlowMetrics()
+  /** Policy changes an endpoint's policy map could not take (membrane_policy_map_overflow_total). */
+  readonly #policyOverflows: Counter<'endpoint'>
+  /**
+   * Endpoints whose policy in the kernel is older than their computed map state (a change that
+   * would have overflowed their map was not written): reconciled in full once it fits.
+   */
+  readonly #policyBehind = new Set<number>()
   /** `monitor` events: `{ kind: 'agent' | 'flow' | 'lost', ... }` as they happen. */
   readonly monitor = new EventEmitter()
   #queue: Promise<unknown> = Promise.resolve()
@@ -231,7 +240,19 @@ export class Agent {
     this.observer.addSink(this.metrics)
     // Forward/drop counters come from the datapath's own per-CPU counters, exact.
     this.metrics.useDatapathCounters(() => this.#dp?.dp.counters() ?? [])
+    this.#policyOverflows = new Counter({
+      name: 'membrane_policy_map_overflow_total',
+      help: "Policy changes not applied because an endpoint's policy would overflow the policy maps, by endpoint",
+      labelNames: ['endpoint'],
+      registers: [this.metrics.registry],
+    })
     this.metrics.addCollector(() => {
+      const capacity = this.#dp?.dp.policyCapacity()
+      if (capacity) {
+        let entries = 0
+        for (const u of this.#policy.usage().values()) entries += u.entries
+        this.metrics.setMapPressure('mb_policy', entries / capacity.entries)
+      }
       this.metrics.setEndpointCount(this.#state.endpoints.length)
       this.metrics.setIdentityCount(this.#identity.list().filter((i) => i.id >= 256).length)
       this.metrics.setPolicyCount(this.#state.policies.length)
@@ -652,10 +673,19 @@ export class Agent {
     // Parsed and validated in the worker, outside the queue: a long parse delays no other change.
     const { objects, docs } = await this.#parser.parse(text, source)
     return this.#serial(async () => {
+      const refs = new Set(docs.map((d) => d.ref))
+      const replaced = this.#policy.repo.policies.filter((d) => refs.has(d.ref))
       const revision = this.#policy.repo.upsert(docs)
       // The steps of a large import each take a while: let the API answer in between.
       await yieldToEventLoop()
       await this.#syncCidrIdentities()
+      // All endpoints of the import or none: a policy that overflows any endpoint's map is
+      // taken back out of the repository before anything reaches the kernel.
+      const diffs = await this.#refreshPolicyOrRefuse(async () => {
+        this.#policy.repo.delete([...refs])
+        if (replaced.length > 0) this.#policy.repo.upsert(replaced)
+        await this.#syncCidrIdentities()
+      })
       const now = new Date().toISOString()
       const records: PolicyRecord[] = docs.map((d, i) => ({
         key: d.ref,
@@ -669,7 +699,7 @@ export class Agent {
       this.#state.policies = [...this.#state.policies.filter((p) => !keys.has(p.key)), ...records]
       this.#save()
       await yieldToEventLoop()
-      const changes = await this.#applyPolicy()
+      const changes = await this.#installPolicy(diffs)
       this.#notify('policy imported', { policies: [...keys], revision, mapChanges: changes })
       return { revision, policies: records.map(policyView) }
     })
@@ -1047,7 +1077,12 @@ export class Agent {
     const parts = this.#dp
     if (!parts || ep.identity === undefined) return
     const ms = this.#policy.mapState(ep.id)
-    if (ms) parts.dp.policyMap(ep.id).reconcile(ms)
+    if (ms && this.#policyFit().over.some((o) => o.id === ep.id)) {
+      // Its policy does not fit: it keeps what its map holds (nothing, for a new endpoint).
+      this.#policyBehind.add(ep.id)
+      this.#countOverflow(ep.id)
+      this.log.error({ endpoint: `${ep.namespace}/${ep.name}` }, 'policy too large for its map')
+    } else if (ms) parts.dp.policyMap(ep.id).reconcile(ms)
     const ifindex = ifindexOf(ep.hostIfname)
     const stale = parts.dp.endpoints.byId(ep.id)
     if (stale && stale.ifindex !== ifindex) {
@@ -1216,17 +1251,116 @@ export class Agent {
     await this.#applyPolicy()
   }
 
-  /** Bring every endpoint's policy up to date and hand the diffs to the datapath. */
+  /**
+   * Bring every endpoint's policy up to date and hand the diffs to the datapath. An endpoint
+   * whose new policy would overflow the policy maps keeps the one it has (counted, logged).
+   */
   async #applyPolicy(): Promise<number> {
+    const diffs = this.#policy.refreshAll()
+    const fit = this.#policyFit()
+    if (fit.over.length > 0 || fit.full) {
+      // Endpoints over their limit, and (maps full) every endpoint a change would grow, wait.
+      const held = new Set(fit.over.map((o) => o.id))
+      if (fit.full)
+        for (const [id, d] of diffs) if (d.upserts.length > d.deletes.length) held.add(id)
+      for (const id of held) {
+        diffs.delete(id)
+        this.#policyBehind.add(id)
+        this.#countOverflow(id)
+      }
+      this.log.error({ refused: fit.message }, 'policy not applied to some endpoints')
+    }
+    return this.#installPolicy(diffs)
+  }
+
+  /**
+   * Refresh every endpoint's policy; when any would overflow the policy maps, call `rollback`
+   * (which must put the repository back as it was), bring the map states back to what the
+   * kernel holds, count it and throw TOO_LARGE. Nothing is written either way.
+   */
+  async #refreshPolicyOrRefuse(rollback: () => Promise<void>): Promise<Map<number, MapStateDiff>> {
+    const diffs = this.#policy.refreshAll()
+    const fit = this.#policyFit()
+    if (fit.over.length === 0 && !fit.full) return diffs
+    await rollback()
+    this.#policy.refreshAll()
+    for (const o of fit.over) this.#countOverflow(o.id)
+    if (fit.over.length === 0) this.#countOverflow(undefined)
+    throw new AgentError(
+      'TOO_LARGE',
+      `policy not applied: ${fit.message}; every endpoint keeps its previous policy`,
+      { field: 'policy' },
+    )
+  }
+
+  /** Hand computed diffs to the datapath (endpoints held back earlier are reconciled in full). */
+  async #installPolicy(diffs: Map<number, MapStateDiff>): Promise<number> {
     // The proxy learns first: a redirect about to be installed then finds its rules there.
     await this.#proxy?.sync()
-    const diffs = this.#policy.refreshAll()
     let n = 0
+    const dp = this.#dp?.dp
+    if (this.#policyBehind.size > 0) {
+      const fit = this.#policyFit()
+      const stillOver = new Set(fit.over.map((o) => o.id))
+      for (const id of [...this.#policyBehind]) {
+        const ms = this.#policy.mapState(id)
+        diffs.delete(id)
+        if (!ms) this.#policyBehind.delete(id)
+        else if (!stillOver.has(id) && !fit.full) {
+          const r = dp?.policyMap(id).reconcile(ms)
+          n += (r?.upserted ?? 0) + (r?.deleted ?? 0)
+          this.#policyBehind.delete(id)
+        }
+      }
+    }
     for (const [id, d] of diffs) {
       n += d.upserts.length + d.deletes.length
-      this.#dp?.dp.policyMap(id).apply(d)
+      dp?.policyMap(id).apply(d)
     }
     return n
+  }
+
+  /**
+   * Whether the computed policy of every endpoint fits: `over` lists the endpoints with more
+   * entries than `policyMapMaxEntries`; `full` says the node's maps (all endpoints together)
+   * cannot hold them; `message` says which, with the counts and limits.
+   */
+  #policyFit(): {
+    over: { id: number; entries: number }[]
+    full: boolean
+    message: string
+  } {
+    const limit = this.config.policyMapMaxEntries
+    const over: { id: number; entries: number }[] = []
+    let entries = 0
+    let indexRecords = 0
+    for (const [id, u] of this.#policy.usage()) {
+      entries += u.entries
+      indexRecords += u.indexRecords
+      if (u.entries > limit) over.push({ id, entries: u.entries })
+    }
+    const cap = this.#dp?.dp.policyCapacity()
+    const full = cap !== undefined && (entries > cap.entries || indexRecords > cap.indexRecords)
+    const parts = over.map(
+      (o) =>
+        `endpoint ${this.#endpointName(o.id)} would need ${o.entries} policy map entries, over the limit of ${limit} (policyMapMaxEntries)`,
+    )
+    if (full && cap)
+      parts.push(
+        `the node's policy maps would need ${entries} entries (capacity ${cap.entries}) and ${indexRecords} index records (capacity ${cap.indexRecords})`,
+      )
+    return { over, full, message: parts.join('; ') }
+  }
+
+  #endpointName(id: number): string {
+    const ep =
+      this.#state.endpoints.find((e) => e.id === id) ??
+      this.#state.creating.find((e) => e.id === id)
+    return ep ? `${ep.namespace}/${ep.name}` : `id ${id}`
+  }
+
+  #countOverflow(id: number | undefined): void {
+    this.#policyOverflows.labels(id === undefined ? '' : this.#endpointName(id)).inc()
   }
 
   /** Make the datapath's services match the state (upserts are diffs inside ServiceMaps). */

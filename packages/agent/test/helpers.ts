@@ -39,6 +39,7 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
     proxyPort: 0,
     socketLbCgroups: [],
     policyParseTimeoutMs: 60_000,
+    policyMapMaxEntries: 16_384,
     redactFlows: true,
     redactHttpHeaders: ['authorization', 'cookie'],
   }

@@ -1,4 +1,4 @@
-import type { PolicyMapEntry } from '@membrane/datapath'
+import { PolicyMap, type PolicyMapEntry } from '@membrane/datapath'
 import {
   type MapState,
   type MapStateDiff,
@@ -118,6 +118,16 @@ export class PolicyService {
     return out
   }
 
+  /**
+   * What each tracked endpoint's current map state occupies in the kernel's policy maps
+   * (trie entries and index records, by endpoint id; see datapath's `PolicyMap.usage`).
+   */
+  usage(): Map<number, { entries: number; indexRecords: number }> {
+    const out = new Map<number, { entries: number; indexRecords: number }>()
+    for (const [id, t] of this.#tracked) out.set(id, mapStateUsage(t.mapState))
+    return out
+  }
+
   mapState(endpointId: number): MapState | undefined {
     return this.#tracked.get(endpointId)?.mapState
   }
@@ -159,6 +169,15 @@ export class PolicyService {
       throw error
     }
   }
+}
+
+/** What one map state occupies in the kernel's policy maps. */
+export function mapStateUsage(ms: MapState): { entries: number; indexRecords: number } {
+  return PolicyMap.usage(
+    (function* () {
+      for (const e of ms) yield e.key
+    })(),
+  )
 }
 
 /** The L7 request of a trace: the `http`, `kafka` and `dns` parts of policy's TraceInput. */

@@ -224,6 +224,28 @@ export class PolicyMap {
   }
 
   /**
+   * What a map state of one endpoint occupies in the kernel: `entries` in the trie
+   * (`mb_policy`, one per key) and `indexRecords` in the exact-match index (`mb_policy_fast`:
+   * each full-port entry, plus one summary record per remote identity and direction). Pure: the
+   * agent checks a new policy against the maps' capacity with it before writing anything.
+   *
+   * @example
+   * PolicyMap.usage(mapState.keys()) // { entries: 3, indexRecords: 4 }
+   */
+  static usage(keys: Iterable<PolicyKeyInput>): { entries: number; indexRecords: number } {
+    let entries = 0
+    let full = 0
+    const summaries = new Set<string>()
+    for (const key of keys) {
+      const k = normalizePolicyKey(key)
+      entries++
+      if (k.prefixlen === POLICY_FULL_PREFIX) full++
+      summaries.add(`${k.identity}/${k.direction}`)
+    }
+    return { entries, indexRecords: full + summaries.size }
+  }
+
+  /**
    * Apply a diff: validate everything first (nothing is half-applied on bad input), then
    * write upserts before deletes so that a replaced entry never leaves a gap.
    * Returns how many entries were written and deleted.
