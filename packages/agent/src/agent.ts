@@ -60,6 +60,7 @@ import {
   type TraceL7,
 } from './internal/policy'
 import { PolicyParser } from './internal/policy-parser'
+import { type ProbeEndpoint, type ProbeOptions, type ProbeResult, runProbe } from './internal/probe'
 import type { PolicySnapshot } from './internal/proxy-protocol'
 import { ProxySupervisor } from './internal/proxy-supervisor'
 import { createLogger, type Logger } from './log'
@@ -774,6 +775,99 @@ export class Agent {
   }
 
   /**
+   * The truth table of the node's policy: for each source × destination × port (TCP), the
+   * verdict the repository's trace predicts and (unless `measure: false`) the one real
+   * connections between the workloads' namespaces get, with the differences. `from` / `to`
+   * narrow the endpoints (default every endpoint), `ports` replaces the ports the policies name,
+   * `explain` adds each cell's trace. Bounded by `timeoutMs` per connection (default 1000),
+   * `concurrency` (32) and `deadlineMs` in all (60000).
+   *
+   * @example
+   * const r = await agent.probePolicy({ from: ['default/xwing'], ports: [80] })
+   * r.differences // 0 when the datapath does what the policy says
+   */
+  async probePolicy(input: unknown = {}): Promise<ProbeResult> {
+    if (typeof input !== 'object' || input === null || Array.isArray(input))
+      throw invalid(
+        'probe',
+        'expected { from?, to?, ports?, timeoutMs?, concurrency?, deadlineMs?, measure?, explain? }',
+      )
+    const q = input as Record<string, unknown>
+    const known = [
+      'from',
+      'to',
+      'ports',
+      'timeoutMs',
+      'concurrency',
+      'deadlineMs',
+      'measure',
+      'explain',
+    ]
+    for (const k of Object.keys(q))
+      if (!known.includes(k))
+        throw invalid(k, `unknown field; known fields are ${known.join(', ')}`)
+    const refs = (field: string): EndpointRecord[] => {
+      const v = q[field]
+      if (v === undefined) return this.#state.endpoints
+      if (!Array.isArray(v) || v.length === 0)
+        throw invalid(field, 'expected a non-empty list of namespace/name')
+      return v.map((r, i) => this.#mustFindEndpoint(String(r), `${field}[${i}]`))
+    }
+    const bound = (field: string, min: number, max: number): number | undefined => {
+      const v = q[field]
+      if (v === undefined) return undefined
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+        throw invalid(field, `expected an integer ${min}..${max}, got ${JSON.stringify(v)}`)
+      return v
+    }
+    const options: ProbeOptions = {}
+    if (q.ports !== undefined) {
+      if (!Array.isArray(q.ports) || q.ports.length === 0 || q.ports.length > 64)
+        throw invalid('ports', 'expected a list of 1..64 ports')
+      options.ports = [...new Set(q.ports.map((p, i) => validatePort(`ports[${i}]`, p)))]
+    }
+    const timeoutMs = bound('timeoutMs', 10, 30_000)
+    const concurrency = bound('concurrency', 1, 256)
+    const deadlineMs = bound('deadlineMs', 100, 600_000)
+    if (timeoutMs !== undefined) options.timeoutMs = timeoutMs
+    if (concurrency !== undefined) options.concurrency = concurrency
+    if (deadlineMs !== undefined) options.deadlineMs = deadlineMs
+    if (q.measure === false) options.measure = false
+    if (q.explain === true) options.explain = true
+    const probeEp = (e: EndpointRecord): ProbeEndpoint => ({
+      ref: `${e.namespace}/${e.name}`,
+      ip: e.ipv4,
+      ...(e.identity !== undefined ? { identity: e.identity } : {}),
+      ...(e.mode === 'netns' && e.netns ? { netns: e.netns } : {}),
+    })
+    const byRef = new Map(this.#state.endpoints.map((e) => [`${e.namespace}/${e.name}`, e]))
+    const from = refs('from').map(probeEp)
+    const to = refs('to').map(probeEp)
+    return runProbe(
+      {
+        trace: (a, b, port, http) =>
+          this.#policy.trace(
+            byRef.get(a.ref)!,
+            byRef.get(b.ref)!,
+            port,
+            'TCP',
+            http ? { http } : {},
+          ),
+        policyPorts: (dst, sources) => {
+          const d = byRef.get(dst.ref)!
+          return this.#policy.tcpPorts(
+            d.id,
+            sources.map((s) => byRef.get(s.ref)!.id),
+            d.identity,
+          )
+        },
+      },
+      { from, to },
+      options,
+    )
+  }
+
+  /**
    * The policy map of an endpoint: what is in its BPF map when the datapath runs, otherwise the
    * computed map state (`source` says which).
    */
@@ -916,12 +1010,12 @@ export class Agent {
     return this.#state.endpoints.find((e) => e.namespace === namespace && e.name === name)
   }
 
-  #mustFindEndpoint(ref: string): EndpointRecord {
-    const { namespace, name } = parseRef('endpoint', ref)
+  #mustFindEndpoint(ref: string, field = 'endpoint'): EndpointRecord {
+    const { namespace, name } = parseRef(field, ref)
     const ep = this.#findEndpoint(namespace, name)
     if (!ep)
       throw new AgentError('NOT_FOUND', `endpoint ${namespace}/${name} not found`, {
-        field: 'endpoint',
+        field,
       })
     return ep
   }

@@ -128,6 +128,28 @@ export class PolicyService {
     return out
   }
 
+  /**
+   * The TCP ports the map states name for traffic to one endpoint: its ingress entries, and the
+   * egress entries of `sources` towards its identity (or any identity). A port range counts by
+   * its first port.
+   */
+  tcpPorts(endpointId: number, sources: readonly number[], identity: number | undefined): number[] {
+    const ports = new Set<number>()
+    for (const e of this.#tracked.get(endpointId)?.mapState ?? [])
+      if (e.key.direction === 'ingress' && e.key.protocol === 6 && e.key.port > 0)
+        ports.add(e.key.port)
+    for (const id of sources)
+      for (const e of this.#tracked.get(id)?.mapState ?? [])
+        if (
+          e.key.direction === 'egress' &&
+          e.key.protocol === 6 &&
+          e.key.port > 0 &&
+          (e.key.identity === 0 || e.key.identity === identity)
+        )
+          ports.add(e.key.port)
+    return [...ports].sort((a, b) => a - b)
+  }
+
   mapState(endpointId: number): MapState | undefined {
     return this.#tracked.get(endpointId)?.mapState
   }
