@@ -779,8 +779,9 @@ export class Agent {
    * verdict the repository's trace predicts and (unless `measure: false`) the one real
    * connections between the workloads' namespaces get, with the differences. `from` / `to`
    * narrow the endpoints (default every endpoint), `ports` replaces the ports the policies name,
-   * `explain` adds each cell's trace. Bounded by `timeoutMs` per connection (default 1000),
-   * `concurrency` (32) and `deadlineMs` in all (60000).
+   * `explain` adds each cell's trace. Bounded by `timeoutMs` per connection (default 1000; a
+   * timeout is tried `retries` more times, default 1), `concurrency` (32) and `deadlineMs` in
+   * all (60000).
    *
    * @example
    * const r = await agent.probePolicy({ from: ['default/xwing'], ports: [80] })
@@ -798,6 +799,7 @@ export class Agent {
       'to',
       'ports',
       'timeoutMs',
+      'retries',
       'concurrency',
       'deadlineMs',
       'measure',
@@ -829,6 +831,8 @@ export class Agent {
     const timeoutMs = bound('timeoutMs', 10, 30_000)
     const concurrency = bound('concurrency', 1, 256)
     const deadlineMs = bound('deadlineMs', 100, 600_000)
+    const retries = bound('retries', 0, 5)
+    if (retries !== undefined) options.retries = retries
     if (timeoutMs !== undefined) options.timeoutMs = timeoutMs
     if (concurrency !== undefined) options.concurrency = concurrency
     if (deadlineMs !== undefined) options.deadlineMs = deadlineMs

@@ -543,13 +543,16 @@ export const COMMANDS: readonly CliCommand[] = [
   },
   {
     path: ['policy', 'probe'],
-    args: '[--from NS/NAME]... [--to NS/NAME]... [--ports N,...] [--timeout MS] [--concurrency N] [--deadline MS] [--predict-only] | --explain SRC DST:PORT',
+    args: '[--from NS/NAME]... [--to NS/NAME]... [--ports N,...] [--timeout MS] [--retries N] [--concurrency N] [--deadline MS] [--predict-only] | --explain SRC DST:PORT',
     summary: `the endpoint x endpoint x port truth table: predicted by policy, measured with real connections (exit ${EXIT.DENIED} on differences)`,
     details: `Rows are sources, columns destination:port; a cell is the measured verdict (✓ reached, ✗ not,
 L7 proxied with L7 rules enforced: a request the rules allow reaches the server, one they deny
 gets the proxy's 403), marked ! with the predicted one where they differ. Ports default to the
 ones the policies name for each destination (80 when none). Throwaway listeners run in the
-destinations' namespaces for the probe. --explain prints one cell with the rules behind it.`,
+destinations' namespaces for the probe. Bounds: --timeout per connection (default 1000 ms; a
+timeout is tried --retries more times, default 1), --concurrency connections in flight
+(default 32), --deadline for the whole probe (default 60000 ms; cells past it show …).
+--explain prints one cell with the rules behind it.`,
     async run(args, { io, client, show }) {
       const { flags, positionals } = parse(
         args,
@@ -558,6 +561,7 @@ destinations' namespaces for the probe. --explain prints one cell with the rules
           to: { type: 'string', multiple: true },
           ports: { type: 'string' },
           timeout: { type: 'string' },
+          retries: { type: 'string' },
           concurrency: { type: 'string' },
           deadline: { type: 'string' },
           'predict-only': { type: 'boolean' },
@@ -589,6 +593,7 @@ destinations' namespaces for the probe. --explain prints one cell with the rules
       }
       for (const [flag, field] of [
         ['timeout', 'timeoutMs'],
+        ['retries', 'retries'],
         ['concurrency', 'concurrency'],
         ['deadline', 'deadlineMs'],
       ] as const) {

@@ -5,6 +5,7 @@ import { PolicyMap } from '@membrane/datapath'
 import { describeKernel } from '@membrane/test-utils'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { EndpointView } from '../src/agent'
+import { runCli } from '../src/cli'
 import { AgentClient } from '../src/client'
 import { type AgentDaemon, startDaemon } from '../src/daemon'
 import { AgentError } from '../src/errors'
@@ -125,6 +126,36 @@ describeKernel('policy probe: the Star Wars truth table', ['root', 'netns'], () 
     const tie = cell(r, 'default/tiefighter', 'default/deathstar', 80)
     expect([tie.predicted, tie.measured, tie.match]).toEqual(['allowed', 'denied', false])
     expect(r.differences).toBe(2)
+  }, 60_000)
+
+  it('membrane policy probe prints the table, the differences, and exits 3', async () => {
+    // The kernel still holds the entries written behind the agent's back (test above).
+    let out = ''
+    const code = await runCli(
+      ['policy', 'probe', '--to', 'deathstar', '--timeout', '600', '--socket', config.socketPath],
+      { out: (t) => void (out += t), err: (t) => void (out += t) },
+    )
+    expect(code).toBe(3)
+    const lines = out.split('\n')
+    expect(lines[0]).toMatch(/^from \\ to\s+deathstar:80\s*$/)
+    expect(lines.find((l) => l.startsWith('xwing '))).toMatch(/^xwing\s+✓!✗\s*$/)
+    expect(lines.find((l) => l.startsWith('tiefighter '))).toMatch(/^tiefighter\s+✗!✓\s*$/)
+    expect(out).toMatch(/2 cells, 2 differ/)
+    expect(out).toContain(
+      'DIFF default/xwing -> default/deathstar:80: predicted denied, measured allowed (connect connected)',
+    )
+    let explained = ''
+    const code2 = await runCli(
+      ['policy', 'probe', '--explain', 'xwing', 'deathstar:80', '--socket', config.socketPath],
+      { out: (t) => void (explained += t), err: (t) => void (explained += t) },
+    )
+    expect(code2).toBe(3)
+    expect(explained).toMatch(
+      /^default\/xwing -> default\/deathstar:80\/TCP: predicted denied, measured allowed \(connect connected\) {2}DIFFERENT$/m,
+    )
+    expect(explained).toMatch(/ingress: denied \(default-deny\)/)
+    expect(explained).toMatch(/selected by CiliumNetworkPolicy\/default\/rule1/)
+    expect(explained).toMatch(/not matched: CiliumNetworkPolicy\/default\/rule1.*\(peer: /)
   }, 60_000)
 
   it('--explain: one cell with the rules that produced it', async () => {

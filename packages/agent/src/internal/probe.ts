@@ -187,6 +187,8 @@ export interface ProbeOptions {
   ports?: number[]
   /** Per connection or request. Default 1000 ms. */
   timeoutMs?: number
+  /** A connect that timed out is tried this many times more. Default 1. */
+  retries?: number
   /** Connections in flight at once. Default 32. */
   concurrency?: number
   /** The whole measurement; cells not measured by then are `skipped`. Default 60000 ms. */
@@ -351,6 +353,7 @@ export async function runProbe(
       timeoutMs,
       deadline,
       concurrency: options.concurrency ?? 32,
+      retries: options.retries ?? 1,
     })
   }
   return {
@@ -374,7 +377,7 @@ async function measure(
   ports: Record<string, number[]>,
   cells: ProbeCell[],
   requests: Map<ProbeCell, ProbeRequest[]>,
-  o: { timeoutMs: number; deadline: number; concurrency: number },
+  o: { timeoutMs: number; deadline: number; concurrency: number; retries: number },
 ): Promise<boolean> {
   const workers = new Map<string, ProbeWorker>()
   const byRef = new Map([...endpoints.from, ...endpoints.to].map((e) => [e.ref, e]))
@@ -387,7 +390,7 @@ async function measure(
       netnsOf.map((e) => async () => {
         workers.set(e.ref, await ProbeWorker.start(e.netns!))
       }),
-      Math.max(1, Math.min(o.concurrency, 8)),
+      Math.max(1, Math.min(o.concurrency, 16)),
     )
     for (const to of endpoints.to) {
       const w = workers.get(to.ref)
@@ -418,9 +421,14 @@ async function measure(
         complete = false
         return
       }
-      const timeoutMs = Math.min(o.timeoutMs, left)
-      const c = await src.call({ op: 'connect', host: dst.ip, port: cell.port, timeoutMs })
-      cell.connect = String(c.result)
+      // A timeout is a dropped SYN, or a lost one (a busy node, a neighbour not yet resolved):
+      // it is tried again, so that a verdict is never a single lost packet.
+      for (let attempt = 0; attempt <= o.retries; attempt++) {
+        const timeoutMs = Math.min(o.timeoutMs, Math.max(1, o.deadline - Date.now()))
+        const c = await src.call({ op: 'connect', host: dst.ip, port: cell.port, timeoutMs })
+        cell.connect = String(c.result)
+        if (cell.connect !== 'timeout' || Date.now() >= o.deadline) break
+      }
       const reached = cell.connect === 'connected' || cell.connect === 'refused'
       const reqs = requests.get(cell)
       if (!reached || cell.predicted !== 'l7' || !reqs) {
