@@ -281,6 +281,19 @@ export async function restartScene(
   return { server, tie, xw, ds }
 }
 
+/** The Star Wars endpoints (no servers, no policy): deathstar, tiefighter, xwing in `default`. */
+export async function starWarsEndpoints(
+  client: AgentClient,
+): Promise<Record<'deathstar' | 'tiefighter' | 'xwing', EndpointView>> {
+  const mk = async (name: string, labels: Record<string, string>) =>
+    (await client.post<{ endpoint: EndpointView }>('/v1/endpoints', { name, labels })).endpoint
+  return {
+    deathstar: await mk('deathstar', { org: 'empire', class: 'deathstar' }),
+    tiefighter: await mk('tiefighter', { org: 'empire', class: 'tiefighter' }),
+    xwing: await mk('xwing', { org: 'alliance', class: 'xwing' }),
+  }
+}
+
 /** An agent for a whole suite: started in beforeAll, purged (and its dirs removed) in afterAll. */
 export function suiteDaemon(
   config: AgentConfig,

@@ -10,7 +10,7 @@ import { AgentClient } from '../src/client'
 import { type AgentDaemon, startDaemon } from '../src/daemon'
 import { AgentError } from '../src/errors'
 import type { ProbeCell, ProbeResult } from '../src/internal/probe'
-import { testConfig } from './helpers'
+import { starWarsEndpoints, suiteDaemon, testConfig } from './helpers'
 
 const policies = join(import.meta.dirname, '..', '..', '..', 'examples', 'star-wars', 'policies')
 const l4 = readFileSync(join(policies, 'sw_l3_l4_policy.yaml'), 'utf8')
@@ -37,29 +37,23 @@ function tamper(bpffsRoot: string, endpointId: number, fn: (pm: PolicyMap) => vo
 
 describeKernel('policy probe: the Star Wars truth table', ['root', 'netns'], () => {
   const { config, cleanupDirs } = testConfig()
-  let daemon: AgentDaemon
-  let client: AgentClient
-  const ep: Record<string, EndpointView> = {}
+  const { client } = suiteDaemon(config, cleanupDirs)
+  let ep: Record<string, EndpointView> = {}
   const probe = (body: Record<string, unknown> = {}) =>
     client.post<ProbeResult>('/v1/policy/probe', { timeoutMs: 600, ...body })
+  /** `membrane ARGS` against this suite's agent: exit code and everything it printed. */
+  const cli = async (...args: string[]) => {
+    let out = ''
+    const write = (t: string) => {
+      out += t
+    }
+    const code = await runCli([...args, '--socket', config.socketPath], { out: write, err: write })
+    return { code, out }
+  }
 
   beforeAll(async () => {
-    daemon = await startDaemon({ config })
-    client = new AgentClient(config.socketPath)
-    for (const [name, labels] of [
-      ['deathstar', { org: 'empire', class: 'deathstar' }],
-      ['tiefighter', { org: 'empire', class: 'tiefighter' }],
-      ['xwing', { org: 'alliance', class: 'xwing' }],
-    ] as const) {
-      ep[name] = (
-        await client.post<{ endpoint: EndpointView }>('/v1/endpoints', { name, labels })
-      ).endpoint
-    }
+    ep = await starWarsEndpoints(client)
   }, 60_000)
-  afterAll(async () => {
-    await daemon?.stop({ purge: true })
-    cleanupDirs()
-  })
 
   it('L3/L4: measured = predicted, only the empire lands', async () => {
     await client.post('/v1/policies', { text: l4 })
@@ -130,11 +124,7 @@ describeKernel('policy probe: the Star Wars truth table', ['root', 'netns'], () 
 
   it('membrane policy probe prints the table, the differences, and exits 3', async () => {
     // The kernel still holds the entries written behind the agent's back (test above).
-    let out = ''
-    const code = await runCli(
-      ['policy', 'probe', '--to', 'deathstar', '--timeout', '600', '--socket', config.socketPath],
-      { out: (t) => void (out += t), err: (t) => void (out += t) },
-    )
+    const { code, out } = await cli('policy', 'probe', '--to', 'deathstar', '--timeout', '600')
     expect(code).toBe(3)
     const lines = out.split('\n')
     expect(lines[0]).toMatch(/^from \\ to\s+deathstar:80\s*$/)
@@ -144,10 +134,12 @@ describeKernel('policy probe: the Star Wars truth table', ['root', 'netns'], () 
     expect(out).toContain(
       'DIFF default/xwing -> default/deathstar:80: predicted denied, measured allowed (connect connected)',
     )
-    let explained = ''
-    const code2 = await runCli(
-      ['policy', 'probe', '--explain', 'xwing', 'deathstar:80', '--socket', config.socketPath],
-      { out: (t) => void (explained += t), err: (t) => void (explained += t) },
+    const { code: code2, out: explained } = await cli(
+      'policy',
+      'probe',
+      '--explain',
+      'xwing',
+      'deathstar:80',
     )
     expect(code2).toBe(3)
     expect(explained).toMatch(
@@ -186,8 +178,7 @@ describeKernel('policy probe: the Star Wars truth table', ['root', 'netns'], () 
 
 describeKernel('policy probe: Kubernetes NetworkPolicy', ['root', 'netns'], () => {
   const { config, cleanupDirs } = testConfig()
-  let daemon: AgentDaemon
-  let client: AgentClient
+  const { client } = suiteDaemon(config, cleanupDirs)
   const netpol = `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: { name: default-deny, namespace: prod }
@@ -207,8 +198,6 @@ spec:
         - { port: 8080, protocol: TCP }
 `
   beforeAll(async () => {
-    daemon = await startDaemon({ config })
-    client = new AgentClient(config.socketPath)
     for (const [namespace, name, app] of [
       ['prod', 'api', 'api'],
       ['prod', 'db', 'db'],
@@ -219,10 +208,6 @@ spec:
     }
     await client.post('/v1/policies', { text: netpol })
   }, 60_000)
-  afterAll(async () => {
-    await daemon?.stop({ purge: true })
-    cleanupDirs()
-  })
 
   it('default deny + allow from a namespace: measured = predicted', async () => {
     const r = await client.post<ProbeResult>('/v1/policy/probe', { timeoutMs: 600 })
@@ -258,6 +243,14 @@ spec:
 `
   const mapOf = (name: string) =>
     client.get<{ source: string; entries: unknown[] }>(`/v1/bpf/policy/default/${name}`)
+  /** Probe from tie to `to` (default: the ports the policies name). */
+  const probeTie = (to: string[], ports?: number[]) =>
+    client.post<ProbeResult>('/v1/policy/probe', {
+      from: ['default/tie'],
+      to,
+      ...(ports ? { ports } : {}),
+      timeoutMs: 600,
+    })
 
   beforeAll(async () => {
     daemon = await startDaemon({ config: { ...config, policyMapMaxEntries: LIMIT } })
@@ -304,12 +297,7 @@ spec:
     expect(await mapOf('small')).toEqual(smallBefore)
     expect(await client.get<unknown[]>('/v1/policies')).toEqual(policiesBefore)
     // The repository was rolled back too: trace and traffic still follow the old policy.
-    const r = await client.post<ProbeResult>('/v1/policy/probe', {
-      from: ['default/tie'],
-      to: ['default/big', 'default/small'],
-      ports: [80, 81, 9000],
-      timeoutMs: 600,
-    })
+    const r = await probeTie(['default/big', 'default/small'], [80, 81, 9000])
     expect(r.differences).toBe(0)
     expect(cell(r, 'default/tie', 'default/big', 80).measured).toBe('allowed')
     expect(cell(r, 'default/tie', 'default/big', 9000).measured).toBe('denied')
@@ -323,11 +311,7 @@ spec:
     await client.post('/v1/policies', {
       text: `${manyPorts('big-policy', 'big', [80, 81])}---\n${manyPorts('small-policy', 'small', [80, 81])}`,
     })
-    const r = await client.post<ProbeResult>('/v1/policy/probe', {
-      from: ['default/tie'],
-      to: ['default/big', 'default/small'],
-      timeoutMs: 600,
-    })
+    const r = await probeTie(['default/big', 'default/small'])
     expect(r.ports['default/big']).toEqual([80, 81])
     expect(r.cells.map((c) => c.measured)).toEqual(['allowed', 'allowed', 'allowed', 'allowed'])
     expect(r.differences).toBe(0)
@@ -346,23 +330,13 @@ spec:
     expect((await mapOf('wide')).entries).toEqual([])
     const metrics = await daemon.agent.metrics.metrics()
     expect(metrics).toMatch(/membrane_policy_map_overflow_total\{endpoint="default\/wide"\} [1-9]/)
-    const before = await client.post<ProbeResult>('/v1/policy/probe', {
-      from: ['default/tie'],
-      to: ['default/wide'],
-      ports: [9100],
-      timeoutMs: 600,
-    })
+    const before = await probeTie(['default/wide'], [9100])
     expect(cell(before, 'default/tie', 'default/wide', 9100).measured).toBe('denied')
     expect(before.differences).toBe(1)
     // Without the policy its map state fits again: the map is reconciled in full.
     await client.delete('/v1/policies?name=wide-policy')
     expect((await mapOf('wide')).entries.length).toBeGreaterThan(0)
-    const after = await client.post<ProbeResult>('/v1/policy/probe', {
-      from: ['default/tie'],
-      to: ['default/wide'],
-      ports: [9100],
-      timeoutMs: 600,
-    })
+    const after = await probeTie(['default/wide'], [9100])
     expect(cell(after, 'default/tie', 'default/wide', 9100).measured).toBe('allowed')
     expect(after.differences).toBe(0)
   }, 60_000)

@@ -194,7 +194,7 @@ export class PolicyService {
 }
 
 /** What one map state occupies in the kernel's policy maps. */
-export function mapStateUsage(ms: MapState): { entries: number; indexRecords: number } {
+function mapStateUsage(ms: MapState): { entries: number; indexRecords: number } {
   return PolicyMap.usage(
     (function* () {
       for (const e of ms) yield e.key

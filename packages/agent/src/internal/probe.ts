@@ -16,6 +16,10 @@ import type { HttpRequest, HttpRule, TraceResult } from '@membrane/policy'
  */
 const WORKER = `
 const net = require('node:net')
+// A timer that expired while the process waited for the CPU runs before the I/O that completed
+// in the meantime: the verdict waits one turn (setImmediate runs after the poll phase), so a
+// connection that did complete is never called a timeout.
+const after = (ms, fn) => setTimeout(() => setImmediate(fn), ms)
 const http = require('node:http')
 const send = (o) => process.stdout.write(JSON.stringify(o) + '\\n')
 const ops = {
@@ -39,14 +43,14 @@ const ops = {
     const s = net.connect({ host: m.host, port: m.port })
     let over = false
     const finish = (result) => { if (over) return; over = true; clearTimeout(t); s.destroy(); done({ result }) }
-    const t = setTimeout(() => finish('timeout'), m.timeoutMs)
+    const t = after(m.timeoutMs, () => finish('timeout'))
     s.once('connect', () => finish('connected'))
     s.once('error', (e) => finish(e.code === 'ECONNREFUSED' ? 'refused' : 'error ' + (e.code || e.message)))
   },
   http(m, done) {
     let over = false
     const finish = (r) => { if (over) return; over = true; clearTimeout(t); req.destroy(); done(r) }
-    const t = setTimeout(() => finish({ result: 'timeout' }), m.timeoutMs)
+    const t = after(m.timeoutMs, () => finish({ result: 'timeout' }))
     const req = http.request({ host: m.host, port: m.port, method: m.method, path: m.path, agent: false }, (res) => {
       let body = ''
       res.setEncoding('utf8')
@@ -76,8 +80,8 @@ process.stdin.on('end', () => process.exit(0))
 send({ ready: true })
 `
 
-/** How long a worker may take to start in its namespace. */
-const WORKER_START_MS = 10_000
+/** How long a worker may take to start in its namespace (a busy node takes seconds). */
+const WORKER_START_MS = 30_000
 
 /** A worker process inside one network namespace. */
 class ProbeWorker {
@@ -96,7 +100,7 @@ class ProbeWorker {
   }
 
   /** Start a worker in `netns` (with `ip netns exec`; no shell) and wait until it is ready. */
-  static start(netns: string): Promise<ProbeWorker> {
+  static start(netns: string, startMs: number): Promise<ProbeWorker> {
     const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', WORKER], {
       stdio: ['pipe', 'pipe', 'pipe'],
       // No NODE_OPTIONS (loaders of the agent's own process): the worker is plain CommonJS.
@@ -108,8 +112,8 @@ class ProbeWorker {
       let rest = ''
       const timer = setTimeout(() => {
         child.kill('SIGKILL')
-        reject(new Error(`probe worker in ${netns} did not start within ${WORKER_START_MS} ms`))
-      }, WORKER_START_MS)
+        reject(new Error(`probe worker in ${netns} did not start within ${startMs} ms`))
+      }, startMs)
       child.stderr?.on('data', (c: Buffer) => {
         if (err.length < 2000) err += c.toString()
       })
@@ -383,14 +387,25 @@ async function measure(
   const byRef = new Map([...endpoints.from, ...endpoints.to].map((e) => [e.ref, e]))
   /** Per destination and port: why there is no listener (a workload's own server is fine). */
   const noListener = new Map<string, string>()
+  /** Endpoints whose worker did not start, and why. */
+  const noWorker = new Map<string, string>()
   let complete = true
   try {
     const netnsOf = [...byRef.values()].filter((e) => e.netns)
     await bounded(
       netnsOf.map((e) => async () => {
-        workers.set(e.ref, await ProbeWorker.start(e.netns!))
+        const startMs = Math.min(WORKER_START_MS, o.deadline - Date.now())
+        if (startMs <= 0) {
+          noWorker.set(e.ref, 'deadline reached before its worker started')
+          return
+        }
+        try {
+          workers.set(e.ref, await ProbeWorker.start(e.netns!, startMs))
+        } catch (error) {
+          noWorker.set(e.ref, (error as Error).message)
+        }
       }),
-      Math.max(1, Math.min(o.concurrency, 16)),
+      Math.max(1, Math.min(o.concurrency, 8)),
     )
     for (const to of endpoints.to) {
       const w = workers.get(to.ref)
@@ -406,7 +421,10 @@ async function measure(
       const dst = byRef.get(cell.to)!
       if (!src || !workers.has(cell.to)) {
         cell.measured = 'unmeasured'
-        cell.note = 'no network namespace to measure from or in'
+        cell.note =
+          noWorker.get(cell.from) ??
+          noWorker.get(cell.to) ??
+          'no network namespace to measure from or in'
         return
       }
       const why = noListener.get(`${cell.to}:${cell.port}`)
