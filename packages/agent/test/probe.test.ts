@@ -9,7 +9,7 @@ import { runCli } from '../src/cli'
 import { AgentClient } from '../src/client'
 import { type AgentDaemon, startDaemon } from '../src/daemon'
 import { AgentError } from '../src/errors'
-import type { ProbeCell, ProbeResult } from '../src/internal/probe'
+import { type ProbeCell, type ProbeResult, renderProbe } from '../src/internal/probe'
 import { starWarsEndpoints, suiteDaemon, testConfig } from './helpers'
 
 const policies = join(import.meta.dirname, '..', '..', '..', 'examples', 'star-wars', 'policies')
@@ -74,7 +74,14 @@ describeKernel('policy probe: the Star Wars truth table', ['root', 'netns'], () 
 
   it('L7: an allowed request reaches the listener, a denied one gets the 403', async () => {
     await client.post('/v1/policies', { text: l7 })
-    const r = await probe({ to: ['default/deathstar'] })
+    const r = await probe()
+    // The table the agent's README shows.
+    expect(renderProbe(r).split('\n').slice(0, 4)).toEqual([
+      'from \\ to   deathstar:80  tiefighter:80  xwing:80',
+      'deathstar   .             ✓              ✓',
+      'tiefighter  L7            .              ✓',
+      'xwing       ✗             ✓              .',
+    ])
     const tie = cell(r, 'default/tiefighter', 'default/deathstar', 80)
     expect(tie.predicted).toBe('l7')
     expect(tie.measured).toBe('l7')

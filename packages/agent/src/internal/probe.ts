@@ -517,7 +517,11 @@ export function renderProbe(r: ProbeResult): string {
     }),
   ])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)))
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ')
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd()
   const out = [line(head), ...body.map(line)]
   const measured = r.cells.some((c) => c.measured !== undefined)
   out.push('')
