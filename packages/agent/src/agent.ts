@@ -1175,11 +1175,15 @@ export class Agent {
     const parts = this.#dp
     if (!parts || ep.identity === undefined) return
     const ms = this.#policy.mapState(ep.id)
-    if (ms && this.#policyFit().over.some((o) => o.id === ep.id)) {
+    const entries = this.#policy.usage(ep.id).get(ep.id)?.entries ?? 0
+    if (ms && entries > this.config.policyMapMaxEntries) {
       // Its policy does not fit: it keeps what its map holds (nothing, for a new endpoint).
       this.#policyBehind.add(ep.id)
       this.#countOverflow(ep.id)
-      this.log.error({ endpoint: `${ep.namespace}/${ep.name}` }, 'policy too large for its map')
+      this.log.error(
+        { endpoint: `${ep.namespace}/${ep.name}`, entries, limit: this.config.policyMapMaxEntries },
+        'policy too large for its map',
+      )
     } else if (ms) parts.dp.policyMap(ep.id).reconcile(ms)
     const ifindex = ifindexOf(ep.hostIfname)
     const stale = parts.dp.endpoints.byId(ep.id)

@@ -119,10 +119,15 @@ export class PolicyService {
   }
 
   /**
-   * What each tracked endpoint's current map state occupies in the kernel's policy maps
-   * (trie entries and index records, by endpoint id; see datapath's `PolicyMap.usage`).
+   * What each tracked endpoint's current map state (or only `endpointId`'s) occupies in the
+   * kernel's policy maps (trie entries and index records, by endpoint id; see datapath's
+   * `PolicyMap.usage`).
    */
-  usage(): Map<number, { entries: number; indexRecords: number }> {
+  usage(endpointId?: number): Map<number, { entries: number; indexRecords: number }> {
+    if (endpointId !== undefined) {
+      const t = this.#tracked.get(endpointId)
+      return new Map(t ? [[endpointId, mapStateUsage(t.mapState)]] : [])
+    }
     const out = new Map<number, { entries: number; indexRecords: number }>()
     for (const [id, t] of this.#tracked) out.set(id, mapStateUsage(t.mapState))
     return out
