@@ -12,7 +12,9 @@ import {
 } from '@membrane/flows'
 import type { IdentityAllocator } from '@membrane/identity'
 import type { DnsLearnEvent, FqdnExpiry } from '@membrane/l7proxy'
+import type { MapStateDiff } from '@membrane/policy'
 import { POD_NAMESPACE_LABEL, parseIpv4 } from '@membrane/types'
+import { Counter } from 'prom-client'
 import { type AgentConfig, resolveConfig } from './config'
 import { AgentError, invalid } from './errors'
 import { crashPoint } from './internal/crash'
@@ -60,6 +62,7 @@ import {
   type TraceL7,
 } from './internal/policy'
 import { PolicyParser } from './internal/policy-parser'
+import { type ProbeEndpoint, type ProbeOptions, type ProbeResult, runProbe } from './internal/probe'
 import type { PolicySnapshot } from './internal/proxy-protocol'
 import { ProxySupervisor } from './internal/proxy-supervisor'
 import { createLogger, type Logger } from './log'
@@ -187,6 +190,13 @@ export class Agent {
   readonly observer: FlowObserver
   /** Prometheus metrics: datapath counters, Hubble flow metrics, agent gauges. */
   readonly metrics = new FlowMetrics()
+  /** Policy changes an endpoint's policy map could not take (membrane_policy_map_overflow_total). */
+  readonly #policyOverflows: Counter<'endpoint'>
+  /**
+   * Endpoints whose policy in the kernel is older than their computed map state (a change that
+   * would have overflowed their map was not written): reconciled in full once it fits.
+   */
+  readonly #policyBehind = new Set<number>()
   /** `monitor` events: `{ kind: 'agent' | 'flow' | 'lost', ... }` as they happen. */
   readonly monitor = new EventEmitter()
   #queue: Promise<unknown> = Promise.resolve()
@@ -233,7 +243,19 @@ export class Agent {
     this.observer.addSink(this.metrics)
     // Forward/drop counters come from the datapath's own per-CPU counters, exact.
     this.metrics.useDatapathCounters(() => this.#dp?.dp.counters() ?? [])
+    this.#policyOverflows = new Counter({
+      name: 'membrane_policy_map_overflow_total',
+      help: "Policy changes not applied because an endpoint's policy would overflow the policy maps, by endpoint",
+      labelNames: ['endpoint'],
+      registers: [this.metrics.registry],
+    })
     this.metrics.addCollector(() => {
+      const capacity = this.#dp?.dp.policyCapacity()
+      if (capacity) {
+        let entries = 0
+        for (const u of this.#policy.usage().values()) entries += u.entries
+        this.metrics.setMapPressure('mb_policy', entries / capacity.entries)
+      }
       this.metrics.setEndpointCount(this.#state.endpoints.length)
       this.metrics.setIdentityCount(this.#identity.list().filter((i) => i.id >= 256).length)
       this.metrics.setPolicyCount(this.#state.policies.length)
@@ -654,10 +676,19 @@ export class Agent {
     // Parsed and validated in the worker, outside the queue: a long parse delays no other change.
     const { objects, docs } = await this.#parser.parse(text, source)
     return this.#serial(async () => {
+      const refs = new Set(docs.map((d) => d.ref))
+      const replaced = this.#policy.repo.policies.filter((d) => refs.has(d.ref))
       const revision = this.#policy.repo.upsert(docs)
       // The steps of a large import each take a while: let the API answer in between.
       await yieldToEventLoop()
       await this.#syncCidrIdentities()
+      // All endpoints of the import or none: a policy that overflows any endpoint's map is
+      // taken back out of the repository before anything reaches the kernel.
+      const diffs = await this.#refreshPolicyOrRefuse(async () => {
+        this.#policy.repo.delete([...refs])
+        if (replaced.length > 0) this.#policy.repo.upsert(replaced)
+        await this.#syncCidrIdentities()
+      })
       const now = new Date().toISOString()
       const records: PolicyRecord[] = docs.map((d, i) => ({
         key: d.ref,
@@ -671,7 +702,7 @@ export class Agent {
       this.#state.policies = [...this.#state.policies.filter((p) => !keys.has(p.key)), ...records]
       this.#save()
       await yieldToEventLoop()
-      const changes = await this.#applyPolicy()
+      const changes = await this.#installPolicy(diffs)
       this.#notify('policy imported', { policies: [...keys], revision, mapChanges: changes })
       return { revision, policies: records.map(policyView) }
     })
@@ -743,6 +774,103 @@ export class Agent {
       ],
       trace: r,
     }
+  }
+
+  /**
+   * The truth table of the node's policy: for each source × destination × port (TCP), the
+   * verdict the repository's trace predicts and (unless `measure: false`) the one real
+   * connections between the workloads' namespaces get, with the differences. `from` / `to`
+   * narrow the endpoints (default every endpoint), `ports` replaces the ports the policies name,
+   * `explain` adds each cell's trace. Bounded by `timeoutMs` per connection (default 1000; a
+   * timeout is tried `retries` more times, default 1), `concurrency` (32) and `deadlineMs` in
+   * all (60000).
+   *
+   * @example
+   * const r = await agent.probePolicy({ from: ['default/xwing'], ports: [80] })
+   * r.differences // 0 when the datapath does what the policy says
+   */
+  async probePolicy(input: unknown = {}): Promise<ProbeResult> {
+    if (typeof input !== 'object' || input === null || Array.isArray(input))
+      throw invalid(
+        'probe',
+        'expected { from?, to?, ports?, timeoutMs?, concurrency?, deadlineMs?, measure?, explain? }',
+      )
+    const q = input as Record<string, unknown>
+    const known = [
+      'from',
+      'to',
+      'ports',
+      'timeoutMs',
+      'retries',
+      'concurrency',
+      'deadlineMs',
+      'measure',
+      'explain',
+    ]
+    for (const k of Object.keys(q))
+      if (!known.includes(k))
+        throw invalid(k, `unknown field; known fields are ${known.join(', ')}`)
+    const refs = (field: string): EndpointRecord[] => {
+      const v = q[field]
+      if (v === undefined) return this.#state.endpoints
+      if (!Array.isArray(v) || v.length === 0)
+        throw invalid(field, 'expected a non-empty list of namespace/name')
+      return v.map((r, i) => this.#mustFindEndpoint(String(r), `${field}[${i}]`))
+    }
+    const bound = (field: string, min: number, max: number): number | undefined => {
+      const v = q[field]
+      if (v === undefined) return undefined
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+        throw invalid(field, `expected an integer ${min}..${max}, got ${JSON.stringify(v)}`)
+      return v
+    }
+    const options: ProbeOptions = {}
+    if (q.ports !== undefined) {
+      if (!Array.isArray(q.ports) || q.ports.length === 0 || q.ports.length > 64)
+        throw invalid('ports', 'expected a list of 1..64 ports')
+      options.ports = [...new Set(q.ports.map((p, i) => validatePort(`ports[${i}]`, p)))]
+    }
+    const timeoutMs = bound('timeoutMs', 10, 30_000)
+    const concurrency = bound('concurrency', 1, 256)
+    const deadlineMs = bound('deadlineMs', 100, 600_000)
+    const retries = bound('retries', 0, 5)
+    if (retries !== undefined) options.retries = retries
+    if (timeoutMs !== undefined) options.timeoutMs = timeoutMs
+    if (concurrency !== undefined) options.concurrency = concurrency
+    if (deadlineMs !== undefined) options.deadlineMs = deadlineMs
+    if (q.measure === false) options.measure = false
+    if (q.explain === true) options.explain = true
+    const probeEp = (e: EndpointRecord): ProbeEndpoint => ({
+      ref: `${e.namespace}/${e.name}`,
+      ip: e.ipv4,
+      ...(e.identity !== undefined ? { identity: e.identity } : {}),
+      ...(e.mode === 'netns' && e.netns ? { netns: e.netns } : {}),
+    })
+    const byRef = new Map(this.#state.endpoints.map((e) => [`${e.namespace}/${e.name}`, e]))
+    const from = refs('from').map(probeEp)
+    const to = refs('to').map(probeEp)
+    return runProbe(
+      {
+        trace: (a, b, port, http) =>
+          this.#policy.trace(
+            byRef.get(a.ref)!,
+            byRef.get(b.ref)!,
+            port,
+            'TCP',
+            http ? { http } : {},
+          ),
+        policyPorts: (dst, sources) => {
+          const d = byRef.get(dst.ref)!
+          return this.#policy.tcpPorts(
+            d.id,
+            sources.map((s) => byRef.get(s.ref)!.id),
+            d.identity,
+          )
+        },
+      },
+      { from, to },
+      options,
+    )
   }
 
   /**
@@ -893,12 +1021,12 @@ export class Agent {
     return this.#state.endpoints.find((e) => e.namespace === namespace && e.name === name)
   }
 
-  #mustFindEndpoint(ref: string): EndpointRecord {
-    const { namespace, name } = parseRef('endpoint', ref)
+  #mustFindEndpoint(ref: string, field = 'endpoint'): EndpointRecord {
+    const { namespace, name } = parseRef(field, ref)
     const ep = this.#findEndpoint(namespace, name)
     if (!ep)
       throw new AgentError('NOT_FOUND', `endpoint ${namespace}/${name} not found`, {
-        field: 'endpoint',
+        field,
       })
     return ep
   }
@@ -1054,7 +1182,16 @@ export class Agent {
     const parts = this.#dp
     if (!parts || ep.identity === undefined) return
     const ms = this.#policy.mapState(ep.id)
-    if (ms) parts.dp.policyMap(ep.id).reconcile(ms)
+    const entries = this.#policy.usage(ep.id).get(ep.id)?.entries ?? 0
+    if (ms && entries > this.config.policyMapMaxEntries) {
+      // Its policy does not fit: it keeps what its map holds (nothing, for a new endpoint).
+      this.#policyBehind.add(ep.id)
+      this.#countOverflow(ep.id)
+      this.log.error(
+        { endpoint: `${ep.namespace}/${ep.name}`, entries, limit: this.config.policyMapMaxEntries },
+        'policy too large for its map',
+      )
+    } else if (ms) parts.dp.policyMap(ep.id).reconcile(ms)
     const ifindex = ifindexOf(ep.hostIfname)
     const stale = parts.dp.endpoints.byId(ep.id)
     if (stale && stale.ifindex !== ifindex) {
@@ -1223,17 +1360,116 @@ export class Agent {
     await this.#applyPolicy()
   }
 
-  /** Bring every endpoint's policy up to date and hand the diffs to the datapath. */
+  /**
+   * Bring every endpoint's policy up to date and hand the diffs to the datapath. An endpoint
+   * whose new policy would overflow the policy maps keeps the one it has (counted, logged).
+   */
   async #applyPolicy(): Promise<number> {
+    const diffs = this.#policy.refreshAll()
+    const fit = this.#policyFit()
+    if (fit.over.length > 0 || fit.full) {
+      // Endpoints over their limit, and (maps full) every endpoint a change would grow, wait.
+      const held = new Set(fit.over.map((o) => o.id))
+      if (fit.full)
+        for (const [id, d] of diffs) if (d.upserts.length > d.deletes.length) held.add(id)
+      for (const id of held) {
+        diffs.delete(id)
+        this.#policyBehind.add(id)
+        this.#countOverflow(id)
+      }
+      this.log.error({ refused: fit.message }, 'policy not applied to some endpoints')
+    }
+    return this.#installPolicy(diffs)
+  }
+
+  /**
+   * Refresh every endpoint's policy; when any would overflow the policy maps, call `rollback`
+   * (which must put the repository back as it was), bring the map states back to what the
+   * kernel holds, count it and throw TOO_LARGE. Nothing is written either way.
+   */
+  async #refreshPolicyOrRefuse(rollback: () => Promise<void>): Promise<Map<number, MapStateDiff>> {
+    const diffs = this.#policy.refreshAll()
+    const fit = this.#policyFit()
+    if (fit.over.length === 0 && !fit.full) return diffs
+    await rollback()
+    this.#policy.refreshAll()
+    for (const o of fit.over) this.#countOverflow(o.id)
+    if (fit.over.length === 0) this.#countOverflow(undefined)
+    throw new AgentError(
+      'TOO_LARGE',
+      `policy not applied: ${fit.message}; every endpoint keeps its previous policy`,
+      { field: 'policy' },
+    )
+  }
+
+  /** Hand computed diffs to the datapath (endpoints held back earlier are reconciled in full). */
+  async #installPolicy(diffs: Map<number, MapStateDiff>): Promise<number> {
     // The proxy learns first: a redirect about to be installed then finds its rules there.
     await this.#proxy?.sync()
-    const diffs = this.#policy.refreshAll()
     let n = 0
+    const dp = this.#dp?.dp
+    if (this.#policyBehind.size > 0) {
+      const fit = this.#policyFit()
+      const stillOver = new Set(fit.over.map((o) => o.id))
+      for (const id of [...this.#policyBehind]) {
+        const ms = this.#policy.mapState(id)
+        diffs.delete(id)
+        if (!ms) this.#policyBehind.delete(id)
+        else if (!stillOver.has(id) && !fit.full) {
+          const r = dp?.policyMap(id).reconcile(ms)
+          n += (r?.upserted ?? 0) + (r?.deleted ?? 0)
+          this.#policyBehind.delete(id)
+        }
+      }
+    }
     for (const [id, d] of diffs) {
       n += d.upserts.length + d.deletes.length
-      this.#dp?.dp.policyMap(id).apply(d)
+      dp?.policyMap(id).apply(d)
     }
     return n
+  }
+
+  /**
+   * Whether the computed policy of every endpoint fits: `over` lists the endpoints with more
+   * entries than `policyMapMaxEntries`; `full` says the node's maps (all endpoints together)
+   * cannot hold them; `message` says which, with the counts and limits.
+   */
+  #policyFit(): {
+    over: { id: number; entries: number }[]
+    full: boolean
+    message: string
+  } {
+    const limit = this.config.policyMapMaxEntries
+    const over: { id: number; entries: number }[] = []
+    let entries = 0
+    let indexRecords = 0
+    for (const [id, u] of this.#policy.usage()) {
+      entries += u.entries
+      indexRecords += u.indexRecords
+      if (u.entries > limit) over.push({ id, entries: u.entries })
+    }
+    const cap = this.#dp?.dp.policyCapacity()
+    const full = cap !== undefined && (entries > cap.entries || indexRecords > cap.indexRecords)
+    const parts = over.map(
+      (o) =>
+        `endpoint ${this.#endpointName(o.id)} would need ${o.entries} policy map entries, over the limit of ${limit} (policyMapMaxEntries)`,
+    )
+    if (full && cap)
+      parts.push(
+        `the node's policy maps would need ${entries} entries (capacity ${cap.entries}) and ${indexRecords} index records (capacity ${cap.indexRecords})`,
+      )
+    return { over, full, message: parts.join('; ') }
+  }
+
+  #endpointName(id: number): string {
+    const ep =
+      this.#state.endpoints.find((e) => e.id === id) ??
+      this.#state.creating.find((e) => e.id === id)
+    return ep ? `${ep.namespace}/${ep.name}` : `id ${id}`
+  }
+
+  #countOverflow(id: number | undefined): void {
+    this.#policyOverflows.labels(id === undefined ? '' : this.#endpointName(id)).inc()
   }
 
   /** Make the datapath's services match the state (upserts are diffs inside ServiceMaps). */

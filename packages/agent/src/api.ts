@@ -68,6 +68,7 @@ export function apiRoutes(agent: Agent): Route[] {
       })
     }),
     r('POST', '/v1/policy/trace', ({ body }) => agent.tracePolicy(body)),
+    r('POST', '/v1/policy/probe', ({ body }) => agent.probePolicy(body ?? {})),
     r('GET', `/v1/bpf/policy/${SEG}/${SEG}`, ({ params }) =>
       agent.endpointPolicyMap(`${params[0]}/${params[1]}`),
     ),

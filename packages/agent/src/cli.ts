@@ -10,6 +10,7 @@ import { type AgentConfig, defaultConfig, loadConfig } from './config'
 import { observerSocketFor, startDaemon } from './daemon'
 import { AgentError } from './errors'
 import { parseLabelList } from './internal/names'
+import { explainCell, type ProbeResult, renderProbe } from './internal/probe'
 import type { ServiceRecord } from './state'
 import { formatLabels, renderTable } from './table'
 
@@ -38,7 +39,7 @@ const EXIT = {
   FAILED: 1,
   /** Bad usage or bad input (flags, arguments, a file, a request the agent calls invalid). */
   USAGE: 2,
-  /** `policy trace`: denied. */
+  /** `policy trace`: denied; `policy probe`: measured and predicted differ. */
   DENIED: 3,
 } as const
 
@@ -75,7 +76,7 @@ const GLOBAL_FLAGS = `Global flags:
                        {"error":{"code","message"}} on stderr, stdout carries only results
   -h, --help           this help`
 
-const EXIT_CODES = `Exit codes: ${EXIT.OK} ok (trace: allowed), ${EXIT.FAILED} the agent refused or failed, ${EXIT.USAGE} bad usage or input, ${EXIT.DENIED} trace: denied.`
+const EXIT_CODES = `Exit codes: ${EXIT.OK} ok (trace: allowed), ${EXIT.FAILED} the agent refused or failed, ${EXIT.USAGE} bad usage or input, ${EXIT.DENIED} trace: denied, probe: differences.`
 
 function parse(
   args: string[],
@@ -538,6 +539,74 @@ export const COMMANDS: readonly CliCommand[] = [
         for (const line of out.explanation) io.out(`  ${line}\n`)
       })
       return out.verdict === 'allowed' ? EXIT.OK : EXIT.DENIED
+    },
+  },
+  {
+    path: ['policy', 'probe'],
+    args: '[--from NS/NAME]... [--to NS/NAME]... [--ports N,...] [--timeout MS] [--retries N] [--concurrency N] [--deadline MS] [--predict-only] | --explain SRC DST:PORT',
+    summary: `the endpoint x endpoint x port truth table: predicted by policy, measured with real connections (exit ${EXIT.DENIED} on differences)`,
+    details: `Rows are sources, columns destination:port; a cell is the measured verdict (✓ reached, ✗ not,
+L7 proxied with L7 rules enforced: a request the rules allow reaches the server, one they deny
+gets the proxy's 403), marked ! with the predicted one where they differ. Ports default to the
+ones the policies name for each destination (80 when none). Throwaway listeners run in the
+destinations' namespaces for the probe. Bounds: --timeout per connection (default 1000 ms; a
+timeout is tried --retries more times, default 1), --concurrency connections in flight
+(default 32), --deadline for the whole probe (default 60000 ms; cells past it show …).
+--explain prints one cell with the rules behind it.`,
+    async run(args, { io, client, show }) {
+      const { flags, positionals } = parse(
+        args,
+        {
+          from: { type: 'string', multiple: true },
+          to: { type: 'string', multiple: true },
+          ports: { type: 'string' },
+          timeout: { type: 'string' },
+          retries: { type: 'string' },
+          concurrency: { type: 'string' },
+          deadline: { type: 'string' },
+          'predict-only': { type: 'boolean' },
+          explain: { type: 'boolean' },
+        },
+        2,
+      )
+      const body: Record<string, unknown> = {}
+      const list = (name: string) => (flags[name] as string[] | undefined) ?? []
+      if (flags.explain) {
+        const [src, cell] = positionals
+        const m = /^(.+):([0-9]{1,5})$/.exec(cell ?? '')
+        if (!src || !m) throw new UsageError('--explain needs SRC DST:PORT')
+        body.from = [refPath(src, 'SRC')]
+        body.to = [refPath(m[1], 'DST')]
+        body.ports = [Number(m[2])]
+        body.explain = true
+      } else {
+        if (positionals.length > 0)
+          throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`)
+        if (list('from').length) body.from = list('from').map((r) => refPath(r, '--from'))
+        if (list('to').length) body.to = list('to').map((r) => refPath(r, '--to'))
+        if (flags.ports !== undefined) {
+          const text = String(flags.ports)
+          if (!/^[0-9]+(,[0-9]+)*$/.test(text))
+            throw new UsageError(`--ports expects N,N,..., got ${JSON.stringify(text)}`)
+          body.ports = text.split(',').map(Number)
+        }
+      }
+      for (const [flag, field] of [
+        ['timeout', 'timeoutMs'],
+        ['retries', 'retries'],
+        ['concurrency', 'concurrency'],
+        ['deadline', 'deadlineMs'],
+      ] as const) {
+        const n = num(flags, flag)
+        if (n !== undefined) body[field] = n
+      }
+      if (flags['predict-only']) body.measure = false
+      const out = await client(flags).post<ProbeResult>('/v1/policy/probe', body)
+      show(flags, out, () => {
+        if (flags.explain) for (const c of out.cells) io.out(explainCell(c))
+        else io.out(renderProbe(out))
+      })
+      return out.differences > 0 ? EXIT.DENIED : EXIT.OK
     },
   },
   {

@@ -50,6 +50,13 @@ export interface AgentConfig {
    */
   policyParseTimeoutMs: number
   /**
+   * Most policy map entries one endpoint may hold (Cilium's `bpf-policy-map-max`). An import
+   * that would give an endpoint more, or fill the node's policy maps, is refused with
+   * `TOO_LARGE` naming the endpoint and the count; every endpoint keeps its previous policy.
+   * Default 16384.
+   */
+  policyMapMaxEntries: number
+  /**
    * Redact L7 flows (as Hubble's `hubble-redact-*` options do): HTTP URL queries, URL passwords
    * and the values of the `redactHttpHeaders`. Default true; false keeps them (debugging).
    */
@@ -75,6 +82,7 @@ export function defaultConfig(): AgentConfig {
     proxyPort: 15001,
     socketLbCgroups: [],
     policyParseTimeoutMs: 60_000,
+    policyMapMaxEntries: 16_384,
     redactFlows: true,
     redactHttpHeaders: [...DEFAULT_REDACTED_HEADERS],
   }
@@ -127,6 +135,14 @@ export function resolveConfig(
           throw invalid(field, `expected milliseconds 1..600000, got ${JSON.stringify(value)}`)
         }
         out.policyParseTimeoutMs = n
+        break
+      }
+      case 'policyMapMaxEntries': {
+        const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : value
+        if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1_048_576) {
+          throw invalid(field, `expected an entry count 1..1048576, got ${JSON.stringify(value)}`)
+        }
+        out.policyMapMaxEntries = n
         break
       }
       case 'redactFlows':

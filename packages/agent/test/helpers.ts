@@ -39,6 +39,7 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
     proxyPort: 0,
     socketLbCgroups: [],
     policyParseTimeoutMs: 60_000,
+    policyMapMaxEntries: 16_384,
     redactFlows: true,
     redactHttpHeaders: ['authorization', 'cookie'],
   }
@@ -278,6 +279,19 @@ export async function restartScene(
   await waitFor(inNs(server.netns!, join(fixtures, 'echo-server.mjs'), ['7000']), /ready/)
   await waitFor(inNs(ds.netns!, join(demo, 'src', 'deathstar.mjs'), ['80', 'ds']), /ready/)
   return { server, tie, xw, ds }
+}
+
+/** The Star Wars endpoints (no servers, no policy): deathstar, tiefighter, xwing in `default`. */
+export async function starWarsEndpoints(
+  client: AgentClient,
+): Promise<Record<'deathstar' | 'tiefighter' | 'xwing', EndpointView>> {
+  const mk = async (name: string, labels: Record<string, string>) =>
+    (await client.post<{ endpoint: EndpointView }>('/v1/endpoints', { name, labels })).endpoint
+  return {
+    deathstar: await mk('deathstar', { org: 'empire', class: 'deathstar' }),
+    tiefighter: await mk('tiefighter', { org: 'empire', class: 'tiefighter' }),
+    xwing: await mk('xwing', { org: 'alliance', class: 'xwing' }),
+  }
 }
 
 /** An agent for a whole suite: started in beforeAll, purged (and its dirs removed) in afterAll. */

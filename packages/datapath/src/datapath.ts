@@ -517,6 +517,19 @@ export class Datapath {
     return this.#endpointObj.program(name)
   }
 
+  /**
+   * How many policy entries the kernel can hold, for all endpoints together: `entries` of the
+   * trie (`mb_policy`) and `indexRecords` of the exact-match index (`mb_policy_fast`), as the
+   * loaded maps were created (see {@link PolicyMap.usage} for what one endpoint occupies).
+   */
+  policyCapacity(): { entries: number; indexRecords: number } {
+    this.#check()
+    return {
+      entries: this.#endpointObj.map('mb_policy').info.maxEntries,
+      indexRecords: this.#endpointObj.map('mb_policy_fast').info.maxEntries,
+    }
+  }
+
   /** The policy entries of one endpoint. */
   policyMap(endpointId: number): PolicyMap {
     this.#check()

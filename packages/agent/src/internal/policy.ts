@@ -1,4 +1,4 @@
-import type { PolicyMapEntry } from '@membrane/datapath'
+import { PolicyMap, type PolicyMapEntry } from '@membrane/datapath'
 import {
   type MapState,
   type MapStateDiff,
@@ -118,6 +118,43 @@ export class PolicyService {
     return out
   }
 
+  /**
+   * What each tracked endpoint's current map state (or only `endpointId`'s) occupies in the
+   * kernel's policy maps (trie entries and index records, by endpoint id; see datapath's
+   * `PolicyMap.usage`).
+   */
+  usage(endpointId?: number): Map<number, { entries: number; indexRecords: number }> {
+    if (endpointId !== undefined) {
+      const t = this.#tracked.get(endpointId)
+      return new Map(t ? [[endpointId, mapStateUsage(t.mapState)]] : [])
+    }
+    const out = new Map<number, { entries: number; indexRecords: number }>()
+    for (const [id, t] of this.#tracked) out.set(id, mapStateUsage(t.mapState))
+    return out
+  }
+
+  /**
+   * The TCP ports the map states name for traffic to one endpoint: its ingress entries, and the
+   * egress entries of `sources` towards its identity (or any identity). A port range counts by
+   * its first port.
+   */
+  tcpPorts(endpointId: number, sources: readonly number[], identity: number | undefined): number[] {
+    const ports = new Set<number>()
+    for (const e of this.#tracked.get(endpointId)?.mapState ?? [])
+      if (e.key.direction === 'ingress' && e.key.protocol === 6 && e.key.port > 0)
+        ports.add(e.key.port)
+    for (const id of sources)
+      for (const e of this.#tracked.get(id)?.mapState ?? [])
+        if (
+          e.key.direction === 'egress' &&
+          e.key.protocol === 6 &&
+          e.key.port > 0 &&
+          (e.key.identity === 0 || e.key.identity === identity)
+        )
+          ports.add(e.key.port)
+    return [...ports].sort((a, b) => a - b)
+  }
+
   mapState(endpointId: number): MapState | undefined {
     return this.#tracked.get(endpointId)?.mapState
   }
@@ -159,6 +196,15 @@ export class PolicyService {
       throw error
     }
   }
+}
+
+/** What one map state occupies in the kernel's policy maps. */
+function mapStateUsage(ms: MapState): { entries: number; indexRecords: number } {
+  return PolicyMap.usage(
+    (function* () {
+      for (const e of ms) yield e.key
+    })(),
+  )
 }
 
 /** The L7 request of a trace: the `http`, `kafka` and `dns` parts of policy's TraceInput. */

@@ -224,6 +224,31 @@ export class PolicyMap {
   }
 
   /**
+   * What a map state of one endpoint occupies in the kernel: `entries` in the trie
+   * (`mb_policy`, one per distinct key) and `indexRecords` in the exact-match index (`mb_policy_fast`:
+   * each full-port entry, plus one summary record per remote identity and direction). Pure: the
+   * agent checks a new policy against the maps' capacity with it before writing anything.
+   *
+   * @example
+   * PolicyMap.usage([{ identity: 256, direction: 'ingress', protocol: 'TCP', port: 80 }])
+   * // { entries: 1, indexRecords: 2 }
+   */
+  static usage(keys: Iterable<PolicyKeyInput>): { entries: number; indexRecords: number } {
+    const entries = new Set<string>()
+    let full = 0
+    const summaries = new Set<string>()
+    for (const key of keys) {
+      const k = normalizePolicyKey(key)
+      const id = `${k.identity}/${k.direction}/${k.protocol}/${k.port}/${k.prefixlen}`
+      if (entries.has(id)) continue
+      entries.add(id)
+      if (k.prefixlen === POLICY_FULL_PREFIX) full++
+      summaries.add(`${k.identity}/${k.direction}`)
+    }
+    return { entries: entries.size, indexRecords: full + summaries.size }
+  }
+
+  /**
    * Apply a diff: validate everything first (nothing is half-applied on bad input), then
    * write upserts before deletes so that a replaced entry never leaves a gap.
    * Returns how many entries were written and deleted.
