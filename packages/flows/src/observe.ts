@@ -161,7 +161,9 @@ interface Builder {
   sided: boolean
 }
 
-function push<K extends keyof FlowFilter>(
+type ListKey = Exclude<keyof FlowFilter, 'experimental'>
+
+function push<K extends ListKey>(
   f: FlowFilter,
   key: K,
   value: NonNullable<FlowFilter[K]>[number],
@@ -171,10 +173,7 @@ function push<K extends keyof FlowFilter>(
   ;(f as Record<string, unknown>)[key] = arr
 }
 
-const SIDED: Record<
-  string,
-  [keyof FlowFilter, keyof FlowFilter, (v: string, flag: string) => unknown]
-> = {
+const SIDED: Record<string, [ListKey, ListKey, (v: string, flag: string) => unknown]> = {
   ip: ['sourceIp', 'destinationIp', (v) => v],
   pod: ['sourcePod', 'destinationPod', (v) => v],
   namespace: ['sourcePod', 'destinationPod', (v) => `${v}/`],

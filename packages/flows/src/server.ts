@@ -15,10 +15,11 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2'
 import { dirname } from 'node:path'
+import type { GetAgentEventsRequest } from './agent-events'
 import { FilterError } from './filter'
 import type { ObserverNode } from './grpc'
 import { type FlowObserver, frame, type GetFlowsRequest } from './observer'
-import { decodeMessage, encodeMessage } from './proto'
+import { assertKnownFields, decodeMessage, encodeMessage } from './proto'
 
 /** gRPC status codes used here. */
 export const GrpcStatus = {
@@ -29,6 +30,21 @@ export const GrpcStatus = {
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
 } as const
+
+/** Why GetDebugEvents answers UNIMPLEMENTED (both servers say the same). */
+export const NO_DEBUG_EVENTS =
+  "GetDebugEvents: Membrane's datapath emits no debug events (bpf-src has no debug capture " +
+  'points), so there is nothing to stream; use GetFlows for drops and traces'
+
+/**
+ * Decode a request of `name` for a server: fields this schema does not declare are refused
+ * (a newer client's filter must not silently match everything).
+ * @throws FilterError naming the unknown field, or the decode error.
+ */
+export function decodeRequest<T>(name: string, msg: Uint8Array): T {
+  assertKnownFields(name, msg)
+  return decodeMessage(name, msg, true) as T
+}
 
 /** Options of {@link startObserverServer}. */
 export interface ObserverServerOptions {
@@ -178,7 +194,7 @@ async function getFlows(
     while (item) {
       parts.push(
         'entry' in item
-          ? observer.framedResponse(item.entry)
+          ? observer.framedResponse(item.entry, cursor.mask)
           : frame(observer.lostResponseBytes(item.lost)),
       )
       if (parts.length >= batch) {
@@ -202,6 +218,22 @@ async function getFlows(
       await cursor.wait(ac.signal)
     }
   }
+}
+
+async function getAgentEvents(
+  observer: FlowObserver,
+  stream: ServerHttp2Stream,
+  req: GetAgentEventsRequest,
+): Promise<void> {
+  const ac = new AbortController()
+  stream.once('close', () => ac.abort())
+  stream.respond(GRPC_HEADERS, { waitForTrailers: true })
+  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }))
+  for await (const e of observer.getAgentEvents(req, ac.signal)) {
+    if (stream.destroyed) break
+    stream.write(frame(observer.agentEventResponseBytes(e)))
+  }
+  if (!ac.signal.aborted) stream.end()
 }
 
 function parseAddress(address: string): { path: string } | { host: string; port: number } {
@@ -233,7 +265,8 @@ export function assertSocketDirectory(address: string): void {
 }
 
 /**
- * Serve the Observer API (GetFlows, GetNodes, ServerStatus) for `observer`.
+ * Serve the Observer API (GetFlows, GetAgentEvents, GetNodes, GetNamespaces, ServerStatus; and
+ * GetDebugEvents answered UNIMPLEMENTED with the reason) for `observer`.
  * @example
  * const srv = await startObserverServer(observer, { address: 'unix:///run/membrane/observer.sock' })
  * // hubble/membrane observe --server unix:///run/membrane/observer.sock
@@ -275,7 +308,7 @@ export async function startObserverServer(
           case '/observer.Observer/GetFlows': {
             let req: GetFlowsRequest
             try {
-              req = decodeMessage('observer.GetFlowsRequest', msg, true) as GetFlowsRequest
+              req = decodeRequest<GetFlowsRequest>('observer.GetFlowsRequest', msg)
             } catch (e) {
               sendError(
                 stream,
@@ -289,6 +322,34 @@ export async function startObserverServer(
             )
             return
           }
+          case '/observer.Observer/GetAgentEvents': {
+            let req: GetAgentEventsRequest
+            try {
+              req = decodeRequest<GetAgentEventsRequest>('observer.GetAgentEventsRequest', msg)
+            } catch (e) {
+              sendError(
+                stream,
+                GrpcStatus.INVALID_ARGUMENT,
+                `GetAgentEventsRequest: ${(e as Error).message}`,
+              )
+              return
+            }
+            void getAgentEvents(observer, stream, req).catch((e) =>
+              sendError(stream, GrpcStatus.INTERNAL, String(e)),
+            )
+            return
+          }
+          case '/observer.Observer/GetDebugEvents':
+            sendError(stream, GrpcStatus.UNIMPLEMENTED, NO_DEBUG_EVENTS)
+            return
+          case '/observer.Observer/GetNamespaces':
+            unary(
+              stream,
+              encodeMessage('observer.GetNamespacesResponse', {
+                namespaces: observer.namespaces(),
+              }),
+            )
+            return
           case '/observer.Observer/ServerStatus': {
             const s = observer.status()
             unary(
