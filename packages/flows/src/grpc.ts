@@ -304,16 +304,17 @@ export class ObserverClient {
    * @throws the gRPC error (code + details) when the server rejects the request.
    */
   async *getFlows(req: GetFlowsRequest = {}, signal?: AbortSignal): AsyncGenerator<FlowsResponse> {
+    yield* this.stream<FlowsResponse>('GetFlows', req, signal)
+  }
+
+  private async *stream<T>(method: string, req: unknown, signal?: AbortSignal): AsyncGenerator<T> {
     const call = (
-      this.client as unknown as Record<
-        string,
-        (r: unknown) => grpc.ClientReadableStream<FlowsResponse>
-      >
-    ).GetFlows?.call(this.client, req) as grpc.ClientReadableStream<FlowsResponse>
+      this.client as unknown as Record<string, (r: unknown) => grpc.ClientReadableStream<T>>
+    )[method]?.call(this.client, req) as grpc.ClientReadableStream<T>
     const onAbort = () => call.cancel()
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      for await (const r of call) yield r as FlowsResponse
+      for await (const r of call) yield r as T
     } catch (e) {
       if ((e as { code?: number }).code === grpc.status.CANCELLED && (signal?.aborted ?? true))
         return
@@ -355,24 +356,7 @@ export class ObserverClient {
     req: GetAgentEventsRequest = {},
     signal?: AbortSignal,
   ): AsyncGenerator<Record<string, unknown>> {
-    const call = (
-      this.client as unknown as Record<
-        string,
-        (r: unknown) => grpc.ClientReadableStream<Record<string, unknown>>
-      >
-    ).GetAgentEvents?.call(this.client, req) as grpc.ClientReadableStream<Record<string, unknown>>
-    const onAbort = () => call.cancel()
-    signal?.addEventListener('abort', onAbort, { once: true })
-    try {
-      for await (const r of call) yield r as Record<string, unknown>
-    } catch (e) {
-      if ((e as { code?: number }).code === grpc.status.CANCELLED && (signal?.aborted ?? true))
-        return
-      throw e
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
-      call.cancel()
-    }
+    yield* this.stream<Record<string, unknown>>('GetAgentEvents', req, signal)
   }
 
   /** GetNodes. */

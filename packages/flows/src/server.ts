@@ -128,6 +128,16 @@ function unframe(body: Buffer): Buffer {
   return body.subarray(5, 5 + len)
 }
 
+/** Decode a request, or answer INVALID_ARGUMENT (naming the message and field) and return undefined. */
+function decodeOrRefuse<T>(stream: ServerHttp2Stream, name: string, msg: Buffer): T | undefined {
+  try {
+    return decodeRequest<T>(`observer.${name}`, msg)
+  } catch (e) {
+    sendError(stream, GrpcStatus.INVALID_ARGUMENT, `${name}: ${(e as Error).message}`)
+    return undefined
+  }
+}
+
 /** Send one unary response with status OK. */
 function unary(stream: ServerHttp2Stream, message: Buffer): void {
   stream.respond(GRPC_HEADERS, { waitForTrailers: true })
@@ -306,34 +316,16 @@ export async function startObserverServer(
         }
         switch (path) {
           case '/observer.Observer/GetFlows': {
-            let req: GetFlowsRequest
-            try {
-              req = decodeRequest<GetFlowsRequest>('observer.GetFlowsRequest', msg)
-            } catch (e) {
-              sendError(
-                stream,
-                GrpcStatus.INVALID_ARGUMENT,
-                `GetFlowsRequest: ${(e as Error).message}`,
-              )
-              return
-            }
+            const req = decodeOrRefuse<GetFlowsRequest>(stream, 'GetFlowsRequest', msg)
+            if (!req) return
             void getFlows(observer, stream, req, maxBuffered, batch).catch((e) =>
               sendError(stream, GrpcStatus.INTERNAL, String(e)),
             )
             return
           }
           case '/observer.Observer/GetAgentEvents': {
-            let req: GetAgentEventsRequest
-            try {
-              req = decodeRequest<GetAgentEventsRequest>('observer.GetAgentEventsRequest', msg)
-            } catch (e) {
-              sendError(
-                stream,
-                GrpcStatus.INVALID_ARGUMENT,
-                `GetAgentEventsRequest: ${(e as Error).message}`,
-              )
-              return
-            }
+            const req = decodeOrRefuse<GetAgentEventsRequest>(stream, 'GetAgentEventsRequest', msg)
+            if (!req) return
             void getAgentEvents(observer, stream, req).catch((e) =>
               sendError(stream, GrpcStatus.INTERNAL, String(e)),
             )

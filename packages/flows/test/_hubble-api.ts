@@ -231,7 +231,7 @@ export const HUBBLE_ENUMS: Record<string, Record<string, number>> = Object.fromE
 )
 
 /** The upstream Observer service methods (name, request, response, server streaming). */
-export const HUBBLE_METHODS = {
+const HUBBLE_METHODS = {
   GetFlows: ['GetFlowsRequest', 'GetFlowsResponse', true],
   GetAgentEvents: ['GetAgentEventsRequest', 'GetAgentEventsResponse', true],
   GetDebugEvents: ['GetDebugEventsRequest', 'GetAgentEventsResponse', true],
