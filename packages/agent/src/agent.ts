@@ -17,6 +17,14 @@ import { POD_NAMESPACE_LABEL, parseIpv4 } from '@membrane/types'
 import { Counter } from 'prom-client'
 import { type AgentConfig, resolveConfig } from './config'
 import { AgentError, invalid } from './errors'
+import {
+  agentStartedEvent,
+  endpointEvent,
+  ipcacheEvent,
+  policyEvent,
+  serviceDeleteEvent,
+  serviceUpsertEvent,
+} from './internal/agent-events'
 import { crashPoint } from './internal/crash'
 import { type DatapathParts, openDatapath } from './internal/datapath'
 import { createObserver, flowToJson } from './internal/flows'
@@ -172,6 +180,7 @@ export class Agent {
   #dp: DatapathParts | undefined
   #dpError: string | undefined
   #unsubIpcache: () => void = () => {}
+  #unsubIpcacheEvents: () => void = () => {}
   /** The L7 proxy process (it outlives the agent; see internal/proxy-supervisor.ts). */
   #proxy: ProxySupervisor | undefined
   #gcTimer: NodeJS.Timeout | undefined
@@ -222,6 +231,7 @@ export class Agent {
           return {
             endpointId: ep.id,
             ...(ep.identity !== undefined ? { identity: ep.identity } : {}),
+            clusterName: this.config.clusterName,
             namespace: ep.namespace,
             podName: ep.name,
             labels: [
@@ -239,6 +249,7 @@ export class Agent {
         },
       },
       { enabled: this.config.redactFlows, httpHeadersDeny: this.config.redactHttpHeaders },
+      this.config.nodeLabels,
     )
     this.observer.addSink(this.metrics)
     // Forward/drop counters come from the datapath's own per-CPU counters, exact.
@@ -306,6 +317,7 @@ export class Agent {
         this.#dp = undefined
       }
       this.#unwatch()
+      this.#unsubIpcacheEvents()
       await this.#identity.close().catch(() => {})
       throw error
     }
@@ -328,6 +340,10 @@ export class Agent {
     }
     this.#ipam = ipam
     this.#identity = new IdentityService(await this.#createAllocator())
+    // Every identity given to or taken from an address is an agent event (GetAgentEvents).
+    this.#unsubIpcacheEvents = this.#identity.ipcache.subscribe((e) =>
+      this.observer.publishAgentEvent(ipcacheEvent(e)),
+    )
     this.#policy = new PolicyService(() => this.#proxyPort)
     this.#unwatch = this.#identity.allocator.watch((e) => {
       if (e.type === 'add') this.#policy.updateIdentities([e.identity])
@@ -408,6 +424,7 @@ export class Agent {
     await this.#rollBackCreates()
     this.#running = true
     await this.#serial(() => this.#reconcile())
+    this.observer.publishAgentEvent(agentStartedEvent())
     this.log.info(
       {
         endpoints: this.#state.endpoints.length,
@@ -467,6 +484,7 @@ export class Agent {
       }
       if (this.#gcTimer) clearInterval(this.#gcTimer)
       this.#gcTimer = undefined
+      this.#unsubIpcacheEvents()
       if (this.#dp) {
         if (options.purge) {
           for (const cg of this.#socketLb) await this.#dp.dp.detachSocketLb(cg).catch(() => false)
@@ -561,6 +579,7 @@ export class Agent {
       // One write commits the endpoint and drops its intent.
       forget()
       this.#save()
+      this.observer.publishAgentEvent(endpointEvent(record, true))
       this.#notify('endpoint created', {
         endpoint: `${record.namespace}/${record.name}`,
         id: record.id,
@@ -587,6 +606,7 @@ export class Agent {
       const ep = this.#mustFindEndpoint(ref)
       await this.#deleteEndpoint(ep)
       this.#save()
+      this.observer.publishAgentEvent(endpointEvent(ep, false))
       this.#notify('endpoint deleted', { endpoint: `${ep.namespace}/${ep.name}` })
       return ep
     })
@@ -634,6 +654,7 @@ export class Agent {
       this.#policy.repo.updateService(serviceInfo(record))
       await this.#applyPolicy()
       this.#save()
+      this.observer.publishAgentEvent(serviceUpsertEvent(record))
       this.#notify('service saved', { service: key, backends: record.backends.length })
       return record
     })
@@ -655,6 +676,7 @@ export class Agent {
       this.#policy.repo.selectorCache.deleteService(svc.namespace, svc.name)
       await this.#applyPolicy()
       this.#save()
+      this.observer.publishAgentEvent(serviceDeleteEvent(svc))
       return svc
     })
   }
@@ -703,6 +725,13 @@ export class Agent {
       this.#save()
       await yieldToEventLoop()
       const changes = await this.#installPolicy(diffs)
+      this.observer.publishAgentEvent(
+        policyEvent(
+          docs.flatMap((d) => d.rules),
+          revision,
+          true,
+        ),
+      )
       this.#notify('policy imported', { policies: [...keys], revision, mapChanges: changes })
       return { revision, policies: records.map(policyView) }
     })
@@ -735,11 +764,13 @@ export class Agent {
           },
         )
       }
+      const rules = victims.flatMap((v) => this.#policy.repo.rulesOf(v.key))
       const revision = this.#policy.repo.delete(victims.map((v) => v.key))
       await this.#syncCidrIdentities()
       this.#state.policies = this.#state.policies.filter((p) => !victims.includes(p))
       this.#save()
       await this.#applyPolicy()
+      this.observer.publishAgentEvent(policyEvent(rules, revision, false))
       this.#notify('policy deleted', { policies: victims.map((v) => v.key), revision })
       return { revision, deleted: victims.map(policyView) }
     })

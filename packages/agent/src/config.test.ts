@@ -35,6 +35,14 @@ describe('config', () => {
     )
     expect(() => resolveConfig({ prefix: 'Bad!' })).toThrow(/config.prefix/)
     expect(() => resolveConfig({ logLevel: 'loud' })).toThrow(/logLevel/)
+    expect(() => resolveConfig({ nodeLabels: ['zone'] })).toThrow(
+      /config.nodeLabels: expected a list of key=value labels/,
+    )
+    expect(resolveConfig({ nodeLabels: 'zone=east,rack=r1' }).nodeLabels).toEqual([
+      'zone=east',
+      'rack=r1',
+    ])
+    expect(() => resolveConfig({ clusterName: '' })).toThrow(/config.clusterName/)
   })
   it('reports an unreadable or malformed file', () => {
     expect(() => loadConfig({ file: '/nonexistent/membrane.yaml' })).toThrow(

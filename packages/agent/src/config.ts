@@ -37,6 +37,10 @@ export interface AgentConfig {
   cgroupRoot: string
   /** This node's name in flows. Default: the host name. */
   nodeName: string
+  /** This node's labels (`key=value`), carried by every flow as node_labels. Default none. */
+  nodeLabels: string[]
+  /** The cluster's name, carried by local endpoints in flows (cluster_name). Default `default`. */
+  clusterName: string
   /** Port of the L7 proxy on the router address; 0 picks a free port. Default 15001. */
   proxyPort: number
   /**
@@ -79,6 +83,8 @@ export function defaultConfig(): AgentConfig {
     prefix: 'mb',
     cgroupRoot: '/sys/fs/cgroup',
     nodeName: hostname(),
+    nodeLabels: [],
+    clusterName: 'default',
     proxyPort: 15001,
     socketLbCgroups: [],
     policyParseTimeoutMs: 60_000,
@@ -162,7 +168,19 @@ export function resolveConfig(
         out.redactHttpHeaders = list as string[]
         break
       }
+      case 'nodeLabels': {
+        const list = typeof value === 'string' ? value.split(',').filter(Boolean) : value
+        if (
+          !Array.isArray(list) ||
+          !list.every((v) => typeof v === 'string' && /^[A-Za-z0-9_.\-/]+=[A-Za-z0-9_.-]*$/.test(v))
+        ) {
+          throw invalid(field, `expected a list of key=value labels, got ${JSON.stringify(value)}`)
+        }
+        out.nodeLabels = list as string[]
+        break
+      }
       case 'metricsAddress':
+      case 'clusterName':
       case 'nodeName':
         if (typeof value !== 'string' || value === '') {
           throw invalid(field, `expected a non-empty string, got ${JSON.stringify(value)}`)

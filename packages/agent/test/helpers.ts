@@ -36,6 +36,8 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
     prefix,
     cgroupRoot: '/sys/fs/cgroup',
     nodeName: 'test-node',
+    nodeLabels: ['zone=test'],
+    clusterName: 'test-cluster',
     proxyPort: 0,
     socketLbCgroups: [],
     policyParseTimeoutMs: 60_000,

@@ -4,7 +4,7 @@
  * decodes its output with protobufjs), without building an op list per message.
  */
 import { slotOf } from './_shared'
-import type { Endpoint, Flow, FlowsResponse, Layer7, TCPFlags, Timestamp } from './types'
+import type { Endpoint, Flow, FlowsResponse, Layer7, Policy, TCPFlags, Timestamp } from './types'
 
 let buf = Buffer.allocUnsafe(64 * 1024)
 let pos = 0
@@ -177,6 +177,7 @@ function endpoint(field: number, e: Endpoint | undefined): void {
       end(ws)
     }
   }
+  str(7, e.clusterName)
   const len = pos - s
   end(s) // may move the content right to make room for a longer length prefix
   if (slot) slot.bytes = Buffer.from(buf.subarray(pos - len, pos))
@@ -334,6 +335,25 @@ function writeFlow(f: Flow): void {
     varintBig(BigInt(f.socketCookie))
   }
   str(34, f.uuid)
+  strs(37, f.nodeLabels)
+  policies(21001, f.egressAllowedBy)
+  policies(21002, f.ingressAllowedBy)
+  policies(21004, f.egressDeniedBy)
+  policies(21005, f.ingressDeniedBy)
+  strs(21006, f.policyLog)
+}
+
+function policies(field: number, list: readonly Policy[] | undefined): void {
+  if (!list) return
+  for (const p of list) {
+    const s = begin(field)
+    str(1, p.name)
+    str(2, p.namespace)
+    strs(3, p.labels)
+    uint(4, p.revision)
+    str(5, p.kind)
+    end(s)
+  }
 }
 
 /** Encode a Flow (flow.Flow) into a new Buffer. */

@@ -126,6 +126,7 @@ function buildEndpoint(
   if (info?.podName) ep.podName = info.podName
   if (labels) ep.labels = [...labels]
   if (info?.workloads) ep.workloads = info.workloads
+  if (info?.clusterName) ep.clusterName = info.clusterName
   if (!ep.namespace && ep.labels) {
     const ns = ep.labels.find((l) => l.startsWith(NS_LABEL))
     if (ns) ep.namespace = ns.slice(NS_LABEL.length)

@@ -86,10 +86,14 @@ const BY_NAME: Record<DropReasonName, ReasonInfo> = {
   POLICY_DENY: { name: 'POLICY_DENY', description: 'Policy denied by denylist' },
   POLICY_AUTH_REQUIRED: { name: 'AUTH_REQUIRED', description: 'Authentication required' },
   TTL_EXCEEDED: { name: 'TTL_EXCEEDED', description: 'TTL exceeded' },
-  RATE_LIMITED: { name: 'RATE_LIMITED', description: 'Rate limited by the bandwidth token bucket' },
+  RATE_LIMITED: {
+    name: 'DROP_RATE_LIMITED',
+    description: 'Rate limited by the bandwidth token bucket',
+  },
 }
 
-// Reasons of Hubble's enum that the datapath never emits, kept so their names still read.
+// Reasons of Hubble's enum that the datapath never emits, kept so that every value Hubble names
+// reads by its name (flow.proto's DropReason enum lists the same names: tested).
 const HUBBLE_ONLY: Record<number, ReasonInfo> = {
   130: { name: 'INVALID_SOURCE_MAC', description: 'Invalid source mac' },
   131: { name: 'INVALID_DESTINATION_MAC', description: 'Invalid destination mac' },
@@ -97,6 +101,59 @@ const HUBBLE_ONLY: Record<number, ReasonInfo> = {
     name: 'CT_CANNOT_CREATE_ENTRY_FROM_PACKET',
     description: "CT: Can't create entry from packet",
   },
+  147: { name: 'ERROR_RETRIEVING_TUNNEL_KEY', description: 'Error retrieving tunnel key' },
+  148: { name: 'ERROR_RETRIEVING_TUNNEL_OPTIONS', description: 'Error retrieving tunnel options' },
+  149: { name: 'INVALID_GENEVE_OPTION', description: 'Invalid Geneve option' },
+  152: {
+    name: 'NO_MATCHING_LOCAL_CONTAINER_FOUND',
+    description: 'No matching local container found',
+  },
+  160: {
+    name: 'NO_TUNNEL_OR_ENCAPSULATION_ENDPOINT',
+    description: 'No tunnel or encapsulation endpoint',
+  },
+  161: { name: 'FAILED_TO_INSERT_INTO_PROXYMAP', description: 'Failed to insert into proxy map' },
+  167: { name: 'NO_MAPPING_FOR_NAT_MASQUERADE', description: 'No mapping for NAT masquerade' },
+  168: {
+    name: 'UNSUPPORTED_PROTOCOL_FOR_NAT_MASQUERADE',
+    description: 'Unsupported protocol for NAT masquerade',
+  },
+  170: {
+    name: 'ENCAPSULATION_TRAFFIC_IS_PROHIBITED',
+    description: 'Encapsulation traffic is prohibited',
+  },
+  173: { name: 'NAT_NOT_NEEDED', description: 'NAT not needed' },
+  174: { name: 'IS_A_CLUSTERIP', description: 'Traffic to a ClusterIP from outside the cluster' },
+  176: { name: 'FORBIDDEN_ICMPV6_MESSAGE', description: 'Forbidden ICMPv6 message' },
+  177: {
+    name: 'DENIED_BY_LB_SRC_RANGE_CHECK',
+    description: 'Denied by the load balancer source range check',
+  },
+  182: { name: 'VLAN_FILTERED', description: 'VLAN traffic filtered' },
+  183: { name: 'INVALID_VNI', description: 'Invalid VXLAN network identifier' },
+  184: { name: 'INVALID_TC_BUFFER', description: 'Invalid tc buffer' },
+  185: { name: 'NO_SID', description: 'No SRv6 segment identifier' },
+  186: { name: 'MISSING_SRV6_STATE', description: 'Missing SRv6 state' },
+  187: { name: 'NAT46', description: 'NAT 4 to 6 failed' },
+  188: { name: 'NAT64', description: 'NAT 6 to 4 failed' },
+  190: { name: 'CT_NO_MAP_FOUND', description: 'Connection tracking map not found' },
+  191: { name: 'SNAT_NO_MAP_FOUND', description: 'SNAT map not found' },
+  192: { name: 'INVALID_CLUSTER_ID', description: 'Invalid cluster id' },
+  193: {
+    name: 'UNSUPPORTED_PROTOCOL_FOR_DSR_ENCAP',
+    description: 'Unsupported protocol for DSR encapsulation',
+  },
+  194: { name: 'NO_EGRESS_GATEWAY', description: 'No egress gateway' },
+  195: { name: 'UNENCRYPTED_TRAFFIC', description: 'Traffic is not encrypted' },
+  197: { name: 'NO_NODE_ID', description: 'No node id' },
+  199: { name: 'IGMP_HANDLED', description: 'IGMP handled' },
+  200: { name: 'IGMP_SUBSCRIBED', description: 'IGMP subscribed' },
+  201: { name: 'MULTICAST_HANDLED', description: 'Multicast handled' },
+  202: { name: 'DROP_HOST_NOT_READY', description: 'Host datapath not ready' },
+  203: { name: 'DROP_EP_NOT_READY', description: 'Endpoint policy program not ready' },
+  204: { name: 'DROP_NO_EGRESS_IP', description: 'No egress IP' },
+  205: { name: 'DROP_PUNT_PROXY', description: 'Punted to the proxy' },
+  206: { name: 'DROP_NO_DEVICE', description: 'No device' },
 }
 
 const REASONS: Record<number, ReasonInfo> = { ...HUBBLE_ONLY }

@@ -11,6 +11,8 @@ export interface EndpointInfo {
   /** `source:key=value` labels. */
   labels?: string[]
   workloads?: { name: string; kind: string }[]
+  /** Cluster the endpoint belongs to (Endpoint.cluster_name). */
+  clusterName?: string
 }
 
 /**

@@ -6,7 +6,11 @@
 import { parseIpBytes } from './event'
 import type { Endpoint, Flow, TCPFlags } from './types'
 
-/** Hubble's FlowFilter (the fields Membrane implements), camelCase like the decoded protobuf. */
+/**
+ * Hubble's FlowFilter, camelCase like the decoded protobuf. Every field of Hubble's message is
+ * here: most are honoured, the few Membrane cannot evaluate ({@link REFUSED_FILTER_FIELDS}) are
+ * refused with a {@link FilterError} naming them, so a filter is never silently ignored.
+ */
 export interface FlowFilter {
   uuid?: string[]
   /** Exact IPs or CIDRs. */
@@ -47,7 +51,41 @@ export interface FlowFilter {
   /** Node name patterns, `*` wildcards. */
   nodeName?: string[]
   ipVersion?: number[]
+  /** Workloads (`name`, `kind`; an empty part matches any) of the source endpoint. */
+  sourceWorkload?: { name?: string; kind?: string }[]
+  destinationWorkload?: { name?: string; kind?: string }[]
+  /** Cluster name patterns, `*` wildcards. */
+  sourceClusterName?: string[]
+  destinationClusterName?: string[]
+  /** DropReason numbers. */
+  dropReasonDesc?: number[]
+  /** Interfaces: a flow matches when every set part (index, name) is equal. */
+  interface?: { index?: number; name?: string }[]
+  /** Regular expressions on the full HTTP URL. */
+  httpUrl?: string[]
+  /** HTTP headers: a flow matches when it carries a header with this key and value. */
+  httpHeader?: { key?: string; value?: string }[]
+  /** Label selectors on the node's labels (like sourceLabel). */
+  nodeLabels?: string[]
+  /** Whether the packet was encrypted. */
+  encrypted?: boolean[]
+  /** Refused (see {@link REFUSED_FILTER_FIELDS}). */
+  sourceIpXlated?: string[]
+  traceId?: string[]
+  ipTraceId?: (number | string)[]
+  experimental?: { celExpression?: string[] }
 }
+
+/**
+ * FlowFilter fields Membrane declares but cannot evaluate, and why: a filter that sets one is
+ * refused (FilterError -> gRPC INVALID_ARGUMENT) rather than answered with every flow.
+ */
+export const REFUSED_FILTER_FIELDS = {
+  sourceIpXlated: 'flows carry no post-translation source address (IP.source_xlated)',
+  traceId: 'flows carry no trace context',
+  ipTraceId: 'flows carry no IP trace id',
+  'experimental.celExpression': 'there is no CEL evaluator',
+} as const
 
 /** Thrown for a filter value that cannot be parsed; `path` names it (e.g. `whitelist[0].sourceIp[1]`). */
 export class FilterError extends Error {
@@ -352,6 +390,23 @@ function endpointPreds(filter: FlowFilter, src: boolean, path: string): Pred[] {
     const set = new Set(id)
     preds.push((f) => set.has(side(f, src)?.identity ?? 0))
   }
+  const wl = src ? filter.sourceWorkload : filter.destinationWorkload
+  if (wl?.length) {
+    preds.push((f) => {
+      const ws = side(f, src)?.workloads ?? []
+      return wl.some((w) =>
+        ws.some((x) => (!w.name || w.name === x.name) && (!w.kind || w.kind === x.kind)),
+      )
+    })
+  }
+  const cluster = src ? filter.sourceClusterName : filter.destinationClusterName
+  if (cluster?.length) {
+    const res = cluster.map(globRegExp)
+    preds.push((f) => {
+      const c = side(f, src)?.clusterName
+      return !!c && res.some((r) => r.test(c))
+    })
+  }
   const port = src ? filter.sourcePort : filter.destinationPort
   if (port?.length) {
     const set = new Set(port.map((s, i) => portMatcher(s, `${path}.${p}Port[${i}]`)))
@@ -370,6 +425,14 @@ const TCP_FLAG_NAMES = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 
  * @throws FilterError naming `path` and the field for a value that does not parse.
  */
 export function compileFilter(filter: FlowFilter, path = 'filter'): (flow: Flow) => boolean {
+  for (const [field, why] of Object.entries(REFUSED_FILTER_FIELDS)) {
+    const v =
+      field === 'experimental.celExpression'
+        ? filter.experimental?.celExpression
+        : filter[field as keyof FlowFilter]
+    if (Array.isArray(v) && v.length > 0)
+      throw new FilterError(`${path}.${field}`, `not supported: ${why}`)
+  }
   const preds: Pred[] = [
     ...endpointPreds(filter, true, path),
     ...endpointPreds(filter, false, path),
@@ -450,6 +513,47 @@ export function compileFilter(filter: FlowFilter, path = 'filter'): (flow: Flow)
   if (filter.ipVersion?.length) {
     const set = new Set(filter.ipVersion)
     preds.push((f) => set.has(f.IP?.ipVersion ?? 0))
+  }
+  if (filter.dropReasonDesc?.length) {
+    const set = new Set(filter.dropReasonDesc)
+    preds.push((f) => set.has(f.dropReasonDesc ?? 0))
+  }
+  if (filter.interface?.length) {
+    const want = filter.interface
+    preds.push((f) => {
+      const i = f.interface
+      return (
+        !!i && want.some((w) => (!w.index || w.index === i.index) && (!w.name || w.name === i.name))
+      )
+    })
+  }
+  if (filter.httpUrl?.length) {
+    const res = filter.httpUrl.map((s, i) => regex(s, `${path}.httpUrl[${i}]`))
+    preds.push((f) => {
+      const url = f.l7?.http?.url
+      return url !== undefined && res.some((r) => r.test(url))
+    })
+  }
+  if (filter.httpHeader?.length) {
+    const want = filter.httpHeader
+    preds.push((f) => {
+      const hs = f.l7?.http?.headers ?? []
+      return want.some((w) =>
+        hs.some(
+          (h) =>
+            (!w.key || h.key.toLowerCase() === w.key.toLowerCase()) &&
+            (!w.value || h.value === w.value),
+        ),
+      )
+    })
+  }
+  if (filter.nodeLabels?.length) {
+    const sels = filter.nodeLabels.map((s, i) => parseLabelSelector(s, `${path}.nodeLabels[${i}]`))
+    preds.push((f) => sels.some((r) => labelsMatch(f.nodeLabels, r)))
+  }
+  if (filter.encrypted?.length) {
+    const set = new Set(filter.encrypted)
+    preds.push((f) => set.has(f.IP?.encrypted ?? false))
   }
   if (preds.length === 0) return () => true
   if (preds.length === 1) return preds[0] as Pred

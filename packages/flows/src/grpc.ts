@@ -1,9 +1,11 @@
 /** The Observer gRPC service (@grpc/grpc-js): server and client, wire-compatible with Hubble's. */
 import * as grpc from '@grpc/grpc-js'
+import type { GetAgentEventsRequest } from './agent-events'
+import { compileFieldMask } from './fieldmask'
 import { FilterError } from './filter'
-import type { FlowObserver, GetFlowsRequest, ObserverStatus } from './observer'
+import type { FlowObserver, GetFlowsRequest, ObserverStatus, SeenNamespace } from './observer'
 import { decodeFlowsResponse, decodeMessage, encodeMessage } from './proto'
-import { assertSocketDirectory } from './server'
+import { assertSocketDirectory, decodeRequest, NO_DEBUG_EVENTS } from './server'
 import type { FlowsResponse } from './types'
 
 /** A node as reported by GetNodes. */
@@ -21,7 +23,10 @@ export interface ObserverNode {
 
 const pass = (b: Buffer) => b
 
-/** The grpc-js service definition of observer.Observer (GetFlows, GetNodes, ServerStatus). */
+/**
+ * The grpc-js service definition of observer.Observer. Streaming requests reach the server
+ * undecoded (it decodes them and answers INVALID_ARGUMENT for unknown or invalid fields).
+ */
 export const observerServiceDefinition = {
   GetFlows: {
     path: '/observer.Observer/GetFlows',
@@ -29,11 +34,40 @@ export const observerServiceDefinition = {
     responseStream: true,
     requestSerialize: (r: GetFlowsRequest) =>
       encodeMessage('observer.GetFlowsRequest', r as Record<string, unknown>),
-    requestDeserialize: (b: Buffer) =>
-      decodeMessage('observer.GetFlowsRequest', b, true) as GetFlowsRequest,
+    requestDeserialize: pass,
     // The server writes ready-encoded GetFlowsResponse bytes (a flow is encoded once per flow).
     responseSerialize: pass,
     responseDeserialize: (b: Buffer) => decodeFlowsResponse(b),
+  },
+  GetAgentEvents: {
+    path: '/observer.Observer/GetAgentEvents',
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: (r: GetAgentEventsRequest) =>
+      encodeMessage('observer.GetAgentEventsRequest', r as Record<string, unknown>),
+    requestDeserialize: pass,
+    responseSerialize: pass,
+    responseDeserialize: (b: Buffer) => decodeMessage('observer.GetAgentEventsResponse', b, true),
+  },
+  GetDebugEvents: {
+    path: '/observer.Observer/GetDebugEvents',
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: pass,
+    requestDeserialize: pass,
+    responseSerialize: pass,
+    responseDeserialize: pass,
+  },
+  GetNamespaces: {
+    path: '/observer.Observer/GetNamespaces',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: () => Buffer.alloc(0),
+    requestDeserialize: () => ({}),
+    responseSerialize: (r: { namespaces: SeenNamespace[] }) =>
+      encodeMessage('observer.GetNamespacesResponse', r as unknown as Record<string, unknown>),
+    responseDeserialize: (b: Buffer) =>
+      decodeMessage('observer.GetNamespacesResponse', b) as { namespaces?: SeenNamespace[] },
   },
   GetNodes: {
     path: '/observer.Observer/GetNodes',
@@ -94,6 +128,7 @@ function statusResponse(s: ObserverStatus) {
     numConnectedNodes: { value: 1 },
     numUnavailableNodes: { value: 0 },
     version: s.version,
+    flowsRate: s.flowsRate,
   }
 }
 
@@ -104,8 +139,17 @@ export function observerServiceImpl(
   maxBuffered = DEFAULT_MAX_BUFFERED,
 ): grpc.UntypedServiceImplementation {
   return {
-    GetFlows: (call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>) => {
+    GetFlows: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
       void serveGetFlows(observer, call, maxBuffered)
+    },
+    GetAgentEvents: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      void serveAgentEvents(observer, call)
+    },
+    GetDebugEvents: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: NO_DEBUG_EVENTS })
+    },
+    GetNamespaces: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
+      cb(null, { namespaces: observer.namespaces() })
     },
     ServerStatus: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
       cb(null, statusResponse(observer.status()))
@@ -127,17 +171,39 @@ export function observerServiceImpl(
   }
 }
 
+async function serveAgentEvents(
+  observer: FlowObserver,
+  call: grpc.ServerWritableStream<Buffer, Buffer>,
+): Promise<void> {
+  const ac = new AbortController()
+  call.on('cancelled', () => ac.abort())
+  call.on('close', () => ac.abort())
+  let req: GetAgentEventsRequest
+  try {
+    req = decodeRequest<GetAgentEventsRequest>('observer.GetAgentEventsRequest', call.request)
+  } catch (e) {
+    call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: (e as Error).message })
+    return
+  }
+  for await (const e of observer.getAgentEvents(req, ac.signal))
+    call.write(observer.agentEventResponseBytes(e))
+  if (!ac.signal.aborted) call.end()
+}
+
 async function serveGetFlows(
   observer: FlowObserver,
-  call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>,
+  call: grpc.ServerWritableStream<Buffer, Buffer>,
   maxBuffered: number,
 ): Promise<void> {
   const ac = new AbortController()
   call.on('cancelled', () => ac.abort())
   call.on('close', () => ac.abort())
   let items: ReturnType<FlowObserver['getFlows']>
+  let mask: ReturnType<typeof compileFieldMask>
   try {
-    items = observer.getFlows(call.request, ac.signal)
+    const req = decodeRequest<GetFlowsRequest>('observer.GetFlowsRequest', call.request)
+    mask = compileFieldMask(req.fieldMask?.paths)
+    items = observer.getFlows(req, ac.signal)
   } catch (e) {
     const code = e instanceof FilterError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL
     call.emit('error', { code, details: (e as Error).message })
@@ -147,7 +213,7 @@ async function serveGetFlows(
     for await (const item of items) {
       const buf =
         'entry' in item
-          ? observer.framedResponse(item.entry).subarray(5)
+          ? observer.framedResponse(item.entry, mask).subarray(5)
           : observer.lostResponseBytes(item.lost)
       call.write(buf)
       // Keep up to `maxBuffered` responses queued for the transport (bounded memory per reader),
@@ -238,16 +304,17 @@ export class ObserverClient {
    * @throws the gRPC error (code + details) when the server rejects the request.
    */
   async *getFlows(req: GetFlowsRequest = {}, signal?: AbortSignal): AsyncGenerator<FlowsResponse> {
+    yield* this.stream<FlowsResponse>('GetFlows', req, signal)
+  }
+
+  private async *stream<T>(method: string, req: unknown, signal?: AbortSignal): AsyncGenerator<T> {
     const call = (
-      this.client as unknown as Record<
-        string,
-        (r: unknown) => grpc.ClientReadableStream<FlowsResponse>
-      >
-    ).GetFlows?.call(this.client, req) as grpc.ClientReadableStream<FlowsResponse>
+      this.client as unknown as Record<string, (r: unknown) => grpc.ClientReadableStream<T>>
+    )[method]?.call(this.client, req) as grpc.ClientReadableStream<T>
     const onAbort = () => call.cancel()
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      for await (const r of call) yield r as FlowsResponse
+      for await (const r of call) yield r as T
     } catch (e) {
       if ((e as { code?: number }).code === grpc.status.CANCELLED && (signal?.aborted ?? true))
         return
@@ -273,6 +340,23 @@ export class ObserverClient {
   /** ServerStatus: numFlows, maxFlows, seenFlows, uptimeNs, version. */
   serverStatus(): Promise<Record<string, unknown>> {
     return this.unary('ServerStatus')
+  }
+
+  /** GetNamespaces: the namespaces seen in flows during the last hour, with their cluster. */
+  async getNamespaces(): Promise<SeenNamespace[]> {
+    const r = await this.unary<{ namespaces?: SeenNamespace[] }>('GetNamespaces')
+    return (r.namespaces ?? []).map((n) => ({ cluster: n.cluster ?? '', namespace: n.namespace }))
+  }
+
+  /**
+   * Stream GetAgentEvents responses (`agentEvent`, `nodeName`, `time`).
+   * @throws the gRPC error when the server rejects the request.
+   */
+  async *getAgentEvents(
+    req: GetAgentEventsRequest = {},
+    signal?: AbortSignal,
+  ): AsyncGenerator<Record<string, unknown>> {
+    yield* this.stream<Record<string, unknown>>('GetAgentEvents', req, signal)
   }
 
   /** GetNodes. */

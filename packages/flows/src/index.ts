@@ -2,6 +2,8 @@
 // Prometheus metrics, service map.
 
 export type { L7Peer, L7Record } from '@membrane/types'
+export type { AgentEvent, GetAgentEventsRequest, ServiceAddr } from './agent-events'
+export { AgentEventType } from './agent-events'
 export type { ConvertOptions, MonotonicClock } from './convert'
 export { eventToFlow, monotonicClock } from './convert'
 export {
@@ -24,8 +26,10 @@ export {
   parseIpBytes,
   TracePoint,
 } from './event'
+export type { FlowMask } from './fieldmask'
+export { compileFieldMask } from './fieldmask'
 export type { FlowFilter } from './filter'
-export { compileFilters, FilterError } from './filter'
+export { compileFilters, FilterError, REFUSED_FILTER_FIELDS } from './filter'
 export type { OutputFormat } from './format'
 export { flowToJSON } from './format'
 export type { GrpcJsObserverServer, GrpcJsServerOptions, ObserverNode } from './grpc'
@@ -46,6 +50,7 @@ export type {
   GetFlowsRequest,
   ObserverOptions,
   ObserverStatus,
+  SeenNamespace,
   StreamItem,
 } from './observer'
 export { FlowObserver } from './observer'
@@ -74,6 +79,7 @@ export type {
   Layer4,
   Layer7,
   LostEvent,
+  Policy,
   Ports,
   Service,
   TCPFlags,

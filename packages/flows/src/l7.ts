@@ -66,6 +66,8 @@ function endpoint(peer: L7Peer, enricher: Enricher | undefined): Endpoint {
   if (info?.endpointId) ep.ID = info.endpointId
   if (info?.namespace) ep.namespace = info.namespace
   if (info?.podName) ep.podName = info.podName
+  if (info?.workloads) ep.workloads = info.workloads
+  if (info?.clusterName) ep.clusterName = info.clusterName
   const labels =
     info?.labels ?? enricher?.identityLabels?.(identity) ?? RESERVED_IDENTITY_LABELS[identity]
   if (labels) ep.labels = [...labels]

@@ -1,6 +1,7 @@
 /** `membrane observe`: the `hubble observe` of Membrane, as a function the agent's CLI calls. */
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { dropReasonFromName } from './drop-reasons'
 import { EventType } from './event'
 import type { FlowFilter } from './filter'
 import { formatResponse, type OutputFormat, tableHeader } from './format'
@@ -58,9 +59,12 @@ Filters (repeat a flag for alternatives; --not negates the next filter flag):
       --protocol P           tcp, udp, icmp, icmpv4, icmpv6, sctp, http, dns, kafka
       --traffic-direction D  ingress | egress
       --http-method M, --http-path REGEX, --http-status CODE (404, 5+)
+      --http-url REGEX       regular expression on the full URL
+      --drop-reason-desc R   POLICY_DENIED, POLICY_DENY ... or a number
       --tcp-flags F          SYN, SYN,ACK, FIN, RST ...
   -t, --type T               drop, trace[:to-endpoint|from-endpoint|...], policy-verdict, l7, sock
       --node-name PATTERN, --ipv4, --ipv6
+      --node-label SELECTOR  label selector on the node's labels (zone=east)
 Output:
   -o, --output FORMAT        compact (default), dict, json (jsonpb), table
       --color MODE           auto (default: when stdout is a TTY), always, never
@@ -107,6 +111,9 @@ const STRING_FLAGS = [
   'traffic-direction',
   'http-method',
   'http-path',
+  'http-url',
+  'drop-reason-desc',
+  'node-label',
   'http-status',
   'tcp-flags',
   'type',
@@ -161,7 +168,9 @@ interface Builder {
   sided: boolean
 }
 
-function push<K extends keyof FlowFilter>(
+type ListKey = Exclude<keyof FlowFilter, 'experimental'>
+
+function push<K extends ListKey>(
   f: FlowFilter,
   key: K,
   value: NonNullable<FlowFilter[K]>[number],
@@ -171,10 +180,7 @@ function push<K extends keyof FlowFilter>(
   ;(f as Record<string, unknown>)[key] = arr
 }
 
-const SIDED: Record<
-  string,
-  [keyof FlowFilter, keyof FlowFilter, (v: string, flag: string) => unknown]
-> = {
+const SIDED: Record<string, [ListKey, ListKey, (v: string, flag: string) => unknown]> = {
   ip: ['sourceIp', 'destinationIp', (v) => v],
   pod: ['sourcePod', 'destinationPod', (v) => v],
   namespace: ['sourcePod', 'destinationPod', (v) => `${v}/`],
@@ -343,6 +349,19 @@ export function parseObserveArgs(argv: readonly string[], now = Date.now()): Obs
           break
         case 'http-path':
           both((f) => push(f, 'httpPath', v))
+          break
+        case 'http-url':
+          both((f) => push(f, 'httpUrl', v))
+          break
+        case 'drop-reason-desc': {
+          const r = dropReasonFromName(v.toUpperCase())
+          if (r === undefined)
+            throw new ObserveUsageError(`--drop-reason-desc: unknown drop reason '${v}'`)
+          both((f) => push(f, 'dropReasonDesc', r))
+          break
+        }
+        case 'node-label':
+          both((f) => push(f, 'nodeLabels', v))
           break
         case 'http-status':
           both((f) => push(f, 'httpStatusCode', v))

@@ -2,15 +2,18 @@
  * The flow observer: takes datapath events and L7 records in, keeps the newest flows in a ring,
  * and serves GetFlows-style reads (last/first N, time window, follow) with filters.
  */
+import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { L7Record } from '@membrane/types'
 import { fastEncodeFramedResponse } from './_encode'
+import { type AgentEvent, type GetAgentEventsRequest, readAgentEvents } from './agent-events'
 import { EndpointCache, eventToFlow, type MonotonicClock, monotonicClock } from './convert'
 import type { Enricher } from './enrich'
 import { decodeEvent, EventDecodeError } from './event'
+import { compileFieldMask, type FlowMask } from './fieldmask'
 import { compileFilters, type FlowFilter } from './filter'
 import { l7RecordToFlow } from './l7'
-import { encodeFlow, encodeFlowsResponse } from './proto'
+import { encodeFlow, encodeFlowsResponse, encodeMessage } from './proto'
 import { type RedactOptions, redactFlow } from './redact'
 import { DEFAULT_RING_CAPACITY, FlowRing, type RingEntry } from './ring'
 import { type Flow, type LostEvent, LostEventSource, type Timestamp } from './types'
@@ -50,6 +53,10 @@ export interface ObserverOptions {
    * keeps everything.
    */
   redact?: RedactOptions
+  /** This node's labels (`key=value`), stamped on every flow as node_labels. Default none. */
+  nodeLabels?: readonly string[]
+  /** Agent events kept for GetAgentEvents (default 1024). */
+  agentEventCapacity?: number
 }
 
 /** A GetFlows request (the decoded observer.GetFlowsRequest). */
@@ -62,6 +69,8 @@ export interface GetFlowsRequest {
   blacklist?: FlowFilter[]
   since?: Timestamp
   until?: Timestamp
+  /** Only these Flow paths are sent (`source.pod_name`, `verdict`); empty = everything. */
+  fieldMask?: { paths?: string[] }
 }
 
 /** One item of a GetFlows stream: a ring entry (flow or datapath loss) or a reader-loss notice. */
@@ -74,7 +83,18 @@ export interface ObserverStatus {
   seenFlows: number
   uptimeNs: number
   version: string
+  /** Flows per second over the last minute. */
+  flowsRate: number
 }
+
+/** A namespace seen in flows (GetNamespaces). */
+export interface SeenNamespace {
+  cluster: string
+  namespace: string
+}
+
+const RATE_WINDOW_S = 60
+const NAMESPACE_TTL_S = 3600
 
 /** Prefix a message with gRPC's 5-byte header (uncompressed). */
 export function frame(message: Uint8Array): Buffer {
@@ -123,6 +143,14 @@ export class FlowObserver {
   lostPollErrors = 0
   /** The last error of the `lostEvents` provider. */
   lastLostPollError: unknown
+  /** Agent events (endpoint, policy, service, ipcache changes) for GetAgentEvents. */
+  readonly agentEvents: FlowRing
+  private readonly nodeLabels: string[] | undefined
+  // flows per wall-clock second, for flows_rate: count and second of each of the last 60 slots
+  private readonly rateCounts = new Float64Array(RATE_WINDOW_S)
+  private readonly rateSeconds = new Float64Array(RATE_WINDOW_S).fill(-1)
+  // namespace -> cluster -> last second a flow named it
+  private readonly namespacesSeen = new Map<string, Map<string, number>>()
 
   constructor(opts: ObserverOptions = {}) {
     this.ring = new FlowRing(opts.capacity ?? DEFAULT_RING_CAPACITY)
@@ -134,6 +162,10 @@ export class FlowObserver {
     this.lostProvider = opts.lostEvents
     this.lostPollMs = opts.lostPollMs ?? 1000
     this.redact = opts.redact ?? {}
+    this.nodeLabels = opts.nodeLabels?.length
+      ? (Object.freeze([...opts.nodeLabels]) as string[])
+      : undefined
+    this.agentEvents = new FlowRing(opts.agentEventCapacity ?? 1024)
   }
 
   /** Add a flow consumer (e.g. metrics) after construction. */
@@ -248,8 +280,59 @@ export class FlowObserver {
 
   private store(flow: Flow, wireBytes: number): void {
     this.seenFlows++
+    // One random v4 uuid per stored flow: every reader of the ring sees the same one.
+    flow.uuid ||= randomUUID()
+    if (this.nodeLabels && !flow.nodeLabels) flow.nodeLabels = this.nodeLabels
+    const sec = flow.time ? flow.time.seconds : Math.floor(Date.now() / 1000)
+    const slot = sec % RATE_WINDOW_S
+    if (this.rateSeconds[slot] !== sec) {
+      this.rateSeconds[slot] = sec
+      this.rateCounts[slot] = 0
+    }
+    ;(this.rateCounts[slot] as number)++
+    this.seeNamespace(flow.source, sec)
+    this.seeNamespace(flow.destination, sec)
     this.ring.push({ time: flow.time, flow })
     for (const s of this.sinks) s.observeFlow(flow, wireBytes)
+  }
+
+  private seeNamespace(ep: Flow['source'], sec: number): void {
+    const ns = ep?.namespace
+    if (!ns) return
+    let clusters = this.namespacesSeen.get(ns)
+    if (!clusters) {
+      clusters = new Map()
+      this.namespacesSeen.set(ns, clusters)
+    }
+    clusters.set(ep.clusterName ?? '', sec)
+  }
+
+  /** Flows per second over the last minute (over the uptime while it is shorter). */
+  flowsRate(nowMs = Date.now()): number {
+    const now = Math.floor(nowMs / 1000)
+    let n = 0
+    for (let i = 0; i < RATE_WINDOW_S; i++) {
+      const s = this.rateSeconds[i] as number
+      if (s > now - RATE_WINDOW_S && s <= now) n += this.rateCounts[i] as number
+    }
+    const upS = Number(process.hrtime.bigint() - this.startedNs) / 1e9
+    return n / Math.min(RATE_WINDOW_S, Math.max(1, upS))
+  }
+
+  /** Namespaces (with their cluster) seen in flows during the last hour, sorted. */
+  namespaces(nowMs = Date.now()): SeenNamespace[] {
+    const oldest = Math.floor(nowMs / 1000) - NAMESPACE_TTL_S
+    const out: SeenNamespace[] = []
+    for (const [namespace, clusters] of this.namespacesSeen) {
+      for (const [cluster, sec] of clusters) {
+        if (sec >= oldest) out.push({ cluster, namespace })
+        else clusters.delete(cluster)
+      }
+      if (clusters.size === 0) this.namespacesSeen.delete(namespace)
+    }
+    return out.sort(
+      (a, b) => a.cluster.localeCompare(b.cluster) || a.namespace.localeCompare(b.namespace),
+    )
   }
 
   /** ServerStatus numbers. */
@@ -262,14 +345,44 @@ export class FlowObserver {
       seenFlows: this.seenFlows,
       uptimeNs: Number(process.hrtime.bigint() - this.startedNs),
       version: this.version,
+      flowsRate: this.flowsRate(),
     }
+  }
+
+  /**
+   * Publish an agent event (the agent calls this for endpoint, policy, service and ipcache
+   * changes); GetAgentEvents readers get it in order.
+   */
+  publishAgentEvent(event: AgentEvent): void {
+    this.agentEvents.push({ time: this.clock.now(), agentEvent: event })
+  }
+
+  /** Read agent events like Hubble's GetAgentEvents (see {@link readAgentEvents}). */
+  getAgentEvents(req: GetAgentEventsRequest = {}, signal?: AbortSignal): AsyncGenerator<RingEntry> {
+    return readAgentEvents(this.agentEvents, req, signal)
+  }
+
+  /** The GetAgentEventsResponse bytes of an agent-event entry. */
+  agentEventResponseBytes(entry: RingEntry): Buffer {
+    return encodeMessage('observer.GetAgentEventsResponse', {
+      agentEvent: entry.agentEvent,
+      nodeName: this.nodeName,
+      time: entry.time,
+    })
   }
 
   /**
    * The GetFlowsResponse of a ring entry as a gRPC length-prefixed message (flag byte, 4-byte
    * big-endian length, bytes). Encoded once per entry and cached, whatever the number of readers.
    */
-  framedResponse(entry: RingEntry): Buffer {
+  framedResponse(entry: RingEntry, mask?: FlowMask): Buffer {
+    // A masked flow is encoded for its reader alone (the cache holds the whole flow).
+    if (mask && entry.flow)
+      return fastEncodeFramedResponse({
+        flow: mask.apply(entry.flow),
+        nodeName: this.nodeName,
+        time: entry.time,
+      })
     const cached = (entry as RingEntry & { framed?: Buffer }).framed
     if (cached) return cached
     const framed = entry.flow
@@ -296,7 +409,7 @@ export class FlowObserver {
   /**
    * Open a reader over the ring with GetFlows semantics (see {@link FlowCursor}). Where it starts
    * and stops is decided now.
-   * @throws FilterError for an invalid filter.
+   * @throws FilterError for an invalid filter or field mask.
    */
   openCursor(req: GetFlowsRequest = {}): FlowCursor {
     return new FlowCursor(this.ring, req)
@@ -329,6 +442,8 @@ export class FlowObserver {
  * ready into one write.
  */
 class FlowCursor {
+  /** The request's field mask, compiled (undefined: whole flows). */
+  readonly mask: FlowMask | undefined
   private cursor: number
   private readonly end: number
   private readonly limit: number
@@ -345,6 +460,7 @@ class FlowCursor {
     req: GetFlowsRequest,
   ) {
     this.match = compileFilters(req.whitelist ?? [], req.blacklist ?? [])
+    this.mask = compileFieldMask(req.fieldMask?.paths)
     this.since = tsNs(req.since)
     this.until = req.until ? tsNs(req.until) : Number.POSITIVE_INFINITY
     const number = req.number ?? 0

@@ -6,6 +6,7 @@ import { isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'
 import { fastEncodeFlow } from './_encode'
+import { FilterError } from './filter'
 import type { Flow, FlowsResponse, LostEvent, Timestamp } from './types'
 
 /** Directory holding `flow/flow.proto` and `observer/observer.proto` (include path for protoc). */
@@ -157,4 +158,38 @@ export function decodeMessage(
 ): Record<string, unknown> {
   const t = type(name)
   return t.toObject(t.decode(bytes), longsAsNumbers ? { ...TO_OBJECT, longs: Number } : TO_OBJECT)
+}
+
+/**
+ * Throw when `bytes` (a message of type `name`) carries a field number our schema does not
+ * declare, at any depth: protobufjs drops unknown fields, so without this a filter from a newer
+ * client would silently match everything. Returns nothing; `path` prefixes the error.
+ * @throws FilterError naming where (`whitelist[0]`) and the field number.
+ */
+export function assertKnownFields(name: string, bytes: Uint8Array, path = ''): void {
+  checkFields(type(name), bytes, path)
+}
+
+function checkFields(t: protobuf.Type, bytes: Uint8Array, path: string): void {
+  const r = protobuf.Reader.create(bytes)
+  const counts = new Map<number, number>()
+  while (r.pos < r.len) {
+    const tag = r.uint32()
+    const id = tag >>> 3
+    const wire = tag & 7
+    const field = t.fieldsById[id]
+    if (!field) {
+      throw new FilterError(
+        path || t.name,
+        `unknown ${t.fullName.slice(1)} field number ${id} (sent by a newer client?): refused rather than ignored`,
+      )
+    }
+    field.resolve()
+    if (wire === 2 && field.resolvedType instanceof protobuf.Type) {
+      const n = counts.get(id) ?? 0
+      counts.set(id, n + 1)
+      const at = `${path ? `${path}.` : ''}${field.name}${field.repeated ? `[${n}]` : ''}`
+      checkFields(field.resolvedType, r.bytes(), at)
+    } else r.skipType(wire)
+  }
 }

@@ -1,4 +1,5 @@
 /** The bounded in-memory ring of flows (and loss notices) that readers follow by sequence number. */
+import type { AgentEvent } from './agent-events'
 import type { Flow, LostEvent, Timestamp } from './types'
 
 /** One ring slot. */
@@ -8,6 +9,8 @@ export interface RingEntry {
   time: Timestamp | undefined
   flow?: Flow
   lost?: LostEvent
+  /** An agent event (in the observer's agent-event ring). */
+  agentEvent?: AgentEvent
   /** Cached protobuf encoding of `flow` (filled by the first reader that needs it). */
   flowBytes?: Uint8Array
 }

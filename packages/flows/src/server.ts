@@ -15,10 +15,11 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2'
 import { dirname } from 'node:path'
+import type { GetAgentEventsRequest } from './agent-events'
 import { FilterError } from './filter'
 import type { ObserverNode } from './grpc'
 import { type FlowObserver, frame, type GetFlowsRequest } from './observer'
-import { decodeMessage, encodeMessage } from './proto'
+import { assertKnownFields, decodeMessage, encodeMessage } from './proto'
 
 /** gRPC status codes used here. */
 export const GrpcStatus = {
@@ -29,6 +30,21 @@ export const GrpcStatus = {
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
 } as const
+
+/** Why GetDebugEvents answers UNIMPLEMENTED (both servers say the same). */
+export const NO_DEBUG_EVENTS =
+  "GetDebugEvents: Membrane's datapath emits no debug events (bpf-src has no debug capture " +
+  'points), so there is nothing to stream; use GetFlows for drops and traces'
+
+/**
+ * Decode a request of `name` for a server: fields this schema does not declare are refused
+ * (a newer client's filter must not silently match everything).
+ * @throws FilterError naming the unknown field, or the decode error.
+ */
+export function decodeRequest<T>(name: string, msg: Uint8Array): T {
+  assertKnownFields(name, msg)
+  return decodeMessage(name, msg, true) as T
+}
 
 /** Options of {@link startObserverServer}. */
 export interface ObserverServerOptions {
@@ -112,6 +128,16 @@ function unframe(body: Buffer): Buffer {
   return body.subarray(5, 5 + len)
 }
 
+/** Decode a request, or answer INVALID_ARGUMENT (naming the message and field) and return undefined. */
+function decodeOrRefuse<T>(stream: ServerHttp2Stream, name: string, msg: Buffer): T | undefined {
+  try {
+    return decodeRequest<T>(`observer.${name}`, msg)
+  } catch (e) {
+    sendError(stream, GrpcStatus.INVALID_ARGUMENT, `${name}: ${(e as Error).message}`)
+    return undefined
+  }
+}
+
 /** Send one unary response with status OK. */
 function unary(stream: ServerHttp2Stream, message: Buffer): void {
   stream.respond(GRPC_HEADERS, { waitForTrailers: true })
@@ -178,7 +204,7 @@ async function getFlows(
     while (item) {
       parts.push(
         'entry' in item
-          ? observer.framedResponse(item.entry)
+          ? observer.framedResponse(item.entry, cursor.mask)
           : frame(observer.lostResponseBytes(item.lost)),
       )
       if (parts.length >= batch) {
@@ -202,6 +228,22 @@ async function getFlows(
       await cursor.wait(ac.signal)
     }
   }
+}
+
+async function getAgentEvents(
+  observer: FlowObserver,
+  stream: ServerHttp2Stream,
+  req: GetAgentEventsRequest,
+): Promise<void> {
+  const ac = new AbortController()
+  stream.once('close', () => ac.abort())
+  stream.respond(GRPC_HEADERS, { waitForTrailers: true })
+  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }))
+  for await (const e of observer.getAgentEvents(req, ac.signal)) {
+    if (stream.destroyed) break
+    stream.write(frame(observer.agentEventResponseBytes(e)))
+  }
+  if (!ac.signal.aborted) stream.end()
 }
 
 function parseAddress(address: string): { path: string } | { host: string; port: number } {
@@ -233,7 +275,8 @@ export function assertSocketDirectory(address: string): void {
 }
 
 /**
- * Serve the Observer API (GetFlows, GetNodes, ServerStatus) for `observer`.
+ * Serve the Observer API (GetFlows, GetAgentEvents, GetNodes, GetNamespaces, ServerStatus; and
+ * GetDebugEvents answered UNIMPLEMENTED with the reason) for `observer`.
  * @example
  * const srv = await startObserverServer(observer, { address: 'unix:///run/membrane/observer.sock' })
  * // hubble/membrane observe --server unix:///run/membrane/observer.sock
@@ -273,22 +316,32 @@ export async function startObserverServer(
         }
         switch (path) {
           case '/observer.Observer/GetFlows': {
-            let req: GetFlowsRequest
-            try {
-              req = decodeMessage('observer.GetFlowsRequest', msg, true) as GetFlowsRequest
-            } catch (e) {
-              sendError(
-                stream,
-                GrpcStatus.INVALID_ARGUMENT,
-                `GetFlowsRequest: ${(e as Error).message}`,
-              )
-              return
-            }
+            const req = decodeOrRefuse<GetFlowsRequest>(stream, 'GetFlowsRequest', msg)
+            if (!req) return
             void getFlows(observer, stream, req, maxBuffered, batch).catch((e) =>
               sendError(stream, GrpcStatus.INTERNAL, String(e)),
             )
             return
           }
+          case '/observer.Observer/GetAgentEvents': {
+            const req = decodeOrRefuse<GetAgentEventsRequest>(stream, 'GetAgentEventsRequest', msg)
+            if (!req) return
+            void getAgentEvents(observer, stream, req).catch((e) =>
+              sendError(stream, GrpcStatus.INTERNAL, String(e)),
+            )
+            return
+          }
+          case '/observer.Observer/GetDebugEvents':
+            sendError(stream, GrpcStatus.UNIMPLEMENTED, NO_DEBUG_EVENTS)
+            return
+          case '/observer.Observer/GetNamespaces':
+            unary(
+              stream,
+              encodeMessage('observer.GetNamespacesResponse', {
+                namespaces: observer.namespaces(),
+              }),
+            )
+            return
           case '/observer.Observer/ServerStatus': {
             const s = observer.status()
             unary(

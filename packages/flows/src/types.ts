@@ -41,6 +41,8 @@ export const TraceObservationPoint = {
   FROM_OVERLAY: 9,
   FROM_NETWORK: 10,
   TO_NETWORK: 11,
+  FROM_CRYPTO: 12,
+  TO_CRYPTO: 13,
 } as const
 export type TraceObservationPoint =
   (typeof TraceObservationPoint)[keyof typeof TraceObservationPoint]
@@ -88,6 +90,7 @@ export interface Endpoint {
   labels?: string[]
   podName?: string
   workloads?: { name: string; kind: string }[]
+  clusterName?: string
 }
 
 export interface TCPFlags {
@@ -168,35 +171,25 @@ export interface Flow {
   sockXlatePoint?: number
   /** uint64 as a decimal string (socket cookies can exceed 2^53). */
   socketCookie?: string
-  /** Policies that decided the verdict (Hubble's egress_allowed_by ... ingress_denied_by). */
-  egressAllowedBy?: {
-    name: string
-    namespace?: string
-    labels?: string[]
-    revision?: number
-    kind?: string
-  }[]
-  ingressAllowedBy?: {
-    name: string
-    namespace?: string
-    labels?: string[]
-    revision?: number
-    kind?: string
-  }[]
-  egressDeniedBy?: {
-    name: string
-    namespace?: string
-    labels?: string[]
-    revision?: number
-    kind?: string
-  }[]
-  ingressDeniedBy?: {
-    name: string
-    namespace?: string
-    labels?: string[]
-    revision?: number
-    kind?: string
-  }[]
+  /** The capturing node's labels (`key=value`). */
+  nodeLabels?: string[]
+  /** Policies that allowed / denied the flow, per direction (Hubble's fields 21001-21005). */
+  egressAllowedBy?: Policy[]
+  ingressAllowedBy?: Policy[]
+  egressDeniedBy?: Policy[]
+  ingressDeniedBy?: Policy[]
+  /** Log values of the rules that asked for this flow to be logged. */
+  policyLog?: string[]
+}
+
+/** A network policy that decided a flow (Hubble's flow.Policy). */
+export interface Policy {
+  name: string
+  namespace?: string
+  labels?: string[]
+  revision?: number
+  /** e.g. 'CiliumNetworkPolicy'. */
+  kind?: string
 }
 
 /** A loss notice delivered in a flow stream. */

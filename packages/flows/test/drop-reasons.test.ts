@@ -26,3 +26,15 @@ describe('drop reasons against bpf-src/lib/drop_reasons.h', () => {
     expect(dropReasonDescription(reason)).not.toMatch(/^Unknown drop reason/)
   })
 })
+
+describe('flow.proto DropReason and the names table agree', () => {
+  it('every enum value of flow.proto has the same name here, and every Hubble name there', async () => {
+    const { protoRoot } = await import('../src/proto')
+    const values = protoRoot().lookupEnum('flow.DropReason').values
+    for (const [name, n] of Object.entries(values))
+      expect({ [n]: dropReasonName(n) }).toEqual({ [n]: name })
+    // every named reason is in the enum, except our own (159, not in Hubble's enum)
+    for (const n of knownDropReasons())
+      if (n !== 159) expect({ [n]: Object.values(values).includes(n) }).toEqual({ [n]: true })
+  })
+})

@@ -18,9 +18,21 @@ const endpointArb: fc.Arbitrary<Endpoint> = fc.record(
     labels: fc.array(fc.oneof(text, longText), { maxLength: 6 }),
     podName: text,
     workloads: fc.array(fc.record({ name: text, kind: text }), { minLength: 1, maxLength: 2 }),
+    clusterName: text,
   },
   { requiredKeys: [] },
 )
+const policyArb = fc.record(
+  {
+    name: text,
+    namespace: text,
+    labels: fc.array(text, { minLength: 1, maxLength: 3 }),
+    revision: u32,
+    kind: text,
+  },
+  { requiredKeys: ['name'] },
+)
+const policiesArb = fc.array(policyArb, { minLength: 1, maxLength: 3 })
 const portsArb = fc.record({
   sourcePort: fc.integer({ min: 1, max: 65535 }),
   destinationPort: fc.integer({ min: 1, max: 65535 }),
@@ -113,6 +125,12 @@ const flowArb: fc.Arbitrary<Flow> = fc
       source: endpointArb,
       destination: endpointArb,
       nodeName: text,
+      nodeLabels: fc.array(text, { minLength: 1, maxLength: 3 }),
+      egressAllowedBy: policiesArb,
+      ingressAllowedBy: policiesArb,
+      egressDeniedBy: policiesArb,
+      ingressDeniedBy: policiesArb,
+      policyLog: fc.array(text, { minLength: 1, maxLength: 2 }),
       sourceNames: fc.array(text, { minLength: 1, maxLength: 3 }),
       destinationNames: fc.array(text, { minLength: 1, maxLength: 3 }),
       l7: l7Arb,

@@ -82,6 +82,25 @@ describe('parseObserveArgs (hubble observe flags)', () => {
     expect(o.request.blacklist).toEqual([{ httpMethod: ['GET'] }])
   })
 
+  it('--drop-reason-desc, --http-url, --node-label (Hubble filter fields 33, 31, 36)', () => {
+    const o = parseObserveArgs([
+      '--drop-reason-desc',
+      'policy_denied',
+      '--drop-reason-desc',
+      '181',
+      '--http-url',
+      '/v1/',
+      '--node-label',
+      'zone=east',
+    ])
+    expect(o.request.whitelist).toEqual([
+      { dropReasonDesc: [133, 181], httpUrl: ['/v1/'], nodeLabels: ['zone=east'] },
+    ])
+    expect(() => parseObserveArgs(['--drop-reason-desc', 'NOPE'])).toThrow(
+      /--drop-reason-desc: unknown drop reason 'NOPE'/,
+    )
+  })
+
   it('usage errors name the flag and value', () => {
     expect(() => parseObserveArgs(['--verdict', 'MAYBE'])).toThrow(
       /--verdict: unknown verdict 'MAYBE'/,

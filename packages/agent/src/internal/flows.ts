@@ -143,11 +143,12 @@ export function createObserver(
   nodeName: string,
   source: EnricherSource,
   redact: RedactOptions = {},
+  nodeLabels: readonly string[] = [],
 ): FlowObserver {
   const enricher: Enricher = {
     identityLabels: (id) => source.identityLabels(id),
     endpointByIp: (ip) => source.endpointByIp(ip),
     serviceByFrontend: (ip, port, proto) => source.serviceByFrontend(ip, port, proto),
   }
-  return new FlowObserver({ nodeName, enricher, redact })
+  return new FlowObserver({ nodeName, enricher, redact, nodeLabels })
 }
