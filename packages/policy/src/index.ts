@@ -3,6 +3,7 @@
 
 // Re-exported for the users who import it from here; its home is @membrane/types.
 export { ReservedIdentity } from '@membrane/types'
+export { RuleSetTable, type RuleSetTableOptions } from './attribution'
 export type {
   ComputeOptions,
   DirectionEvaluation,
@@ -83,6 +84,7 @@ export type {
   PortSpec,
 } from './model'
 export {
+  AUDIT_ANNOTATION,
   parsePolicyDocuments,
   parsePolicyObjects,
   revivePolicyDocuments,
@@ -101,6 +103,7 @@ export {
   type L7Trace,
   type PolicyRef,
   PolicyRepository,
+  policiesOfDerivedFrom,
   type RepositoryOptions,
   type TraceEndpoint,
   type TraceInput,
