@@ -4,7 +4,7 @@
  * decodes its output with protobufjs), without building an op list per message.
  */
 import { slotOf } from './_shared'
-import type { Endpoint, Flow, FlowsResponse, Layer7, TCPFlags, Timestamp } from './types'
+import type { Endpoint, Flow, FlowsResponse, Layer7, Policy, TCPFlags, Timestamp } from './types'
 
 let buf = Buffer.allocUnsafe(64 * 1024)
 let pos = 0
@@ -182,6 +182,20 @@ function endpoint(field: number, e: Endpoint | undefined): void {
   if (slot) slot.bytes = Buffer.from(buf.subarray(pos - len, pos))
 }
 
+function writePolicy(p: Policy): void {
+  str(1, p.name)
+  str(2, p.namespace)
+  strs(3, p.labels)
+  uint(4, p.revision)
+  str(5, p.kind)
+}
+
+/** A repeated Policy field (each policy a shared part, encoded once). */
+function policies(field: number, list: readonly Policy[] | undefined): void {
+  if (!list) return
+  for (const p of list) shareable(field, p, writePolicy)
+}
+
 const FLAG_FIELDS = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 'NS'] as const
 
 function tcpFlags(field: number, f: TCPFlags | undefined): void {
@@ -334,6 +348,10 @@ function writeFlow(f: Flow): void {
     varintBig(BigInt(f.socketCookie))
   }
   str(34, f.uuid)
+  policies(21001, f.egressAllowedBy)
+  policies(21002, f.ingressAllowedBy)
+  policies(21004, f.egressDeniedBy)
+  policies(21005, f.ingressDeniedBy)
 }
 
 /** Encode a Flow (flow.Flow) into a new Buffer. */

@@ -1,5 +1,5 @@
 import { RESERVED_IDENTITY_BY_NAME, RESERVED_IDENTITY_NAMES } from '@membrane/types'
-import type { Service } from './types'
+import type { Policy, Service } from './types'
 
 /** What the agent knows about the owner of an IP address. */
 export interface EndpointInfo {
@@ -30,6 +30,15 @@ export interface Enricher {
   namesOf?(ip: string): readonly string[] | undefined
   /** Interface name of an ifindex. */
   interfaceName?(ifindex: number): string | undefined
+  /**
+   * Policy attribution of a datapath verdict: the policies behind rule set `ruleSet` (the id
+   * the policy map entry and the event carry), or with `ruleSet` 0 (no entry matched) the
+   * policies that put endpoint `endpointId` into default deny in `direction` (1 ingress,
+   * 2 egress). Return a stable array (it is shared by flows, not copied).
+   */
+  policiesOf?(ruleSet: number, endpointId: number, direction: number): readonly Policy[] | undefined
+  /** The policies named by refs (`Kind/namespace/name`), for L7 records. Stable arrays too. */
+  policiesByRef?(refs: readonly string[]): readonly Policy[] | undefined
 }
 
 /** Labels of Cilium's reserved identities, used when the enricher knows nothing better. */

@@ -66,6 +66,7 @@ export type {
   Layer4,
   Layer7,
   LostEvent,
+  Policy,
   Ports,
   Service,
   TCPFlags,

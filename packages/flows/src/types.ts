@@ -138,6 +138,19 @@ export interface Service {
   namespace?: string
 }
 
+/** Hubble's `Policy` message: a policy a flow names as having decided its verdict. */
+export interface Policy {
+  name: string
+  /** '' for a clusterwide policy. */
+  namespace: string
+  /** `source:key=value` labels of the policy. */
+  labels: string[]
+  /** The policy revision that computed the verdict. */
+  revision: number
+  /** `NetworkPolicy`, `CiliumNetworkPolicy` or `CiliumClusterwideNetworkPolicy`. */
+  kind: string
+}
+
 /** A flow: one observed packet verdict or L7 record. */
 export interface Flow {
   time?: Timestamp
@@ -168,6 +181,14 @@ export interface Flow {
   sockXlatePoint?: number
   /** uint64 as a decimal string (socket cookies can exceed 2^53). */
   socketCookie?: string
+  /** Policies that allowed the flow at the source's egress. */
+  egressAllowedBy?: Policy[]
+  /** Policies that allowed the flow at the destination's ingress. */
+  ingressAllowedBy?: Policy[]
+  /** Policies that denied the flow at egress (an AUDIT flow: that would have denied it). */
+  egressDeniedBy?: Policy[]
+  /** Policies that denied the flow at ingress (an AUDIT flow: that would have denied it). */
+  ingressDeniedBy?: Policy[]
 }
 
 /** A loss notice delivered in a flow stream. */
