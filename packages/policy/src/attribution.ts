@@ -4,7 +4,63 @@
  * flow layer resolves back to the policies.
  */
 import type { MapStateValue } from './mapstate'
-import { policiesOfDerivedFrom } from './repository'
+import type { L7Policy } from './repository'
+
+/** Sorted distinct policy refs. */
+export function refsOf(refs: readonly string[]): string[] {
+  return [...new Set(refs)].sort()
+}
+
+/** The policy ref of a rule id (`Kind/ns/name:specs[0].ingress[1]` -> `Kind/ns/name`). */
+function policyOfRule(id: string): string {
+  const i = id.indexOf(':')
+  return i < 0 ? id : id.slice(0, i)
+}
+
+/**
+ * The policies (refs, sorted, distinct) of a map-state entry's `derivedFrom` rule ids or refs;
+ * pseudo ids such as `<no default deny>` name no policy.
+ *
+ * @example policiesOfDerivedFrom(['CiliumNetworkPolicy/default/a:spec.ingress[0]']) // ['CiliumNetworkPolicy/default/a']
+ */
+export function policiesOfDerivedFrom(derivedFrom: readonly string[]): string[] {
+  return refsOf(derivedFrom.filter((d) => !d.startsWith('<')).map(policyOfRule))
+}
+
+const byRule = new Map<string, readonly string[]>()
+const deniedBy = new WeakMap<L7Policy, readonly string[]>()
+const NONE: readonly string[] = Object.freeze([])
+
+/**
+ * The policies (refs) that decided an L7 verdict, as trace() and the proxy's records name them:
+ * allowed by a rule, that rule's policy; allowed because some allowing rule has no L7 rules,
+ * the policies allowing the port; denied, every policy with L7 rules on the port. The arrays
+ * are shared (memoized): do not mutate them.
+ *
+ * @example l7Attribution(policy, evaluateHttp(policy, request))
+ */
+export function l7Attribution(
+  policy: L7Policy | undefined,
+  verdict: { allowed: boolean; ruleId?: string },
+): readonly string[] {
+  if (!policy) return NONE
+  if (verdict.allowed) {
+    if (verdict.ruleId === undefined) return policy.policies ?? NONE
+    let refs = byRule.get(verdict.ruleId)
+    if (!refs) {
+      if (byRule.size >= 4096) byRule.clear()
+      refs = Object.freeze([policyOfRule(verdict.ruleId)])
+      byRule.set(verdict.ruleId, refs)
+    }
+    return refs
+  }
+  let refs = deniedBy.get(policy)
+  if (!refs) {
+    refs = Object.freeze(refsOf(policy.rules.map((r) => policyOfRule(r.id))))
+    deniedBy.set(policy, refs)
+  }
+  return refs
+}
 
 /** Largest id: the datapath field is 16 bits; 0 means "no policy". */
 const MAX_ID = 0xffff

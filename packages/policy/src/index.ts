@@ -3,7 +3,12 @@
 
 // Re-exported for the users who import it from here; its home is @membrane/types.
 export { ReservedIdentity } from '@membrane/types'
-export { RuleSetTable, type RuleSetTableOptions } from './attribution'
+export {
+  l7Attribution,
+  policiesOfDerivedFrom,
+  RuleSetTable,
+  type RuleSetTableOptions,
+} from './attribution'
 export type {
   ComputeOptions,
   DirectionEvaluation,
@@ -103,7 +108,6 @@ export {
   type L7Trace,
   type PolicyRef,
   PolicyRepository,
-  policiesOfDerivedFrom,
   type RepositoryOptions,
   type TraceEndpoint,
   type TraceInput,

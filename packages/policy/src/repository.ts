@@ -3,6 +3,7 @@ import {
   POD_NAMESPACE_LABEL,
   SERVICE_ACCOUNT_LABEL,
 } from '@membrane/types'
+import { l7Attribution, refsOf } from './attribution'
 /**
  * PolicyRepository: holds rules, resolves selectors, computes map state, traces flows.
  */
@@ -211,6 +212,8 @@ export interface L7Policy {
   /** Some allowing rule has no L7 rules for this peer and port: allow every request. */
   wildcard: boolean
   rules: Array<{ id: string; rules: L7Rules }>
+  /** Refs of the policies whose rules allow this peer and port at L4 (sorted). */
+  policies?: string[]
 }
 
 /**
@@ -773,7 +776,7 @@ export class PolicyRepository {
         l7: trace,
         verdict: 'denied',
         reason: 'denied-at-l7',
-        policies: refsOf(l7.rules.map((r) => policyOfRule(r.id))),
+        policies: [...l7Attribution(l7, { allowed: false })],
         explanation: `${direction} of the ${who}: allowed at L4 by ${ev.allows.map((a) => a.id).join(', ')}, but the ${l7.parser} request matches no L7 rule`,
       }
     }
@@ -782,31 +785,12 @@ export class PolicyRepository {
       l7: trace,
       verdict: 'allowed',
       reason: 'allowed-by-rule',
-      policies: trace.matched ? [policyOfRule(trace.matched.id)] : allowedBy,
+      policies: trace.matched
+        ? [...l7Attribution(l7, { allowed: true, ruleId: trace.matched.id })]
+        : allowedBy,
       explanation: `${direction} of the ${who} allowed by ${ev.allows.map((a) => a.id).join(', ')} (${l7.parser} proxy${trace.verdict === 'allowed' ? (trace.matched ? `, request matches ${trace.matched.id} ${l7.parser}[${trace.matched.index}]` : ', every request allowed') : ', request not evaluated'})`,
     }
   }
-}
-
-/** Sorted distinct policy refs. */
-function refsOf(refs: readonly string[]): string[] {
-  return [...new Set(refs)].sort()
-}
-
-/** The policy ref of a rule id (`Kind/ns/name:specs[0].ingress[1]` -> `Kind/ns/name`). */
-function policyOfRule(id: string): string {
-  const i = id.indexOf(':')
-  return i < 0 ? id : id.slice(0, i)
-}
-
-/**
- * The policies (refs, sorted, distinct) of a map-state entry's `derivedFrom` rule ids or refs;
- * pseudo ids such as `<no default deny>` name no policy.
- *
- * @example policiesOfDerivedFrom(['CiliumNetworkPolicy/default/a:spec.ingress[0]']) // ['CiliumNetworkPolicy/default/a']
- */
-export function policiesOfDerivedFrom(derivedFrom: readonly string[]): string[] {
-  return refsOf(derivedFrom.filter((d) => !d.startsWith('<')).map(policyOfRule))
 }
 
 function l7RuleCount(r: L7Rules): number {
@@ -830,6 +814,7 @@ function l7Of(ev: DirectionEvaluation): L7Policy | undefined {
     // No L7 rules, or an empty rule list ("if no rules are specified, all traffic is permitted").
     wildcard: ev.allows.some((a) => !a.l7 || l7RuleCount(a.l7) === 0),
     rules: withL7.map((a) => ({ id: a.id, rules: a.l7 as L7Rules })),
+    policies: refsOf(ev.allows.map((a) => a.policy)),
   }
 }
 
