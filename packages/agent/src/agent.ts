@@ -10,6 +10,7 @@ import {
 } from '@membrane/flows'
 import type { IdentityAllocator } from '@membrane/identity'
 import type { DnsLearnEvent, FqdnExpiry } from '@membrane/l7proxy'
+import type { DirectionTrace } from '@membrane/policy'
 import { POD_NAMESPACE_LABEL, parseIpv4 } from '@membrane/types'
 import { type AgentConfig, resolveConfig } from './config'
 import { AgentError, invalid } from './errors'
@@ -196,7 +197,7 @@ export class Agent {
     this.log = options.logger ?? createLogger(this.config.logLevel)
     this.#store = new StateStore(this.config.stateDir)
     this.#ipam = new Ipam(this.config.ipamPool)
-    this.#policy = new PolicyService(() => this.#proxyPort)
+    this.#policy = new PolicyService(() => this.#proxyPort, this.config.policyAuditNamespaces)
     this.monitor.setMaxListeners(100)
     this.observer = createObserver(
       this.config.nodeName,
@@ -225,6 +226,9 @@ export class Agent {
           )
           return svc ? { name: svc.name, namespace: svc.namespace } : undefined
         },
+        policiesOf: (ruleSet, endpointId, direction) =>
+          this.#policy.policiesOf(ruleSet, endpointId, direction),
+        policiesByRef: (refs) => this.#policy.policiesByRef(refs),
       },
       { enabled: this.config.redactFlows, httpHeadersDeny: this.config.redactHttpHeaders },
     )
@@ -304,7 +308,7 @@ export class Agent {
     }
     this.#ipam = ipam
     this.#identity = new IdentityService(await this.#createAllocator())
-    this.#policy = new PolicyService(() => this.#proxyPort)
+    this.#policy = new PolicyService(() => this.#proxyPort, this.config.policyAuditNamespaces)
     this.#unwatch = this.#identity.allocator.watch((e) => {
       if (e.type === 'add') this.#policy.updateIdentities([e.identity])
       else this.#policy.updateIdentities([], [e.identity.id])
@@ -736,8 +740,8 @@ export class Agent {
       verdict: r.verdict,
       explanation: [
         `source ${from.namespace}/${from.name} (identity ${from.identity}) -> destination ${to.namespace}/${to.name} (identity ${to.identity}) ${protocol}/${port}${http ? ` ${http.method} ${http.path}` : ''}`,
-        `egress: ${r.egress.verdict}: ${r.egress.explanation}`,
-        `ingress: ${r.ingress.verdict}: ${r.ingress.explanation}`,
+        `egress: ${directionText(r.egress)}`,
+        `ingress: ${directionText(r.ingress)}`,
       ],
       trace: r,
     }
@@ -1046,8 +1050,8 @@ export class Agent {
   async #attach(ep: EndpointRecord): Promise<void> {
     const parts = this.#dp
     if (!parts || ep.identity === undefined) return
-    const ms = this.#policy.mapState(ep.id)
-    if (ms) parts.dp.policyMap(ep.id).reconcile(ms)
+    const entries = this.#policy.datapathEntries(ep.id)
+    if (entries) parts.dp.policyMap(ep.id).reconcile(entries)
     const ifindex = ifindexOf(ep.hostIfname)
     const stale = parts.dp.endpoints.byId(ep.id)
     if (stale && stale.ifindex !== ifindex) {
@@ -1528,6 +1532,15 @@ function normalizeServiceSpec(
 }
 
 /** The L7 request of a trace API call, checked field by field (policy validates the rest). */
+/** A traced direction's line: verdict (AUDIT when only an audit policy denies), why, and the
+ * policies that decided it (the ones the flow of that packet names). */
+function directionText(d: DirectionTrace): string {
+  const by = d.policies.length
+    ? ` [${d.audit ? 'would be denied by' : 'decided by'} ${d.policies.join(', ')}]`
+    : ''
+  return `${d.audit ? 'audit (allowed)' : d.verdict}: ${d.explanation}${by}`
+}
+
 function traceL7Request(q: { http?: unknown; kafka?: unknown; dns?: unknown }): TraceL7 {
   const out: TraceL7 = {}
   const record = (what: string, v: unknown): Record<string, unknown> => {

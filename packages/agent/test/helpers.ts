@@ -41,6 +41,7 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
     policyParseTimeoutMs: 60_000,
     redactFlows: true,
     redactHttpHeaders: ['authorization', 'cookie'],
+    policyAuditNamespaces: [],
   }
   return { config, cleanupDirs: () => rmSync(dir, { recursive: true, force: true }) }
 }

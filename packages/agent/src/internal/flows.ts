@@ -6,6 +6,7 @@ import {
   type FlowFilter,
   FlowObserver,
   FlowType,
+  type Policy,
   type RedactOptions,
   type Service,
   TrafficDirection,
@@ -33,6 +34,11 @@ export interface FlowJson {
   l7?: Flow['l7']
   isReply?: boolean
   nodeName?: string
+  /** The policies that decided the verdict (see @membrane/flows' Flow). */
+  egressAllowedBy?: Policy[]
+  ingressAllowedBy?: Policy[]
+  egressDeniedBy?: Policy[]
+  ingressDeniedBy?: Policy[]
   summary: string
 }
 
@@ -70,6 +76,10 @@ export function flowToJson(f: Flow): FlowJson {
     ...(f.l7 ? { l7: f.l7 } : {}),
     ...(f.isReply ? { isReply: f.isReply.value } : {}),
     ...(f.nodeName ? { nodeName: f.nodeName } : {}),
+    ...(f.egressAllowedBy ? { egressAllowedBy: f.egressAllowedBy } : {}),
+    ...(f.ingressAllowedBy ? { ingressAllowedBy: f.ingressAllowedBy } : {}),
+    ...(f.egressDeniedBy ? { egressDeniedBy: f.egressDeniedBy } : {}),
+    ...(f.ingressDeniedBy ? { ingressDeniedBy: f.ingressDeniedBy } : {}),
     summary,
   }
 }
@@ -124,6 +134,10 @@ export interface EnricherSource {
   identityLabels(id: number): readonly string[] | undefined
   endpointByIp(ip: string): EndpointInfo | undefined
   serviceByFrontend(ip: string, port: number, protocol: number): Service | undefined
+  /** Policy attribution of a datapath verdict (see flows' Enricher.policiesOf). */
+  policiesOf(ruleSet: number, endpointId: number, direction: number): readonly Policy[] | undefined
+  /** Policies by ref, for L7 records. */
+  policiesByRef(refs: readonly string[]): readonly Policy[] | undefined
 }
 
 /** The agent's flow pipeline: an observer ring fed by the datapath and the L7 proxy. */
@@ -136,6 +150,9 @@ export function createObserver(
     identityLabels: (id) => source.identityLabels(id),
     endpointByIp: (ip) => source.endpointByIp(ip),
     serviceByFrontend: (ip, port, proto) => source.serviceByFrontend(ip, port, proto),
+    policiesOf: (ruleSet, endpointId, direction) =>
+      source.policiesOf(ruleSet, endpointId, direction),
+    policiesByRef: (refs) => source.policiesByRef(refs),
   }
   return new FlowObserver({ nodeName, enricher, redact })
 }
