@@ -15,6 +15,7 @@ const EVENT_VERDICT = 5
 const EVF_AUDIT = 1 << 3
 const ACTION_ALLOWED = 1
 const ACTION_DENIED = 2
+const ACTION_REDIRECTED = 3
 const DIR_INGRESS = 1
 const DIR_EGRESS = 2
 
@@ -52,6 +53,10 @@ describeKernel(
             },
             value: { deny: false, ruleSet: 11 },
           },
+          {
+            key: { identity: 1002, direction: 'egress', protocol: 6, port: 8085 },
+            value: { deny: false, ruleSet: 11 },
+          },
         ],
       })
       dp.policyMap(b.id).apply({
@@ -71,6 +76,11 @@ describeKernel(
           {
             key: { identity: 0, direction: 'ingress', protocol: 6, port: 8082 },
             value: { deny: false, ruleSet: 15 },
+          },
+          {
+            // L7: redirected to a proxy port (nobody listens; the verdict is what counts).
+            key: { identity: 1001, direction: 'ingress', protocol: 6, port: 8085 },
+            value: { deny: false, proxyPort: 15999, l7Parser: 'http', ruleSet: 16 },
           },
         ],
       })
@@ -161,6 +171,14 @@ describeKernel(
       const egress = ev.find((e) => e.type === EVENT_VERDICT && e.direction === DIR_EGRESS)
       expect((egress?.flags ?? EVF_AUDIT) & EVF_AUDIT).toBe(0)
       expect(ev.some((e) => e.type === EVENT_DROP)).toBe(false)
+    }, 30_000)
+
+    it('an L7 entry: the redirect verdict (action REDIRECTED) carries its rule set', async () => {
+      await connect(8085, 1000)
+      const ev = await about(8085, (e) => e.some((x) => x.direction === DIR_INGRESS))
+      expect(ev.find((e) => e.type === EVENT_VERDICT && e.direction === DIR_INGRESS)).toMatchObject(
+        { action: ACTION_REDIRECTED, proxyPort: 15999, ruleSet: 16 },
+      )
     }, 30_000)
 
     it('reads back the rule set and the audit flag of an entry', () => {

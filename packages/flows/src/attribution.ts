@@ -33,6 +33,40 @@ export function setPolicyAttribution(flow: Flow, policies: readonly Policy[] | u
   }
 }
 
+const names = new WeakMap<readonly Policy[], string>()
+
+/**
+ * The policies as text, `namespace/name` (a clusterwide policy: its name), comma-separated;
+ * memoized per list (the lists flows carry are shared).
+ *
+ * @example policyNames(flow.ingressDeniedBy ?? []) // 'default/rule1'
+ */
+export function policyNames(list: readonly Policy[]): string {
+  let s = names.get(list)
+  if (s === undefined) {
+    s = list.map((p) => (p.namespace ? `${p.namespace}/${p.name}` : p.name)).join(',')
+    names.set(list, s)
+  }
+  return s
+}
+
+/** `allowed by a/b` / `denied by a/b` (audit: `would be denied by`), or '' when none named. */
+export function attributionText(flow: Flow): string {
+  const allowed = flow.egressAllowedBy ?? flow.ingressAllowedBy
+  const denied = flow.egressDeniedBy ?? flow.ingressDeniedBy
+  const parts: string[] = []
+  if (flow.egressAllowedBy && flow.ingressAllowedBy)
+    parts.push(
+      `allowed by ${policyNames(flow.egressAllowedBy)} (egress), ${policyNames(flow.ingressAllowedBy)} (ingress)`,
+    )
+  else if (allowed) parts.push(`allowed by ${policyNames(allowed)}`)
+  if (denied)
+    parts.push(
+      `${flow.verdict === Verdict.AUDIT ? 'would be denied by' : 'denied by'} ${policyNames(denied)}`,
+    )
+  return parts.join('; ')
+}
+
 /** Is a datapath flow a policy decision (a policy verdict, or a drop for a policy reason)? */
 export function isPolicyDecision(eventType: number, dropReason: number | undefined): boolean {
   return eventType === 5 || (eventType === 1 && POLICY_DROPS.has(dropReason ?? 0))

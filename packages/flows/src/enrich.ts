@@ -64,6 +64,12 @@ export class StaticEnricher implements Enricher {
   readonly backends = new Map<string, Service>()
   readonly names = new Map<string, readonly string[]>()
   readonly interfaces = new Map<number, string>()
+  /** Rule-set id -> the policies behind it (policy attribution). */
+  readonly ruleSets = new Map<number, readonly Policy[]>()
+  /** `endpointId/direction` (1 ingress, 2 egress) -> the policies of its default deny. */
+  readonly defaultDeny = new Map<string, readonly Policy[]>()
+  /** Policy ref (`Kind/namespace/name`) -> policy, for L7 records. */
+  readonly policies = new Map<string, Policy>()
 
   /** The key of {@link StaticEnricher.services} for a frontend. */
   static serviceKey(ip: string, port: number, protocol: number): string {
@@ -87,5 +93,17 @@ export class StaticEnricher implements Enricher {
   }
   interfaceName(ifindex: number): string | undefined {
     return this.interfaces.get(ifindex)
+  }
+  policiesOf(
+    ruleSet: number,
+    endpointId: number,
+    direction: number,
+  ): readonly Policy[] | undefined {
+    return ruleSet !== 0
+      ? this.ruleSets.get(ruleSet)
+      : this.defaultDeny.get(`${endpointId}/${direction}`)
+  }
+  policiesByRef(refs: readonly string[]): readonly Policy[] {
+    return refs.map((r) => this.policies.get(r)).filter((p): p is Policy => p !== undefined)
   }
 }

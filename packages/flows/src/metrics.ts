@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { policyNames } from './attribution'
 import { dropReasonDescription, dropReasonName } from './drop-reasons'
 import {
   eventTypeName,
@@ -15,7 +16,7 @@ import {
   verdictName,
 } from './names'
 import type { FlowSink } from './observer'
-import { type Flow, FlowType, IPVersion, LostEventSource, type Policy, Verdict } from './types'
+import { type Flow, FlowType, IPVersion, LostEventSource, Verdict } from './types'
 
 /**
  * One datapath forward/drop counter as the datapath's metrics map reports it (the shape of
@@ -358,7 +359,7 @@ export class FlowMetrics implements FlowSink {
       flow.trafficDirection === 1
         ? (flow.ingressAllowedBy ?? flow.ingressDeniedBy)
         : (flow.egressAllowedBy ?? flow.egressDeniedBy)
-    const policy = deciding ? policyLabel(deciding) : ''
+    const policy = deciding ? policyNames(deciding) : ''
     const action = verdictName(flow.verdict).toLowerCase()
     const direction = dir.toLowerCase()
     this.bump(`hpv|${direction}|${match}|${action}|${policy}`, () =>
@@ -382,18 +383,6 @@ export class FlowMetrics implements FlowSink {
 
 /** Cilium's policy match type names in lower case, by number. */
 const MATCH_NAMES = ['none', 'l3-l4', 'l3-only', 'l4-only', 'all', 'l3-proto', 'proto-only']
-
-const policyLabels = new WeakMap<readonly Policy[], string>()
-
-/** `ns/name,ns/name` (a clusterwide policy: its name), memoized per shared policy list. */
-function policyLabel(list: readonly Policy[]): string {
-  let s = policyLabels.get(list)
-  if (s === undefined) {
-    s = list.map((p) => (p.namespace ? `${p.namespace}/${p.name}` : p.name)).join(',')
-    policyLabels.set(list, s)
-  }
-  return s
-}
 
 /** A running metrics endpoint. */
 export interface MetricsServer {

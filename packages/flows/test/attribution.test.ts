@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { eventToFlow } from '../src/convert'
 import type { Enricher } from '../src/enrich'
 import { decodeEvent, EventFlag, EventType, encodeEvent, PolicyAction } from '../src/event'
+import { formatResponse } from '../src/format'
 import { l7RecordToFlow } from '../src/l7'
 import { FlowMetrics } from '../src/metrics'
 import { FlowObserver } from '../src/observer'
@@ -130,6 +131,37 @@ describe('datapath verdicts name their policies', () => {
     expect(decodeFlow(encodeFlowReference(f)).egressAllowedBy).toEqual(ALLOW_WEB)
     const d = flowOf({ type: EventType.DROP, subtype: 181, direction: 1, ruleSet: 13 })
     expect(decodeFlow(encodeFlow(d)).ingressDeniedBy).toEqual(DENY_ALL)
+  })
+})
+
+describe('observe prints them', () => {
+  it('compact, table and dict formats name the deciding policies', () => {
+    const f = flowOf({ type: EventType.DROP, subtype: 181, direction: 1, ruleSet: 13 })
+    const nodeName = 'n1'
+    expect(formatResponse({ flow: f, nodeName }, 'compact')).toMatch(
+      /\[denied by default\/deny-8081\]$/,
+    )
+    expect(formatResponse({ flow: f, nodeName }, 'table')).toContain('denied by default/deny-8081')
+    expect(formatResponse({ flow: f, nodeName }, 'dict')).toContain(
+      'POLICIES: denied by default/deny-8081',
+    )
+    const a = flowOf({
+      type: EventType.POLICY_VERDICT,
+      action: PolicyAction.ALLOWED,
+      flags: EventFlag.AUDIT,
+      matchType: 1,
+      direction: 1,
+      ruleSet: 14,
+    })
+    expect(formatResponse({ flow: a, nodeName }, 'compact')).toContain(
+      '[would be denied by prod/audit-l4]',
+    )
+    const json = formatResponse({ flow: a, nodeName }, 'json')
+    expect(JSON.parse(json).flow.ingress_denied_by[0]).toMatchObject({
+      name: 'audit-l4',
+      namespace: 'prod',
+      revision: '7',
+    })
   })
 })
 
