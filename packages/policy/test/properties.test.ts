@@ -678,11 +678,13 @@ describe('diffs and incremental updates', () => {
         fc.array(docArb, { maxLength: 2 }),
         fc.integer({ min: 0, max: 3 }),
         fc.array(fc.oneof(docArb, npDocArb), { maxLength: 2 }),
-        ({ pods: raw, docs }, newPods, moreDocs, removeCount, replacement) => {
+        // Some documents in audit mode: an endpoint goes in and out of the merged state.
+        fc.array(fc.boolean(), { maxLength: 4 }),
+        ({ pods: raw, docs }, newPods, moreDocs, removeCount, replacement, audit) => {
           const pods = buildPods(raw)
           const ids = identitiesOf(pods)
           const repo = new PolicyRepository()
-          repo.upsert(toYaml(docs))
+          repo.upsert(toYaml(docs, 'p', audit))
           repo.selectorCache.setIdentities(ids)
           const ep = { labels: podLabels(pods[0] as Pod) }
           const tracked = repo.endpointPolicy(ep)
@@ -707,10 +709,10 @@ describe('diffs and incremental updates', () => {
             expect(sameState(shadow, repo.computeMapState(ep))).toEqual([])
           }
           // rules come
-          if (moreDocs.length) repo.upsert(toYaml(moreDocs, 'more'))
+          if (moreDocs.length) repo.upsert(toYaml(moreDocs, 'more', audit.slice(2)))
           check()
           // a rule is replaced (same name, new content), another one goes
-          if (replacement.length) repo.upsert(toYaml(replacement, 'p'))
+          if (replacement.length) repo.upsert(toYaml(replacement, 'p', audit.slice(1)))
           check()
           const victim = repo.policies[removeCount % Math.max(1, repo.policies.length)]
           if (victim) repo.delete(victim)
