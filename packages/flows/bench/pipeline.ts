@@ -45,7 +45,8 @@ function enricher(): StaticEnricher {
     })
   for (let s = 1; s <= 4; s++) e.ruleSets.set(s, Object.freeze([policy(`allow-${s}`)]))
   for (let i = 1; i <= 64; i++)
-    for (const d of [1, 2]) e.defaultDeny.set(`${i}/${d}`, Object.freeze([policy(`app${i % 8}`)]))
+    for (const d of [1, 2])
+      e.defaultDeny.set(StaticEnricher.defaultDenyKey(i, d), Object.freeze([policy(`app${i % 8}`)]))
   e.services.set(StaticEnricher.serviceKey('10.96.0.10', 80, 6), {
     name: 'web',
     namespace: 'default',

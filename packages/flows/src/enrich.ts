@@ -66,10 +66,15 @@ export class StaticEnricher implements Enricher {
   readonly interfaces = new Map<number, string>()
   /** Rule-set id -> the policies behind it (policy attribution). */
   readonly ruleSets = new Map<number, readonly Policy[]>()
-  /** `endpointId/direction` (1 ingress, 2 egress) -> the policies of its default deny. */
-  readonly defaultDeny = new Map<string, readonly Policy[]>()
+  /** {@link StaticEnricher.defaultDenyKey} -> the policies of that default deny. */
+  readonly defaultDeny = new Map<number, readonly Policy[]>()
   /** Policy ref (`Kind/namespace/name`) -> policy, for L7 records. */
   readonly policies = new Map<string, Policy>()
+
+  /** The key of {@link StaticEnricher.defaultDeny}: an endpoint and a direction (1 ingress, 2 egress). */
+  static defaultDenyKey(endpointId: number, direction: number): number {
+    return endpointId * 4 + direction
+  }
 
   /** The key of {@link StaticEnricher.services} for a frontend. */
   static serviceKey(ip: string, port: number, protocol: number): string {
@@ -101,7 +106,7 @@ export class StaticEnricher implements Enricher {
   ): readonly Policy[] | undefined {
     return ruleSet !== 0
       ? this.ruleSets.get(ruleSet)
-      : this.defaultDeny.get(`${endpointId}/${direction}`)
+      : this.defaultDeny.get(StaticEnricher.defaultDenyKey(endpointId, direction))
   }
   policiesByRef(refs: readonly string[]): readonly Policy[] {
     return refs.map((r) => this.policies.get(r)).filter((p): p is Policy => p !== undefined)
