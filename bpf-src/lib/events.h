@@ -83,7 +83,9 @@ struct mb_event {
 	__u8  orig_daddr[16];	/* with MB_EVF_NAT: service address before DNAT */
 	__u8  smac[6];
 	__u8  dmac[6];
-	__u32 _pad;		/* zero */
+	__u16 rule_set;		/* policy verdict / policy drop: id of the policies that decided it
+				 * (mb_policy_entry.rule_set), 0 = none matched */
+	__u16 _pad;		/* zero */
 };
 
 _Static_assert(sizeof(struct mb_event) == 120, "struct mb_event must stay 120 bytes");

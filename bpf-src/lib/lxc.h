@@ -84,6 +84,8 @@ static __always_inline int mb_policy_step(struct __sk_buff *skb, const struct mb
 	t->match_type = res->match_type;
 	t->action = res->action;
 	t->proxy_port = res->proxy_port;
+	t->rule_set = res->rule_set;
+	t->flags = res->audit ? t->flags | MB_EVF_AUDIT : t->flags & ~MB_EVF_AUDIT;
 	mb_verdict(skb, cfg, p, v6, t);
 	return ret;
 }
@@ -107,6 +109,8 @@ static __always_inline int mb_ingress_policy(struct __sk_buff *skb, const struct
 			      proto, port, len, &res);
 	t->match_type = res.match_type;
 	t->action = res.action;
+	t->rule_set = res.rule_set;
+	t->flags = res.audit ? t->flags | MB_EVF_AUDIT : t->flags & ~MB_EVF_AUDIT;
 	if (ret == 0 && res.proxy_port && from_proxy)
 		t->action = MB_ACTION_ALLOWED;	/* the proxy already enforced L7 */
 	t->proxy_port = res.proxy_port;

@@ -35,6 +35,7 @@ struct mb_policy_key {
 /* mb_policy_entry.flags */
 #define MB_POLICY_F_WILDCARD_PROTO	(1 << 0)
 #define MB_POLICY_F_WILDCARD_PORT	(1 << 1)
+#define MB_POLICY_F_AUDIT		(1 << 2)	/* allowed, but an audit policy would deny */
 
 struct mb_policy_entry {
 	__u16 proxy_port;	/* host order; non-zero: redirect to the L7 proxy */
@@ -42,7 +43,8 @@ struct mb_policy_entry {
 	__u8  auth_type;	/* non-zero: needs an mb_auth entry */
 	__u8  flags;		/* MB_POLICY_F_* */
 	__u8  prefix_len;	/* port prefix length of the key (0..16) */
-	__u16 pad;
+	__u16 rule_set;		/* id of the policies that produced the entry (the agent's
+				 * attribution table; events carry it), 0 = none */
 	__u64 packets;		/* packets that matched (new connections) */
 	__u64 bytes;
 };
@@ -130,6 +132,9 @@ struct mb_policy_result {
 	__u16 proxy_port;
 	__u8  match_type;	/* MB_MATCH_* */
 	__u8  action;		/* MB_ACTION_* */
+	__u16 rule_set;		/* the matched entry's rule_set, 0 when none matched */
+	__u8  audit;		/* the entry has MB_POLICY_F_AUDIT */
+	__u8  pad;
 };
 
 static __always_inline __u8 mb_policy_match_type(const struct mb_policy_entry *e, bool l3)
@@ -219,13 +224,17 @@ static __always_inline int mb_policy_check(__u32 endpoint_id, __u32 local_identi
 	res->proxy_port = 0;
 	res->match_type = MB_MATCH_NONE;
 	res->action = MB_ACTION_DENIED;
+	res->rule_set = 0;
+	res->audit = 0;
 	if (exact && exact->deny) {
 		res->match_type = mb_policy_match_type(exact, true);
+		res->rule_set = exact->rule_set;
 		__sync_fetch_and_add(&exact->packets, 1);
 		return DROP_POLICY_DENY;
 	}
 	if (any && any->deny) {
 		res->match_type = mb_policy_match_type(any, false);
+		res->rule_set = any->rule_set;
 		__sync_fetch_and_add(&any->packets, 1);
 		return DROP_POLICY_DENY;
 	}
@@ -239,6 +248,8 @@ static __always_inline int mb_policy_check(__u32 endpoint_id, __u32 local_identi
 		return DROP_POLICY;
 	}
 	res->match_type = mb_policy_match_type(hit, l3);
+	res->rule_set = hit->rule_set;
+	res->audit = !!(hit->flags & MB_POLICY_F_AUDIT);
 	__sync_fetch_and_add(&hit->packets, 1);
 	__sync_fetch_and_add(&hit->bytes, len);
 	if (hit->auth_type) {

@@ -26,6 +26,7 @@ struct mb_trace_ctx {
 	__be32 orig_daddr;	/* IPv4 */
 	__be16 orig_dport;	/* IPv4 */
 	__u16  rev_nat_index;	/* IPv6: service id */
+	__u16  rule_set;	/* the policy verdict's mb_policy_entry.rule_set */
 };
 
 /* The family-neutral part of an event record. */
@@ -49,6 +50,7 @@ static __always_inline void __mb_event_fill(struct mb_event *ev, struct __sk_buf
 	ev->sport = bpf_ntohs(sport);
 	ev->dport = bpf_ntohs(dport);
 	ev->icmp_type_code = icmp_type_code;
+	ev->rule_set = t->rule_set;
 	__builtin_memcpy(ev->smac, smac, 6);
 	__builtin_memcpy(ev->dmac, dmac, 6);
 }

@@ -24,10 +24,13 @@ const jsonOut = args.includes('--json')
 // --hold: after the steps keep the agent (and its web UI) up until stdin closes or Ctrl-C, so the
 // page can be looked at (and tested) with the scenario's flows in it.
 const hold = args.includes('--hold')
-const unknown = args.filter((a) => a !== '--json' && a !== '--hold')
+// --audit: step 2's L3/L4 policy is imported in audit mode (annotation policy.membrane.io/audit):
+// the xwing lands, and the flows report the drop that policy would have made, by name.
+const auditMode = args.includes('--audit')
+const unknown = args.filter((a) => a !== '--json' && a !== '--hold' && a !== '--audit')
 if (unknown.length > 0) {
   process.stderr.write(
-    `star-wars demo: unknown argument ${unknown[0]} (only --json and --hold are known)\n`,
+    `star-wars demo: unknown argument ${unknown[0]} (known: --json, --hold, --audit)\n`,
   )
   process.exit(2)
 }
@@ -236,8 +239,16 @@ async function main(): Promise<number> {
     })
   }
 
-  const importPolicy = async (file: string): Promise<{ enforced: boolean; note?: string }> => {
-    const text = readFileSync(join(here, '..', 'policies', file), 'utf8')
+  const importPolicy = async (
+    file: string,
+    audit = false,
+  ): Promise<{ enforced: boolean; note?: string }> => {
+    let text = readFileSync(join(here, '..', 'policies', file), 'utf8')
+    if (audit)
+      text = text.replace(
+        /^metadata:\n/m,
+        'metadata:\n  annotations:\n    policy.membrane.io/audit: "true"\n',
+      )
     try {
       await client.post('/v1/policies', { text, source: file })
     } catch (error) {
@@ -254,10 +265,22 @@ async function main(): Promise<number> {
   await request(1, tiefighter, 'POST', '/v1/request-landing', 'allowed', true)
   await request(1, xwing, 'POST', '/v1/request-landing', 'allowed', true)
 
-  say('Step 2: L3/L4 policy — only org=empire may reach deathstar on 80/TCP\n')
-  const l4 = await importPolicy('sw_l3_l4_policy.yaml')
+  say(
+    auditMode
+      ? 'Step 2: L3/L4 policy in AUDIT mode — what it would deny is reported, and passes\n'
+      : 'Step 2: L3/L4 policy — only org=empire may reach deathstar on 80/TCP\n',
+  )
+  const l4 = await importPolicy('sw_l3_l4_policy.yaml', auditMode)
   await request(2, tiefighter, 'POST', '/v1/request-landing', 'allowed', l4.enforced, l4.note)
-  await request(2, xwing, 'POST', '/v1/request-landing', 'denied', l4.enforced, l4.note)
+  await request(
+    2,
+    xwing,
+    'POST',
+    '/v1/request-landing',
+    auditMode ? 'allowed' : 'denied',
+    l4.enforced,
+    l4.note,
+  )
 
   say('Step 3: L7 policy — only POST /v1/request-landing\n')
   const l7 = await importPolicy('sw_l3_l4_l7_policy.yaml')
@@ -285,6 +308,7 @@ async function main(): Promise<number> {
   for (const n of notes) say(`NOTE: ${n}\n`)
 
   // Flows: what the datapath and the proxy reported for these requests.
+  const audits: Array<{ from: string; to: string; wouldBeDeniedBy: string[] }> = []
   try {
     const flows: FlowLike[] = []
     const s = client.stream('/v1/flows?last=1000&protocol=tcp', (f) => flows.push(f as FlowLike))
@@ -293,6 +317,14 @@ async function main(): Promise<number> {
     const lines: string[] = []
     let last = ''
     for (const f of flows) {
+      if (f.verdict === 'AUDIT') {
+        const by = [...(f.ingressDeniedBy ?? []), ...(f.egressDeniedBy ?? [])]
+        audits.push({
+          from: f.source?.podName ?? f.IP?.source ?? '?',
+          to: f.destination?.podName ?? f.IP?.destination ?? '?',
+          wouldBeDeniedBy: by.map((p) => (p.namespace ? `${p.namespace}/${p.name}` : p.name)),
+        })
+      }
       const { time, ...rest } = f
       const line = formatFlowLine(rest)
       if (line === last) continue
@@ -310,7 +342,17 @@ async function main(): Promise<number> {
   say(mismatched.length ? `; ${mismatched.length} result(s) differ from the expectation\n` : '\n')
   if (jsonOut) {
     process.stdout.write(
-      `${JSON.stringify({ steps: results.map((r) => ({ step: r.step, from: r.from, request: r.request, result: r.result, detail: r.detail })), ...(hold ? { ui: daemon.uiLoginUrl } : {}) })}\n`,
+// --hold: after the steps keep the agent (and its web UI) up until stdin closes or Ctrl-C, so the
+// page can be looked at (and tested) with the scenario's flows in it.
+const hold = args.includes('--hold')
+// --audit: step 2's L3/L4 policy is imported in audit mode (annotation policy.membrane.io/audit):
+// the xwing lands, and the flows report the drop that policy would have made, by name.
+const auditMode = args.includes('--audit')
+const unknown = args.filter((a) => a !== '--json' && a !== '--hold' && a !== '--audit')
+if (unknown.length > 0) {
+  process.stderr.write(
+    `star-wars demo: unknown argument ${unknown[0]} (known: --json, --hold, --audit)\n`,
+  )
     )
   }
   if (hold) {

@@ -12,7 +12,7 @@ import {
 } from '@membrane/flows'
 import type { IdentityAllocator } from '@membrane/identity'
 import type { DnsLearnEvent, FqdnExpiry } from '@membrane/l7proxy'
-import type { MapStateDiff } from '@membrane/policy'
+import type { DirectionTrace } from '@membrane/policy'
 import { POD_NAMESPACE_LABEL, parseIpv4 } from '@membrane/types'
 import { Counter } from 'prom-client'
 import { type AgentConfig, resolveConfig } from './config'
@@ -64,6 +64,7 @@ import {
 } from './internal/net'
 import {
   bpfEntryView,
+  type DatapathDiff,
   entryView,
   type PolicyEntryView,
   PolicyService,
@@ -217,7 +218,7 @@ export class Agent {
     this.log = options.logger ?? createLogger(this.config.logLevel)
     this.#store = new StateStore(this.config.stateDir)
     this.#ipam = new Ipam(this.config.ipamPool)
-    this.#policy = new PolicyService(() => this.#proxyPort)
+    this.#policy = new PolicyService(() => this.#proxyPort, this.config.policyAuditNamespaces)
     this.monitor.setMaxListeners(100)
     this.observer = createObserver(
       this.config.nodeName,
@@ -247,6 +248,9 @@ export class Agent {
           )
           return svc ? { name: svc.name, namespace: svc.namespace } : undefined
         },
+        policiesOf: (ruleSet, endpointId, direction) =>
+          this.#policy.policiesOf(ruleSet, endpointId, direction),
+        policiesByRef: (refs) => this.#policy.policiesByRef(refs),
       },
       { enabled: this.config.redactFlows, httpHeadersDeny: this.config.redactHttpHeaders },
       this.config.nodeLabels,
@@ -344,7 +348,7 @@ export class Agent {
     this.#unsubIpcacheEvents = this.#identity.ipcache.subscribe((e) =>
       this.observer.publishAgentEvent(ipcacheEvent(e)),
     )
-    this.#policy = new PolicyService(() => this.#proxyPort)
+    this.#policy = new PolicyService(() => this.#proxyPort, this.config.policyAuditNamespaces)
     this.#unwatch = this.#identity.allocator.watch((e) => {
       if (e.type === 'add') this.#policy.updateIdentities([e.identity])
       else this.#policy.updateIdentities([], [e.identity.id])
@@ -800,8 +804,8 @@ export class Agent {
       verdict: r.verdict,
       explanation: [
         `source ${from.namespace}/${from.name} (identity ${from.identity}) -> destination ${to.namespace}/${to.name} (identity ${to.identity}) ${protocol}/${port}${http ? ` ${http.method} ${http.path}` : ''}`,
-        `egress: ${r.egress.verdict}: ${r.egress.explanation}`,
-        `ingress: ${r.ingress.verdict}: ${r.ingress.explanation}`,
+        `egress: ${directionText(r.egress)}`,
+        `ingress: ${directionText(r.ingress)}`,
       ],
       trace: r,
     }
@@ -1222,7 +1226,10 @@ export class Agent {
         { endpoint: `${ep.namespace}/${ep.name}`, entries, limit: this.config.policyMapMaxEntries },
         'policy too large for its map',
       )
-    } else if (ms) parts.dp.policyMap(ep.id).reconcile(ms)
+    } else if (ms) {
+      const stamped = this.#policy.datapathEntries(ep.id)
+      if (stamped) parts.dp.policyMap(ep.id).reconcile(stamped)
+    }
     const ifindex = ifindexOf(ep.hostIfname)
     const stale = parts.dp.endpoints.byId(ep.id)
     if (stale && stale.ifindex !== ifindex) {
@@ -1418,7 +1425,7 @@ export class Agent {
    * (which must put the repository back as it was), bring the map states back to what the
    * kernel holds, count it and throw TOO_LARGE. Nothing is written either way.
    */
-  async #refreshPolicyOrRefuse(rollback: () => Promise<void>): Promise<Map<number, MapStateDiff>> {
+  async #refreshPolicyOrRefuse(rollback: () => Promise<void>): Promise<Map<number, DatapathDiff>> {
     const diffs = this.#policy.refreshAll()
     const fit = this.#policyFit()
     if (fit.over.length === 0 && !fit.full) return diffs
@@ -1434,7 +1441,7 @@ export class Agent {
   }
 
   /** Hand computed diffs to the datapath (endpoints held back earlier are reconciled in full). */
-  async #installPolicy(diffs: Map<number, MapStateDiff>): Promise<number> {
+  async #installPolicy(diffs: Map<number, DatapathDiff>): Promise<number> {
     // The proxy learns first: a redirect about to be installed then finds its rules there.
     await this.#proxy?.sync()
     let n = 0
@@ -1443,11 +1450,11 @@ export class Agent {
       const fit = this.#policyFit()
       const stillOver = new Set(fit.over.map((o) => o.id))
       for (const id of [...this.#policyBehind]) {
-        const ms = this.#policy.mapState(id)
+        const entries = this.#policy.datapathEntries(id)
         diffs.delete(id)
-        if (!ms) this.#policyBehind.delete(id)
+        if (!entries) this.#policyBehind.delete(id)
         else if (!stillOver.has(id) && !fit.full) {
-          const r = dp?.policyMap(id).reconcile(ms)
+          const r = dp?.policyMap(id).reconcile(entries)
           n += (r?.upserted ?? 0) + (r?.deleted ?? 0)
           this.#policyBehind.delete(id)
         }
@@ -1802,6 +1809,15 @@ function normalizeServiceSpec(
 }
 
 /** The L7 request of a trace API call, checked field by field (policy validates the rest). */
+/** A traced direction's line: verdict (AUDIT when only an audit policy denies), why, and the
+ * policies that decided it (the ones the flow of that packet names). */
+function directionText(d: DirectionTrace): string {
+  const by = d.policies.length
+    ? ` [${d.audit ? 'would be denied by' : 'decided by'} ${d.policies.join(', ')}]`
+    : ''
+  return `${d.audit ? 'audit (allowed)' : d.verdict}: ${d.explanation}${by}`
+}
+
 function traceL7Request(q: { http?: unknown; kafka?: unknown; dns?: unknown }): TraceL7 {
   const out: TraceL7 = {}
   const record = (what: string, v: unknown): Record<string, unknown> => {

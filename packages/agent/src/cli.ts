@@ -1034,7 +1034,21 @@ export interface FlowLike {
   }
   dropReasonDesc?: string
   summary?: string
+  /** The policies that decided the verdict (policy attribution). */
+  egressAllowedBy?: PolicyLike[]
+  ingressAllowedBy?: PolicyLike[]
+  egressDeniedBy?: PolicyLike[]
+  ingressDeniedBy?: PolicyLike[]
 }
+
+/** A policy named by a flow. */
+export interface PolicyLike {
+  name: string
+  namespace?: string
+}
+
+const policyText = (list: PolicyLike[]) =>
+  list.map((p) => (p.namespace ? `${p.namespace}/${p.name}` : p.name)).join(',')
 
 /** One flow as `hubble observe` prints it: time, source -> destination, verdict, summary. */
 export function formatFlowLine(f: FlowLike): string {
@@ -1050,5 +1064,12 @@ export function formatFlowLine(f: FlowLike): string {
     f.dropReasonDesc ? `(${f.dropReasonDesc})` : '',
     f.summary ?? '',
   ]
+  const allowed = f.egressAllowedBy ?? f.ingressAllowedBy
+  const denied = f.egressDeniedBy ?? f.ingressDeniedBy
+  if (allowed) parts.push(`[allowed by ${policyText(allowed)}]`)
+  if (denied)
+    parts.push(
+      `[${f.verdict === 'AUDIT' ? 'would be denied by' : 'denied by'} ${policyText(denied)}]`,
+    )
   return parts.filter(Boolean).join(' ')
 }

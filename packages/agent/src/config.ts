@@ -67,6 +67,12 @@ export interface AgentConfig {
   redactFlows: boolean
   /** HTTP headers whose values are redacted in flows. Default authorization, proxy-authorization, cookie, set-cookie, x-api-key, x-auth-token. */
   redactHttpHeaders: string[]
+  /**
+   * Namespaces whose policies run in audit mode (as if each had the annotation
+   * `policy.membrane.io/audit: "true"`): what they would deny is reported as AUDIT and passes.
+   * Default none.
+   */
+  policyAuditNamespaces: string[]
 }
 
 /** The defaults of every configuration field. */
@@ -91,6 +97,7 @@ export function defaultConfig(): AgentConfig {
     policyMapMaxEntries: 16_384,
     redactFlows: true,
     redactHttpHeaders: [...DEFAULT_REDACTED_HEADERS],
+    policyAuditNamespaces: [],
   }
 }
 
@@ -211,6 +218,19 @@ export function resolveConfig(
           )
         }
         out.socketLbCgroups = list as string[]
+        break
+      }
+      case 'policyAuditNamespaces': {
+        const list = typeof value === 'string' ? value.split(',').filter(Boolean) : value
+        if (
+          !Array.isArray(list) ||
+          !list.every(
+            (v) => typeof v === 'string' && /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v),
+          )
+        ) {
+          throw invalid(field, `expected a list of namespace names, got ${JSON.stringify(value)}`)
+        }
+        out.policyAuditNamespaces = list as string[]
         break
       }
     }

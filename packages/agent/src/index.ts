@@ -7,7 +7,7 @@ export type {
   ServiceSpec,
 } from './agent'
 export { Agent } from './agent'
-export type { FlowLike } from './cli'
+export type { FlowLike, PolicyLike } from './cli'
 export { formatFlowLine } from './cli'
 export { AgentClient, DEFAULT_SOCKET } from './client'
 export type { AgentConfig, KvstoreConfig } from './config'

@@ -45,6 +45,37 @@ describeKernel(
   },
 )
 
+describeKernel(
+  'the Star Wars demo with the L3/L4 policy in audit mode (--audit)',
+  ['root', 'netns', 'bpf', 'tc'],
+  () => {
+    it('the xwing lands, and its flow is an AUDIT naming the policy that would have dropped it', async () => {
+      const { stdout } = await run(process.execPath, [
+        join(root, 'tools', 'demo.mjs'),
+        '--json',
+        '--audit',
+      ])
+      const { steps, audits } = JSON.parse(stdout.trim().split('\n').pop()!) as {
+        steps: Step[]
+        audits: Array<{ from: string; to: string; wouldBeDeniedBy: string[] }>
+      }
+      const step2 = steps.filter((s) => s.step === 2)
+      expect(step2.map((s) => [s.from, s.result])).toEqual([
+        ['tiefighter', 'allowed'],
+        ['xwing', 'allowed'],
+      ])
+      expect(step2.every((s) => s.detail.enforced)).toBe(true)
+      expect(step2[1]!.detail.outcome).toMatch(/^200/)
+      // The would-be drop, reported with the policy's name; the tiefighter's flows are no audit.
+      expect(audits.length).toBeGreaterThan(0)
+      expect(audits.every((a) => a.from === 'xwing')).toBe(true)
+      expect(audits[0]!.wouldBeDeniedBy).toEqual(['default/rule1'])
+      // Step 3 (the L7 policy, enforcing) still denies the exhaust port.
+      expect(steps.find((s) => s.step === 3 && s.request.startsWith('PUT'))!.result).toBe('denied')
+    }, 120_000)
+  },
+)
+
 describeKernel('the Star Wars demo on Ctrl-C', ['root', 'netns', 'bpf', 'tc'], () => {
   it('cleans up everything it made when interrupted mid-run', async () => {
     const child = spawn(process.execPath, [join(root, 'tools', 'demo.mjs')], {

@@ -44,6 +44,7 @@ export function testConfig(): { config: AgentConfig; cleanupDirs(): void } {
     policyMapMaxEntries: 16_384,
     redactFlows: true,
     redactHttpHeaders: ['authorization', 'cookie'],
+    policyAuditNamespaces: [],
   }
   return { config, cleanupDirs: () => rmSync(dir, { recursive: true, force: true }) }
 }

@@ -49,6 +49,8 @@ export const PolicyDirection = {
 export const PolicyEntryFlag = {
   WILDCARD_PROTO: 1 << 0,
   WILDCARD_PORT: 1 << 1,
+  /** Allowed, but an audit policy would deny it (events carry MB_EVF_AUDIT). */
+  AUDIT: 1 << 2,
 } as const
 
 /** mb_lb_service.algorithm. C: `MB_LB_ALG_*`. */

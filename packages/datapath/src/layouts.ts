@@ -153,7 +153,7 @@ export const policyEntryCodec = struct('mb_policy_entry', {
   authType: u8,
   flags: u8,
   prefixLen: u8,
-  pad: pad(2, 2),
+  ruleSet: u16,
   packets: u64,
   bytes: u64,
 })

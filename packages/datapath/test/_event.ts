@@ -19,6 +19,7 @@ export interface RawEvent {
   saddr: string
   daddr: string
   origDaddr: string
+  ruleSet: number
 }
 
 /** Decode a ring-buffer record with the one event layout (@membrane/types' eventCodec). */
@@ -43,5 +44,6 @@ export function decodeRawEvent(b: Buffer): RawEvent {
     saddr: ipv4.decode(e.saddr),
     daddr: ipv4.decode(e.daddr),
     origDaddr: ipv4.decode(e.origDaddr),
+    ruleSet: e.ruleSet,
   }
 }

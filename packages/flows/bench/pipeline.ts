@@ -34,6 +34,19 @@ function enricher(): StaticEnricher {
     })
   }
   for (let i = 0; i < 8; i++) e.identities.set(1000 + i, [`k8s:app=app${i}`])
+  // Policy attribution on: verdicts and policy drops name their policies.
+  const policy = (name: string) =>
+    Object.freeze({
+      name,
+      namespace: 'default',
+      labels: [`k8s:io.cilium.k8s.policy.name=${name}`],
+      revision: 1,
+      kind: 'CiliumNetworkPolicy',
+    })
+  for (let s = 1; s <= 4; s++) e.ruleSets.set(s, Object.freeze([policy(`allow-${s}`)]))
+  for (let i = 1; i <= 64; i++)
+    for (const d of [1, 2])
+      e.defaultDeny.set(StaticEnricher.defaultDenyKey(i, d), Object.freeze([policy(`app${i % 8}`)]))
   e.services.set(StaticEnricher.serviceKey('10.96.0.10', 80, 6), {
     name: 'web',
     namespace: 'default',
@@ -67,6 +80,7 @@ function records(n: number): Buffer[] {
         daddr: `10.0.0.${1 + ((i + 7) % 64)}`,
         smac: '02:00:00:00:00:01',
         dmac: '02:00:00:00:00:02',
+        ruleSet: kind === 9 ? 1 + (i % 4) : 0,
       }),
     )
   }

@@ -183,6 +183,20 @@ function endpoint(field: number, e: Endpoint | undefined): void {
   if (slot) slot.bytes = Buffer.from(buf.subarray(pos - len, pos))
 }
 
+function writePolicy(p: Policy): void {
+  str(1, p.name)
+  str(2, p.namespace)
+  strs(3, p.labels)
+  uint(4, p.revision)
+  str(5, p.kind)
+}
+
+/** A repeated Policy field (each policy a shared part, encoded once). */
+function policies(field: number, list: readonly Policy[] | undefined): void {
+  if (!list) return
+  for (const p of list) shareable(field, p, writePolicy)
+}
+
 const FLAG_FIELDS = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 'NS'] as const
 
 function tcpFlags(field: number, f: TCPFlags | undefined): void {
@@ -341,19 +355,6 @@ function writeFlow(f: Flow): void {
   policies(21004, f.egressDeniedBy)
   policies(21005, f.ingressDeniedBy)
   strs(21006, f.policyLog)
-}
-
-function policies(field: number, list: readonly Policy[] | undefined): void {
-  if (!list) return
-  for (const p of list) {
-    const s = begin(field)
-    str(1, p.name)
-    str(2, p.namespace)
-    strs(3, p.labels)
-    uint(4, p.revision)
-    str(5, p.kind)
-    end(s)
-  }
 }
 
 /** Encode a Flow (flow.Flow) into a new Buffer. */

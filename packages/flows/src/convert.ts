@@ -1,6 +1,7 @@
 /** Datapath events -> Flow records. */
 import { POD_NAMESPACE_LABEL } from '@membrane/types'
 import { shared } from './_shared'
+import { isPolicyDecision, setPolicyAttribution } from './attribution'
 import type { EndpointInfo, Enricher } from './enrich'
 import { RESERVED_IDENTITY_LABELS } from './enrich'
 import { EventFlag, EventType, type MbEvent, PolicyAction, TracePoint } from './event'
@@ -245,6 +246,8 @@ export function eventToFlow(ev: MbEvent, opts: ConvertOptions = {}): Flow | unde
   flow.source = cache.get(ev.saddr, ev.srcIdentity, enricher, egressSide ? ev.endpointId : 0)
   flow.destination = cache.get(ev.daddr, ev.dstIdentity, enricher, egressSide ? 0 : ev.endpointId)
   if (ev.direction) flow.trafficDirection = ev.direction as Flow['trafficDirection']
+  if (enricher?.policiesOf && isPolicyDecision(ev.type, flow.dropReason))
+    setPolicyAttribution(flow, enricher.policiesOf(ev.ruleSet, ev.endpointId, ev.direction))
   flow.isReply = (ev.flags & EventFlag.REPLY) !== 0 ? REPLY_TRUE : REPLY_FALSE
   if (ev.proxyPort) flow.proxyPort = ev.proxyPort
   if (ev.ifindex) {

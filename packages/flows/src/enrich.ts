@@ -1,5 +1,5 @@
 import { RESERVED_IDENTITY_BY_NAME, RESERVED_IDENTITY_NAMES } from '@membrane/types'
-import type { Service } from './types'
+import type { Policy, Service } from './types'
 
 /** What the agent knows about the owner of an IP address. */
 export interface EndpointInfo {
@@ -32,6 +32,15 @@ export interface Enricher {
   namesOf?(ip: string): readonly string[] | undefined
   /** Interface name of an ifindex. */
   interfaceName?(ifindex: number): string | undefined
+  /**
+   * Policy attribution of a datapath verdict: the policies behind rule set `ruleSet` (the id
+   * the policy map entry and the event carry), or with `ruleSet` 0 (no entry matched) the
+   * policies that put endpoint `endpointId` into default deny in `direction` (1 ingress,
+   * 2 egress). Return a stable array (it is shared by flows, not copied).
+   */
+  policiesOf?(ruleSet: number, endpointId: number, direction: number): readonly Policy[] | undefined
+  /** The policies named by refs (`Kind/namespace/name`), for L7 records. Stable arrays too. */
+  policiesByRef?(refs: readonly string[]): readonly Policy[] | undefined
 }
 
 /** Labels of Cilium's reserved identities, used when the enricher knows nothing better. */
@@ -57,6 +66,17 @@ export class StaticEnricher implements Enricher {
   readonly backends = new Map<string, Service>()
   readonly names = new Map<string, readonly string[]>()
   readonly interfaces = new Map<number, string>()
+  /** Rule-set id -> the policies behind it (policy attribution). */
+  readonly ruleSets = new Map<number, readonly Policy[]>()
+  /** {@link StaticEnricher.defaultDenyKey} -> the policies of that default deny. */
+  readonly defaultDeny = new Map<number, readonly Policy[]>()
+  /** Policy ref (`Kind/namespace/name`) -> policy, for L7 records. */
+  readonly policies = new Map<string, Policy>()
+
+  /** The key of {@link StaticEnricher.defaultDeny}: an endpoint and a direction (1 ingress, 2 egress). */
+  static defaultDenyKey(endpointId: number, direction: number): number {
+    return endpointId * 4 + direction
+  }
 
   /** The key of {@link StaticEnricher.services} for a frontend. */
   static serviceKey(ip: string, port: number, protocol: number): string {
@@ -80,5 +100,17 @@ export class StaticEnricher implements Enricher {
   }
   interfaceName(ifindex: number): string | undefined {
     return this.interfaces.get(ifindex)
+  }
+  policiesOf(
+    ruleSet: number,
+    endpointId: number,
+    direction: number,
+  ): readonly Policy[] | undefined {
+    return ruleSet !== 0
+      ? this.ruleSets.get(ruleSet)
+      : this.defaultDeny.get(StaticEnricher.defaultDenyKey(endpointId, direction))
+  }
+  policiesByRef(refs: readonly string[]): readonly Policy[] {
+    return refs.map((r) => this.policies.get(r)).filter((p): p is Policy => p !== undefined)
   }
 }

@@ -75,6 +75,7 @@ const DADDR = at('daddr')
 const ORIG_DADDR = at('origDaddr')
 const SMAC = at('smac')
 const DMAC = at('dmac')
+const RULE_SET = at('ruleSet')
 
 /** One decoded datapath event. Addresses are strings (dotted IPv4 / RFC 5952 IPv6). */
 export interface MbEvent {
@@ -115,6 +116,8 @@ export interface MbEvent {
   /** MAC as aa:bb:cc:dd:ee:ff, '' when all zero. */
   smac: string
   dmac: string
+  /** Policy verdicts and policy drops: id of the policies that decided (0 = none matched). */
+  ruleSet: number
 }
 
 /** Thrown when a record is not a well-formed `struct mb_event`. */
@@ -209,6 +212,7 @@ export function decodeEvent(buf: Buffer): MbEvent {
     origDaddr: nat ? addrAt(buf, ORIG_DADDR, v6) : '',
     smac: macAt(buf, SMAC),
     dmac: macAt(buf, DMAC),
+    ruleSet: buf.readUInt16LE(RULE_SET),
   }
 }
 
@@ -267,6 +271,7 @@ export function encodeEvent(ev: Partial<MbEvent>, into?: Buffer): Buffer {
       origDaddr: ipBytes(ev.origDaddr),
       smac: ev.smac || NO_MAC,
       dmac: ev.dmac || NO_MAC,
+      ruleSet: ev.ruleSet ?? 0,
     },
     buf,
     0,

@@ -1,5 +1,6 @@
 /** Printing flows the way `hubble observe` does: compact lines, JSON (protojson-style), table. */
 import protobuf from 'protobufjs'
+import { attributionText } from './attribution'
 import { dropReasonDescription } from './drop-reasons'
 import {
   eventTypeName,
@@ -167,7 +168,8 @@ export function compactLine(
   const arrow = reply ? `${dst} <- ${src}` : `${src} -> ${dst}`
   const node = opts.nodeName && flow.nodeName ? ` [${flow.nodeName}]` : ''
   const summary = summaryText(flow)
-  return `${compactTime(flow.time)}${node}: ${arrow} ${typeText(flow)} ${paint(verdictText(flow), verdictColor(flow.verdict), c)}${summary ? ` (${summary})` : ''}`
+  const by = attributionText(flow)
+  return `${compactTime(flow.time)}${node}: ${arrow} ${typeText(flow)} ${paint(verdictText(flow), verdictColor(flow.verdict), c)}${summary ? ` (${summary})` : ''}${by ? ` [${by}]` : ''}`
 }
 
 let jsonFlowType: protobuf.Type | undefined
@@ -236,7 +238,7 @@ function tableRow(flow: Flow, opts: { color?: boolean } = {}): string {
     endpointText(flow, false),
     typeText(flow),
     verdictText(flow),
-    summaryText(flow),
+    [summaryText(flow), attributionText(flow)].filter(Boolean).join(' '),
   ]
   return cells
     .map((cell, i) => {
@@ -258,6 +260,8 @@ function dictBlock(flow: Flow, opts: { color?: boolean; nodeName?: boolean } = {
     ['VERDICT', paint(verdictText(flow), verdictColor(flow.verdict), opts.color ?? false)],
     ['SUMMARY', summaryText(flow)],
   )
+  const by = attributionText(flow)
+  if (by) rows.push(['POLICIES', by])
   return `${rows.map(([k, v]) => `${k.padStart(11)}: ${v}`).join('\n')}\n------------`
 }
 

@@ -1,5 +1,6 @@
 /** L7 records from the proxy -> Flow records. */
 import type { L7Peer, L7Record } from '@membrane/types'
+import { setPolicyAttribution } from './attribution'
 import type { Enricher } from './enrich'
 import { RESERVED_IDENTITY_LABELS } from './enrich'
 import { EventType, parseIpBytes } from './event'
@@ -140,6 +141,8 @@ export function l7RecordToFlow(
     flow.dropReasonDesc = 133
   }
   if (record.proxyPort) flow.proxyPort = record.proxyPort
+  if (record.policies?.length && enricher?.policiesByRef)
+    setPolicyAttribution(flow, enricher.policiesByRef(record.policies))
   const ss = enricher?.serviceOfBackend?.(s.ip)
   if (ss) flow.sourceService = ss
   const ds =

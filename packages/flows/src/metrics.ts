@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { policyNames } from './attribution'
 import { dropReasonDescription, dropReasonName } from './drop-reasons'
 import {
   eventTypeName,
@@ -70,6 +71,7 @@ export class FlowMetrics implements FlowSink {
   readonly mapOps: Counter<'map_name' | 'operation' | 'outcome'>
   readonly mapPressure: Gauge<'map_name'>
   readonly flowsProcessed: Counter<'type' | 'subtype' | 'verdict'>
+  readonly hubblePolicyVerdicts: Counter<'direction' | 'match' | 'action' | 'policy'>
   readonly hubbleDrops: Counter<'reason' | 'protocol'>
   readonly tcpFlags: Counter<'flag' | 'family'>
   readonly httpRequests: Counter<'method' | 'protocol' | 'reporter'>
@@ -136,6 +138,12 @@ export class FlowMetrics implements FlowSink {
       'hubble_flows_processed_total',
       'Flows processed, by type, subtype and verdict',
       ['type', 'subtype', 'verdict'],
+    )
+    this.hubblePolicyVerdicts = counter(
+      'hubble_policy_verdicts_total',
+      'Policy verdicts (L3/L4 policy verdict events and L7 records) by direction, match type, ' +
+        'action and deciding policies (namespace/name, comma-separated)',
+      ['direction', 'match', 'action', 'policy'],
     )
     this.hubbleDrops = counter('hubble_drop_total', 'Dropped flows by reason and protocol', [
       'reason',
@@ -260,6 +268,7 @@ export class FlowMetrics implements FlowSink {
       this.flowsProcessed.labels(type, subtype, verdict),
     )
     const dir = DIRECTIONS[flow.trafficDirection ?? 0] ?? 'UNKNOWN'
+    this.countPolicyVerdict(flow, dir)
     if (flow.Type === FlowType.L3_L4) {
       if (this.datapathCounters) {
         // datapath counters come from the datapath's map at scrape time
@@ -289,10 +298,7 @@ export class FlowMetrics implements FlowSink {
               : flow.verdict === Verdict.AUDIT
                 ? 'audit'
                 : 'allow'
-        const match =
-          ['none', 'l3-l4', 'l3-only', 'l4-only', 'all', 'l3-proto', 'proto-only'][
-            flow.policyMatchType
-          ] ?? String(flow.policyMatchType)
+        const match = MATCH_NAMES[flow.policyMatchType] ?? String(flow.policyMatchType)
         this.bump(`pv|${dir}|${match}|${action}`, () =>
           this.policyVerdicts.labels(dir.toLowerCase(), match, action),
         )
@@ -334,6 +340,33 @@ export class FlowMetrics implements FlowSink {
     }
   }
 
+  /**
+   * hubble_policy_verdicts_total, counted as Hubble counts it: policy verdict events (not from
+   * the host identity) with their match type, and L7 records as match `l7/<protocol>`; action
+   * is the verdict's name in lower case. The `policy` label names the deciding policies.
+   */
+  private countPolicyVerdict(flow: Flow, dir: string): void {
+    const type = flow.eventType?.type
+    let match: string
+    if (type === 5) {
+      if (flow.source?.identity === 1) return
+      match = MATCH_NAMES[flow.policyMatchType ?? 0] ?? String(flow.policyMatchType)
+    } else if (type === 129 && flow.l7) {
+      const l7 = flow.l7
+      match = `l7/${l7.http ? 'http' : l7.dns ? 'dns' : l7.kafka ? 'kafka' : ''}`
+    } else return
+    const deciding =
+      flow.trafficDirection === 1
+        ? (flow.ingressAllowedBy ?? flow.ingressDeniedBy)
+        : (flow.egressAllowedBy ?? flow.egressDeniedBy)
+    const policy = deciding ? policyNames(deciding) : ''
+    const action = verdictName(flow.verdict).toLowerCase()
+    const direction = dir.toLowerCase()
+    this.bump(`hpv|${direction}|${match}|${action}|${policy}`, () =>
+      this.hubblePolicyVerdicts.labels(direction, match, action, policy),
+    )
+  }
+
   /** FlowSink: count lost events. */
   observeLost(source: LostEventSource, count: number): void {
     this.lostEvents.labels(lostSourceName(source)).inc(count)
@@ -347,6 +380,9 @@ export class FlowMetrics implements FlowSink {
     return this.registry.metrics()
   }
 }
+
+/** Cilium's policy match type names in lower case, by number. */
+const MATCH_NAMES = ['none', 'l3-l4', 'l3-only', 'l4-only', 'all', 'l3-proto', 'proto-only']
 
 /** A running metrics endpoint. */
 export interface MetricsServer {

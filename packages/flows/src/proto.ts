@@ -62,7 +62,25 @@ function fixLongs(flow: Record<string, unknown>): void {
   if (time) time.seconds = Number(time.seconds ?? 0)
   const l7 = flow.l7 as { latencyNs?: string | number } | undefined
   if (l7?.latencyNs !== undefined) l7.latencyNs = Number(l7.latencyNs)
+  for (const field of POLICY_FIELDS) {
+    const list = flow[field] as Array<Record<string, unknown>> | undefined
+    if (!list) continue
+    for (const p of list) {
+      p.name ??= ''
+      p.namespace ??= ''
+      p.labels ??= []
+      p.revision = Number(p.revision ?? 0)
+      p.kind ??= ''
+    }
+  }
 }
+
+const POLICY_FIELDS = [
+  'egressAllowedBy',
+  'ingressAllowedBy',
+  'egressDeniedBy',
+  'ingressDeniedBy',
+] as const
 
 function normalizeFlow(obj: Record<string, unknown>): Flow {
   fixLongs(obj)

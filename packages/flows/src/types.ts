@@ -141,6 +141,19 @@ export interface Service {
   namespace?: string
 }
 
+/** Hubble's `Policy` message: a policy a flow names as having decided its verdict. */
+export interface Policy {
+  name: string
+  /** '' for a clusterwide policy. */
+  namespace: string
+  /** `source:key=value` labels of the policy. */
+  labels: string[]
+  /** The policy revision that computed the verdict. */
+  revision: number
+  /** `NetworkPolicy`, `CiliumNetworkPolicy` or `CiliumClusterwideNetworkPolicy`. */
+  kind: string
+}
+
 /** A flow: one observed packet verdict or L7 record. */
 export interface Flow {
   time?: Timestamp
@@ -173,23 +186,16 @@ export interface Flow {
   socketCookie?: string
   /** The capturing node's labels (`key=value`). */
   nodeLabels?: string[]
-  /** Policies that allowed / denied the flow, per direction (Hubble's fields 21001-21005). */
+  /** Policies that allowed the flow at the source's egress. */
   egressAllowedBy?: Policy[]
+  /** Policies that allowed the flow at the destination's ingress. */
   ingressAllowedBy?: Policy[]
+  /** Policies that denied the flow at egress (an AUDIT flow: that would have denied it). */
   egressDeniedBy?: Policy[]
+  /** Policies that denied the flow at ingress (an AUDIT flow: that would have denied it). */
   ingressDeniedBy?: Policy[]
   /** Log values of the rules that asked for this flow to be logged. */
   policyLog?: string[]
-}
-
-/** A network policy that decided a flow (Hubble's flow.Policy). */
-export interface Policy {
-  name: string
-  namespace?: string
-  labels?: string[]
-  revision?: number
-  /** e.g. 'CiliumNetworkPolicy'. */
-  kind?: string
 }
 
 /** A loss notice delivered in a flow stream. */

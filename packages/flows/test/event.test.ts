@@ -41,6 +41,7 @@ const eventArb: fc.Arbitrary<MbEvent> = fc
     tcpFlags: u8,
     endpointId: u16,
     proxyPort: u16,
+    ruleSet: u16,
     ifindex: u32,
     srcIdentity: u32,
     dstIdentity: u32,

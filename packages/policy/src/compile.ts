@@ -315,6 +315,7 @@ interface Prepared {
   templates: Record<Direction, Template[]>
   wild: Record<Direction, AggMap>
   defaultDeny: Record<Direction, boolean>
+  defaultDenyBy: Record<Direction, string[]>
 }
 
 function aggText(a: Agg): string {
@@ -352,6 +353,16 @@ function piecesOf(
     }
   }
   return out
+}
+
+/**
+ * Refs of the rules' policies that turn default deny on in `direction`, sorted: what a packet
+ * no rule allows is denied by.
+ */
+export function defaultDenyRefs(rules: readonly PolicyRule[], direction: Direction): string[] {
+  const refs = new Set<string>()
+  for (const r of rules) if (r.defaultDeny[direction]) refs.add(r.ref)
+  return [...refs].sort()
 }
 
 function sortedIds(s: Set<string>): string[] {
@@ -414,12 +425,14 @@ export class EndpointPolicy {
       templates: { ingress: [], egress: [] },
       wild: { ingress: new Map(), egress: new Map() },
       defaultDeny: { ingress: false, egress: false },
+      defaultDenyBy: { ingress: [], egress: [] },
     }
     for (const dir of ['ingress', 'egress'] as const) {
       const templates: Template[] = []
       const wild: AggMap = new Map()
       const dd = enforcement === 'always' || selected.some((r) => r.defaultDeny[dir])
       out.defaultDeny[dir] = dd
+      out.defaultDenyBy[dir] = defaultDenyRefs(selected, dir)
       if (!dd) aggFor(wild, 0).allowFrom.add('<no default deny>')
       for (const r of selected) {
         for (const pr of dir === 'ingress' ? r.ingress : r.egress) {
@@ -495,6 +508,7 @@ export class EndpointPolicy {
     this.pending.clear()
     for (const dir of ['ingress', 'egress'] as const) {
       next.defaultDeny[dir] = prepared.defaultDeny[dir]
+      next.defaultDenyBy[dir] = prepared.defaultDenyBy[dir]
       for (const code of this.wild[dir].keys()) {
         const key = {
           identity: 0,
@@ -584,6 +598,7 @@ export class EndpointPolicy {
   private incrementalScope(p: Prepared, changedRefs: ReadonlySet<string>): Set<number> | undefined {
     for (const dir of ['ingress', 'egress'] as const) {
       if (p.defaultDeny[dir] !== this.mapState.defaultDeny[dir]) return undefined
+      if (p.defaultDenyBy[dir].join() !== this.mapState.defaultDenyBy[dir].join()) return undefined
       if (!sameAggMap(p.wild[dir], this.wild[dir])) return undefined
     }
     const changed = [

@@ -3,6 +3,12 @@
 
 // Re-exported for the users who import it from here; its home is @membrane/types.
 export { ReservedIdentity } from '@membrane/types'
+export {
+  l7Attribution,
+  policiesOfDerivedFrom,
+  RuleSetTable,
+  type RuleSetTableOptions,
+} from './attribution'
 export type {
   ComputeOptions,
   DirectionEvaluation,
@@ -83,6 +89,7 @@ export type {
   PortSpec,
 } from './model'
 export {
+  AUDIT_ANNOTATION,
   parsePolicyDocuments,
   parsePolicyObjects,
   revivePolicyDocuments,

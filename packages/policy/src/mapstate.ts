@@ -25,8 +25,14 @@ export interface MapStateValue {
   l7Parser?: L7Parser
   /** Cilium auth type: 0 none, 1 required (spire), 2 test-always-fail. */
   authType: number
-  /** Rule ids that produced the entry (`Kind/ns/name:specs[0].ingress[1]`, or `<implicit>`). */
+  /**
+   * Rule ids that produced the entry (`Kind/ns/name:specs[0].ingress[1]`, or
+   * `<no default deny>`). With `audit`: the audit rules that would deny (or the policies whose
+   * default deny would).
+   */
   derivedFrom: string[]
+  /** Allowed, but an audit policy would deny it: the datapath reports AUDIT and lets it pass. */
+  audit?: boolean
 }
 
 /** One entry. */
@@ -40,14 +46,26 @@ export function mapStateKeyString(k: MapStateKey): string {
   return `${k.direction}/${k.identity}/${k.protocol}/${k.port}/${k.portPrefixLen}`
 }
 
-/** Do two values mean the same thing to the datapath (derivedFrom ignored)? */
+/**
+ * Do two values mean the same thing to the datapath? The rules they derive from count: the
+ * datapath stores an id of them, which its events carry (policy attribution).
+ */
 export function sameDatapathValue(a: MapStateValue, b: MapStateValue): boolean {
   return (
     a.deny === b.deny &&
     a.proxyPort === b.proxyPort &&
     a.l7Parser === b.l7Parser &&
-    a.authType === b.authType
+    a.authType === b.authType &&
+    (a.audit ?? false) === (b.audit ?? false) &&
+    sameStrings(a.derivedFrom, b.derivedFrom)
   )
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 const P24 = 0x1000000
@@ -87,6 +105,12 @@ export class MapState implements Iterable<MapStateEntry> {
   private count = 0
   /** Per direction: is default deny on (no implicit allow-all entry)? */
   readonly defaultDeny: Record<Direction, boolean> = { ingress: false, egress: false }
+  /**
+   * Per direction: the refs of the policies that put the endpoint into default deny (what a
+   * packet no entry matches is denied by). Empty when default deny is off or forced on by the
+   * enforcement mode.
+   */
+  readonly defaultDenyBy: Record<Direction, string[]> = { ingress: [], egress: [] }
 
   get size(): number {
     return this.count
@@ -223,12 +247,22 @@ export class MapState implements Iterable<MapStateEntry> {
     for (const e of this) m.set({ ...e.key }, { ...e.value, derivedFrom: [...e.value.derivedFrom] })
     m.defaultDeny.ingress = this.defaultDeny.ingress
     m.defaultDeny.egress = this.defaultDeny.egress
+    m.defaultDenyBy.ingress = [...this.defaultDenyBy.ingress]
+    m.defaultDenyBy.egress = [...this.defaultDenyBy.egress]
     return m
   }
 
-  toJSON(): { defaultDeny: Record<Direction, boolean>; entries: MapStateEntry[] } {
+  toJSON(): {
+    defaultDeny: Record<Direction, boolean>
+    defaultDenyBy: Record<Direction, string[]>
+    entries: MapStateEntry[]
+  } {
     return {
       defaultDeny: { ...this.defaultDeny },
+      defaultDenyBy: {
+        ingress: [...this.defaultDenyBy.ingress],
+        egress: [...this.defaultDenyBy.egress],
+      },
       entries: this.sorted().map((e) => ({ key: e.key, value: e.value })),
     }
   }
@@ -282,6 +316,21 @@ export function diffMapState(prev: MapState, next: MapState): MapStateDiff {
   return { upserts, deletes }
 }
 
+/** One diff with the effect of applying `a`, then `b`. */
+export function composeMapStateDiffs(a: MapStateDiff, b: MapStateDiff): MapStateDiff {
+  const last = new Map<string, MapStateEntry | MapStateKey>()
+  for (const k of a.deletes) last.set(mapStateKeyString(k), k)
+  for (const e of a.upserts) last.set(mapStateKeyString(e.key), e)
+  for (const k of b.deletes) last.set(mapStateKeyString(k), k)
+  for (const e of b.upserts) last.set(mapStateKeyString(e.key), e)
+  const out: MapStateDiff = { upserts: [], deletes: [] }
+  for (const v of last.values()) {
+    if ('value' in v) out.upserts.push(v)
+    else out.deletes.push(v)
+  }
+  return out
+}
+
 /** Apply a diff to a map state in place (what the datapath does to its BPF map). */
 export function applyMapStateDiff(state: MapState, diff: MapStateDiff): MapState {
   for (const k of diff.deletes) state.delete(k)
@@ -303,8 +352,14 @@ function keyPrefixLength(k: Pick<MapStateKey, 'protocol' | 'portPrefixLen'>): nu
   return k.protocol === 0 ? 0 : 8 + k.portPrefixLen
 }
 
-function bestFor(state: MapState, identity: number, q: MapStateQuery): MapStateEntry | undefined {
-  for (let plen = 16; plen >= 0; plen--) {
+function bestFor(
+  state: MapState,
+  identity: number,
+  q: MapStateQuery,
+  from = 16,
+): MapStateEntry | undefined {
+  if (q.protocol === 0) return state.lookupCode(identity, q.direction, 0)
+  for (let plen = from; plen >= 0; plen--) {
     const shift = 16 - plen
     const port = plen === 0 ? 0 : ((q.port >>> shift) << shift) & 0xffff
     const e = state.lookupCode(identity, q.direction, l4Code(q.protocol, plen, port))
@@ -341,6 +396,81 @@ export function lookupMapState(
     return specific
   }
   return keyPrefixLength(any.key) > keyPrefixLength(specific.key) ? any : specific
+}
+
+/**
+ * The entry the datapath's lookup (order `identity-first`) gives for every packet inside `key`
+ * that no longer key of `state` covers: the same lookup over the keys containing `key`.
+ */
+function lookupMapStateKey(state: MapState, key: MapStateKey): MapStateEntry | undefined {
+  const q: MapStateQuery = {
+    identity: key.identity,
+    direction: key.direction,
+    protocol: key.protocol,
+    port: key.port,
+  }
+  const specific =
+    key.identity !== 0 ? bestFor(state, key.identity, q, key.portPrefixLen) : undefined
+  const any = bestFor(state, 0, q, key.portPrefixLen)
+  if (!specific) return any
+  if (!any || specific.value.deny) return specific
+  return any.value.deny ? any : specific
+}
+
+/**
+ * Merge the map state of an endpoint's enforcing policies (`enforcing`) with the one of all its
+ * policies, audit ones included (`all`): every packet gets the enforcing verdict (an audit
+ * policy's allow opens nothing, its deny closes nothing); where the enforcing policies allow
+ * and all policies would deny, the entry is marked `audit` and names what would have denied
+ * it. Keys: the union of both states, with each identity's keys completed by the identity-0
+ * keys, so that both verdicts are constant under every key and both lookup orders agree.
+ */
+export function mergeAuditMapState(enforcing: MapState, all: MapState): MapState {
+  const out = new MapState()
+  const codes = new Map<number, Set<number>>()
+  for (const state of [enforcing, all])
+    state.forEachRaw((slot, code) => {
+      let s = codes.get(slot)
+      if (!s) {
+        s = new Set()
+        codes.set(slot, s)
+      }
+      s.add(code)
+    })
+  for (const dir of ['ingress', 'egress'] as const) {
+    out.defaultDeny[dir] = enforcing.defaultDeny[dir]
+    out.defaultDenyBy[dir] = [...enforcing.defaultDenyBy[dir]]
+  }
+  for (const [slot, set] of codes) {
+    const identity = Math.floor(slot / 2)
+    const direction: Direction = slot % 2 ? 'egress' : 'ingress'
+    const wild = identity === 0 ? undefined : codes.get(slotOf(0, direction))
+    const keys = wild ? new Set([...set, ...wild]) : set
+    for (const code of keys) {
+      const key: MapStateKey = {
+        identity,
+        direction,
+        protocol: Math.floor(code / P24),
+        port: code % P16,
+        portPrefixLen: Math.floor(code / P16) % 256,
+      }
+      const e = lookupMapStateKey(enforcing, key)
+      if (!e) continue // the enforcing policies drop it: no entry, as in `enforcing`
+      if (e.value.deny) {
+        out.set(key, e.value)
+        continue
+      }
+      const a = lookupMapStateKey(all, key)
+      if (a && !a.value.deny) out.set(key, e.value)
+      else
+        out.set(key, {
+          ...e.value,
+          audit: true,
+          derivedFrom: a ? a.value.derivedFrom : all.defaultDenyBy[direction],
+        })
+    }
+  }
+  return out
 }
 
 /** 'allowed' / 'denied' verdict of a lookup (proxy redirects count as allowed at L4). */

@@ -111,6 +111,11 @@ export interface PolicyRule {
   egress: PeerRule[]
   /** Does this rule turn default deny on, per direction? */
   defaultDeny: { ingress: boolean; egress: boolean }
+  /**
+   * Audit mode (annotation `policy.membrane.io/audit: "true"`, or the policy's namespace is
+   * audited): what this rule would deny is reported as AUDIT and passes.
+   */
+  audit?: boolean
 }
 
 /** The three kinds of policy documents. */
@@ -132,6 +137,8 @@ export interface PolicyDocument {
   rules: PolicyRule[]
   /** A CiliumCIDRGroup: its CIDRs (referenced by `cidrGroupRef`); `rules` is empty. */
   cidrGroup?: { cidrs: Prefix[] }
+  /** The policy is in audit mode (annotation `policy.membrane.io/audit: "true"`). */
+  audit?: boolean
 }
 
 /** Canonical text of a peer: equal peers select the same identities. */

@@ -1029,6 +1029,7 @@ function parseDocument(ctx: Ctx, v: unknown, index: number): PolicyDocument {
   }
   const ref = namespace === undefined ? `${pkind}/${name}` : `${pkind}/${namespace}/${name}`
   ctx.label = ref
+  const audit = auditAnnotation(ctx, meta.annotations)
   const rules: PolicyRule[] = []
   if (pkind === 'CiliumCIDRGroup') {
     const spec = obj(ctx, o.spec, 'spec', ['externalCIDRs'])
@@ -1054,7 +1055,31 @@ function parseDocument(ctx: Ctx, v: unknown, index: number): PolicyDocument {
   }
   const doc: PolicyDocument = { index, kind: pkind, name, ref, rules }
   if (namespace !== undefined) doc.namespace = namespace
+  if (audit) {
+    doc.audit = true
+    for (const r of rules) r.audit = true
+  }
   return doc
+}
+
+/** The annotation that puts a policy in audit mode (its denials are reported, not enforced). */
+export const AUDIT_ANNOTATION = 'policy.membrane.io/audit'
+
+function auditAnnotation(ctx: Ctx, annotations: unknown): boolean {
+  if (annotations === undefined || annotations === null) return false
+  if (!isObj(annotations))
+    ctx.fail('INVALID_TYPE', 'metadata.annotations', 'annotations must be a map', 'an object')
+  const v = (annotations as Record<string, unknown>)[AUDIT_ANNOTATION]
+  if (v === undefined) return false
+  if (v !== 'true' && v !== 'false')
+    ctx.fail(
+      'INVALID_VALUE',
+      `metadata.annotations.${AUDIT_ANNOTATION}`,
+      'invalid audit annotation',
+      '"true" or "false"',
+      v,
+    )
+  return v === 'true'
 }
 
 /**

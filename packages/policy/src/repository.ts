@@ -3,6 +3,7 @@ import {
   POD_NAMESPACE_LABEL,
   SERVICE_ACCOUNT_LABEL,
 } from '@membrane/types'
+import { l7Attribution, refsOf } from './attribution'
 /**
  * PolicyRepository: holds rules, resolves selectors, computes map state, traces flows.
  */
@@ -10,6 +11,7 @@ import { hostCidr, subtractCidrs } from './cidr'
 import {
   type ComputeOptions,
   type DirectionEvaluation,
+  defaultDenyRefs,
   type EndpointInfo,
   EndpointPolicy,
   evaluateDirection,
@@ -29,7 +31,13 @@ import { type DnsQuery, evaluateDns, matchFqdn } from './l7/dns'
 import { evaluateHttp, type HttpRequest, httpRequestView } from './l7/http'
 import { evaluateKafka, type KafkaRequest, kafkaApiKey } from './l7/kafka'
 import { LabelSet } from './labels'
-import type { MapState, MapStateDiff } from './mapstate'
+import {
+  composeMapStateDiffs,
+  diffMapState,
+  type MapState,
+  type MapStateDiff,
+  mergeAuditMapState,
+} from './mapstate'
 import type { Direction, L7Parser, L7Rules, PolicyDocument, PolicyRule } from './model'
 import { peerKey } from './model'
 import { parsePolicyDocuments } from './parse'
@@ -104,6 +112,18 @@ export interface DirectionTrace {
   /** Rules of this direction that did not match the flow, and why. */
   notMatched: RuleMiss[]
   l7?: L7Trace
+  /**
+   * The policies (refs) that decided the verdict, as the datapath's flows name them: the
+   * allowing rules' policies (an L7 verdict: the matching L7 rule's, or on a denial every
+   * policy with L7 rules on that port), the denying rules', or, in default deny, the policies
+   * that turned it on. With `audit`, what would have denied it.
+   */
+  policies: string[]
+  /**
+   * Allowed by the enforcing policies but denied by an audit policy: the flow is reported as
+   * AUDIT and passes (`verdict` is 'allowed'; `reason` and `policies` are the audit denial's).
+   */
+  audit?: boolean
   /** Human-readable explanation. */
   explanation: string
 }
@@ -176,6 +196,11 @@ export interface RepositoryOptions {
   compute?: ComputeOptions
   /** Share a selector cache (e.g. across repositories); default: a new one. */
   selectorCache?: SelectorCache
+  /**
+   * Namespaces whose policies are all in audit mode (as if annotated
+   * `policy.membrane.io/audit: "true"`). Default: none.
+   */
+  auditNamespaces?: readonly string[]
 }
 
 /** Identifies a policy to delete: its ref string, a document, or kind/namespace/name. */
@@ -187,6 +212,8 @@ export interface L7Policy {
   /** Some allowing rule has no L7 rules for this peer and port: allow every request. */
   wildcard: boolean
   rules: Array<{ id: string; rules: L7Rules }>
+  /** Refs of the policies whose rules allow this peer and port at L4 (sorted). */
+  policies?: string[]
 }
 
 /**
@@ -211,9 +238,25 @@ export class PolicyRepository {
   private _revision = 0
   readonly options: RepositoryOptions
 
+  private readonly auditNamespaces: ReadonlySet<string>
+
   constructor(options: RepositoryOptions = {}) {
     this.options = options
     this.selectorCache = options.selectorCache ?? new SelectorCache()
+    this.auditNamespaces = new Set(options.auditNamespaces ?? [])
+  }
+
+  /** Is the rule in audit mode (its policy's annotation, or its namespace is audited)? */
+  isAudit(rule: PolicyRule): boolean {
+    return (
+      rule.audit === true ||
+      (rule.namespace !== undefined && this.auditNamespaces.has(rule.namespace))
+    )
+  }
+
+  /** The rules that are enforced (not in audit mode). */
+  enforcingRules(rules: readonly PolicyRule[]): readonly PolicyRule[] {
+    return rules.some((r) => this.isAudit(r)) ? rules.filter((r) => !this.isAudit(r)) : rules
   }
 
   /** Current revision (0 when empty; +1 per upsert/delete). */
@@ -385,8 +428,18 @@ export class PolicyRepository {
       this.selectorCache,
       { ...this.options.compute, ...options },
     )
-    ep.compute(this.candidateRules(ep.endpoint.labelSet), this._revision, false)
-    return ep.mapState
+    const all = this.candidateRules(ep.endpoint.labelSet)
+    ep.compute(all, this._revision, false)
+    if (!this.auditSelects(ep.selectedRefs)) return ep.mapState
+    const enforcing = new EndpointPolicy(ep.endpoint, this.selectorCache, ep.options)
+    enforcing.compute(this.enforcingRules(all), this._revision, false)
+    return mergeAuditMapState(enforcing.mapState, ep.mapState)
+  }
+
+  /** Is any of these policies (refs) in audit mode? */
+  auditSelects(refs: Iterable<string>): boolean {
+    for (const ref of refs) if (this.rulesOf(ref).some((r) => this.isAudit(r))) return true
+    return false
   }
 
   /**
@@ -431,7 +484,7 @@ export class PolicyRepository {
         ? endpoint.namedPorts
         : (query.peerNamedPorts ?? peer.namedPorts)
     const ev = evaluateDirection(
-      this.candidateRules(subject),
+      this.enforcingRules(this.candidateRules(subject)),
       subject,
       query.direction,
       peer,
@@ -589,6 +642,10 @@ export class PolicyRepository {
     }
   }
 
+  /**
+   * One direction: the enforcing policies' verdict; when they allow and the audit policies
+   * would deny, the audit denial (reported as AUDIT, the flow passes).
+   */
   private traceDirection(
     direction: Direction,
     subject: ResolvedIdentity,
@@ -608,11 +665,38 @@ export class PolicyRepository {
         allowedBy: [],
         deniedBy: [],
         notMatched: [],
+        policies: [],
         explanation: `the ${who} is not a cluster endpoint; no ${direction} policy applies`,
       }
     }
+    const all = this.candidateRules(subject.labels)
+    const enforcing = this.enforcingRules(all)
+    const args = [direction, subject, peer, proto, port, destNamedPorts, req] as const
+    const enforced = this.traceRules(enforcing, ...args)
+    if (enforcing === all || enforced.verdict === 'denied') return enforced
+    const audited = this.traceRules(all, ...args)
+    if (audited.verdict === 'allowed') return enforced
+    return {
+      ...audited,
+      verdict: 'allowed',
+      audit: true,
+      explanation: `audit: ${audited.explanation}; the enforcing policies allow it, so it passes`,
+    }
+  }
+
+  private traceRules(
+    rules: readonly PolicyRule[],
+    direction: Direction,
+    subject: ResolvedIdentity,
+    peer: ResolvedIdentity,
+    proto: number,
+    port: number,
+    destNamedPorts: Readonly<Record<string, NamedPort>> | undefined,
+    req: L7Request | undefined,
+  ): DirectionTrace {
+    const who = direction === 'egress' ? 'source' : 'destination'
     const ev = evaluateDirection(
-      this.candidateRules(subject.labels),
+      rules,
       subject.labels,
       direction,
       peer,
@@ -629,11 +713,13 @@ export class PolicyRepository {
       deniedBy: ev.denies,
       notMatched: ev.misses,
     }
+    const allowedBy = refsOf(ev.allows.map((a) => a.policy))
     if (ev.denies.length) {
       return {
         ...base,
         verdict: 'denied',
         reason: 'denied-by-deny-rule',
+        policies: refsOf(ev.denies.map((d) => d.policy)),
         explanation: `${direction} of the ${who} denied by ${ev.denies.map((d) => d.id).join(', ')}`,
       }
     }
@@ -643,6 +729,7 @@ export class PolicyRepository {
           ...base,
           verdict: 'denied',
           reason: 'default-deny',
+          policies: defaultDenyRefs(ev.selectedBy, direction),
           explanation: `${direction} of the ${who} is in default deny (selected by ${base.selectedBy.join(', ')}) and no rule allows this flow${missText(ev.misses)}`,
         }
       }
@@ -650,6 +737,7 @@ export class PolicyRepository {
         ...base,
         verdict: 'allowed',
         reason: 'no-default-deny',
+        policies: [],
         explanation: `no policy puts the ${who} in ${direction} default deny`,
       }
     }
@@ -659,6 +747,7 @@ export class PolicyRepository {
         ...base,
         verdict: 'allowed',
         reason: 'allowed-by-rule',
+        policies: allowedBy,
         explanation: `${direction} of the ${who} allowed by ${ev.allows.map((a) => a.id).join(', ')}`,
       }
     }
@@ -687,6 +776,7 @@ export class PolicyRepository {
         l7: trace,
         verdict: 'denied',
         reason: 'denied-at-l7',
+        policies: [...l7Attribution(l7, { allowed: false })],
         explanation: `${direction} of the ${who}: allowed at L4 by ${ev.allows.map((a) => a.id).join(', ')}, but the ${l7.parser} request matches no L7 rule`,
       }
     }
@@ -695,6 +785,9 @@ export class PolicyRepository {
       l7: trace,
       verdict: 'allowed',
       reason: 'allowed-by-rule',
+      policies: trace.matched
+        ? [...l7Attribution(l7, { allowed: true, ruleId: trace.matched.id })]
+        : allowedBy,
       explanation: `${direction} of the ${who} allowed by ${ev.allows.map((a) => a.id).join(', ')} (${l7.parser} proxy${trace.verdict === 'allowed' ? (trace.matched ? `, request matches ${trace.matched.id} ${l7.parser}[${trace.matched.index}]` : ', every request allowed') : ', request not evaluated'})`,
     }
   }
@@ -721,6 +814,7 @@ function l7Of(ev: DirectionEvaluation): L7Policy | undefined {
     // No L7 rules, or an empty rule list ("if no rules are specified, all traffic is permitted").
     wildcard: ev.allows.some((a) => !a.l7 || l7RuleCount(a.l7) === 0),
     rules: withL7.map((a) => ({ id: a.id, rules: a.l7 as L7Rules })),
+    policies: refsOf(ev.allows.map((a) => a.policy)),
   }
 }
 
@@ -729,7 +823,12 @@ function l7Of(ev: DirectionEvaluation): L7Policy | undefined {
  * call, recomputing only what the changes touch.
  */
 export class TrackedEndpointPolicy {
+  /** Over every rule, audit ones included. */
   private readonly policy: EndpointPolicy
+  /** Over the enforcing rules, while an audit policy selects the endpoint. */
+  private enforcing: EndpointPolicy | undefined
+  /** The merged map state (see mergeAuditMapState), while an audit policy selects it. */
+  private merged: MapState | undefined
 
   constructor(
     private readonly repo: PolicyRepository,
@@ -742,11 +841,47 @@ export class TrackedEndpointPolicy {
       options,
     ).track()
     this.policy.compute(repo.candidateRules(this.policy.endpoint.labelSet), repo.revision, false)
+    if (repo.auditSelects(this.policy.selectedRefs)) this.merged = this.auditState()
   }
 
   /** The current map state (do not mutate). */
   get mapState(): MapState {
-    return this.policy.mapState
+    return this.merged ?? this.policy.mapState
+  }
+
+  /** The enforcing policies' map state merged with every policy's (audit on). */
+  private auditState(): MapState {
+    const rules = this.repo.enforcingRules(this.repo.candidateRules(this.policy.endpoint.labelSet))
+    if (!this.enforcing) {
+      this.enforcing = new EndpointPolicy(
+        this.policy.endpoint,
+        this.repo.selectorCache,
+        this.policy.options,
+      ).track()
+      this.enforcing.compute(rules, this.repo.revision, false)
+    } else if (this.enforcing.revision !== this.repo.revision)
+      this.enforcing.compute(rules, this.repo.revision, false)
+    else this.enforcing.update()
+    return mergeAuditMapState(this.enforcing.mapState, this.policy.mapState)
+  }
+
+  /** Bring the map state up to date; returns what changed (apply it to the BPF map). */
+  refresh(): MapStateDiff {
+    const before = this.merged
+    const diff = this.refreshAll()
+    if (!this.repo.auditSelects(this.policy.selectedRefs)) {
+      if (!before) return diff
+      this.merged = undefined
+      this.enforcing?.dispose()
+      this.enforcing = undefined
+      return diffMapState(before, this.policy.mapState)
+    }
+    const next = this.auditState()
+    this.merged = next
+    // Without audit before, the kernel holds the old all-rules state, which `diff` moved on.
+    return before
+      ? diffMapState(before, next)
+      : composeMapStateDiffs(diff, diffMapState(this.policy.mapState, next))
   }
 
   /** Refs of the policies selecting this endpoint. */
@@ -754,8 +889,7 @@ export class TrackedEndpointPolicy {
     return this.policy.selectedRefs
   }
 
-  /** Bring the map state up to date; returns what changed (apply it to the BPF map). */
-  refresh(): MapStateDiff {
+  private refreshAll(): MapStateDiff {
     if (this.policy.revision !== this.repo.revision) {
       const changed = this.repo.changedSince(this.policy.revision)
       let affected = changed === undefined
@@ -791,6 +925,7 @@ export class TrackedEndpointPolicy {
   /** Stop listening to the selector cache. */
   dispose(): void {
     this.policy.dispose()
+    this.enforcing?.dispose()
   }
 
   [Symbol.dispose](): void {

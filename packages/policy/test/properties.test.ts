@@ -5,6 +5,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
+  AUDIT_ANNOTATION,
   applyMapStateDiff,
   diffMapState,
   type IdentityData,
@@ -12,6 +13,7 @@ import {
   type MapState,
   PolicyRepository,
   portRangeToPrefixes,
+  RuleSetTable,
 } from '../src/index'
 import { mapStateKeyString, sameDatapathValue } from '../src/mapstate'
 import { prefixCovers, protocolNumber } from '../src/ports'
@@ -303,16 +305,18 @@ const npDocArb = fc.record({
 
 type Doc = { kind: string; ns: string; spec: unknown }
 
-function toYaml(docs: Doc[], prefix = 'p'): string {
+/** `audit[i]`: document i carries the audit annotation. */
+function toYaml(docs: Doc[], prefix = 'p', audit: readonly boolean[] = []): string {
   return docs
     .map((d, i) =>
       JSON.stringify({
         apiVersion: d.kind === 'NetworkPolicy' ? 'networking.k8s.io/v1' : 'cilium.io/v2',
         kind: d.kind,
-        metadata:
-          d.kind === 'CiliumClusterwideNetworkPolicy'
-            ? { name: `${prefix}${i}` }
-            : { name: `${prefix}${i}`, namespace: d.ns },
+        metadata: {
+          name: `${prefix}${i}`,
+          ...(d.kind === 'CiliumClusterwideNetworkPolicy' ? {} : { namespace: d.ns }),
+          ...(audit[i] ? { annotations: { [AUDIT_ANNOTATION]: 'true' } } : {}),
+        },
         spec: d.spec,
       }),
     )
@@ -505,6 +509,75 @@ describe('map state ≡ trace (random policies and identities)', () => {
   }, 120_000)
 })
 
+describe('policy attribution ≡ trace (random policies, some in audit mode)', () => {
+  // What a flow names: the datapath's lookup (identity first) of the compiled map state, the
+  // entry's rule-set id resolved through the table, or (no entry) the default-deny policies.
+  it('the flow of a packet and trace() name the same policies and the same verdict', () => {
+    const table = new RuleSetTable()
+    fc.assert(
+      fc.property(
+        scenarioArb,
+        fc.array(fc.boolean(), { maxLength: 4 }),
+        ({ pods: raw, docs }, audit) => {
+          const pods = buildPods(raw)
+          const ids = identitiesOf(pods)
+          const repo = new PolicyRepository()
+          repo.upsert(toYaml(docs, 'p', audit))
+          repo.selectorCache.setIdentities(ids)
+          const wrong: string[] = []
+          for (const p of pods) {
+            const me = { identityLabels: podLabels(p), ips: [p.ip], namedPorts: namedFor(p) }
+            const ms = repo.computeMapState({ labels: podLabels(p), namedPorts: namedFor(p) })
+            for (const peer of ids) {
+              const other = {
+                identityLabels: [...peer.labels],
+                ips: [...(peer.ips ?? [])],
+                namedPorts: peer.namedPorts ?? {},
+              }
+              for (const probe of PROBES) {
+                for (const direction of ['egress', 'ingress'] as const) {
+                  const tr = repo.trace({
+                    source: direction === 'egress' ? me : other,
+                    destination: direction === 'egress' ? other : me,
+                    port: probe.port,
+                    protocol: probe.protocol,
+                  })[direction]
+                  const e = lookupMapState(
+                    ms,
+                    {
+                      identity: peer.id,
+                      direction,
+                      protocol: protocolNumber(probe.protocol) as number,
+                      port: probe.port,
+                    },
+                    'identity-first',
+                  )
+                  const flow = e
+                    ? {
+                        verdict: e.value.deny ? 'denied' : e.value.audit ? 'audit' : 'allowed',
+                        policies: table.refs(table.idOf(e.value)) ?? [],
+                      }
+                    : { verdict: 'denied', policies: ms.defaultDenyBy[direction] }
+                  const traced = {
+                    verdict: tr.audit ? 'audit' : tr.verdict,
+                    policies: tr.policies,
+                  }
+                  if (JSON.stringify(flow) !== JSON.stringify(traced))
+                    wrong.push(
+                      `pod ${p.id} ${direction} peer ${peer.id} ${probe.protocol}/${probe.port}: flow ${JSON.stringify(flow)} trace ${JSON.stringify(traced)}`,
+                    )
+                }
+              }
+            }
+          }
+          expect(wrong).toEqual([])
+        },
+      ),
+      { numRuns: runs(150) },
+    )
+  }, 180_000)
+})
+
 describe('monotonicity', () => {
   it('adding an allow rule (without default deny) never removes a permitted flow', () => {
     fc.assert(
@@ -605,11 +678,13 @@ describe('diffs and incremental updates', () => {
         fc.array(docArb, { maxLength: 2 }),
         fc.integer({ min: 0, max: 3 }),
         fc.array(fc.oneof(docArb, npDocArb), { maxLength: 2 }),
-        ({ pods: raw, docs }, newPods, moreDocs, removeCount, replacement) => {
+        // Some documents in audit mode: an endpoint goes in and out of the merged state.
+        fc.array(fc.boolean(), { maxLength: 4 }),
+        ({ pods: raw, docs }, newPods, moreDocs, removeCount, replacement, audit) => {
           const pods = buildPods(raw)
           const ids = identitiesOf(pods)
           const repo = new PolicyRepository()
-          repo.upsert(toYaml(docs))
+          repo.upsert(toYaml(docs, 'p', audit))
           repo.selectorCache.setIdentities(ids)
           const ep = { labels: podLabels(pods[0] as Pod) }
           const tracked = repo.endpointPolicy(ep)
@@ -634,10 +709,10 @@ describe('diffs and incremental updates', () => {
             expect(sameState(shadow, repo.computeMapState(ep))).toEqual([])
           }
           // rules come
-          if (moreDocs.length) repo.upsert(toYaml(moreDocs, 'more'))
+          if (moreDocs.length) repo.upsert(toYaml(moreDocs, 'more', audit.slice(2)))
           check()
           // a rule is replaced (same name, new content), another one goes
-          if (replacement.length) repo.upsert(toYaml(replacement, 'p'))
+          if (replacement.length) repo.upsert(toYaml(replacement, 'p', audit.slice(1)))
           check()
           const victim = repo.policies[removeCount % Math.max(1, repo.policies.length)]
           if (victim) repo.delete(victim)

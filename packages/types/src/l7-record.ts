@@ -64,4 +64,9 @@ export interface L7Record {
   http?: L7Http
   kafka?: L7Kafka
   dns?: L7Dns
+  /**
+   * The policies (refs, `Kind/namespace/name`) that decided the verdict: the one whose L7 rule
+   * allowed the request, or on a denial every policy with L7 rules on that port.
+   */
+  policies?: string[]
 }

@@ -7,6 +7,7 @@ import {
   type FlowFilter,
   FlowObserver,
   FlowType,
+  type Policy,
   type RedactOptions,
   type Service,
   TrafficDirection,
@@ -136,6 +137,10 @@ export interface EnricherSource {
   identityLabels(id: number): readonly string[] | undefined
   endpointByIp(ip: string): EndpointInfo | undefined
   serviceByFrontend(ip: string, port: number, protocol: number): Service | undefined
+  /** Policy attribution of a datapath verdict (see flows' Enricher.policiesOf). */
+  policiesOf(ruleSet: number, endpointId: number, direction: number): readonly Policy[] | undefined
+  /** Policies by ref, for L7 records. */
+  policiesByRef(refs: readonly string[]): readonly Policy[] | undefined
 }
 
 /** The agent's flow pipeline: an observer ring fed by the datapath and the L7 proxy. */
@@ -149,6 +154,9 @@ export function createObserver(
     identityLabels: (id) => source.identityLabels(id),
     endpointByIp: (ip) => source.endpointByIp(ip),
     serviceByFrontend: (ip, port, proto) => source.serviceByFrontend(ip, port, proto),
+    policiesOf: (ruleSet, endpointId, direction) =>
+      source.policiesOf(ruleSet, endpointId, direction),
+    policiesByRef: (refs) => source.policiesByRef(refs),
   }
   return new FlowObserver({ nodeName, enricher, redact, nodeLabels })
 }

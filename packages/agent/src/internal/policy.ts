@@ -1,10 +1,14 @@
 import { PolicyMap, type PolicyMapEntry } from '@membrane/datapath'
+import type { Policy } from '@membrane/flows'
 import {
   type MapState,
   type MapStateDiff,
   type MapStateEntry,
+  type MapStateKey,
+  type MapStateValue,
   PolicyError,
   PolicyRepository,
+  RuleSetTable,
   type TraceInput,
   type TraceResult,
   type TrackedEndpointPolicy,
@@ -74,17 +78,119 @@ export function bpfEntryView(
   }
 }
 
+/** A map-state entry as the datapath stores it: with the id of the policies behind it. */
+export interface DatapathEntry {
+  key: MapStateKey
+  value: MapStateValue & { ruleSet: number }
+}
+
+/** A map-state diff whose upserts carry rule-set ids. */
+export interface DatapathDiff {
+  upserts: DatapathEntry[]
+  deletes: MapStateKey[]
+}
+
+/** Sweep the rule-set ids at least this often (ms), or after this many new ids. */
+const SWEEP_MS = 30_000
+const SWEEP_IDS = 256
+
 /**
  * The agent's use of @membrane/policy: one repository, a tracked map state per endpoint whose
- * diffs the datapath applies, identities fed from the allocator's watch.
+ * diffs the datapath applies, identities fed from the allocator's watch, and the rule-set ids
+ * (policy attribution) the datapath stores with its entries and the flows resolve.
  */
 export class PolicyService {
   readonly repo: PolicyRepository
+  readonly ruleSets = new RuleSetTable()
   readonly #tracked = new Map<number, TrackedEndpointPolicy>()
+  #lastSweep = Date.now()
+  /** Resolved policy lists, per refs array (stable per rule set / default deny), per revision. */
+  readonly #resolved = new WeakMap<readonly string[], { revision: number; list: Policy[] }>()
 
-  /** @param proxyPort the L7 proxy's port, asked whenever an entry redirects to the proxy */
-  constructor(proxyPort: () => number) {
-    this.repo = new PolicyRepository({ compute: { proxyPortFor: () => proxyPort() } })
+  /**
+   * @param proxyPort the L7 proxy's port, asked whenever an entry redirects to the proxy
+   * @param auditNamespaces namespaces whose policies run in audit mode
+   */
+  constructor(proxyPort: () => number, auditNamespaces: readonly string[] = []) {
+    this.repo = new PolicyRepository({
+      compute: { proxyPortFor: () => proxyPort() },
+      auditNamespaces,
+    })
+  }
+
+  #stamp(e: MapStateEntry): DatapathEntry {
+    return { key: e.key, value: { ...e.value, ruleSet: this.ruleSets.idOf(e.value) } }
+  }
+
+  #stampDiff(d: MapStateDiff): DatapathDiff {
+    return { upserts: d.upserts.map((e) => this.#stamp(e)), deletes: d.deletes }
+  }
+
+  /** An endpoint's map state as the datapath should hold it (for reconcile), or undefined. */
+  datapathEntries(endpointId: number): DatapathEntry[] | undefined {
+    const ms = this.#tracked.get(endpointId)?.mapState
+    return ms ? [...ms].map((e) => this.#stamp(e)) : undefined
+  }
+
+  /** Retire rule-set ids no endpoint uses any more (freed after the table's grace period). */
+  #maybeSweep(): void {
+    if (this.ruleSets.sinceSweep < SWEEP_IDS && Date.now() - this.#lastSweep < SWEEP_MS) return
+    this.#lastSweep = Date.now()
+    const live = new Set<number>()
+    for (const t of this.#tracked.values())
+      for (const e of t.mapState) live.add(this.ruleSets.idOf(e.value))
+    this.ruleSets.sweep(live)
+  }
+
+  /**
+   * The policies behind a datapath verdict (flows' `policiesOf`): those of rule set `ruleSet`,
+   * or with 0 (no entry matched) those that put the endpoint into default deny in `direction`
+   * (1 ingress, 2 egress).
+   */
+  policiesOf(ruleSet: number, endpointId: number, direction: number): Policy[] | undefined {
+    let refs: readonly string[] | undefined
+    if (ruleSet !== 0) refs = this.ruleSets.refs(ruleSet)
+    else if (direction === 1 || direction === 2)
+      refs =
+        this.#tracked.get(endpointId)?.mapState.defaultDenyBy[
+          direction === 1 ? 'ingress' : 'egress'
+        ]
+    return refs?.length ? this.#resolve(refs) : undefined
+  }
+
+  /** Policies by ref (`Kind/namespace/name`), for L7 records. */
+  policiesByRef(refs: readonly string[]): Policy[] {
+    return this.#resolve(refs)
+  }
+
+  #resolve(refs: readonly string[]): Policy[] {
+    const revision = this.repo.revision
+    const known = this.#resolved.get(refs)
+    if (known?.revision === revision) return known.list
+    const list = refs.map((ref) => this.#policy(ref, revision))
+    this.#resolved.set(refs, { revision, list })
+    return list
+  }
+
+  /** A Policy record of a ref; a policy deleted since (a flow in flight) keeps its name. */
+  #policy(ref: string, revision: number): Policy {
+    const rule = this.repo.rulesOf(ref)[0]
+    if (rule)
+      return Object.freeze({
+        name: rule.name,
+        namespace: rule.namespace ?? '',
+        labels: rule.labels,
+        revision,
+        kind: rule.kind,
+      })
+    const parts = ref.split('/')
+    return Object.freeze({
+      name: parts[parts.length - 1] ?? ref,
+      namespace: parts.length === 3 ? (parts[1] as string) : '',
+      labels: [],
+      revision,
+      kind: parts[0] ?? '',
+    })
   }
 
   /** Identities appeared or went (from the allocator watch). */
@@ -96,11 +202,11 @@ export class PolicyService {
   }
 
   /** Start tracking an endpoint; returns its full map state as the first diff. */
-  track(ep: EndpointRecord): MapStateDiff {
+  track(ep: EndpointRecord): DatapathDiff {
     this.untrack(ep.id)
     const t = this.repo.endpointPolicy({ labels: endpointIdentityLabels(ep) })
     this.#tracked.set(ep.id, t)
-    return { upserts: [...t.mapState], deletes: [] }
+    return { upserts: [...t.mapState].map((e) => this.#stamp(e)), deletes: [] }
   }
 
   untrack(endpointId: number): void {
@@ -109,12 +215,13 @@ export class PolicyService {
   }
 
   /** Bring every endpoint's map state up to date; returns the non-empty diffs by endpoint id. */
-  refreshAll(): Map<number, MapStateDiff> {
-    const out = new Map<number, MapStateDiff>()
+  refreshAll(): Map<number, DatapathDiff> {
+    const out = new Map<number, DatapathDiff>()
     for (const [id, t] of this.#tracked) {
       const d = t.refresh()
-      if (d.upserts.length || d.deletes.length) out.set(id, d)
+      if (d.upserts.length || d.deletes.length) out.set(id, this.#stampDiff(d))
     }
+    this.#maybeSweep()
     return out
   }
 

@@ -43,6 +43,13 @@ export interface PolicyValueInput {
   /** 0 = none; non-zero needs an mb_auth entry for the pair of identities. */
   authType?: number
   derivedFrom?: unknown
+  /** Allowed, but an audit policy would deny it: verdict events say AUDIT. Default false. */
+  audit?: boolean
+  /**
+   * Id of the policies that produced the entry (0..65535, 0 = none): the kernel copies it into
+   * the policy verdict and drop events, and the flow layer resolves it. Default 0.
+   */
+  ruleSet?: number
 }
 
 /** A diff of one endpoint's policy map state. */
@@ -59,6 +66,10 @@ export interface PolicyMapEntry {
   deny: boolean
   proxyPort: number
   authType: number
+  /** See {@link PolicyValueInput.audit}. */
+  audit: boolean
+  /** See {@link PolicyValueInput.ruleSet}. */
+  ruleSet: number
   /** New connections that matched this entry (both counters are shared by all CPUs). */
   packets: bigint
   bytes: bigint
@@ -209,7 +220,9 @@ export class PolicyMap {
     if (!isUint(proxyPort, 0xffff)) throw fail(`${path}.proxyPort`, 'a port 0..65535', proxyPort)
     const authType = value.authType ?? 0
     if (!isUint(authType, 255)) throw fail(`${path}.authType`, 'an auth type 0..255', authType)
-    let flags = 0
+    const ruleSet = value.ruleSet ?? 0
+    if (!isUint(ruleSet, 0xffff)) throw fail(`${path}.ruleSet`, 'a rule set id 0..65535', ruleSet)
+    let flags = value.audit === true && !value.deny ? PolicyEntryFlag.AUDIT : 0
     if (k.protocol === 0) flags |= PolicyEntryFlag.WILDCARD_PROTO | PolicyEntryFlag.WILDCARD_PORT
     else if (k.portPrefixLen === 0) flags |= PolicyEntryFlag.WILDCARD_PORT
     return policyEntryCodec.encode({
@@ -218,6 +231,7 @@ export class PolicyMap {
       authType,
       flags,
       prefixLen: k.portPrefixLen,
+      ruleSet,
       packets: 0n,
       bytes: 0n,
     })
@@ -333,6 +347,8 @@ export class PolicyMap {
         deny: v.deny !== 0,
         proxyPort: v.proxyPort,
         authType: v.authType,
+        audit: (v.flags & PolicyEntryFlag.AUDIT) !== 0,
+        ruleSet: v.ruleSet,
         packets: v.packets,
         bytes: v.bytes,
       })
@@ -515,6 +531,7 @@ function writeSummary(index: MapLike, sk: Buffer, c: { shorter: bigint; full: bi
       authType: 0,
       flags: 0,
       prefixLen: 0,
+      ruleSet: 0,
       packets: c.shorter > 0n ? c.shorter : 0n,
       bytes: c.full > 0n ? c.full : 0n,
     }),

@@ -23,6 +23,8 @@ import {
   type HeaderEdit,
   type HttpRequestView,
   type HttpVerdict,
+  type L7Policy,
+  l7Attribution,
 } from '@membrane/policy'
 import { type ProxyOrigin, unmapIp } from '@membrane/types'
 import { L7ProxyError, L7ProxyErrorCode } from '../errors'
@@ -359,7 +361,13 @@ export class HttpProxy {
       connect: (onread) => this.#openUpstream(st, onread),
       onRequest: (h, verdict) => {
         this.counters.inc(verdict === 'denied' ? 'denied' : 'allowed')
-        this.#record(st, 'request', verdict, info(h), verdict === 'denied' ? 403 : undefined)
+        const code = verdict === 'denied' ? 403 : undefined
+        this.#record(st, 'request', verdict, info(h), code, undefined, {
+          policy: this.#policyOf(st),
+          verdict: (st.lastHead === h ? st.lastVerdict : undefined) ?? {
+            allowed: verdict !== 'denied',
+          },
+        })
       },
       onResponse: (h, status, latencyNs, ok) => {
         if (ok) this.counters.inc('responses')
@@ -391,6 +399,7 @@ export class HttpProxy {
     req: RequestInfo,
     code?: number,
     latencyNs?: number,
+    decided?: { policy: L7Policy | undefined; verdict: { allowed: boolean; ruleId?: string } },
   ): void {
     const sink = this.#options.onRecord
     if (!sink) return
@@ -419,6 +428,10 @@ export class HttpProxy {
       http,
     }
     if (latencyNs !== undefined) rec.latencyNs = latencyNs
+    if (decided) {
+      const refs = l7Attribution(decided.policy, decided.verdict)
+      if (refs.length) rec.policies = refs as string[]
+    }
     try {
       sink(rec)
     } catch {
@@ -464,6 +477,15 @@ export class HttpProxy {
     }
   }
 
+  /** The connection's L7 policy for attribution (undefined when it cannot be read). */
+  #policyOf(st: ConnState): L7Policy | undefined {
+    try {
+      return st.policy.get()
+    } catch {
+      return undefined
+    }
+  }
+
   #verdictOf(st: ConnState, view: HttpRequestView): HttpVerdict {
     try {
       return evaluateHttp(st.policy.get(), view)
@@ -489,9 +511,10 @@ export class HttpProxy {
       rawHeaders: req.rawHeaders,
     }
     const verdict = this.#verdict(st, req)
+    const decided = { policy: this.#policyOf(st), verdict }
     if (!verdict.allowed) {
       this.counters.inc('denied')
-      this.#record(st, 'request', 'denied', info, 403)
+      this.#record(st, 'request', 'denied', info, 403, undefined, decided)
       res.writeHead(403, {
         'content-type': 'text/plain',
         'content-length': Buffer.byteLength(DENIED_BODY),
@@ -500,7 +523,7 @@ export class HttpProxy {
       return
     }
     this.counters.inc('allowed')
-    this.#record(st, 'request', 'forwarded', info)
+    this.#record(st, 'request', 'forwarded', info, undefined, undefined, decided)
     if (expectsContinue) res.writeContinue()
     const up: ClientRequest = httpRequest({
       agent: this.#agentFor(st),

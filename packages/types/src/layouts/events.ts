@@ -37,7 +37,8 @@ export const eventCodec = struct('mb_event', {
   origDaddr: bytes(16),
   smac: mac,
   dmac: mac,
-  _pad: pad(4, 4),
+  ruleSet: u16,
+  _pad: pad(2, 2),
 })
 
 /** The struct codecs this package declares, for the BTF check. */
