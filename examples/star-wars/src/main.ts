@@ -342,17 +342,7 @@ async function main(): Promise<number> {
   say(mismatched.length ? `; ${mismatched.length} result(s) differ from the expectation\n` : '\n')
   if (jsonOut) {
     process.stdout.write(
-// --hold: after the steps keep the agent (and its web UI) up until stdin closes or Ctrl-C, so the
-// page can be looked at (and tested) with the scenario's flows in it.
-const hold = args.includes('--hold')
-// --audit: step 2's L3/L4 policy is imported in audit mode (annotation policy.membrane.io/audit):
-// the xwing lands, and the flows report the drop that policy would have made, by name.
-const auditMode = args.includes('--audit')
-const unknown = args.filter((a) => a !== '--json' && a !== '--hold' && a !== '--audit')
-if (unknown.length > 0) {
-  process.stderr.write(
-    `star-wars demo: unknown argument ${unknown[0]} (known: --json, --hold, --audit)\n`,
-  )
+      `${JSON.stringify({ steps: results.map((r) => ({ step: r.step, from: r.from, request: r.request, result: r.result, detail: r.detail })), ...(auditMode ? { audits } : {}), ...(hold ? { ui: daemon.uiLoginUrl } : {}) })}\n`,
     )
   }
   if (hold) {
