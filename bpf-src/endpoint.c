@@ -7,33 +7,60 @@
  * 1M-instruction budget and the 512-byte stack are per program, and IPv4 alone uses most of
  * from_container's).
  *
- * Features: ENABLE_BANDWIDTH (EDT shaping and ingress policing, lib/bandwidth_hook.h) and
- * ENABLE_IPV6 (the IPv6 programs; without it IPv6 packets are dropped as DROP_UNKNOWN_L3). */
+ * The overlay between nodes (lib/overlay.h) adds two programs: from_overlay, attached at tc
+ * ingress of the node's VXLAN device, and to_overlay, which from_container tail-calls for a
+ * packet of a flow to another node (its own verifier budget: from_container has little left).
+ *
+ * Features: ENABLE_BANDWIDTH (EDT shaping and ingress policing, lib/bandwidth_hook.h),
+ * ENABLE_IPV6 (the IPv6 programs; without it IPv6 packets are dropped as DROP_UNKNOWN_L3) and
+ * ENABLE_OVERLAY (the overlay programs; without it every destination is routed by the stack). */
 #define ENABLE_BANDWIDTH 1
 #define ENABLE_IPV6 1
+#define ENABLE_OVERLAY 1
 #include "lib/lxc.h"
 
+#define MB_CALL_FROM6		0
+#define MB_CALL_TO6		1
+#define MB_CALL_TO_OVERLAY	2
+
 #ifdef ENABLE_IPV6
-
-#define MB_CALL_FROM6	0
-#define MB_CALL_TO6	1
-
 int from_container6(struct __sk_buff *skb);
 int to_container6(struct __sk_buff *skb);
+#endif
+#ifdef ENABLE_OVERLAY
+int to_overlay(struct __sk_buff *skb);
+#endif
 
-/* Filled by libbpf at load with this object's own IPv6 programs; not pinned, so programs of
- * an earlier load keep calling theirs. */
+/* Filled by libbpf at load with this object's own programs; not pinned, so programs of an
+ * earlier load keep calling theirs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__array(values, int (void *));
 } mb_calls SEC(".maps") = {
 	.values = {
+#ifdef ENABLE_IPV6
 		[MB_CALL_FROM6] = (void *)&from_container6,
 		[MB_CALL_TO6] = (void *)&to_container6,
+#endif
+#ifdef ENABLE_OVERLAY
+		[MB_CALL_TO_OVERLAY] = (void *)&to_overlay,
+#endif
 	},
 };
+
+#ifdef ENABLE_OVERLAY
+static __always_inline int mb_endpoint_to_overlay(struct __sk_buff *skb,
+						  const struct mb_endpoint *ep, __u8 ev_flags)
+{
+	skb->cb[0] = ev_flags;
+	bpf_tail_call(skb, &mb_calls, MB_CALL_TO_OVERLAY);
+	return mb_drop_raw(skb, MB_DIR_EGRESS, (__u16)ep->endpoint_id, DROP_MISSED_TAIL_CALL);
+}
+#endif
+
+#ifdef ENABLE_IPV6
 
 /* IPv6 packets continue in this object's IPv6 program of the same direction. */
 static __always_inline int mb_endpoint_ipv6(struct __sk_buff *skb, struct mb_endpoint *ep,
@@ -105,6 +132,50 @@ SEC("tc")
 int to_container6(struct __sk_buff *skb)
 {
 	return mb_endpoint_entry6(skb, false);
+}
+#endif
+
+#ifdef ENABLE_OVERLAY
+SEC("tc")
+int to_overlay(struct __sk_buff *skb)
+{
+	switch (bpf_ntohs(skb->protocol)) {
+	case ETH_P_IP: {
+		struct mb_pkt4 p = {};
+
+		return mb_to_overlay(skb, &p, false);
+	}
+	case ETH_P_IPV6: {
+		struct mb_pkt6 p = {};
+
+		return mb_to_overlay(skb, &p, true);
+	}
+	default:
+		return mb_drop_raw(skb, MB_DIR_EGRESS, 0, DROP_UNKNOWN_L3);
+	}
+}
+
+SEC("tc")
+int from_overlay(struct __sk_buff *skb)
+{
+	switch (bpf_ntohs(skb->protocol)) {
+	case ETH_P_IP: {
+		struct mb_pkt4 p = {};
+		struct mb_ct_tuple4 tuple = {};
+
+		return mb_from_overlay(skb, &p, &tuple, false);
+	}
+	case ETH_P_IPV6: {
+		struct mb_pkt6 p = {};
+		struct mb_ct_tuple6 tuple = {};
+
+		return mb_from_overlay(skb, &p, &tuple, true);
+	}
+	case ETH_P_ARP:
+		return TC_ACT_OK;
+	default:
+		return mb_drop_raw(skb, MB_DIR_INGRESS, 0, DROP_UNKNOWN_L3);
+	}
 }
 #endif
 

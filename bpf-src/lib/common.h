@@ -67,7 +67,7 @@ struct mb_config {
 	__u32 hash_seed6;	/* seed of the IPv6 Maglev flow hash */
 	__be32 local_net4;	/* the node's endpoint CIDR (every mb_lxc4 address is inside); */
 	__be32 local_mask4;	/* mask 0: not known, every destination is looked up */
-	__u32 pad;
+	__u32 tunnel_ifindex;	/* the node's VXLAN device (lib/overlay.h); 0: no overlay */
 	__u8  hairpin_ip6[16];	/* source of IPv6 hairpin service flows */
 };
 

@@ -49,6 +49,7 @@ struct mb_ct_tuple6 {
 #define MB_CT_F_SERVICE		(1 << 5)	/* a service selection (backend_id valid) */
 #define MB_CT_F_FROM_PROXY	(1 << 6)	/* opened by the L7 proxy (skb mark) */
 #define MB_CT_F_HAIRPIN		(1 << 7)	/* service flow whose client is its backend */
+#define MB_CT_F_OVERLAY		(1 << 8)	/* the peer is behind another node's tunnel endpoint */
 
 struct mb_ct_entry {
 	__u64  expires_ns;	/* mb_ct_now() deadline (CLOCK_MONOTONIC, coarse) */

@@ -19,6 +19,7 @@
 #define DROP_UNKNOWN_ICMP_TYPE		-144
 #define DROP_UNKNOWN_ICMP6_CODE		-145
 #define DROP_UNKNOWN_ICMP6_TYPE		-146
+#define DROP_NO_TUNNEL_KEY		-147	/* overlay packet without tunnel metadata */
 #define DROP_UNKNOWN_TARGET		-150
 #define DROP_UNROUTABLE			-151
 #define DROP_CSUM_L3			-153
@@ -29,6 +30,7 @@
 #define DROP_NO_SERVICE			-158	/* service without a usable backend */
 #define DROP_UNSUPP_SERVICE_PROTO	-159
 #define DROP_EDT_HORIZON		-162	/* EDT: departure beyond the drop horizon */
+#define DROP_NO_TUNNEL_ENDPOINT		-160	/* remote destination, no tunnel endpoint */
 #define DROP_UNKNOWN_CT			-163
 #define DROP_HOST_UNREACHABLE		-164
 #define DROP_NO_CONFIG			-165	/* endpoint has no config entry */

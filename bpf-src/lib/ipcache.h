@@ -33,18 +33,34 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mb_ipcache SEC(".maps");
 
-/* Identity of an address (alen bytes, family MB_IPCACHE_FAMILY_*): the ipcache's longest
- * match, else reserved:world. */
-static __always_inline __u32 __mb_ipcache_identity(const void *addr, __u32 alen, __u8 family)
+/* The ipcache's longest match for an address (alen bytes, family MB_IPCACHE_FAMILY_*). */
+static __always_inline struct mb_ipcache_value *__mb_ipcache_lookup(const void *addr, __u32 alen,
+								     __u8 family)
 {
 	struct mb_ipcache_key key = {
 		.prefixlen = MB_IPCACHE_STATIC_PREFIX + alen * 8,
 		.family = family,
 	};
-	struct mb_ipcache_value *v;
 
 	__builtin_memcpy(key.ip, addr, alen);
-	v = bpf_map_lookup_elem(&mb_ipcache, &key);
+	return bpf_map_lookup_elem(&mb_ipcache, &key);
+}
+
+static __always_inline struct mb_ipcache_value *mb_ipcache_lookup4(__be32 addr)
+{
+	return __mb_ipcache_lookup(&addr, 4, MB_IPCACHE_FAMILY_V4);
+}
+
+static __always_inline struct mb_ipcache_value *mb_ipcache_lookup6(const union mb_v6addr *addr)
+{
+	return __mb_ipcache_lookup(addr, 16, MB_IPCACHE_FAMILY_V6);
+}
+
+/* Identity of an address: the ipcache's longest match, else reserved:world. */
+static __always_inline __u32 __mb_ipcache_identity(const void *addr, __u32 alen, __u8 family)
+{
+	struct mb_ipcache_value *v = __mb_ipcache_lookup(addr, alen, family);
+
 	return v ? v->identity : MB_ID_WORLD;
 }
 

@@ -25,6 +25,7 @@
 #include "lib/ipcache.h"
 #include "lib/lb.h"
 #include "lib/nat.h"
+#include "lib/overlay.h"
 #include "lib/parse.h"
 #include "lib/policy.h"
 #include "lib/proxy.h"
@@ -34,8 +35,10 @@
 
 /* ---- Steps shared by both families ---------------------------------------------------- */
 
-/* What a step returns to let the walk go on (any other value is the program's verdict). */
+/* What a step returns to let the walk go on (any other value is the program's verdict);
+ * MB_CONTINUE_OVERLAY: go on, and deliver through the overlay (lib/overlay.h). */
 #define MB_CONTINUE	(-1)
+#define MB_CONTINUE_OVERLAY	(-2)
 
 /* Trace events are opt-in (mb_config.flags): every packet, or the first of each connection. */
 static __always_inline bool mb_want_trace(const struct mb_config *cfg, bool is_new)
@@ -317,6 +320,7 @@ static __always_inline int mb_new4_egress(struct __sk_buff *skb, struct mb_pkt4 
 					  __u16 rev_nat_index, bool hairpin, __u64 now)
 {
 	struct mb_endpoint *dst = mb_lookup_lxc4(cfg, &p->daddr);
+	struct mb_ipcache_value *remote = dst ? NULL : mb_ipcache_lookup4(p->daddr);
 	struct mb_policy_result res = {};
 	struct mb_ct_entry e = {
 		.src_identity = ep->identity,
@@ -326,7 +330,7 @@ static __always_inline int mb_new4_egress(struct __sk_buff *skb, struct mb_pkt4 
 	__u8 proxy_dir = MB_POLICY_EGRESS;
 	int ret;
 
-	t->dst_identity = dst ? dst->identity : mb_ipcache_identity4(p->daddr);
+	t->dst_identity = dst ? dst->identity : remote ? remote->identity : MB_ID_WORLD;
 	if (ep->flags & MB_EP_F_ENFORCE_EGRESS) {
 		ret = mb_policy_step(skb, cfg, p, false, ep, t->dst_identity, MB_POLICY_EGRESS,
 				     p->proto, mb_policy_port4(p), p->len, t, &res);
@@ -356,9 +360,10 @@ static __always_inline int mb_new4_egress(struct __sk_buff *skb, struct mb_pkt4 
 		e.rev_nat_port = t->orig_dport;
 		e.rev_nat_index = rev_nat_index;
 	}
+	e.flags |= mb_overlay_flag(cfg, remote);
 	if (mb_ct_create4(tuple, &e, p->tcp_flags, p->len, now) < 0)
 		return mb_drop4(skb, p, t, DROP_CT_CREATE_FAILED, 0);
-	return MB_CONTINUE;
+	return (e.flags & MB_CT_F_OVERLAY) ? MB_CONTINUE_OVERLAY : MB_CONTINUE;
 }
 
 /* ---- IPv6 steps ------------------------------------------------------------------------ */
@@ -486,8 +491,8 @@ static __always_inline int mb_rev_nat6(struct __sk_buff *skb, struct mb_pkt6 *p,
 	return ret < 0 ? ret : 1;
 }
 
-/* A new connection leaving a workload, as mb_new4_egress, returning 0 (deliver), 1
- * (redirected to the proxy) or a DROP_* code with `t` in the terms of whoever dropped: the
+/* A new connection leaving a workload, as mb_new4_egress, returning 0 (deliver), 2 (deliver
+ * through the overlay), 1 (redirected to the proxy) or a DROP_* code with `t` in the terms of whoever dropped: the
  * destination's ingress verdict switches `t` in place and back, and `tuple` and the entry are
  * reused for the proxy leg (the IPv6 program's stack has no room for copies). */
 static __always_inline int mb_new6_egress(struct __sk_buff *skb, struct mb_pkt6 *p,
@@ -496,12 +501,13 @@ static __always_inline int mb_new6_egress(struct __sk_buff *skb, struct mb_pkt6 
 					  __u16 rev_nat_index, bool hairpin, __u64 now)
 {
 	struct mb_endpoint *dst = mb_lookup_lxc6(cfg, &p->daddr);
+	struct mb_ipcache_value *remote = dst ? NULL : mb_ipcache_lookup6(&p->daddr);
 	struct mb_policy_result res = {};
 	__u16 proxy_port = 0;
 	__u8 proxy_dir = MB_POLICY_EGRESS;
 	int ret;
 
-	t->dst_identity = dst ? dst->identity : mb_ipcache_identity6(&p->daddr);
+	t->dst_identity = dst ? dst->identity : remote ? remote->identity : MB_ID_WORLD;
 	if (ep->flags & MB_EP_F_ENFORCE_EGRESS) {
 		ret = mb_policy_step(skb, cfg, p, true, ep, t->dst_identity, MB_POLICY_EGRESS,
 				     p->proto, mb_policy_port6(p), p->len, t, &res);
@@ -556,9 +562,10 @@ static __always_inline int mb_new6_egress(struct __sk_buff *skb, struct mb_pkt6 
 	}
 	if (rev_nat_index)
 		e.flags |= hairpin ? MB_CT_F_HAIRPIN : MB_CT_F_REV_NAT;
+	e.flags |= mb_overlay_flag(cfg, remote);
 	if (mb_ct_create6(tuple, &e, p->tcp_flags, p->len, now) < 0)
 		return DROP_CT_CREATE_FAILED;
-	return 0;
+	return (e.flags & MB_CT_F_OVERLAY) ? 2 : 0;
 }
 
 /* ---- The walks: one per direction, both families --------------------------------------- */
@@ -643,7 +650,8 @@ static __always_inline int mb_proxy_step(struct __sk_buff *skb, void *p, bool v6
 }
 
 /* New outgoing connection step (identity, egress policy, local ingress policy, L7 redirect,
- * conntrack entry). Returns MB_CONTINUE (deliver) or the verdict. */
+ * conntrack entry). Returns MB_CONTINUE (deliver), MB_CONTINUE_OVERLAY (deliver through the
+ * overlay) or the verdict. */
 static __always_inline int mb_new_egress_step(struct __sk_buff *skb, void *p, bool v6,
 					      const struct mb_endpoint *ep,
 					      const struct mb_config *cfg, struct mb_trace_ctx *t,
@@ -659,7 +667,7 @@ static __always_inline int mb_new_egress_step(struct __sk_buff *skb, void *p, bo
 		return mb_drop6(skb, p, t, ret, 0);
 	if (ret == 1)
 		return mb_deliver_to_proxy(skb, cfg, p, true, MB_PKT(p, v6, len), t);
-	return MB_CONTINUE;
+	return ret == 2 ? MB_CONTINUE_OVERLAY : MB_CONTINUE;
 }
 
 /* Reverse NAT step of a reply to a service or proxied flow (to-container): the source the
@@ -698,24 +706,22 @@ static __always_inline __u32 mb_src_identity_step(struct __sk_buff *skb, const v
 	return src ? src->identity : mb_ipcache_identity4(((const struct mb_pkt4 *)p)->saddr);
 }
 
-/* New incoming connection step: source identity, ingress policy, conntrack entry. Returns 0
- * or a DROP_* code. */
-static __always_inline int mb_new_ingress_step(struct __sk_buff *skb, const void *p, bool v6,
-					       const struct mb_endpoint *ep,
-					       const struct mb_config *cfg, struct mb_trace_ctx *t,
-					       const void *tuple, __u64 now)
+/* Admission of a new incoming connection whose source identity is known (t->src_identity):
+ * ingress policy, conntrack entry with `ct_flags`. Returns 0 or a DROP_* code. */
+static __always_inline int mb_admit_step(struct __sk_buff *skb, const void *p, bool v6,
+					 const struct mb_endpoint *ep, const struct mb_config *cfg,
+					 struct mb_trace_ctx *t, const void *tuple, bool from_proxy,
+					 __u16 ct_flags, __u64 now)
 {
-	bool from_proxy = mb_from_proxy_mark(skb->mark);
 	__u8 proto = MB_PKT(p, v6, proto), tcp_flags = MB_PKT(p, v6, tcp_flags);
 	__u32 len = MB_PKT(p, v6, len);
 	struct mb_ct_entry e = {
+		.src_identity = t->src_identity,
 		.endpoint_id = (__u16)ep->endpoint_id,
-		.flags = from_proxy ? MB_CT_F_FROM_PROXY : 0,
+		.flags = ct_flags,
 	};
 	int ret;
 
-	t->src_identity = mb_src_identity_step(skb, p, v6, cfg, from_proxy);
-	e.src_identity = t->src_identity;
 	ret = mb_ingress_policy(skb, cfg, p, v6, proto,
 				v6 ? mb_policy_port6(p) : mb_policy_port4(p), len, ep, t,
 				from_proxy);
@@ -725,6 +731,32 @@ static __always_inline int mb_new_ingress_step(struct __sk_buff *skb, const void
 		   mb_ct_create4(tuple, &e, tcp_flags, len, now);
 	return ret < 0 ? DROP_CT_CREATE_FAILED : 0;
 }
+
+/* New incoming connection step: source identity, then admission. Returns 0 or a DROP_* code. */
+static __always_inline int mb_new_ingress_step(struct __sk_buff *skb, const void *p, bool v6,
+					       const struct mb_endpoint *ep,
+					       const struct mb_config *cfg, struct mb_trace_ctx *t,
+					       const void *tuple, __u64 now)
+{
+	bool from_proxy = mb_from_proxy_mark(skb->mark);
+
+	t->src_identity = mb_src_identity_step(skb, p, v6, cfg, from_proxy);
+	return mb_admit_step(skb, p, v6, ep, cfg, t, tuple, from_proxy,
+			     from_proxy ? MB_CT_F_FROM_PROXY : 0, now);
+}
+
+#ifdef ENABLE_OVERLAY
+/* The overlay leg of a packet to another node (the including file's, e.g. endpoint.c's tail
+ * call to to_overlay, which gets the event flags in skb->cb[0]). */
+static __always_inline int mb_endpoint_to_overlay(struct __sk_buff *skb,
+						  const struct mb_endpoint *ep, __u8 ev_flags);
+#else
+static __always_inline int mb_endpoint_to_overlay(struct __sk_buff *skb,
+						  const struct mb_endpoint *ep, __u8 ev_flags)
+{
+	return TC_ACT_OK;
+}
+#endif
 
 /* The workload's egress (from-container), over the caller's packet and tuple records. */
 static __always_inline int mb_from_container(struct __sk_buff *skb, const struct mb_endpoint *ep,
@@ -738,7 +770,7 @@ static __always_inline int mb_from_container(struct __sk_buff *skb, const struct
 	};
 	struct mb_ct_entry *ct = NULL;
 	__u16 rev_nat_index = 0;
-	bool hairpin = false;
+	bool hairpin = false, overlay = false;
 	__u64 now;
 	int ret;
 
@@ -768,6 +800,7 @@ static __always_inline int mb_from_container(struct __sk_buff *skb, const struct
 				return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret, 0);
 			return mb_deliver_to_proxy(skb, cfg, p, v6, MB_PKT(p, v6, len), &t);
 		}
+		overlay = mb_overlay_flow(ct);
 		break;
 	case MB_CT_REPLY:
 		/* Replies of allowed connections pass without a policy lookup. */
@@ -781,12 +814,15 @@ static __always_inline int mb_from_container(struct __sk_buff *skb, const struct
 				return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret, 0);
 			t.flags |= MB_EVF_NAT;
 		}
+		overlay = mb_overlay_flow(ct);
 		break;
 	default:
 		t.flags |= MB_EVF_CT_NEW;
 		ret = mb_new_egress_step(skb, p, v6, ep, cfg, &t, tuple, rev_nat_index, hairpin,
 					 now);
-		if (ret != MB_CONTINUE)
+		if (ret == MB_CONTINUE_OVERLAY)
+			overlay = true;
+		else if (ret != MB_CONTINUE)
 			return ret;
 		break;
 	}
@@ -795,6 +831,8 @@ deliver:
 	ret = mb_deliver(skb, cfg, p, v6, MB_PKT(p, v6, len), ep, &t, true);
 	if (!v6 && rev_nat_index && ret == TC_ACT_OK)
 		MB_TEST_FORWARDED_SVC4(skb, p, t.orig_daddr, t.orig_dport);
+	if (overlay && ret == TC_ACT_OK)
+		return mb_endpoint_to_overlay(skb, ep, t.flags);
 	return ret;
 }
 
@@ -855,6 +893,104 @@ static __always_inline int mb_to_container(struct __sk_buff *skb, const struct m
 deliver:
 	return mb_deliver(skb, cfg, p, v6, MB_PKT(p, v6, len), ep, &t, false);
 }
+
+/* ---- The overlay: to and from other nodes (lib/overlay.h) ------------------------------ */
+
+#ifdef ENABLE_OVERLAY
+/* The sending half (program to_overlay, tail-called when from_container's walk delivers a
+ * packet of an overlay flow): the destination's tunnel endpoint from the ipcache, the tunnel
+ * key with the sender's identity as the VNI, the redirect to the VXLAN device. */
+static __always_inline int mb_to_overlay(struct __sk_buff *skb, void *p, bool v6)
+{
+	struct mb_config *cfg = mb_get_config();
+	struct mb_endpoint *ep = mb_lookup_endpoint(skb->ifindex);
+	struct mb_ipcache_value *remote;
+	struct mb_trace_ctx t = {
+		.direction = MB_DIR_EGRESS,
+		.flags = (__u8)skb->cb[0],	/* the walk's event flags */
+	};
+	int ret;
+
+	if (!ep)
+		return mb_drop_raw(skb, MB_DIR_EGRESS, 0, DROP_NO_CONFIG);
+	t.src_identity = ep->identity;
+	t.endpoint_id = (__u16)ep->endpoint_id;
+	ret = v6 ? mb_parse6(skb, p) : mb_parse4(skb, p);
+	if (ret < 0)
+		return mb_drop(skb, p, v6, skb->len, &t, ret, 0);
+	remote = v6 ? mb_ipcache_lookup6(&((struct mb_pkt6 *)p)->daddr) :
+		      mb_ipcache_lookup4(((struct mb_pkt4 *)p)->daddr);
+	if (!remote)
+		return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, DROP_NO_TUNNEL_ENDPOINT, 0);
+	t.dst_identity = remote->identity;
+	ret = mb_overlay_encap(skb, cfg, remote->tunnel_endpoint, ep->identity);
+	if (ret < 0)
+		return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret, 0);
+	if (mb_want_trace(cfg, t.flags & MB_EVF_CT_NEW))
+		mb_trace(skb, p, v6, &t, MB_TRACE_TO_OVERLAY);
+	return ret;
+}
+
+/* The receiving half (program from_overlay, tc ingress of the VXLAN device): the source
+ * identity is the VNI; a new connection to a local endpoint meets that endpoint's ingress policy
+ * here (an L7 entry is a drop, DROP_PROXY_SET_FAILED, as for any source outside the node) and
+ * gets a conntrack entry marked MB_CT_F_OVERLAY, so the endpoint's replies go back through the
+ * overlay. The frame is then redirected to the endpoint's host-side veth, whose to_container
+ * finds the entry (and reverse-NATs replies to service flows) as for local delivery. Packets
+ * for no local endpoint go on to the stack. */
+static __always_inline int mb_from_overlay(struct __sk_buff *skb, void *p, void *tuple, bool v6)
+{
+	struct mb_config *cfg = mb_get_config();
+	struct mb_trace_ctx t = { .direction = MB_DIR_INGRESS };
+	struct mb_endpoint *ep;
+	struct mb_ct_entry *ct;
+	int ret;
+
+	ret = mb_overlay_identity(skb, &t.src_identity);
+	if (ret < 0)
+		return mb_drop_raw(skb, MB_DIR_INGRESS, 0, ret);
+	ret = mb_parse_step(skb, p, v6, &t);
+	if (ret != MB_CONTINUE)
+		return ret;
+	ep = v6 ? mb_lookup_lxc6(cfg, &((struct mb_pkt6 *)p)->daddr) :
+		  mb_lookup_lxc4(cfg, &((struct mb_pkt4 *)p)->daddr);
+	if (!ep)
+		return TC_ACT_OK;
+	t.dst_identity = ep->identity;
+	t.endpoint_id = (__u16)ep->endpoint_id;
+	if (v6)
+		mb_ct_tuple6_of(p, tuple);
+	else
+		mb_ct_tuple4_of(p, tuple);
+
+	/* Known flows are only looked up: to_container touches their entry. */
+	if (mb_related_step(p, v6)) {
+		t.flags |= MB_EVF_REPLY;
+	} else {
+		switch (mb_ct_step(tuple, v6, &ct)) {
+		case MB_CT_ESTABLISHED:
+			break;
+		case MB_CT_REPLY:
+			t.flags |= MB_EVF_REPLY;
+			break;
+		default:
+			t.flags |= MB_EVF_CT_NEW;
+			ret = mb_admit_step(skb, p, v6, ep, cfg, &t, tuple, false, MB_CT_F_OVERLAY,
+					    mb_ct_now());
+			if (ret < 0)
+				return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret,
+					       ret == DROP_PROXY_SET_FAILED);
+			break;
+		}
+	}
+	ret = mb_overlay_set_macs(skb, ep);
+	if (ret < 0)
+		return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret, 0);
+	if (mb_want_trace(cfg, t.flags & MB_EVF_CT_NEW))
+		mb_trace(skb, p, v6, &t, MB_TRACE_FROM_OVERLAY);
+	return bpf_redirect(ep->ifindex, 0);
+}
+#endif /* ENABLE_OVERLAY */
 
 /* ---- Entry points: the per-family records, then the walk ------------------------------- */
 

@@ -37,6 +37,8 @@ export const CtFlag = {
   SERVICE: 1 << 5,
   FROM_PROXY: 1 << 6,
   HAIRPIN: 1 << 7,
+  /** The peer is behind another node's tunnel endpoint (the flow goes through the overlay). */
+  OVERLAY: 1 << 8,
 } as const
 
 /** mb_policy_key.direction. C: `MB_POLICY_*` (INGRESS/EGRESS). */

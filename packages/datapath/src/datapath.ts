@@ -257,6 +257,7 @@ export class Datapath {
     { ifindex: number; ingress: TcAttachmentLike; egress: TcAttachmentLike }
   >()
   readonly #cgroups = new Map<string, LinkLike[]>()
+  #overlay: TcAttachmentLike | undefined
   readonly #subs = new Set<{ listener: (r: Buffer) => void; rings: RingBufferLike[] }>()
   #config: {
     routerIp4: string
@@ -268,6 +269,7 @@ export class Datapath {
     hashSeed6: number
     localNet4: string
     localMask4: string
+    tunnelIfindex: number
   }
   #gcTimer: NodeJS.Timeout | undefined
   #closed = false
@@ -320,6 +322,7 @@ export class Datapath {
       hashSeed6: decodeSeed(options.maglevSeed ?? DEFAULT_SEED).jhash1,
       localNet4: formatIpv4(Number(local?.address ?? 0n)),
       localMask4: formatIpv4(Number(local ? prefixMask(4, local.length) : 0n)),
+      tunnelIfindex: current?.tunnelIfindex ?? 0,
     }
   }
 
@@ -474,6 +477,7 @@ export class Datapath {
         routerIp6: this.#config.routerIp6,
         localNet4: this.#config.localNet4,
         localMask4: this.#config.localMask4,
+        tunnelIfindex: this.#config.tunnelIfindex,
         hairpinIp6: this.#config.hairpinIp6,
       }),
     )
@@ -509,9 +513,19 @@ export class Datapath {
     return this.#endpointObj.map(name)
   }
 
-  /** A program of the endpoint object: `from_container`, `to_container` (attached) or the IPv6 halves they tail-call. */
+  /**
+   * A program of the endpoint object: `from_container`, `to_container` (attached), the IPv6
+   * halves they tail-call, `from_overlay` (attached by {@link Datapath.attachOverlay}) or
+   * `to_overlay` (tail-called by from_container for flows to other nodes).
+   */
   program(
-    name: 'from_container' | 'to_container' | 'from_container6' | 'to_container6',
+    name:
+      | 'from_container'
+      | 'to_container'
+      | 'from_container6'
+      | 'to_container6'
+      | 'from_overlay'
+      | 'to_overlay',
   ): ProgramLike {
     this.#check()
     return this.#endpointObj.program(name)
@@ -626,6 +640,51 @@ export class Datapath {
     if (rec) this.endpoints.delete(rec.ifindex)
     if (!options.keepPolicy) this.policyMap(id).clear()
     return att !== undefined || rec !== undefined
+  }
+
+  /**
+   * Turn the overlay on: attach `from_overlay` at tc ingress of the node's VXLAN device (one per
+   * node, created in external/collect-metadata mode, e.g.
+   * `ip link add mb_vxlan type vxlan external dstport 8472`) and record its ifindex, so that a
+   * new flow whose destination's ipcache entry names a tunnel endpoint (another node's IPv4
+   * address, `ipcache.upsert(prefix, identity, { tunnelEndpoint })`) is encapsulated with the
+   * sender's identity as the VNI and sent there; packets from the device take their source
+   * identity from the VNI and meet the destination's ingress policy. Workloads need an MTU of
+   * the underlay's minus {@link VXLAN_OVERHEAD} ({@link podMtu}). Without the overlay (native
+   * routing) the stack routes remote pod addresses and the receiving node takes the source
+   * identity from its ipcache.
+   *
+   * @example
+   * await dp.attachOverlay({ ifname: 'mb_vxlan' })
+   * dp.ipcache.upsert('10.1.2.7/32', 4242, { tunnelEndpoint: '192.168.0.2' })
+   */
+  async attachOverlay(options: { ifindex?: number; ifname?: string }): Promise<void> {
+    this.#check()
+    const ifindex = options.ifindex ?? (options.ifname ? ifindexOf(options.ifname) : undefined)
+    if (ifindex === undefined || !Number.isInteger(ifindex) || ifindex < 1)
+      throw new DatapathError(
+        DatapathErrorCode.INVALID_VALUE,
+        `expected the ifindex or name of an existing VXLAN device, got ${describeValue(options.ifindex ?? options.ifname)}`,
+        { path: 'overlay' },
+      )
+    this.#overlay = await this.#endpointObj.program('from_overlay').attachTc({
+      ifindex,
+      priority: TC_PRIORITY,
+      handle: TC_HANDLE,
+      replace: true,
+      direction: 'ingress',
+    })
+    this.#config.tunnelIfindex = ifindex
+    this.configure({})
+  }
+
+  /** Turn the overlay off: new flows to other nodes go to the stack (native routing). */
+  async detachOverlay(): Promise<void> {
+    this.#check()
+    this.#config.tunnelIfindex = 0
+    this.configure({})
+    await this.#overlay?.detach()
+    this.#overlay = undefined
   }
 
   async #sock(): Promise<ObjectLike> {
@@ -804,6 +863,7 @@ export class Datapath {
         await ingress.detach()
         await egress.detach()
       }
+      await this.#overlay?.detach()
       for (const links of this.#cgroups.values()) for (const l of links) await l.detach()
     }
     this.#tc.clear()

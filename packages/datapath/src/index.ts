@@ -92,5 +92,7 @@ export type {
   ServiceState,
 } from './maps/services'
 export { ServiceMaps } from './maps/services'
+export type { RoutingMode } from './overlay'
+export { podMtu, VXLAN_OVERHEAD, VXLAN_PORT } from './overlay'
 export type { MapSpec } from './pins'
 export { DEFAULT_PIN_ROOT, MAP_SPECS } from './pins'

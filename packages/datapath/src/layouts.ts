@@ -35,7 +35,7 @@ export const configCodec = struct('mb_config', {
   hashSeed6: u32,
   localNet4: ipv4,
   localMask4: ipv4,
-  pad: pad(4, 4),
+  tunnelIfindex: u32,
   hairpinIp6: ipv6,
 })
 

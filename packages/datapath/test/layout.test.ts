@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { requireKernel } from '@membrane/test-utils'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { MAP_SPECS, METRICS_ENTRIES } from '../src'
+import { MAP_SPECS, METRICS_ENTRIES, VXLAN_OVERHEAD } from '../src'
 import * as C from '../src/constants'
 import { type BtfType, buildObjects, mapDefinitions, objectPath, REPO_ROOT, readBtf } from './_btf'
 
@@ -74,5 +74,6 @@ describe('TS numbers derived from the headers', () => {
     expect(defines.get('MB_POLICY_STATIC_PREFIX')).toBe(72)
     expect(defines.get('MB_METRICS_ENTRIES')).toBe(METRICS_ENTRIES)
     expect(defines.get('MB_IPCACHE_STATIC_PREFIX')).toBe(32)
+    expect(defines.get('MB_OVERLAY_OVERHEAD')).toBe(VXLAN_OVERHEAD)
   })
 })

@@ -31,6 +31,10 @@ const BY_NAME: Record<DropReasonName, ReasonInfo> = {
   UNKNOWN_ICMP_TYPE: { name: 'UNKNOWN_ICMPV4_TYPE', description: 'Unknown ICMPv4 type' },
   UNKNOWN_ICMP6_CODE: { name: 'UNKNOWN_ICMPV6_CODE', description: 'Unknown ICMPv6 code' },
   UNKNOWN_ICMP6_TYPE: { name: 'UNKNOWN_ICMPV6_TYPE', description: 'Unknown ICMPv6 type' },
+  NO_TUNNEL_KEY: {
+    name: 'ERROR_RETRIEVING_TUNNEL_KEY',
+    description: 'Error retrieving tunnel key',
+  },
   UNKNOWN_TARGET: { name: 'UNKNOWN_L3_TARGET_ADDRESS', description: 'Unknown L3 target address' },
   UNROUTABLE: { name: 'STALE_OR_UNROUTABLE_IP', description: 'Stale or unroutable IP' },
   CSUM_L3: {
@@ -51,6 +55,10 @@ const BY_NAME: Record<DropReasonName, ReasonInfo> = {
     description: 'IP fragmentation not supported',
   },
   NO_SERVICE: { name: 'SERVICE_BACKEND_NOT_FOUND', description: 'Service backend not found' },
+  NO_TUNNEL_ENDPOINT: {
+    name: 'NO_TUNNEL_OR_ENCAPSULATION_ENDPOINT',
+    description: 'No tunnel or encapsulation endpoint',
+  },
   // Not in Hubble's DropReason enum (it skips 159): our own name; the number is Cilium's.
   UNSUPP_SERVICE_PROTO: {
     name: 'UNSUPPORTED_SERVICE_PROTOCOL',
@@ -101,16 +109,11 @@ const HUBBLE_ONLY: Record<number, ReasonInfo> = {
     name: 'CT_CANNOT_CREATE_ENTRY_FROM_PACKET',
     description: "CT: Can't create entry from packet",
   },
-  147: { name: 'ERROR_RETRIEVING_TUNNEL_KEY', description: 'Error retrieving tunnel key' },
   148: { name: 'ERROR_RETRIEVING_TUNNEL_OPTIONS', description: 'Error retrieving tunnel options' },
   149: { name: 'INVALID_GENEVE_OPTION', description: 'Invalid Geneve option' },
   152: {
     name: 'NO_MATCHING_LOCAL_CONTAINER_FOUND',
     description: 'No matching local container found',
-  },
-  160: {
-    name: 'NO_TUNNEL_OR_ENCAPSULATION_ENDPOINT',
-    description: 'No tunnel or encapsulation endpoint',
   },
   161: { name: 'FAILED_TO_INSERT_INTO_PROXYMAP', description: 'Failed to insert into proxy map' },
   167: { name: 'NO_MAPPING_FOR_NAT_MASQUERADE', description: 'No mapping for NAT masquerade' },

@@ -24,6 +24,8 @@ export const DropReason = {
   UNKNOWN_ICMP_TYPE: 144,
   UNKNOWN_ICMP6_CODE: 145,
   UNKNOWN_ICMP6_TYPE: 146,
+  /** overlay packet without tunnel metadata */
+  NO_TUNNEL_KEY: 147,
   UNKNOWN_TARGET: 150,
   UNROUTABLE: 151,
   CSUM_L3: 153,
@@ -36,6 +38,8 @@ export const DropReason = {
   UNSUPP_SERVICE_PROTO: 159,
   /** EDT: departure beyond the drop horizon */
   EDT_HORIZON: 162,
+  /** remote destination, no tunnel endpoint */
+  NO_TUNNEL_ENDPOINT: 160,
   UNKNOWN_CT: 163,
   HOST_UNREACHABLE: 164,
   /** endpoint has no config entry */
