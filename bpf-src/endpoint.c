@@ -52,9 +52,10 @@ struct {
 
 #ifdef ENABLE_OVERLAY
 static __always_inline int mb_endpoint_to_overlay(struct __sk_buff *skb,
-						  const struct mb_endpoint *ep, __u8 ev_flags)
+						  const struct mb_endpoint *ep,
+						  const struct mb_trace_ctx *t)
 {
-	skb->cb[0] = ev_flags;
+	mb_overlay_cb_store(skb, t);
 	bpf_tail_call(skb, &mb_calls, MB_CALL_TO_OVERLAY);
 	return mb_drop_raw(skb, MB_DIR_EGRESS, (__u16)ep->endpoint_id, DROP_MISSED_TAIL_CALL);
 }

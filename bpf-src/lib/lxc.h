@@ -321,6 +321,9 @@ static __always_inline int mb_new4_egress(struct __sk_buff *skb, struct mb_pkt4 
 {
 	struct mb_endpoint *dst = mb_lookup_lxc4(cfg, &p->daddr);
 	struct mb_ipcache_value *remote = dst ? NULL : mb_ipcache_lookup4(p->daddr);
+	/* Taken now, so the entry's pointer is dead before the policy lookups (a live one keeps
+	 * the verifier's states apart). */
+	__u16 overlay = mb_overlay_flag(cfg, remote);
 	struct mb_policy_result res = {};
 	struct mb_ct_entry e = {
 		.src_identity = ep->identity,
@@ -360,7 +363,7 @@ static __always_inline int mb_new4_egress(struct __sk_buff *skb, struct mb_pkt4 
 		e.rev_nat_port = t->orig_dport;
 		e.rev_nat_index = rev_nat_index;
 	}
-	e.flags |= mb_overlay_flag(cfg, remote);
+	e.flags |= overlay;
 	if (mb_ct_create4(tuple, &e, p->tcp_flags, p->len, now) < 0)
 		return mb_drop4(skb, p, t, DROP_CT_CREATE_FAILED, 0);
 	return (e.flags & MB_CT_F_OVERLAY) ? MB_CONTINUE_OVERLAY : MB_CONTINUE;
@@ -502,6 +505,7 @@ static __always_inline int mb_new6_egress(struct __sk_buff *skb, struct mb_pkt6 
 {
 	struct mb_endpoint *dst = mb_lookup_lxc6(cfg, &p->daddr);
 	struct mb_ipcache_value *remote = dst ? NULL : mb_ipcache_lookup6(&p->daddr);
+	__u16 overlay = mb_overlay_flag(cfg, remote);	/* as in mb_new4_egress */
 	struct mb_policy_result res = {};
 	__u16 proxy_port = 0;
 	__u8 proxy_dir = MB_POLICY_EGRESS;
@@ -562,7 +566,7 @@ static __always_inline int mb_new6_egress(struct __sk_buff *skb, struct mb_pkt6 
 	}
 	if (rev_nat_index)
 		e.flags |= hairpin ? MB_CT_F_HAIRPIN : MB_CT_F_REV_NAT;
-	e.flags |= mb_overlay_flag(cfg, remote);
+	e.flags |= overlay;
 	if (mb_ct_create6(tuple, &e, p->tcp_flags, p->len, now) < 0)
 		return DROP_CT_CREATE_FAILED;
 	return (e.flags & MB_CT_F_OVERLAY) ? 2 : 0;
@@ -745,16 +749,36 @@ static __always_inline int mb_new_ingress_step(struct __sk_buff *skb, const void
 			     from_proxy ? MB_CT_F_FROM_PROXY : 0, now);
 }
 
+/* A packet of an overlay flow leaves the walk here, before delivery: the program that
+ * encapsulates it delivers it (bandwidth, counters, trace), so the walk's paths do not join
+ * again with a flag to carry (which doubled the IPv6 program's verifier work). The walk's trace
+ * context travels in skb->cb (mb_overlay_cb_store / mb_overlay_cb_load). */
 #ifdef ENABLE_OVERLAY
-/* The overlay leg of a packet to another node (the including file's, e.g. endpoint.c's tail
- * call to to_overlay, which gets the event flags in skb->cb[0]). */
+/* The including file's tail call (endpoint.c: to_overlay). */
 static __always_inline int mb_endpoint_to_overlay(struct __sk_buff *skb,
-						  const struct mb_endpoint *ep, __u8 ev_flags);
+						  const struct mb_endpoint *ep,
+						  const struct mb_trace_ctx *t);
+
+static __always_inline void mb_overlay_cb_store(struct __sk_buff *skb,
+						const struct mb_trace_ctx *t)
+{
+	skb->cb[0] = t->flags;
+	skb->cb[1] = t->orig_daddr;
+	skb->cb[2] = t->orig_dport;
+}
+
+static __always_inline void mb_overlay_cb_load(struct __sk_buff *skb, struct mb_trace_ctx *t)
+{
+	t->flags = (__u8)skb->cb[0];
+	t->orig_daddr = skb->cb[1];
+	t->orig_dport = (__be16)skb->cb[2];
+}
 #else
 static __always_inline int mb_endpoint_to_overlay(struct __sk_buff *skb,
-						  const struct mb_endpoint *ep, __u8 ev_flags)
+						  const struct mb_endpoint *ep,
+						  const struct mb_trace_ctx *t)
 {
-	return TC_ACT_OK;
+	return TC_ACT_SHOT;	/* never: no flow is marked without the overlay */
 }
 #endif
 
@@ -770,7 +794,7 @@ static __always_inline int mb_from_container(struct __sk_buff *skb, const struct
 	};
 	struct mb_ct_entry *ct = NULL;
 	__u16 rev_nat_index = 0;
-	bool hairpin = false, overlay = false;
+	bool hairpin = false;
 	__u64 now;
 	int ret;
 
@@ -800,7 +824,8 @@ static __always_inline int mb_from_container(struct __sk_buff *skb, const struct
 				return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret, 0);
 			return mb_deliver_to_proxy(skb, cfg, p, v6, MB_PKT(p, v6, len), &t);
 		}
-		overlay = mb_overlay_flow(ct);
+		if (mb_overlay_flow(ct))
+			return mb_endpoint_to_overlay(skb, ep, &t);
 		break;
 	case MB_CT_REPLY:
 		/* Replies of allowed connections pass without a policy lookup. */
@@ -814,15 +839,16 @@ static __always_inline int mb_from_container(struct __sk_buff *skb, const struct
 				return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret, 0);
 			t.flags |= MB_EVF_NAT;
 		}
-		overlay = mb_overlay_flow(ct);
+		if (mb_overlay_flow(ct))
+			return mb_endpoint_to_overlay(skb, ep, &t);
 		break;
 	default:
 		t.flags |= MB_EVF_CT_NEW;
 		ret = mb_new_egress_step(skb, p, v6, ep, cfg, &t, tuple, rev_nat_index, hairpin,
 					 now);
 		if (ret == MB_CONTINUE_OVERLAY)
-			overlay = true;
-		else if (ret != MB_CONTINUE)
+			return mb_endpoint_to_overlay(skb, ep, &t);
+		if (ret != MB_CONTINUE)
 			return ret;
 		break;
 	}
@@ -831,8 +857,6 @@ deliver:
 	ret = mb_deliver(skb, cfg, p, v6, MB_PKT(p, v6, len), ep, &t, true);
 	if (!v6 && rev_nat_index && ret == TC_ACT_OK)
 		MB_TEST_FORWARDED_SVC4(skb, p, t.orig_daddr, t.orig_dport);
-	if (overlay && ret == TC_ACT_OK)
-		return mb_endpoint_to_overlay(skb, ep, t.flags);
 	return ret;
 }
 
@@ -897,22 +921,21 @@ deliver:
 /* ---- The overlay: to and from other nodes (lib/overlay.h) ------------------------------ */
 
 #ifdef ENABLE_OVERLAY
-/* The sending half (program to_overlay, tail-called when from_container's walk delivers a
- * packet of an overlay flow): the destination's tunnel endpoint from the ipcache, the tunnel
- * key with the sender's identity as the VNI, the redirect to the VXLAN device. */
+/* The sending half (program to_overlay, tail-called by from_container's walk for a packet of
+ * an overlay flow that passed): delivery as the walk's (bandwidth, counters, trace), then the
+ * destination's tunnel endpoint from the ipcache, the tunnel key with the sender's identity as
+ * the VNI and the redirect to the VXLAN device. */
 static __always_inline int mb_to_overlay(struct __sk_buff *skb, void *p, bool v6)
 {
 	struct mb_config *cfg = mb_get_config();
 	struct mb_endpoint *ep = mb_lookup_endpoint(skb->ifindex);
 	struct mb_ipcache_value *remote;
-	struct mb_trace_ctx t = {
-		.direction = MB_DIR_EGRESS,
-		.flags = (__u8)skb->cb[0],	/* the walk's event flags */
-	};
+	struct mb_trace_ctx t = { .direction = MB_DIR_EGRESS };
 	int ret;
 
 	if (!ep)
 		return mb_drop_raw(skb, MB_DIR_EGRESS, 0, DROP_NO_CONFIG);
+	mb_overlay_cb_load(skb, &t);
 	t.src_identity = ep->identity;
 	t.endpoint_id = (__u16)ep->endpoint_id;
 	ret = v6 ? mb_parse6(skb, p) : mb_parse4(skb, p);
@@ -923,6 +946,9 @@ static __always_inline int mb_to_overlay(struct __sk_buff *skb, void *p, bool v6
 	if (!remote)
 		return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, DROP_NO_TUNNEL_ENDPOINT, 0);
 	t.dst_identity = remote->identity;
+	ret = mb_deliver(skb, cfg, p, v6, MB_PKT(p, v6, len), ep, &t, true);
+	if (ret != TC_ACT_OK)
+		return ret;
 	ret = mb_overlay_encap(skb, cfg, remote->tunnel_endpoint, ep->identity);
 	if (ret < 0)
 		return mb_drop(skb, p, v6, MB_PKT(p, v6, len), &t, ret, 0);
