@@ -628,6 +628,15 @@ static __always_inline int mb_service_step(struct __sk_buff *skb, void *p, bool 
 	return ret;
 }
 
+/* The packet's conntrack tuple, per family. */
+static __always_inline void mb_tuple_step(const void *p, bool v6, void *tuple)
+{
+	if (v6)
+		mb_ct_tuple6_of(p, tuple);
+	else
+		mb_ct_tuple4_of(p, tuple);
+}
+
 /* Conntrack step: the packet's entry (ESTABLISHED, REPLY) or none (NEW). */
 static __always_inline enum mb_ct_status mb_ct_step(void *tuple, bool v6,
 						    struct mb_ct_entry **ct)
@@ -878,10 +887,7 @@ static __always_inline int mb_to_container(struct __sk_buff *skb, const struct m
 	if (ret != MB_CONTINUE)
 		return ret;
 	now = mb_ct_now();
-	if (v6)
-		mb_ct_tuple6_of(p, tuple);
-	else
-		mb_ct_tuple4_of(p, tuple);
+	mb_tuple_step(p, v6, tuple);
 
 	if (mb_related_step(p, v6)) {
 		t.flags |= MB_EVF_REPLY;
@@ -984,10 +990,7 @@ static __always_inline int mb_from_overlay(struct __sk_buff *skb, void *p, void 
 		return TC_ACT_OK;
 	t.dst_identity = ep->identity;
 	t.endpoint_id = (__u16)ep->endpoint_id;
-	if (v6)
-		mb_ct_tuple6_of(p, tuple);
-	else
-		mb_ct_tuple4_of(p, tuple);
+	mb_tuple_step(p, v6, tuple);
 
 	/* Known flows are only looked up: to_container touches their entry. */
 	if (mb_related_step(p, v6)) {

@@ -16,7 +16,7 @@
 import { fileURLToPath } from 'node:url'
 import { ClusterLab, killAndWait, median, reportFigure, TestNetwork } from '@membrane/test-utils'
 import { podMtu } from '../src'
-import { type NodeDatapath, startNodeDatapath } from '../test/_topology'
+import { type NodeDatapath, startNodeDatapath, waitForOutput } from '../test/_topology'
 
 const ROUNDS = Number(process.env.CLUSTER_ROUNDS ?? 5)
 const SECONDS = Number(process.env.CLUSTER_SECONDS ?? 3)
@@ -55,9 +55,7 @@ async function main() {
 
   const echo = server.ns.spawn(process.execPath, [BULK, 'echo', '9100'])
   const iperf = server.ns.spawn('iperf3', ['-s', '-p', '5201'])
-  await new Promise<void>((resolve) =>
-    echo.stdout?.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()),
-  )
+  await waitForOutput(echo, 'ready', 'echo server')
   await new Promise((r) => setTimeout(r, 500)) // iperf3 -s has no ready line worth parsing
 
   let attached = false

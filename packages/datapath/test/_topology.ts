@@ -61,17 +61,31 @@ export async function startServer(
     tcpPorts.join(','),
     ...(udpPort ? [String(udpPort)] : []),
   ])
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server ${name} did not start`)), 10_000)
-    child.stdout?.on('data', (d: Buffer) => {
-      if (d.toString().includes('ready')) {
+  await waitForOutput(child, 'ready', `server ${name}`)
+  return child
+}
+
+/**
+ * Wait until a child prints `text` on stdout (or on stderr with `stream: 'stderr'`, e.g.
+ * tcpdump's "listening on"); rejects after `ms` or when the child exits first.
+ */
+export function waitForOutput(
+  child: ChildProcess,
+  text: string,
+  what: string,
+  options: { stream?: 'stdout' | 'stderr'; ms?: number } = {},
+): Promise<void> {
+  const stream = options.stream === 'stderr' ? child.stderr : child.stdout
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start`)), options.ms ?? 10_000)
+    stream?.on('data', (d: Buffer) => {
+      if (d.toString().includes(text)) {
         clearTimeout(timer)
         resolve()
       }
     })
-    child.once('exit', (code) => reject(new Error(`server ${name} exited ${code}`)))
+    child.once('exit', (code) => reject(new Error(`${what} exited ${code}`)))
   })
-  return child
 }
 
 /** Run the fixture client in a workload and parse its JSON line. */

@@ -22,6 +22,7 @@ import {
   startNodeDatapath,
   startServer,
   type Workload,
+  waitForOutput,
 } from './_topology'
 
 const BULK = fileURLToPath(new URL('./fixtures/bulk.cjs', import.meta.url))
@@ -166,15 +167,7 @@ function describeMode(mode: RoutingMode): void {
           dump.stdout?.on('data', (d: Buffer) => {
             out += d.toString()
           })
-          await new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error('tcpdump did not start')), 10_000)
-            dump.stderr?.on('data', (d: Buffer) => {
-              if (d.toString().includes('listening on')) {
-                clearTimeout(timer)
-                resolve()
-              }
-            })
-          })
+          await waitForOutput(dump, 'listening on', 'tcpdump', { stream: 'stderr' })
           const r = await client<{ replies: string[] }>(a, ['tcp', b.ip, '8080', '1', '3000'])
           expect(r.replies).toEqual(['b:8080'])
           await Promise.race([
@@ -208,15 +201,7 @@ function describeMode(mode: RoutingMode): void {
       it('50 MB cross the nodes with no IP fragmentation on the way', async () => {
         const sink = b.ns.spawn(process.execPath, [BULK, 'sink', '9000'])
         try {
-          await new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error('sink did not start')), 10_000)
-            sink.stdout?.on('data', (d: Buffer) => {
-              if (d.toString().includes('ready')) {
-                clearTimeout(timer)
-                resolve()
-              }
-            })
-          })
+          await waitForOutput(sink, 'ready', 'sink')
           const nodes = lab.nodes.map((n) => n.ns)
           const before = await Promise.all(nodes.map(ipStats))
           const bytes = 50 * 1024 * 1024
