@@ -85,6 +85,20 @@ export function connect(options: EtcdConnectionOptions): {
   return { client, owned: true, where: hosts.join(',') }
 }
 
+/**
+ * An etcd3 client as this package's etcd backends use it (no hidden retries or breakers, a
+ * deadline per call), for callers that share one connection between the allocator, the
+ * ipcache sync and `@membrane/cluster`. The caller closes it.
+ *
+ * @throws IdentityError `INVALID_OPTION` for a bad endpoint, `DEPENDENCY_MISSING` without etcd3.
+ * @example
+ * const client = createEtcdClient({ endpoints: 'http://127.0.0.1:2379' })
+ * const ids = await EtcdAllocator.create({ client, node: 'node-1' })
+ */
+export function createEtcdClient(options: Omit<EtcdConnectionOptions, 'client'>): Etcd3 {
+  return connect(options).client
+}
+
 /** The first key-value of the i-th range response of a transaction. @internal */
 function txnKv(r: ITxnResponse, i: number): IKeyValue | undefined {
   return r.responses[i]?.response_range?.kvs[0]

@@ -1,4 +1,4 @@
-import type { Prefix } from '@membrane/types'
+import { type Prefix, parseIp } from '@membrane/types'
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import { toPrefix } from '../_prefix'
 import { IdentityError, IdentityErrorCode } from '../errors'
@@ -26,6 +26,11 @@ export interface EtcdIPCacheSyncOptions extends EtcdConnectionOptions {
   prefix?: string
   /** Namespace segment under the prefix (Cilium uses the cluster name). Default `default`. */
   cluster?: string
+  /**
+   * This node's IP: written as the tunnel endpoint of every entry it publishes (other nodes
+   * tunnel to it), while its local ipcache keeps its own entries without one. Default none.
+   */
+  tunnelEndpoint?: string
   /** Lease TTL of published entries: a dead node's entries vanish this long after it died. Default 15. */
   leaseTtlSeconds?: number
   /** How long a publish waits for etcd before failing retryably. Default 5000 ms. */
@@ -68,6 +73,7 @@ export class EtcdIPCacheSync {
   readonly #ttl: number
   readonly #timeoutMs: number
   readonly #onError: (e: Error) => void
+  readonly #tunnelEndpoint: string | undefined
   /** What this node publishes: cidr -> value. */
   readonly #published = new Map<string, string>()
   /** Remote entries currently applied: cidr. */
@@ -91,6 +97,14 @@ export class EtcdIPCacheSync {
     this.#ttl = options.leaseTtlSeconds ?? 15
     this.#timeoutMs = options.timeoutMs ?? 5000
     this.#onError = options.onError ?? (() => {})
+    if (options.tunnelEndpoint !== undefined && parseIp(options.tunnelEndpoint) === undefined) {
+      throw new IdentityError(
+        IdentityErrorCode.INVALID_OPTION,
+        `tunnelEndpoint ${JSON.stringify(options.tunnelEndpoint)}: expected an IP address`,
+        { input: options.tunnelEndpoint },
+      )
+    }
+    this.#tunnelEndpoint = options.tunnelEndpoint
     this.#lease = new NodeLease(
       this.#client,
       this.#ttl,
@@ -224,7 +238,8 @@ export class EtcdIPCacheSync {
     const applied = this.#ipcache.sources(p).find((e) => e.source === 'local') as IPCacheEntry
     const shared: SharedIPCacheEntry = { cidr: p.cidr, identity: applied.identity, node: this.node }
     if (applied.encryptKey !== undefined) shared.encryptKey = applied.encryptKey
-    if (applied.tunnelEndpoint !== undefined) shared.tunnelEndpoint = applied.tunnelEndpoint
+    const tunnel = applied.tunnelEndpoint ?? this.#tunnelEndpoint
+    if (tunnel !== undefined) shared.tunnelEndpoint = tunnel
     const value = JSON.stringify(shared)
     this.#published.set(p.cidr, value)
     const deadline = Date.now() + this.#timeoutMs
