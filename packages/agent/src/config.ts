@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { isAbsolute } from 'node:path'
 import { DEFAULT_REDACTED_HEADERS } from '@membrane/flows'
-import { parseIpv4 } from '@membrane/types'
+import { isNodeName, NODE_NAME_RULE, parseIpv4 } from '@membrane/types'
 import { parse as parseYaml } from 'yaml'
 import { AgentError, invalid } from './errors'
 import { parsePool } from './internal/ipam'
@@ -245,13 +245,10 @@ export function resolveConfig(
  * two keys), and a cluster needs etcd, a node IP and a pool its pod CIDRs fit in.
  */
 function checkCluster(config: AgentConfig, source: string): void {
-  if (
-    config.kvstore.type === 'etcd' &&
-    !/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(config.nodeName)
-  ) {
+  if (config.kvstore.type === 'etcd' && !isNodeName(config.nodeName)) {
     throw invalid(
       `${source}.nodeName`,
-      `with kvstore etcd the node name is part of etcd keys: expected 1..253 characters of [A-Za-z0-9._-] starting with a letter or digit, got ${JSON.stringify(config.nodeName)}`,
+      `with kvstore etcd the node name is part of etcd keys: expected ${NODE_NAME_RULE}, got ${JSON.stringify(config.nodeName)}`,
     )
   }
   if (config.clusterPoolCidr === '') return

@@ -1,3 +1,4 @@
+import { isNodeName, NODE_NAME_RULE } from '@membrane/types'
 import { ClusterError, ClusterErrorCode } from './errors'
 
 /** Resolve after `ms`. @internal */
@@ -10,10 +11,10 @@ export function sleep(ms: number): Promise<void> {
  * two different names are always two different keys. @internal
  */
 export function validateNodeName(node: unknown): string {
-  if (typeof node !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(node)) {
+  if (!isNodeName(node)) {
     throw new ClusterError(
       ClusterErrorCode.INVALID_OPTION,
-      `node name ${JSON.stringify(node)}: expected 1..253 characters of [A-Za-z0-9._-], starting with a letter or digit`,
+      `node name ${JSON.stringify(node)}: expected ${NODE_NAME_RULE}`,
       { input: node },
     )
   }

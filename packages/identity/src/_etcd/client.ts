@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module'
+import { isNodeName, NODE_NAME_RULE } from '@membrane/types'
 import { ExponentialBackoff, type IBackoff, noop } from 'cockatiel'
 import type { Etcd3, IKeyValue, IOptions, ITxnResponse, Lease } from 'etcd3'
 import { IdentityError, IdentityErrorCode } from '../errors'
@@ -116,10 +117,10 @@ export function sleep(ms: number): Promise<void> {
 
 /** A node name becomes part of etcd keys: keep it to [A-Za-z0-9._-]. @internal */
 export function validateNodeName(node: unknown): string {
-  if (typeof node !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(node)) {
+  if (!isNodeName(node)) {
     throw new IdentityError(
       IdentityErrorCode.INVALID_OPTION,
-      `node name ${JSON.stringify(node)}: expected 1..253 characters of [A-Za-z0-9._-], starting with a letter or digit`,
+      `node name ${JSON.stringify(node)}: expected ${NODE_NAME_RULE}`,
       { input: node },
     )
   }
