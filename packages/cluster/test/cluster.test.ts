@@ -229,20 +229,21 @@ describe.skipIf(!check.ok)(
           code: 'BACKEND_UNAVAILABLE',
           retryable: true,
         })
-        // A change made while etcd is away applies locally and is published later.
+        // Changes made while etcd is away apply locally and reach etcd later.
         await a.sync.upsert('10.100.0.11', { identity: 6003 }).catch(() => {})
+        await b.sync.delete('10.100.1.10').catch(() => {})
+        expect(b.ipcache.get('10.100.1.10')).toBeUndefined()
       } finally {
         await etcd.restart()
       }
       await vi.waitFor(
         async () => {
           expect(b.ipcache.get('10.100.0.11')?.identity).toBe(6003)
+          expect(a.ipcache.get('10.100.1.10')).toBeUndefined()
           expect(a.registry.nodes().map((n) => n.name)).toEqual(['node-a', 'node-b'])
           expect(b.registry.nodes().map((n) => n.name)).toEqual(['node-a', 'node-b'])
           expect(await keys(`${prefix}/ip`)).toEqual(
-            ['10.100.0.10/32', '10.100.0.11/32', '10.100.1.10/32'].map(
-              (k) => `${prefix}/ip/default/${k}`,
-            ),
+            ['10.100.0.10/32', '10.100.0.11/32'].map((k) => `${prefix}/ip/default/${k}`),
           )
         },
         { timeout: 20_000, interval: 250 },

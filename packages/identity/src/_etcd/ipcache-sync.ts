@@ -260,31 +260,53 @@ export class EtcdIPCacheSync {
     }
   }
 
-  /** Withdraw this node's entry for a prefix, locally and in etcd. */
+  /**
+   * Withdraw this node's entry for a prefix, locally and in etcd.
+   *
+   * @throws IdentityError `BACKEND_UNAVAILABLE` (retryable) when etcd does not answer; the local
+   *   ipcache is then already updated and the key is withdrawn once etcd is back.
+   */
   async delete(prefix: string | Prefix): Promise<void> {
     if (this.#closed) throw new IdentityError(IdentityErrorCode.CLOSED, 'ipcache sync is closed')
     const p = toPrefix(prefix)
     this.#published.delete(p.cidr)
     this.#ipcache.delete(p, 'local')
-    const key = `${this.keyPrefix}${p.cidr}`
+    try {
+      await retryUntil(
+        `withdraw ${p.cidr}`,
+        this.#where,
+        Date.now() + this.#timeoutMs,
+        () => this.#closed,
+        () => this.#withdraw(p.cidr),
+      )
+    } catch (error) {
+      this.#withdrawLater(p.cidr).catch(() => {})
+      throw error
+    }
+  }
+
+  /** Delete the key of a prefix if it is still this node's (another node may own it since). */
+  async #withdraw(cidr: string): Promise<void> {
+    const key = `${this.keyPrefix}${cidr}`
     const c = this.#client
-    await retryUntil(
-      `withdraw ${p.cidr}`,
-      this.#where,
-      Date.now() + this.#timeoutMs,
-      () => this.#closed,
-      () =>
-        // Only our own entry: another node may have published the same prefix since.
-        c
-          .get(key)
-          .string()
-          .then(async (v) => {
-            if (v === null) return
-            const owner = (JSON.parse(v) as SharedIPCacheEntry).node
-            if (owner === this.node)
-              await c.if(key, 'Value', '==', v).then(c.delete().key(key)).commit()
-          }),
-    )
+    const v = await c.get(key).string()
+    if (v === null) return
+    const owner = (JSON.parse(v) as SharedIPCacheEntry).node
+    if (owner === this.node) await c.if(key, 'Value', '==', v).then(c.delete().key(key)).commit()
+  }
+
+  /** Keep trying to withdraw until etcd answers (the lease lives on, so would the key). */
+  async #withdrawLater(cidr: string): Promise<void> {
+    for (;;) {
+      // Published again in the meantime: the publish path owns the key now.
+      if (this.#closed || this.#published.has(cidr)) return
+      try {
+        await this.#withdraw(cidr)
+        return
+      } catch {
+        await sleep(500)
+      }
+    }
   }
 
   /** Prefixes this node publishes. */
