@@ -29,6 +29,7 @@ export const projects: TestProjectInlineConfiguration[] = [
   pkg('maglev'),
   pkg('policy'),
   pkg('identity'),
+  pkg('cluster'),
   pkg('bandwidth'),
   pkg('datapath'),
   pkg('flows'),

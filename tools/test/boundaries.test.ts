@@ -38,6 +38,7 @@ const LAYER: Record<string, number> = {
   '@membrane/identity': 1,
   '@membrane/maglev': 1,
   '@membrane/bandwidth': 1,
+  '@membrane/cluster': 1,
   '@membrane/datapath': 2,
   '@membrane/flows': 3,
   '@membrane/l7proxy': 3,

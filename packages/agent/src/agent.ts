@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { release } from 'node:os'
 import { parseBandwidth } from '@membrane/bandwidth'
+import type { DocumentSet } from '@membrane/cluster'
 import {
   buildServiceMap,
   FlowMetrics,
@@ -25,6 +26,7 @@ import {
   serviceDeleteEvent,
   serviceUpsertEvent,
 } from './internal/agent-events'
+import { ClusterPlane } from './internal/cluster'
 import { crashPoint } from './internal/crash'
 import { type DatapathParts, openDatapath } from './internal/datapath'
 import { createObserver, flowToJson } from './internal/flows'
@@ -174,6 +176,12 @@ export class Agent {
   #state: AgentState = emptyState()
   #ipam: Ipam
   #identity = new IdentityService()
+  /** The etcd client shared by the allocator and the cluster (kvstore etcd). */
+  #etcd: { close(): void } | undefined
+  /** This node's part of a cluster (config clusterPoolCidr). */
+  #cluster: ClusterPlane | undefined
+  /** The cluster service specs last applied: key -> JSON. */
+  readonly #clusterServices = new Map<string, string>()
   #policy: PolicyService
   /** Parses policy text in a worker thread (bounded in time and memory). */
   #parser: PolicyParser | undefined
@@ -322,7 +330,11 @@ export class Agent {
       }
       this.#unwatch()
       this.#unsubIpcacheEvents()
+      await this.#cluster?.close({ revoke: false }).catch(() => {})
+      this.#cluster = undefined
       await this.#identity.close().catch(() => {})
+      this.#etcd?.close()
+      this.#etcd = undefined
       throw error
     }
   }
@@ -338,7 +350,10 @@ export class Agent {
       this.log.warn({ err: error }, 'cgroup v2 unavailable; socket load balancing disabled')
     })
     this.#state = this.#store.load()
-    const ipam = new Ipam(this.config.ipamPool)
+    this.#identity = new IdentityService(await this.#createAllocator())
+    if (this.#cluster) await this.#cluster.shareIpcache(this.#identity.ipcache)
+    // In a cluster the endpoint pool is the node's pod CIDR, claimed through etcd.
+    const ipam = new Ipam(this.#cluster?.podCidr ?? this.config.ipamPool)
     for (const ep of this.#state.endpoints) {
       if (ipam.contains(ep.ipv4)) ipam.claim(ep.ipv4)
     }
@@ -375,8 +390,7 @@ export class Agent {
     await this.#syncCidrIdentities()
     for (const svc of this.#state.services) this.#policy.repo.updateService(serviceInfo(svc))
     for (const ep of this.#state.endpoints) {
-      if (ep.identity !== undefined)
-        this.#identity.ipcache.upsert(`${ep.ipv4}/32`, { identity: ep.identity })
+      if (ep.identity !== undefined) this.#publishIp(ep.ipv4, ep.identity)
     }
     if (changed.length > 0) this.#save()
     await ensureHostDevice(hostDeviceName(this.config.prefix), this.#ipam.router)
@@ -428,6 +442,14 @@ export class Agent {
     await this.#rollBackCreates()
     this.#running = true
     await this.#serial(() => this.#reconcile())
+    if (this.#cluster) {
+      // The cluster's sets win over the saved ones (once the cluster has written them).
+      await this.#cluster.follow({
+        policies: (set) => this.#applyClusterPolicies(set),
+        services: (set) => this.#applyClusterServices(set),
+      })
+      if (!this.#dp) await this.#cluster.registry.setHealth('degraded: datapath not loaded')
+    }
     this.observer.publishAgentEvent(agentStartedEvent())
     this.log.info(
       {
@@ -443,16 +465,27 @@ export class Agent {
   async #createAllocator(): Promise<IdentityAllocator | undefined> {
     const kv = this.config.kvstore
     if (kv.type === 'memory') return undefined
-    const { EtcdAllocator } = await import('@membrane/identity/etcd')
+    const { createEtcdClient, EtcdAllocator } = await import('@membrane/identity/etcd')
     try {
+      // One connection for the allocator and the cluster; the node name is key-safe (config).
+      const client = createEtcdClient({ endpoints: kv.endpoints })
+      this.#etcd = client
+      // The node's name is checked (and its record written) before the allocator writes
+      // anything under it.
+      if (this.config.clusterPoolCidr !== '') {
+        this.#cluster = await ClusterPlane.join(this.config, client, (error) =>
+          this.log.warn({ err: error }, 'cluster background error'),
+        )
+      }
       return await EtcdAllocator.create({
-        endpoints: kv.endpoints,
-        node: this.config.nodeName.replace(/[^A-Za-z0-9._-]/g, '-'),
+        client,
+        node: this.config.nodeName,
         connectTimeoutMs: 10_000,
         onError: (error: unknown) =>
           this.log.warn({ err: error }, 'etcd allocator background error'),
       })
     } catch (error) {
+      if (error instanceof AgentError) throw error
       throw new AgentError(
         'UNAVAILABLE',
         `kvstore etcd at ${kv.endpoints.join(', ')}: ${(error as Error).message}`,
@@ -505,7 +538,13 @@ export class Agent {
     await this.#parser?.close()
     this.#parser = undefined
     this.#unwatch()
+    // A purge leaves the cluster now; a plain stop lets the lease run out (a restart within
+    // the TTL is seamless for other nodes).
+    await this.#cluster?.close({ revoke: options.purge === true }).catch(() => {})
+    this.#cluster = undefined
     await this.#identity.close().catch(() => {})
+    this.#etcd?.close()
+    this.#etcd = undefined
     this.log.info({ purge: options.purge === true }, 'agent stopped')
   }
 
@@ -554,7 +593,7 @@ export class Agent {
       crashPoint('intent-saved')
       try {
         record.identity = await this.#identity.allocate(record)
-        this.#identity.ipcache.upsert(`${record.ipv4}/32`, { identity: record.identity })
+        this.#publishIp(record.ipv4, record.identity)
         crashPoint('identity-allocated')
         this.#policy.track(record)
         await this.#realizeEndpoint(record)
@@ -562,7 +601,7 @@ export class Agent {
       } catch (error) {
         await this.#unrealizeEndpoint(record).catch(() => {})
         this.#policy.untrack(record.id)
-        this.#identity.ipcache.delete(`${record.ipv4}/32`)
+        this.#withdrawIp(record.ipv4)
         if (record.identity !== undefined) await this.#identity.release(record)
         this.#ipam.release(record.ipv4)
         forget()
@@ -618,10 +657,40 @@ export class Agent {
 
   // ---------------------------------------------------------------- services
 
-  /** Create or replace a service. */
-  createService(input: ServiceSpec): Promise<ServiceRecord> {
-    return this.#serial(async () => {
-      const spec = normalizeServiceSpec(input)
+  /**
+   * Create or replace a service. In a cluster it is saved in the cluster's service set and
+   * applied on every node (this one before the answer).
+   */
+  async createService(input: ServiceSpec): Promise<ServiceRecord> {
+    const spec = normalizeServiceSpec(input)
+    const key = `${spec.namespace}/${spec.name}`
+    if (this.#cluster) {
+      this.#checkServiceClash(spec, key)
+      await this.#cluster.change('services', { put: [{ key, document: spec }] })
+      const saved = this.#state.services.find((s) => s.key === key)
+      if (!saved) throw new AgentError('INTERNAL', `service ${key} was not applied`)
+      return saved
+    }
+    return this.#serial(() => this.#saveService(spec))
+  }
+
+  #checkServiceClash(spec: ReturnType<typeof normalizeServiceSpec>, key: string): void {
+    const clash = this.#state.services.find(
+      (s) =>
+        s.key !== key && s.vip === spec.vip && s.port === spec.port && s.protocol === spec.protocol,
+    )
+    if (clash) {
+      throw new AgentError(
+        'CONFLICT',
+        `${spec.vip}:${spec.port}/${spec.protocol} is already service ${clash.key}`,
+        { field: 'vip' },
+      )
+    }
+  }
+
+  /** Save a service locally and make the datapath and policy follow (inside the queue). */
+  async #saveService(spec: ReturnType<typeof normalizeServiceSpec>): Promise<ServiceRecord> {
+    {
       const key = `${spec.namespace}/${spec.name}`
       const clash = this.#state.services.find(
         (s) =>
@@ -661,7 +730,7 @@ export class Agent {
       this.observer.publishAgentEvent(serviceUpsertEvent(record))
       this.#notify('service saved', { service: key, backends: record.backends.length })
       return record
-    })
+    }
   }
 
   /** Every service. */
@@ -669,10 +738,21 @@ export class Agent {
     return [...this.#state.services]
   }
 
-  /** Delete a service by `namespace/name` (or `name` in `default`). */
-  deleteService(ref: string): Promise<ServiceRecord> {
-    return this.#serial(async () => {
-      const key = ref.includes('/') ? ref : `default/${ref}`
+  /** Delete a service by `namespace/name` (or `name` in `default`); in a cluster, on every node. */
+  async deleteService(ref: string): Promise<ServiceRecord> {
+    const key = ref.includes('/') ? ref : `default/${ref}`
+    const cluster = this.#cluster
+    if (cluster) {
+      const svc = this.#state.services.find((s) => s.key === key)
+      if (!svc) throw new AgentError('NOT_FOUND', `service ${key} not found`, { field: 'name' })
+      await cluster.change('services', { delete: [key] })
+      return svc
+    }
+    return this.#serial(() => this.#removeService(key))
+  }
+
+  async #removeService(key: string): Promise<ServiceRecord> {
+    {
       const svc = this.#state.services.find((s) => s.key === key)
       if (!svc) throw new AgentError('NOT_FOUND', `service ${key} not found`, { field: 'name' })
       this.#state.services = this.#state.services.filter((s) => s.key !== key)
@@ -682,6 +762,34 @@ export class Agent {
       this.#save()
       this.observer.publishAgentEvent(serviceDeleteEvent(svc))
       return svc
+    }
+  }
+
+  /**
+   * The cluster's service set changed: save what is new or different, remove what is gone, in
+   * the queue like a local change. The set's first revision replaces the saved services.
+   */
+  #applyClusterServices(set: DocumentSet): Promise<void> {
+    return this.#serial(async () => {
+      for (const [key, doc] of set.documents) {
+        const text = JSON.stringify(doc)
+        if (this.#clusterServices.get(key) === text) continue
+        try {
+          await this.#saveService(normalizeServiceSpec(doc))
+          this.#clusterServices.set(key, text)
+        } catch (error) {
+          this.log.error(
+            { err: error, service: key, revision: set.revision },
+            'cluster service not applied',
+          )
+        }
+      }
+      for (const svc of [...this.#state.services]) {
+        if (set.documents.has(svc.key)) continue
+        await this.#removeService(svc.key)
+        this.#clusterServices.delete(svc.key)
+      }
+      this.#notify('cluster services applied', { revision: set.revision })
     })
   }
 
@@ -694,13 +802,25 @@ export class Agent {
   async importPolicy(
     text: unknown,
     source = 'policy',
-  ): Promise<{ revision: number; policies: PolicyView[] }> {
+  ): Promise<{ revision: number; clusterRevision?: number; policies: PolicyView[] }> {
     if (typeof text !== 'string' || text.trim() === '') {
       throw invalid('text', `expected the policy document text of ${source}`)
     }
     if (!this.#parser) throw new AgentError('UNAVAILABLE', 'the agent is not running')
     // Parsed and validated in the worker, outside the queue: a long parse delays no other change.
     const { objects, docs } = await this.#parser.parse(text, source)
+    if (this.#cluster) {
+      // In a cluster the documents go into the cluster's set (every node applies it).
+      const clusterRevision = await this.#cluster.change('policies', {
+        put: docs.map((d, i) => ({ key: d.ref, document: objects[i] })),
+      })
+      const keys = new Set(docs.map((d) => d.ref))
+      return {
+        revision: this.#policy.repo.revision,
+        clusterRevision,
+        policies: this.#state.policies.filter((p) => keys.has(p.key)).map(policyView),
+      }
+    }
     return this.#serial(async () => {
       const refs = new Set(docs.map((d) => d.ref))
       const replaced = this.#policy.repo.policies.filter((d) => refs.has(d.ref))
@@ -746,13 +866,16 @@ export class Agent {
     return this.#state.policies.map((p) => ({ ...policyView(p), document: p.document }))
   }
 
-  /** Delete policies by name (and optionally namespace and kind); NOT_FOUND when none match. */
-  deletePolicy(q: {
+  /**
+   * Delete policies by name (and optionally namespace and kind); NOT_FOUND when none match. In
+   * a cluster they leave the cluster's set (every node).
+   */
+  async deletePolicy(q: {
     name: string
     namespace?: string
     kind?: string
   }): Promise<{ revision: number; deleted: PolicyView[] }> {
-    return this.#serial(async () => {
+    const match = () => {
       const victims = this.#state.policies.filter(
         (p) =>
           p.name === q.name &&
@@ -768,6 +891,15 @@ export class Agent {
           },
         )
       }
+      return victims
+    }
+    if (this.#cluster) {
+      const victims = match()
+      await this.#cluster.change('policies', { delete: victims.map((v) => v.key) })
+      return { revision: this.#policy.repo.revision, deleted: victims.map(policyView) }
+    }
+    return this.#serial(async () => {
+      const victims = match()
       const rules = victims.flatMap((v) => this.#policy.repo.rulesOf(v.key))
       const revision = this.#policy.repo.delete(victims.map((v) => v.key))
       await this.#syncCidrIdentities()
@@ -777,6 +909,63 @@ export class Agent {
       this.observer.publishAgentEvent(policyEvent(rules, revision, false))
       this.#notify('policy deleted', { policies: victims.map((v) => v.key), revision })
       return { revision, deleted: victims.map(policyView) }
+    })
+  }
+
+  /**
+   * The hook of the cluster's policy set: the documents that are new or changed are parsed
+   * together (one failing document: nothing of this revision is applied), then the repository,
+   * the saved state and the maps change in one step of the queue, as a local import does.
+   */
+  #applyClusterPolicies(set: DocumentSet): Promise<void> {
+    return this.#serial(async () => {
+      const parser = this.#parser
+      if (!parser) return
+      const current = new Map(this.#state.policies.map((p) => [p.key, p]))
+      const changed = [...set.documents].filter(
+        ([k, d]) => JSON.stringify(current.get(k)?.document) !== JSON.stringify(d),
+      )
+      const removed = [...current.keys()].filter((k) => !set.documents.has(k))
+      if (changed.length === 0 && removed.length === 0) return
+      let parsed: Awaited<ReturnType<PolicyParser['parse']>> | undefined
+      if (changed.length > 0) {
+        try {
+          parsed = await parser.parse(
+            changed.map(([, d]) => JSON.stringify(d)).join('\n---\n'),
+            `cluster policy revision ${set.revision}`,
+          )
+        } catch (error) {
+          this.log.error({ err: error, revision: set.revision }, 'cluster policies NOT applied')
+          return
+        }
+      }
+      let revision = this.#policy.repo.revision
+      if (parsed) revision = this.#policy.repo.upsert(parsed.docs)
+      if (removed.length > 0) revision = this.#policy.repo.delete(removed)
+      await this.#syncCidrIdentities()
+      const now = new Date().toISOString()
+      const records: PolicyRecord[] = (parsed?.docs ?? []).map((d, i) => ({
+        key: d.ref,
+        kind: d.kind,
+        name: d.name,
+        ...(d.namespace !== undefined ? { namespace: d.namespace } : {}),
+        document: parsed?.objects[i],
+        importedAt: now,
+      }))
+      const replaced = new Set([...records.map((r) => r.key), ...removed])
+      this.#state.policies = [
+        ...this.#state.policies.filter((p) => !replaced.has(p.key)),
+        ...records,
+      ]
+      this.#save()
+      const changes = await this.#applyPolicy()
+      this.#notify('cluster policies applied', {
+        clusterRevision: set.revision,
+        revision,
+        imported: records.map((r) => r.key),
+        deleted: removed,
+        mapChanges: changes,
+      })
     })
   }
 
@@ -965,11 +1154,34 @@ export class Agent {
     }))
   }
 
+  /** The cluster's live nodes (this one only, when not in a cluster). */
+  listNodes(): {
+    name: string
+    nodeIP: string
+    podCidr: string
+    routingMode: string
+    health: string
+  }[] {
+    if (this.#cluster) return this.#cluster.nodes()
+    return [
+      {
+        name: this.config.nodeName,
+        nodeIP: this.config.nodeIP,
+        podCidr: this.#ipam.cidr,
+        routingMode: 'local',
+        health: 'ready',
+      },
+    ]
+  }
+
   /** The node's ipcache (prefix -> identity), as the datapath's LPM map should hold it. */
-  ipcacheEntries(): { cidr: string; identity: number; source: string }[] {
-    return this.#identity.ipcache
-      .dump()
-      .map((e) => ({ cidr: e.cidr, identity: e.identity, source: e.source }))
+  ipcacheEntries(): { cidr: string; identity: number; source: string; tunnelEndpoint?: string }[] {
+    return this.#identity.ipcache.dump().map((e) => ({
+      cidr: e.cidr,
+      identity: e.identity,
+      source: e.source,
+      ...(e.tunnelEndpoint !== undefined ? { tunnelEndpoint: e.tunnelEndpoint } : {}),
+    }))
   }
 
   // ---------------------------------------------------------------- status
@@ -992,6 +1204,9 @@ export class Agent {
           state: 'ok',
           detail: `revision ${this.#policy.repo.revision}, ${this.#policy.repo.rules.length} rules`,
         },
+        ...(this.#cluster
+          ? { cluster: { state: 'ok' as const, detail: this.#cluster.detail() } }
+          : {}),
         datapath: this.#dp
           ? {
               state: 'ok',
@@ -1050,6 +1265,17 @@ export class Agent {
 
   #save(): void {
     this.#store.save(this.#state)
+  }
+
+  /** An endpoint's address in the ipcache (in a cluster: published, tunnel endpoint = node IP). */
+  #publishIp(ip: string, identity: number): void {
+    if (this.#cluster) this.#cluster.publish(`${ip}/32`, identity)
+    else this.#identity.ipcache.upsert(`${ip}/32`, { identity })
+  }
+
+  #withdrawIp(ip: string): void {
+    if (this.#cluster) this.#cluster.withdraw(`${ip}/32`)
+    else this.#identity.ipcache.delete(`${ip}/32`)
   }
 
   #findEndpoint(namespace: string, name: string): EndpointRecord | undefined {
@@ -1281,7 +1507,7 @@ export class Agent {
   async #deleteEndpoint(ep: EndpointRecord): Promise<void> {
     await this.#unrealizeEndpoint(ep)
     this.#ipam.release(ep.ipv4)
-    this.#identity.ipcache.delete(`${ep.ipv4}/32`)
+    this.#withdrawIp(ep.ipv4)
     if (ep.identity !== undefined) await this.#identity.release(ep)
     this.#policy.untrack(ep.id)
     this.#state.endpoints = this.#state.endpoints.filter((e) => e !== ep)

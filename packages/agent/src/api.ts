@@ -75,6 +75,7 @@ export function apiRoutes(agent: Agent): Route[] {
     r('GET', '/v1/bpf/lb', () => agent.bpfServices()),
     r('GET', '/v1/identities', () => agent.listIdentities()),
     r('GET', '/v1/ipcache', () => agent.ipcacheEntries()),
+    r('GET', '/v1/nodes', () => agent.listNodes()),
     r('GET', '/v1/flows', async ({ query, res }) => {
       const filter = filterFromQuery(query)
       const lastText = query.get('last') ?? '20'

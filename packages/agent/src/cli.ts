@@ -153,6 +153,16 @@ const AGENT_CONFIG_FLAGS: readonly [
   ['prefix', 'prefix', 'NAME', 'starts every interface and namespace name, 1..6 chars'],
   ['proxy-port', 'proxyPort', 'N', 'port of the L7 proxy, 0 for any free one'],
   ['socket-lb-cgroups', 'socketLbCgroups', 'PATH,...', 'cgroups with socket-level LB'],
+  ['node-name', 'nodeName', 'NAME', 'this node in flows and etcd keys'],
+  ['node-ip', 'nodeIP', 'IPV4', "this node's underlay address (cluster tunnel endpoint)"],
+  [
+    'cluster-pool',
+    'clusterPoolCidr',
+    'CIDR',
+    'join a cluster: pool of the pod CIDRs (kvstore etcd)',
+  ],
+  ['cluster-pool-mask', 'clusterPoolMaskSize', 'N', "length of each node's pod CIDR"],
+  ['routing-mode', 'routingMode', 'MODE', 'tunnel or native, to other nodes'],
 ]
 
 function agentFlagsHelp(): string {
@@ -161,7 +171,13 @@ function agentFlagsHelp(): string {
     ['--config FILE', 'YAML or JSON configuration; flags override it'],
     ...AGENT_CONFIG_FLAGS.map(([flag, key, arg, what]): [string, string] => {
       const d = defaults[key]
-      const shown = Array.isArray(d) ? (d.length ? d.join(',') : 'none') : String(d)
+      const shown = Array.isArray(d)
+        ? d.length
+          ? d.join(',')
+          : 'none'
+        : d === ''
+          ? 'none'
+          : String(d)
       return [`--${flag} ${arg}`, `${what} (default ${shown})`]
     }),
     ['--kvstore memory|etcd', 'where identities are allocated (default memory)'],

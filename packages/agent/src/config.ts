@@ -2,10 +2,14 @@ import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { isAbsolute } from 'node:path'
 import { DEFAULT_REDACTED_HEADERS } from '@membrane/flows'
+import { isNodeName, NODE_NAME_RULE, parseIpv4 } from '@membrane/types'
 import { parse as parseYaml } from 'yaml'
 import { AgentError, invalid } from './errors'
 import { parsePool } from './internal/ipam'
 import { validatePrefix } from './internal/names'
+
+/** How pods reach other nodes' pods (see {@link AgentConfig.routingMode}). */
+export type RoutingMode = 'tunnel' | 'native'
 
 /** Where identities (and the ipcache) are kept. */
 export type KvstoreConfig = { type: 'memory' } | { type: 'etcd'; endpoints: string[] }
@@ -35,12 +39,30 @@ export interface AgentConfig {
   prefix: string
   /** cgroup v2 mount for socket-level load balancing. Default `/sys/fs/cgroup`. */
   cgroupRoot: string
-  /** This node's name in flows. Default: the host name. */
+  /**
+   * This node's name in flows and, with kvstore etcd, in etcd keys (then 1..253 characters of
+   * [A-Za-z0-9._-], starting with a letter or digit). Default: the host name.
+   */
   nodeName: string
   /** This node's labels (`key=value`), carried by every flow as node_labels. Default none. */
   nodeLabels: string[]
   /** The cluster's name, carried by local endpoints in flows (cluster_name). Default `default`. */
   clusterName: string
+  /**
+   * This node's underlay IPv4 address: the tunnel endpoint other nodes send its pods' traffic
+   * to. Required with `clusterPoolCidr`. Default none.
+   */
+  nodeIP: string
+  /**
+   * Join a cluster: the IPv4 pool every node's pod CIDR is cut from (needs kvstore etcd and
+   * `nodeIP`). The node's endpoint pool is then its pod CIDR, claimed through etcd, instead of
+   * `ipamPool`. Default none: a single node.
+   */
+  clusterPoolCidr: string
+  /** Length of each node's pod CIDR in the cluster pool. Default 24. */
+  clusterPoolMaskSize: number
+  /** How pods reach other nodes' pods: `tunnel` (VXLAN, VNI = identity) or `native` routes. Default `tunnel`. */
+  routingMode: RoutingMode
   /** Port of the L7 proxy on the router address; 0 picks a free port. Default 15001. */
   proxyPort: number
   /**
@@ -91,6 +113,10 @@ export function defaultConfig(): AgentConfig {
     nodeName: hostname(),
     nodeLabels: [],
     clusterName: 'default',
+    nodeIP: '',
+    clusterPoolCidr: '',
+    clusterPoolMaskSize: 24,
+    routingMode: 'tunnel',
     proxyPort: 15001,
     socketLbCgroups: [],
     policyParseTimeoutMs: 60_000,
@@ -111,6 +137,7 @@ const KEYS = Object.keys(defaultConfig()) as (keyof AgentConfig)[]
 export function resolveConfig(
   partial: Record<string, unknown> = {},
   source = 'config',
+  options: { complete?: boolean } = {},
 ): AgentConfig {
   const out = defaultConfig()
   for (const [key, value] of Object.entries(partial)) {
@@ -133,8 +160,36 @@ export function resolveConfig(
         parsePool(field, value)
         out.ipamPool = value as string
         break
+      case 'nodeIP':
+        if (value !== '' && (typeof value !== 'string' || parseIpv4(value) === undefined)) {
+          throw invalid(
+            field,
+            `expected an IPv4 address like 192.168.0.10, got ${JSON.stringify(value)}`,
+          )
+        }
+        out.nodeIP = value as string
+        break
+      case 'clusterPoolCidr':
+        if (value !== '') parsePool(field, value)
+        out.clusterPoolCidr = value as string
+        break
+      case 'routingMode':
+        if (value !== 'tunnel' && value !== 'native') {
+          throw invalid(field, `expected tunnel or native, got ${JSON.stringify(value)}`)
+        }
+        out.routingMode = value
+        break
+      case 'clusterPoolMaskSize':
       case 'metricsPort':
       case 'proxyPort': {
+        if (key === 'clusterPoolMaskSize') {
+          const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : value
+          if (typeof n !== 'number' || !Number.isInteger(n) || n < 9 || n > 30) {
+            throw invalid(field, `expected a prefix length 9..30, got ${JSON.stringify(value)}`)
+          }
+          out.clusterPoolMaskSize = n
+          break
+        }
         const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : value
         if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
           throw invalid(field, `expected a port number 0..65535, got ${JSON.stringify(value)}`)
@@ -235,7 +290,41 @@ export function resolveConfig(
       }
     }
   }
+  if (options.complete !== false) checkCluster(out, source)
   return out
+}
+
+/**
+ * The settings that only make sense together: etcd keys need key-safe node names (two names,
+ * two keys), and a cluster needs etcd, a node IP and a pool its pod CIDRs fit in.
+ */
+function checkCluster(config: AgentConfig, source: string): void {
+  if (config.kvstore.type === 'etcd' && !isNodeName(config.nodeName)) {
+    throw invalid(
+      `${source}.nodeName`,
+      `with kvstore etcd the node name is part of etcd keys: expected ${NODE_NAME_RULE}, got ${JSON.stringify(config.nodeName)}`,
+    )
+  }
+  if (config.clusterPoolCidr === '') return
+  if (config.kvstore.type !== 'etcd') {
+    throw invalid(
+      `${source}.clusterPoolCidr`,
+      'a cluster keeps its state in etcd: set kvstore to { type: etcd, endpoints: [...] }',
+    )
+  }
+  if (config.nodeIP === '') {
+    throw invalid(
+      `${source}.nodeIP`,
+      'required with clusterPoolCidr: the IPv4 address other nodes reach this node at',
+    )
+  }
+  const poolLength = Number(config.clusterPoolCidr.split('/')[1])
+  if (config.clusterPoolMaskSize <= poolLength || config.clusterPoolMaskSize > 28) {
+    throw invalid(
+      `${source}.clusterPoolMaskSize`,
+      `expected a length longer than the pool's /${poolLength} and at most /28 (a pod CIDR holds the router and endpoints), got ${config.clusterPoolMaskSize}`,
+    )
+  }
 }
 
 function parseKvstore(field: string, value: unknown): KvstoreConfig {
@@ -300,7 +389,7 @@ export function loadConfig(
   options: { file?: string; flags?: Record<string, unknown> } = {},
 ): AgentConfig {
   const fromFile = options.file ? readConfigFile(options.file) : {}
-  const merged = resolveConfig(fromFile, options.file ?? 'config')
+  const merged = resolveConfig(fromFile, options.file ?? 'config', { complete: false })
   const flags = Object.fromEntries(
     Object.entries(options.flags ?? {}).filter(([, v]) => v !== undefined),
   )

@@ -3,5 +3,6 @@
 export type { EtcdAllocatorOptions, GarbageCollectionResult } from './_etcd/allocator'
 export { DEFAULT_IDENTITY_PREFIX, EtcdAllocator } from './_etcd/allocator'
 export type { EtcdConnectionOptions } from './_etcd/client'
+export { createEtcdClient } from './_etcd/client'
 export type { EtcdIPCacheSyncOptions, SharedIPCacheEntry } from './_etcd/ipcache-sync'
 export { DEFAULT_IPCACHE_PREFIX, EtcdIPCacheSync } from './_etcd/ipcache-sync'

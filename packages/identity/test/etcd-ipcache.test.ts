@@ -108,6 +108,35 @@ describe.skipIf(!check.ok)(
       )
     })
 
+    it('withdraws what was deleted while etcd was down once it is back', async () => {
+      const prefix = `test/ip/${process.pid}-${++counter}`
+      const ipcache = new IPCache()
+      // A lease that outlives the outage: only the withdrawal can remove the key.
+      const a = await EtcdIPCacheSync.create({
+        endpoints: etcd.endpoint,
+        node: 'node-a',
+        ipcache,
+        prefix,
+        leaseTtlSeconds: 60,
+        timeoutMs: 300,
+      })
+      open.push(a)
+      await a.upsert('10.8.8.8', { identity: 888 })
+      const b = await node('node-b', prefix)
+      await vi.waitFor(() => expect(b.ipcache.get('10.8.8.8')?.identity).toBe(888))
+      await etcd.kill()
+      try {
+        await expect(a.delete('10.8.8.8')).rejects.toMatchObject({ code: 'BACKEND_UNAVAILABLE' })
+        expect(ipcache.get('10.8.8.8')).toBeUndefined()
+      } finally {
+        await etcd.restart()
+      }
+      await vi.waitFor(() => expect(b.ipcache.get('10.8.8.8')).toBeUndefined(), {
+        timeout: 15_000,
+        interval: 200,
+      })
+    })
+
     it('publishes again when another node that overwrote the prefix withdraws it', async () => {
       const prefix = `test/ip/${process.pid}-${++counter}`
       const a = await node('node-a', prefix)

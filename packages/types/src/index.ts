@@ -102,4 +102,5 @@ export {
   markIdentity,
   proxyMark,
 } from './marks'
+export { isNodeName, NODE_NAME_RULE } from './node'
 export type { ProxyOrigin } from './proxy-origin'

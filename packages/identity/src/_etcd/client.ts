@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module'
+import { isNodeName, NODE_NAME_RULE } from '@membrane/types'
 import { ExponentialBackoff, type IBackoff, noop } from 'cockatiel'
 import type { Etcd3, IKeyValue, IOptions, ITxnResponse, Lease } from 'etcd3'
 import { IdentityError, IdentityErrorCode } from '../errors'
@@ -85,6 +86,20 @@ export function connect(options: EtcdConnectionOptions): {
   return { client, owned: true, where: hosts.join(',') }
 }
 
+/**
+ * An etcd3 client as this package's etcd backends use it (no hidden retries or breakers, a
+ * deadline per call), for callers that share one connection between the allocator, the
+ * ipcache sync and `@membrane/cluster`. The caller closes it.
+ *
+ * @throws IdentityError `INVALID_OPTION` for a bad endpoint, `DEPENDENCY_MISSING` without etcd3.
+ * @example
+ * const client = createEtcdClient({ endpoints: 'http://127.0.0.1:2379' })
+ * const ids = await EtcdAllocator.create({ client, node: 'node-1' })
+ */
+export function createEtcdClient(options: Omit<EtcdConnectionOptions, 'client'>): Etcd3 {
+  return connect(options).client
+}
+
 /** The first key-value of the i-th range response of a transaction. @internal */
 function txnKv(r: ITxnResponse, i: number): IKeyValue | undefined {
   return r.responses[i]?.response_range?.kvs[0]
@@ -102,10 +117,10 @@ export function sleep(ms: number): Promise<void> {
 
 /** A node name becomes part of etcd keys: keep it to [A-Za-z0-9._-]. @internal */
 export function validateNodeName(node: unknown): string {
-  if (typeof node !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(node)) {
+  if (!isNodeName(node)) {
     throw new IdentityError(
       IdentityErrorCode.INVALID_OPTION,
-      `node name ${JSON.stringify(node)}: expected 1..253 characters of [A-Za-z0-9._-], starting with a letter or digit`,
+      `node name ${JSON.stringify(node)}: expected ${NODE_NAME_RULE}`,
       { input: node },
     )
   }

@@ -1,4 +1,4 @@
-import type { Prefix } from '@membrane/types'
+import { type Prefix, parseIp } from '@membrane/types'
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import { toPrefix } from '../_prefix'
 import { IdentityError, IdentityErrorCode } from '../errors'
@@ -26,6 +26,11 @@ export interface EtcdIPCacheSyncOptions extends EtcdConnectionOptions {
   prefix?: string
   /** Namespace segment under the prefix (Cilium uses the cluster name). Default `default`. */
   cluster?: string
+  /**
+   * This node's IP: written as the tunnel endpoint of every entry it publishes (other nodes
+   * tunnel to it), while its local ipcache keeps its own entries without one. Default none.
+   */
+  tunnelEndpoint?: string
   /** Lease TTL of published entries: a dead node's entries vanish this long after it died. Default 15. */
   leaseTtlSeconds?: number
   /** How long a publish waits for etcd before failing retryably. Default 5000 ms. */
@@ -68,6 +73,7 @@ export class EtcdIPCacheSync {
   readonly #ttl: number
   readonly #timeoutMs: number
   readonly #onError: (e: Error) => void
+  readonly #tunnelEndpoint: string | undefined
   /** What this node publishes: cidr -> value. */
   readonly #published = new Map<string, string>()
   /** Remote entries currently applied: cidr. */
@@ -91,6 +97,14 @@ export class EtcdIPCacheSync {
     this.#ttl = options.leaseTtlSeconds ?? 15
     this.#timeoutMs = options.timeoutMs ?? 5000
     this.#onError = options.onError ?? (() => {})
+    if (options.tunnelEndpoint !== undefined && parseIp(options.tunnelEndpoint) === undefined) {
+      throw new IdentityError(
+        IdentityErrorCode.INVALID_OPTION,
+        `tunnelEndpoint ${JSON.stringify(options.tunnelEndpoint)}: expected an IP address`,
+        { input: options.tunnelEndpoint },
+      )
+    }
+    this.#tunnelEndpoint = options.tunnelEndpoint
     this.#lease = new NodeLease(
       this.#client,
       this.#ttl,
@@ -224,7 +238,8 @@ export class EtcdIPCacheSync {
     const applied = this.#ipcache.sources(p).find((e) => e.source === 'local') as IPCacheEntry
     const shared: SharedIPCacheEntry = { cidr: p.cidr, identity: applied.identity, node: this.node }
     if (applied.encryptKey !== undefined) shared.encryptKey = applied.encryptKey
-    if (applied.tunnelEndpoint !== undefined) shared.tunnelEndpoint = applied.tunnelEndpoint
+    const tunnel = applied.tunnelEndpoint ?? this.#tunnelEndpoint
+    if (tunnel !== undefined) shared.tunnelEndpoint = tunnel
     const value = JSON.stringify(shared)
     this.#published.set(p.cidr, value)
     const deadline = Date.now() + this.#timeoutMs
@@ -245,31 +260,53 @@ export class EtcdIPCacheSync {
     }
   }
 
-  /** Withdraw this node's entry for a prefix, locally and in etcd. */
+  /**
+   * Withdraw this node's entry for a prefix, locally and in etcd.
+   *
+   * @throws IdentityError `BACKEND_UNAVAILABLE` (retryable) when etcd does not answer; the local
+   *   ipcache is then already updated and the key is withdrawn once etcd is back.
+   */
   async delete(prefix: string | Prefix): Promise<void> {
     if (this.#closed) throw new IdentityError(IdentityErrorCode.CLOSED, 'ipcache sync is closed')
     const p = toPrefix(prefix)
     this.#published.delete(p.cidr)
     this.#ipcache.delete(p, 'local')
-    const key = `${this.keyPrefix}${p.cidr}`
+    try {
+      await retryUntil(
+        `withdraw ${p.cidr}`,
+        this.#where,
+        Date.now() + this.#timeoutMs,
+        () => this.#closed,
+        () => this.#withdraw(p.cidr),
+      )
+    } catch (error) {
+      this.#withdrawLater(p.cidr).catch(() => {})
+      throw error
+    }
+  }
+
+  /** Delete the key of a prefix if it is still this node's (another node may own it since). */
+  async #withdraw(cidr: string): Promise<void> {
+    const key = `${this.keyPrefix}${cidr}`
     const c = this.#client
-    await retryUntil(
-      `withdraw ${p.cidr}`,
-      this.#where,
-      Date.now() + this.#timeoutMs,
-      () => this.#closed,
-      () =>
-        // Only our own entry: another node may have published the same prefix since.
-        c
-          .get(key)
-          .string()
-          .then(async (v) => {
-            if (v === null) return
-            const owner = (JSON.parse(v) as SharedIPCacheEntry).node
-            if (owner === this.node)
-              await c.if(key, 'Value', '==', v).then(c.delete().key(key)).commit()
-          }),
-    )
+    const v = await c.get(key).string()
+    if (v === null) return
+    const owner = (JSON.parse(v) as SharedIPCacheEntry).node
+    if (owner === this.node) await c.if(key, 'Value', '==', v).then(c.delete().key(key)).commit()
+  }
+
+  /** Keep trying to withdraw until etcd answers (the lease lives on, so would the key). */
+  async #withdrawLater(cidr: string): Promise<void> {
+    for (;;) {
+      // Published again in the meantime: the publish path owns the key now.
+      if (this.#closed || this.#published.has(cidr)) return
+      try {
+        await this.#withdraw(cidr)
+        return
+      } catch {
+        await sleep(500)
+      }
+    }
   }
 
   /** Prefixes this node publishes. */

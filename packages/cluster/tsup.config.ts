@@ -1,0 +1,3 @@
+import { membranePackage } from '../../tools/tsup.shared'
+
+export default membranePackage()
