@@ -290,7 +290,7 @@ export class BpfMap {
     const raw = this.#slotValue
     const stride = align8(this.#info.valueSize)
     raw.fill(0)
-    values.forEach((v, i) => raw.set(v, i * stride))
+    for (let i = 0; i < values.length; i++) raw.set(values[i] as Uint8Array, i * stride)
     this.#elem(CMD_UPDATE, key, f, 'update')
   }
 
