@@ -140,15 +140,16 @@ describeKernel(
         { text: 'POST /v1/request-landing 1 allowed', fill: rgb(EDGE_COLORS.allowed) },
         { text: 'PUT /v1/exhaust-port 1 denied', fill: rgb(EDGE_COLORS.denied) },
       ])
-      // Hover text and click details say which policy decided (or that none is known yet).
+      // Hover text and click details say which policy decided.
       const title = await page.textContent(`#servicemap g.edge${TIE} > title`)
       expect(title).toContain('HTTP PUT /v1/exhaust-port: 1 denied')
-      expect(title).toMatch(/denied by \S*rule1|policy unknown/)
+      expect(title).toContain('allowed by CiliumNetworkPolicy default/rule1')
+      expect(title).toContain('denied by CiliumNetworkPolicy default/rule1')
       await page.click(`#servicemap g.edge${TIE} text.counts`)
       const detail = await page.textContent('#edge-detail')
       expect(detail).toContain('default/tiefighter → default/deathstar')
       expect(detail).toContain('HTTP POST /v1/request-landing: 1 allowed')
-      expect(detail).toMatch(/rule1|policy unknown/)
+      expect(detail).toMatch(/default\/rule1/)
     })
 
     it('labels each flow row with its event type: the policy verdict and the drop read apart', async () => {
@@ -172,7 +173,8 @@ describeKernel(
       expect(new Set(xwingDrops.map((r) => r.event))).toEqual(
         new Set(['policy verdict (ingress)', 'drop']),
       )
-      for (const r of xwingDrops) expect(r.policy).toMatch(/denied by \S*rule1|policy unknown/)
+      for (const r of xwingDrops)
+        expect(r.policy).toBe('denied by CiliumNetworkPolicy default/rule1')
       const events = new Set(rows.map((r) => r.event))
       for (const e of [
         'trace (from-endpoint)',
