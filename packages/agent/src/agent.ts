@@ -358,7 +358,6 @@ export class Agent {
       if (ipam.contains(ep.ipv4)) ipam.claim(ep.ipv4)
     }
     this.#ipam = ipam
-    this.#identity = new IdentityService(await this.#createAllocator())
     // Every identity given to or taken from an address is an agent event (GetAgentEvents).
     this.#unsubIpcacheEvents = this.#identity.ipcache.subscribe((e) =>
       this.observer.publishAgentEvent(ipcacheEvent(e)),

@@ -9,7 +9,7 @@ import {
   NodeRegistry,
 } from '@membrane/cluster'
 import type { IPCache } from '@membrane/identity'
-import { EtcdIPCacheSync } from '@membrane/identity/etcd'
+import type { EtcdIPCacheSync } from '@membrane/identity/etcd'
 import type { Etcd3 } from 'etcd3'
 import type { AgentConfig } from '../config'
 import { AgentError } from '../errors'
@@ -111,6 +111,9 @@ export class ClusterPlane {
   /** Load the shared ipcache into `ipcache` and follow it; publish this node's endpoints. */
   async shareIpcache(ipcache: IPCache): Promise<void> {
     try {
+      // Loaded here: @membrane/identity/etcd needs the optional peer etcd3, which a single node
+      // (memory kvstore) does not install.
+      const { EtcdIPCacheSync } = await import('@membrane/identity/etcd')
       this.#sync = await EtcdIPCacheSync.create({
         client: this.#client,
         node: this.#config.nodeName,
